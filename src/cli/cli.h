@@ -1,0 +1,44 @@
+/* cli.h: what the command-line front end hands to each command. */
+#ifndef RS_CLI_CLI_H
+#define RS_CLI_CLI_H
+#include "resortsync.h"
+
+#define RS_CLI_MAX_OVERRIDES 64
+
+struct rs_cli {
+	const char *config_path;   /* -c, default "resort-sync.toml" */
+	int config_explicit;       /* -c was given */
+	const char *overrides[RS_CLI_MAX_OVERRIDES]; /* -o KEY=VALUE */
+	int n_overrides;
+	int verbosity;             /* -1 quiet, 0 default, 1 -v, 2 -vv */
+	int argc;                  /* the command's own arguments */
+	char **argv;
+};
+
+struct rs_cli_command {
+	const char *name;
+	int (*fn)(struct rs_cli *cli);  /* returns the exit status */
+};
+
+/* NULL-terminated table of commands (commands.c). */
+extern const struct rs_cli_command rs_cli_commands[];
+
+/*
+ * Load the configuration the way every command does: the file (a missing
+ * default file is fine, a missing -c file is an error), environment, -o
+ * overrides, validation; applies the log level unless -v/-q was given.
+ * On failure prints the error and returns NULL (exit status 2).
+ */
+rs_config *rs_cli_load_config(struct rs_cli *cli);
+
+/* Print "resort-sync: <message>" for err to stderr; returns the exit status for it. */
+int rs_cli_fail(const rs_error *err);
+
+/* The commands. */
+int rs_cmd_diff(struct rs_cli *cli);
+int rs_cmd_dump(struct rs_cli *cli);
+int rs_cmd_check(struct rs_cli *cli);
+int rs_cmd_status(struct rs_cli *cli);
+int rs_cmd_sync(struct rs_cli *cli);
+int rs_cmd_run(struct rs_cli *cli);
+#endif

@@ -1,0 +1,132 @@
+/* commands.c: the command table, config loading, and the diff/dump commands. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "config/config.h"
+#include "core/err.h"
+#include "core/log.h"
+
+const struct rs_cli_command rs_cli_commands[] = {
+	{"run", rs_cmd_run},       {"sync", rs_cmd_sync},     {"diff", rs_cmd_diff},
+	{"dump", rs_cmd_dump},     {"check", rs_cmd_check},   {"status", rs_cmd_status},
+	{NULL, NULL},
+};
+
+int rs_cli_fail(const rs_error *err)
+{
+	fprintf(stderr, "resort-sync: %s\n", err->message[0] ? err->message : rs_strerror(err->code));
+	return (err->code == RS_EUSAGE || err->code == RS_ECONFIG) ? 2 : 1;
+}
+
+rs_config *rs_cli_load_config(struct rs_cli *cli)
+{
+	rs_error err = {0};
+	rs_config *cfg = NULL;
+	const char *path = cli->config_path;
+	if (!cli->config_explicit && access(path, F_OK) != 0)
+		path = NULL; /* no default file: defaults + environment */
+	if (rs_config_load(&cfg, path, &err) != RS_OK) {
+		rs_cli_fail(&err);
+		return NULL;
+	}
+	for (int i = 0; i < cli->n_overrides; i++) {
+		char key[256];
+		const char *eq = strchr(cli->overrides[i], '=');
+		if (!eq || eq == cli->overrides[i] || (size_t)(eq - cli->overrides[i]) >= sizeof key) {
+			fprintf(stderr, "resort-sync: -o %s: expected KEY=VALUE\n", cli->overrides[i]);
+			rs_config_free(cfg);
+			return NULL;
+		}
+		memcpy(key, cli->overrides[i], (size_t)(eq - cli->overrides[i]));
+		key[eq - cli->overrides[i]] = '\0';
+		if (rs_config_set(cfg, key, eq + 1, &err) != RS_OK) {
+			rs_err_prefix(&err, "-o %s", cli->overrides[i]);
+			rs_cli_fail(&err);
+			rs_config_free(cfg);
+			return NULL;
+		}
+	}
+	if (cli->n_overrides && rs_config_finish(cfg, &err) != RS_OK) {
+		rs_cli_fail(&err);
+		rs_config_free(cfg);
+		return NULL;
+	}
+	if (cli->verbosity == 0)
+		rs_log_set_level(cfg->log_level);
+	return cfg;
+}
+
+/* Parse "--format X" / "--format=X" out of the arguments; positional ones go to pos[]. */
+static int parse_format_args(struct rs_cli *cli, int *format, const char **pos, int maxpos,
+			     int *npos)
+{
+	*format = RS_FORMAT_SQL;
+	*npos = 0;
+	for (int i = 0; i < cli->argc; i++) {
+		const char *a = cli->argv[i], *v = NULL;
+		if (strcmp(a, "--format") == 0) {
+			if (i + 1 >= cli->argc) {
+				fprintf(stderr, "resort-sync: --format needs sql, json or key\n");
+				return 2;
+			}
+			v = cli->argv[++i];
+		} else if (strncmp(a, "--format=", 9) == 0) {
+			v = a + 9;
+		} else if (a[0] == '-' && a[1]) {
+			fprintf(stderr, "resort-sync: unknown option %s\n", a);
+			return 2;
+		} else {
+			if (*npos >= maxpos) {
+				fprintf(stderr, "resort-sync: unexpected argument %s\n", a);
+				return 2;
+			}
+			pos[(*npos)++] = a;
+			continue;
+		}
+		if (strcmp(v, "sql") == 0) *format = RS_FORMAT_SQL;
+		else if (strcmp(v, "json") == 0) *format = RS_FORMAT_JSON;
+		else if (strcmp(v, "key") == 0) *format = RS_FORMAT_KEY;
+		else {
+			fprintf(stderr, "resort-sync: --format: expected sql, json or key; got \"%s\"\n", v);
+			return 2;
+		}
+	}
+	return 0;
+}
+
+static int finish_output(int rc, rs_error *err)
+{
+	if (rc == RS_OK && (fflush(stdout) != 0 || ferror(stdout)))
+		rc = rs_err(err, RS_ELOCAL, "standard output: write error");
+	return rc == RS_OK ? 0 : rs_cli_fail(err);
+}
+
+int rs_cmd_diff(struct rs_cli *cli)
+{
+	const char *pos[2];
+	int format, n, rc = parse_format_args(cli, &format, pos, 2, &n);
+	if (rc)
+		return rc;
+	if (n != 2) {
+		fprintf(stderr, "usage: resort-sync diff [--format sql|json|key] OLD.db NEW.db\n");
+		return 2;
+	}
+	rs_error err = {0};
+	return finish_output(rs_diff(pos[0], pos[1], format, stdout, &err), &err);
+}
+
+int rs_cmd_dump(struct rs_cli *cli)
+{
+	const char *pos[1];
+	int format, n, rc = parse_format_args(cli, &format, pos, 1, &n);
+	if (rc)
+		return rc;
+	if (n != 1) {
+		fprintf(stderr, "usage: resort-sync dump [--format sql|json|key] DB\n");
+		return 2;
+	}
+	rs_error err = {0};
+	return finish_output(rs_dump(pos[0], format, stdout, &err), &err);
+}

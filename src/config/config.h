@@ -1,0 +1,59 @@
+/*
+ * config.h: the effective configuration (internal view of rs_config).
+ *
+ * Loaded from a TOML file in RustResort's layout, then environment overrides
+ * (RUSTRESORT__A__B__C=value, TURSO_AUTH_TOKEN), then command-line options.
+ * Strings are owned by the struct (malloc'd) and freed by rs_config_free().
+ */
+#ifndef RS_CONFIG_CONFIG_H
+#define RS_CONFIG_CONFIG_H
+#include <stdint.h>
+#include "resortsync.h"
+
+enum { RS_MODE_NONE = 0, RS_MODE_TURSO = 1, RS_MODE_D1 = 2 };
+
+struct rs_config {
+	char *source;              /* the file it came from, or NULL */
+
+	/* [database] */
+	char *db_path;             /* path; default "data/rustresort.db" */
+	char *migrations_dir;      /* ours: optional */
+
+	/* [database.sync] */
+	int mode;                  /* RS_MODE_*; default none */
+	int64_t interval_seconds;  /* default 300; 0 clamped to 1 with a warning */
+
+	/* [database.sync.turso] */
+	char *turso_url;           /* remote_url: required for mode turso */
+	char *turso_token;         /* auth_token, or TURSO_AUTH_TOKEN: a secret */
+	char *turso_replica_path;  /* ours: default <db>.turso-replica.db */
+	char **turso_exclude;      /* ours: exclude_tables, NULL-terminated, may be NULL */
+	int64_t turso_timeout_ms;  /* ours: timeout_seconds*1000, default 30000 */
+
+	/* [database.sync.d1] */
+	char *d1_database;         /* database: required for mode d1 */
+	int d1_remote;             /* remote: default false */
+	char *d1_wrangler_config;  /* wrangler_config: optional */
+	char *d1_snapshot_path;    /* snapshot_path: default <db>.d1-sync-snapshot.db */
+	int64_t d1_history_retention; /* history_retention_count: default 10000, 0 = off */
+	char *d1_wrangler;         /* ours: wrangler executable, default "wrangler" */
+	int64_t d1_timeout_ms;     /* ours: timeout_seconds*1000, default 600000 */
+
+	/* [metrics] (ours) */
+	char *metrics_listen;      /* "127.0.0.1:9464"; NULL = off */
+	char *metrics_file;        /* textfile-collector output; NULL = off */
+	int64_t health_stale_seconds; /* /healthz staleness bound; default 3 * interval */
+
+	/* [logging] (ours) */
+	int log_level;             /* RS_LOG_*; default info */
+};
+
+/*
+ * Set one key from the command line ("database.sync.mode", "d1") after
+ * loading, with the same validation as the file.  Used for -o KEY=VALUE.
+ */
+int rs_config_set(rs_config *cfg, const char *key, const char *value, rs_error *err);
+
+/* Re-run validation and defaults (after rs_config_set). */
+int rs_config_finish(rs_config *cfg, rs_error *err);
+#endif

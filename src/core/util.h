@@ -1,0 +1,49 @@
+/* util.h: small helpers shared by every module: time, ids, files. */
+#ifndef RS_CORE_UTIL_H
+#define RS_CORE_UTIL_H
+#include <stddef.h>
+#include <stdint.h>
+#include "resortsync.h"
+
+/* Wall clock in seconds (with fraction) and a monotonic clock in seconds. */
+double rs_now(void);
+double rs_mono(void);
+
+/* RFC 3339 UTC with milliseconds, "2026-11-25T10:00:00.123Z"; buf >= 32. */
+void rs_rfc3339(char *buf, size_t size, double unix_seconds);
+
+/* A new ULID (26 Crockford base32 characters + NUL); buf >= 27. 0 or -1. */
+int rs_ulid(char *buf, size_t size);
+
+/* Fill p with n random bytes from the kernel. 0 or -1. */
+int rs_random(void *p, size_t n);
+
+/* Lower-case hex of n bytes into out (2n+1 bytes). */
+void rs_hex(char *out, const unsigned char *p, size_t n);
+
+/* mkdir -p for the directory part of `path` (the file itself is not made). */
+int rs_mkdir_parent(const char *path, rs_error *err);
+
+/* fsync the directory holding `path`. */
+int rs_fsync_dir_of(const char *path, rs_error *err);
+
+/*
+ * Replace `path` atomically with `len` bytes: write `path.tmp-<pid>` (mode
+ * `mode`), fsync, rename over `path`, fsync the directory.  The temporary is
+ * removed on failure.
+ */
+int rs_write_file_atomic(const char *path, const void *data, size_t len, int mode,
+			 rs_error *err);
+
+/* Read a whole file (NUL-terminated) into *out (free()); *len may be NULL. */
+int rs_read_file(const char *path, char **out, size_t *len, rs_error *err);
+
+/*
+ * 1 if a and b name the same file after resolving links (the later may not
+ * exist yet: then its directory is resolved and the names compared), else 0.
+ */
+int rs_same_file(const char *a, const char *b);
+
+/* "<dir of db>/<basename of db><suffix>" into a malloc'd string, or NULL. */
+char *rs_path_beside(const char *db_path, const char *suffix);
+#endif

@@ -1,0 +1,137 @@
+/*
+ * main.c: the resort-sync command line.
+ *
+ *   resort-sync [-c FILE] [-v] COMMAND [ARGS]
+ *
+ * Exit status: 0 success (including "nothing to sync" and "already
+ * applied"), 1 a sync or command failed, 2 usage or configuration error.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "resortsync.h"
+#include "cli/cli.h"
+#include "config/config.h"
+#include "core/err.h"
+#include "core/log.h"
+
+static const char usage_text[] =
+	"usage: resort-sync [-c FILE] [-v] [-q] COMMAND [ARGS]\n"
+	"\n"
+	"Keep a local SQLite database in step with Cloudflare D1 (one-way) or a\n"
+	"Turso / libSQL server (two-way).\n"
+	"\n"
+	"Commands:\n"
+	"  run [--final-sync] [--metrics-file PATH]\n"
+	"                      start-up sequence, then sync every interval until\n"
+	"                      SIGTERM/SIGINT (SIGHUP re-reads the config)\n"
+	"  sync [--prefer-local|--prefer-remote]\n"
+	"                      start-up sequence, then exactly one sync cycle\n"
+	"  diff [--format sql|json|key] OLD.db NEW.db\n"
+	"                      print what turns OLD into NEW (SQL in D1's dialect,\n"
+	"                      the change stream as JSON lines, or the sync key)\n"
+	"  dump [--format sql|json|key] DB\n"
+	"                      print the full-load SQL for DB (reset preamble,\n"
+	"                      schema, rows)\n"
+	"  check               validate the config and environment, print the\n"
+	"                      effective config (secrets redacted)\n"
+	"  status [--remote]   print what is known about the last syncs\n"
+	"  version             print the version\n"
+	"\n"
+	"Options:\n"
+	"  -c FILE             config file (default: resort-sync.toml in the\n"
+	"                      current directory; RustResort's layout)\n"
+	"  -o KEY=VALUE        set a config key, e.g. -o database.sync.mode=d1\n"
+	"                      (file < environment < command line)\n"
+	"  -v                  more log output (-v info, -vv debug)\n"
+	"  -q                  only errors\n"
+	"  -h, --help          this text\n"
+	"\n"
+	"Environment: RUSTRESORT__DATABASE__SYNC__MODE=d1 and the like override\n"
+	"file keys (double underscore between levels); TURSO_AUTH_TOKEN sets the\n"
+	"Turso token.\n"
+	"\n"
+	"Exit status: 0 success (also nothing to sync, already applied),\n"
+	"1 a sync or command failed, 2 usage or configuration error.\n";
+
+static int usage_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "resort-sync: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\nTry 'resort-sync --help'.\n");
+	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	struct rs_cli cli = {0};
+	cli.config_path = "resort-sync.toml";
+	cli.verbosity = 0;
+	int i = 1;
+
+	for (; i < argc; i++) {
+		const char *a = argv[i];
+		if (a[0] != '-' || strcmp(a, "-") == 0)
+			break;
+		if (strcmp(a, "--") == 0) {
+			i++;
+			break;
+		}
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			fputs(usage_text, stdout);
+			return 0;
+		}
+		if (strcmp(a, "--version") == 0) {
+			printf("resort-sync %s\n", RS_VERSION);
+			return 0;
+		}
+		if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
+			if (++i >= argc)
+				return usage_error("%s needs a file name", a);
+			cli.config_path = argv[i];
+			cli.config_explicit = 1;
+		} else if (strcmp(a, "-o") == 0) {
+			if (++i >= argc)
+				return usage_error("%s needs KEY=VALUE", a);
+			if (cli.n_overrides >= RS_CLI_MAX_OVERRIDES)
+				return usage_error("too many %s options", a);
+			cli.overrides[cli.n_overrides++] = argv[i];
+		} else if (a[1] == 'v' && strspn(a + 1, "v") == strlen(a + 1)) {
+			cli.verbosity += (int)strlen(a + 1);
+		} else if (strcmp(a, "-q") == 0) {
+			cli.verbosity = -1;
+		} else {
+			return usage_error("unknown option %s", a);
+		}
+	}
+	if (i >= argc) {
+		fputs(usage_text, stderr);
+		return 2;
+	}
+
+	if (cli.verbosity < 0)
+		rs_log_set_level(RS_LOG_ERROR);
+	else if (cli.verbosity >= 2)
+		rs_log_set_level(RS_LOG_DEBUG);
+	else
+		rs_log_set_level(RS_LOG_INFO);
+
+	const char *cmd = argv[i++];
+	cli.argc = argc - i;
+	cli.argv = argv + i;
+	if (strcmp(cmd, "help") == 0) {
+		fputs(usage_text, stdout);
+		return 0;
+	}
+	if (strcmp(cmd, "version") == 0) {
+		printf("resort-sync %s\n", RS_VERSION);
+		return 0;
+	}
+	for (const struct rs_cli_command *c = rs_cli_commands; c->name; c++)
+		if (strcmp(cmd, c->name) == 0)
+			return c->fn(&cli);
+	return usage_error("unknown command '%s'", cmd);
+}

@@ -1,0 +1,101 @@
+/* test_core.c: error, log quoting, buffer and util helpers. */
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "core/buf.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/util.h"
+
+TEST(err_prefix_keeps_code)
+{
+	rs_error e = {0};
+	CHECK_EQ_INT(rs_err(&e, RS_ELOCAL, "%s: locked", "a.db"), RS_ELOCAL);
+	rs_err_prefix(&e, "sync %d", 3);
+	CHECK_EQ_STR(e.message, "sync 3: a.db: locked");
+	CHECK_EQ_INT(e.code, RS_ELOCAL);
+	CHECK_EQ_STR(rs_strerror(RS_ECONFIG), "config");
+}
+
+TEST(log_quote)
+{
+	char b[64];
+	CHECK_EQ_STR(rs_log_quote(b, sizeof b, "plain"), "plain");
+	CHECK_EQ_STR(rs_log_quote(b, sizeof b, "a b"), "\"a b\"");
+	CHECK_EQ_STR(rs_log_quote(b, sizeof b, "q\"x\n"), "\"q\\\"x\\n\"");
+	CHECK_EQ_STR(rs_log_quote(b, sizeof b, ""), "\"\"");
+	char small[12];
+	rs_log_quote(small, sizeof small, "a very long value with spaces");
+	CHECK(strlen(small) < sizeof small);
+	CHECK(strstr(small, "...") != NULL);
+}
+
+TEST(buf_limits)
+{
+	rs_buf b = RS_BUF_INIT(10);
+	CHECK_EQ_INT(rs_buf_puts(&b, "12345"), 0);
+	CHECK_EQ_INT(rs_buf_printf(&b, "%d", 678), 0);
+	CHECK_EQ_STR(b.data, "12345678");
+	CHECK_EQ_INT(rs_buf_puts(&b, "abc"), -1); /* 11 > 10 */
+	CHECK(b.failed && b.data == NULL);
+	CHECK_EQ_INT(rs_buf_puts(&b, "x"), -1);   /* sticky */
+	rs_buf_reset(&b);
+	CHECK_EQ_INT(rs_buf_puts(&b, "ok"), 0);
+	CHECK_EQ_STR(b.data, "ok");
+	rs_buf_free(&b);
+}
+
+TEST(ulid_shape)
+{
+	char a[27], b[27];
+	CHECK_EQ_INT(rs_ulid(a, sizeof a), 0);
+	CHECK_EQ_INT(rs_ulid(b, sizeof b), 0);
+	CHECK_EQ_INT(strlen(a), 26);
+	CHECK(strcmp(a, b) != 0);
+	CHECK(strspn(a, "0123456789ABCDEFGHJKMNPQRSTVWXYZ") == 26);
+	CHECK(a[0] <= '7'); /* 128 bits: the first digit carries 3 bits */
+}
+
+TEST(atomic_write_and_same_file)
+{
+	char dir[] = "/tmp/rs-test-XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	char p[256], q[256], l[256];
+	snprintf(p, sizeof p, "%s/sub/dir/f.txt", dir);
+	rs_error e = {0};
+	CHECK_EQ_INT(rs_mkdir_parent(p, &e), RS_OK);
+	CHECK_EQ_INT(rs_write_file_atomic(p, "hello", 5, 0600, &e), RS_OK);
+	char *data;
+	size_t n;
+	CHECK_EQ_INT(rs_read_file(p, &data, &n, &e), RS_OK);
+	CHECK_EQ_INT(n, 5);
+	CHECK_EQ_STR(data, "hello");
+	free(data);
+	struct stat st;
+	CHECK(stat(p, &st) == 0 && (st.st_mode & 0777) == 0600);
+	snprintf(l, sizeof l, "%s/link.txt", dir);
+	CHECK(symlink(p, l) == 0);
+	CHECK(rs_same_file(p, l));
+	snprintf(q, sizeof q, "%s/sub/dir/../dir/g.txt", dir);
+	CHECK(!rs_same_file(p, q));
+	snprintf(q, sizeof q, "%s/sub/dir/../dir/missing.txt", dir);
+	snprintf(l, sizeof l, "%s/sub/dir/missing.txt", dir);
+	CHECK(rs_same_file(q, l));
+	CHECK(rs_read_file(q, &data, &n, &e) == RS_ELOCAL);
+	CHECK(strstr(e.message, "missing.txt") != NULL);
+	char cmd[300];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	CHECK(system(cmd) == 0);
+}
+
+int main(void)
+{
+	RUN(err_prefix_keeps_code);
+	RUN(log_quote);
+	RUN(buf_limits);
+	RUN(ulid_shape);
+	RUN(atomic_write_and_same_file);
+	TEST_MAIN_END;
+}

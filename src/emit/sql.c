@@ -1,0 +1,770 @@
+/*
+ * sql.c: render the change stream as SQL in D1's dialect (see sql.h).
+ *
+ * Rows are written with the statement that keeps the target equal to the
+ * source whatever the order of the rows inside a table:
+ *
+ *   - most tables: inserts and updates are one `REPLACE INTO t(rowid, ...)`
+ *     per row, packed many rows to a statement.  REPLACE removes any row
+ *     that holds a UNIQUE value the new row needs; such a row is itself
+ *     changed by the diff (the final state is consistent) and is written or
+ *     deleted later, so a swap of two UNIQUE values needs no ordering.
+ *   - tables referenced by foreign keys with ON DELETE/UPDATE actions: a
+ *     REPLACE would delete the row and fire the action on its children, so
+ *     they get plain UPDATE (changed columns only) and INSERT, after their
+ *     deletes (the engine sends those first).  A cycle of UNIQUE values
+ *     among rows of such a table cannot be ordered; D1 then rejects the
+ *     file with the constraint's name and nothing is applied.
+ *   - deletes: `DELETE FROM t WHERE rowid IN (...)`, or the primary key of a
+ *     WITHOUT ROWID table, packed the same way.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "emit/sql.h"
+
+/* The pending multi-row statements, flushed in this order. */
+enum { B_DELETE = 0, B_UPSERT, B_FTSDEL, B_FTSINS, NBATCH };
+
+struct batch {
+	const void *owner;  /* table or FTS link the rows belong to */
+	sqlite3_str *s;     /* header + rows so far, or NULL */
+	int nrows;
+};
+
+struct rs_sql_sink {
+	FILE *f;
+	size_t max;          /* statement limit */
+	size_t chunk;        /* bytes of a value per append statement */
+	sqlite3 *mem;        /* for REAL round-trip checks */
+	sqlite3_stmt *check;
+	struct batch b[NBATCH];
+	int started;         /* the PRAGMA was written */
+	int failed;
+	rs_sql_stats stats;
+};
+
+/* ---- literals --------------------------------------------------------- */
+
+int rs_utf8_clean(const unsigned char *p, int n)
+{
+	int i = 0;
+	while (i < n) {
+		unsigned c = p[i];
+		if (c == 0)
+			return 0;
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		int len;
+		unsigned min, cp;
+		if ((c & 0xe0) == 0xc0) { len = 2; min = 0x80; cp = c & 0x1f; }
+		else if ((c & 0xf0) == 0xe0) { len = 3; min = 0x800; cp = c & 0x0f; }
+		else if ((c & 0xf8) == 0xf0) { len = 4; min = 0x10000; cp = c & 0x07; }
+		else return 0;
+		if (i + len > n)
+			return 0;
+		for (int k = 1; k < len; k++) {
+			if ((p[i + k] & 0xc0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (p[i + k] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;
+		i += len;
+	}
+	return 1;
+}
+
+static void append_hex(sqlite3_str *q, const unsigned char *p, int n)
+{
+	static const char d[] = "0123456789ABCDEF";
+	char buf[512];
+	int o = 0;
+	for (int i = 0; i < n; i++) {
+		buf[o++] = d[p[i] >> 4];
+		buf[o++] = d[p[i] & 15];
+		if (o == (int)sizeof buf) {
+			sqlite3_str_append(q, buf, o);
+			o = 0;
+		}
+	}
+	if (o)
+		sqlite3_str_append(q, buf, o);
+}
+
+static int real_roundtrips(const char *text, double d, sqlite3_stmt *check)
+{
+	char *end;
+	errno = 0;
+	double back = strtod(text, &end);
+	if (*end || memcmp(&back, &d, sizeof d) != 0)
+		return 0;
+	if (!check)
+		return 1;
+	sqlite3_reset(check);
+	if (sqlite3_bind_text(check, 1, text, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
+	    sqlite3_step(check) != SQLITE_ROW)
+		return 0;
+	double s = sqlite3_column_double(check, 0);
+	sqlite3_reset(check);
+	return memcmp(&s, &d, sizeof d) == 0;
+}
+
+/*
+ * An exact form for a double SQLite's text-to-float conversion would round
+ * differently: d = m * 2^e with |m| < 2^53, written as
+ * (CAST(m AS REAL) * 2^62 * ... ) or with divisions; every step is exact.
+ */
+static void real_exact(sqlite3_str *q, double d)
+{
+	int e;
+	double fr = frexp(d, &e);
+	int64_t m = (int64_t)ldexp(fr, 53);
+	e -= 53;
+	while (m != 0 && (m & 1) == 0 && e < 0) {
+		m /= 2;
+		e++;
+	}
+	sqlite3_str_appendf(q, "(CAST(%lld AS REAL)", (long long)m);
+	while (e != 0) {
+		int step = e > 0 ? (e > 62 ? 62 : e) : (e < -62 ? 62 : -e);
+		sqlite3_str_appendf(q, "%c%llu", e > 0 ? '*' : '/', 1ULL << step);
+		e += e > 0 ? -step : step;
+	}
+	sqlite3_str_appendchar(q, 1, ')');
+}
+
+static void real_literal(sqlite3_str *q, double d, sqlite3_stmt *check)
+{
+	if (isnan(d)) {
+		sqlite3_str_appendall(q, "NULL");
+		return;
+	}
+	if (isinf(d)) {
+		sqlite3_str_appendall(q, d > 0 ? "9e999" : "-9e999");
+		return;
+	}
+	char buf[40];
+	for (int prec = 15; prec <= 17; prec++) {
+		snprintf(buf, sizeof buf, "%.*g", prec, d);
+		if (!strpbrk(buf, ".eEn"))
+			strcat(buf, ".0");
+		if (real_roundtrips(buf, d, check)) {
+			sqlite3_str_appendall(q, buf);
+			return;
+		}
+	}
+	real_exact(q, d);
+}
+
+void rs_sql_literal(sqlite3_str *q, const rs_value *v, sqlite3_stmt *check)
+{
+	switch (v->type) {
+	case SQLITE_INTEGER:
+		if (v->i == INT64_MIN)
+			sqlite3_str_appendall(q, "(-9223372036854775807-1)");
+		else
+			sqlite3_str_appendf(q, "%lld", (long long)v->i);
+		break;
+	case SQLITE_FLOAT:
+		real_literal(q, v->r, check);
+		break;
+	case SQLITE_TEXT:
+		if (rs_utf8_clean(v->p, v->n)) {
+			sqlite3_str_appendchar(q, 1, '\'');
+			const unsigned char *p = v->p, *end = v->p + v->n, *run = p;
+			for (; p < end; p++)
+				if (*p == '\'') {
+					sqlite3_str_append(q, (const char *)run, (int)(p - run + 1));
+					sqlite3_str_appendchar(q, 1, '\'');
+					run = p + 1;
+				}
+			sqlite3_str_append(q, (const char *)run, (int)(end - run));
+			sqlite3_str_appendchar(q, 1, '\'');
+		} else {
+			sqlite3_str_appendall(q, "CAST(X'");
+			append_hex(q, v->p, v->n);
+			sqlite3_str_appendall(q, "' AS TEXT)");
+		}
+		break;
+	case SQLITE_BLOB:
+		sqlite3_str_appendall(q, "X'");
+		append_hex(q, v->p, v->n);
+		sqlite3_str_appendchar(q, 1, '\'');
+		break;
+	default:
+		sqlite3_str_appendall(q, "NULL");
+	}
+}
+
+/* ---- output ----------------------------------------------------------- */
+
+static int put(rs_sql_sink *s, const char *text, size_t n, rs_error *err)
+{
+	if (!s->started) {
+		static const char head[] = "PRAGMA defer_foreign_keys = ON;\n";
+		s->started = 1;
+		if (put(s, head, sizeof head - 1, err) != RS_OK)
+			return RS_ELOCAL;
+		s->stats.statements++;
+	}
+	if (n && fwrite(text, 1, n, s->f) != n) {
+		s->failed = 1;
+		return rs_err(err, RS_ELOCAL, "writing SQL: %s", strerror(errno));
+	}
+	s->stats.bytes += (int64_t)n;
+	return RS_OK;
+}
+
+/* Write one finished statement held in q (consumed). */
+static int put_str(rs_sql_sink *s, sqlite3_str *q, rs_error *err)
+{
+	int len = sqlite3_str_length(q);
+	char *text = sqlite3_str_finish(q);
+	if (!text)
+		return rs_err(err, RS_ENOMEM, "out of memory rendering SQL");
+	int rc = put(s, text, (size_t)len, err);
+	sqlite3_free(text);
+	s->stats.statements++;
+	return rc;
+}
+
+static int flush_batch(rs_sql_sink *s, int k, rs_error *err)
+{
+	struct batch *b = &s->b[k];
+	if (!b->s)
+		return RS_OK;
+	sqlite3_str_appendall(b->s, k == B_DELETE ? ");\n" : ";\n");
+	int rc = put_str(s, b->s, err);
+	b->s = NULL;
+	b->owner = NULL;
+	b->nrows = 0;
+	return rc;
+}
+
+static int flush_all(rs_sql_sink *s, rs_error *err)
+{
+	int rc = RS_OK;
+	for (int k = 0; rc == RS_OK && k < NBATCH; k++)
+		rc = flush_batch(s, k, err);
+	return rc;
+}
+
+static void col_list(sqlite3_str *q, const rs_table *t, int with_rowid)
+{
+	sqlite3_str_appendchar(q, 1, '(');
+	int first = 1;
+	if (with_rowid) {
+		sqlite3_str_appendall(q, t->rowid_name);
+		first = 0;
+	}
+	for (int i = 0; i < t->ncol; i++) {
+		sqlite3_str_appendf(q, "%s\"%w\"", first ? "" : ", ", t->col[i]);
+		first = 0;
+	}
+	sqlite3_str_appendchar(q, 1, ')');
+}
+
+/* rowid goes in the column list of rowid tables without an INTEGER PRIMARY KEY */
+static int lists_rowid(const rs_table *t)
+{
+	return t->kind != RS_TABLE_WITHOUT_ROWID && t->ipk < 0;
+}
+
+/* "WHERE rowid = 5" / "WHERE "a" = 1 AND "b" = 'x'" */
+static void key_where(rs_sql_sink *s, sqlite3_str *q, const rs_table *t, int64_t rowid, const rs_value *v)
+{
+	if (t->kind != RS_TABLE_WITHOUT_ROWID) {
+		sqlite3_str_appendf(q, " WHERE %s = %lld", t->rowid_name, (long long)rowid);
+		return;
+	}
+	for (int i = 0; i < t->npk; i++) {
+		sqlite3_str_appendf(q, "%s\"%w\" = ", i ? " AND " : " WHERE ", t->col[t->pk[i]]);
+		rs_sql_literal(q, &v[t->pk[i]], s->check);
+	}
+}
+
+/* Describe a row's key for error messages: "rowid 5" or "key (1, 'x')". */
+static char *key_text(rs_sql_sink *s, const rs_table *t, int64_t rowid, const rs_value *v)
+{
+	sqlite3_str *q = sqlite3_str_new(NULL);
+	if (t->kind != RS_TABLE_WITHOUT_ROWID) {
+		sqlite3_str_appendf(q, "rowid %lld", (long long)rowid);
+	} else {
+		sqlite3_str_appendall(q, "key (");
+		for (int i = 0; i < t->npk; i++) {
+			if (i)
+				sqlite3_str_appendall(q, ", ");
+			const rs_value *kv = &v[t->pk[i]];
+			if ((kv->type == SQLITE_TEXT || kv->type == SQLITE_BLOB) && kv->n > 60)
+				sqlite3_str_appendall(q, "<long value>");
+			else
+				rs_sql_literal(q, kv, s->check);
+		}
+		sqlite3_str_appendchar(q, 1, ')');
+	}
+	return sqlite3_str_finish(q);
+}
+
+static int64_t value_size(const rs_value *v)
+{
+	return (v->type == SQLITE_TEXT || v->type == SQLITE_BLOB) ? v->n : 8;
+}
+
+/*
+ * Render one row tuple "(v1, v2, ...)" into q; values longer than `cap`
+ * bytes are cut to their first `cap` bytes (the caller appends the rest).
+ */
+static void row_tuple(rs_sql_sink *s, sqlite3_str *q, const rs_table *t, int64_t rowid,
+		      const rs_value *v, int with_rowid, size_t cap)
+{
+	sqlite3_str_appendchar(q, 1, '(');
+	if (with_rowid)
+		sqlite3_str_appendf(q, "%lld%s", (long long)rowid, t->ncol ? ", " : "");
+	for (int i = 0; i < t->ncol; i++) {
+		if (i)
+			sqlite3_str_appendall(q, ", ");
+		rs_value part = v[i];
+		if ((part.type == SQLITE_TEXT || part.type == SQLITE_BLOB) && (size_t)part.n > cap) {
+			part.n = (int)cap;
+			if (part.type == SQLITE_TEXT) { /* hex: a cut may split a character */
+				sqlite3_str_appendall(q, "CAST(X'");
+				append_hex(q, part.p, part.n);
+				sqlite3_str_appendall(q, "' AS TEXT)");
+				continue;
+			}
+		}
+		rs_sql_literal(q, &part, s->check);
+	}
+	sqlite3_str_appendchar(q, 1, ')');
+}
+
+/* Append the rest of every value longer than cap with `SET c = c || chunk`. */
+static int append_rest(rs_sql_sink *s, const rs_table *t, int64_t rowid, const rs_value *v, size_t cap,
+		       rs_error *err)
+{
+	for (int i = 0; i < t->ncol; i++) {
+		if ((v[i].type != SQLITE_TEXT && v[i].type != SQLITE_BLOB) || (size_t)v[i].n <= cap)
+			continue;
+		for (size_t off = cap; off < (size_t)v[i].n; off += s->chunk) {
+			size_t n = (size_t)v[i].n - off;
+			if (n > s->chunk)
+				n = s->chunk;
+			sqlite3_str *q = sqlite3_str_new(NULL);
+			if (v[i].type == SQLITE_TEXT)
+				sqlite3_str_appendf(q, "UPDATE \"%w\" SET \"%w\" = \"%w\" || CAST(X'", t->name,
+						    t->col[i], t->col[i]);
+			else
+				sqlite3_str_appendf(q, "UPDATE \"%w\" SET \"%w\" = CAST(\"%w\" || X'", t->name,
+						    t->col[i], t->col[i]);
+			append_hex(q, v[i].p + off, (int)n);
+			sqlite3_str_appendall(q, v[i].type == SQLITE_TEXT ? "' AS TEXT)" : "' AS BLOB)");
+			key_where(s, q, t, rowid, v);
+			sqlite3_str_appendall(q, ";\n");
+			int rc = put_str(s, q, err);
+			if (rc != RS_OK)
+				return rc;
+		}
+	}
+	return RS_OK;
+}
+
+static int check_limits(rs_sql_sink *s, const rs_table *t, int64_t rowid, const rs_value *v, rs_error *err)
+{
+	int64_t total = 0;
+	for (int i = 0; i < t->ncol; i++) {
+		int64_t n = value_size(&v[i]);
+		total += n;
+		if (n > RS_D1_VALUE_MAX || total > RS_D1_VALUE_MAX) {
+			char *k = key_text(s, t, rowid, v);
+			rs_err(err, RS_EUNSUPPORTED,
+			       "table %s, %s, column %s: %s of %lld bytes is over D1's limit of %d bytes",
+			       t->name, k ? k : "?", t->col[i], n > RS_D1_VALUE_MAX ? "a value" : "the row",
+			       (long long)(n > RS_D1_VALUE_MAX ? n : total), RS_D1_VALUE_MAX);
+			sqlite3_free(k);
+			return RS_EUNSUPPORTED;
+		}
+	}
+	return RS_OK;
+}
+
+/*
+ * Add a row to batch k, whose statement starts with `head` (used when the
+ * batch is opened).  A row too large for any statement is written alone as
+ * a prefix plus appends.
+ */
+static int batch_row(rs_sql_sink *s, int k, const void *owner, const char *head, const rs_table *t,
+		     int64_t rowid, const rs_value *v, int with_rowid, rs_error *err)
+{
+	struct batch *b = &s->b[k];
+	sqlite3_str *row = sqlite3_str_new(NULL);
+	row_tuple(s, row, t, rowid, v, with_rowid, (size_t)-1);
+	int rlen = sqlite3_str_length(row);
+	size_t headlen = strlen(head);
+	int rc = RS_OK;
+	if (sqlite3_str_errcode(row)) {
+		sqlite3_free(sqlite3_str_finish(row));
+		return rs_err(err, RS_ENOMEM, "out of memory rendering a row of %s", t->name);
+	}
+	if (b->s && (b->owner != owner || (size_t)sqlite3_str_length(b->s) + 3 + (size_t)rlen > s->max))
+		rc = flush_batch(s, k, err);
+	if (rc == RS_OK && headlen + (size_t)rlen + 3 > s->max) {
+		/* Too big for one statement: prefix of each long value, then appends. */
+		sqlite3_free(sqlite3_str_finish(row));
+		size_t cap = s->chunk / 4;
+		sqlite3_str *q = sqlite3_str_new(NULL);
+		sqlite3_str_appendall(q, head);
+		row_tuple(s, q, t, rowid, v, with_rowid, cap);
+		sqlite3_str_appendall(q, ";\n");
+		if ((size_t)sqlite3_str_length(q) > s->max) {
+			sqlite3_free(sqlite3_str_finish(q));
+			char *kt = key_text(s, t, rowid, v);
+			rs_err(err, RS_EUNSUPPORTED,
+			       "table %s, %s: the row does not fit in one %zu-byte statement even with long values cut",
+			       t->name, kt ? kt : "?", s->max);
+			sqlite3_free(kt);
+			return RS_EUNSUPPORTED;
+		}
+		rc = flush_all(s, err);
+		if (rc == RS_OK)
+			rc = put_str(s, q, err);
+		else
+			sqlite3_free(sqlite3_str_finish(q));
+		if (rc == RS_OK)
+			rc = append_rest(s, t, rowid, v, cap, err);
+		return rc;
+	}
+	if (rc != RS_OK) {
+		sqlite3_free(sqlite3_str_finish(row));
+		return rc;
+	}
+	if (!b->s) {
+		b->s = sqlite3_str_new(NULL);
+		b->owner = owner;
+		sqlite3_str_appendall(b->s, head);
+	} else {
+		sqlite3_str_appendall(b->s, ",\n");
+	}
+	char *r = sqlite3_str_finish(row);
+	if (!r)
+		return rs_err(err, RS_ENOMEM, "out of memory rendering a row of %s", t->name);
+	sqlite3_str_append(b->s, r, rlen);
+	sqlite3_free(r);
+	b->nrows++;
+	return RS_OK;
+}
+
+static int do_delete(rs_sql_sink *s, const rs_change *ch, rs_error *err)
+{
+	const rs_table *t = ch->tab;
+	struct batch *b = &s->b[B_DELETE];
+	sqlite3_str *item = sqlite3_str_new(NULL);
+	if (t->kind != RS_TABLE_WITHOUT_ROWID) {
+		sqlite3_str_appendf(item, "%lld", (long long)ch->rowid);
+	} else {
+		if (t->npk > 1)
+			sqlite3_str_appendchar(item, 1, '(');
+		for (int i = 0; i < t->npk; i++) {
+			if (i)
+				sqlite3_str_appendall(item, ", ");
+			rs_sql_literal(item, &ch->oldv[t->pk[i]], s->check);
+		}
+		if (t->npk > 1)
+			sqlite3_str_appendchar(item, 1, ')');
+	}
+	int ilen = sqlite3_str_length(item);
+	char *it = sqlite3_str_finish(item);
+	if (!it)
+		return rs_err(err, RS_ENOMEM, "out of memory");
+	int rc = RS_OK;
+	if (b->s && (b->owner != t || (size_t)sqlite3_str_length(b->s) + (size_t)ilen + 4 > s->max))
+		rc = flush_batch(s, B_DELETE, err);
+	if (rc == RS_OK && (size_t)ilen + 200 > s->max) {
+		sqlite3_free(it);
+		char *kt = key_text(s, t, ch->rowid, ch->oldv);
+		rs_err(err, RS_EUNSUPPORTED, "table %s, %s: the key is too long for a statement", t->name,
+		       kt ? kt : "?");
+		sqlite3_free(kt);
+		return RS_EUNSUPPORTED;
+	}
+	if (rc == RS_OK) {
+		if (!b->s) {
+			b->s = sqlite3_str_new(NULL);
+			b->owner = t;
+			sqlite3_str_appendf(b->s, "DELETE FROM \"%w\" WHERE ", t->name);
+			if (t->kind != RS_TABLE_WITHOUT_ROWID) {
+				sqlite3_str_appendf(b->s, "%s IN (", t->rowid_name);
+			} else if (t->npk == 1) {
+				sqlite3_str_appendf(b->s, "\"%w\" IN (", t->col[t->pk[0]]);
+			} else {
+				sqlite3_str_appendchar(b->s, 1, '(');
+				for (int i = 0; i < t->npk; i++)
+					sqlite3_str_appendf(b->s, "%s\"%w\"", i ? ", " : "", t->col[t->pk[i]]);
+				sqlite3_str_appendall(b->s, ") IN (VALUES ");
+			}
+		} else {
+			sqlite3_str_appendall(b->s, t->kind == RS_TABLE_WITHOUT_ROWID && t->npk > 1 ? ", " : ",");
+		}
+		sqlite3_str_append(b->s, it, ilen);
+		b->nrows++;
+	}
+	sqlite3_free(it);
+	return rc;
+}
+
+static int do_update_in_place(rs_sql_sink *s, const rs_change *ch, rs_error *err)
+{
+	const rs_table *t = ch->tab;
+	int rc = flush_batch(s, B_DELETE, err);
+	if (rc != RS_OK)
+		return rc;
+	sqlite3_str *q = sqlite3_str_new(NULL);
+	sqlite3_str_appendf(q, "UPDATE \"%w\" SET ", t->name);
+	int n = 0;
+	size_t cap = s->chunk / 4;
+	int big = 0;
+	for (int i = 0; i < t->ncol; i++) {
+		if (!ch->changed[i])
+			continue;
+		sqlite3_str_appendf(q, "%s\"%w\" = ", n++ ? ", " : "", t->col[i]);
+		rs_value part = ch->newv[i];
+		if ((part.type == SQLITE_TEXT || part.type == SQLITE_BLOB) && (size_t)part.n > cap) {
+			part.n = (int)cap;
+			big = 1;
+			if (part.type == SQLITE_TEXT) {
+				sqlite3_str_appendall(q, "CAST(X'");
+				append_hex(q, part.p, part.n);
+				sqlite3_str_appendall(q, "' AS TEXT)");
+				continue;
+			}
+		}
+		rs_sql_literal(q, &part, s->check);
+	}
+	if (!n) {
+		sqlite3_free(sqlite3_str_finish(q));
+		return RS_OK;
+	}
+	key_where(s, q, t, ch->rowid, ch->oldv);
+	sqlite3_str_appendall(q, ";\n");
+	if ((size_t)sqlite3_str_length(q) > s->max) {
+		sqlite3_free(sqlite3_str_finish(q));
+		char *kt = key_text(s, t, ch->rowid, ch->oldv);
+		rs_err(err, RS_EUNSUPPORTED, "table %s, %s: the update does not fit in one statement", t->name,
+		       kt ? kt : "?");
+		sqlite3_free(kt);
+		return RS_EUNSUPPORTED;
+	}
+	rc = put_str(s, q, err);
+	if (rc == RS_OK && big)
+		rc = append_rest(s, t, ch->rowid, ch->newv, cap, err);
+	return rc;
+}
+
+static char *head_for(const rs_table *t, const char *verb, int with_rowid)
+{
+	sqlite3_str *q = sqlite3_str_new(NULL);
+	sqlite3_str_appendf(q, "%s INTO \"%w\"", verb, t->name);
+	col_list(q, t, with_rowid);
+	sqlite3_str_appendall(q, " VALUES\n");
+	return sqlite3_str_finish(q);
+}
+
+static int sink_change(void *ctx, const rs_change *ch, rs_error *err)
+{
+	rs_sql_sink *s = ctx;
+	int rc = RS_OK;
+	const rs_table *t = ch->tab;
+	switch (ch->op) {
+	case RS_CH_SCHEMA: {
+		rc = flush_all(s, err);
+		if (rc != RS_OK)
+			return rc;
+		sqlite3_str *q = sqlite3_str_new(NULL);
+		if (ch->verb == RS_VERB_CREATE)
+			sqlite3_str_appendf(q, "%s;\n", ch->sql);
+		else if (ch->verb == RS_VERB_DROP)
+			sqlite3_str_appendf(q, "DROP %s IF EXISTS \"%w\";\n",
+					    strcmp(ch->obj_type, "table") == 0 ? "TABLE" :
+					    strcmp(ch->obj_type, "view") == 0 ? "VIEW" :
+					    strcmp(ch->obj_type, "index") == 0 ? "INDEX" : "TRIGGER",
+					    ch->obj_name);
+		else
+			sqlite3_str_appendf(q, "ALTER TABLE \"%w\" ADD COLUMN %s;\n", ch->obj_name, ch->sql);
+		return put_str(s, q, err);
+	}
+	case RS_CH_DELETE:
+		if (s->b[B_UPSERT].s && s->b[B_UPSERT].owner != t)
+			rc = flush_all(s, err);
+		s->stats.rows++;
+		return rc == RS_OK ? do_delete(s, ch, err) : rc;
+	case RS_CH_INSERT:
+	case RS_CH_UPDATE: {
+		if ((s->b[B_DELETE].s && s->b[B_DELETE].owner != t) || (s->b[B_UPSERT].s && s->b[B_UPSERT].owner != t))
+			rc = flush_all(s, err);
+		if (rc != RS_OK)
+			return rc;
+		s->stats.rows++;
+		rc = check_limits(s, t, ch->rowid, ch->newv, err);
+		if (rc != RS_OK)
+			return rc;
+		if (t->action_parent && !ch->rewrite && ch->op == RS_CH_UPDATE)
+			return do_update_in_place(s, ch, err);
+		int plain = t->action_parent && !ch->rewrite;
+		char *head = head_for(t, plain ? "INSERT" : "REPLACE", lists_rowid(t));
+		if (!head)
+			return rs_err(err, RS_ENOMEM, "out of memory");
+		rc = batch_row(s, B_UPSERT, t, head, t, ch->rowid, ch->newv, lists_rowid(t), err);
+		sqlite3_free(head);
+		return rc;
+	}
+	case RS_CH_SEQ: {
+		rc = flush_all(s, err);
+		if (rc != RS_OK)
+			return rc;
+		sqlite3_str *q = sqlite3_str_new(NULL);
+		sqlite3_str_appendf(q, "DELETE FROM sqlite_sequence WHERE name = %Q;\n", ch->obj_name);
+		rc = put_str(s, q, err);
+		if (rc == RS_OK && !ch->seq_delete) {
+			q = sqlite3_str_new(NULL);
+			sqlite3_str_appendf(q, "INSERT INTO sqlite_sequence(name, seq) VALUES (%Q, %lld);\n",
+					    ch->obj_name, (long long)ch->seq);
+			rc = put_str(s, q, err);
+		}
+		return rc;
+	}
+	case RS_CH_FTS_DELETE:
+	case RS_CH_FTS_INSERT: {
+		const rs_fts_link *lk = ch->fts;
+		int k = ch->op == RS_CH_FTS_DELETE ? B_FTSDEL : B_FTSINS;
+		if (s->b[k].s && s->b[k].owner != lk)
+			rc = flush_all(s, err);
+		if (rc != RS_OK)
+			return rc;
+		/* A view of the content row as the FTS table's columns. */
+		const rs_value *src = k == B_FTSDEL ? ch->oldv : ch->newv;
+		rs_value *vals = calloc((size_t)lk->ncol + 1, sizeof *vals);
+		if (!vals)
+			return rs_err(err, RS_ENOMEM, "out of memory");
+		rs_table view = {.name = lk->fts_name, .kind = RS_TABLE_FTS, .ncol = lk->ncol, .col = lk->fts_col,
+				 .ipk = -1};
+		strcpy(view.rowid_name, "rowid");
+		sqlite3_str *h = sqlite3_str_new(NULL);
+		if (k == B_FTSDEL) {
+			/* INSERT INTO f(f, rowid, cols) VALUES('delete', rowid, old values) */
+			vals[0] = (rs_value){.type = SQLITE_TEXT, .p = (const unsigned char *)"delete", .n = 6};
+			for (int i = 0; i < lk->ncol; i++)
+				vals[i + 1] = src[lk->col_map[i]];
+			sqlite3_str_appendf(h, "INSERT INTO \"%w\"(\"%w\", rowid", lk->fts_name, lk->fts_name);
+			for (int i = 0; i < lk->ncol; i++)
+				sqlite3_str_appendf(h, ", \"%w\"", lk->fts_col[i]);
+			sqlite3_str_appendall(h, ") VALUES\n");
+			/* tuple: ('delete', rowid, v...) — rowid must follow the command */
+			char **cols = calloc((size_t)lk->ncol + 2, sizeof *cols);
+			if (!cols) {
+				free(vals);
+				sqlite3_free(sqlite3_str_finish(h));
+				return rs_err(err, RS_ENOMEM, "out of memory");
+			}
+			rs_value *vals2 = calloc((size_t)lk->ncol + 2, sizeof *vals2);
+			if (!vals2) {
+				free(cols);
+				free(vals);
+				sqlite3_free(sqlite3_str_finish(h));
+				return rs_err(err, RS_ENOMEM, "out of memory");
+			}
+			vals2[0] = vals[0];
+			vals2[1] = (rs_value){.type = SQLITE_INTEGER, .i = ch->rowid};
+			for (int i = 0; i < lk->ncol; i++)
+				vals2[i + 2] = vals[i + 1];
+			view.ncol = lk->ncol + 2;
+			view.col = cols; /* names unused by row_tuple */
+			char *head = sqlite3_str_finish(h);
+			rc = head ? batch_row(s, k, lk, head, &view, ch->rowid, vals2, 0, err)
+				  : rs_err(err, RS_ENOMEM, "out of memory");
+			sqlite3_free(head);
+			free(vals2);
+			free(cols);
+		} else {
+			for (int i = 0; i < lk->ncol; i++)
+				vals[i] = src[lk->col_map[i]];
+			sqlite3_str_appendf(h, "INSERT INTO \"%w\"(rowid", lk->fts_name);
+			for (int i = 0; i < lk->ncol; i++)
+				sqlite3_str_appendf(h, ", \"%w\"", lk->fts_col[i]);
+			sqlite3_str_appendall(h, ") VALUES\n");
+			char *head = sqlite3_str_finish(h);
+			rc = head ? batch_row(s, k, lk, head, &view, ch->rowid, vals, 1, err)
+				  : rs_err(err, RS_ENOMEM, "out of memory");
+			sqlite3_free(head);
+		}
+		free(vals);
+		return rc;
+	}
+	case RS_CH_FTS_REBUILD: {
+		rc = flush_all(s, err);
+		if (rc != RS_OK)
+			return rc;
+		sqlite3_str *q = sqlite3_str_new(NULL);
+		sqlite3_str_appendf(q, "INSERT INTO \"%w\"(\"%w\") VALUES ('rebuild');\n", ch->fts->fts_name,
+				    ch->fts->fts_name);
+		return put_str(s, q, err);
+	}
+	}
+	return rs_err(err, RS_EINTERNAL, "unknown change op %d", ch->op);
+}
+
+static int sink_finish(void *ctx, rs_error *err)
+{
+	rs_sql_sink *s = ctx;
+	int rc = flush_all(s, err);
+	if (rc == RS_OK && fflush(s->f) != 0)
+		rc = rs_err(err, RS_ELOCAL, "writing SQL: %s", strerror(errno));
+	return rc;
+}
+
+int rs_sql_sink_new(rs_sql_sink **out, FILE *f, size_t statement_max, rs_error *err)
+{
+	rs_sql_sink *s = calloc(1, sizeof *s);
+	if (!s)
+		return rs_err(err, RS_ENOMEM, "out of memory");
+	s->f = f;
+	s->max = statement_max ? statement_max : RS_D1_STATEMENT_MAX - 1000;
+	if (s->max < 400)
+		s->max = 400;
+	s->chunk = (s->max - 200) / 2; /* hex doubles the bytes */
+	if (sqlite3_open_v2(":memory:", &s->mem, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->mem, "SELECT CAST(?1 AS REAL)", -1, &s->check, NULL) != SQLITE_OK) {
+		rs_sql_sink_free(s);
+		return rs_err(err, RS_ENOMEM, "cannot open an in-memory SQLite database");
+	}
+	*out = s;
+	return RS_OK;
+}
+
+void rs_sql_sink_free(rs_sql_sink *s)
+{
+	if (!s)
+		return;
+	for (int k = 0; k < NBATCH; k++)
+		if (s->b[k].s)
+			sqlite3_free(sqlite3_str_finish(s->b[k].s));
+	sqlite3_finalize(s->check);
+	sqlite3_close(s->mem);
+	free(s);
+}
+
+rs_sink rs_sql_sink_iface(rs_sql_sink *s)
+{
+	rs_sink k = {.change = sink_change, .finish = sink_finish, .ctx = s};
+	return k;
+}
+
+const rs_sql_stats *rs_sql_sink_stats(const rs_sql_sink *s)
+{
+	return &s->stats;
+}

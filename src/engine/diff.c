@@ -1,0 +1,815 @@
+/*
+ * diff.c: the diff engine.  Compares two databases and streams the changes
+ * in apply order (the order is described in engine.h).
+ *
+ * Rows are compared with a merge join: both sides are read in key order
+ * (rowid, or the primary key of a WITHOUT ROWID table) by one statement
+ * each, and the two cursors advance together.  Memory is one row per side.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/err.h"
+#include "engine/engine.h"
+#include "engine/schema.h"
+
+/* What happens to a NEW table. */
+enum { TS_SAME = 0, TS_NEW, TS_REBUILD, TS_ALTER };
+
+struct tstate {
+	int state;
+	int rewrite;       /* every row re-sent (its rows may have been removed by FK actions) */
+	int old_idx;       /* index in the old schema, or -1 */
+	char **alter_defs; /* TS_ALTER: column definitions to add */
+	int nalter;
+	int touched;       /* a row change was emitted (its triggers were suppressed) */
+};
+
+struct differ {
+	sqlite3 *old_db, *new_db;
+	rs_schema *os, *ns;
+	const rs_diff_opts *opts;
+	const rs_sink *sink;
+	rs_diff_stats *stats;
+	struct tstate *ts;    /* per NEW table */
+	unsigned char *dropped_trigger; /* per OLD object: DROP TRIGGER emitted */
+	rs_error *err;
+};
+
+/* ---- values ----------------------------------------------------------- */
+
+int rs_value_same(const rs_value *a, const rs_value *b)
+{
+	if (a->type != b->type)
+		return 0;
+	switch (a->type) {
+	case SQLITE_INTEGER: return a->i == b->i;
+	case SQLITE_FLOAT: return memcmp(&a->r, &b->r, sizeof a->r) == 0;
+	case SQLITE_TEXT:
+	case SQLITE_BLOB: return a->n == b->n && (a->n == 0 || memcmp(a->p, b->p, (size_t)a->n) == 0);
+	default: return 1;
+	}
+}
+
+static int type_rank(int t)
+{
+	switch (t) {
+	case SQLITE_NULL: return 0;
+	case SQLITE_INTEGER:
+	case SQLITE_FLOAT: return 1;
+	case SQLITE_TEXT: return 2;
+	default: return 3;
+	}
+}
+
+/* Compare an integer with a double the way SQLite does (exactly). */
+static int cmp_int_real(int64_t i, double r)
+{
+	if (isnan(r))
+		return 1;
+	if (r < -9223372036854775808.0)
+		return 1;
+	if (r >= 9223372036854775808.0)
+		return -1;
+	int64_t ri = (int64_t)r;
+	if (i < ri) return -1;
+	if (i > ri) return 1;
+	double d = (double)ri;
+	return r > d ? -1 : r < d ? 1 : 0;
+}
+
+static int cmp_bytes(const unsigned char *a, int na, const unsigned char *b, int nb)
+{
+	int n = na < nb ? na : nb;
+	int c = n ? memcmp(a, b, (size_t)n) : 0;
+	return c ? c : (na < nb ? -1 : na > nb);
+}
+
+int rs_value_cmp(const rs_value *a, const rs_value *b, int coll)
+{
+	int ra = type_rank(a->type), rb = type_rank(b->type);
+	if (ra != rb)
+		return ra < rb ? -1 : 1;
+	switch (ra) {
+	case 0:
+		return 0;
+	case 1:
+		if (a->type == SQLITE_INTEGER && b->type == SQLITE_INTEGER)
+			return a->i < b->i ? -1 : a->i > b->i;
+		if (a->type == SQLITE_FLOAT && b->type == SQLITE_FLOAT)
+			return a->r < b->r ? -1 : a->r > b->r;
+		if (a->type == SQLITE_INTEGER)
+			return cmp_int_real(a->i, b->r);
+		return -cmp_int_real(b->i, a->r);
+	case 2: {
+		int na = a->n, nb = b->n;
+		if (coll == RS_COLL_RTRIM) {
+			while (na && a->p[na - 1] == ' ') na--;
+			while (nb && b->p[nb - 1] == ' ') nb--;
+		}
+		if (coll == RS_COLL_NOCASE) {
+			int n = na < nb ? na : nb;
+			for (int i = 0; i < n; i++) {
+				int x = a->p[i], y = b->p[i];
+				if (x >= 'A' && x <= 'Z') x += 32;
+				if (y >= 'A' && y <= 'Z') y += 32;
+				if (x != y)
+					return x < y ? -1 : 1;
+			}
+			return na < nb ? -1 : na > nb;
+		}
+		return cmp_bytes(a->p, na, b->p, nb);
+	}
+	default:
+		return cmp_bytes(a->p, a->n, b->p, b->n);
+	}
+}
+
+char *rs_quote_ident(const char *name)
+{
+	return sqlite3_mprintf("\"%w\"", name);
+}
+
+/* ---- emitting --------------------------------------------------------- */
+
+static int emit(struct differ *D, const rs_change *ch)
+{
+	return D->sink->change(D->sink->ctx, ch, D->err);
+}
+
+static int emit_schema(struct differ *D, int verb, const char *type, const char *name, const char *sql,
+		       int derived)
+{
+	rs_change ch = {.op = RS_CH_SCHEMA, .verb = verb, .obj_type = type, .obj_name = name, .sql = sql,
+			.derived = derived};
+	if (!derived && D->stats)
+		D->stats->schema_changes++;
+	return emit(D, &ch);
+}
+
+/* ---- schema comparison ------------------------------------------------ */
+
+/* Split "..., a INT, b TEXT DEFAULT 'x,y'" tail into column definitions. */
+static int split_defs(const char *mid, char ***out, int *n)
+{
+	*out = NULL;
+	*n = 0;
+	const char *p = mid;
+	while (*p) {
+		/* each definition starts after ", " */
+		if (*p != ',')
+			return -1;
+		p++;
+		while (*p == ' ' || *p == '\n' || *p == '\t')
+			p++;
+		const char *start = p;
+		int depth = 0;
+		while (*p && !(depth == 0 && *p == ',')) {
+			if (*p == '\'' || *p == '"' || *p == '`' || *p == '[') {
+				char close = *p == '[' ? ']' : *p;
+				for (p++; *p && *p != close; p++)
+					;
+				if (!*p)
+					return -1;
+			} else if (*p == '(') {
+				depth++;
+			} else if (*p == ')') {
+				depth--;
+			}
+			p++;
+		}
+		size_t len = (size_t)(p - start);
+		while (len && (start[len - 1] == ' ' || start[len - 1] == '\n'))
+			len--;
+		char **a = realloc(*out, (*n + 1) * sizeof *a);
+		if (!a)
+			return -1;
+		*out = a;
+		(*out)[*n] = strndup(start, len);
+		if (!(*out)[*n])
+			return -1;
+		(*n)++;
+	}
+	return *n ? 0 : -1;
+}
+
+static void free_defs(char **defs, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(defs[i]);
+	free(defs);
+}
+
+/*
+ * Is the new CREATE TABLE text the old one plus columns appended the way
+ * ALTER TABLE ADD COLUMN writes them ("old-head, def1, def2)old-tail")?  On
+ * success sets the definitions and returns 1.
+ */
+static int detect_add_columns(const rs_table *ot, const rs_table *nt, struct tstate *ts)
+{
+	const char *o = ot->sql, *n = nt->sql;
+	size_t lo = strlen(o), ln = strlen(n);
+	if (ln <= lo || ot->kind != nt->kind || nt->ncol <= ot->ncol ||
+	    (nt->kind != RS_TABLE_ROWID && nt->kind != RS_TABLE_WITHOUT_ROWID))
+		return 0;
+	for (int i = 0; i < ot->ncol; i++)
+		if (strcmp(ot->col[i], nt->col[i]) != 0)
+			return 0;
+	size_t smax = 0;
+	while (smax < lo && o[lo - 1 - smax] == n[ln - 1 - smax])
+		smax++;
+	for (size_t s = smax + 1; s-- > 0;) {
+		size_t p = lo - s;
+		if (o[p] != ')' || strncmp(o, n, p) != 0)
+			continue;
+		size_t midlen = ln - s - p;
+		char *mid = strndup(n + p, midlen);
+		if (!mid)
+			return 0;
+		char **defs;
+		int nd;
+		int ok = split_defs(mid, &defs, &nd) == 0 && nd == nt->ncol - ot->ncol;
+		free(mid);
+		for (int i = 0; ok && i < nd; i++)
+			if (strcasestr(defs[i], "primary key") || strcasestr(defs[i], "unique") ||
+			    strcasestr(defs[i], "generated") || strcasestr(defs[i], " as ("))
+				ok = 0;
+		if (!ok) {
+			if (nd >= 0)
+				free_defs(defs, nd);
+			continue;
+		}
+		ts->alter_defs = defs;
+		ts->nalter = nd;
+		return 1;
+	}
+	return 0;
+}
+
+/* Mark tables whose rows FK actions may remove when another is dropped or rebuilt. */
+static int propagate_rewrites(struct differ *D)
+{
+	rs_schema *ns = D->ns;
+	for (int changed = 1; changed;) {
+		changed = 0;
+		for (int i = 0; i < ns->ntab; i++) {
+			rs_table *t = ns->tab[i];
+			if (D->ts[i].rewrite || D->ts[i].state == TS_NEW || D->ts[i].state == TS_REBUILD ||
+			    (t->kind != RS_TABLE_ROWID && t->kind != RS_TABLE_WITHOUT_ROWID))
+				continue;
+			sqlite3_stmt *st;
+			char *q = sqlite3_mprintf("PRAGMA main.foreign_key_list(%Q)", t->name);
+			if (!q)
+				return rs_err(D->err, RS_ENOMEM, "out of memory");
+			int rc = sqlite3_prepare_v2(D->new_db, q, -1, &st, NULL);
+			sqlite3_free(q);
+			if (rc != SQLITE_OK)
+				return rs_err(D->err, RS_ELOCAL, "table %s: %s", t->name, sqlite3_errmsg(D->new_db));
+			while (sqlite3_step(st) == SQLITE_ROW) {
+				const char *parent = (const char *)sqlite3_column_text(st, 2);
+				const char *upd = (const char *)sqlite3_column_text(st, 5);
+				const char *del = (const char *)sqlite3_column_text(st, 6);
+				if (!parent || !del || !upd ||
+				    (strcasecmp(del, "NO ACTION") == 0 && strcasecmp(upd, "NO ACTION") == 0))
+					continue;
+				int pn = rs_schema_table(ns, parent);
+				int po = rs_schema_table(D->os, parent);
+				int hit = (pn >= 0 && (D->ts[pn].state == TS_REBUILD || D->ts[pn].rewrite)) ||
+					  (pn < 0 && po >= 0);
+				if (hit && !D->ts[i].rewrite) {
+					D->ts[i].rewrite = 1;
+					changed = 1;
+				}
+			}
+			sqlite3_finalize(st);
+		}
+	}
+	return RS_OK;
+}
+
+static int classify_tables(struct differ *D)
+{
+	rs_schema *os = D->os, *ns = D->ns;
+	for (int i = 0; i < ns->ntab; i++) {
+		rs_table *nt = ns->tab[i];
+		struct tstate *ts = &D->ts[i];
+		ts->old_idx = rs_schema_table(os, nt->name);
+		if (ts->old_idx < 0) {
+			ts->state = TS_NEW;
+			continue;
+		}
+		rs_table *ot = os->tab[ts->old_idx];
+		if (strcmp(ot->sql, nt->sql) == 0 && ot->kind == nt->kind)
+			ts->state = TS_SAME;
+		else if (detect_add_columns(ot, nt, ts))
+			ts->state = TS_ALTER;
+		else
+			ts->state = TS_REBUILD;
+	}
+	int rc = propagate_rewrites(D);
+	if (rc != RS_OK)
+		return rc;
+	/* External-content FTS: rebuild the index when it or its content table is new. */
+	for (int i = 0; i < ns->ntab; i++) {
+		rs_table *t = ns->tab[i];
+		for (int k = 0; k < t->nfts; k++) {
+			int f = rs_schema_table(ns, t->fts[k].fts_name);
+			t->fts[k].rebuild = D->ts[i].state == TS_NEW || D->ts[i].state == TS_REBUILD ||
+					    D->ts[i].rewrite || (f >= 0 && D->ts[f].state != TS_SAME);
+		}
+	}
+	return RS_OK;
+}
+
+/* Is the OLD object at index i gone or changed in NEW? */
+static int old_obj_changed(struct differ *D, const rs_obj *o)
+{
+	const rs_obj *n = rs_schema_find(D->ns, o->type, o->name);
+	return !n || strcmp(n->sql, o->sql) != 0;
+}
+
+/* State of the NEW table (or view) named name, for objects that hang off it. */
+static int parent_recreated(struct differ *D, const char *tbl)
+{
+	int k = rs_schema_table(D->ns, tbl);
+	if (k >= 0)
+		return D->ts[k].state == TS_NEW || D->ts[k].state == TS_REBUILD;
+	const rs_obj *nv = rs_schema_find(D->ns, "view", tbl);
+	if (nv) {
+		const rs_obj *ov = rs_schema_find(D->os, "view", tbl);
+		return !ov || strcmp(ov->sql, nv->sql) != 0;
+	}
+	return 0;
+}
+
+static int schema_drops(struct differ *D)
+{
+	rs_schema *os = D->os, *ns = D->ns;
+	int rc = RS_OK;
+	if (D->opts->preamble) {
+		for (int i = 0; rc == RS_OK && i < ns->nobj; i++)
+			if (strcmp(ns->obj[i].type, "view") == 0)
+				rc = emit_schema(D, RS_VERB_DROP, "view", ns->obj[i].name, NULL, 1);
+		for (int i = 0; rc == RS_OK && i < ns->nobj; i++)
+			if (strcmp(ns->obj[i].type, "table") == 0)
+				rc = emit_schema(D, RS_VERB_DROP, "table", ns->obj[i].name, NULL, 1);
+	}
+	static const char *const order[] = {"view", "trigger", "index", "table"};
+	for (int k = 0; rc == RS_OK && k < 4; k++) {
+		for (int i = 0; rc == RS_OK && i < os->nobj; i++) {
+			const rs_obj *o = &os->obj[i];
+			if (strcmp(o->type, order[k]) != 0)
+				continue;
+			int drop;
+			if (k < 3) {
+				drop = old_obj_changed(D, o);
+				if (k == 1 && drop)
+					D->dropped_trigger[i] = 1;
+			} else {
+				int n = rs_schema_table(ns, o->name);
+				drop = n < 0 || D->ts[n].state == TS_REBUILD;
+			}
+			if (drop)
+				rc = emit_schema(D, RS_VERB_DROP, o->type, o->name, NULL, 0);
+		}
+	}
+	return rc;
+}
+
+static int schema_creates_tables(struct differ *D)
+{
+	rs_schema *ns = D->ns;
+	int rc = RS_OK;
+	for (int i = 0; rc == RS_OK && i < ns->nobj; i++) {
+		const rs_obj *o = &ns->obj[i];
+		if (strcmp(o->type, "table") != 0)
+			continue;
+		int k = rs_schema_table(ns, o->name);
+		struct tstate *ts = &D->ts[k];
+		if (ts->state == TS_NEW || ts->state == TS_REBUILD)
+			rc = emit_schema(D, RS_VERB_CREATE, "table", o->name, o->sql, 0);
+		else if (ts->state == TS_ALTER)
+			for (int j = 0; rc == RS_OK && j < ts->nalter; j++)
+				rc = emit_schema(D, RS_VERB_ALTER_ADD, "table", o->name, ts->alter_defs[j], 0);
+	}
+	return rc;
+}
+
+static int schema_creates_rest(struct differ *D)
+{
+	rs_schema *os = D->os, *ns = D->ns;
+	int rc = RS_OK;
+	static const char *const order[] = {"index", "view", "trigger"};
+	for (int k = 0; rc == RS_OK && k < 3; k++) {
+		for (int i = 0; rc == RS_OK && i < ns->nobj; i++) {
+			const rs_obj *o = &ns->obj[i];
+			if (strcmp(o->type, order[k]) != 0)
+				continue;
+			const rs_obj *old = rs_schema_find(os, o->type, o->name);
+			int create = !old || strcmp(old->sql, o->sql) != 0 || parent_recreated(D, o->tbl);
+			int derived = 0;
+			if (!create && k == 2) {
+				/* unchanged trigger that was suppressed for row changes */
+				for (int j = 0; j < os->nobj; j++)
+					if (&os->obj[j] == old && D->dropped_trigger[j])
+						create = derived = 1;
+			}
+			if (create)
+				rc = emit_schema(D, RS_VERB_CREATE, o->type, o->name, o->sql, derived);
+		}
+	}
+	return rc;
+}
+
+/* Before the first row change of table t: drop its triggers in the target. */
+static int suppress_triggers(struct differ *D, int tab_idx)
+{
+	struct tstate *ts = &D->ts[tab_idx];
+	if (ts->touched)
+		return RS_OK;
+	ts->touched = 1;
+	rs_schema *os = D->os;
+	const char *name = D->ns->tab[tab_idx]->name;
+	int rc = RS_OK;
+	for (int i = 0; rc == RS_OK && i < os->nobj; i++) {
+		const rs_obj *o = &os->obj[i];
+		if (strcmp(o->type, "trigger") != 0 || strcasecmp(o->tbl, name) != 0 || D->dropped_trigger[i])
+			continue;
+		if (ts->state == TS_REBUILD)
+			continue; /* went with the table */
+		D->dropped_trigger[i] = 1;
+		rc = emit_schema(D, RS_VERB_DROP, "trigger", o->name, NULL, 1);
+	}
+	return rc;
+}
+
+/* ---- rows ------------------------------------------------------------- */
+
+struct side {
+	sqlite3_stmt *st;
+	int has;        /* a current row */
+	int64_t rowid;
+	rs_value *v;
+	int ncol;
+	int rowid_mode;
+};
+
+static void load_value(sqlite3_stmt *st, int i, rs_value *v)
+{
+	v->type = sqlite3_column_type(st, i);
+	v->p = NULL;
+	v->n = 0;
+	switch (v->type) {
+	case SQLITE_INTEGER: v->i = sqlite3_column_int64(st, i); break;
+	case SQLITE_FLOAT: v->r = sqlite3_column_double(st, i); break;
+	case SQLITE_TEXT:
+		v->p = sqlite3_column_text(st, i);
+		v->n = sqlite3_column_bytes(st, i);
+		break;
+	case SQLITE_BLOB:
+		v->p = sqlite3_column_blob(st, i);
+		v->n = sqlite3_column_bytes(st, i);
+		if (!v->p) /* zero-length blob */
+			v->p = (const unsigned char *)"";
+		break;
+	default: break;
+	}
+}
+
+static int side_step(struct side *s, sqlite3 *db, const char *table, rs_error *err)
+{
+	if (!s->st) {
+		s->has = 0;
+		return RS_OK;
+	}
+	int rc = sqlite3_step(s->st);
+	if (rc == SQLITE_DONE) {
+		s->has = 0;
+		return RS_OK;
+	}
+	if (rc != SQLITE_ROW)
+		return rs_err(err, rc == SQLITE_NOMEM ? RS_ENOMEM : RS_ELOCAL, "%s: reading table %s: %s",
+			      sqlite3_db_filename(db, "main"), table, sqlite3_errmsg(db));
+	s->has = 1;
+	int off = 0;
+	if (s->rowid_mode) {
+		s->rowid = sqlite3_column_int64(s->st, 0);
+		off = 1;
+	}
+	for (int i = 0; i < s->ncol; i++)
+		load_value(s->st, i + off, &s->v[i]);
+	return RS_OK;
+}
+
+/* SELECT statement reading table t in key order; old side maps columns of nt. */
+static char *row_query(const rs_table *nt, const rs_table *src, const rs_colinfo *nci)
+{
+	sqlite3_str *q = sqlite3_str_new(NULL);
+	sqlite3_str_appendall(q, "SELECT ");
+	int rowid_mode = nt->kind != RS_TABLE_WITHOUT_ROWID;
+	if (rowid_mode)
+		sqlite3_str_appendf(q, "%s", src->rowid_name);
+	for (int i = 0; i < nt->ncol; i++) {
+		if (rowid_mode || i)
+			sqlite3_str_appendall(q, ", ");
+		if (rs_table_col(src, nt->col[i]) >= 0)
+			sqlite3_str_appendf(q, "\"%w\"", nt->col[i]);
+		else if (nci && nci[i].dflt)
+			sqlite3_str_appendf(q, "(%s)", nci[i].dflt);
+		else
+			sqlite3_str_appendall(q, "NULL");
+	}
+	sqlite3_str_appendf(q, " FROM main.\"%w\" ORDER BY ", src->name);
+	if (rowid_mode)
+		sqlite3_str_appendf(q, "%s", src->rowid_name);
+	for (int i = 0; !rowid_mode && i < nt->npk; i++)
+		sqlite3_str_appendf(q, "%s\"%w\"", i ? ", " : "", nt->col[nt->pk[i]]);
+	return sqlite3_str_finish(q);
+}
+
+static int open_side(struct side *s, sqlite3 *db, const rs_table *nt, const rs_table *src,
+		     const rs_colinfo *nci, rs_error *err)
+{
+	s->ncol = nt->ncol;
+	s->rowid_mode = nt->kind != RS_TABLE_WITHOUT_ROWID;
+	s->v = calloc(nt->ncol ? nt->ncol : 1, sizeof *s->v);
+	if (!s->v)
+		return rs_err(err, RS_ENOMEM, "out of memory");
+	if (!db || !src)
+		return RS_OK; /* empty side */
+	char *q = row_query(nt, src, nci);
+	if (!q)
+		return rs_err(err, RS_ENOMEM, "out of memory");
+	int rc = sqlite3_prepare_v2(db, q, -1, &s->st, NULL);
+	sqlite3_free(q);
+	if (rc != SQLITE_OK)
+		return rs_err(err, RS_ELOCAL, "%s: table %s: %s", sqlite3_db_filename(db, "main"), nt->name,
+			      sqlite3_errmsg(db));
+	return RS_OK;
+}
+
+static void close_side(struct side *s)
+{
+	sqlite3_finalize(s->st);
+	free(s->v);
+	memset(s, 0, sizeof *s);
+}
+
+static int key_cmp(const rs_table *t, const struct side *o, const struct side *n)
+{
+	if (t->kind != RS_TABLE_WITHOUT_ROWID)
+		return o->rowid < n->rowid ? -1 : o->rowid > n->rowid;
+	for (int i = 0; i < t->npk; i++) {
+		int c = rs_value_cmp(&o->v[t->pk[i]], &n->v[t->pk[i]], t->pk_coll[i]);
+		if (c)
+			return c;
+	}
+	return 0;
+}
+
+static int fts_upkeep(struct differ *D, const rs_table *t, int64_t rowid, const rs_value *oldv,
+		      const rs_value *newv)
+{
+	int rc = RS_OK;
+	for (int k = 0; rc == RS_OK && k < t->nfts; k++) {
+		const rs_fts_link *lk = &t->fts[k];
+		if (lk->rebuild)
+			continue;
+		if (oldv) {
+			rs_change ch = {.op = RS_CH_FTS_DELETE, .derived = 1, .tab = t, .fts = lk,
+					.rowid = lk->rowid_col >= 0 ? oldv[lk->rowid_col].i : rowid, .oldv = oldv};
+			rc = emit(D, &ch);
+		}
+		if (rc == RS_OK && newv) {
+			rs_change ch = {.op = RS_CH_FTS_INSERT, .derived = 1, .tab = t, .fts = lk,
+					.rowid = lk->rowid_col >= 0 ? newv[lk->rowid_col].i : rowid, .newv = newv};
+			rc = emit(D, &ch);
+		}
+	}
+	return rc;
+}
+
+enum { PASS_ALL = 3, PASS_DELETES = 1, PASS_UPSERTS = 2 };
+
+static int diff_rows_pass(struct differ *D, int ti, int pass, unsigned char *changed)
+{
+	rs_table *nt = D->ns->tab[ti];
+	struct tstate *ts = &D->ts[ti];
+	const rs_table *ot = (ts->state == TS_SAME || ts->state == TS_ALTER) ? D->os->tab[ts->old_idx] : NULL;
+	struct side o = {0}, n = {0};
+	int rc = open_side(&o, D->old_db, nt, ot, D->ns->colinfo[ti], D->err);
+	if (rc == RS_OK)
+		rc = open_side(&n, D->new_db, nt, nt, NULL, D->err);
+	if (rc == RS_OK)
+		rc = side_step(&o, D->old_db, nt->name, D->err);
+	if (rc == RS_OK)
+		rc = side_step(&n, D->new_db, nt->name, D->err);
+	int64_t done = 0;
+	while (rc == RS_OK && (o.has || n.has)) {
+		int c = !o.has ? 1 : !n.has ? -1 : key_cmp(nt, &o, &n);
+		rs_change ch = {.tab = nt, .rewrite = ts->rewrite};
+		if (c < 0) {
+			if (pass & PASS_DELETES) {
+				ch.op = RS_CH_DELETE;
+				ch.rowid = o.rowid;
+				ch.oldv = o.v;
+			}
+		} else if (c > 0) {
+			if (pass & PASS_UPSERTS) {
+				ch.op = RS_CH_INSERT;
+				ch.rowid = n.rowid;
+				ch.newv = n.v;
+			}
+		} else if (pass & PASS_UPSERTS) {
+			int any = 0;
+			for (int i = 0; i < nt->ncol; i++) {
+				changed[i] = !rs_value_same(&o.v[i], &n.v[i]);
+				any |= changed[i];
+			}
+			if (any || ts->rewrite) {
+				ch.op = RS_CH_UPDATE;
+				ch.rowid = n.rowid;
+				ch.oldv = o.v;
+				ch.newv = n.v;
+				ch.changed = changed;
+			}
+		}
+		if (ch.op) {
+			rc = suppress_triggers(D, ti);
+			if (rc == RS_OK)
+				rc = emit(D, &ch);
+			if (rc == RS_OK && nt->nfts)
+				rc = fts_upkeep(D, nt, ch.rowid, ch.op == RS_CH_INSERT ? NULL : ch.oldv,
+						ch.op == RS_CH_DELETE ? NULL : ch.newv);
+			if (D->stats) {
+				if (ch.op == RS_CH_INSERT) D->stats->inserts++;
+				else if (ch.op == RS_CH_UPDATE) D->stats->updates++;
+				else D->stats->deletes++;
+			}
+		}
+		if (rc != RS_OK)
+			break;
+		if (c <= 0)
+			rc = side_step(&o, D->old_db, nt->name, D->err);
+		if (rc == RS_OK && c >= 0) {
+			rc = side_step(&n, D->new_db, nt->name, D->err);
+			done++;
+			if (D->opts->progress && (done & 0xffff) == 0)
+				D->opts->progress(D->opts->progress_ctx, nt->name, done, -1);
+		}
+	}
+	if (D->stats)
+		D->stats->rows_scanned += done;
+	close_side(&o);
+	close_side(&n);
+	return rc;
+}
+
+static int diff_rows(struct differ *D)
+{
+	rs_schema *ns = D->ns;
+	int rc = RS_OK;
+	int maxcol = 1;
+	for (int i = 0; i < ns->ntab; i++)
+		if (ns->tab[i]->ncol > maxcol)
+			maxcol = ns->tab[i]->ncol;
+	unsigned char *changed = calloc((size_t)maxcol, 1);
+	if (!changed)
+		return rs_err(D->err, RS_ENOMEM, "out of memory");
+	/* Tables that FK actions hang off go first, deletes before upserts. */
+	for (int round = 0; rc == RS_OK && round < 2; round++) {
+		for (int i = 0; rc == RS_OK && i < ns->ntab; i++) {
+			rs_table *t = ns->tab[i];
+			if (t->kind == RS_TABLE_FTS_EXTERNAL)
+				continue;
+			int first = t->action_parent && !D->ts[i].rewrite;
+			if (first != (round == 0))
+				continue;
+			if (first) {
+				rc = diff_rows_pass(D, i, PASS_DELETES, changed);
+				if (rc == RS_OK)
+					rc = diff_rows_pass(D, i, PASS_UPSERTS, changed);
+			} else {
+				rc = diff_rows_pass(D, i, PASS_ALL, changed);
+			}
+		}
+	}
+	free(changed);
+	return rc;
+}
+
+static int diff_sequence(struct differ *D)
+{
+	rs_schema *os = D->os, *ns = D->ns;
+	int rc = RS_OK;
+	for (int i = 0; rc == RS_OK && i < ns->nseq; i++) {
+		int t = rs_schema_table(ns, ns->seq_name[i]);
+		int forced = t >= 0 && (D->ts[t].state == TS_NEW || D->ts[t].state == TS_REBUILD || D->ts[t].rewrite);
+		int same = 0;
+		for (int j = 0; j < os->nseq; j++)
+			if (strcmp(os->seq_name[j], ns->seq_name[i]) == 0)
+				same = os->seq_val[j] == ns->seq_val[i];
+		if (forced || !same) {
+			rs_change ch = {.op = RS_CH_SEQ, .obj_name = ns->seq_name[i], .seq = ns->seq_val[i]};
+			rc = emit(D, &ch);
+		}
+	}
+	for (int j = 0; rc == RS_OK && j < os->nseq; j++) {
+		int t = rs_schema_table(ns, os->seq_name[j]);
+		if (t < 0 || D->ts[t].state == TS_NEW || D->ts[t].state == TS_REBUILD)
+			continue; /* gone with its table */
+		int found = 0;
+		for (int i = 0; i < ns->nseq; i++)
+			found |= strcmp(os->seq_name[j], ns->seq_name[i]) == 0;
+		if (!found) {
+			rs_change ch = {.op = RS_CH_SEQ, .obj_name = os->seq_name[j], .seq_delete = 1};
+			rc = emit(D, &ch);
+		}
+	}
+	/* FTS indexes over new or reloaded content are rebuilt in one statement. */
+	for (int i = 0; rc == RS_OK && i < ns->ntab; i++)
+		for (int k = 0; rc == RS_OK && k < ns->tab[i]->nfts; k++)
+			if (ns->tab[i]->fts[k].rebuild) {
+				rs_change ch = {.op = RS_CH_FTS_REBUILD, .derived = 1, .tab = ns->tab[i],
+						.fts = &ns->tab[i]->fts[k]};
+				rc = emit(D, &ch);
+			}
+	return rc;
+}
+
+int rs_engine_diff(sqlite3 *old_db, sqlite3 *new_db, const rs_diff_opts *opts, const rs_sink *sink,
+		   rs_diff_stats *stats, rs_error *err)
+{
+	static const rs_diff_opts no_opts;
+	struct differ D = {.old_db = old_db, .new_db = new_db, .opts = opts ? opts : &no_opts, .sink = sink,
+			   .stats = stats, .err = err};
+	if (stats)
+		memset(stats, 0, sizeof *stats);
+	int rc = rs_schema_load(old_db, D.opts->exclude, &D.os, err);
+	if (rc == RS_OK)
+		rc = rs_schema_load(new_db, D.opts->exclude, &D.ns, err);
+	if (rc == RS_OK) {
+		D.ts = calloc((size_t)D.ns->ntab + 1, sizeof *D.ts);
+		D.dropped_trigger = calloc((size_t)D.os->nobj + 1, 1);
+		if (!D.ts || !D.dropped_trigger)
+			rc = rs_err(err, RS_ENOMEM, "out of memory");
+	}
+	if (rc == RS_OK)
+		rc = classify_tables(&D);
+	if (rc == RS_OK)
+		rc = schema_drops(&D);
+	if (rc == RS_OK)
+		rc = schema_creates_tables(&D);
+	if (rc == RS_OK)
+		rc = diff_rows(&D);
+	if (rc == RS_OK)
+		rc = diff_sequence(&D);
+	if (rc == RS_OK)
+		rc = schema_creates_rest(&D);
+	if (rc == RS_OK && sink->finish)
+		rc = sink->finish(sink->ctx, err);
+	if (D.ts && D.ns)
+		for (int i = 0; i < D.ns->ntab; i++)
+			free_defs(D.ts[i].alter_defs, D.ts[i].nalter);
+	free(D.ts);
+	free(D.dropped_trigger);
+	rs_schema_free(D.os);
+	rs_schema_free(D.ns);
+	return rc;
+}
+
+/* ---- opening ---------------------------------------------------------- */
+
+int rs_engine_open(const char *path, sqlite3 **out, rs_error *err)
+{
+	sqlite3 *db = NULL;
+	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
+	if (rc != SQLITE_OK) {
+		rs_err(err, RS_ELOCAL, "%s: cannot open: %s", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		sqlite3_close(db);
+		return RS_ELOCAL;
+	}
+	sqlite3_busy_timeout(db, 5000);
+	sqlite3_extended_result_codes(db, 1);
+	/* BEGIN plus a first read pins one snapshot for every later statement. */
+	rc = sqlite3_exec(db, "BEGIN; SELECT count(*) FROM main.sqlite_schema;", NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		int busy = (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
+		rs_err(err, busy ? RS_EBUSY : RS_ELOCAL, "%s: %s%s", path, sqlite3_errmsg(db),
+		       busy ? " (another process holds a lock past the 5 s busy timeout)" : "");
+		sqlite3_close(db);
+		return busy ? RS_EBUSY : RS_ELOCAL;
+	}
+	*out = db;
+	return RS_OK;
+}
+
+void rs_engine_close(sqlite3 *db)
+{
+	if (db) {
+		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+		sqlite3_close(db);
+	}
+}

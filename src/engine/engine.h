@@ -1,0 +1,149 @@
+/*
+ * engine.h: the diff engine and its change stream.
+ *
+ * rs_engine_diff() compares two SQLite databases logically (schema objects,
+ * then rows keyed by rowid or primary key) and hands each change, in apply
+ * order, to a sink.  Nothing is accumulated: a change and the values it
+ * points to live only for the duration of the sink call, so memory stays
+ * flat whatever the database size.
+ *
+ * The order of the stream is the order a target must apply it in:
+ *
+ *   1. preamble drops (full loads only: DROP VIEW/TABLE IF EXISTS)
+ *   2. schema drops: views, triggers, indexes, tables (dropped or rebuilt)
+ *   3. schema creates: tables (new or rebuilt), ALTER TABLE ADD COLUMN
+ *   4. rows, table by table: tables referenced by foreign keys with
+ *      actions first (deletes, then inserts/updates), then the rest (one
+ *      pass in key order); before a table's first row change, DROP TRIGGER
+ *      for its triggers (derived: they are re-created in 6), so the target's
+ *      triggers do not fire a second time for effects already in the stream
+ *   5. sqlite_sequence values; FTS5 external-content upkeep ('delete' and
+ *      insert commands, or 'rebuild')
+ *   6. schema creates: indexes, views, triggers
+ *
+ * Changes marked `derived` follow from the others (trigger suppression,
+ * FTS upkeep, preamble): renderers emit them, the sync key ignores them.
+ */
+#ifndef RS_ENGINE_ENGINE_H
+#define RS_ENGINE_ENGINE_H
+#include <sqlite3.h>
+#include <stdint.h>
+
+#include "resortsync.h"
+
+/* One value, pointing into SQLite's memory (valid during the sink call). */
+typedef struct rs_value {
+	int type;               /* SQLITE_INTEGER, _FLOAT, _TEXT, _BLOB, _NULL */
+	int64_t i;
+	double r;
+	const unsigned char *p; /* TEXT or BLOB bytes */
+	int n;                  /* their length */
+} rs_value;
+
+enum { RS_TABLE_ROWID = 1, RS_TABLE_WITHOUT_ROWID, RS_TABLE_FTS, RS_TABLE_FTS_EXTERNAL };
+
+/* An external-content FTS table fed from a content table. */
+typedef struct rs_fts_link {
+	char *fts_name;
+	int ncol;
+	int *col_map;   /* FTS column i is content column col_map[i] (index into rs_table.col) */
+	char **fts_col; /* FTS column names */
+	int rowid_col;  /* content column holding the FTS rowid, or -1 for the rowid */
+	int rebuild;    /* set by the engine: 'rebuild' instead of per-row upkeep */
+} rs_fts_link;
+
+/* A table as the target sees it (the NEW side's definition). */
+typedef struct rs_table {
+	char *name;
+	char *sql;
+	int kind;           /* RS_TABLE_* */
+	char rowid_name[8]; /* "rowid", "_rowid_" or "oid": not shadowed by a column */
+	int ncol;           /* stored columns (no generated or hidden ones) */
+	char **col;
+	int ipk;            /* index of the INTEGER PRIMARY KEY (rowid alias), or -1 */
+	int npk;            /* WITHOUT ROWID: key columns, in key order */
+	int *pk;            /* indices into col */
+	int *pk_coll;       /* RS_COLL_* of each key column */
+	int action_parent;  /* referenced by a foreign key with an ON DELETE/UPDATE action */
+	int autoinc;
+	int nfts;           /* external-content FTS tables fed from this one */
+	rs_fts_link *fts;
+} rs_table;
+
+enum { RS_COLL_BINARY = 0, RS_COLL_NOCASE, RS_COLL_RTRIM };
+
+enum {
+	RS_CH_SCHEMA = 1, /* verb, obj_type, obj_name, sql */
+	RS_CH_INSERT,     /* tab, rowid, newv */
+	RS_CH_UPDATE,     /* tab, rowid, oldv, newv, changed */
+	RS_CH_DELETE,     /* tab, rowid, oldv */
+	RS_CH_SEQ,        /* obj_name, seq (seq_delete: remove the entry) */
+	RS_CH_FTS_DELETE, /* fts, tab (content table), rowid, oldv: FTS 'delete' command */
+	RS_CH_FTS_INSERT, /* fts, tab, rowid, newv */
+	RS_CH_FTS_REBUILD /* fts */
+};
+enum { RS_VERB_CREATE = 1, RS_VERB_DROP, RS_VERB_ALTER_ADD };
+
+typedef struct rs_change {
+	int op;
+	int derived;                  /* follows from other changes; not in the sync key */
+	int rewrite;                  /* row of a table whose rows are all re-sent */
+	const rs_table *tab;
+	int64_t rowid;                /* rowid, for every kind but WITHOUT ROWID */
+	const rs_value *oldv;         /* tab->ncol values, or NULL */
+	const rs_value *newv;         /* tab->ncol values, or NULL */
+	const unsigned char *changed; /* UPDATE: changed[i] != 0 when column i changed */
+	int verb;                     /* RS_VERB_* */
+	const char *obj_type;         /* "table", "index", "view", "trigger" */
+	const char *obj_name;
+	const char *sql;              /* CREATE text; ALTER_ADD: the column definition */
+	int64_t seq;
+	int seq_delete;
+	const rs_fts_link *fts;
+} rs_change;
+
+/* A consumer of the stream. */
+typedef struct rs_sink {
+	int (*change)(void *ctx, const rs_change *ch, rs_error *err);
+	int (*finish)(void *ctx, rs_error *err); /* may be NULL */
+	void *ctx;
+} rs_sink;
+
+typedef struct rs_diff_opts {
+	int preamble;             /* full load: DROP VIEW/TABLE IF EXISTS for every NEW view/table */
+	const char *const *exclude; /* table names never diffed (NULL-terminated), may be NULL */
+	void (*progress)(void *ctx, const char *table, int64_t rows_done, int64_t rows_total);
+	void *progress_ctx;
+} rs_diff_opts;
+
+typedef struct rs_diff_stats {
+	int64_t schema_changes;
+	int64_t inserts, updates, deletes;
+	int64_t rows_scanned;
+} rs_diff_stats;
+
+/*
+ * Open `path` read-only and start a read transaction on it, so every read
+ * through *out sees one consistent state even while other processes write.
+ * Errors name the file (missing, not a database, locked past the busy
+ * timeout).  Close with rs_engine_close().
+ */
+int rs_engine_open(const char *path, sqlite3 **out, rs_error *err);
+void rs_engine_close(sqlite3 *db);
+
+/*
+ * Stream the changes that turn old_db into new_db (old_db NULL: an empty
+ * database) into sink.  Both connections are only read.  stats may be NULL.
+ */
+int rs_engine_diff(sqlite3 *old_db, sqlite3 *new_db, const rs_diff_opts *opts,
+		   const rs_sink *sink, rs_diff_stats *stats, rs_error *err);
+
+/* Value equality: same type and the same bits or bytes. */
+int rs_value_same(const rs_value *a, const rs_value *b);
+
+/* Compare two key values as SQLite orders them under collation coll. */
+int rs_value_cmp(const rs_value *a, const rs_value *b, int coll);
+
+/* Quote an identifier for SQL ("a""b"); sqlite3_free() the result. */
+char *rs_quote_ident(const char *name);
+#endif

@@ -1,0 +1,669 @@
+/*
+ * schema.c: load one database's schema for the diff engine (see schema.h).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/err.h"
+#include "engine/schema.h"
+
+static char *xstrdup(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static int is_excluded(const char *const *exclude, const char *name)
+{
+	if (strncasecmp(name, "sqlite_", 7) == 0)
+		return 1;
+	for (; exclude && *exclude; exclude++)
+		if (strcasecmp(*exclude, name) == 0)
+			return 1;
+	return 0;
+}
+
+/* Run a query and call fn for each row; errors name the query's subject. */
+static int each_row(sqlite3 *db, const char *sql, const char *subject,
+		    int (*fn)(void *ctx, sqlite3_stmt *st, rs_error *err), void *ctx, rs_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return rs_err(err, RS_ELOCAL, "%s: %s: %s", sqlite3_db_filename(db, "main"), subject,
+			      sqlite3_errmsg(db));
+	int rc, ret = RS_OK;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if ((ret = fn(ctx, st, err)) != RS_OK)
+			break;
+	if (ret == RS_OK && rc != SQLITE_DONE)
+		ret = rs_err(err, RS_ELOCAL, "%s: %s: %s", sqlite3_db_filename(db, "main"), subject,
+			     sqlite3_errmsg(db));
+	sqlite3_finalize(st);
+	return ret;
+}
+
+struct load {
+	rs_schema *s;
+	sqlite3 *db;
+	const char *const *exclude;
+	/* PRAGMA table_list results */
+	int nlist;
+	char **list_name;
+	char **list_type;
+	int *list_wr;
+};
+
+static const char *col_text(sqlite3_stmt *st, int i)
+{
+	const char *t = (const char *)sqlite3_column_text(st, i);
+	return t ? t : "";
+}
+
+static int on_table_list(void *ctx, sqlite3_stmt *st, rs_error *err)
+{
+	struct load *L = ctx;
+	if (strcmp(col_text(st, 0), "main") != 0)
+		return RS_OK;
+	int n = L->nlist + 1;
+	char **a = realloc(L->list_name, n * sizeof *a);
+	if (a) L->list_name = a;
+	char **b = realloc(L->list_type, n * sizeof *b);
+	if (b) L->list_type = b;
+	int *c = realloc(L->list_wr, n * sizeof *c);
+	if (c) L->list_wr = c;
+	if (!a || !b || !c)
+		return rs_err(err, RS_ENOMEM, "out of memory loading schema");
+	L->list_name[L->nlist] = xstrdup(col_text(st, 1));
+	L->list_type[L->nlist] = xstrdup(col_text(st, 2));
+	L->list_wr[L->nlist] = sqlite3_column_int(st, 4);
+	L->nlist = n;
+	return RS_OK;
+}
+
+static int list_find(const struct load *L, const char *name)
+{
+	for (int i = 0; i < L->nlist; i++)
+		if (strcasecmp(L->list_name[i], name) == 0)
+			return i;
+	return -1;
+}
+
+static int on_schema_row(void *ctx, sqlite3_stmt *st, rs_error *err)
+{
+	struct load *L = ctx;
+	const char *type = col_text(st, 0), *name = col_text(st, 1), *tbl = col_text(st, 2);
+	if (sqlite3_column_type(st, 3) == SQLITE_NULL)
+		return RS_OK; /* autoindex */
+	if (is_excluded(L->exclude, name) || is_excluded(L->exclude, tbl))
+		return RS_OK;
+	if (strcmp(type, "table") == 0) {
+		int k = list_find(L, name);
+		if (k >= 0 && strcmp(L->list_type[k], "shadow") == 0)
+			return RS_OK;
+	}
+	rs_schema *s = L->s;
+	rs_obj *o = realloc(s->obj, (s->nobj + 1) * sizeof *o);
+	if (!o)
+		return rs_err(err, RS_ENOMEM, "out of memory loading schema");
+	s->obj = o;
+	o = &s->obj[s->nobj++];
+	o->type = xstrdup(type);
+	o->name = xstrdup(name);
+	o->tbl = xstrdup(tbl);
+	o->sql = xstrdup(col_text(st, 3));
+	if (!o->type || !o->name || !o->tbl || !o->sql)
+		return rs_err(err, RS_ENOMEM, "out of memory loading schema");
+	return RS_OK;
+}
+
+/* ---- parsing CREATE VIRTUAL TABLE arguments -------------------------- */
+
+/* Skip a quoted token starting at s (one of ' " ` [); returns the end. */
+static const char *skip_quoted(const char *s)
+{
+	char close = *s == '[' ? ']' : *s;
+	for (s++; *s; s++) {
+		if (*s == close) {
+			if (close != ']' && s[1] == close) {
+				s++;
+				continue;
+			}
+			return s + 1;
+		}
+	}
+	return s;
+}
+
+/* Remove surrounding quotes of a token in place (doubling undone). */
+static void unquote(char *t)
+{
+	size_t n = strlen(t);
+	if (n < 2)
+		return;
+	char q = t[0], close = q == '[' ? ']' : q;
+	if ((q != '\'' && q != '"' && q != '`' && q != '[') || t[n - 1] != close)
+		return;
+	size_t o = 0;
+	for (size_t i = 1; i < n - 1; i++) {
+		t[o++] = t[i];
+		if (t[i] == close && close != ']' && t[i + 1] == close)
+			i++;
+	}
+	t[o] = '\0';
+}
+
+static char *trim(char *s)
+{
+	while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
+		s++;
+	size_t n = strlen(s);
+	while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
+		s[--n] = '\0';
+	return s;
+}
+
+/*
+ * From "CREATE VIRTUAL TABLE x USING fts5(a, b, content='t', content_rowid='id')"
+ * get the module name (lower case) and the values of content= and
+ * content_rowid= (NULL when absent).  Returns 0, or -1 when malformed.
+ */
+static int parse_vtab(const char *sql, char *module, size_t msize, char **content, char **content_rowid)
+{
+	*content = *content_rowid = NULL;
+	const char *u = NULL;
+	for (const char *p = sql; *p; p++) {
+		if (*p == '\'' || *p == '"' || *p == '`' || *p == '[') {
+			p = skip_quoted(p) - 1;
+			continue;
+		}
+		if (strncasecmp(p, "using", 5) == 0 && (p == sql || p[-1] == ' ' || p[-1] == '\n' || p[-1] == '\t')) {
+			u = p + 5;
+			break;
+		}
+	}
+	if (!u)
+		return -1;
+	while (*u == ' ' || *u == '\n' || *u == '\t')
+		u++;
+	size_t m = 0;
+	while (*u && *u != '(' && *u != ' ' && *u != '\n' && m + 1 < msize)
+		module[m++] = (char)(*u >= 'A' && *u <= 'Z' ? *u + 32 : *u), u++;
+	module[m] = '\0';
+	while (*u == ' ' || *u == '\n' || *u == '\t')
+		u++;
+	if (*u != '(')
+		return 0;
+	char *args = strdup(u + 1);
+	if (!args)
+		return -1;
+	int depth = 0;
+	char *start = args;
+	for (char *p = args;; p++) {
+		if (*p == '\'' || *p == '"' || *p == '`' || *p == '[') {
+			p = (char *)skip_quoted(p) - 1;
+			if (!*p)
+				break;
+			continue;
+		}
+		if (*p == '(') {
+			depth++;
+			continue;
+		}
+		if ((*p == ')' && depth == 0) || (*p == ',' && depth == 0) || *p == '\0') {
+			char end = *p;
+			*p = '\0';
+			char *arg = trim(start), *eq = NULL;
+			for (char *q = arg; *q; q++) {
+				if (*q == '\'' || *q == '"' || *q == '`' || *q == '[') {
+					q = (char *)skip_quoted(q) - 1;
+					if (!*q)
+						break;
+					continue;
+				}
+				if (*q == '=') {
+					eq = q;
+					break;
+				}
+			}
+			if (eq) {
+				*eq = '\0';
+				char *k = trim(arg), *v = trim(eq + 1);
+				unquote(v);
+				if (strcasecmp(k, "content") == 0 && !*content)
+					*content = strdup(v);
+				else if (strcasecmp(k, "content_rowid") == 0 && !*content_rowid)
+					*content_rowid = strdup(v);
+			}
+			if (end != ',')
+				break;
+			start = p + 1;
+			continue;
+		}
+		if (*p == ')')
+			depth--;
+	}
+	free(args);
+	return 0;
+}
+
+/* ---- one table -------------------------------------------------------- */
+
+struct cols {
+	rs_table *t;
+	rs_colinfo *ci;
+	int nall;
+	char **all; /* every column name, hidden ones too (for the rowid name) */
+	int npk_decl;
+	int pk_ord[64];
+	int pk_idx[64];
+	int pk_int; /* the single pk column is declared INTEGER */
+	int err;
+};
+
+static int on_xinfo(void *ctx, sqlite3_stmt *st, rs_error *err)
+{
+	struct cols *C = ctx;
+	const char *name = col_text(st, 1), *type = col_text(st, 2);
+	int pk = sqlite3_column_int(st, 5), hidden = sqlite3_column_int(st, 6);
+	char **all = realloc(C->all, (C->nall + 1) * sizeof *all);
+	if (!all)
+		return rs_err(err, RS_ENOMEM, "out of memory loading schema");
+	C->all = all;
+	C->all[C->nall++] = xstrdup(name);
+	if (hidden != 0)
+		return RS_OK;
+	rs_table *t = C->t;
+	char **col = realloc(t->col, (t->ncol + 1) * sizeof *col);
+	if (!col)
+		return rs_err(err, RS_ENOMEM, "out of memory loading schema");
+	t->col = col;
+	rs_colinfo *ci = realloc(C->ci, (t->ncol + 1) * sizeof *ci);
+	if (!ci)
+		return rs_err(err, RS_ENOMEM, "out of memory loading schema");
+	C->ci = ci;
+	C->ci[t->ncol].dflt = sqlite3_column_type(st, 4) == SQLITE_NULL ? NULL : xstrdup(col_text(st, 4));
+	t->col[t->ncol] = xstrdup(name);
+	if (!t->col[t->ncol])
+		return rs_err(err, RS_ENOMEM, "out of memory loading schema");
+	if (pk > 0 && C->npk_decl < 64) {
+		C->pk_ord[C->npk_decl] = pk;
+		C->pk_idx[C->npk_decl] = t->ncol;
+		C->npk_decl++;
+		C->pk_int = strcasecmp(type, "INTEGER") == 0;
+	}
+	t->ncol++;
+	return RS_OK;
+}
+
+struct pkcoll {
+	rs_table *t;
+	sqlite3 *db;
+	int n;
+};
+
+static int on_pk_index_col(void *ctx, sqlite3_stmt *st, rs_error *err)
+{
+	struct pkcoll *P = ctx;
+	if (sqlite3_column_int(st, 5) == 0 || P->n >= P->t->npk) /* not a key column */
+		return RS_OK;
+	const char *coll = col_text(st, 4);
+	int c;
+	if (strcasecmp(coll, "BINARY") == 0) c = RS_COLL_BINARY;
+	else if (strcasecmp(coll, "NOCASE") == 0) c = RS_COLL_NOCASE;
+	else if (strcasecmp(coll, "RTRIM") == 0) c = RS_COLL_RTRIM;
+	else
+		return rs_err(err, RS_EUNSUPPORTED, "table %s: primary key collation %s is not supported",
+			      P->t->name, coll);
+	int idx = rs_table_col(P->t, col_text(st, 2));
+	if (idx < 0)
+		return rs_err(err, RS_EUNSUPPORTED, "table %s: primary key column %s is not a stored column",
+			      P->t->name, col_text(st, 2));
+	P->t->pk[P->n] = idx;
+	P->t->pk_coll[P->n] = c;
+	P->n++;
+	return RS_OK;
+}
+
+static int on_pk_index(void *ctx, sqlite3_stmt *st, rs_error *err)
+{
+	struct pkcoll *P = ctx;
+	if (strcmp(col_text(st, 3), "pk") != 0)
+		return RS_OK;
+	char *q = sqlite3_mprintf("PRAGMA main.index_xinfo(%Q)", col_text(st, 1));
+	if (!q)
+		return rs_err(err, RS_ENOMEM, "out of memory");
+	int rc = each_row(P->db, q, P->t->name, on_pk_index_col, P, err);
+	sqlite3_free(q);
+	return rc;
+}
+
+struct fk {
+	rs_schema *s;
+};
+
+static int on_fk(void *ctx, sqlite3_stmt *st, rs_error *err)
+{
+	struct fk *F = ctx;
+	const char *on_update = col_text(st, 5), *on_delete = col_text(st, 6);
+	if (strcasecmp(on_update, "NO ACTION") == 0 && strcasecmp(on_delete, "NO ACTION") == 0)
+		return RS_OK;
+	int k = rs_schema_table(F->s, col_text(st, 2));
+	if (k >= 0)
+		F->s->tab[k]->action_parent = 1;
+	return RS_OK;
+}
+
+static int load_table(struct load *L, const rs_obj *o, rs_error *err)
+{
+	rs_schema *s = L->s;
+	rs_table *t = calloc(1, sizeof *t);
+	if (!t)
+		return rs_err(err, RS_ENOMEM, "out of memory loading schema");
+	rs_table **tabs = realloc(s->tab, (s->ntab + 1) * sizeof *tabs);
+	rs_colinfo **cis = realloc(s->colinfo, (s->ntab + 1) * sizeof *cis);
+	if (tabs) s->tab = tabs;
+	if (cis) s->colinfo = cis;
+	if (!tabs || !cis) {
+		free(t);
+		return rs_err(err, RS_ENOMEM, "out of memory loading schema");
+	}
+	s->tab[s->ntab] = t;
+	s->colinfo[s->ntab] = NULL;
+	s->ntab++;
+	t->name = xstrdup(o->name);
+	t->sql = xstrdup(o->sql);
+	t->ipk = -1;
+	if (!t->name || !t->sql)
+		return rs_err(err, RS_ENOMEM, "out of memory loading schema");
+
+	int k = list_find(L, o->name);
+	int virtual = k >= 0 && strcmp(L->list_type[k], "virtual") == 0;
+	t->kind = virtual ? RS_TABLE_FTS : (k >= 0 && L->list_wr[k]) ? RS_TABLE_WITHOUT_ROWID : RS_TABLE_ROWID;
+	if (virtual) {
+		char module[32], *content = NULL, *content_rowid = NULL;
+		if (parse_vtab(o->sql, module, sizeof module, &content, &content_rowid) != 0) {
+			free(content);
+			free(content_rowid);
+			return rs_err(err, RS_EUNSUPPORTED, "table %s: cannot read its CREATE VIRTUAL TABLE statement",
+				      o->name);
+		}
+		if (strcmp(module, "fts5") != 0 && strcmp(module, "fts4") != 0 && strcmp(module, "fts3") != 0) {
+			free(content);
+			free(content_rowid);
+			return rs_err(err, RS_EUNSUPPORTED,
+				      "table %s: virtual tables of module %s are not supported (fts3/4/5 are)",
+				      o->name, module);
+		}
+		if (content && content[0] == '\0') {
+			free(content);
+			free(content_rowid);
+			return rs_err(err, RS_EUNSUPPORTED,
+				      "table %s: a contentless FTS table cannot be replicated (its text is not stored)",
+				      o->name);
+		}
+		if (content) {
+			t->kind = RS_TABLE_FTS_EXTERNAL;
+			/* Stash the link target in sql-adjacent fields until links are resolved. */
+			t->fts = calloc(1, sizeof *t->fts);
+			if (!t->fts) {
+				free(content);
+				free(content_rowid);
+				return rs_err(err, RS_ENOMEM, "out of memory");
+			}
+			t->fts->fts_name = content;          /* temporarily: the content table's name */
+			t->fts->fts_col = (char **)content_rowid; /* temporarily: content_rowid or NULL */
+		} else {
+			free(content_rowid);
+		}
+	}
+
+	struct cols C = {.t = t};
+	char *q = sqlite3_mprintf("PRAGMA main.table_xinfo(%Q)", o->name);
+	int rc = q ? each_row(L->db, q, o->name, on_xinfo, &C, err) : rs_err(err, RS_ENOMEM, "out of memory");
+	sqlite3_free(q);
+	s->colinfo[s->ntab - 1] = C.ci;
+	if (rc == RS_OK) {
+		static const char *const names[] = {"rowid", "_rowid_", "oid"};
+		t->rowid_name[0] = '\0';
+		for (int i = 0; i < 3 && !t->rowid_name[0]; i++) {
+			int used = 0;
+			for (int j = 0; j < C.nall; j++)
+				if (strcasecmp(C.all[j], names[i]) == 0)
+					used = 1;
+			if (!used)
+				strcpy(t->rowid_name, names[i]);
+		}
+		if (!t->rowid_name[0] && t->kind != RS_TABLE_WITHOUT_ROWID)
+			rc = rs_err(err, RS_EUNSUPPORTED,
+				    "table %s: columns named rowid, _rowid_ and oid hide the rowid", o->name);
+	}
+	for (int j = 0; j < C.nall; j++)
+		free(C.all[j]);
+	free(C.all);
+	if (rc != RS_OK)
+		return rc;
+	if (t->ncol == 0 && t->kind != RS_TABLE_FTS_EXTERNAL)
+		return rs_err(err, RS_ELOCAL, "table %s: no columns", o->name);
+
+	if (t->kind == RS_TABLE_ROWID && C.npk_decl == 1 && C.pk_int)
+		t->ipk = C.pk_idx[0];
+	if (t->kind == RS_TABLE_WITHOUT_ROWID) {
+		t->npk = C.npk_decl;
+		t->pk = calloc(t->npk ? t->npk : 1, sizeof *t->pk);
+		t->pk_coll = calloc(t->npk ? t->npk : 1, sizeof *t->pk_coll);
+		if (!t->pk || !t->pk_coll)
+			return rs_err(err, RS_ENOMEM, "out of memory");
+		struct pkcoll P = {.t = t, .db = L->db};
+		q = sqlite3_mprintf("PRAGMA main.index_list(%Q)", o->name);
+		rc = q ? each_row(L->db, q, o->name, on_pk_index, &P, err) : rs_err(err, RS_ENOMEM, "out of memory");
+		sqlite3_free(q);
+		if (rc != RS_OK)
+			return rc;
+		if (P.n != t->npk)
+			return rs_err(err, RS_ELOCAL, "table %s: cannot find its primary key index", o->name);
+	}
+	/* AUTOINCREMENT only matters for sqlite_sequence, which is diffed by name anyway. */
+	t->autoinc = strcasestr(o->sql, "autoincrement") != NULL;
+	return RS_OK;
+}
+
+/* Resolve external-content FTS tables into links on their content tables. */
+static int link_fts(rs_schema *s, rs_error *err)
+{
+	for (int i = 0; i < s->ntab; i++) {
+		rs_table *f = s->tab[i];
+		if (f->kind != RS_TABLE_FTS_EXTERNAL || !f->fts)
+			continue;
+		char *content = f->fts->fts_name, *content_rowid = (char *)f->fts->fts_col;
+		free(f->fts);
+		f->fts = NULL;
+		int k = rs_schema_table(s, content);
+		int rc = RS_OK;
+		rs_table *t = k >= 0 ? s->tab[k] : NULL;
+		if (!t || t->kind != RS_TABLE_ROWID) {
+			rc = rs_err(err, RS_EUNSUPPORTED,
+				    "table %s: external-content FTS over %s, which is not a rowid table here",
+				    f->name, content);
+		} else {
+			rs_fts_link *lk = realloc(t->fts, (t->nfts + 1) * sizeof *lk);
+			if (!lk) {
+				rc = rs_err(err, RS_ENOMEM, "out of memory");
+			} else {
+				t->fts = lk;
+				lk = &t->fts[t->nfts++];
+				memset(lk, 0, sizeof *lk);
+				lk->fts_name = xstrdup(f->name);
+				lk->ncol = f->ncol;
+				lk->col_map = calloc(f->ncol, sizeof *lk->col_map);
+				lk->fts_col = calloc(f->ncol, sizeof *lk->fts_col);
+				lk->rowid_col = -1;
+				if (!lk->fts_name || !lk->col_map || !lk->fts_col)
+					rc = rs_err(err, RS_ENOMEM, "out of memory");
+				for (int j = 0; rc == RS_OK && j < f->ncol; j++) {
+					lk->fts_col[j] = xstrdup(f->col[j]);
+					lk->col_map[j] = rs_table_col(t, f->col[j]);
+					if (lk->col_map[j] < 0)
+						rc = rs_err(err, RS_EUNSUPPORTED,
+							    "table %s: FTS column %s is not a column of content table %s",
+							    f->name, f->col[j], t->name);
+				}
+				if (rc == RS_OK && content_rowid) {
+					int c = rs_table_col(t, content_rowid);
+					if (c < 0)
+						rc = rs_err(err, RS_EUNSUPPORTED,
+							    "table %s: content_rowid %s is not a column of %s", f->name,
+							    content_rowid, t->name);
+					else if (c != t->ipk)
+						lk->rowid_col = c;
+				}
+			}
+		}
+		free(content);
+		free(content_rowid);
+		if (rc != RS_OK)
+			return rc;
+	}
+	return RS_OK;
+}
+
+static int on_seq(void *ctx, sqlite3_stmt *st, rs_error *err)
+{
+	struct load *L = ctx;
+	rs_schema *s = L->s;
+	const char *name = col_text(st, 0);
+	if (is_excluded(L->exclude, name))
+		return RS_OK;
+	char **n = realloc(s->seq_name, (s->nseq + 1) * sizeof *n);
+	if (n) s->seq_name = n;
+	int64_t *v = realloc(s->seq_val, (s->nseq + 1) * sizeof *v);
+	if (v) s->seq_val = v;
+	if (!n || !v)
+		return rs_err(err, RS_ENOMEM, "out of memory");
+	s->seq_name[s->nseq] = xstrdup(name);
+	s->seq_val[s->nseq] = sqlite3_column_int64(st, 1);
+	s->nseq++;
+	return RS_OK;
+}
+
+int rs_schema_load(sqlite3 *db, const char *const *exclude, rs_schema **out, rs_error *err)
+{
+	rs_schema *s = calloc(1, sizeof *s);
+	if (!s)
+		return rs_err(err, RS_ENOMEM, "out of memory");
+	struct load L = {.s = s, .db = db, .exclude = exclude};
+	int rc = RS_OK;
+	if (db) {
+		rc = each_row(db, "PRAGMA main.table_list", "reading the table list", on_table_list, &L, err);
+		if (rc == RS_OK)
+			rc = each_row(db, "SELECT type, name, tbl_name, sql FROM main.sqlite_schema ORDER BY rowid",
+				      "reading the schema", on_schema_row, &L, err);
+		for (int i = 0; rc == RS_OK && i < s->nobj; i++)
+			if (strcmp(s->obj[i].type, "table") == 0)
+				rc = load_table(&L, &s->obj[i], err);
+		if (rc == RS_OK)
+			rc = link_fts(s, err);
+		for (int i = 0; rc == RS_OK && i < s->ntab; i++) {
+			if (s->tab[i]->kind != RS_TABLE_ROWID && s->tab[i]->kind != RS_TABLE_WITHOUT_ROWID)
+				continue;
+			struct fk F = {.s = s};
+			char *q = sqlite3_mprintf("PRAGMA main.foreign_key_list(%Q)", s->tab[i]->name);
+			rc = q ? each_row(db, q, s->tab[i]->name, on_fk, &F, err) : rs_err(err, RS_ENOMEM, "out of memory");
+			sqlite3_free(q);
+		}
+		if (rc == RS_OK && list_find(&L, "sqlite_sequence") >= 0)
+			rc = each_row(db, "SELECT name, seq FROM main.sqlite_sequence", "reading sqlite_sequence",
+				      on_seq, &L, err);
+	}
+	for (int i = 0; i < L.nlist; i++) {
+		free(L.list_name[i]);
+		free(L.list_type[i]);
+	}
+	free(L.list_name);
+	free(L.list_type);
+	free(L.list_wr);
+	if (rc != RS_OK) {
+		rs_schema_free(s);
+		return rc;
+	}
+	*out = s;
+	return RS_OK;
+}
+
+static void table_free(rs_table *t)
+{
+	if (!t)
+		return;
+	free(t->name);
+	free(t->sql);
+	for (int i = 0; i < t->ncol; i++)
+		free(t->col[i]);
+	free(t->col);
+	free(t->pk);
+	free(t->pk_coll);
+	if (t->kind == RS_TABLE_FTS_EXTERNAL && t->fts) { /* unresolved link (load failed) */
+		free(t->fts->fts_name);
+		free(t->fts->fts_col);
+		free(t->fts);
+	} else {
+		for (int i = 0; i < t->nfts; i++) {
+			free(t->fts[i].fts_name);
+			free(t->fts[i].col_map);
+			for (int j = 0; t->fts[i].fts_col && j < t->fts[i].ncol; j++)
+				free(t->fts[i].fts_col[j]);
+			free(t->fts[i].fts_col);
+		}
+		free(t->fts);
+	}
+	free(t);
+}
+
+void rs_schema_free(rs_schema *s)
+{
+	if (!s)
+		return;
+	for (int i = 0; i < s->nobj; i++) {
+		free(s->obj[i].type);
+		free(s->obj[i].name);
+		free(s->obj[i].tbl);
+		free(s->obj[i].sql);
+	}
+	free(s->obj);
+	for (int i = 0; i < s->ntab; i++) {
+		if (s->colinfo[i])
+			for (int j = 0; j < s->tab[i]->ncol; j++)
+				free(s->colinfo[i][j].dflt);
+		free(s->colinfo[i]);
+		table_free(s->tab[i]);
+	}
+	free(s->tab);
+	free(s->colinfo);
+	for (int i = 0; i < s->nseq; i++)
+		free(s->seq_name[i]);
+	free(s->seq_name);
+	free(s->seq_val);
+	free(s);
+}
+
+const rs_obj *rs_schema_find(const rs_schema *s, const char *type, const char *name)
+{
+	for (int i = 0; i < s->nobj; i++)
+		if (strcmp(s->obj[i].type, type) == 0 && strcasecmp(s->obj[i].name, name) == 0)
+			return &s->obj[i];
+	return NULL;
+}
+
+int rs_schema_table(const rs_schema *s, const char *name)
+{
+	for (int i = 0; i < s->ntab; i++)
+		if (strcasecmp(s->tab[i]->name, name) == 0)
+			return i;
+	return -1;
+}
+
+int rs_table_col(const rs_table *t, const char *name)
+{
+	for (int i = 0; i < t->ncol; i++)
+		if (strcasecmp(t->col[i], name) == 0)
+			return i;
+	return -1;
+}

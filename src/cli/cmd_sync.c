@@ -13,4 +13,3 @@ static int not_yet(const char *what)
 int rs_cmd_status(struct rs_cli *cli) { (void)cli; return not_yet("status"); }
 int rs_cmd_sync(struct rs_cli *cli) { (void)cli; return not_yet("sync"); }
 int rs_cmd_run(struct rs_cli *cli) { (void)cli; return not_yet("run"); }
-int rs_cmd_check(struct rs_cli *cli) { (void)cli; return not_yet("check"); }

@@ -7,6 +7,7 @@
  */
 #ifndef RS_CONFIG_CONFIG_H
 #define RS_CONFIG_CONFIG_H
+#include <stddef.h>
 #include <stdint.h>
 #include "resortsync.h"
 
@@ -46,6 +47,8 @@ struct rs_config {
 
 	/* [logging] (ours) */
 	int log_level;             /* RS_LOG_*; default info */
+
+	struct rs_config_meta *meta; /* private to config.c: where each key was set */
 };
 
 /*
@@ -56,4 +59,12 @@ int rs_config_set(rs_config *cfg, const char *key, const char *value, rs_error *
 
 /* Re-run validation and defaults (after rs_config_set). */
 int rs_config_finish(rs_config *cfg, rs_error *err);
+
+/*
+ * rs_config_load() on text already in memory: `name` is used in messages
+ * (the file name).  With use_env = 0 the environment is not read (tests,
+ * fuzzing).  *out is set only on success; free it with rs_config_free().
+ */
+int rs_config_from_text(rs_config **out, const char *name, const char *text, size_t len,
+			int use_env, rs_error *err);
 #endif

@@ -40,7 +40,8 @@ struct rs_httpd {
 	double stale_seconds;
 	uint16_t port;
 	char addr[128];            /* as given, for messages */
-	pthread_t starter;         /* the thread inside rs_httpd_start() */
+	pthread_t starter;         /* the thread that called rs_httpd_start() */
+	int starting;              /* inside MHD_start_daemon(); only starter reads it */
 	char start_msg[256];       /* libmicrohttpd's last complaint during start */
 };
 
@@ -214,9 +215,10 @@ static enum MHD_Result handle_request(void *cls, struct MHD_Connection *conn, co
 }
 
 /*
- * libmicrohttpd's error log: into our log, and during rs_httpd_start() on
- * the starting thread also into start_msg for the error message (the
- * server thread never writes it, so no lock is needed).
+ * libmicrohttpd's error log.  On the thread inside rs_httpd_start() the
+ * message is kept in start_msg for the rs_error (the server thread never
+ * writes it, so no lock is needed) and logged at debug only, since the
+ * caller reports the error; from the server thread it is a warning.
  */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
@@ -226,9 +228,12 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	size_t n = strlen(msg);
 	while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
 		msg[--n] = '\0';
-	if (pthread_equal(pthread_self(), h->starter))
+	/* pthread_equal first: the server thread must not read `starting`. */
+	int starting = pthread_equal(pthread_self(), h->starter) && h->starting;
+	if (starting)
 		snprintf(h->start_msg, sizeof h->start_msg, "%s", msg);
-	rs_warn("metrics server", "addr=%s detail=%s", h->addr, rs_log_quote(q, sizeof q, msg));
+	rs_log(starting ? RS_LOG_DEBUG : RS_LOG_WARN, "metrics server", "addr=%s detail=%s",
+	       h->addr, rs_log_quote(q, sizeof q, msg));
 }
 
 /* ---------------------------------------------------------------------- */
@@ -259,12 +264,14 @@ int rs_httpd_start(rs_httpd **out, const char *addr, rs_metrics *m, double stale
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;  /* without MHD_USE_DUAL_STACK: IPV6_V6ONLY */
 	errno = 0;
+	h->starting = 1;
 	h->daemon = MHD_start_daemon(flags, want, NULL, NULL, &handle_request, h,
+				     MHD_OPTION_EXTERNAL_LOGGER, &mhd_log, h,  /* must be first */
 				     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 				     MHD_OPTION_CONNECTION_LIMIT, HTTPD_CONNECTION_LIMIT,
 				     MHD_OPTION_CONNECTION_TIMEOUT, HTTPD_TIMEOUT_SECONDS,
-				     MHD_OPTION_EXTERNAL_LOGGER, &mhd_log, h,
 				     MHD_OPTION_END);
+	h->starting = 0;
 	if (!h->daemon) {
 		int e = errno;
 		if (h->start_msg[0])

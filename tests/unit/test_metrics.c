@@ -336,26 +336,26 @@ TEST(health)
 	CHECK_EQ_INT(rs_metrics_health(m, 1061, 60), 0);
 	CHECK(rs_metrics_good_age(m, 1061, &ever) == 61 && ever == 0);
 	/* last cycle good: healthy however old */
-	rs_metrics_record_cycle(m, RS_METRICS_D1, RS_SYNC_SUCCESS, 1, 1, 1, 1, 1100);
+	CHECK_EQ_INT(rs_metrics_record_cycle(m, RS_METRICS_D1, RS_SYNC_SUCCESS, 1, 1, 1, 1, 1100), RS_OK);
 	CHECK_EQ_INT(rs_metrics_health(m, 5000, 60), 1);
 	/* an error after a long quiet spell: stale */
-	rs_metrics_record_cycle(m, RS_METRICS_D1, RS_SYNC_ERROR, 1, 0, 0, 1, 5001);
+	CHECK_EQ_INT(rs_metrics_record_cycle(m, RS_METRICS_D1, RS_SYNC_ERROR, 1, 0, 0, 1, 5001), RS_OK);
 	CHECK_EQ_INT(rs_metrics_health(m, 5002, 60), 0);
 	CHECK(rs_metrics_good_age(m, 5002, &ever) == 3902 && ever == 1);
 	/* skipped counts as good */
-	rs_metrics_record_cycle(m, RS_METRICS_D1, RS_SYNC_SKIPPED, 1, 0, 0, 1, 5003);
+	CHECK_EQ_INT(rs_metrics_record_cycle(m, RS_METRICS_D1, RS_SYNC_SKIPPED, 1, 0, 0, 1, 5003), RS_OK);
 	CHECK_EQ_INT(rs_metrics_health(m, 9999, 60), 1);
 	/* errors shortly after a good cycle: healthy until stale_seconds pass */
-	rs_metrics_record_cycle(m, RS_METRICS_D1, RS_SYNC_ERROR, 1, 0, 0, 1, 5004);
+	CHECK_EQ_INT(rs_metrics_record_cycle(m, RS_METRICS_D1, RS_SYNC_ERROR, 1, 0, 0, 1, 5004), RS_OK);
 	CHECK_EQ_INT(rs_metrics_health(m, 5062, 60), 1);
 	CHECK_EQ_INT(rs_metrics_health(m, 5064, 60), 0);
 	/* duplicate is good too */
-	rs_metrics_record_cycle(m, RS_METRICS_TURSO, RS_SYNC_DUPLICATE, 1, 0, 0, 1, 6000);
+	CHECK_EQ_INT(rs_metrics_record_cycle(m, RS_METRICS_TURSO, RS_SYNC_DUPLICATE, 1, 0, 0, 1, 6000), RS_OK);
 	CHECK_EQ_INT(rs_metrics_health(m, 6100, 60), 1);
 	/* an error that never had a good cycle before it */
 	rs_metrics *m2 = NULL;
 	CHECK_EQ_INT(rs_metrics_new(&m2, NULL, 1000, &e), RS_OK);
-	rs_metrics_record_cycle(m2, RS_METRICS_D1, RS_SYNC_ERROR, 1, 0, 0, 1, 1001);
+	CHECK_EQ_INT(rs_metrics_record_cycle(m2, RS_METRICS_D1, RS_SYNC_ERROR, 1, 0, 0, 1, 1001), RS_OK);
 	int h2 = rs_metrics_health(m2, 1002, 60);
 	rs_metrics_free(m2);
 	rs_metrics_free(m);
@@ -402,7 +402,9 @@ static void *writer(void *p)
 {
 	struct writer_arg *a = p;
 	for (int i = 0; i < a->n; i++)
-		rs_metrics_record_cycle(a->m, RS_METRICS_TURSO, RS_SYNC_SUCCESS, 0.001, 1, 10, 1, T0 + i);
+		if (rs_metrics_record_cycle(a->m, RS_METRICS_TURSO, RS_SYNC_SUCCESS, 0.001, 1, 10, 1,
+					    T0 + i) != RS_OK)
+			return a;  /* non-NULL: failed */
 	return NULL;
 }
 
@@ -420,7 +422,9 @@ TEST(concurrent_record_and_render)
 		renders_ok &= t != NULL;
 		free(t);
 	}
-	CHECK_EQ_INT(pthread_join(th, NULL), 0);
+	void *failed = NULL;
+	CHECK_EQ_INT(pthread_join(th, &failed), 0);
+	CHECK(failed == NULL);
 	char *t = render(m, T0);
 	rs_metrics_free(m);
 	int ok = t && has_line(t, "rustresort_db_sync_total{backend=\"turso\",status=\"success\"} 20000") &&
@@ -502,7 +506,7 @@ TEST(promtool_accepts_output)
 		     "required dependency; set RS_PROMTOOL=/path/to/promtool to run this)");
 	rs_metrics *m = populated();
 	CHECK(m != NULL);
-	rs_metrics_use_backend(m, RS_METRICS_TURSO);
+	CHECK_EQ_INT(rs_metrics_use_backend(m, RS_METRICS_TURSO), RS_OK);
 	rs_metrics *empty = NULL;
 	rs_error e = {0};
 	CHECK_EQ_INT(rs_metrics_new(&empty, "x\"y\\z\n", T0, &e), RS_OK);

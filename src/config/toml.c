@@ -693,9 +693,9 @@ static int looks_like_float(const char *t, size_t len)
 		return 1;
 	if (len > i + 1 && t[i] == '0' && (t[i + 1] == 'x' || t[i + 1] == 'o' || t[i + 1] == 'b'))
 		return 0;
-	if (memchr(t, '.', len))
-		return 1;
-	return i < len && is_digit(t[i]) && (memchr(t, 'e', len) || memchr(t, 'E', len));
+	if (i >= len || !is_digit(t[i]))
+		return 0; /* a bare word such as data.db: not a number at all */
+	return memchr(t, '.', len) || memchr(t, 'e', len) || memchr(t, 'E', len);
 }
 
 /* Booleans and integers; dates, floats and bare words are errors. */

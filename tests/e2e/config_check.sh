@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# config_check.sh: `resort-sync -c FILE check` end to end.
+#
+# Writes config files in RustResort's layout into a scratch directory and
+# checks the exit status (0 fine, 1 environment problem, 2 configuration
+# error), that errors are located (file:line:col), that the effective
+# configuration is printed with the token redacted, and the precedence
+# file < environment < -o.  Prints one PASS/FAIL line per case.
+set -uo pipefail
+ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+BUILD=${BUILD:-build}
+RS_BIN=${RS_BIN:-$ROOT/$BUILD/resort-sync}
+if [[ ! -x $RS_BIN ]]; then
+  echo "SKIP config_check: $RS_BIN missing"
+  exit 0
+fi
+
+WORK=$(mktemp -d /tmp/rs-config-e2e-XXXXXX)
+trap '[[ -n ${KEEP:-} ]] || rm -rf "$WORK"' EXIT
+cd "$WORK" || exit 1
+# Nothing from the caller's environment may leak into the cases.
+for v in $(env | sed -n 's/^\(RUSTRESORT__[^=]*\|rustresort__[^=]*\|TURSO_AUTH_TOKEN\)=.*/\1/p'); do
+  unset "$v"
+done
+
+HEAD='# RustResort Configuration
+[server]
+host = "127.0.0.1"
+port = 3000
+
+[database]
+path = "data/rustresort.db"
+
+[auth]
+session_secret = "change-this-to-a-random-secret-key"
+
+[logging]
+level = "info"
+format = "pretty"
+'
+
+# run NAME WANT_STATUS ARGS...: run the binary, keep stdout/stderr in $out/$err.
+out= err= status=
+run() {
+  local name=$1 want=$2
+  shift 2
+  out=$("$RS_BIN" "$@" 2>"$WORK/stderr")
+  status=$?
+  err=$(<"$WORK/stderr")
+  if [[ $status -ne $want ]]; then
+    echo "FAIL $name: exit $status, wanted $want; stderr: $(head -c 400 "$WORK/stderr")"
+    return 1
+  fi
+  return 0
+}
+pass() { echo "PASS $1"; }
+fail() { echo "FAIL $1: $2"; }
+has() { grep -qF -- "$2" <<<"$1"; }
+
+mkdir -p data
+mkdir -p bin
+printf '#!/bin/sh\necho fake wrangler\n' >bin/wrangler
+chmod 755 bin/wrangler
+
+# 1. RustResort's layout, mode none: valid, effective config printed.
+printf '%s' "$HEAD" >none.toml
+if run mode_none 0 -c none.toml check; then
+  if has "$out" 'config ok' && has "$out" 'path = "data/rustresort.db"' && has "$out" 'mode = "none"'; then
+    pass mode_none
+  else fail mode_none "output lacks config ok or the effective config: $out"; fi
+fi
+
+# 2. A bad enum: exit 2, located error.
+printf '%s\n[database.sync]\nmode = "d2"\n' "$HEAD" >bad_enum.toml
+line=$(grep -n '^mode' bad_enum.toml | cut -d: -f1)
+if run bad_enum 2 -c bad_enum.toml check; then
+  want="bad_enum.toml:$line:8: database.sync.mode: expected one of none, turso, d1; got \"d2\""
+  if has "$err" "$want"; then pass bad_enum; else fail bad_enum "wanted '$want' in: $err"; fi
+fi
+
+# 3. A TOML syntax error: exit 2, located.
+printf '[database]\npath = "a.db"\ninterval = 1.5\n' >syntax.toml
+if run syntax_error 2 -c syntax.toml check; then
+  if has "$err" 'syntax.toml:3:12: floating-point numbers are not supported'; then pass syntax_error
+  else fail syntax_error "not located: $err"; fi
+fi
+
+# 4. Mode d1 without the database key: exit 2, naming the key.
+printf '%s\n[database.sync]\nmode = "d1"\n' "$HEAD" >d1_missing.toml
+if run d1_missing_key 2 -c d1_missing.toml check; then
+  if has "$err" 'database.sync.d1.database: required'; then pass d1_missing_key
+  else fail d1_missing_key "$err"; fi
+fi
+
+# 5. Mode d1 with a wrangler that exists: exit 0.
+printf '%s\n[database.sync]\nmode = "d1"\n\n[database.sync.d1]\ndatabase = "rr"\nwrangler = "%s"\n' \
+  "$HEAD" "$WORK/bin/wrangler" >d1.toml
+if run d1_ok 0 -c d1.toml check; then
+  if has "$out" 'config ok'; then pass d1_ok; else fail d1_ok "$out"; fi
+fi
+
+# 6. wrangler found through PATH, and missing from PATH (exit 1, clear message).
+printf '%s\n[database.sync]\nmode = "d1"\n\n[database.sync.d1]\ndatabase = "rr"\n' "$HEAD" >d1_path.toml
+if PATH="$WORK/bin:$PATH" run d1_wrangler_in_path 0 -c d1_path.toml check; then pass d1_wrangler_in_path; fi
+if PATH=/nonexistent run d1_wrangler_missing 1 -c d1_path.toml check; then
+  if has "$err" 'wrangler "wrangler" not found in PATH'; then pass d1_wrangler_missing
+  else fail d1_wrangler_missing "$err"; fi
+fi
+
+# 7. Turso: token redacted in the printed config.
+printf '%s\n[database.sync]\nmode = "turso"\n\n[database.sync.turso]\nremote_url = "libsql://x.turso.io"\nauth_token = "very-secret-token"\n' \
+  "$HEAD" >turso.toml
+chmod 600 turso.toml
+if run turso_redacted 0 -c turso.toml check; then
+  if has "$out" 'auth_token = "<redacted>"' && ! has "$out$err" 'very-secret-token'; then pass turso_redacted
+  else fail turso_redacted "token not redacted: $out"; fi
+fi
+
+# 8. Precedence: environment over file, -o over environment; env errors named.
+if RUSTRESORT__DATABASE__SYNC__MODE=none run env_over_file 0 -c turso.toml check; then
+  if has "$out" 'mode = "none"'; then pass env_over_file; else fail env_over_file "$out"; fi
+fi
+if RUSTRESORT__DATABASE__SYNC__MODE=none run cli_over_env 0 -c turso.toml -o database.sync.mode=turso check; then
+  if has "$out" 'mode = "turso"'; then pass cli_over_env; else fail cli_over_env "$out"; fi
+fi
+if RUSTRESORT__DATABASE__SYNC__MODE=d9 run env_error 2 -c none.toml check; then
+  if has "$err" 'environment RUSTRESORT__DATABASE__SYNC__MODE: database.sync.mode: expected one of none, turso, d1; got "d9"'
+  then pass env_error; else fail env_error "$err"; fi
+fi
+if run cli_error 2 -c none.toml -o database.sync.interval_seconds=-1 check; then
+  if has "$err" 'database.sync.interval_seconds: must not be negative'; then pass cli_error
+  else fail cli_error "$err"; fi
+fi
+
+# 9. A missing -c file is a configuration error.
+if run missing_file 2 -c nowhere.toml check; then
+  if has "$err" 'nowhere.toml: cannot open'; then pass missing_file; else fail missing_file "$err"; fi
+fi
+
+# 10. The snapshot is the database through a symbolic link: exit 2.
+: >data/real.db
+ln -sf real.db data/link.db
+printf '[database]\npath = "data/link.db"\n[database.sync]\nmode = "d1"\n[database.sync.d1]\ndatabase = "x"\nsnapshot_path = "data/real.db"\n' >same.toml
+if run snapshot_is_db 2 -c same.toml check; then
+  if has "$err" 'same.toml:7:17: database.sync.d1.snapshot_path:'; then pass snapshot_is_db
+  else fail snapshot_is_db "$err"; fi
+fi
+
+# 11. The database cannot be created (its "directory" is a file; works as root too): exit 1.
+printf '[database]\npath = "none.toml/rr.db"\n' >baddir.toml
+if run db_dir_not_writable 1 -c baddir.toml check; then
+  if has "$err" 'database none.toml/rr.db'; then pass db_dir_not_writable
+  else fail db_dir_not_writable "$err"; fi
+fi
+
+# 12. Unknown key in our section: a located warning, still exit 0.
+printf '%s\n[database.sync]\nmode = "none"\nintervall_seconds = 5\n' "$HEAD" >unknown.toml
+line=$(grep -n '^intervall' unknown.toml | cut -d: -f1)
+if run unknown_key_warns 0 -c unknown.toml check; then
+  if has "$err" "key=database.sync.intervall_seconds where=unknown.toml:$line:1"; then pass unknown_key_warns
+  else fail unknown_key_warns "$err"; fi
+fi
+exit 0

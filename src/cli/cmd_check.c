@@ -22,10 +22,10 @@
 #include "config/config.h"
 #include "core/err.h"
 
-static int problem(int *count, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void problem(int *count, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Print "resort-sync: check: <message>" to stderr and count it. */
-static int problem(int *count, const char *fmt, ...)
+static void problem(int *count, const char *fmt, ...)
 {
 	va_list ap;
 	fputs("resort-sync: check: ", stderr);
@@ -34,7 +34,6 @@ static int problem(int *count, const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	(*count)++;
-	return 0;
 }
 
 /*

@@ -799,7 +799,9 @@ int rs_config_print(const rs_config *c, FILE *f, rs_error *err)
 	const char *sec = NULL;
 	size_t sec_len = 0;
 	rs_buf_puts(&b, "# resort-sync effective configuration (file < environment < command line)\n");
-	if (c->source) {
+	if (c->source && !rs_toml_is_utf8(c->source, strlen(c->source))) {
+		rs_buf_puts(&b, "# file: (its name is not UTF-8)\n");
+	} else if (c->source) {
 		rs_buf_puts(&b, "# file: ");
 		rs_toml_quote(&b, c->source);
 		rs_buf_puts(&b, "\n");

@@ -293,15 +293,17 @@ static int recover(rs_replica *r, rs_error *err)
 		rs_warn("turso replica: rolling back an interrupted pull", "path=%s pages=%llu",
 			r->path, (unsigned long long)count);
 		int fd = open(r->path, O_RDWR | O_CLOEXEC);
-		if (fd < 0)
+		if (fd < 0 && errno == ENOENT)
+			rs_warn("turso replica: file gone; journal dropped", "path=%s", r->path);
+		else if (fd < 0)
 			rc = local_err(err, r->path, "cannot open for rollback");
 		const unsigned char *e = p + 28 + rlen;
-		for (uint64_t i = 0; rc == RS_OK && i < count; i++, e += 8 + PAGE)
+		for (uint64_t i = 0; fd >= 0 && rc == RS_OK && i < count; i++, e += 8 + PAGE)
 			if (write_at(fd, e + 8, PAGE, get64(e) * PAGE) != 0)
 				rc = local_err(err, r->path, "cannot roll back a page");
-		if (rc == RS_OK && ftruncate(fd, (off_t)old_size) != 0)
+		if (fd >= 0 && rc == RS_OK && ftruncate(fd, (off_t)old_size) != 0)
 			rc = local_err(err, r->path, "cannot truncate during rollback");
-		if (rc == RS_OK && fsync(fd) != 0)
+		if (fd >= 0 && rc == RS_OK && fsync(fd) != 0)
 			rc = local_err(err, r->path, "cannot sync during rollback");
 		if (fd >= 0)
 			close(fd);
@@ -490,11 +492,9 @@ static int finish_bootstrap(struct pull *pl, const rs_pull_header *h, rs_error *
 		return local_err(err, r->tmp_path, "cannot set size");
 	if (fsync(pl->fd) != 0)
 		return local_err(err, r->tmp_path, "cannot sync");
-	int rc = RS_OK;
-	if (*r->revision)
-		rc = save_state(r, "", r->db_size, err); /* never claim old pages' revision */
-	if (rc == RS_OK)
-		rc = clear_wal(r, err);
+	/* The state says "" here (that is what made this a bootstrap), so a crash
+	 * between the rename and the state write just bootstraps again. */
+	int rc = clear_wal(r, err);
 	if (rc == RS_OK && rename(r->tmp_path, r->path) != 0)
 		rc = local_err(err, r->path, "cannot rename the bootstrap file into place");
 	if (rc == RS_OK)

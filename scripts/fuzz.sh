@@ -48,7 +48,7 @@ LIB=$B/libresortsync.a
 if ! make -k -s --no-print-directory BUILD=$B CC=clang SAN=1 EXTRA_CFLAGS="-fsanitize=fuzzer-no-link" \
     "$LIB" >"$B/logs/build.log" 2>&1; then
   echo "FAIL library: does not build with clang (see $B/logs/build.log):"
-  grep -E 'error' "$B/logs/build.log" | head -n 5 | sed 's/^/    /'
+  { grep -E 'error' "$B/logs/build.log" | head -n 5 | sed 's/^/    /'; } || true
   failed=1
   LIB=$B/libpartial.a
   objs=()
@@ -57,6 +57,7 @@ if ! make -k -s --no-print-directory BUILD=$B CC=clang SAN=1 EXTRA_CFLAGS="-fsan
     o=$B/obj/${c%.c}.o
     [[ -f $o && $o -nt $c ]] && objs+=("$o")
   done
+  while IFS= read -r o; do objs+=("$o"); done < <(find "$B/gen" -name '*.o' 2>/dev/null)
   rm -f "$LIB"
   ar rcs "$LIB" "${objs[@]}"
 fi
@@ -78,7 +79,7 @@ for src in "${targets[@]}"; do
   # shellcheck disable=SC2086  # the flag strings are word lists
   if ! clang -std=c11 -O1 -g -fno-omit-frame-pointer $SAN $CPPFLAGS_ $PKG_CFLAGS_ \
       -o "$bin" "$src" "$LIB" $LDLIBS_ >"$log" 2>&1; then
-    echo "FAIL $name: does not build"; sed 's/^/    /' "$log" | tail -n 20
+    echo "FAIL $name: does not build"; tail -n 20 "$log" | sed 's/^/    /'
     failed=1
     continue
   fi
@@ -88,11 +89,11 @@ for src in "${targets[@]}"; do
   if "$bin" -max_total_time="$RUN_SECONDS" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
       -artifact_prefix="$B/crashes/$x-" "${dirs[@]}" >"$log" 2>&1; then
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
-    cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1)
-    echo "PASS $name: ${execs:-?} runs in ${RUN_SECONDS}s, $cov, corpus $(ls "$B/corpus/$x" | wc -l) new"
+    cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1) || true
+    echo "PASS $name: ${execs:-?} runs in ${RUN_SECONDS}s, $cov, $(ls "$B/corpus/$x" | wc -l) inputs in $B/corpus/$x"
   else
     echo "FAIL $name: see $log"
-    grep -E 'ERROR|SUMMARY|invariant|Test unit written' "$log" | head -n 10 | sed 's/^/    /'
+    { grep -E 'ERROR|SUMMARY|invariant|Test unit written' "$log" | head -n 10 | sed 's/^/    /'; } || true
     failed=1
   fi
 done

@@ -34,7 +34,7 @@
 enum {
 	K_STR,     /* non-empty string */
 	K_OPTSTR,  /* string; empty means unset (NULL) */
-	K_URL,     /* optional string: a libsql/http(s)/ws(s) URL */
+	K_URL,     /* optional string: a libsql://, turso:// or http(s):// URL */
 	K_LISTEN,  /* optional string: HOST:PORT */
 	K_INT,     /* integer within [min, max], stored times `scale` */
 	K_BOOL,
@@ -259,7 +259,7 @@ static int valid_listen(const char *s)
 
 static int valid_url(const char *s)
 {
-	static const char *const schemes[] = {"libsql://", "https://", "http://", "wss://", "ws://"};
+	static const char *const schemes[] = {"libsql://", "turso://", "https://", "http://"};
 	for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++) {
 		size_t n = strlen(schemes[i]);
 		if (strncasecmp(s, schemes[i], n) == 0 && s[n] != '\0')
@@ -292,7 +292,7 @@ static int set_string(rs_config *c, int ki, const char *s, const char *where, rs
 			       shown(q, sizeof q, s));
 	if (*s && type == K_URL && !valid_url(s))
 		return key_err(err, where, ki,
-			       "expected a libsql://, https://, http://, wss:// or ws:// URL; got %s",
+			       "expected a libsql://, turso://, https:// or http:// URL; got %s",
 			       shown(q, sizeof q, s));
 	char *copy = NULL;
 	if (*s && (copy = strdup(s)) == NULL)

@@ -459,6 +459,9 @@ TEST(set_from_command_line)
 	CHECK_EQ_INT(rs_config_set(cfg, "metrics.listen", "0.0.0.0:70000", &cerr), RS_ECONFIG);
 	CHECK_EQ_INT(rs_config_set(cfg, "metrics.listen", "", &cerr), RS_OK); /* empty: off */
 	CHECK(cfg->metrics_listen == NULL);
+	CHECK_EQ_INT(rs_config_set(cfg, "database.sync.turso.remote_url", "turso://db-org.turso.io", &cerr), RS_OK);
+	CHECK_EQ_INT(rs_config_set(cfg, "database.sync.turso.remote_url", "wss://db", &cerr), RS_ECONFIG);
+	CHECK_EQ_INT(rs_config_set(cfg, "database.sync.turso.remote_url", "libsql://", &cerr), RS_ECONFIG);
 	CHECK_EQ_INT(rs_config_set(cfg, "database.sync.d1.remote", "TRUE", &cerr), RS_OK);
 	CHECK_EQ_INT(cfg->d1_remote, 1);
 	CHECK_EQ_INT(rs_config_set(cfg, "logging.level", "warn", &cerr), RS_OK);

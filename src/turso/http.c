@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <curl/curl.h>
 
@@ -36,6 +37,7 @@ struct rs_turso_http {
 	long connect_ms, total_ms;
 	size_t max_response;
 	rs_turso_stats *stats;
+	long last_status;
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -189,6 +191,8 @@ void rs_turso_http_set_stats(rs_turso_http *h, rs_turso_stats *stats) { h->stats
 
 const char *rs_turso_http_base(const rs_turso_http *h) { return h->base; }
 
+long rs_turso_http_last_status(const rs_turso_http *h) { return h->last_status; }
+
 /* State of one transfer, shared with the write callback. */
 struct xfer {
 	rs_turso_http *h;
@@ -274,6 +278,7 @@ int rs_turso_http_post_stream(rs_turso_http *h, const char *endpoint, const char
 	}
 
 	CURL *c = h->curl;
+	h->last_status = 0;
 	curl_easy_reset(c);
 	CURLcode sc = CURLE_OK;
 #define SET(opt, val) \
@@ -310,6 +315,9 @@ int rs_turso_http_post_stream(rs_turso_http *h, const char *endpoint, const char
 		h->stats->bytes_received += x.received;
 	}
 	int out = RS_OK;
+	long status = 0;
+	if (curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK)
+		h->last_status = status;
 	if (x.rc != RS_OK) {
 		out = x.rc; /* err already filled by the sink or the size check */
 	} else if (rc != CURLE_OK) {
@@ -319,16 +327,11 @@ int rs_turso_http_post_stream(rs_turso_http *h, const char *endpoint, const char
 				   : "transfer failed";
 		out = rs_err(err, RS_ETRANSPORT, "POST %s%s: %s: %s", h->shown, endpoint, what,
 			     errbuf[0] ? errbuf : curl_easy_strerror(rc));
-	} else {
-		long status = 0;
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-		if (status != 200) {
-			char text[ERROR_TEXT_MAX];
-			one_line(text, sizeof text, x.errbody.data ? x.errbody.data : "",
-				 x.errbody.len);
-			out = rs_err(err, RS_EREMOTE, "POST %s%s: HTTP %ld%s%s", h->shown, endpoint,
-				     status, text[0] ? ": " : "", text);
-		}
+	} else if (status != 200) {
+		char text[ERROR_TEXT_MAX];
+		one_line(text, sizeof text, x.errbody.data ? x.errbody.data : "", x.errbody.len);
+		out = rs_err(err, RS_EREMOTE, "POST %s%s: HTTP %ld%s%s", h->shown, endpoint, status,
+			     text[0] ? ": " : "", text);
 	}
 	if (out != RS_OK && h->stats)
 		h->stats->failures++;

@@ -63,6 +63,11 @@ void rs_turso_http_set_timeouts(rs_turso_http *h, long connect_ms, long total_ms
 void rs_turso_http_set_max_response(rs_turso_http *h, size_t max);
 /* Where to count requests and bytes (may be NULL = nowhere); not owned. */
 void rs_turso_http_set_stats(rs_turso_http *h, rs_turso_stats *stats);
+/*
+ * The HTTP status of the last request: 200, the failing status (e.g. 401:
+ * a bad token, not worth retrying), or 0 when no response arrived.
+ */
+long rs_turso_http_last_status(const rs_turso_http *h);
 /* The mapped base URL, e.g. "https://db-org.turso.io". */
 const char *rs_turso_http_base(const rs_turso_http *h);
 

@@ -3,10 +3,11 @@
  *
  * Bootstrap (no stored revision): pages go straight into <replica>.pull-tmp
  * as they arrive.  When the stream is complete and valid: check page 0 is a
- * SQLite header, truncate to db_size*4096, fsync, clear the stored revision
- * (if any), remove stale -wal/-shm, rename over the replica, fsync the
- * directory, then store the new revision.  A crash before the state write
- * leaves revision "" and the next pull bootstraps again.
+ * SQLite header, truncate to db_size*4096, fsync, remove stale -wal/-shm,
+ * rename over the replica, fsync the directory, then store the new revision.
+ * The stored revision is "" throughout (that is what makes it a bootstrap;
+ * rs_replica_reset() writes it first for a re-bootstrap), so a crash before
+ * the state write just bootstraps again.
  *
  * Incremental pull: pages go into <replica>-pullstage as they arrive (so a
  * big catch-up does not sit in memory, and a broken stream leaves the replica
@@ -513,7 +514,8 @@ static int apply_incremental(struct pull *pl, const rs_pull_header *h, int *chan
 	rs_replica *r = pl->r;
 	uint64_t old_pages = r->db_size, new_pages = h->db_size;
 
-	qsort(pl->pages, (size_t)pl->npages, sizeof *pl->pages, cmp_staged);
+	if (pl->npages > 1)
+		qsort(pl->pages, (size_t)pl->npages, sizeof *pl->pages, cmp_staged);
 	/* Pages past the old end must all be here, or the file would have holes. */
 	uint64_t i0 = 0;
 	while (i0 < pl->npages && pl->pages[i0].id < old_pages)

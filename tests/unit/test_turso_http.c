@@ -72,6 +72,7 @@ TEST(headers_and_body)
 	CHECK_EQ_INT(rs_turso_http_post(h, "/v2/pipeline", "application/json", "{\"a\":1}", 7, &b,
 					&e), RS_OK);
 	CHECK_EQ_STR(b.data, "{\"ok\":1}");
+	CHECK_EQ_INT(rs_turso_http_last_status(h), 200);
 	CHECK(strncmp(s.head, "POST /v2/pipeline HTTP/1.1\r\n", 28) == 0);
 	CHECK(strcasestr(s.head, "\r\nAuthorization: Bearer tok-123\r\n"));
 	CHECK(strcasestr(s.head, "\r\nContent-Type: application/json\r\n"));
@@ -137,6 +138,7 @@ TEST(error_statuses)
 	CHECK_EQ_INT(rs_turso_http_post(h, "/v2/pipeline", "application/json", "x", 1, &b, &e),
 		     RS_EREMOTE);
 	CHECK(strstr(e.message, "HTTP 401") && !strstr(e.message, "SECRET"));
+	CHECK_EQ_INT(rs_turso_http_last_status(h), 401);
 	/* A long error body is cut. */
 	char *longt = malloc(20000);
 	CHECK(longt);
@@ -203,6 +205,7 @@ TEST(timeout_and_refused)
 	CHECK_EQ_INT(rs_turso_http_post(h, "/pull-updates", "application/protobuf", "", 0, &b, &e),
 		     RS_ETRANSPORT);
 	CHECK(strstr(e.message, "cannot connect"));
+	CHECK_EQ_INT(rs_turso_http_last_status(h), 0);
 	/* Timeouts are clamped. */
 	rs_turso_http_set_timeouts(h, 0, 999999999);
 	rs_buf_free(&b);

@@ -525,7 +525,7 @@ static int apply_incremental(struct pull *pl, const rs_pull_header *h, int *chan
 			      "pull-updates: the database grew from %llu to %llu pages but only "
 			      "%llu of the new pages were sent: the server serves pages only from "
 			      "its WAL (was it checkpointed, or started on an existing file?); "
-			      "re-bootstrap needed",
+			      "re-bootstrap needed (if that fails too, the server cannot be synced)",
 			      (unsigned long long)old_pages, (unsigned long long)new_pages,
 			      (unsigned long long)(pl->npages - i0));
 	if (pl->npages == 0 && new_pages == old_pages) {

@@ -6,7 +6,8 @@
 # $BUILD/tools/turso_transport runs the case; this script then checks the
 # files it left (byte equality with cmp, PRAGMA integrity_check through
 # python3's sqlite3, read-only) and stops the server with SIGINT.
-# Also: an unreachable port, and interop with the official JS client.
+# Also: a server started on an existing database (must be refused), an
+# unreachable port, and interop with the official JS client.
 set -uo pipefail
 ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 BUILD=${BUILD:-build}
@@ -14,7 +15,8 @@ cd "$ROOT"
 export PATH="$ROOT/tools/node_modules/.bin:$ROOT/tools/node_modules/@tursodatabase/cli-linux-x64-gnu:$PATH"
 TOOL=$ROOT/$BUILD/tools/turso_transport
 CASES="e2e_bootstrap e2e_incremental e2e_crash_recovery e2e_push_all_or_nothing e2e_watermark
-       e2e_values_round_trip e2e_http_errors e2e_large_body e2e_revision_backwards"
+       e2e_values_round_trip e2e_http_errors e2e_large_body e2e_revision_backwards
+       e2e_main_file_server"
 
 if ! command -v tursodb >/dev/null || [[ ! -x $TOOL ]]; then
   for c in $CASES e2e_unreachable e2e_interop; do echo "SKIP $c: tursodb or $TOOL missing"; done
@@ -87,6 +89,12 @@ check_eq() { # check_eq NAME GOT WANT
 run_case() { # run_case CASE -> DIR in $D, server stopped afterwards
   D=$WORK/$1
   mkdir -p "$D"
+  if [[ $1 == e2e_main_file_server ]]; then
+    # The one case that must NOT start on a fresh file: data in the main file.
+    python3 -c 'import sqlite3, sys
+c = sqlite3.connect(sys.argv[1]); c.execute("CREATE TABLE x (a)")
+c.executemany("INSERT INTO x VALUES (?)", [("y" * 500,)] * 50); c.commit()' "$D/server.db"
+  fi
   if ! start_server "$D"; then echo "FAIL $1: server did not start"; stop_server; return 1; fi
   "$TOOL" "$1" "$URL" "$D" 2>"$D/tool.err"
   local rc=$?

@@ -611,6 +611,34 @@ TEST(e2e_interop_pull)
 	rs_turso_http_close(h);
 }
 
+/* A server started on an existing database serves only its WAL: detected. */
+TEST(e2e_main_file_server)
+{
+	rs_turso_http *h = connect_http();
+	CHECK(h);
+	rs_error e = {0};
+	rs_replica *r;
+	/* At first it looks like an empty database (db_size 0, no pages). */
+	CHECK_EQ_INT(rs_replica_open(&r, path_in("a.db"), &e), RS_OK);
+	CHECK_MSG(rs_replica_pull(r, h, NULL, &e) == RS_OK, "%s", e.message);
+	CHECK_EQ_INT(rs_replica_db_size(r), 0);
+	CHECK(sql(h, "INSERT INTO x VALUES (1)", NULL, 0, NULL) == 0);
+	/* After one write, only the changed pages come: both pulls refuse. */
+	CHECK_EQ_INT(rs_replica_pull(r, h, NULL, &e), RS_EREMOTE);
+	CHECK_MSG(strstr(e.message, "grew from 0 to") && strstr(e.message, "re-bootstrap needed"),
+		  "%s", e.message);
+	printf("# incremental: %s\n", e.message);
+	CHECK_EQ_STR(rs_replica_revision(r), "0");
+	rs_replica_close(r);
+	CHECK_EQ_INT(rs_replica_open(&r, path_in("b.db"), &e), RS_OK);
+	CHECK_EQ_INT(rs_replica_pull(r, h, NULL, &e), RS_EREMOTE);
+	CHECK_MSG(strstr(e.message, "cannot be synced"), "%s", e.message);
+	printf("# bootstrap: %s\n", e.message);
+	CHECK_EQ_STR(rs_replica_revision(r), "");
+	rs_replica_close(r);
+	rs_turso_http_close(h);
+}
+
 /* Nobody listens at URL: RS_ETRANSPORT, quickly, naming the URL and never the token. */
 TEST(e2e_unreachable)
 {
@@ -664,6 +692,7 @@ int main(int argc, char **argv)
 	CASE(e2e_interop_seed);
 	CASE(e2e_interop_pull);
 	CASE(e2e_unreachable);
+	CASE(e2e_main_file_server);
 	else {
 		fprintf(stderr, "unknown case %s\n", c);
 		return 2;

@@ -69,6 +69,7 @@ echo
 python3 - "$DEMO/data/app.db" <<'PY'
 import sqlite3, sys
 c = sqlite3.connect(sys.argv[1])
+c.execute("PRAGMA foreign_keys = ON")
 c.execute("UPDATE accounts SET display_name = 'Renamed' WHERE id = 7")
 c.execute("INSERT INTO statuses VALUES ('s99999', 7, 'a new post', '2026-11-25T11:00:00Z')")
 c.execute("DELETE FROM accounts WHERE id = 200")  # cascades to its statuses

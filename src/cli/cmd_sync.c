@@ -1,15 +1,318 @@
-/* cmd_sync.c: the run, sync and status commands (filled in by the D1, Turso and daemon work). */
+/*
+ * cmd_sync.c: the sync, run and status commands.
+ *
+ * run is the daemon: start-up sequence, then one cycle every interval (the
+ * first one interval after start-up, as in the original), cycles never
+ * overlapping.  SIGTERM/SIGINT stop scheduling and let a running cycle
+ * finish (a second signal cancels it at the next safe point: nothing is
+ * half-promoted); SIGHUP re-reads the config and keeps the old one if the
+ * new one is broken.
+ */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#ifdef RS_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
 
 #include "cli/cli.h"
 #include "config/config.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/syncer.h"
+#include "core/util.h"
+#include "daemon/httpd.h"
+#include "daemon/metrics.h"
 
-static int not_yet(const char *what)
+static const char *const status_names[] = {"success", "skipped", "duplicate", "error"};
+
+static void log_cycle(const rs_sync_result *r, int rc, const rs_error *err)
 {
-	fprintf(stderr, "resort-sync: %s is not implemented yet\n", what);
-	return 1;
+	char q[1100];
+	if (rc == RS_OK)
+		rs_info("sync done", "status=%s mode=%s rows=%lld bytes=%lld remote_calls=%lld ms=%.0f",
+			status_names[r->status], r->mode ? r->mode : "none", (long long)r->rows, (long long)r->bytes,
+			(long long)r->remote_calls, r->seconds * 1000);
+	else
+		rs_error_log("sync failed", "class=%s error=%s ms=%.0f", rs_strerror(err->code),
+			     rs_log_quote(q, sizeof q, err->message), r->seconds * 1000);
 }
 
-int rs_cmd_status(struct rs_cli *cli) { (void)cli; return not_yet("status"); }
-int rs_cmd_sync(struct rs_cli *cli) { (void)cli; return not_yet("sync"); }
-int rs_cmd_run(struct rs_cli *cli) { (void)cli; return not_yet("run"); }
+int rs_cmd_sync(struct rs_cli *cli)
+{
+	int prefer = 0;
+	for (int i = 0; i < cli->argc; i++) {
+		if (strcmp(cli->argv[i], "--prefer-local") == 0)
+			prefer = 1;
+		else if (strcmp(cli->argv[i], "--prefer-remote") == 0)
+			prefer = 2;
+		else {
+			fprintf(stderr, "usage: resort-sync sync [--prefer-local|--prefer-remote]\n");
+			return 2;
+		}
+	}
+	rs_config *cfg = rs_cli_load_config(cli);
+	if (!cfg)
+		return 2;
+	if (cfg->mode == RS_MODE_NONE) {
+		rs_info("sync is disabled", "reason=\"database.sync.mode = none\"");
+		rs_config_free(cfg);
+		return 0;
+	}
+	rs_error err = {0};
+	rs_syncer *s = NULL;
+	rs_sync_result r = {0};
+	int rc = rs_syncer_open(&s, cfg, &err);
+	if (rc == RS_OK) {
+		rs_syncer_set_prefer(s, prefer);
+		rc = rs_syncer_startup(s, &err);
+	}
+	if (rc == RS_OK) {
+		rc = rs_syncer_cycle(s, &r, &err);
+		log_cycle(&r, rc, &err);
+		if (rc == RS_OK)
+			printf("%s: %s, mode %s, %lld rows, %lld bytes, %lld remote calls, %.2f s\n",
+			       cfg->mode == RS_MODE_D1 ? "d1" : "turso", status_names[r.status], r.mode,
+			       (long long)r.rows, (long long)r.bytes, (long long)r.remote_calls, r.seconds);
+	}
+	rs_syncer_close(s);
+	rs_config_free(cfg);
+	return rc == RS_OK ? 0 : rs_cli_fail(&err);
+}
+
+/* ---- run -------------------------------------------------------------- */
+
+static volatile sig_atomic_t g_stop, g_hup;
+static volatile int g_cancel;
+
+static void on_signal(int sig)
+{
+	if (sig == SIGHUP) {
+		g_hup = 1;
+		return;
+	}
+	if (g_stop)
+		g_cancel = 1; /* second signal: stop the running cycle safely */
+	g_stop = 1;
+}
+
+/* Sleep until the monotonic time `until`, waking early on a stop or reload signal. */
+static void sleep_until(double until)
+{
+	while (!g_stop && !g_hup) {
+		double left = until - rs_mono();
+		if (left <= 0)
+			return;
+		if (left > 0.25)
+			left = 0.25;
+		struct timespec ts = {(time_t)left, (long)((left - (double)(time_t)left) * 1e9)};
+		nanosleep(&ts, NULL);
+	}
+}
+
+static void notify(const char *state)
+{
+#ifdef RS_HAVE_SYSTEMD
+	sd_notify(0, state);
+#else
+	(void)state;
+#endif
+}
+
+int rs_cmd_run(struct rs_cli *cli)
+{
+	int final_sync = 0;
+	const char *metrics_file = NULL;
+	for (int i = 0; i < cli->argc; i++) {
+		if (strcmp(cli->argv[i], "--final-sync") == 0)
+			final_sync = 1;
+		else if (strcmp(cli->argv[i], "--metrics-file") == 0 && i + 1 < cli->argc)
+			metrics_file = cli->argv[++i];
+		else {
+			fprintf(stderr, "usage: resort-sync run [--final-sync] [--metrics-file PATH]\n");
+			return 2;
+		}
+	}
+	rs_config *cfg = rs_cli_load_config(cli);
+	if (!cfg)
+		return 2;
+	if (cfg->mode == RS_MODE_NONE) {
+		rs_info("sync is disabled; exiting", "reason=\"database.sync.mode = none\"");
+		rs_config_free(cfg);
+		return 0;
+	}
+	if (!metrics_file)
+		metrics_file = cfg->metrics_file;
+
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	rs_error err = {0};
+	rs_metrics *m = NULL;
+	rs_httpd *h = NULL;
+	rs_syncer *s = NULL;
+	int rc = rs_metrics_new(&m, RS_VERSION, rs_now(), &err);
+	double stale = cfg->health_stale_seconds > 0 ? (double)cfg->health_stale_seconds : 3.0 * (double)cfg->interval_seconds;
+	if (rc == RS_OK && cfg->metrics_listen) {
+		rc = rs_httpd_start(&h, cfg->metrics_listen, m, stale, &err);
+		if (rc == RS_OK)
+			rs_info("metrics endpoint listening", "listen=%s port=%u", cfg->metrics_listen,
+				(unsigned)rs_httpd_port(h));
+	}
+	if (rc == RS_OK)
+		rc = rs_syncer_open(&s, cfg, &err);
+	if (rc == RS_OK) {
+		rs_syncer_set_metrics(s, m);
+		rs_syncer_set_cancel(s, &g_cancel);
+		rs_info("start-up", "mode=%s interval=%lld state=%s", cfg->mode == RS_MODE_D1 ? "d1" : "turso",
+			(long long)cfg->interval_seconds, rs_syncer_state_path(s));
+		rc = rs_syncer_startup(s, &err);
+	}
+	if (rc != RS_OK) {
+		rs_syncer_close(s);
+		rs_httpd_stop(h);
+		rs_metrics_free(m);
+		rs_config_free(cfg);
+		return rs_cli_fail(&err);
+	}
+	notify("READY=1");
+	double next = rs_mono() + (double)cfg->interval_seconds;
+	while (!g_stop) {
+		sleep_until(next);
+		if (g_hup) {
+			g_hup = 0;
+			rs_config *fresh = rs_cli_load_config(cli);
+			if (!fresh) {
+				rs_error_log("reload failed; keeping the old configuration", NULL);
+			} else {
+				rs_syncer *ns = NULL;
+				rs_syncer_close(s); /* release the lock before taking it again */
+				s = NULL;
+				rs_error e2 = {0};
+				if (rs_syncer_open(&ns, fresh, &e2) != RS_OK) {
+					char q[1100];
+					rs_error_log("reload failed; keeping the old configuration", "error=%s",
+						     rs_log_quote(q, sizeof q, e2.message));
+					rs_config_free(fresh);
+					if (rs_syncer_open(&s, cfg, &err) != RS_OK)
+						break;
+				} else {
+					rs_config_free(cfg);
+					cfg = fresh;
+					s = ns;
+					rs_info("configuration reloaded", "interval=%lld", (long long)cfg->interval_seconds);
+				}
+				rs_syncer_set_metrics(s, m);
+				rs_syncer_set_cancel(s, &g_cancel);
+			}
+			continue;
+		}
+		if (g_stop)
+			break;
+		rs_sync_result r = {0};
+		rs_error e = {0};
+		int crc = rs_syncer_cycle(s, &r, &e);
+		log_cycle(&r, crc, &e);
+		if (metrics_file) {
+			rs_error fe = {0};
+			if (rs_metrics_write_file(m, metrics_file, rs_now(), &fe) != RS_OK)
+				rs_warn("cannot write the metrics file", "error=\"%s\"", fe.message);
+		}
+		/* Cycles never overlap: the next one is an interval after this one ends if it ran long. */
+		next += (double)cfg->interval_seconds;
+		if (next < rs_mono())
+			next = rs_mono() + (double)cfg->interval_seconds;
+	}
+	notify("STOPPING=1");
+	rc = 0;
+	if (final_sync && s && !g_cancel) {
+		rs_info("final sync", NULL);
+		rs_sync_result r = {0};
+		rs_error e = {0};
+		int crc = rs_syncer_cycle(s, &r, &e);
+		log_cycle(&r, crc, &e);
+		if (crc != RS_OK)
+			rc = 1;
+	}
+	if (metrics_file)
+		rs_metrics_write_file(m, metrics_file, rs_now(), NULL);
+	rs_info("stopped", NULL);
+	rs_syncer_close(s);
+	rs_httpd_stop(h);
+	rs_metrics_free(m);
+	rs_config_free(cfg);
+	return rc;
+}
+
+/* ---- status ----------------------------------------------------------- */
+
+static void print_time(const char *label, json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+	if (!json_is_number(v))
+		return;
+	double t = json_number_value(v);
+	char buf[40];
+	rs_rfc3339(buf, sizeof buf, t);
+	printf("%-18s %s (%.0f s ago)\n", label, buf, rs_now() - t);
+}
+
+int rs_cmd_status(struct rs_cli *cli)
+{
+	for (int i = 0; i < cli->argc; i++) {
+		fprintf(stderr, "usage: resort-sync status\n");
+		return 2;
+	}
+	rs_config *cfg = rs_cli_load_config(cli);
+	if (!cfg)
+		return 2;
+	const char *modes[] = {"none", "turso", "d1"};
+	printf("%-18s %s\n", "mode", modes[cfg->mode]);
+	printf("%-18s %s\n", "database", cfg->db_path);
+	if (cfg->mode != RS_MODE_D1) {
+		if (cfg->mode == RS_MODE_TURSO)
+			printf("turso status: not implemented yet\n");
+		rs_config_free(cfg);
+		return 0;
+	}
+	char *snap = cfg->d1_snapshot_path ? strdup(cfg->d1_snapshot_path)
+					   : rs_path_beside(cfg->db_path, ".d1-sync-snapshot.db");
+	char *st = snap ? rs_path_beside(snap, ".status.json") : NULL;
+	printf("%-18s %s%s\n", "snapshot", snap ? snap : "?", snap && access(snap, F_OK) == 0 ? "" : " (none yet: the next sync is a full load)");
+	printf("%-18s %s\n", "target", cfg->d1_database ? cfg->d1_database : "?");
+	json_t *o = st ? json_load_file(st, 0, NULL) : NULL;
+	if (!o) {
+		printf("no sync has run yet\n");
+	} else {
+		json_t *ls = json_object_get(o, "last_status");
+		printf("%-18s %s (mode %s)\n", "last sync", json_string_value(ls) ? json_string_value(ls) : "?",
+		       json_string_value(json_object_get(o, "last_mode")) ? json_string_value(json_object_get(o, "last_mode")) : "?");
+		print_time("last attempt", o, "last_attempt_unix");
+		print_time("last success", o, "last_success_unix");
+		print_time("last error", o, "last_error_unix");
+		if (json_string_value(json_object_get(o, "last_error")))
+			printf("%-18s %s\n", "last error msg", json_string_value(json_object_get(o, "last_error")));
+		if (json_string_value(json_object_get(o, "last_key")))
+			printf("%-18s %s (%lld rows, %lld bytes)\n", "last payload",
+			       json_string_value(json_object_get(o, "last_key")),
+			       (long long)json_integer_value(json_object_get(o, "last_rows")),
+			       (long long)json_integer_value(json_object_get(o, "last_bytes")));
+		json_decref(o);
+	}
+	free(st);
+	free(snap);
+	rs_config_free(cfg);
+	return 0;
+}

@@ -47,6 +47,8 @@ TOOL_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
 .PHONY: all deps test test-only asan demo bench fuzz clean
+# Generated protobuf sources are kept, not rebuilt on every run.
+.SECONDARY: $(PROTO_C) $(PROTO_C:.c=.h)
 all: $(BUILD)/resort-sync $(BUILD)/libresortsync.a
 
 $(BUILD)/libresortsync.a: $(LIB_OBJ)

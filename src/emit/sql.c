@@ -140,6 +140,32 @@ static void real_exact(sqlite3_str *q, double d)
 	sqlite3_str_appendchar(q, 1, ')');
 }
 
+/*
+ * Is `text` (from %.15g) a decimal every parser converts exactly?  Up to 15
+ * significant digits (so the digits fit in 2^53) and an effective decimal
+ * exponent within +-22 (so 10^e is exact) make the value one correctly
+ * rounded multiplication or division: Clinger's fast path.  Outside it,
+ * parsers differ: SQLite 3.40 misreads about 0.35% of 17-digit literals and
+ * local D1 was seen 2 ULP off near 1e-280.
+ */
+static int fast_path_decimal(const char *text)
+{
+	int frac = 0, in_frac = 0;
+	long exp10 = 0;
+	for (const char *p = text; *p; p++) {
+		if (*p == '.')
+			in_frac = 1;
+		else if (*p >= '0' && *p <= '9')
+			frac += in_frac;
+		else if (*p == 'e' || *p == 'E') {
+			exp10 = strtol(p + 1, NULL, 10);
+			break;
+		}
+	}
+	long e = exp10 - frac;
+	return e >= -22 && e <= 22;
+}
+
 static void real_literal(sqlite3_str *q, double d, sqlite3_stmt *check)
 {
 	if (isnan(d)) {
@@ -151,8 +177,8 @@ static void real_literal(sqlite3_str *q, double d, sqlite3_stmt *check)
 		return;
 	}
 	char buf[40];
-	for (int prec = 15; prec <= 17; prec++) {
-		snprintf(buf, sizeof buf, "%.*g", prec, d);
+	snprintf(buf, sizeof buf, "%.15g", d);
+	if (fast_path_decimal(buf)) {
 		if (!strpbrk(buf, ".eEn"))
 			strcat(buf, ".0");
 		if (real_roundtrips(buf, d, check)) {

@@ -384,7 +384,7 @@ int rs_d1_cycle(rs_d1 *d, rs_d1_report *rep, rs_error *err)
 	}
 	rep->mode = full ? "full" : "diff";
 
-	if ((rc = rs_tempfile_create(tmp, sizeof tmp, NULL, err)) != RS_OK)
+	if ((rc = rs_d1_tempfile_create(tmp, sizeof tmp, NULL, err)) != RS_OK)
 		goto out;
 	f = fopen(tmp, "w");
 	if (!f) {
@@ -484,7 +484,7 @@ out:
 	if (f)
 		fclose(f);
 	if (tmp[0])
-		rs_tempfile_remove(tmp);
+		rs_d1_tempfile_remove(tmp);
 	rs_sql_sink_free(sql);
 	rs_key_sink_free(ks);
 	rs_engine_close(old);

@@ -24,8 +24,8 @@ void rs_d1_wrangler_set_cancel(void *owned, volatile int *flag);
 /*
  * Create a private (0600) temporary SQL file in dir (NULL: $TMPDIR or
  * /tmp); its path goes to path (size bytes).  Remove it with
- * rs_tempfile_remove().
+ * rs_d1_tempfile_remove().
  */
-int rs_tempfile_create(char *path, size_t size, const char *dir, rs_error *err);
-void rs_tempfile_remove(const char *path);
+int rs_d1_tempfile_create(char *path, size_t size, const char *dir, rs_error *err);
+void rs_d1_tempfile_remove(const char *path);
 #endif

@@ -241,7 +241,7 @@ void rs_d1_wrangler_set_cancel(void *owned, volatile int *flag)
 		((struct wrangler *)owned)->cancel = flag;
 }
 
-int rs_tempfile_create(char *path, size_t size, const char *dir, rs_error *err)
+int rs_d1_tempfile_create(char *path, size_t size, const char *dir, rs_error *err)
 {
 	if (!dir)
 		dir = getenv("TMPDIR");
@@ -268,7 +268,7 @@ int rs_tempfile_create(char *path, size_t size, const char *dir, rs_error *err)
 	return RS_OK;
 }
 
-void rs_tempfile_remove(const char *path)
+void rs_d1_tempfile_remove(const char *path)
 {
 	if (path && *path)
 		unlink(path);

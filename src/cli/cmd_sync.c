@@ -44,6 +44,16 @@ static void log_cycle(const rs_sync_result *r, int rc, const rs_error *err)
 			     rs_log_quote(q, sizeof q, err->message), r->seconds * 1000);
 }
 
+static volatile sig_atomic_t g_stop, g_hup;
+static volatile int g_cancel;
+
+/* One-shot sync: a signal stops the cycle at the next safe point (wrangler is stopped, the temporary file removed). */
+static void on_signal_once(int sig)
+{
+	(void)sig;
+	g_cancel = 1;
+}
+
 int rs_cmd_sync(struct rs_cli *cli)
 {
 	int prefer = 0;
@@ -65,12 +75,19 @@ int rs_cmd_sync(struct rs_cli *cli)
 		rs_config_free(cfg);
 		return 0;
 	}
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal_once;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
 	rs_error err = {0};
 	rs_syncer *s = NULL;
 	rs_sync_result r = {0};
 	int rc = rs_syncer_open(&s, cfg, &err);
 	if (rc == RS_OK) {
 		rs_syncer_set_prefer(s, prefer);
+		rs_syncer_set_cancel(s, &g_cancel);
 		rc = rs_syncer_startup(s, &err);
 	}
 	if (rc == RS_OK) {
@@ -88,8 +105,6 @@ int rs_cmd_sync(struct rs_cli *cli)
 
 /* ---- run -------------------------------------------------------------- */
 
-static volatile sig_atomic_t g_stop, g_hup;
-static volatile int g_cancel;
 
 static void on_signal(int sig)
 {

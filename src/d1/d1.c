@@ -275,6 +275,7 @@ static int write_status(const rs_d1 *d, const rs_d1_report *rep, const rs_error 
 
 struct progress {
 	rs_d1 *d;
+	const rs_sql_sink *sql;
 	int64_t total;
 	int64_t done_before; /* rows of finished tables */
 	const char *table;
@@ -293,15 +294,16 @@ static void on_progress(void *ctx, const char *table, int64_t done, int64_t tota
 	p->last = done;
 	int64_t all = p->done_before + done;
 	double pct = p->total > 0 ? 100.0 * (double)all / (double)p->total : 0;
+	long long bytes = p->sql ? (long long)rs_sql_sink_stats(p->sql)->bytes : 0;
 	if (p->d->tty)
-		fprintf(stderr, "\rfull load: %lld of %lld rows (%.0f%%), table %s   ", (long long)all,
-			(long long)p->total, pct > 100 ? 100 : pct, table);
+		fprintf(stderr, "\rfull load: %lld of %lld rows (%.0f%%), %lld bytes of SQL, table %s   ",
+			(long long)all, (long long)p->total, pct > 100 ? 100 : pct, bytes, table);
 	double now = rs_mono();
 	if (now - p->last_log > 10) {
 		p->last_log = now;
 		char q[256];
-		rs_info("full load progress", "rows=%lld total=%lld pct=%.0f table=%s", (long long)all,
-			(long long)p->total, pct, rs_log_quote(q, sizeof q, table));
+		rs_info("full load progress", "rows=%lld total=%lld pct=%.0f bytes=%lld table=%s", (long long)all,
+			(long long)p->total, pct, bytes, rs_log_quote(q, sizeof q, table));
 	}
 }
 
@@ -403,7 +405,7 @@ int rs_d1_cycle(rs_d1 *d, rs_d1_report *rep, rs_error *err)
 		goto out;
 	struct tee tee = {rs_sql_sink_iface(sql), rs_key_sink_iface(ks)};
 	rs_sink sink = {.change = tee_change, .finish = tee_finish, .ctx = &tee};
-	struct progress prog = {.d = d, .last_log = rs_mono()};
+	struct progress prog = {.d = d, .sql = sql, .last_log = rs_mono()};
 	rs_diff_opts opts = {.preamble = full};
 	if (full) {
 		prog.total = count_rows(live);

@@ -84,8 +84,8 @@ def d1_state(proj):
     return files[0] if files else None
 
 
-def sync(cfg, tmpdir):
-    env = dict(os.environ, TMPDIR=tmpdir, WRANGLER_SEND_METRICS="false")
+def sync(cfg, tmpdir, **extra):
+    env = dict(os.environ, TMPDIR=tmpdir, WRANGLER_SEND_METRICS="false", **extra)
     return subprocess.run([RS, "-c", cfg, "sync"], capture_output=True, text=True, env=env, timeout=300)
 
 
@@ -172,6 +172,17 @@ def main():
             d = equal(proj, db)
             report("after_wrangler_%s_next_cycle_converges" % how, p.returncode == 0 and not d,
                    "%r %s" % (p.stderr[-300:], d))
+
+        # Pruning keeps the newest history_retention_count rows (here through the environment override).
+        c = sqlite3.connect(db)
+        c.execute("INSERT INTO norowid(a, b) VALUES ('prune', 1)")
+        c.commit()
+        c.close()
+        p = sync(cfg, private_tmp, RUSTRESORT__DATABASE__SYNC__D1__HISTORY_RETENTION_COUNT="2")
+        hist = sqlite3.connect("file:%s?mode=ro" % d1_state(proj), uri=True).execute(
+            "SELECT count(*), max(sync_at) FROM _rustresort_sync_history").fetchone()
+        report("history_pruned_to_retention", p.returncode == 0 and hist[0] == 2, "rc=%d history=%s %s"
+               % (p.returncode, hist, p.stderr[-200:]))
 
         # The temporary SQL file is private while it exists: checked through the wrapper's view.
         modes = open(log + ".modes").read().split()

@@ -1,0 +1,184 @@
+"""End-to-end: `resort-sync run` as a service, against local D1 (wrangler --local).
+
+Drives the scheduler with a 1-second interval: cycles happen and never
+overlap; /metrics over HTTP carries the strategy's names, labels and
+histogram buckets after success, skip and error cycles; /healthz answers;
+a second instance is refused naming the holder's pid; SIGHUP with a broken
+config keeps the old one; SIGTERM during a cycle exits 0 with the snapshot
+intact (old or new, never partial); mode none exits 0 at once.
+"""
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+ROOT = os.environ.get("ROOT", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+BUILD = os.environ.get("BUILD", "build")
+RS = os.environ.get("RS_BIN", os.path.join(ROOT, BUILD, "resort-sync"))
+WRANGLER = os.path.join(ROOT, "tools", "node_modules", ".bin", "wrangler")
+failed = 0
+
+
+def report(name, ok, why=""):
+    global failed
+    print(("PASS %s" % name) if ok else ("FAIL %s: %s" % (name, why)))
+    failed += 0 if ok else 1
+    sys.stdout.flush()
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except (urllib.error.URLError, OSError):
+        return 0, ""
+
+
+def wait_for(pred, timeout):
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def metric(text, name, **labels):
+    total = None
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        if all('%s="%s"' % kv in line for kv in labels.items()):
+            total = (total or 0) + float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="rs-daemon-")
+    try:
+        proj = os.path.join(tmp, "proj")
+        os.makedirs(proj)
+        open(os.path.join(proj, "wrangler.toml"), "w").write(
+            'name = "t"\n[[d1_databases]]\nbinding = "DB"\ndatabase_name = "db"\n'
+            'database_id = "00000000-0000-0000-0000-000000000000"\n')
+        wrapper = os.path.join(tmp, "wrangler")
+        open(wrapper, "w").write("#!/bin/sh\necho start >> %s/calls\n"
+                                 "if [ -f %s/fail ]; then echo 'simulated outage' >&2; echo end >> %s/calls; exit 1; fi\n"
+                                 "%s \"$@\"; rc=$?\necho end >> %s/calls\nexit $rc\n" % (tmp, tmp, tmp, WRANGLER, tmp))
+        os.chmod(wrapper, 0o755)
+        db = os.path.join(tmp, "app.db")
+        c = sqlite3.connect(db)
+        c.executescript("PRAGMA journal_mode=WAL; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);"
+                        "INSERT INTO t(v) VALUES ('a'), ('b');")
+        c.close()
+        port = free_port()
+        cfg = os.path.join(tmp, "rs.toml")
+        body = ('[database]\npath = "%s"\n[database.sync]\nmode = "d1"\ninterval_seconds = 1\n'
+                '[database.sync.d1]\ndatabase = "db"\nwrangler = "%s"\nwrangler_config = "%s"\n'
+                '[metrics]\nlisten = "127.0.0.1:%d"\nhealth_stale_seconds = 4\n'
+                % (db, wrapper, os.path.join(proj, "wrangler.toml"), port))
+        open(cfg, "w").write(body)
+        log = open(os.path.join(tmp, "daemon.log"), "w")
+        d = subprocess.Popen([RS, "-c", cfg, "run"], stdout=log, stderr=subprocess.STDOUT)
+        base = "http://127.0.0.1:%d" % port
+        try:
+            up = wait_for(lambda: get(base + "/healthz")[0] in (200, 503), 10)
+            report("metrics_endpoint_up", up)
+            ok = wait_for(lambda: (metric(get(base + "/metrics")[1], "rustresort_db_sync_total",
+                                          backend="d1", status="success") or 0) >= 1, 60)
+            report("cycle_runs_on_interval", ok, open(log.name).read()[-500:])
+            # a skipped cycle follows (nothing changed)
+            ok = wait_for(lambda: (metric(get(base + "/metrics")[1], "rustresort_db_sync_total",
+                                          backend="d1", status="skipped") or 0) >= 1, 20)
+            report("idle_cycle_is_skipped", ok)
+
+            # second instance refused, naming the pid
+            p = subprocess.run([RS, "-c", cfg, "sync"], capture_output=True, text=True, timeout=60)
+            report("second_instance_refused", p.returncode == 1 and ("pid %d" % d.pid) in p.stderr,
+                   "rc=%d %r" % (p.returncode, p.stderr))
+
+            # an outage: error cycles, then /healthz turns 503 past the staleness bound
+            open(os.path.join(tmp, "fail"), "w").close()
+            c = sqlite3.connect(db)
+            c.execute("INSERT INTO t(v) VALUES ('during outage')")
+            c.commit()
+            c.close()
+            ok = wait_for(lambda: (metric(get(base + "/metrics")[1], "rustresort_db_sync_total",
+                                          backend="d1", status="error") or 0) >= 1, 30)
+            report("error_cycle_recorded", ok)
+            ok503 = wait_for(lambda: get(base + "/healthz")[0] == 503, 20)
+            report("healthz_503_when_stale", ok503, str(get(base + "/healthz")))
+            os.remove(os.path.join(tmp, "fail"))
+            ok = wait_for(lambda: get(base + "/healthz")[0] == 200, 30)
+            report("healthz_recovers", ok)
+
+            text = get(base + "/metrics")[1]
+            buckets = re.findall(r'rustresort_db_sync_duration_seconds_bucket\{backend="d1",status="success",le="([^"]+)"\}', text)
+            report("histogram_buckets_as_original",
+                   buckets == ["0.01", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "30", "60", "+Inf"],
+                   str(buckets))
+            helps = all(("# HELP %s " % n) in text and ("# TYPE %s " % n) in text for n in (
+                "rustresort_db_sync_total", "rustresort_db_sync_duration_seconds",
+                "rustresort_db_sync_last_success_unix_seconds", "rustresort_db_sync_backend_last_success_unix_seconds"))
+            report("metrics_have_help_and_type", helps)
+            report("last_success_gauge_set", (metric(text, "rustresort_db_sync_last_success_unix_seconds") or 0) > 1e9)
+
+            # cycles never overlap: wrangler starts and ends alternate in the call log
+            seq = open(os.path.join(tmp, "calls")).read().split()
+            overlap = any(seq[i] == seq[i + 1] == "start" for i in range(len(seq) - 1))
+            report("cycles_never_overlap", not overlap and len(seq) >= 2, str(seq))
+
+            # SIGHUP with a broken config keeps the old one
+            open(cfg, "w").write(body.replace('mode = "d1"', 'mode = "d2"'))
+            d.send_signal(signal.SIGHUP)
+            time.sleep(2.5)
+            alive = d.poll() is None
+            code, _ = get(base + "/healthz")
+            report("sighup_broken_config_keeps_old", alive and code == 200 and
+                   "keeping the old configuration" in open(log.name).read(), "alive=%s code=%s" % (alive, code))
+            open(cfg, "w").write(body)
+
+            # SIGTERM during a cycle: exit 0, snapshot intact
+            c = sqlite3.connect(db)
+            c.execute("INSERT INTO t(v) VALUES ('last')")
+            c.commit()
+            c.close()
+            wait_for(lambda: open(os.path.join(tmp, "calls")).read().split()[-1:] == ["start"], 10)
+            d.send_signal(signal.SIGTERM)
+            rc = d.wait(timeout=60)
+            snap = db + ".d1-sync-snapshot.db"
+            integ = sqlite3.connect(snap).execute("PRAGMA integrity_check").fetchone()[0]
+            report("sigterm_exits_cleanly_snapshot_intact", rc == 0 and integ == "ok", "rc=%s integrity=%s" % (rc, integ))
+        finally:
+            if d.poll() is None:
+                d.kill()
+                d.wait()
+        # mode none: run exits 0 at once
+        open(cfg, "w").write(body.replace('mode = "d1"', 'mode = "none"'))
+        p = subprocess.run([RS, "-c", cfg, "run"], capture_output=True, text=True, timeout=20)
+        report("mode_none_exits_zero", p.returncode == 0 and "disabled" in p.stderr, p.stderr)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -244,9 +244,13 @@ static int sink_finish(void *ctx, rs_error *err)
 	int rc = end_table(k, err);
 	if (rc != RS_OK)
 		return rc;
-	qsort(k->schema, (size_t)k->nschema, sizeof *k->schema, rec_cmp);
-	qsort(k->seq, (size_t)k->nseq, sizeof *k->seq, rec_cmp);
-	qsort(k->tabs, (size_t)k->ntabs, sizeof *k->tabs, tab_cmp);
+	/* qsort needs a non-null base even for zero elements */
+	if (k->nschema)
+		qsort(k->schema, (size_t)k->nschema, sizeof *k->schema, rec_cmp);
+	if (k->nseq)
+		qsort(k->seq, (size_t)k->nseq, sizeof *k->seq, rec_cmp);
+	if (k->ntabs)
+		qsort(k->tabs, (size_t)k->ntabs, sizeof *k->tabs, tab_cmp);
 	static const char head[] = "resort-sync change model 1\n";
 	EVP_MD_CTX *c = EVP_MD_CTX_new();
 	unsigned char d[32];

@@ -54,6 +54,35 @@ static void on_signal_once(int sig)
 	g_cancel = 1;
 }
 
+/*
+ * Load the config for a command that syncs.  NULL when there is nothing to
+ * do: *code is then 0 (mode none: sync disabled) or 2 (config error, printed).
+ */
+static rs_config *load_enabled(struct rs_cli *cli, int *code)
+{
+	rs_config *cfg = rs_cli_load_config(cli);
+	*code = 2;
+	if (cfg && cfg->mode == RS_MODE_NONE) {
+		rs_info("sync is disabled; exiting", "reason=\"database.sync.mode = none\"");
+		rs_config_free(cfg);
+		cfg = NULL;
+		*code = 0;
+	}
+	return cfg;
+}
+
+static void catch_signals(void (*fn)(int), int with_hup)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = fn;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	if (with_hup)
+		sigaction(SIGHUP, &sa, NULL);
+}
+
 int rs_cmd_sync(struct rs_cli *cli)
 {
 	int prefer = 0;
@@ -67,20 +96,11 @@ int rs_cmd_sync(struct rs_cli *cli)
 			return 2;
 		}
 	}
-	rs_config *cfg = rs_cli_load_config(cli);
+	int code;
+	rs_config *cfg = load_enabled(cli, &code);
 	if (!cfg)
-		return 2;
-	if (cfg->mode == RS_MODE_NONE) {
-		rs_info("sync is disabled", "reason=\"database.sync.mode = none\"");
-		rs_config_free(cfg);
-		return 0;
-	}
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal_once;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+		return code;
+	catch_signals(on_signal_once, 0);
 	rs_error err = {0};
 	rs_syncer *s = NULL;
 	rs_sync_result r = {0};
@@ -154,24 +174,14 @@ int rs_cmd_run(struct rs_cli *cli)
 			return 2;
 		}
 	}
-	rs_config *cfg = rs_cli_load_config(cli);
+	int code;
+	rs_config *cfg = load_enabled(cli, &code);
 	if (!cfg)
-		return 2;
-	if (cfg->mode == RS_MODE_NONE) {
-		rs_info("sync is disabled; exiting", "reason=\"database.sync.mode = none\"");
-		rs_config_free(cfg);
-		return 0;
-	}
+		return code;
 	if (!metrics_file)
 		metrics_file = cfg->metrics_file;
 
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
+	catch_signals(on_signal, 1);
 	signal(SIGPIPE, SIG_IGN);
 
 	rs_error err = {0};

@@ -6,9 +6,14 @@
  *   - after a diff: the same payload D1 ran is applied to the snapshot in one
  *     SQLite transaction (its rollback journal makes a crash harmless), so
  *     the bytes written follow the size of the change, not of the database;
- *   - after a full load, or if that apply fails: a copy of the live view the
- *     payload was built from (backup API, same read transaction), written
- *     beside the snapshot, fsynced and renamed over it.
+ *     should that fail, the snapshot is removed and the next cycle is a
+ *     full load (which resets D1's tables);
+ *   - after a full load: a copy of the live view the payload was built from
+ *     (backup API, same read transaction), written to <snapshot>.next
+ *     before the remote call, fsynced, and renamed over the snapshot once
+ *     D1 accepted the payload.
+ * The read transaction on the live database ends before the remote call, so
+ * the application's checkpoints are never held back while wrangler runs.
  *
  * The sync key chains: key = SHA-256("resort-sync d1 1", mode, base, model)
  * where model is the change model's key (emit/key.c) and base identifies
@@ -144,14 +149,16 @@ static int fsync_path(const char *path, rs_error *err)
 	return RS_OK;
 }
 
-/* Replace the snapshot with a copy of live's current read snapshot. */
-static int snapshot_copy(sqlite3 *live, const char *snap, const char *key, rs_error *err)
+/*
+ * Write a copy of live's current read snapshot to `next` (the snapshot path
+ * plus ".next"), tagged with the chain id of key, and fsync it.  It replaces
+ * the snapshot only through snapshot_commit(), once D1 accepted the payload.
+ */
+static int snapshot_prepare(sqlite3 *live, const char *next, const char *key, rs_error *err)
 {
-	char tmp[4096];
-	snprintf(tmp, sizeof tmp, "%s.new-%ld", snap, (long)getpid());
-	unlink(tmp);
+	unlink(next);
 	sqlite3 *dst = NULL;
-	int rc = sqlite3_open_v2(tmp, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+	int rc = sqlite3_open_v2(next, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
 	if (rc == SQLITE_OK) {
 		sqlite3_backup *b = sqlite3_backup_init(dst, "main", live, "main");
 		if (!b) {
@@ -172,22 +179,26 @@ static int snapshot_copy(sqlite3 *live, const char *snap, const char *key, rs_er
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(dst, pragmas, NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
-		rs_err(err, RS_ELOCAL, "%s: writing the new snapshot: %s", tmp, dst ? sqlite3_errmsg(dst) : "out of memory");
+		rs_err(err, RS_ELOCAL, "%s: writing the new snapshot: %s", next, dst ? sqlite3_errmsg(dst) : "out of memory");
 		sqlite3_close(dst);
-		unlink(tmp);
+		unlink(next);
 		return RS_ELOCAL;
 	}
 	if (sqlite3_close(dst) != SQLITE_OK) {
-		unlink(tmp);
-		return rs_err(err, RS_ELOCAL, "%s: closing the new snapshot failed", tmp);
+		unlink(next);
+		return rs_err(err, RS_ELOCAL, "%s: closing the new snapshot failed", next);
 	}
-	if ((rc = fsync_path(tmp, err)) != RS_OK) {
-		unlink(tmp);
-		return rc;
-	}
-	if (rename(tmp, snap) != 0) {
+	if ((rc = fsync_path(next, err)) != RS_OK)
+		unlink(next);
+	return rc;
+}
+
+/* Move a prepared snapshot into place. */
+static int snapshot_commit(const char *next, const char *snap, rs_error *err)
+{
+	if (rename(next, snap) != 0) {
 		int e = errno;
-		unlink(tmp);
+		unlink(next);
 		return rs_err(err, RS_ELOCAL, "%s: cannot replace the snapshot: %s", snap, strerror(e));
 	}
 	return rs_fsync_dir_of(snap, err);
@@ -367,8 +378,9 @@ int rs_d1_cycle(rs_d1 *d, rs_d1_report *rep, rs_error *err)
 	rs_sql_sink *sql = NULL;
 	rs_key_sink *ks = NULL;
 	FILE *f = NULL;
-	char tmp[4096] = "";
+	char tmp[4096] = "", next[4096];
 	int rc;
+	snprintf(next, sizeof next, "%s.next", d->snapshot);
 
 	if ((rc = rs_mkdir_parent(d->snapshot, err)) != RS_OK)
 		goto out;
@@ -445,6 +457,18 @@ int rs_d1_cycle(rs_d1 *d, rs_d1_report *rep, rs_error *err)
 	rep->bytes = payload_to - payload_from;
 	fclose(f);
 	f = NULL;
+	/*
+	 * The live view is needed only for local work: a full load copies it now
+	 * (to <snapshot>.next), then the read transaction ends before the remote
+	 * call, so the application's checkpoints are not held back while
+	 * wrangler runs.
+	 */
+	if (full && (rc = snapshot_prepare(live, next, rep->key, err)) != RS_OK)
+		goto out;
+	rs_engine_close(live);
+	live = NULL;
+	rs_engine_close(old);
+	old = NULL;
 	if (d->cancel && *d->cancel) {
 		rc = rs_err(err, RS_EABORT, "stopped before sending");
 		goto out;
@@ -469,24 +493,28 @@ int rs_d1_cycle(rs_d1 *d, rs_d1_report *rep, rs_error *err)
 	}
 
 	/* Advance the snapshot to exactly the state the payload was built from. */
-	rs_engine_close(old);
-	old = NULL;
 	rs_error e2 = {0};
-	if (full || snapshot_apply(d->snapshot, tmp, payload_from, payload_to, rep->key, &e2) != RS_OK) {
-		if (!full)
-			rs_warn("advancing the snapshot by copy", "reason=%s", rs_log_quote(q, sizeof q, e2.message));
-		rc = snapshot_copy(live, d->snapshot, rep->key, err);
-		if (rc != RS_OK) {
-			rs_err_prefix(err, "D1 %s the payload but the snapshot could not advance (the next cycle "
-				      "finds it applied)", rep->status == RS_SYNC_DUPLICATE ? "already had" : "accepted");
-			goto out;
-		}
+	if (full) {
+		rc = snapshot_commit(next, d->snapshot, err);
+	} else if (snapshot_apply(d->snapshot, tmp, payload_from, payload_to, rep->key, &e2) != RS_OK) {
+		/* D1 has the payload; without a trustworthy snapshot the next cycle does a full load. */
+		rs_warn("the snapshot could not advance; removing it, the next cycle does a full load",
+			"reason=%s", rs_log_quote(q, sizeof q, e2.message));
+		if (unlink(d->snapshot) != 0 && errno != ENOENT)
+			rc = rs_err(err, RS_ELOCAL, "%s: cannot remove the stale snapshot: %s", d->snapshot,
+				    strerror(errno));
+	}
+	if (rc != RS_OK) {
+		rs_err_prefix(err, "D1 %s the payload but the snapshot could not advance",
+			      rep->status == RS_SYNC_DUPLICATE ? "already had" : "accepted");
+		goto out;
 	}
 out:
 	if (f)
 		fclose(f);
 	if (tmp[0])
 		rs_d1_tempfile_remove(tmp);
+	unlink(next); /* a prepared snapshot that was not committed */
 	rs_sql_sink_free(sql);
 	rs_key_sink_free(ks);
 	rs_engine_close(old);

@@ -46,7 +46,7 @@ TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all deps test test-only asan demo bench fuzz clean
+.PHONY: all deps test test-only asan valgrind demo bench fuzz clean
 # Generated protobuf sources are kept, not rebuilt on every run.
 .SECONDARY: $(PROTO_C) $(PROTO_C:.c=.h)
 all: $(BUILD)/resort-sync $(BUILD)/libresortsync.a
@@ -92,6 +92,15 @@ all-tests: all $(TEST_BIN) $(TOOL_BIN)
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 WERROR=1 all-tests
 	@RS_SANITIZED=1 tests/run.sh build-asan
+
+# The unit tests under valgrind: no leak, no invalid read or write.
+valgrind: deps
+	@$(MAKE) --no-print-directory all-tests
+	@fail=0; for t in $(TEST_BIN); do \
+	  printf '%-28s ' "$$(basename $$t)"; \
+	  if RS_VALGRIND=1 valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+	       --track-fds=no $$t > $(BUILD)/valgrind-$$(basename $$t).log 2>&1; then echo clean; \
+	  else echo "errors (see $(BUILD)/valgrind-$$(basename $$t).log)"; fail=1; fi; done; exit $$fail
 
 demo: deps
 	@$(MAKE) --no-print-directory all

@@ -25,6 +25,7 @@ declare -A PROBE=(
   [sqlite3-tools]=/usr/bin/sqldiff
   [python3]=/usr/bin/python3
   [procps]=/usr/bin/pkill
+  [valgrind]=/usr/bin/valgrind
 )
 arch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)
 PROBE[libcurl4-openssl-dev]=/usr/include/$arch/curl/curl.h

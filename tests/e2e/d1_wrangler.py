@@ -115,6 +115,9 @@ def main():
             x = struct.unpack("<d", struct.pack("<Q", rr.getrandbits(64)))[0]
             if x == x:
                 c.execute("INSERT INTO reals VALUES (?)", (x,))
+        for _ in range(2000):  # typical values: 15 significant digits, exponents in the fast-path range
+            x = float("%de%d" % (rr.randrange(10 ** 14, 10 ** 15), rr.randrange(-36, 8)))
+            c.execute("INSERT INTO reals VALUES (?)", (x if rr.random() < 0.5 else -x,))
         c.commit()
         c.close()
 

@@ -40,7 +40,7 @@ USE_TIME = have_gnu_time()
 
 
 def run_once(argv):
-    """Wall seconds and peak RSS (KiB) of one run; raises on failure.
+    """Wall seconds, peak RSS (KiB) and CPU seconds of one run; raises on failure.
 
     Peak RSS: Linux keeps a process's high-water RSS across exec, so a child
     spawned straight from this (~10 MiB) python would report at least
@@ -61,7 +61,8 @@ def run_once(argv):
             err = errf.read(500).decode(errors="replace")
             raise RuntimeError("%s exited %d: %s" % (" ".join(argv), p.returncode, err))
         maxrss = int(rss.read().split()[-1]) if USE_TIME else ru.ru_maxrss
-    return wall, maxrss
+    cpu = ru.ru_utime + ru.ru_stime  # the command's CPU (plus GNU time's, ~1 ms)
+    return wall, maxrss, cpu
 
 
 def rss_method():
@@ -158,29 +159,31 @@ def main():
     for name, la, aa, lb, ab in pairs:
         print("bench: %s: %d runs each, interleaved ..." % (name, a.runs), flush=True)
         r = measure_pair(aa, ab, a.runs)
-        ra = [w for w, _ in r["a"]]
-        rb = [w for w, _ in r["b"]]
+        ra = [run[0] for run in r["a"]]
+        rb = [run[0] for run in r["b"]]
         rows.append({
             "name": name, "la": la, "lb": lb,
             "ma": statistics.median(ra), "mb": statistics.median(rb),
             "ra": ra, "rb": rb,
-            "rss_a": max(m for _, m in r["a"]), "rss_b": max(m for _, m in r["b"]),
+            "ca": statistics.median(run[2] for run in r["a"]),
+            "cb": statistics.median(run[2] for run in r["b"]),
+            "rss_a": max(run[1] for run in r["a"]), "rss_b": max(run[1] for run in r["b"]),
         })
     elapsed = time.time() - t_start
     load_after = open("/proc/loadavg").read().split()[:3]
 
     # ---- console table
-    hdr = "%-26s %12s %12s %9s %12s %12s" % ("benchmark", "resort-sync", "reference",
-                                               "speedup", "rs RSS MiB", "ref RSS MiB")
+    hdr = "%-26s %12s %12s %8s %9s %11s %11s" % ("benchmark", "resort-sync", "reference",
+                                                  "speedup", "CPU ratio", "rs RSS MiB", "ref RSS MiB")
     print()
     print(hdr)
     print("-" * len(hdr))
     for x in rows:
-        print("%-26s %11ss %11ss %8.2fx %12s %12s" % (
-            x["name"], fmt_s(x["ma"]), fmt_s(x["mb"]), x["mb"] / x["ma"],
+        print("%-26s %11ss %11ss %7.2fx %8.2fx %11s %11s" % (
+            x["name"], fmt_s(x["ma"]), fmt_s(x["mb"]), x["mb"] / x["ma"], x["cb"] / x["ca"],
             fmt_mib(x["rss_a"]), fmt_mib(x["rss_b"])))
-    print("(medians of %d runs; speedup = reference / resort-sync, >1 means resort-sync is faster)"
-          % a.runs)
+    print("(medians of %d runs; speedup = reference / resort-sync wall time, CPU ratio the same"
+          " for user+sys CPU; >1 means resort-sync is faster)" % a.runs)
 
     # ---- bars
     diff, dump = rows
@@ -222,15 +225,20 @@ def main():
               % (" ".join(load_before), " ".join(load_after), elapsed))
     md.append("")
     md.append("| benchmark | resort-sync median (s) | reference | reference median (s) | speedup | "
+              "speedup of fastest runs | CPU median rs / ref (s) | CPU ratio | "
               "resort-sync peak RSS (MiB) | reference peak RSS (MiB) |")
-    md.append("|---|---:|---|---:|---:|---:|---:|")
+    md.append("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for x in rows:
-        md.append("| %s | %s | `%s` | %s | %.2fx | %s | %s |" % (
+        md.append("| %s | %s | `%s` | %s | %.2fx | %.2fx | %s / %s | %.2fx | %s | %s |" % (
             x["name"], fmt_s(x["ma"]), x["lb"], fmt_s(x["mb"]), x["mb"] / x["ma"],
+            min(x["rb"]) / min(x["ra"]), fmt_s(x["ca"]), fmt_s(x["cb"]), x["cb"] / x["ca"],
             fmt_mib(x["rss_a"]), fmt_mib(x["rss_b"])))
     md.append("")
-    md.append("Speedup = reference median / resort-sync median (above 1: resort-sync is faster). "
-              "Peak RSS is the largest over all runs.")
+    md.append("Speedup = reference median / resort-sync median (above 1: resort-sync is faster); "
+              "the bars are judged on it.  The fastest-run ratio (min / min) is shown because "
+              "other work on a shared machine only ever adds time; the CPU columns (user+sys) "
+              "are less sensitive to it than wall time.  Peak RSS is the largest "
+              "over all runs.")
     md.append("")
     md.append("All runs (seconds):")
     md.append("")

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "resortsync.h"
 #include "cli/cli.h"
 #include "config/config.h"
@@ -67,6 +69,11 @@ static int usage_error(const char *fmt, const char *arg)
 
 int main(int argc, char **argv)
 {
+	/*
+	 * No SQLite memory statistics: they take a mutex on every allocation,
+	 * about 9% of a dump's instructions.  Must precede any other SQLite call.
+	 */
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 	struct rs_cli cli = {0};
 	cli.config_path = "resort-sync.toml";
 	cli.verbosity = 0;

@@ -44,6 +44,9 @@ struct rs_sql_sink {
 	sqlite3_stmt *check;
 	struct batch b[NBATCH];
 	int started;         /* the PRAGMA was written */
+	char *head;          /* cached "REPLACE INTO t(...) VALUES" for head_table */
+	const rs_table *head_table;
+	int head_plain;
 	int failed;
 	rs_sql_stats stats;
 };
@@ -84,11 +87,17 @@ int rs_utf8_clean(const unsigned char *p, int n)
 static void append_hex(sqlite3_str *q, const unsigned char *p, int n)
 {
 	static const char d[] = "0123456789ABCDEF";
-	char buf[512];
+	static char pairs[512];
+	if (!pairs[0])
+		for (int i = 0; i < 256; i++) {
+			pairs[2 * i] = d[i >> 4];
+			pairs[2 * i + 1] = d[i & 15];
+		}
+	char buf[4096];
 	int o = 0;
 	for (int i = 0; i < n; i++) {
-		buf[o++] = d[p[i] >> 4];
-		buf[o++] = d[p[i] & 15];
+		memcpy(buf + o, pairs + 2 * p[i], 2);
+		o += 2;
 		if (o == (int)sizeof buf) {
 			sqlite3_str_append(q, buf, o);
 			o = 0;
@@ -96,6 +105,21 @@ static void append_hex(sqlite3_str *q, const unsigned char *p, int n)
 	}
 	if (o)
 		sqlite3_str_append(q, buf, o);
+}
+
+/* Decimal digits of v, without printf. */
+static void append_int(sqlite3_str *q, int64_t v)
+{
+	char buf[24];
+	int o = (int)sizeof buf;
+	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+	do {
+		buf[--o] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		buf[--o] = '-';
+	sqlite3_str_append(q, buf + o, (int)sizeof buf - o);
 }
 
 static int real_roundtrips(const char *text, double d, sqlite3_stmt *check)
@@ -196,7 +220,7 @@ void rs_sql_literal(sqlite3_str *q, const rs_value *v, sqlite3_stmt *check)
 		if (v->i == INT64_MIN)
 			sqlite3_str_appendall(q, "(-9223372036854775807-1)");
 		else
-			sqlite3_str_appendf(q, "%lld", (long long)v->i);
+			append_int(q, v->i);
 		break;
 	case SQLITE_FLOAT:
 		real_literal(q, v->r, check);
@@ -351,8 +375,11 @@ static void row_tuple(rs_sql_sink *s, sqlite3_str *q, const rs_table *t, int64_t
 		      const rs_value *v, int with_rowid, size_t cap)
 {
 	sqlite3_str_appendchar(q, 1, '(');
-	if (with_rowid)
-		sqlite3_str_appendf(q, "%lld%s", (long long)rowid, t->ncol ? ", " : "");
+	if (with_rowid) {
+		append_int(q, rowid);
+		if (t->ncol)
+			sqlite3_str_append(q, ", ", 2);
+	}
 	for (int i = 0; i < t->ncol; i++) {
 		if (i)
 			sqlite3_str_appendall(q, ", ");
@@ -421,6 +448,25 @@ static int check_limits(rs_sql_sink *s, const rs_table *t, int64_t rowid, const 
 }
 
 /*
+ * An upper bound on the bytes row_tuple() writes for this row: TEXT at
+ * worst doubles (quotes) or goes hex, a REAL's exact form is at most ~400
+ * bytes.  Lets most rows be rendered straight into their batch.
+ */
+static size_t row_bound(const rs_table *t, const rs_value *v, int with_rowid)
+{
+	size_t n = 2 + (with_rowid ? 26 : 0);
+	for (int i = 0; i < t->ncol; i++) {
+		switch (v[i].type) {
+		case SQLITE_TEXT: n += 2 * (size_t)v[i].n + 20; break;
+		case SQLITE_BLOB: n += 2 * (size_t)v[i].n + 5; break;
+		case SQLITE_FLOAT: n += 400; break;
+		default: n += 28;
+		}
+	}
+	return n;
+}
+
+/*
  * Add a row to batch k, whose statement starts with `head` (used when the
  * batch is opened).  A row too large for any statement is written alone as
  * a prefix plus appends.
@@ -429,6 +475,13 @@ static int batch_row(rs_sql_sink *s, int k, const void *owner, const char *head,
 		     int64_t rowid, const rs_value *v, int with_rowid, rs_error *err)
 {
 	struct batch *b = &s->b[k];
+	size_t bound = row_bound(t, v, with_rowid);
+	if (b->s && b->owner == owner && (size_t)sqlite3_str_length(b->s) + 3 + bound <= s->max) {
+		sqlite3_str_append(b->s, ",\n", 2); /* fits for sure: render in place */
+		row_tuple(s, b->s, t, rowid, v, with_rowid, (size_t)-1);
+		b->nrows++;
+		return sqlite3_str_errcode(b->s) ? rs_err(err, RS_ENOMEM, "out of memory rendering %s", t->name) : RS_OK;
+	}
 	sqlite3_str *row = sqlite3_str_new(NULL);
 	row_tuple(s, row, t, rowid, v, with_rowid, (size_t)-1);
 	int rlen = sqlite3_str_length(row);
@@ -642,12 +695,15 @@ static int sink_change(void *ctx, const rs_change *ch, rs_error *err)
 		if (t->action_parent && !ch->rewrite && ch->op == RS_CH_UPDATE)
 			return do_update_in_place(s, ch, err);
 		int plain = t->action_parent && !ch->rewrite;
-		char *head = head_for(t, plain ? "INSERT" : "REPLACE", lists_rowid(t));
-		if (!head)
-			return rs_err(err, RS_ENOMEM, "out of memory");
-		rc = batch_row(s, B_UPSERT, t, head, t, ch->rowid, ch->newv, lists_rowid(t), err);
-		sqlite3_free(head);
-		return rc;
+		if (s->head_table != t || s->head_plain != plain || !s->head) {
+			sqlite3_free(s->head);
+			s->head = head_for(t, plain ? "INSERT" : "REPLACE", lists_rowid(t));
+			s->head_table = t;
+			s->head_plain = plain;
+			if (!s->head)
+				return rs_err(err, RS_ENOMEM, "out of memory");
+		}
+		return batch_row(s, B_UPSERT, t, s->head, t, ch->rowid, ch->newv, lists_rowid(t), err);
 	}
 	case RS_CH_SEQ: {
 		rc = flush_all(s, err);
@@ -779,6 +835,7 @@ void rs_sql_sink_free(rs_sql_sink *s)
 	for (int k = 0; k < NBATCH; k++)
 		if (s->b[k].s)
 			sqlite3_free(sqlite3_str_finish(s->b[k].s));
+	sqlite3_free(s->head);
 	sqlite3_finalize(s->check);
 	sqlite3_close(s->mem);
 	free(s);

@@ -785,7 +785,7 @@ int rs_engine_diff(sqlite3 *old_db, sqlite3 *new_db, const rs_diff_opts *opts, c
 int rs_engine_open(const char *path, sqlite3 **out, rs_error *err)
 {
 	sqlite3 *db = NULL;
-	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
+	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		rs_err(err, RS_ELOCAL, "%s: cannot open: %s", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 		sqlite3_close(db);

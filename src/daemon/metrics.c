@@ -212,16 +212,33 @@ int rs_metrics_record_error(rs_metrics *m, int backend, int code, double now)
 	return RS_OK;
 }
 
-int rs_metrics_set_pending(rs_metrics *m, int backend, int64_t rows)
+/*
+ * Lock m and return backend's stats, marked in use; NULL with *rc set when
+ * there is nothing to do (m NULL: RS_OK) or backend is out of range.  The
+ * caller unlocks.
+ */
+static struct backend_stats *use_backend(rs_metrics *m, int backend, int *rc)
 {
+	*rc = RS_OK;
 	if (!m)
-		return RS_OK;
+		return NULL;
+	*rc = RS_EUSAGE;
 	if (!valid_backend(backend))
-		return RS_EUSAGE;
+		return NULL;
+	*rc = RS_EINTERNAL;
 	if (lock(m))
-		return RS_EINTERNAL;
+		return NULL;
 	struct backend_stats *b = &m->s.b[backend];
 	b->used = 1;
+	return b;
+}
+
+int rs_metrics_set_pending(rs_metrics *m, int backend, int64_t rows)
+{
+	int rc;
+	struct backend_stats *b = use_backend(m, backend, &rc);
+	if (!b)
+		return rc;
 	b->have_pending = rows >= 0;
 	b->pending = rows >= 0 ? rows : 0;
 	unlock(m);
@@ -230,14 +247,12 @@ int rs_metrics_set_pending(rs_metrics *m, int backend, int64_t rows)
 
 int rs_metrics_set_remote_confirmed(rs_metrics *m, int backend, double t)
 {
-	if (!m)
-		return RS_OK;
-	if (!valid_backend(backend) || isnan(t))
-		return RS_EUSAGE;
-	if (lock(m))
-		return RS_EINTERNAL;
-	struct backend_stats *b = &m->s.b[backend];
-	b->used = 1;
+	if (isnan(t))
+		return m ? RS_EUSAGE : RS_OK;
+	int rc;
+	struct backend_stats *b = use_backend(m, backend, &rc);
+	if (!b)
+		return rc;
 	b->have_confirmed = 1;
 	b->confirmed = t;
 	unlock(m);
@@ -246,14 +261,10 @@ int rs_metrics_set_remote_confirmed(rs_metrics *m, int backend, double t)
 
 int rs_metrics_set_verify_mismatch(rs_metrics *m, int backend, int mismatch)
 {
-	if (!m)
-		return RS_OK;
-	if (!valid_backend(backend))
-		return RS_EUSAGE;
-	if (lock(m))
-		return RS_EINTERNAL;
-	struct backend_stats *b = &m->s.b[backend];
-	b->used = 1;
+	int rc;
+	struct backend_stats *b = use_backend(m, backend, &rc);
+	if (!b)
+		return rc;
 	b->have_verify = 1;
 	b->verify_mismatch = mismatch != 0;
 	unlock(m);

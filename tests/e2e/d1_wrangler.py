@@ -28,6 +28,7 @@ RS = os.environ.get("RS_BIN", os.path.join(ROOT, BUILD, "resort-sync"))
 WRANGLER = os.path.join(ROOT, "tools", "node_modules", ".bin", "wrangler")
 sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+import d1env  # noqa: E402
 import dbcompare  # noqa: E402
 import engine_property as gen  # noqa: E402
 
@@ -48,10 +49,7 @@ def report(name, ok, why=""):
 
 def setup(tmp):
     proj = os.path.join(tmp, "proj")
-    os.makedirs(proj)
-    with open(os.path.join(proj, "wrangler.toml"), "w") as f:
-        f.write('name = "rs-test"\n[[d1_databases]]\nbinding = "DB"\ndatabase_name = "testdb"\n'
-                'database_id = "00000000-0000-0000-0000-000000000000"\n')
+    d1env.wrangler_project(proj, "testdb")
     # A wrangler wrapper: logs each call; RS_FAKE_FAIL=1 exits 1, RS_FAKE_KILL=1 kills itself mid-run.
     wrapper = os.path.join(tmp, "wrangler-wrapper")
     log = os.path.join(tmp, "calls.log")

@@ -23,7 +23,9 @@ import urllib.request
 ROOT = os.environ.get("ROOT", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 BUILD = os.environ.get("BUILD", "build")
 RS = os.environ.get("RS_BIN", os.path.join(ROOT, BUILD, "resort-sync"))
-WRANGLER = os.path.join(ROOT, "tools", "node_modules", ".bin", "wrangler")
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+import d1env  # noqa: E402
+WRANGLER = d1env.WRANGLER
 failed = 0
 
 
@@ -75,10 +77,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="rs-daemon-")
     try:
         proj = os.path.join(tmp, "proj")
-        os.makedirs(proj)
-        open(os.path.join(proj, "wrangler.toml"), "w").write(
-            'name = "t"\n[[d1_databases]]\nbinding = "DB"\ndatabase_name = "db"\n'
-            'database_id = "00000000-0000-0000-0000-000000000000"\n')
+        d1env.wrangler_project(proj, "db")
         wrapper = os.path.join(tmp, "wrangler")
         open(wrapper, "w").write("#!/bin/sh\necho start >> %s/calls\n"
                                  "if [ -f %s/fail ]; then echo 'simulated outage' >&2; echo end >> %s/calls; exit 1; fi\n"

@@ -42,7 +42,8 @@ enum {
 	RS_EBUSY = -7,      /* another process holds the lock or the database */
 	RS_EINTERNAL = -8,  /* a bug: an invariant did not hold */
 	RS_EABORT = -9,     /* stopped by a signal or a callback */
-	RS_EUNSUPPORTED = -10 /* the remote cannot represent something (a table, a value) */
+	RS_EUNSUPPORTED = -10, /* the remote cannot represent something (a table, a value) */
+	RS_ECONFLICT = -11  /* both sides hold data and no direction was chosen (Turso first pairing) */
 };
 
 /* An error: the code and one message.  Zero-initialise before use. */

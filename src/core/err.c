@@ -19,6 +19,7 @@ const char *rs_strerror(int code)
 	case RS_EINTERNAL: return "internal";
 	case RS_EABORT: return "aborted";
 	case RS_EUNSUPPORTED: return "unsupported";
+	case RS_ECONFLICT: return "conflict";
 	}
 	return "unknown";
 }

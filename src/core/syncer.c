@@ -11,12 +11,15 @@
 #include "core/syncer.h"
 #include "core/util.h"
 #include "d1/d1.h"
+#include "core/migrate.h"
 #include "daemon/lock.h"
+#include "turso/sync.h"
 
 struct rs_syncer {
 	const rs_config *cfg;
 	rs_lock *lock;
 	rs_d1 *d1;
+	rs_turso *turso;
 	rs_metrics *metrics;
 	volatile int *cancel;
 	int prefer;
@@ -26,21 +29,21 @@ int rs_syncer_open(rs_syncer **out, const rs_config *cfg, rs_error *err)
 {
 	if (cfg->mode == RS_MODE_NONE)
 		return rs_err(err, RS_ECONFIG, "database.sync.mode is none: nothing to sync");
-	if (cfg->mode == RS_MODE_TURSO)
-		return rs_err(err, RS_EUNSUPPORTED, "mode turso: not implemented yet (the Turso transport exists; "
-				"the sync strategy over it is the next step)");
 	rs_syncer *s = calloc(1, sizeof *s);
 	if (!s)
 		return rs_err(err, RS_ENOMEM, "out of memory");
 	s->cfg = cfg;
-	int rc = rs_d1_new(&s->d1, cfg, NULL, NULL, err);
-	if (rc == RS_OK) {
-		char *lockp = rs_path_beside(rs_d1_snapshot_path(s->d1), ".lock");
-		rc = lockp ? rs_mkdir_parent(lockp, err) : rs_err(err, RS_ENOMEM, "out of memory");
-		if (rc == RS_OK)
-			rc = rs_lock_acquire(&s->lock, lockp, err);
-		free(lockp);
-	}
+	/* The lock comes first: a second instance must not touch the state files. */
+	const char *state = cfg->mode == RS_MODE_TURSO ? cfg->turso_replica_path : cfg->d1_snapshot_path;
+	char *lockp = state ? rs_path_beside(state, ".lock") : NULL;
+	int rc = lockp ? rs_mkdir_parent(lockp, err) : rs_err(err, RS_ENOMEM, "out of memory");
+	if (rc == RS_OK)
+		rc = rs_lock_acquire(&s->lock, lockp, err);
+	free(lockp);
+	if (rc == RS_OK && cfg->mode == RS_MODE_TURSO)
+		rc = rs_turso_new(&s->turso, cfg, err);
+	else if (rc == RS_OK)
+		rc = rs_d1_new(&s->d1, cfg, NULL, NULL, err);
 	if (rc != RS_OK) {
 		rs_syncer_close(s);
 		return rc;
@@ -59,24 +62,51 @@ void rs_syncer_set_cancel(rs_syncer *s, volatile int *flag)
 	s->cancel = flag;
 	if (s->d1)
 		rs_d1_set_cancel(s->d1, flag);
+	if (s->turso)
+		rs_turso_set_cancel(s->turso, flag);
 }
 
-void rs_syncer_set_prefer(rs_syncer *s, int prefer) { s->prefer = prefer; }
+void rs_syncer_set_prefer(rs_syncer *s, int prefer)
+{
+	s->prefer = prefer;
+	if (s->turso)
+		rs_turso_set_prefer(s->turso, prefer);
+}
 
 const char *rs_syncer_state_path(const rs_syncer *s)
 {
-	return s->d1 ? rs_d1_snapshot_path(s->d1) : "";
+	return s->d1 ? rs_d1_snapshot_path(s->d1) : s->turso ? rs_turso_replica_path(s->turso) : "";
 }
 
 int rs_syncer_startup(rs_syncer *s, rs_error *err)
 {
-	(void)s;
-	(void)err;
-	return RS_OK; /* D1 has no start-up step: the first cycle does the full load */
+	if (s->turso) {
+		rs_turso_set_metrics(s->turso, s->metrics);
+		return rs_turso_startup(s->turso, NULL, err);
+	}
+	/* D1 has no start-up sync (the first cycle does the full load); the
+	 * migrations still run before it, as in the original's start-up. */
+	if (s->cfg->migrations_dir)
+		return rs_migrate(s->cfg->db_path, s->cfg->migrations_dir, NULL, err);
+	return RS_OK;
 }
 
 int rs_syncer_cycle(rs_syncer *s, rs_sync_result *res, rs_error *err)
 {
+	if (s->turso) {
+		rs_turso_report rep;
+		rs_turso_set_metrics(s->turso, s->metrics);
+		int rc = rs_turso_cycle(s->turso, &rep, err);
+		if (res) {
+			res->status = rep.status;
+			res->mode = rep.mode;
+			res->rows = rep.pushed + rep.pulled;
+			res->bytes = rep.bytes;
+			res->remote_calls = rep.remote_calls;
+			res->seconds = rep.seconds;
+		}
+		return rc;
+	}
 	rs_d1_report rep;
 	rs_d1_set_metrics(s->d1, s->metrics);
 	int rc = rs_d1_cycle(s->d1, &rep, err);
@@ -96,6 +126,7 @@ void rs_syncer_close(rs_syncer *s)
 	if (!s)
 		return;
 	rs_d1_free(s->d1);
+	rs_turso_free(s->turso);
 	rs_lock_release(s->lock);
 	free(s);
 }

@@ -182,6 +182,7 @@ static int class_of(int code)
 	switch (code) {
 	case RS_ECONFIG:
 	case RS_EUSAGE:
+	case RS_ECONFLICT:
 		return CLASS_CONFIG;
 	case RS_ETRANSPORT:
 		return CLASS_TRANSPORT;

@@ -248,6 +248,154 @@ static int detect_add_columns(const rs_table *ot, const rs_table *nt, struct tst
 	return 0;
 }
 
+/*
+ * Shapes (rs_diff_opts.shape_compare): two definitions whose text differs
+ * are the same when their columns are.  A server that re-renders the DDL it
+ * is given (tursodb does: quotes, spacing, ALTER TABLE folded into the text)
+ * must not make every table look rebuilt.  A table's shape is one line per
+ * stored column, "name|TYPE|pk", from PRAGMA table_xinfo; an index's is its
+ * table, uniqueness, partiality and key columns.  NOT NULL, defaults and
+ * table constraints are not compared: they do not change how rows sync.
+ */
+static int shape_lines(sqlite3 *db, const char *table, char ***out, int *n)
+{
+	*out = NULL;
+	*n = 0;
+	sqlite3_stmt *st = NULL;
+	char *q = sqlite3_mprintf("SELECT name, upper(type), pk FROM pragma_table_xinfo(%Q) WHERE hidden IN (0, 3)"
+				  " ORDER BY cid", table);
+	int rc = q ? sqlite3_prepare_v2(db, q, -1, &st, NULL) : SQLITE_NOMEM;
+	sqlite3_free(q);
+	while (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+		char *line = sqlite3_mprintf("%s|%s|%d", sqlite3_column_text(st, 0), sqlite3_column_text(st, 1),
+					     sqlite3_column_int(st, 2));
+		char **l = line ? realloc(*out, (size_t)(*n + 1) * sizeof *l) : NULL;
+		if (!l) {
+			sqlite3_free(line);
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		*out = l;
+		(*out)[(*n)++] = line;
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_OK ? 0 : -1;
+}
+
+static void free_lines(char **l, int n)
+{
+	for (int i = 0; i < n; i++)
+		sqlite3_free(l[i]);
+	free(l);
+}
+
+/* Does column definition `def` start with the column name `name` (maybe quoted)? */
+static int def_names(const char *def, const char *name)
+{
+	size_t n = strlen(name);
+	char q = *def == '"' || *def == '`' || *def == '[' ? *def : 0;
+	if (q)
+		def++;
+	if (strncasecmp(def, name, n) != 0)
+		return 0;
+	char c = def[n];
+	return q ? c == (q == '[' ? ']' : q) : (c == '\0' || c == ' ' || c == '\t' || c == '\n');
+}
+
+/*
+ * Shape classification of a table whose text changed: TS_SAME, TS_ALTER
+ * (definitions of the added columns taken from the end of the new column
+ * list, where ALTER TABLE ADD COLUMN puts them) or TS_REBUILD.
+ */
+static int classify_by_shape(struct differ *D, const rs_table *ot, const rs_table *nt, struct tstate *ts)
+{
+	char **ol, **nl;
+	int on, nn;
+	if (ot->kind != nt->kind || shape_lines(D->old_db, ot->name, &ol, &on) != 0)
+		return TS_REBUILD;
+	if (shape_lines(D->new_db, nt->name, &nl, &nn) != 0) {
+		free_lines(ol, on);
+		return TS_REBUILD;
+	}
+	int prefix = on <= nn;
+	for (int i = 0; prefix && i < on; i++)
+		prefix = strcasecmp(ol[i], nl[i]) == 0;
+	int state = !prefix ? TS_REBUILD : on == nn ? TS_SAME : TS_REBUILD;
+	if (state == TS_REBUILD && prefix && nt->kind == RS_TABLE_ROWID && nn - on == nt->ncol - ot->ncol) {
+		/* The inner column list of the new text, split, and its tail. */
+		const char *open = strchr(nt->sql, '('), *close = strrchr(nt->sql, ')');
+		char *mid = open && close > open ? sqlite3_mprintf(", %.*s", (int)(close - open - 1), open + 1) : NULL;
+		char **defs = NULL;
+		int nd = -1;
+		if (mid && split_defs(mid, &defs, &nd) == 0 && nd >= nn - on) {
+			int k = nn - on, ok = 1;
+			for (int i = 0; ok && i < k; i++) {
+				const char *d = defs[nd - k + i];
+				ok = def_names(d, nt->col[ot->ncol + i]) && !strcasestr(d, "primary key") &&
+				     !strcasestr(d, "unique") && !strcasestr(d, "generated") && !strcasestr(d, " as (");
+			}
+			if (ok && (ts->alter_defs = calloc((size_t)k, sizeof *ts->alter_defs))) {
+				for (int i = 0; i < k; i++) {
+					ts->alter_defs[i] = defs[nd - k + i];
+					defs[nd - k + i] = NULL;
+				}
+				ts->nalter = k;
+				state = TS_ALTER;
+			}
+		}
+		if (nd >= 0)
+			free_defs(defs, nd);
+		sqlite3_free(mid);
+	}
+	free_lines(ol, on);
+	free_lines(nl, nn);
+	return state;
+}
+
+/* An index's shape: "table|unique|partial|col desc coll,...", or NULL. */
+static char *index_shape(sqlite3 *db, const char *name, const char *tbl)
+{
+	sqlite3_stmt *st = NULL;
+	sqlite3_str *s = sqlite3_str_new(NULL);
+	char *q = sqlite3_mprintf("SELECT \"unique\", partial FROM pragma_index_list(%Q) WHERE name = %Q", tbl, name);
+	int rc = q ? sqlite3_prepare_v2(db, q, -1, &st, NULL) : SQLITE_NOMEM;
+	sqlite3_free(q);
+	if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		sqlite3_str_appendf(s, "%s|%d|%d|", tbl, sqlite3_column_int(st, 0), sqlite3_column_int(st, 1));
+	else
+		rc = SQLITE_ERROR;
+	sqlite3_finalize(st);
+	st = NULL;
+	q = rc == SQLITE_OK ? sqlite3_mprintf("SELECT name, \"desc\", coll FROM pragma_index_xinfo(%Q) WHERE key",
+					      name) : NULL;
+	rc = q ? sqlite3_prepare_v2(db, q, -1, &st, NULL) : SQLITE_ERROR;
+	sqlite3_free(q);
+	while (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		sqlite3_str_appendf(s, "%s %d %s,", sqlite3_column_text(st, 0), sqlite3_column_int(st, 1),
+				    sqlite3_column_text(st, 2));
+	sqlite3_finalize(st);
+	char *out = sqlite3_str_finish(s);
+	if (rc != SQLITE_OK) {
+		sqlite3_free(out);
+		return NULL;
+	}
+	return out;
+}
+
+/* Are OLD object o and NEW object n (same type and name) the same? */
+static int same_obj(struct differ *D, const rs_obj *o, const rs_obj *n)
+{
+	if (strcmp(o->sql, n->sql) == 0)
+		return 1;
+	if (!D->opts->shape_compare || strcmp(o->type, "index") != 0 || strcasecmp(o->tbl, n->tbl) != 0)
+		return 0;
+	char *a = index_shape(D->old_db, o->name, o->tbl), *b = index_shape(D->new_db, n->name, n->tbl);
+	int same = a && b && strcasecmp(a, b) == 0;
+	sqlite3_free(a);
+	sqlite3_free(b);
+	return same;
+}
+
 /* Mark tables whose rows FK actions may remove when another is dropped or rebuilt. */
 static int propagate_rewrites(struct differ *D)
 {
@@ -303,6 +451,8 @@ static int classify_tables(struct differ *D)
 		rs_table *ot = os->tab[ts->old_idx];
 		if (strcmp(ot->sql, nt->sql) == 0 && ot->kind == nt->kind)
 			ts->state = TS_SAME;
+		else if (D->opts->shape_compare)
+			ts->state = classify_by_shape(D, ot, nt, ts);
 		else if (detect_add_columns(ot, nt, ts))
 			ts->state = TS_ALTER;
 		else
@@ -327,7 +477,7 @@ static int classify_tables(struct differ *D)
 static int old_obj_changed(struct differ *D, const rs_obj *o)
 {
 	const rs_obj *n = rs_schema_find(D->ns, o->type, o->name);
-	return !n || strcmp(n->sql, o->sql) != 0;
+	return !n || !same_obj(D, o, n);
 }
 
 /* State of the NEW table (or view) named name, for objects that hang off it. */
@@ -408,7 +558,7 @@ static int schema_creates_rest(struct differ *D)
 			if (strcmp(o->type, order[k]) != 0)
 				continue;
 			const rs_obj *old = rs_schema_find(os, o->type, o->name);
-			int create = !old || strcmp(old->sql, o->sql) != 0 || parent_recreated(D, o->tbl);
+			int create = !old || !same_obj(D, old, o) || parent_recreated(D, o->tbl);
 			int derived = 0;
 			if (!create && k == 2) {
 				/* unchanged trigger that was suppressed for row changes */

@@ -114,6 +114,8 @@ typedef struct rs_diff_opts {
 	const char *const *exclude; /* table names never diffed (NULL-terminated), may be NULL */
 	void (*progress)(void *ctx, const char *table, int64_t rows_done, int64_t rows_total);
 	void *progress_ctx;
+	int shape_compare;        /* tables and indexes whose text differs but whose columns do not
+				     are the same (for servers that re-render DDL, like tursodb) */
 } rs_diff_opts;
 
 typedef struct rs_diff_stats {

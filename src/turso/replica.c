@@ -68,6 +68,8 @@ struct rs_replica {
 	char *revision;     /* "" = not bootstrapped */
 	uint64_t db_size;   /* pages */
 	uint64_t last_pages;
+	int (*before)(void *ctx, int bootstrap, rs_error *err);
+	void *before_ctx;
 };
 
 static int crash_after;
@@ -397,6 +399,13 @@ void rs_replica_close(rs_replica *r)
 	free(r);
 }
 
+void rs_replica_set_before_apply(rs_replica *r, int (*fn)(void *ctx, int bootstrap, rs_error *err),
+				 void *ctx)
+{
+	r->before = fn;
+	r->before_ctx = ctx;
+}
+
 const char *rs_replica_revision(const rs_replica *r) { return r->revision; }
 const char *rs_replica_client_id(const rs_replica *r) { return r->client_id; }
 const char *rs_replica_path(const rs_replica *r) { return r->path; }
@@ -495,7 +504,9 @@ static int finish_bootstrap(struct pull *pl, const rs_pull_header *h, rs_error *
 		return local_err(err, r->tmp_path, "cannot sync");
 	/* The state says "" here (that is what made this a bootstrap), so a crash
 	 * between the rename and the state write just bootstraps again. */
-	int rc = clear_wal(r, err);
+	int rc = r->before ? r->before(r->before_ctx, 1, err) : RS_OK;
+	if (rc == RS_OK)
+		rc = clear_wal(r, err);
 	if (rc == RS_OK && rename(r->tmp_path, r->path) != 0)
 		rc = local_err(err, r->path, "cannot rename the bootstrap file into place");
 	if (rc == RS_OK)
@@ -535,6 +546,11 @@ static int apply_incremental(struct pull *pl, const rs_pull_header *h, int *chan
 		return save_state(r, h->revision, new_pages, err);
 	}
 
+	if (r->before) {
+		int brc = r->before(r->before_ctx, 0, err);
+		if (brc != RS_OK)
+			return brc;
+	}
 	int fd = open(r->path, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		return local_err(err, r->path, "cannot open");

@@ -53,6 +53,16 @@ void rs_replica_close(rs_replica *r);
  */
 int rs_replica_pull(rs_replica *r, rs_turso_http *http, int *changed, rs_error *err);
 
+/*
+ * Call fn(ctx, bootstrap, err) once per pull, after the new pages are safely
+ * staged and just before the replica file is first changed (never when the
+ * pull brings nothing).  The sync strategy uses it to keep the old state as
+ * the base of a three-way merge.  An error from fn aborts the pull with the
+ * replica untouched.
+ */
+void rs_replica_set_before_apply(rs_replica *r, int (*fn)(void *ctx, int bootstrap, rs_error *err),
+				 void *ctx);
+
 /* Forget the revision: the next pull is a bootstrap. RS_OK or RS_ELOCAL. */
 int rs_replica_reset(rs_replica *r, rs_error *err);
 

@@ -1,0 +1,511 @@
+/*
+ * state.c: the Turso strategy's state file and push overlay (see state.h).
+ *
+ * The overlay is an open-addressing hash table keyed by identity bytes.  It
+ * holds the rows pushed since the last pull: usually the rows of one push,
+ * so it stays as small as the change.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <sqlite3.h>
+
+#include "core/err.h"
+#include "core/util.h"
+#include "turso/state.h"
+
+struct entry {
+	unsigned char *key; /* NULL: empty slot */
+	size_t klen;
+	rs_tdigest d;
+	int64_t push;
+	int has_prev;       /* while `push` is pending: what it replaced */
+	rs_tdigest prev;
+	int64_t prev_push;
+	int seen;
+	int dead;           /* removed by a rollback (a tombstone) */
+};
+
+struct rs_tstate {
+	char *path;
+	int paired;
+	int64_t push_id, pending;
+	struct entry *slot;
+	size_t cap, used, live;
+};
+
+static uint64_t hash_key(const void *p, size_t n)
+{
+	const unsigned char *c = p;
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (size_t i = 0; i < n; i++) {
+		h ^= c[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+/* The slot holding key, or the empty slot where it would go. */
+static struct entry *find(rs_tstate *s, const void *key, size_t klen)
+{
+	size_t mask = s->cap - 1, i = (size_t)hash_key(key, klen) & mask;
+	for (;; i = (i + 1) & mask) {
+		struct entry *e = &s->slot[i];
+		if (!e->key || (e->klen == klen && memcmp(e->key, key, klen) == 0))
+			return e;
+	}
+}
+
+static int grow(rs_tstate *s)
+{
+	size_t ncap = s->cap ? s->cap * 2 : 64;
+	struct entry *n = calloc(ncap, sizeof *n), *old = s->slot;
+	if (!n)
+		return -1;
+	size_t ocap = s->cap;
+	s->slot = n;
+	s->cap = ncap;
+	s->used = s->live = 0;
+	for (size_t i = 0; i < ocap; i++) {
+		if (!old[i].key)
+			continue;
+		if (old[i].dead) {
+			free(old[i].key);
+			continue;
+		}
+		*find(s, old[i].key, old[i].klen) = old[i];
+		s->used++;
+		s->live++;
+	}
+	free(old);
+	return 0;
+}
+
+static void clear_table(rs_tstate *s)
+{
+	for (size_t i = 0; i < s->cap; i++)
+		free(s->slot[i].key);
+	free(s->slot);
+	s->slot = NULL;
+	s->cap = s->used = s->live = 0;
+}
+
+/* Insert or find key; NULL when out of memory. */
+static struct entry *upsert(rs_tstate *s, const void *key, size_t klen)
+{
+	if ((s->used + 1) * 4 >= s->cap * 3 && grow(s) != 0)
+		return NULL;
+	struct entry *e = find(s, key, klen);
+	if (e->key) {
+		if (e->dead) {
+			e->dead = 0;
+			e->has_prev = 0;
+			s->live++;
+		}
+		return e;
+	}
+	if (!(e->key = malloc(klen ? klen : 1)))
+		return NULL;
+	memcpy(e->key, key, klen);
+	e->klen = klen;
+	s->used++;
+	s->live++;
+	return e;
+}
+
+/* ---- hex ---------------------------------------------------------------- */
+
+static int unhex(unsigned char *out, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int v = 0;
+		for (int k = 0; k < 2; k++) {
+			char c = s[2 * i + k];
+			int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+			if (d < 0)
+				return -1;
+			v = v * 16 + d;
+		}
+		out[i] = (unsigned char)v;
+	}
+	return 0;
+}
+
+static json_t *hexstr(const unsigned char *p, size_t n)
+{
+	char *h = malloc(2 * n + 1);
+	if (!h)
+		return NULL;
+	rs_hex(h, p, n);
+	json_t *j = json_stringn(h, 2 * n);
+	free(h);
+	return j;
+}
+
+static json_t *digest_json(const rs_tdigest *d)
+{
+	return d->present ? hexstr(d->d, RS_TDIGEST) : json_string("");
+}
+
+static int digest_from(rs_tdigest *d, const json_t *j)
+{
+	const char *s = json_string_value(j);
+	size_t n = s ? json_string_length(j) : 0;
+	if (!s || (n != 0 && n != 2 * RS_TDIGEST))
+		return -1;
+	d->present = n != 0;
+	memset(d->d, 0, sizeof d->d);
+	return n ? unhex(d->d, s, RS_TDIGEST) : 0;
+}
+
+/* ---- file ---------------------------------------------------------------- */
+
+static int load_entries(rs_tstate *s, json_t *arr)
+{
+	size_t i;
+	json_t *row;
+	json_array_foreach(arr, i, row) {
+		json_t *k = json_array_get(row, 0), *d = json_array_get(row, 1);
+		json_t *p = json_array_get(row, 2), *pd = json_array_get(row, 3);
+		json_t *pp = json_array_get(row, 4);
+		const char *ks = json_string_value(k);
+		size_t kl = ks ? json_string_length(k) : 1;
+		if (!json_is_array(row) || json_array_size(row) != 5 || !ks || kl % 2 || !json_is_integer(p) ||
+		    !json_is_integer(pp))
+			return -1;
+		unsigned char *key = malloc(kl / 2 + 1);
+		if (!key || unhex(key, ks, kl / 2) != 0) {
+			free(key);
+			return -1;
+		}
+		struct entry *e = upsert(s, key, kl / 2);
+		free(key);
+		if (!e || digest_from(&e->d, d) != 0)
+			return -1;
+		e->push = json_integer_value(p);
+		e->has_prev = !json_is_null(pd);
+		if (e->has_prev && digest_from(&e->prev, pd) != 0)
+			return -1;
+		e->prev_push = json_integer_value(pp);
+	}
+	return 0;
+}
+
+int rs_tstate_load(rs_tstate **out, const char *path, rs_error *err)
+{
+	rs_tstate *s = calloc(1, sizeof *s);
+	if (!s || !(s->path = strdup(path))) {
+		free(s);
+		return rs_err(err, RS_ENOMEM, "out of memory");
+	}
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		if (errno == ENOENT) {
+			*out = s;
+			return RS_OK;
+		}
+		int e = errno;
+		rs_tstate_free(s);
+		return rs_err(err, RS_ELOCAL, "%s: cannot open: %s", path, strerror(e));
+	}
+	json_error_t je;
+	json_t *o = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
+	fclose(f);
+	json_int_t format = 0, push_id = 0, pending = 0;
+	int paired = 0;
+	json_t *pushed = NULL;
+	int bad = !o || json_unpack_ex(o, &je, 0, "{s:I, s:b, s:I, s:I, s:o}", "format", &format, "paired",
+				       &paired, "push_id", &push_id, "pending", &pending, "pushed",
+				       &pushed) != 0;
+	if (!bad && (format != 1 || push_id < 0 || pending < 0 || !json_is_array(pushed)))
+		bad = 1;
+	if (!bad) {
+		s->paired = paired;
+		s->push_id = push_id;
+		s->pending = pending;
+		bad = load_entries(s, pushed) != 0;
+	}
+	json_decref(o);
+	if (bad) {
+		rs_tstate_free(s);
+		return rs_err(err, RS_ELOCAL,
+			      "%s: not a valid sync state file (%s); move it away to start over "
+			      "(the next sync then pairs again)",
+			      path, je.text[0] ? je.text : "bad field");
+	}
+	*out = s;
+	return RS_OK;
+}
+
+int rs_tstate_save(rs_tstate *s, rs_error *err)
+{
+	json_t *arr = json_array();
+	int oom = !arr;
+	for (size_t i = 0; !oom && i < s->cap; i++) {
+		struct entry *e = &s->slot[i];
+		if (!e->key || e->dead)
+			continue;
+		json_t *row = json_pack("[o, o, I, o, I]", hexstr(e->key, e->klen), digest_json(&e->d),
+					(json_int_t)e->push,
+					e->has_prev ? digest_json(&e->prev) : json_null(),
+					(json_int_t)(e->has_prev ? e->prev_push : 0));
+		oom = !row || json_array_append_new(arr, row) != 0;
+	}
+	json_t *o = oom ? NULL
+			: json_pack("{s:i, s:b, s:I, s:I, s:o}", "format", 1, "paired", s->paired,
+				    "push_id", (json_int_t)s->push_id, "pending",
+				    (json_int_t)s->pending, "pushed", arr);
+	if (!o && !oom)
+		arr = NULL; /* json_pack stole it even on failure */
+	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (!o)
+		json_decref(arr);
+	if (!text)
+		return rs_err(err, RS_ENOMEM, "out of memory");
+	size_t n = strlen(text);
+	text[n] = '\n';
+	int rc = rs_write_file_atomic(s->path, text, n + 1, 0600, err);
+	free(text);
+	return rc;
+}
+
+void rs_tstate_free(rs_tstate *s)
+{
+	if (!s)
+		return;
+	clear_table(s);
+	free(s->path);
+	free(s);
+}
+
+int rs_tstate_paired(const rs_tstate *s) { return s->paired; }
+void rs_tstate_set_paired(rs_tstate *s) { s->paired = 1; }
+int64_t rs_tstate_push_id(const rs_tstate *s) { return s->push_id; }
+int64_t rs_tstate_pending(const rs_tstate *s) { return s->pending; }
+size_t rs_tstate_pushed_count(const rs_tstate *s) { return s->live; }
+
+const rs_tdigest *rs_tstate_pushed(rs_tstate *s, const void *key, size_t klen)
+{
+	if (!s->cap)
+		return NULL;
+	struct entry *e = find(s, key, klen);
+	return e->key && !e->dead ? &e->d : NULL;
+}
+
+int rs_tstate_record(rs_tstate *s, const void *key, size_t klen, const rs_tdigest *d, rs_error *err)
+{
+	struct entry *e = upsert(s, key, klen);
+	if (!e)
+		return rs_err(err, RS_ENOMEM, "out of memory");
+	if (e->push != s->pending) {
+		/* First change of this row in the pending batch: keep what it replaces. */
+		e->has_prev = e->push != 0;
+		e->prev = e->d;
+		e->prev_push = e->push;
+	}
+	e->d = *d;
+	e->push = s->pending;
+	e->seen = 1;
+	return RS_OK;
+}
+
+void rs_tstate_mark_seen(rs_tstate *s, const void *key, size_t klen)
+{
+	if (!s->cap)
+		return;
+	struct entry *e = find(s, key, klen);
+	if (e->key)
+		e->seen = 1;
+}
+
+void rs_tstate_clear_seen(rs_tstate *s)
+{
+	for (size_t i = 0; i < s->cap; i++)
+		s->slot[i].seen = 0;
+}
+
+int rs_tstate_each_unseen(rs_tstate *s,
+			  int (*fn)(void *ctx, const void *key, size_t klen, const rs_tdigest *d,
+				    rs_error *err),
+			  void *ctx, rs_error *err)
+{
+	/* Collect first: fn may record, which may grow the table under us. */
+	size_t n = 0;
+	for (size_t i = 0; i < s->cap; i++)
+		n += s->slot[i].key && !s->slot[i].dead && !s->slot[i].seen;
+	if (!n)
+		return RS_OK;
+	struct entry *list = malloc(n * sizeof *list);
+	if (!list)
+		return rs_err(err, RS_ENOMEM, "out of memory");
+	size_t k = 0;
+	for (size_t i = 0; i < s->cap; i++)
+		if (s->slot[i].key && !s->slot[i].dead && !s->slot[i].seen)
+			list[k++] = s->slot[i];
+	int rc = RS_OK;
+	for (size_t i = 0; i < n && rc == RS_OK; i++)
+		rc = fn(ctx, list[i].key, list[i].klen, &list[i].d, err);
+	free(list); /* the keys themselves still belong to the table */
+	return rc;
+}
+
+int64_t rs_tstate_begin_push(rs_tstate *s)
+{
+	s->pending = s->push_id + 1;
+	return s->pending;
+}
+
+void rs_tstate_confirm(rs_tstate *s)
+{
+	for (size_t i = 0; i < s->cap; i++)
+		if (s->slot[i].key && s->slot[i].push == s->pending)
+			s->slot[i].has_prev = 0;
+	if (s->pending)
+		s->push_id = s->pending;
+	s->pending = 0;
+}
+
+void rs_tstate_rollback(rs_tstate *s)
+{
+	for (size_t i = 0; i < s->cap; i++) {
+		struct entry *e = &s->slot[i];
+		if (!e->key || e->dead || !s->pending || e->push != s->pending)
+			continue;
+		if (e->has_prev) {
+			e->d = e->prev;
+			e->push = e->prev_push;
+			e->has_prev = 0;
+		} else {
+			e->dead = 1; /* a tombstone keeps the probe chains intact */
+			s->live--;
+		}
+	}
+	s->pending = 0;
+}
+
+void rs_tstate_clear_pushed(rs_tstate *s) { clear_table(s); }
+
+/* ---- identities and digests ---------------------------------------------- */
+
+int rs_tkey_load(rs_tkey *k, sqlite3 *db, const rs_table *t, rs_error *err)
+{
+	memset(k, 0, sizeof *k);
+	if (t->ipk >= 0) {
+		k->by_rowid = 1;
+		return RS_OK;
+	}
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(db, "SELECT name, pk FROM pragma_table_info(?1) WHERE pk > 0 ORDER BY pk",
+				    -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return rs_err(err, RS_ELOCAL, "table %s: cannot read its primary key: %s", t->name,
+			      sqlite3_errmsg(db));
+	sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+	int out = RS_OK;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && out == RS_OK) {
+		const char *name = (const char *)sqlite3_column_text(st, 0);
+		int col = -1;
+		for (int i = 0; name && i < t->ncol; i++)
+			if (strcmp(t->col[i], name) == 0)
+				col = i;
+		int *p = realloc(k->pk, (size_t)(k->npk + 1) * sizeof *p);
+		if (!p)
+			out = rs_err(err, RS_ENOMEM, "out of memory");
+		else if (col < 0)
+			out = rs_err(err, RS_EUNSUPPORTED, "table %s: primary key column %s is not a stored column",
+				     t->name, name ? name : "?");
+		else {
+			k->pk = p;
+			k->pk[k->npk++] = col;
+		}
+	}
+	if (out == RS_OK && rc != SQLITE_DONE)
+		out = rs_err(err, RS_ELOCAL, "table %s: cannot read its primary key: %s", t->name,
+			     sqlite3_errmsg(db));
+	sqlite3_finalize(st);
+	if (out == RS_OK && k->npk == 0)
+		k->by_rowid = 1;
+	if (out != RS_OK)
+		rs_tkey_free(k);
+	return out;
+}
+
+void rs_tkey_free(rs_tkey *k)
+{
+	free(k->pk);
+	memset(k, 0, sizeof *k);
+}
+
+/* One typed value: a type byte, then 8 bytes (integer, float bits) or a length and bytes. */
+static int put_value(rs_buf *b, const rs_value *v)
+{
+	unsigned char t = (unsigned char)v->type, w[8];
+	uint64_t x = 0;
+	if (rs_buf_append(b, &t, 1) != 0)
+		return -1;
+	switch (v->type) {
+	case SQLITE_INTEGER:
+		x = (uint64_t)v->i;
+		break;
+	case SQLITE_FLOAT:
+		memcpy(&x, &v->r, 8);
+		break;
+	case SQLITE_TEXT:
+	case SQLITE_BLOB:
+		x = (uint64_t)v->n;
+		break;
+	default:
+		return 0;
+	}
+	for (int i = 0; i < 8; i++)
+		w[i] = (unsigned char)(x >> (8 * i));
+	if (rs_buf_append(b, w, 8) != 0)
+		return -1;
+	if ((v->type == SQLITE_TEXT || v->type == SQLITE_BLOB) && v->n > 0)
+		return rs_buf_append(b, v->p, (size_t)v->n);
+	return 0;
+}
+
+int rs_tkey_encode(rs_buf *out, const rs_table *t, const rs_tkey *k, int64_t rowid, const rs_value *v)
+{
+	rs_buf_reset(out);
+	if (rs_buf_append(out, t->name, strlen(t->name) + 1) != 0)
+		return -1;
+	if (k->by_rowid) {
+		rs_value r = {SQLITE_INTEGER, rowid, 0, NULL, 0};
+		return put_value(out, &r);
+	}
+	for (int i = 0; i < k->npk; i++)
+		if (put_value(out, &v[k->pk[i]]) != 0)
+			return -1;
+	return 0;
+}
+
+void rs_trow_digest(rs_tdigest *out, const rs_table *t, const rs_value *v)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+	rs_buf b = RS_BUF_INIT(0);
+	for (int i = 0; i < t->ncol; i++) {
+		rs_buf_append(&b, t->col[i], strlen(t->col[i]) + 1);
+		put_value(&b, &v[i]);
+	}
+	memset(out, 0, sizeof *out);
+	out->present = 1;
+	/* A failed digest (out of memory) leaves a zero digest: it then matches
+	 * nothing real, which only ever causes a row to be sent again. */
+	if (!b.failed && EVP_Digest(b.data ? b.data : "", b.len, md, &len, EVP_sha256(), NULL) == 1)
+		memcpy(out->d, md, RS_TDIGEST);
+	rs_buf_free(&b);
+}
+
+int rs_tdigest_equal(const rs_tdigest *a, const rs_tdigest *b)
+{
+	if (a->present != b->present)
+		return 0;
+	return !a->present || memcmp(a->d, b->d, RS_TDIGEST) == 0;
+}

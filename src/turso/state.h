@@ -1,0 +1,115 @@
+/*
+ * state.h: what the Turso sync strategy remembers between cycles, and how it
+ * names rows.
+ *
+ * Rows are matched between the local database and the server by identity:
+ * the declared PRIMARY KEY when the table has one that is not the rowid,
+ * else the rowid (tables without a declared key, and INTEGER PRIMARY KEY
+ * tables, whose key is the rowid).  Two sides hold "the same row" when
+ * their identities match; its content is compared through a digest of
+ * (column name, typed value) pairs, so a row read from SQLite on either side
+ * can be checked against what was pushed earlier without keeping the row.
+ *
+ * The state file, <replica>-sync.json, replaced atomically:
+ *
+ *   {"format":1, "paired":true, "push_id":12, "pending":13,
+ *    "pushed":[["<hex key>", "<hex digest>", 13, "<hex prev digest>"|null, 12], ...]}
+ *
+ * paired   the first pairing is settled (see sync.c); until then a pull that
+ *          finds data on both sides refuses to merge them
+ * push_id  the last push batch the server confirmed (its watermark)
+ * pending  a push batch sent without a confirmed answer (0 = none): the next
+ *          cycle asks the server's watermark whether it committed
+ * pushed   the push overlay: rows pushed since the last pull, by identity
+ *          key (table name, NUL, identity bytes), with the digest of the row
+ *          as sent ("" for a delete) and the batch that sent it; while that
+ *          batch is pending, the entry it replaced (prev digest and batch)
+ *          so an unconfirmed batch can be taken back
+ */
+#ifndef RS_TURSO_STATE_H
+#define RS_TURSO_STATE_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "resortsync.h"
+#include "core/buf.h"
+#include "engine/engine.h"
+
+#define RS_TDIGEST 16 /* bytes of row digest kept (SHA-256, truncated) */
+
+/* A row digest; present = 0 for "no row" (a delete was pushed). */
+typedef struct rs_tdigest {
+	int present;
+	unsigned char d[RS_TDIGEST];
+} rs_tdigest;
+
+typedef struct rs_tstate rs_tstate;
+
+/* Load the state (a missing file is a fresh state).  RS_OK, RS_ELOCAL, RS_ENOMEM. */
+int rs_tstate_load(rs_tstate **out, const char *path, rs_error *err);
+void rs_tstate_free(rs_tstate *s);
+/* Write it atomically (fsync'd).  RS_OK or RS_ELOCAL. */
+int rs_tstate_save(rs_tstate *s, rs_error *err);
+
+int rs_tstate_paired(const rs_tstate *s);
+void rs_tstate_set_paired(rs_tstate *s);
+int64_t rs_tstate_push_id(const rs_tstate *s);
+int64_t rs_tstate_pending(const rs_tstate *s);
+size_t rs_tstate_pushed_count(const rs_tstate *s);
+
+/* The overlay entry for key, or NULL. */
+const rs_tdigest *rs_tstate_pushed(rs_tstate *s, const void *key, size_t klen);
+/*
+ * Record that batch `push` sends this row (digest) or delete (present 0).
+ * The batch must be the pending one (see rs_tstate_begin_push).
+ */
+int rs_tstate_record(rs_tstate *s, const void *key, size_t klen, const rs_tdigest *d,
+		     rs_error *err);
+/* Mark key as looked at by the current push; rs_tstate_each_unseen() skips it. */
+void rs_tstate_mark_seen(rs_tstate *s, const void *key, size_t klen);
+void rs_tstate_clear_seen(rs_tstate *s);
+/* Call fn for every overlay entry not marked seen (fn may record). */
+int rs_tstate_each_unseen(rs_tstate *s,
+			  int (*fn)(void *ctx, const void *key, size_t klen, const rs_tdigest *d,
+				    rs_error *err),
+			  void *ctx, rs_error *err);
+
+/* Start batch push_id+1 (pending); returns its id. */
+int64_t rs_tstate_begin_push(rs_tstate *s);
+/* The pending batch committed: push_id = pending, pending = 0. */
+void rs_tstate_confirm(rs_tstate *s);
+/* The pending batch did not commit: undo its overlay entries, pending = 0. */
+void rs_tstate_rollback(rs_tstate *s);
+/* A pull brought the server's state: forget the overlay. */
+void rs_tstate_clear_pushed(rs_tstate *s);
+
+/* ---- identities and digests ------------------------------------------- */
+
+/* How a table's rows are matched (see the top of the file). */
+typedef struct rs_tkey {
+	int by_rowid; /* identity is the rowid */
+	int npk;      /* else: the declared key's columns, in key order */
+	int *pk;      /* indices into the table's columns */
+} rs_tkey;
+
+/*
+ * Work out the identity of table t's rows from db's declaration of it (the
+ * table must exist there).  Returns RS_OK, RS_ELOCAL, RS_ENOMEM.
+ */
+int rs_tkey_load(rs_tkey *k, sqlite3 *db, const rs_table *t, rs_error *err);
+void rs_tkey_free(rs_tkey *k);
+
+/*
+ * Append table t's identity key for a row (rowid, v: t->ncol values) to
+ * out, after resetting it: the table name, a NUL, then per key value a type
+ * byte and its bytes.  0 or -1 (out of memory).
+ */
+int rs_tkey_encode(rs_buf *out, const rs_table *t, const rs_tkey *k, int64_t rowid,
+		   const rs_value *v);
+
+/* The digest of a row: t->ncol values named by t->col. */
+void rs_trow_digest(rs_tdigest *out, const rs_table *t, const rs_value *v);
+
+/* 1 when both are absent, or both present with the same digest. */
+int rs_tdigest_equal(const rs_tdigest *a, const rs_tdigest *b);
+#endif

@@ -1,0 +1,366 @@
+/*
+ * sync.c: the Turso strategy's sequence (see sync.h), its files and crash
+ * recovery.
+ *
+ * One cycle:
+ *   0. recover: a base left by an interrupted pull means the replica may be
+ *      ahead of the database: merge it first (merging is idempotent), or a
+ *      push would send the server's own changes back as ours
+ *   1. checkpoint the database (PASSIVE: never waits for readers or writers)
+ *   2. push (push.c); a push whose answer was lost is settled through the
+ *      server's watermark before anything else is sent
+ *   3. pull: the replica takes the server's new pages; just before the file
+ *      changes, the old replica is copied to the base; then merge (merge.c)
+ *      and remove the base
+ *
+ * Start-up runs 0, pull, migrations, 1, 2.  A replica that has never been
+ * bootstrapped is pulled first in a cycle too (the push needs it as base).
+ *
+ * Crash cases (each one is a test in tests/e2e/turso_sync.py):
+ *   - during the push, before the server committed: the batch is pending in
+ *     the state; the watermark says it did not commit; its overlay entries
+ *     are dropped and the rows go again
+ *   - after the server committed: the watermark says so; the overlay keeps
+ *     what was pushed, so nothing is sent twice
+ *   - during the replica's update: the replica rolls itself back (replica.c);
+ *     the base then equals it, and the merge finds nothing
+ *   - after the replica's update, before or after the merge's COMMIT: the
+ *     base is still there, the merge runs again and changes only what it
+ *     did not change before
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/migrate.h"
+#include "core/util.h"
+#include "turso/pipeline.h"
+#include "turso/sync_int.h"
+
+/* Tables of the protocol's own that never sync (as in the official client). */
+static const char *const bookkeeping[] = {RS_HRANA_WATERMARK_TABLE, "turso_cdc", "turso_cdc_version", NULL};
+
+int rs_turso_crash(rs_turso *t, const char *point)
+{
+	if (!t->crash[0] || strcmp(t->crash, point) != 0)
+		return 0;
+	t->crash[0] = '\0';
+	rs_warn("test hook: simulated crash", "point=%s", point);
+	return 1;
+}
+
+void rs_turso_test_crash_at(rs_turso *t, const char *point)
+{
+	snprintf(t->crash, sizeof t->crash, "%s", point ? point : "");
+}
+
+int rs_turso_open_ro(const char *path, sqlite3 **out, rs_error *err)
+{
+	/* file:<path>?immutable=1: no locks, no -wal/-shm, the file is read as it
+	 * is (we are its only writer, and never while it is open). */
+	sqlite3_str *s = sqlite3_str_new(NULL);
+	sqlite3_str_appendall(s, "file:");
+	for (const char *p = path; *p; p++) {
+		if (*p == '%' || *p == '?' || *p == '#' || (unsigned char)*p < 0x21)
+			sqlite3_str_appendf(s, "%%%02X", (unsigned char)*p);
+		else
+			sqlite3_str_appendchar(s, 1, *p);
+	}
+	sqlite3_str_appendall(s, "?immutable=1");
+	char *uri = sqlite3_str_finish(s);
+	if (!uri)
+		return rs_err(err, RS_ENOMEM, "out of memory");
+	sqlite3 *db = NULL;
+	int rc = sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL);
+	sqlite3_free(uri);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, "BEGIN; SELECT count(*) FROM sqlite_schema", NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		rs_err(err, RS_ELOCAL, "%s: cannot read: %s", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		sqlite3_close(db);
+		return RS_ELOCAL;
+	}
+	*out = db;
+	return RS_OK;
+}
+
+/* ---- set-up ------------------------------------------------------------ */
+
+static int build_exclude(rs_turso *t, rs_error *err)
+{
+	size_t n = 0, k = 0;
+	while (t->cfg->turso_exclude && t->cfg->turso_exclude[n])
+		n++;
+	for (size_t i = 0; bookkeeping[i]; i++)
+		n++;
+	if (!(t->exclude = calloc(n + 1, sizeof *t->exclude)))
+		return rs_err(err, RS_ENOMEM, "out of memory");
+	for (size_t i = 0; t->cfg->turso_exclude && t->cfg->turso_exclude[i]; i++)
+		t->exclude[k++] = t->cfg->turso_exclude[i];
+	for (size_t i = 0; bookkeeping[i]; i++)
+		t->exclude[k++] = (char *)bookkeeping[i];
+	return RS_OK;
+}
+
+/* Keep the replica as it was, as the base of the merge that follows. */
+static int before_apply(void *ctx, int bootstrap, rs_error *err)
+{
+	rs_turso *t = ctx;
+	char *tmp = rs_path_beside(t->base_path, ".tmp");
+	if (!tmp)
+		return rs_err(err, RS_ENOMEM, "out of memory");
+	int rc = RS_OK, in = -1;
+	int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (out < 0)
+		rc = rs_err(err, RS_ELOCAL, "%s: cannot create: %s", tmp, strerror(errno));
+	/* A bootstrap (first, or again after the server was reset) merges against an
+	 * empty base: every local row is kept and pushed. */
+	if (rc == RS_OK && !bootstrap) {
+		in = open(rs_replica_path(t->replica), O_RDONLY | O_CLOEXEC);
+		if (in < 0)
+			rc = rs_err(err, RS_ELOCAL, "%s: cannot open: %s", rs_replica_path(t->replica), strerror(errno));
+		for (ssize_t got = 1; rc == RS_OK && got > 0;) {
+			got = copy_file_range(in, NULL, out, NULL, (size_t)1 << 30, 0);
+			if (got < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL)) {
+				char buf[65536];
+				got = read(in, buf, sizeof buf);
+				if (got > 0 && write(out, buf, (size_t)got) != got)
+					got = -1;
+			}
+			if (got < 0)
+				rc = rs_err(err, RS_ELOCAL, "%s: cannot copy the replica: %s", tmp, strerror(errno));
+		}
+	}
+	if (rc == RS_OK && fsync(out) != 0)
+		rc = rs_err(err, RS_ELOCAL, "%s: cannot sync: %s", tmp, strerror(errno));
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+	if (rc == RS_OK && rename(tmp, t->base_path) != 0)
+		rc = rs_err(err, RS_ELOCAL, "%s: cannot rename: %s", t->base_path, strerror(errno));
+	if (rc == RS_OK)
+		rc = rs_fsync_dir_of(t->base_path, err);
+	if (rc != RS_OK)
+		unlink(tmp);
+	free(tmp);
+	return rc;
+}
+
+int rs_turso_new(rs_turso **out, const rs_config *cfg, rs_error *err)
+{
+	if (!cfg->turso_url)
+		return rs_err(err, RS_ECONFIG, "database.sync.turso.remote_url: required for mode turso");
+	rs_turso *t = calloc(1, sizeof *t);
+	if (!t)
+		return rs_err(err, RS_ENOMEM, "out of memory");
+	t->cfg = cfg;
+	const char *rp = cfg->turso_replica_path;
+	int rc = build_exclude(t, err);
+	if (rc == RS_OK)
+		rc = rs_turso_http_open(&t->http, cfg->turso_url, cfg->turso_token, err);
+	if (rc == RS_OK) {
+		long ms = cfg->turso_timeout_ms > 0 ? (long)cfg->turso_timeout_ms : RS_TURSO_TOTAL_TIMEOUT_MS;
+		rs_turso_http_set_timeouts(t->http, ms < RS_TURSO_CONNECT_TIMEOUT_MS ? ms : RS_TURSO_CONNECT_TIMEOUT_MS,
+					   ms);
+		rs_turso_http_set_stats(t->http, &t->stats);
+		rc = rs_replica_open(&t->replica, rp, err);
+	}
+	if (rc == RS_OK) {
+		t->base_path = rs_path_beside(rp, "-base");
+		t->status_path = rs_path_beside(rp, ".status.json");
+		char *sp = rs_path_beside(rp, "-sync.json");
+		rc = t->base_path && t->status_path && sp ? rs_tstate_load(&t->state, sp, err)
+							  : rs_err(err, RS_ENOMEM, "out of memory");
+		free(sp);
+	}
+	if (rc != RS_OK) {
+		rs_turso_free(t);
+		return rc;
+	}
+	rs_replica_set_before_apply(t->replica, before_apply, t);
+	const char *crash = getenv("RS_TEST_CRASH");
+	if (crash)
+		rs_turso_test_crash_at(t, crash);
+	*out = t;
+	return RS_OK;
+}
+
+void rs_turso_free(rs_turso *t)
+{
+	if (!t)
+		return;
+	rs_replica_close(t->replica);
+	rs_turso_http_close(t->http);
+	rs_tstate_free(t->state);
+	free(t->base_path);
+	free(t->status_path);
+	free(t->exclude);
+	free(t);
+}
+
+void rs_turso_set_metrics(rs_turso *t, rs_metrics *m) { t->metrics = m; }
+void rs_turso_set_cancel(rs_turso *t, volatile int *flag) { t->cancel = flag; }
+void rs_turso_set_prefer(rs_turso *t, int prefer) { t->prefer = prefer; }
+const char *rs_turso_replica_path(const rs_turso *t) { return rs_replica_path(t->replica); }
+
+/* ---- steps ---------------------------------------------------------------- */
+
+static int checkpoint(rs_turso *t, rs_error *err)
+{
+	sqlite3 *db = NULL;
+	int rc = sqlite3_open_v2(t->cfg->db_path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_busy_timeout(db, 5000);
+		rc = sqlite3_exec(db, "PRAGMA wal_checkpoint(PASSIVE)", NULL, NULL, NULL);
+	}
+	int out = RS_OK;
+	if (rc != SQLITE_OK)
+		out = rs_err(err, (rc & 0xff) == SQLITE_BUSY ? RS_EBUSY : RS_ELOCAL, "%s: checkpoint: %s",
+			     t->cfg->db_path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+	sqlite3_close(db);
+	return out;
+}
+
+static int pull(rs_turso *t, rs_turso_report *rep, rs_error *err)
+{
+	int changed = 0;
+	int rc = rs_replica_pull(t->replica, t->http, &changed, err);
+	if (rc == RS_EREMOTE && strstr(err->message, "went backwards")) {
+		rs_warn("turso pull: the server's revision went backwards (was it reset?); bootstrapping again "
+			"and merging without dropping local rows", "err=\"%s\"", err->message);
+		rs_err_clear(err);
+		rc = rs_replica_reset(t->replica, err);
+		if (rc == RS_OK)
+			rc = rs_replica_pull(t->replica, t->http, &changed, err);
+	}
+	if (rc != RS_OK)
+		return rc;
+	snprintf(rep->revision, sizeof rep->revision, "%s", rs_replica_revision(t->replica));
+	if (rs_turso_crash(t, "pull-fetched"))
+		return rs_err(err, RS_EINTERNAL, "simulated crash after the replica advanced (test hook)");
+	rc = rs_turso_merge(t, rep, err);
+	if (rc == RS_OK && !changed)
+		t->last_pull = rs_now();
+	return rc;
+}
+
+/* Run a step, logging its start at debug and its failure with its name. */
+#define STEP(name, call)                                                                        \
+	do {                                                                                    \
+		if (rc == RS_OK) {                                                              \
+			rs_info("turso " name, "db=%s", t->cfg->db_path);                     \
+			rc = (call);                                                            \
+			if (rc != RS_OK)                                                        \
+				rs_err_prefix(err, "%s", name);                                 \
+		}                                                                               \
+	} while (0)
+
+static int write_status(rs_turso *t, const rs_turso_report *rep, int rc, const rs_error *err)
+{
+	static const char *const names[] = {"success", "skipped", "duplicate", "error"};
+	char when[40];
+	json_t *o = json_object();
+	if (!o)
+		return RS_ENOMEM;
+	rs_rfc3339(when, sizeof when, rs_now());
+	json_object_set_new(o, "mode", json_string("turso"));
+	json_object_set_new(o, "last_cycle_at", json_string(when));
+	json_object_set_new(o, "last_status", json_string(names[rep->status & 3]));
+	json_object_set_new(o, "revision", json_string(rs_replica_revision(t->replica)));
+	json_object_set_new(o, "client_id", json_string(rs_replica_client_id(t->replica)));
+	json_object_set_new(o, "push_id", json_integer(rs_tstate_push_id(t->state)));
+	json_object_set_new(o, "pushed", json_integer(rep->pushed));
+	json_object_set_new(o, "pulled", json_integer(rep->pulled));
+	json_object_set_new(o, "kept_local", json_integer(rep->kept));
+	if (t->last_push > 0) {
+		rs_rfc3339(when, sizeof when, t->last_push);
+		json_object_set_new(o, "last_push_at", json_string(when));
+	}
+	if (t->last_pull > 0) {
+		rs_rfc3339(when, sizeof when, t->last_pull);
+		json_object_set_new(o, "last_pull_at", json_string(when));
+	}
+	if (rc != RS_OK && err)
+		json_object_set_new(o, "last_error", json_string(err->message));
+	char *text = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
+	json_decref(o);
+	if (!text)
+		return RS_ENOMEM;
+	rs_error e2 = {0};
+	size_t n = strlen(text);
+	text[n] = '\n';
+	int w = rs_write_file_atomic(t->status_path, text, n + 1, 0644, &e2);
+	free(text);
+	if (w != RS_OK)
+		rs_warn("turso: cannot write the status file", "err=\"%s\"", e2.message);
+	return w;
+}
+
+static int finish(rs_turso *t, rs_turso_report *rep, double t0, rs_turso_stats *before, int rc, rs_error *err)
+{
+	rep->seconds = rs_mono() - t0;
+	rep->bytes = (int64_t)(t->stats.bytes_sent - before->bytes_sent);
+	rep->remote_calls = (int64_t)(t->stats.requests - before->requests);
+	rep->status = rc == RS_OK ? RS_SYNC_SUCCESS : RS_SYNC_ERROR;
+	double now = rs_now();
+	rs_metrics_record_cycle(t->metrics, RS_METRICS_TURSO, rep->status, rep->seconds,
+				rep->pushed, rep->bytes, rep->remote_calls, now);
+	if (rc != RS_OK)
+		rs_metrics_record_error(t->metrics, RS_METRICS_TURSO, rc, now);
+	write_status(t, rep, rc, err);
+	return rc;
+}
+
+static void report_init(rs_turso *t, rs_turso_report *rep, const char *mode)
+{
+	memset(rep, 0, sizeof *rep);
+	rep->mode = mode;
+	snprintf(rep->revision, sizeof rep->revision, "%s", rs_replica_revision(t->replica));
+}
+
+int rs_turso_startup(rs_turso *t, rs_turso_report *rep, rs_error *err)
+{
+	rs_turso_report dummy;
+	if (!rep)
+		rep = &dummy;
+	report_init(t, rep, "startup");
+	rs_turso_stats before = t->stats;
+	double t0 = rs_mono();
+	int rc = RS_OK;
+	STEP("recover (merge an interrupted pull)", rs_turso_merge(t, rep, err));
+	STEP("start-up pull", pull(t, rep, err));
+	if (t->cfg->migrations_dir)
+		STEP("migrations", rs_migrate(t->cfg->db_path, t->cfg->migrations_dir, NULL, err));
+	STEP("checkpoint (PASSIVE)", checkpoint(t, err));
+	STEP("start-up push", rs_turso_push(t, rep, err));
+	return finish(t, rep, t0, &before, rc, err);
+}
+
+int rs_turso_cycle(rs_turso *t, rs_turso_report *rep, rs_error *err)
+{
+	rs_turso_report dummy;
+	if (!rep)
+		rep = &dummy;
+	report_init(t, rep, "push+pull");
+	rs_turso_stats before = t->stats;
+	double t0 = rs_mono();
+	int rc = RS_OK;
+	STEP("recover (merge an interrupted pull)", rs_turso_merge(t, rep, err));
+	if (!*rs_replica_revision(t->replica))
+		STEP("first pull", pull(t, rep, err));
+	STEP("checkpoint (PASSIVE)", checkpoint(t, err));
+	STEP("push", rs_turso_push(t, rep, err));
+	STEP("pull", pull(t, rep, err));
+	if (rc == RS_OK)
+		rs_info("turso cycle done", "pushed=%lld pulled=%lld kept_local=%lld revision=%s",
+			(long long)rep->pushed, (long long)rep->pulled, (long long)rep->kept,
+			rs_replica_revision(t->replica));
+	return finish(t, rep, t0, &before, rc, err);
+}

@@ -1,0 +1,72 @@
+/*
+ * sync.h: the Turso sync strategy: two-way sync of a plain SQLite file with
+ * a Turso / libSQL server over Turso's sync protocol.
+ *
+ * Three things sit beside the application's database (which any process
+ * may write):
+ *
+ *   the replica     <replica_path>: the server's database file, page for
+ *                   page, at the last pulled revision (turso/replica.c)
+ *   the base        <replica>-base: during a pull only, the replica as it was
+ *                   before the pull (an empty file when there was none)
+ *   the state       <replica>-sync.json: pairing, push watermark, the rows
+ *                   pushed since the last pull (turso/state.c)
+ *
+ * Push sends the rows where the database differs from the replica (and
+ * from what was already pushed) as one all-or-nothing batch that also
+ * advances this client's watermark in turso_sync_last_change_id.  Pull
+ * brings the replica to the server's revision, then merges the server's
+ * changes (base -> replica) into the database in one transaction, keeping
+ * every local row that changed since it was pushed (it goes out with the
+ * next push).  Cycle: checkpoint (PASSIVE), push, pull.  Start-up: pull,
+ * migrations, checkpoint, push.  Details and crash cases in sync.c.
+ */
+#ifndef RS_TURSO_SYNC_H
+#define RS_TURSO_SYNC_H
+#include <stdint.h>
+
+#include "resortsync.h"
+#include "daemon/metrics.h"
+
+typedef struct rs_turso rs_turso;
+
+/* What one cycle did. */
+typedef struct rs_turso_report {
+	int status;          /* RS_SYNC_* */
+	const char *mode;    /* "push+pull", "pull", "push", "none" */
+	int64_t pushed;      /* row changes pushed */
+	int64_t pulled;      /* row changes merged into the database */
+	int64_t kept;        /* remote changes not taken because the row changed locally */
+	int64_t bytes;       /* request bytes sent */
+	int64_t remote_calls;
+	double seconds;
+	char revision[64];
+} rs_turso_report;
+
+enum { RS_PREFER_NONE = 0, RS_PREFER_LOCAL = 1, RS_PREFER_REMOTE = 2 };
+
+/* A strategy for cfg (mode turso; cfg must outlive it). */
+int rs_turso_new(rs_turso **out, const rs_config *cfg, rs_error *err);
+void rs_turso_free(rs_turso *t);
+
+void rs_turso_set_metrics(rs_turso *t, rs_metrics *m);
+void rs_turso_set_cancel(rs_turso *t, volatile int *flag);
+/* First pairing with data on both sides: RS_PREFER_*. */
+void rs_turso_set_prefer(rs_turso *t, int prefer);
+const char *rs_turso_replica_path(const rs_turso *t);
+
+/* Start-up: pull, migrations, checkpoint, push. */
+int rs_turso_startup(rs_turso *t, rs_turso_report *rep, rs_error *err);
+/* One cycle: checkpoint, push, pull. */
+int rs_turso_cycle(rs_turso *t, rs_turso_report *rep, rs_error *err);
+
+/*
+ * Tests only: stop the next cycle as if the process died at `point`
+ * (returns RS_EINTERNAL there, leaving files as a crash would).  Points:
+ * "push-sent" (batch committed on the server, answer not read),
+ * "pull-fetched" (replica advanced, database not merged),
+ * "pull-merged" (database committed, base not yet removed).
+ * Also read from the environment variable RS_TEST_CRASH by rs_turso_new().
+ */
+void rs_turso_test_crash_at(rs_turso *t, const char *point);
+#endif

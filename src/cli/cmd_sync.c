@@ -29,6 +29,7 @@
 #include "core/util.h"
 #include "daemon/httpd.h"
 #include "daemon/metrics.h"
+#include "turso/sync.h"
 
 static const char *const status_names[] = {"success", "skipped", "duplicate", "error"};
 
@@ -307,10 +308,16 @@ int rs_cmd_status(struct rs_cli *cli)
 	printf("%-18s %s\n", "mode", modes[cfg->mode]);
 	printf("%-18s %s\n", "database", cfg->db_path);
 	if (cfg->mode != RS_MODE_D1) {
-		if (cfg->mode == RS_MODE_TURSO)
-			printf("turso status: not implemented yet\n");
+		int rc = 0;
+		if (cfg->mode == RS_MODE_TURSO) {
+			rs_error err = {0};
+			if (rs_turso_status(cfg, stdout, &err) != RS_OK) {
+				fprintf(stderr, "resort-sync: status: %s\n", err.message);
+				rc = 1;
+			}
+		}
 		rs_config_free(cfg);
-		return 0;
+		return rc;
 	}
 	char *snap = cfg->d1_snapshot_path ? strdup(cfg->d1_snapshot_path)
 					   : rs_path_beside(cfg->db_path, ".d1-sync-snapshot.db");

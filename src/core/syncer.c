@@ -23,6 +23,7 @@ struct rs_syncer {
 	rs_metrics *metrics;
 	volatile int *cancel;
 	int prefer;
+	rs_turso_report startup; /* folded into the next cycle's result */
 };
 
 int rs_syncer_open(rs_syncer **out, const rs_config *cfg, rs_error *err)
@@ -82,7 +83,7 @@ int rs_syncer_startup(rs_syncer *s, rs_error *err)
 {
 	if (s->turso) {
 		rs_turso_set_metrics(s->turso, s->metrics);
-		return rs_turso_startup(s->turso, NULL, err);
+		return rs_turso_startup(s->turso, &s->startup, err);
 	}
 	/* D1 has no start-up sync (the first cycle does the full load); the
 	 * migrations still run before it, as in the original's start-up. */
@@ -98,13 +99,15 @@ int rs_syncer_cycle(rs_syncer *s, rs_sync_result *res, rs_error *err)
 		rs_turso_set_metrics(s->turso, s->metrics);
 		int rc = rs_turso_cycle(s->turso, &rep, err);
 		if (res) {
+			const rs_turso_report *su = &s->startup;
 			res->status = rep.status;
 			res->mode = rep.mode;
-			res->rows = rep.pushed + rep.pulled;
-			res->bytes = rep.bytes;
-			res->remote_calls = rep.remote_calls;
-			res->seconds = rep.seconds;
+			res->rows = rep.pushed + rep.pulled + su->pushed + su->pulled;
+			res->bytes = rep.bytes + su->bytes;
+			res->remote_calls = rep.remote_calls + su->remote_calls;
+			res->seconds = rep.seconds + su->seconds;
 		}
+		memset(&s->startup, 0, sizeof s->startup);
 		return rc;
 	}
 	rs_d1_report rep;

@@ -691,3 +691,58 @@ int rs_turso_push(rs_turso *t, rs_turso_report *rep, rs_error *err)
 		t->last_push = rs_now();
 	return rc;
 }
+
+/* ---- pending count (status) ------------------------------------------- */
+
+struct counter {
+	rs_tstate *st;
+	sqlite3 *ldb;
+	struct rs_tkeys keys;
+	rs_buf key;
+	int64_t n;
+};
+
+static int count_change(void *ctx, const rs_change *ch, rs_error *err)
+{
+	struct counter *C = ctx;
+	if (ch->derived || (ch->op != RS_CH_INSERT && ch->op != RS_CH_UPDATE && ch->op != RS_CH_DELETE))
+		return RS_OK;
+	const rs_tkey *k = rs_tkeys_get(&C->keys, C->ldb, ch->tab, err);
+	if (!k)
+		return err->code;
+	const rs_value *v = ch->newv ? ch->newv : ch->oldv;
+	if (rs_tkey_encode(&C->key, ch->tab, k, ch->rowid, v) != 0)
+		return rs_err(err, RS_ENOMEM, "out of memory");
+	rs_tdigest d = {0};
+	if (ch->newv)
+		rs_trow_digest(&d, ch->tab, ch->newv);
+	const rs_tdigest *was = rs_tstate_pushed(C->st, C->key.data, C->key.len);
+	if (!was || !rs_tdigest_equal(was, &d))
+		C->n++;
+	return RS_OK;
+}
+
+int rs_turso_pending(rs_turso *t, int64_t *n, rs_error *err)
+{
+	*n = 0;
+	if (!*rs_replica_revision(t->replica))
+		return rs_err(err, RS_EUSAGE, "no pull has completed yet");
+	sqlite3 *ldb = NULL, *rdb = NULL;
+	int rc = rs_engine_open(t->cfg->db_path, &ldb, err);
+	if (rc == RS_OK)
+		rc = rs_turso_open_ro(rs_replica_path(t->replica), &rdb, err);
+	struct counter C = {.st = t->state, .ldb = ldb};
+	rs_buf kb = RS_BUF_INIT(0);
+	C.key = kb;
+	if (rc == RS_OK) {
+		rs_diff_opts opts = {.exclude = (const char *const *)t->exclude, .shape_compare = 1};
+		rs_sink sink = {count_change, NULL, &C};
+		rc = rs_engine_diff(rdb, ldb, &opts, &sink, NULL, err);
+	}
+	rs_tkeys_free(&C.keys);
+	rs_buf_free(&C.key);
+	rs_engine_close(ldb);
+	rs_engine_close(rdb);
+	*n = C.n;
+	return rc;
+}

@@ -24,6 +24,7 @@
 #ifndef RS_TURSO_SYNC_H
 #define RS_TURSO_SYNC_H
 #include <stdint.h>
+#include <stdio.h>
 
 #include "resortsync.h"
 #include "daemon/metrics.h"
@@ -59,6 +60,12 @@ const char *rs_turso_replica_path(const rs_turso *t);
 int rs_turso_startup(rs_turso *t, rs_turso_report *rep, rs_error *err);
 /* One cycle: checkpoint, push, pull. */
 int rs_turso_cycle(rs_turso *t, rs_turso_report *rep, rs_error *err);
+
+/* Rows where the database differs from what the server was last seen or sent to hold. */
+int rs_turso_pending(rs_turso *t, int64_t *n, rs_error *err);
+
+/* Print the strategy's state for `resort-sync status` (config must be mode turso). */
+int rs_turso_status(const rs_config *cfg, FILE *out, rs_error *err);
 
 /*
  * Tests only: stop the next cycle as if the process died at `point`

@@ -59,11 +59,15 @@ def free_port():
 
 class Server:
     def __init__(self, d):
+        self.d = d
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
-        self.log = open(os.path.join(d, "server.log"), "w")
+        self.start()
+
+    def start(self):
+        self.log = open(os.path.join(self.d, "server.log"), "a")
         self.p = subprocess.Popen([TURSODB, "--sync-server", "127.0.0.1:%d" % self.port,
-                                   os.path.join(d, "server.db")], stdout=self.log, stderr=self.log)
+                                   os.path.join(self.d, "server.db")], stdout=self.log, stderr=self.log)
         end = time.time() + 10
         while time.time() < end:
             try:
@@ -74,12 +78,21 @@ class Server:
         raise RuntimeError("tursodb did not start")
 
     def stop(self):
-        self.p.send_signal(signal.SIGINT)
-        try:
-            self.p.wait(5)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGINT)
+            try:
+                self.p.wait(5)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
         self.log.close()
+
+    def wipe(self):
+        """Stop, delete the server's files, start a brand-new server on the same port."""
+        self.stop()
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(os.path.join(self.d, "server.db" + suffix)):
+                os.unlink(os.path.join(self.d, "server.db" + suffix))
+        self.start()
 
     def pipeline(self, *stmts):
         """Run statements (sql or (sql, args)) as separate execute requests; raise on any error."""
@@ -548,13 +561,59 @@ def t_push_rejected(d, srv):
     report("push_after_rejection_recovers", ok, why)
 
 
+def t_server_down_and_reset(d, srv):
+    a = Client(d, "a", srv)
+    a.sql("CREATE TABLE t(id TEXT PRIMARY KEY, v TEXT)", "INSERT INTO t VALUES ('1', 'one')")
+    a.sync()
+    srv.stop()
+    a.sql("INSERT INTO t VALUES ('2', 'while down')")
+    rc, out = a.sync()
+    report("server_unreachable_clear_error", rc != 0 and ("connect" in out.lower() or "transport" in out.lower()),
+           out[-300:])
+    srv.start()
+    rc, out = a.sync()
+    ok, why = same_table(a.db, srv, "t") if rc == 0 else (False, out[-400:])
+    report("server_back_converges", ok and len(srv.rows("t")) == 2, why)
+    # The server is replaced by an empty one: its revision goes backwards.  The
+    # replica is bootstrapped again and nothing local is dropped: it is pushed.
+    srv.wipe()
+    a.sql("INSERT INTO t VALUES ('3', 'after reset')")
+    rc, out = a.sync()
+    ok, why = same_table(a.db, srv, "t") if rc == 0 else (False, out[-400:])
+    report("server_reset_keeps_local_rows", ok and len(srv.rows("t")) == 3, why or out[-300:])
+
+
+def t_daemon(d, srv):
+    a = Client(d, "a", srv)
+    a.sql("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)", "INSERT INTO t VALUES (1, 'start')")
+    p = subprocess.Popen([RS, "-c", a.cfg, "run"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(1.5)
+        a.sql("INSERT INTO t VALUES (2, 'while running')")
+        srv.pipeline("INSERT INTO t VALUES (3, 'from the server')")
+        end = time.time() + 15
+        ok = False
+        while time.time() < end and not ok:
+            time.sleep(0.5)
+            ok = len(srv.rows("t")) == 3 and len(local_rows(a.db, "t")) == 3
+    finally:
+        p.send_signal(signal.SIGTERM)
+        out = p.communicate(timeout=20)[0]
+    same, why = same_table(a.db, srv, "t")
+    order = [out.find(x) for x in ("turso start-up pull", "turso start-up push", "turso checkpoint",
+                                    "turso push\"", "turso pull\"")]
+    report("daemon_cycles_converge_and_exit_0", ok and same and p.returncode == 0 and -1 not in order,
+           "%s rc %s %s" % (why, p.returncode, out[-500:]))
+
+
 def main():
     if not os.path.exists(TURSODB) or not shutil.which("node"):
         print("SKIP turso_sync: tursodb or node missing (run scripts/deps.sh)")
         return 0
     only = sys.argv[1:]
     for fn in (t_identical, t_no_write_lost, t_other_clients, t_crash_points, t_sigkill_soak,
-               t_official_client, t_first_pairing, t_fts_and_exclude, t_migrations, t_status, t_push_rejected):
+               t_official_client, t_first_pairing, t_fts_and_exclude, t_migrations, t_status, t_push_rejected,
+               t_server_down_and_reset, t_daemon):
         if not only or fn.__name__ in only:
             case(fn)
     return 1 if failed else 0

@@ -32,6 +32,14 @@ struct rs_turso {
 	int prefer;
 	char crash[32];      /* test crash point, "" = none */
 	double last_push, last_pull;
+	/* Change detection: a connection kept open (outside any transaction)
+	 * whose PRAGMA data_version moves when another connection commits.  The
+	 * push's diff is skipped while it has not moved since the last complete
+	 * push and the replica has not changed. */
+	sqlite3 *watch;
+	int64_t watch_version;
+	int watch_valid;
+	unsigned long long watch_dev, watch_ino; /* the file it watches (a replaced file is a change) */
 };
 
 /* Is the test crash point `point` armed?  Disarms it. */

@@ -586,7 +586,7 @@ def t_server_down_and_reset(d, srv):
 def t_daemon(d, srv):
     a = Client(d, "a", srv)
     a.sql("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)", "INSERT INTO t VALUES (1, 'start')")
-    p = subprocess.Popen([RS, "-c", a.cfg, "run"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    p = subprocess.Popen([RS, "-v", "-c", a.cfg, "run"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         time.sleep(1.5)
         a.sql("INSERT INTO t VALUES (2, 'while running')")
@@ -596,6 +596,7 @@ def t_daemon(d, srv):
         while time.time() < end and not ok:
             time.sleep(0.5)
             ok = len(srv.rows("t")) == 3 and len(local_rows(a.db, "t")) == 3
+        time.sleep(3.5)  # idle cycles: no local commit, so no diff of the database
     finally:
         p.send_signal(signal.SIGTERM)
         out = p.communicate(timeout=20)[0]
@@ -604,6 +605,7 @@ def t_daemon(d, srv):
                                     "turso push\"", "turso pull\"")]
     report("daemon_cycles_converge_and_exit_0", ok and same and p.returncode == 0 and -1 not in order,
            "%s rc %s %s" % (why, p.returncode, out[-500:]))
+    report("daemon_idle_cycle_skips_the_scan", "no commit to the database since the last push" in out, out[-500:])
 
 
 def main():

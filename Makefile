@@ -73,6 +73,17 @@ $(BUILD)/tests/%: tests/unit/%.c tests/harness.h $(BUILD)/libresortsync.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libresortsync.a $(LDFLAGS) $(LDLIBS)
 
+# The same program with test hooks (crash points) compiled in, for the fault
+# tests only: the sources that mention RS_TEST_HOOKS are compiled again with
+# it defined; the shipped program and library never contain the hooks.
+HOOK_SRC := $(shell grep -l RS_TEST_HOOKS $(LIB_SRC) src/main.c 2>/dev/null)
+HOOK_OBJ := $(patsubst %.c,$(BUILD)/obj-hooks/%.o,$(HOOK_SRC))
+$(BUILD)/obj-hooks/%.o: %.c | $(PROTO_C)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -DRS_TEST_HOOKS $(CFLAGS) -MMD -MP -c -o $@ $<
+$(BUILD)/resort-sync-hooks: $(HOOK_OBJ) $(filter-out $(patsubst %.c,$(BUILD)/obj/%.o,$(HOOK_SRC)),$(BUILD)/obj/src/main.o $(LIB_OBJ))
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libresortsync.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(BUILD)/libresortsync.a $(LDFLAGS) $(LDLIBS)
@@ -87,7 +98,7 @@ test: deps
 
 # Build only (used by test, asan and CI).
 .PHONY: all-tests
-all-tests: all $(TEST_BIN) $(TOOL_BIN)
+all-tests: all $(TEST_BIN) $(TOOL_BIN) $(BUILD)/resort-sync-hooks
 
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 WERROR=1 all-tests
@@ -116,4 +127,4 @@ fuzz: deps
 clean:
 	rm -rf build build-asan build-fuzz
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/obj-hooks -name '*.d' 2>/dev/null)

@@ -1,17 +1,49 @@
 /*
  * d1.c: the D1 sync strategy (see d1.h).
  *
- * The snapshot is the state D1 last accepted.  It advances in one of two
- * ways, both atomic:
- *   - after a diff: the same payload D1 ran is applied to the snapshot in one
- *     SQLite transaction (its rollback journal makes a crash harmless), so
- *     the bytes written follow the size of the change, not of the database;
- *     should that fail, the snapshot is removed and the next cycle is a
- *     full load (which resets D1's tables);
+ * Files beside the snapshot S, all covered by the per-database lock:
+ *
+ *   S                  the state D1 last accepted (a SQLite database)
+ *   S.pending.sql      a payload sent, or about to be, whose effect the
+ *                      snapshot does not have yet
+ *   S.pending.sql.new  the payload while it is being written
+ *   S.next             a full load's new snapshot, until D1 accepted it
+ *   S.status.json      what the last cycle did
+ *
+ * The invariant: D1 holds the snapshot's state, or the snapshot's state
+ * plus the pending payload.  A new diff is only built when nothing is
+ * pending, so it always starts from what D1 holds.  (Building it from the
+ * snapshot while D1 might already have the pending payload would repeat
+ * changes on D1: rows are written whole, so most are harmless twice, but
+ * ALTER TABLE ADD COLUMN fails the second time and an FTS 'delete'
+ * command corrupts the index.)
+ *
+ * One cycle:
+ *   1. A pending payload is settled: sent again, as the same file, so its
+ *      history record lets D1 apply it at most once ("applied" or "already
+ *      applied" both mean D1 has it), and the snapshot advances by it.
+ *      When the snapshot already carries its key it is just removed; when
+ *      it is a full load, or does not follow the snapshot, it is removed
+ *      with the snapshot and a full load follows (which makes D1 whole
+ *      whatever it holds).
+ *   2. The changes since the snapshot are diffed into S.pending.sql.new,
+ *      fsynced, and renamed to S.pending.sql before the remote call.
+ *   3. The remote call.  Applied or duplicate: the snapshot advances, then
+ *      the pending file goes.  Rejected by an SQL error (D1 ran the file
+ *      and rolled it back): the pending file goes, nothing else changes.
+ *      Any other failure: the pending file stays for step 1 next time.
+ *
+ * The snapshot advances in one of two ways, both atomic:
+ *   - after a diff: the same payload D1 ran is applied to the snapshot in
+ *     one SQLite transaction (its rollback journal makes a crash harmless),
+ *     so the bytes written follow the size of the change, not of the
+ *     database; should that fail for lack of space or an I/O error, the
+ *     payload stays pending and is retried; any other failure removes the
+ *     snapshot and the next cycle is a full load (which resets D1's tables);
  *   - after a full load: a copy of the live view the payload was built from
- *     (backup API, same read transaction), written to <snapshot>.next
- *     before the remote call, fsynced, and renamed over the snapshot once
- *     D1 accepted the payload.
+ *     (backup API, same read transaction), written to S.next before the
+ *     remote call, fsynced, and renamed over the snapshot once D1 accepted
+ *     the payload.
  * The read transaction on the live database ends before the remote call, so
  * the application's checkpoints are never held back while wrangler runs.
  *
@@ -21,11 +53,16 @@
  * produced it, kept in the snapshot's application_id and user_version
  * header fields, which are never replicated).  Without the base, a change
  * undone and redone (A -> B -> A -> B) would repeat an old key and be taken
- * for a duplicate.
+ * for a duplicate.  A full load's base is "full:" and a fresh ULID: a full
+ * load must always run, even when the database is back to the content of
+ * an earlier full load whose key is still in D1's history.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <openssl/evp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,23 +75,127 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "d1/d1.h"
-#include "d1/transport.h"
+#include "d1/wrangler.h"
 #include "emit/key.h"
 #include "emit/sql.h"
 #include "engine/engine.h"
 
 #define HISTORY_TABLE "_rustresort_sync_history"
-#define PAYLOAD_APPLY_MAX (64 << 20) /* larger payloads advance the snapshot by copy */
+#define PAYLOAD_APPLY_MAX (64 << 20) /* larger payloads advance the snapshot by a full load */
+#define SNAPSHOT_BUSY_MS 5000
 
 struct rs_d1 {
 	const rs_config *cfg;
 	rs_metrics *metrics;
 	rs_d1_transport transport;
-	void *owned_transport;      /* wrangler transport we created */
-	char *snapshot;
+	char *snapshot;             /* as configured */
+	char *pending, *staging;    /* absolute: wrangler runs in another directory */
+	char *next;
+	char *wconfig, *wcwd;       /* wrangler --config and its directory, absolute; NULL = none */
 	volatile int *cancel;
 	int tty;                    /* progress on stderr */
 };
+
+/* ---- test hooks ----------------------------------------------------- */
+
+#ifdef RS_TEST_HOOKS
+/*
+ * Test builds only (make builds them into resort-sync-hooks; the shipped
+ * program has none of this): RS_D1_TEST_CRASH=<point>[:<n>] kills the
+ * process with SIGKILL, as a power cut or the OOM killer would, the n-th
+ * time (default: the first) it reaches <point>:
+ *   diffed          the payload is written but not complete
+ *   payload         the payload is complete and pending, not yet sent
+ *   sent            D1 accepted the payload, the snapshot has not advanced
+ *   snapshot-write  just after the n-th write to the snapshot file while it
+ *                   advances by a diff (a torn file, a hot journal)
+ *   advanced        the snapshot advanced, the pending file is still there
+ * The counter lives as long as the process (for `run`, across cycles).
+ */
+#include <sqlite3.h>
+static int crash_hits;
+
+static void crash_point(const char *point)
+{
+	const char *spec = getenv("RS_D1_TEST_CRASH");
+	if (!spec)
+		return;
+	size_t len = strcspn(spec, ":");
+	if (len != strlen(point) || strncmp(spec, point, len) != 0)
+		return;
+	long n = spec[len] == ':' ? strtol(spec + len + 1, NULL, 10) : 1;
+	if (++crash_hits < n)
+		return;
+	fprintf(stderr, "test hook: crash at %s (%d)\n", point, crash_hits);
+	fflush(stderr);
+	kill(getpid(), SIGKILL);
+}
+
+/*
+ * A VFS that forwards to the default one and calls
+ * crash_point("snapshot-write") after each write to a main database file.
+ * Version 1 methods only: no WAL, which the snapshot never uses.
+ */
+struct hook_file {
+	sqlite3_file base;
+	sqlite3_file *real;
+	int main_db;
+};
+#define REAL(f) (((struct hook_file *)(f))->real)
+static int h_close(sqlite3_file *f) { return REAL(f)->pMethods->xClose(REAL(f)); }
+static int h_read(sqlite3_file *f, void *p, int n, sqlite3_int64 o) { return REAL(f)->pMethods->xRead(REAL(f), p, n, o); }
+static int h_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 o)
+{
+	int rc = REAL(f)->pMethods->xWrite(REAL(f), p, n, o);
+	if (((struct hook_file *)f)->main_db)
+		crash_point("snapshot-write");
+	return rc;
+}
+static int h_truncate(sqlite3_file *f, sqlite3_int64 n) { return REAL(f)->pMethods->xTruncate(REAL(f), n); }
+static int h_sync(sqlite3_file *f, int fl) { return REAL(f)->pMethods->xSync(REAL(f), fl); }
+static int h_size(sqlite3_file *f, sqlite3_int64 *n) { return REAL(f)->pMethods->xFileSize(REAL(f), n); }
+static int h_lock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xLock(REAL(f), l); }
+static int h_unlock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xUnlock(REAL(f), l); }
+static int h_reserved(sqlite3_file *f, int *r) { return REAL(f)->pMethods->xCheckReservedLock(REAL(f), r); }
+static int h_fctl(sqlite3_file *f, int op, void *a) { return REAL(f)->pMethods->xFileControl(REAL(f), op, a); }
+static int h_sector(sqlite3_file *f) { return REAL(f)->pMethods->xSectorSize(REAL(f)); }
+static int h_dev(sqlite3_file *f) { return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f)); }
+static const sqlite3_io_methods hook_io = {1, h_close, h_read, h_write, h_truncate, h_sync, h_size, h_lock,
+					    h_unlock, h_reserved, h_fctl, h_sector, h_dev, NULL, NULL, NULL, NULL, NULL, NULL};
+static sqlite3_vfs hook_vfs;
+
+static int h_open(sqlite3_vfs *v, const char *name, sqlite3_file *f, int flags, int *out)
+{
+	sqlite3_vfs *base = v->pAppData;
+	struct hook_file *h = (struct hook_file *)f;
+	h->real = (sqlite3_file *)&h[1];
+	h->main_db = (flags & SQLITE_OPEN_MAIN_DB) != 0;
+	int rc = base->xOpen(base, name, h->real, flags, out);
+	h->base.pMethods = rc == SQLITE_OK && h->real->pMethods ? &hook_io : NULL;
+	return rc;
+}
+
+/* The VFS name to open the snapshot with for an advance: NULL = the default. */
+static const char *snapshot_vfs(void)
+{
+	const char *spec = getenv("RS_D1_TEST_CRASH");
+	if (!spec || strncmp(spec, "snapshot-write", 14) != 0)
+		return NULL;
+	if (!hook_vfs.zName) {
+		sqlite3_vfs *base = sqlite3_vfs_find(NULL);
+		hook_vfs = *base;
+		hook_vfs.zName = "rs-d1-test-hooks";
+		hook_vfs.szOsFile = (int)sizeof(struct hook_file) + base->szOsFile;
+		hook_vfs.pAppData = base;
+		hook_vfs.xOpen = h_open;
+		sqlite3_vfs_register(&hook_vfs, 0);
+	}
+	return hook_vfs.zName;
+}
+#else
+#define crash_point(point) ((void)0)
+#define snapshot_vfs() ((const char *)NULL)
+#endif
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -193,23 +334,39 @@ static int snapshot_prepare(sqlite3 *live, const char *next, const char *key, rs
 	return rc;
 }
 
-/* Move a prepared snapshot into place. */
+/*
+ * Move a prepared snapshot into place.  A journal left beside the old one
+ * goes first: SQLite would take it for the new file's and play it back.
+ */
 static int snapshot_commit(const char *next, const char *snap, rs_error *err)
 {
+	char *j = rs_path_beside(snap, "-journal");
+	if (!j)
+		return rs_err(err, RS_ENOMEM, "out of memory");
+	int gone = unlink(j) == 0 || errno == ENOENT;
+	int e = errno;
+	free(j);
+	if (!gone)
+		return rs_err(err, RS_ELOCAL, "%s-journal: cannot remove: %s", snap, strerror(e));
 	if (rename(next, snap) != 0) {
-		int e = errno;
+		e = errno;
 		unlink(next);
 		return rs_err(err, RS_ELOCAL, "%s: cannot replace the snapshot: %s", snap, strerror(e));
 	}
 	return rs_fsync_dir_of(snap, err);
 }
 
-/* Apply the payload region of the SQL file to the snapshot in one transaction. */
+/*
+ * Apply bytes [from, to) of the SQL file to the snapshot in one transaction
+ * and tag it with key's chain id.  RS_OK, or RS_ELOCAL with *sqlite_rc the
+ * SQLite result code of the failure (0 when not from SQLite).
+ */
 static int snapshot_apply(const char *snap, const char *sqlfile, long from, long to, const char *key,
-			  rs_error *err)
+			  int *sqlite_rc, rs_error *err)
 {
+	*sqlite_rc = 0;
 	if (to - from > PAYLOAD_APPLY_MAX)
-		return rs_err(err, RS_ELOCAL, "payload of %ld bytes: advancing the snapshot by copy", to - from);
+		return rs_err(err, RS_ELOCAL, "payload of %ld bytes: too large to apply to the snapshot", to - from);
 	FILE *f = fopen(sqlfile, "rb");
 	if (!f)
 		return rs_err(err, RS_ELOCAL, "%s: %s", sqlfile, strerror(errno));
@@ -225,10 +382,10 @@ static int snapshot_apply(const char *snap, const char *sqlfile, long from, long
 	char pragmas[128];
 	chain_pragmas(pragmas, sizeof pragmas, key);
 	char *msg = NULL;
-	int rc = sqlite3_open_v2(snap, &db, SQLITE_OPEN_READWRITE, NULL);
+	int rc = sqlite3_open_v2(snap, &db, SQLITE_OPEN_READWRITE, snapshot_vfs());
 	if (rc == SQLITE_OK) {
 		sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
-		sqlite3_busy_timeout(db, 5000);
+		sqlite3_busy_timeout(db, SNAPSHOT_BUSY_MS);
 		rc = sqlite3_exec(db, "PRAGMA foreign_keys = ON; BEGIN IMMEDIATE", NULL, NULL, &msg);
 	}
 	if (rc == SQLITE_OK)
@@ -238,6 +395,7 @@ static int snapshot_apply(const char *snap, const char *sqlfile, long from, long
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(db, "COMMIT", NULL, NULL, &msg);
 	if (rc != SQLITE_OK) {
+		*sqlite_rc = db ? sqlite3_errcode(db) & 0xff : rc & 0xff;
 		rs_err(err, RS_ELOCAL, "%s: applying the payload to the snapshot: %s", snap,
 		       msg ? msg : db ? sqlite3_errmsg(db) : "cannot open");
 		if (db)
@@ -249,6 +407,166 @@ static int snapshot_apply(const char *snap, const char *sqlfile, long from, long
 	return rc == SQLITE_OK ? RS_OK : RS_ELOCAL;
 }
 
+/* Failures of a snapshot advance that a later attempt may not meet. */
+static int transient(int sqlite_rc)
+{
+	switch (sqlite_rc) {
+	case SQLITE_FULL: case SQLITE_IOERR: case SQLITE_BUSY: case SQLITE_LOCKED:
+	case SQLITE_NOMEM: case SQLITE_CANTOPEN: case SQLITE_READONLY:
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * "" in out when the database at path passes PRAGMA quick_check, else what
+ * is wrong with it (its first findings, or why it cannot be opened).
+ */
+static void quick_check(const char *path, char *out, size_t size)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	out[0] = '\0';
+	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_busy_timeout(db, SNAPSHOT_BUSY_MS);
+		rc = sqlite3_prepare_v2(db, "PRAGMA quick_check(3)", -1, &st, NULL);
+	}
+	size_t n = 0;
+	if (rc == SQLITE_OK) {
+		int s;
+		while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+			const char *line = (const char *)sqlite3_column_text(st, 0);
+			if (line && strcmp(line, "ok") != 0 && n + 3 < size)
+				n += (size_t)snprintf(out + n, size - n, "%s%s", n ? "; " : "", line);
+		}
+		if (s != SQLITE_DONE)
+			rc = s;
+	}
+	/* Locked: no telling (the cycle's own error already says so). */
+	if (rc != SQLITE_OK && !n && (rc & 0xff) != SQLITE_BUSY)
+		snprintf(out, size, "%s", db ? sqlite3_errmsg(db) : "cannot open");
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+/* Remove path (if there); RS_OK, or RS_ELOCAL naming it. */
+static int remove_file(const char *path, rs_error *err)
+{
+	if (unlink(path) != 0 && errno != ENOENT)
+		return rs_err(err, RS_ELOCAL, "%s: cannot remove: %s", path, strerror(errno));
+	return RS_OK;
+}
+
+/* Forget the snapshot and any pending payload: the next payload is a full load. */
+static int reset_to_full_load(rs_d1 *d, rs_error *err)
+{
+	int rc = remove_file(d->pending, err);
+	if (rc == RS_OK)
+		rc = remove_file(d->snapshot, err);
+	if (rc == RS_OK) {
+		char *j = rs_path_beside(d->snapshot, "-journal");
+		rc = j ? remove_file(j, err) : rs_err(err, RS_ENOMEM, "out of memory");
+		free(j);
+	}
+	return rc == RS_OK ? rs_fsync_dir_of(d->snapshot, err) : rc;
+}
+
+/*
+ * After a local failure of the cycle: if the database is damaged, say so in
+ * err (nothing was sent); if the snapshot is, remove it so that the next
+ * cycle does a full load.
+ */
+static void diagnose(rs_d1 *d, rs_error *err)
+{
+	char found[600], old[sizeof err->message];
+	memcpy(old, err->message, sizeof old);
+	quick_check(d->cfg->db_path, found, sizeof found);
+	if (found[0]) {
+		rs_err(err, RS_ELOCAL, "%s; integrity check of %s: %s; nothing was sent", old, d->cfg->db_path, found);
+		return;
+	}
+	if (!file_exists(d->snapshot))
+		return;
+	quick_check(d->snapshot, found, sizeof found);
+	if (!found[0])
+		return;
+	rs_error e2 = {0};
+	int gone = reset_to_full_load(d, &e2) == RS_OK;
+	rs_err(err, RS_ELOCAL, "%s; the snapshot %s is damaged (%s)%s", old, d->snapshot, found,
+	       gone ? ": removed, the next cycle does a full load" : "");
+}
+
+/* The number of schema objects (tables, indexes, views, triggers) of db. */
+static int64_t schema_objects(sqlite3 *db)
+{
+	sqlite3_stmt *st;
+	int64_t n = -1;
+	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM main.sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
+/* ---- payload files ---------------------------------------------------- */
+
+/*
+ * The payload file's first line, fixed width so that it can be written
+ * first and filled in once the key and the payload's extent are known:
+ * mode, the chain id of the snapshot it applies to, the key, and the byte
+ * range of the part that is also applied to the snapshot.  A comment to D1.
+ */
+#define PAYLOAD_TAG "-- resort-sync d1 payload v1:"
+#define PAYLOAD_LINE PAYLOAD_TAG " %4.4s %16.16s %64.64s %012ld %012ld\n"
+
+struct payload {
+	char mode[5];
+	char base[17];
+	char key[65];
+	long from, to;
+};
+
+/* Read the first line of a payload file; 0, or -1 when it is not one. */
+static int payload_read(const char *path, struct payload *p)
+{
+	char line[256];
+	FILE *f = fopen(path, "rb");
+	int ok = f && fgets(line, sizeof line, f) && strncmp(line, PAYLOAD_TAG, sizeof PAYLOAD_TAG - 1) == 0 &&
+		 sscanf(line + sizeof PAYLOAD_TAG - 1, " %4s %16s %64s %ld %ld", p->mode, p->base, p->key, &p->from,
+			&p->to) == 5 && strlen(p->key) == 64 && p->from > 0 && p->to >= p->from;
+	if (f)
+		fclose(f);
+	return ok ? 0 : -1;
+}
+
+#define HEADER_FMT                                                                                   \
+	"CREATE TABLE IF NOT EXISTS " HISTORY_TABLE "(sync_key TEXT PRIMARY KEY, sync_name TEXT NOT NULL," \
+	" sync_at TEXT NOT NULL, sync_mode TEXT NOT NULL);\n"                                           \
+	"INSERT INTO " HISTORY_TABLE "(sync_key, sync_name, sync_at, sync_mode) VALUES ('%64.64s', '%26.26s', '%24.24s', '%4.4s');\n"
+
+/* The payload's head: its first line, then the history record. */
+static int write_head(FILE *f, const struct payload *p, const char *ulid, const char *at)
+{
+	return fprintf(f, PAYLOAD_LINE HEADER_FMT, p->mode, p->base, p->key, p->from, p->to, p->key, ulid, at,
+		       p->mode) < 0 ? -1 : 0;
+}
+
+/* A new private (0600) file at path, replacing a leftover; NULL with err set. */
+static FILE *create_private(const char *path, rs_error *err)
+{
+	unlink(path);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (!f) {
+		rs_err(err, RS_ELOCAL, "%s: cannot create: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+	}
+	return f;
+}
 static int write_status(const rs_d1 *d, const rs_d1_report *rep, const rs_error *err)
 {
 	char *path = rs_path_beside(d->snapshot, ".status.json");
@@ -338,19 +656,6 @@ static int64_t count_rows(sqlite3 *db)
 	return total;
 }
 
-/* ---- the cycle -------------------------------------------------------- */
-
-/* Header with fixed-width fields, rewritten once the key is known. */
-#define HEADER_FMT                                                                                   \
-	"CREATE TABLE IF NOT EXISTS " HISTORY_TABLE "(sync_key TEXT PRIMARY KEY, sync_name TEXT NOT NULL," \
-	" sync_at TEXT NOT NULL, sync_mode TEXT NOT NULL);\n"                                           \
-	"INSERT INTO " HISTORY_TABLE "(sync_key, sync_name, sync_at, sync_mode) VALUES ('%64.64s', '%26.26s', '%24.24s', '%4.4s');\n"
-
-static int write_header(FILE *f, const char *key, const char *ulid, const char *at, const char *mode)
-{
-	return fprintf(f, HEADER_FMT, key, ulid, at, mode) < 0 ? -1 : 0;
-}
-
 static void final_key(char out[65], const char *mode, const char *base, const char *model)
 {
 	unsigned char d[32];
@@ -366,53 +671,157 @@ static void final_key(char out[65], const char *mode, const char *base, const ch
 	EVP_MD_CTX_free(c);
 }
 
-int rs_d1_cycle(rs_d1 *d, rs_d1_report *rep, rs_error *err)
+/* ---- the cycle -------------------------------------------------------- */
+
+/*
+ * Send the pending payload p; when D1 has it (applied now, or before),
+ * advance the snapshot by it, then remove the pending file.
+ */
+static int deliver(rs_d1 *d, const struct payload *p, rs_d1_report *rep, rs_error *err)
 {
-	rs_d1_report local;
-	if (!rep)
-		rep = &local;
-	memset(rep, 0, sizeof *rep);
-	rep->mode = "none";
-	double t0 = rs_mono();
+	char q[1200];
+	int outcome = RS_D1_UNKNOWN;
+	rs_info("d1 apply", "mode=%s bytes=%ld key=%.16s", p->mode, p->to - p->from, p->key);
+	rep->remote_calls++;
+	int rc = d->transport.exec_file(d->transport.ctx, d->pending, &outcome, err);
+	if (rc != RS_OK) {
+		if (outcome == RS_D1_REJECTED)
+			remove_file(d->pending, NULL); /* D1 ran it and rolled it back */
+		else
+			rs_warn("D1 may or may not have applied the payload; the next cycle sends the same file again",
+				"key=%.16s", p->key);
+		return rc;
+	}
+	rep->status = outcome == RS_D1_DUPLICATE ? RS_SYNC_DUPLICATE : RS_SYNC_SUCCESS;
+	snprintf(rep->key, sizeof rep->key, "%s", p->key);
+	if (outcome == RS_D1_DUPLICATE)
+		rs_info("d1 payload was applied before", "key=%.16s", p->key);
+	crash_point("sent");
+
+	/* Advance the snapshot to exactly the state the payload was built from. */
+	if (strcmp(p->mode, "full") == 0) {
+		rc = snapshot_commit(d->next, d->snapshot, err);
+	} else {
+		int src;
+		rs_error e2 = {0};
+		rc = snapshot_apply(d->snapshot, d->pending, p->from, p->to, p->key, &src, &e2);
+		if (rc != RS_OK && transient(src)) {
+			rc = rs_err(err, RS_ELOCAL, "%s; the payload stays pending and is sent again next cycle", e2.message);
+		} else if (rc != RS_OK) {
+			/* D1 has the payload; without a trustworthy snapshot the next cycle does a full load. */
+			rs_warn("the snapshot could not advance; removing it, the next cycle does a full load",
+				"reason=%s", rs_log_quote(q, sizeof q, e2.message));
+			rc = reset_to_full_load(d, err);
+			if (rc == RS_OK)
+				return RS_OK;
+		}
+	}
+	if (rc != RS_OK)
+		return rs_err_prefix(err, "D1 %s the payload but the snapshot could not advance",
+				     rep->status == RS_SYNC_DUPLICATE ? "already had" : "accepted");
+	crash_point("advanced");
+	return remove_file(d->pending, err);
+}
+
+/*
+ * Step 1 of a cycle (see the top of the file): settle a payload an earlier
+ * cycle left pending.  RS_OK once nothing is pending any more.
+ */
+static int settle_pending(rs_d1 *d, rs_d1_report *rep, rs_error *err)
+{
+	struct payload p;
+	char chain[17] = "";
+	int readable = payload_read(d->pending, &p) == 0;
+	if (file_exists(d->snapshot)) {
+		sqlite3 *old = NULL;
+		int rc = recover_snapshot(d->snapshot, err);
+		if (rc == RS_OK)
+			rc = rs_engine_open(d->snapshot, &old, err);
+		if (rc != RS_OK) {
+			rs_err_prefix(err, "snapshot");
+			if (rc == RS_ELOCAL)
+				diagnose(d, err);
+			return rc;
+		}
+		read_chain(old, chain);
+		rs_engine_close(old);
+	}
+	if (readable && chain[0] && strncmp(chain, p.key, 16) == 0)
+		return remove_file(d->pending, err); /* the snapshot advanced before the last cycle ended */
+	if (!readable || strcmp(p.mode, "diff") != 0 || strcmp(chain, p.base) != 0) {
+		if (chain[0])
+			rs_warn("a pending payload does not follow the snapshot; the next payload is a full load",
+				"pending=%s", d->pending);
+		return reset_to_full_load(d, err);
+	}
+	rep->mode = "diff";
+	rep->bytes = p.to - p.from;
+	rs_info("d1 sending a pending payload again", "key=%.16s", p.key);
+	return deliver(d, &p, rep, err);
+}
+
+static int write_failed(rs_error *err, const char *path)
+{
+	return rs_err(err, RS_ELOCAL, "%s: write failed: %s", path, strerror(errno ? errno : EIO));
+}
+
+/*
+ * Steps 2 and 3 of a cycle: diff the snapshot (none: a full load) against
+ * one read transaction on the live database into the pending file, send
+ * it, advance the snapshot.  rep->status is left alone when nothing changed.
+ */
+static int send_changes(rs_d1 *d, rs_d1_report *rep, rs_error *err)
+{
 	sqlite3 *live = NULL, *old = NULL;
 	rs_sql_sink *sql = NULL;
 	rs_key_sink *ks = NULL;
 	FILE *f = NULL;
-	char tmp[4096] = "", next[4096];
-	int rc;
-	snprintf(next, sizeof next, "%s.next", d->snapshot);
+	struct payload p;
+	int rc, staged = 0;
 
-	if ((rc = rs_mkdir_parent(d->snapshot, err)) != RS_OK)
+	memset(&p, 0, sizeof p);
+	memset(p.key, '0', 64);
+	memcpy(p.base, p.key, 16);
+	if ((rc = rs_engine_open(d->cfg->db_path, &live, err)) != RS_OK) {
+		if (rc == RS_ELOCAL)
+			diagnose(d, err);
 		goto out;
-	if ((rc = rs_engine_open(d->cfg->db_path, &live, err)) != RS_OK)
-		goto out;
+	}
 	int full = !file_exists(d->snapshot);
-	char base[17] = "0000000000000000";
 	if (!full) {
 		if ((rc = recover_snapshot(d->snapshot, err)) != RS_OK ||
 		    (rc = rs_engine_open(d->snapshot, &old, err)) != RS_OK) {
 			rs_err_prefix(err, "snapshot");
+			if (rc == RS_ELOCAL)
+				diagnose(d, err);
 			goto out;
 		}
-		read_chain(old, base);
+		read_chain(old, p.base);
+		/* An empty file where tables were: most likely an accident, not a change to replicate. */
+		int64_t then = schema_objects(old);
+		if (schema_objects(live) == 0 && then > 0) {
+			rc = rs_err(err, RS_ELOCAL, "%s: the database holds no schema objects where %lld were synced"
+				    " (truncated or replaced?): refusing to delete them on D1; nothing was sent",
+				    d->cfg->db_path, (long long)then);
+			goto out;
+		}
 	}
+	memcpy(p.mode, full ? "full" : "diff", 5);
 	rep->mode = full ? "full" : "diff";
 
-	if ((rc = rs_d1_tempfile_create(tmp, sizeof tmp, NULL, err)) != RS_OK)
-		goto out;
-	f = fopen(tmp, "w");
-	if (!f) {
-		rc = rs_err(err, RS_ELOCAL, "%s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	char blank[65];
-	memset(blank, '0', 64);
-	blank[64] = '\0';
-	if (write_header(f, blank, blank, blank, "none") != 0) {
-		rc = rs_err(err, RS_ELOCAL, "%s: write failed", tmp);
+	char ulid[27], at[40];
+	memset(ulid, '0', 26);
+	ulid[26] = '\0';
+	if (!(f = create_private(d->staging, err))) {
+		rc = err->code;
 		goto out;
 	}
-	long payload_from = ftell(f);
+	staged = 1;
+	if (write_head(f, &p, ulid, ulid) != 0) {
+		rc = write_failed(err, d->staging);
+		goto out;
+	}
+	p.from = ftell(f);
 	if ((rc = rs_sql_sink_new(&sql, f, 0, err)) != RS_OK || (rc = rs_key_sink_new(&ks, err)) != RS_OK)
 		goto out;
 	struct tee tee = {rs_sql_sink_iface(sql), rs_key_sink_iface(ks)};
@@ -428,42 +837,50 @@ int rs_d1_cycle(rs_d1 *d, rs_d1_report *rep, rs_error *err)
 	rc = rs_engine_diff(old, live, &opts, &sink, &stats, err);
 	if (full && d->tty)
 		fputc('\n', stderr);
-	if (rc != RS_OK)
-		goto out;
-	long payload_to = ftell(f);
-	rep->rows = stats.inserts + stats.updates + stats.deletes;
-	rep->statements = rs_sql_sink_stats(sql)->statements;
-	if (rs_key_sink_empty(ks)) {
-		rep->status = RS_SYNC_SKIPPED;
-		rc = RS_OK;
+	if (rc != RS_OK) {
+		if (ferror(f))
+			rs_err_prefix(err, "%s", d->staging);
+		else if (rc == RS_ELOCAL)
+			diagnose(d, err);
 		goto out;
 	}
-	final_key(rep->key, rep->mode, full ? "none" : base, rs_key_sink_hex(ks));
+	p.to = ftell(f);
+	crash_point("diffed");
+	if (rs_key_sink_empty(ks))
+		goto out;
+	rep->rows = stats.inserts + stats.updates + stats.deletes;
+	rep->statements = rs_sql_sink_stats(sql)->statements;
+	rs_ulid(ulid, sizeof ulid);
+	rs_rfc3339(at, sizeof at, rs_now());
+	char nonce[40];
+	snprintf(nonce, sizeof nonce, "full:%s", ulid);
+	final_key(p.key, p.mode, full ? nonce : p.base, rs_key_sink_hex(ks));
 	if (d->cfg->d1_history_retention > 0 &&
 	    fprintf(f, "DELETE FROM " HISTORY_TABLE " WHERE rowid NOT IN (SELECT rowid FROM " HISTORY_TABLE
 		       " ORDER BY sync_at DESC, sync_name DESC LIMIT %lld);\n",
 		    (long long)d->cfg->d1_history_retention) < 0) {
-		rc = rs_err(err, RS_ELOCAL, "%s: write failed", tmp);
+		rc = write_failed(err, d->staging);
 		goto out;
 	}
-	char ulid[27], at[40];
-	rs_ulid(ulid, sizeof ulid);
-	rs_rfc3339(at, sizeof at, rs_now());
-	if (fflush(f) != 0 || fseek(f, 0, SEEK_SET) != 0 || write_header(f, rep->key, ulid, at, rep->mode) != 0 ||
-	    ftell(f) != payload_from || fflush(f) != 0 || fsync(fileno(f)) != 0) {
-		rc = rs_err(err, RS_ELOCAL, "%s: write failed: %s", tmp, strerror(errno));
+	errno = 0;
+	if (fflush(f) != 0 || fseek(f, 0, SEEK_SET) != 0 || write_head(f, &p, ulid, at) != 0 ||
+	    ftell(f) != p.from || fflush(f) != 0 || fsync(fileno(f)) != 0) {
+		rc = write_failed(err, d->staging);
 		goto out;
 	}
-	rep->bytes = payload_to - payload_from;
-	fclose(f);
+	int closed = fclose(f);
 	f = NULL;
+	if (closed != 0) {
+		rc = write_failed(err, d->staging);
+		goto out;
+	}
+	rep->bytes = p.to - p.from;
 	/*
 	 * The live view is needed only for local work: a full load copies it now
-	 * (to <snapshot>.next), then the read transaction ends before the remote
-	 * call, so the application's checkpoints are not held back while
-	 * wrangler runs.
+	 * (to S.next), then the read transaction ends before the remote call,
+	 * so the application's checkpoints are not held back while wrangler runs.
 	 */
-	if (full && (rc = snapshot_prepare(live, next, rep->key, err)) != RS_OK)
+	if (full && (rc = snapshot_prepare(live, d->next, p.key, err)) != RS_OK)
 		goto out;
 	rs_engine_close(live);
 	live = NULL;
@@ -473,52 +890,69 @@ int rs_d1_cycle(rs_d1 *d, rs_d1_report *rep, rs_error *err)
 		rc = rs_err(err, RS_EABORT, "stopped before sending");
 		goto out;
 	}
-
-	char q[1200];
-	rs_info("d1 apply", "mode=%s rows=%lld bytes=%lld key=%.16s", rep->mode, (long long)rep->rows,
-		(long long)rep->bytes, rep->key);
-	rep->remote_calls++;
-	rc = d->transport.exec_file(d->transport.ctx, tmp, err);
-	if (rc != RS_OK) {
-		if (strstr(err->message, "UNIQUE constraint failed: " HISTORY_TABLE ".sync_key")) {
-			rs_info("d1 payload was applied before", "key=%.16s", rep->key);
-			rep->status = RS_SYNC_DUPLICATE;
-			rs_err_clear(err);
-			rc = RS_OK;
-		} else {
-			goto out;
-		}
-	} else {
-		rep->status = RS_SYNC_SUCCESS;
-	}
-
-	/* Advance the snapshot to exactly the state the payload was built from. */
-	rs_error e2 = {0};
-	if (full) {
-		rc = snapshot_commit(next, d->snapshot, err);
-	} else if (snapshot_apply(d->snapshot, tmp, payload_from, payload_to, rep->key, &e2) != RS_OK) {
-		/* D1 has the payload; without a trustworthy snapshot the next cycle does a full load. */
-		rs_warn("the snapshot could not advance; removing it, the next cycle does a full load",
-			"reason=%s", rs_log_quote(q, sizeof q, e2.message));
-		if (unlink(d->snapshot) != 0 && errno != ENOENT)
-			rc = rs_err(err, RS_ELOCAL, "%s: cannot remove the stale snapshot: %s", d->snapshot,
-				    strerror(errno));
-	}
-	if (rc != RS_OK) {
-		rs_err_prefix(err, "D1 %s the payload but the snapshot could not advance",
-			      rep->status == RS_SYNC_DUPLICATE ? "already had" : "accepted");
+	if (rename(d->staging, d->pending) != 0) {
+		rc = rs_err(err, RS_ELOCAL, "%s: cannot rename to %s: %s", d->staging, d->pending, strerror(errno));
 		goto out;
 	}
+	staged = 0;
+	if ((rc = rs_fsync_dir_of(d->pending, err)) != RS_OK)
+		goto out;
+	crash_point("payload");
+	rc = deliver(d, &p, rep, err);
 out:
 	if (f)
 		fclose(f);
-	if (tmp[0])
-		rs_d1_tempfile_remove(tmp);
-	unlink(next); /* a prepared snapshot that was not committed */
+	if (staged)
+		unlink(d->staging);
 	rs_sql_sink_free(sql);
 	rs_key_sink_free(ks);
 	rs_engine_close(old);
 	rs_engine_close(live);
+	return rc;
+}
+
+/*
+ * Remove what a killed cycle may have left: a half-written payload, an
+ * unused S.next, the temporaries of status-file writes (S.status.json.tmp-<pid>).
+ */
+static void sweep_leftovers(const rs_d1 *d)
+{
+	unlink(d->staging);
+	unlink(d->next);
+	const char *slash = strrchr(d->pending, '/'); /* absolute: there is one */
+	char *dirname = strndup(d->pending, (size_t)(slash - d->pending) + (slash == d->pending));
+	const char *base = strrchr(d->snapshot, '/');
+	base = base ? base + 1 : d->snapshot;
+	char prefix[NAME_MAX + 1];
+	int n = snprintf(prefix, sizeof prefix, "%s.status.json.tmp-", base);
+	DIR *dir = dirname && n > 0 && (size_t)n < sizeof prefix ? opendir(dirname) : NULL;
+	struct dirent *e;
+	while (dir && (e = readdir(dir)) != NULL)
+		if (strncmp(e->d_name, prefix, (size_t)n) == 0)
+			unlinkat(dirfd(dir), e->d_name, 0);
+	if (dir)
+		closedir(dir);
+	free(dirname);
+}
+
+int rs_d1_cycle(rs_d1 *d, rs_d1_report *rep, rs_error *err)
+{
+	rs_d1_report local;
+	if (!rep)
+		rep = &local;
+	memset(rep, 0, sizeof *rep);
+	rep->mode = "none";
+	rep->status = RS_SYNC_SKIPPED;
+	double t0 = rs_mono();
+	int rc = rs_mkdir_parent(d->snapshot, err);
+	if (rc == RS_OK) {
+		sweep_leftovers(d);
+		if (file_exists(d->pending))
+			rc = settle_pending(d, rep, err);
+	}
+	if (rc == RS_OK)
+		rc = send_changes(d, rep, err);
+	unlink(d->next); /* a prepared snapshot that was not committed */
 	rep->seconds = rs_mono() - t0;
 	if (rc != RS_OK)
 		rep->status = RS_SYNC_ERROR;
@@ -533,6 +967,51 @@ out:
 	return rc;
 }
 
+/* ---- set-up ----------------------------------------------------------- */
+
+/* The wrangler transport: `wrangler d1 execute <db> --file F --local|--remote [--config C] --json --yes`. */
+static int wrangler_exec_file(void *ctx, const char *path, int *outcome, rs_error *err)
+{
+	rs_d1 *d = ctx;
+	const rs_config *cfg = d->cfg;
+	struct rs_wrangler_opts o = {
+		.wrangler = cfg->d1_wrangler,
+		.database = cfg->d1_database,
+		.config = d->wconfig,
+		.cwd = d->wcwd,
+		.location = cfg->d1_remote ? RS_WRANGLER_REMOTE : RS_WRANGLER_LOCAL,
+		.timeout_ms = cfg->d1_timeout_ms <= 0 ? 600000 : cfg->d1_timeout_ms > INT_MAX ? INT_MAX
+											 : (int)cfg->d1_timeout_ms,
+		.cancel = (volatile sig_atomic_t *)d->cancel,
+	};
+	struct rs_wrangler_result res;
+	int rc = rs_wrangler_exec_file(&o, path, &res, err);
+	*outcome = RS_D1_APPLIED;
+	if (rc != RS_OK && rs_wrangler_error_is_unique(&res, HISTORY_TABLE ".sync_key")) {
+		*outcome = RS_D1_DUPLICATE;
+		rs_err_clear(err);
+		rc = RS_OK;
+	} else if (rc != RS_OK) {
+		*outcome = rs_wrangler_error_is_sql(&res) ? RS_D1_REJECTED : RS_D1_UNKNOWN;
+	}
+	rs_wrangler_result_free(&res);
+	return rc;
+}
+
+/* path made absolute against the current directory (malloc'd), or NULL. */
+static char *absolute(const char *path, const char *suffix)
+{
+	char cwd[PATH_MAX];
+	char *out = NULL;
+	if (path[0] == '/') {
+		if (asprintf(&out, "%s%s", path, suffix) < 0)
+			out = NULL;
+	} else if (getcwd(cwd, sizeof cwd) && asprintf(&out, "%s/%s%s", cwd, path, suffix) < 0) {
+		out = NULL;
+	}
+	return out;
+}
+
 int rs_d1_new(rs_d1 **out, const rs_config *cfg, const rs_d1_transport *transport, rs_metrics *metrics,
 	      rs_error *err)
 {
@@ -545,8 +1024,19 @@ int rs_d1_new(rs_d1 **out, const rs_config *cfg, const rs_d1_transport *transpor
 	d->metrics = metrics;
 	d->snapshot = cfg->d1_snapshot_path ? strdup(cfg->d1_snapshot_path)
 					    : rs_path_beside(cfg->db_path, ".d1-sync-snapshot.db");
-	if (!d->snapshot) {
-		free(d);
+	d->pending = d->snapshot ? absolute(d->snapshot, ".pending.sql") : NULL;
+	d->staging = d->snapshot ? absolute(d->snapshot, ".pending.sql.new") : NULL;
+	d->next = d->snapshot ? rs_path_beside(d->snapshot, ".next") : NULL;
+	int ok = d->snapshot && d->pending && d->staging && d->next;
+	if (ok && cfg->d1_wrangler_config) {
+		/* wrangler runs in the directory of its config, where local D1 keeps its state. */
+		d->wconfig = absolute(cfg->d1_wrangler_config, "");
+		const char *slash = d->wconfig ? strrchr(d->wconfig, '/') : NULL;
+		d->wcwd = slash ? strndup(d->wconfig, (size_t)(slash - d->wconfig) + (slash == d->wconfig)) : NULL;
+		ok = d->wcwd != NULL;
+	}
+	if (!ok) {
+		rs_d1_free(d);
 		return rs_err(err, RS_ENOMEM, "out of memory");
 	}
 	if (rs_same_file(d->snapshot, cfg->db_path)) {
@@ -558,11 +1048,8 @@ int rs_d1_new(rs_d1 **out, const rs_config *cfg, const rs_d1_transport *transpor
 	if (transport) {
 		d->transport = *transport;
 	} else {
-		int rc = rs_d1_wrangler_transport(&d->transport, &d->owned_transport, cfg, err);
-		if (rc != RS_OK) {
-			rs_d1_free(d);
-			return rc;
-		}
+		d->transport.exec_file = wrangler_exec_file;
+		d->transport.ctx = d;
 	}
 	*out = d;
 	return RS_OK;
@@ -572,15 +1059,15 @@ void rs_d1_free(rs_d1 *d)
 {
 	if (!d)
 		return;
-	rs_d1_wrangler_transport_free(d->owned_transport);
 	free(d->snapshot);
+	free(d->pending);
+	free(d->staging);
+	free(d->next);
+	free(d->wconfig);
+	free(d->wcwd);
 	free(d);
 }
 
 const char *rs_d1_snapshot_path(const rs_d1 *d) { return d->snapshot; }
-void rs_d1_set_cancel(rs_d1 *d, volatile int *flag)
-{
-	d->cancel = flag;
-	rs_d1_wrangler_set_cancel(d->owned_transport, flag);
-}
+void rs_d1_set_cancel(rs_d1 *d, volatile int *flag) { d->cancel = flag; }
 void rs_d1_set_metrics(rs_d1 *d, rs_metrics *m) { d->metrics = m; }

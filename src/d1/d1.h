@@ -4,13 +4,15 @@
  *
  * Each cycle diffs the snapshot (the state last sent) against one
  * consistent view of the live database, writes the payload to a private
- * temporary SQL file framed by the de-duplication record, hands the file to
- * the transport (wrangler d1 execute --file) and, when D1 accepted it or
- * already had it, advances the snapshot to exactly the state the payload
- * was built from.  No snapshot: a full load (reset preamble + dump).
+ * SQL file beside the snapshot, framed by the de-duplication record, hands
+ * the file to the transport (wrangler d1 execute --file) and, when D1
+ * accepted it or already had it, advances the snapshot to exactly the
+ * state the payload was built from.  No snapshot: a full load (reset
+ * preamble + dump).
  *
  * One file per cycle carries everything, so one transport call per cycle:
  *
+ *   -- resort-sync d1 payload v1: <mode> <base> <key> <from> <to>
  *   CREATE TABLE IF NOT EXISTS _rustresort_sync_history(...);
  *   INSERT INTO _rustresort_sync_history VALUES('<key>', '<ulid>', '<time>', 'diff');
  *   <payload: PRAGMA defer_foreign_keys = ON; schema and row changes>
@@ -19,6 +21,12 @@
  * D1 runs a file all-or-nothing, so a key already present fails the INSERT
  * (UNIQUE constraint failed: _rustresort_sync_history.sync_key) and nothing
  * else in the file is applied: that failure means "already applied".
+ *
+ * A payload whose fate is unknown (the transport timed out or crashed, its
+ * answer was unreadable, or the process died before the snapshot advanced)
+ * stays as <snapshot>.pending.sql, and the next cycle sends that same file
+ * again before building a new one: D1 applies it at most once, and the
+ * snapshot then catches up with what D1 holds.  See d1.c.
  */
 #ifndef RS_D1_D1_H
 #define RS_D1_D1_H
@@ -26,13 +34,24 @@
 #include "daemon/metrics.h"
 #include "resortsync.h"
 
+/* What the remote did with a payload file (see rs_d1_transport). */
+enum {
+	RS_D1_APPLIED = 0,   /* it ran the file */
+	RS_D1_DUPLICATE = 1, /* it refused it: the file's history record was there already */
+	RS_D1_REJECTED = 2,  /* it ran the file, a statement failed, nothing of it stayed */
+	RS_D1_UNKNOWN = 3    /* no telling whether it ran the file */
+};
+
 /* How a payload reaches D1. */
 typedef struct rs_d1_transport {
 	/*
-	 * Execute the SQL file at `path` as one unit.  On failure set err
-	 * with the remote's own error text (RS_EREMOTE) or RS_ETRANSPORT.
+	 * Execute the SQL file at `path` (absolute) as one unit and say what
+	 * happened in *outcome: RS_OK with RS_D1_APPLIED or RS_D1_DUPLICATE,
+	 * or an error (RS_EREMOTE with the remote's own text, RS_ETRANSPORT,
+	 * RS_EABORT) with RS_D1_REJECTED or RS_D1_UNKNOWN.  When in doubt,
+	 * RS_D1_UNKNOWN: the file is then sent again later, which is safe.
 	 */
-	int (*exec_file)(void *ctx, const char *path, rs_error *err);
+	int (*exec_file)(void *ctx, const char *path, int *outcome, rs_error *err);
 	void *ctx;
 } rs_d1_transport;
 
@@ -56,7 +75,11 @@ int rs_d1_new(rs_d1 **out, const rs_config *cfg, const rs_d1_transport *transpor
 	      rs_error *err);
 void rs_d1_free(rs_d1 *d);
 
-/* One cycle.  RS_OK for success, skipped and duplicate (see rep->status). */
+/*
+ * One cycle: first a pending payload from an earlier cycle, if any, then
+ * the changes since the snapshot.  RS_OK for success, skipped and
+ * duplicate (see rep->status).
+ */
 int rs_d1_cycle(rs_d1 *d, rs_d1_report *rep, rs_error *err);
 
 /* The snapshot path in use. */

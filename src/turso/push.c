@@ -689,7 +689,7 @@ int rs_turso_push(rs_turso *t, rs_turso_report *rep, rs_error *err)
 		return rc;
 	int64_t version = data_version(t);
 	if (t->watch_valid && version >= 0 && version == t->watch_version) {
-		rs_debug("turso push: no commit to the database since the last push; nothing to diff", "db=%s",
+		rs_info("turso push: no commit to the database since the last push; nothing to diff", "db=%s",
 			 t->cfg->db_path);
 		t->last_push = rs_now();
 		return RS_OK;

@@ -41,4 +41,5 @@ int rs_cmd_check(struct rs_cli *cli);
 int rs_cmd_status(struct rs_cli *cli);
 int rs_cmd_sync(struct rs_cli *cli);
 int rs_cmd_run(struct rs_cli *cli);
+int rs_cmd_verify(struct rs_cli *cli);
 #endif

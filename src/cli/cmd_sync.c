@@ -348,3 +348,29 @@ int rs_cmd_status(struct rs_cli *cli)
 	rs_config_free(cfg);
 	return 0;
 }
+
+/* ---- verify ----------------------------------------------------------- */
+
+int rs_cmd_verify(struct rs_cli *cli)
+{
+	if (cli->argc) {
+		fprintf(stderr, "usage: resort-sync verify\n");
+		return 2;
+	}
+	rs_config *cfg = rs_cli_load_config(cli);
+	if (!cfg)
+		return 2;
+	rs_error err = {0};
+	int differ = 0, rc;
+	if (cfg->mode == RS_MODE_TURSO)
+		rc = rs_turso_verify_config(cfg, stdout, &differ, &err);
+	else
+		rc = rs_err(&err, RS_EUNSUPPORTED, "verify: only mode turso is supported so far (mode is %s)",
+			    cfg->mode == RS_MODE_D1 ? "d1" : "none");
+	rs_config_free(cfg);
+	if (rc != RS_OK)
+		return rs_cli_fail(&err);
+	if (differ)
+		printf("%d table%s differ%s\n", differ, differ == 1 ? "" : "s", differ == 1 ? "s" : "");
+	return differ ? 1 : 0;
+}

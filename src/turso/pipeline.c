@@ -266,10 +266,12 @@ int rs_hrana_value_from_json(rs_hrana_value *out, void **owned, const json_t *j,
 			return rs_err(err, RS_EREMOTE, "integer value is not a string");
 		}
 	} else if (strcmp(type, "float") == 0) {
-		if (!json_is_number(val))
+		/* tursodb sends null for an infinite REAL (JSON has no infinity); the
+		 * sign is lost on the wire, so it reads as +Inf. */
+		if (!json_is_number(val) && !json_is_null(val))
 			return rs_err(err, RS_EREMOTE, "float value is not a number");
 		v.type = RS_HRANA_FLOAT;
-		v.f = json_number_value(val);
+		v.f = json_is_null(val) ? HUGE_VAL : json_number_value(val);
 	} else if (strcmp(type, "text") == 0) {
 		if (!json_is_string(val))
 			return rs_err(err, RS_EREMOTE, "text value is not a string");

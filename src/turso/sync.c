@@ -154,7 +154,8 @@ static int before_apply(void *ctx, int bootstrap, rs_error *err)
 	return rc;
 }
 
-int rs_turso_new(rs_turso **out, const rs_config *cfg, rs_error *err)
+/* remote_only: the HTTP client and the exclusions, no replica or state (verify). */
+static int turso_new(rs_turso **out, const rs_config *cfg, int remote_only, rs_error *err)
 {
 	if (!cfg->turso_url)
 		return rs_err(err, RS_ECONFIG, "database.sync.turso.remote_url: required for mode turso");
@@ -171,7 +172,12 @@ int rs_turso_new(rs_turso **out, const rs_config *cfg, rs_error *err)
 		rs_turso_http_set_timeouts(t->http, ms < RS_TURSO_CONNECT_TIMEOUT_MS ? ms : RS_TURSO_CONNECT_TIMEOUT_MS,
 					   ms);
 		rs_turso_http_set_stats(t->http, &t->stats);
-		rc = rs_replica_open(&t->replica, rp, err);
+		if (!remote_only)
+			rc = rs_replica_open(&t->replica, rp, err);
+	}
+	if (rc == RS_OK && remote_only) {
+		*out = t;
+		return RS_OK;
 	}
 	if (rc == RS_OK) {
 		t->base_path = rs_path_beside(rp, "-base");
@@ -191,6 +197,21 @@ int rs_turso_new(rs_turso **out, const rs_config *cfg, rs_error *err)
 		rs_turso_test_crash_at(t, crash);
 	*out = t;
 	return RS_OK;
+}
+
+int rs_turso_new(rs_turso **out, const rs_config *cfg, rs_error *err)
+{
+	return turso_new(out, cfg, 0, err);
+}
+
+int rs_turso_verify_config(const rs_config *cfg, FILE *out, int *differ, rs_error *err)
+{
+	rs_turso *t = NULL;
+	int rc = turso_new(&t, cfg, 1, err);
+	if (rc == RS_OK)
+		rc = rs_turso_verify(t, out, differ, err);
+	rs_turso_free(t);
+	return rc;
 }
 
 void rs_turso_free(rs_turso *t)

@@ -64,6 +64,15 @@ int rs_turso_cycle(rs_turso *t, rs_turso_report *rep, rs_error *err);
 /* Rows where the database differs from what the server was last seen or sent to hold. */
 int rs_turso_pending(rs_turso *t, int64_t *n, rs_error *err);
 
+/*
+ * Compare every synced table of the database with the server's (row count
+ * and a fingerprint of the rows, the server read through the pipeline, not
+ * the replica); print one line per table.  *differ = tables that differ.
+ * rs_turso_verify_config() needs no replica (it runs beside a daemon).
+ */
+int rs_turso_verify(rs_turso *t, FILE *out, int *differ, rs_error *err);
+int rs_turso_verify_config(const rs_config *cfg, FILE *out, int *differ, rs_error *err);
+
 /* Print the strategy's state for `resort-sync status` (config must be mode turso). */
 int rs_turso_status(const rs_config *cfg, FILE *out, rs_error *err);
 

@@ -134,7 +134,7 @@ def dec(c):
         return ("integer", int(c["value"]))
     if t == "float":
         if c["value"] is None:  # JSON has no infinity: the server sends null
-            return ("real", "non-finite")
+            return ("real", "non-finite")  # (sign lost on the wire)
         return ("real", struct.pack("<d", float(c["value"])))
     if t == "blob":
         b = c["base64"]
@@ -608,6 +608,20 @@ def t_daemon(d, srv):
     report("daemon_idle_cycle_skips_the_scan", "no commit to the database since the last push" in out, out[-500:])
 
 
+def t_verify(d, srv):
+    a = Client(d, "a", srv)
+    seed(a)
+    a.sync()
+    p = subprocess.run([RS, "-c", a.cfg, "verify"], capture_output=True, text=True, timeout=60)
+    report("verify_equal_exit_0", p.returncode == 0 and p.stdout.count("ok ") == 4, p.stdout + p.stderr)
+    # A row changed behind our back on the server.
+    srv.pipeline("UPDATE items SET n = n + 1 WHERE id = 1")
+    p = subprocess.run([RS, "-c", a.cfg, "verify"], capture_output=True, text=True, timeout=60)
+    lines = [x for x in p.stdout.splitlines() if x.startswith("DIFFERS")]
+    report("verify_catches_a_remote_change", p.returncode == 1 and len(lines) == 1 and " items:" in lines[0],
+           p.stdout + p.stderr)
+
+
 def main():
     if not os.path.exists(TURSODB) or not shutil.which("node"):
         print("SKIP turso_sync: tursodb or node missing (run scripts/deps.sh)")
@@ -615,7 +629,7 @@ def main():
     only = sys.argv[1:]
     for fn in (t_identical, t_no_write_lost, t_other_clients, t_crash_points, t_sigkill_soak,
                t_official_client, t_first_pairing, t_fts_and_exclude, t_migrations, t_status, t_push_rejected,
-               t_server_down_and_reset, t_daemon):
+               t_server_down_and_reset, t_daemon, t_verify):
         if not only or fn.__name__ in only:
             case(fn)
     return 1 if failed else 0

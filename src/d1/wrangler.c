@@ -602,13 +602,15 @@ int rs_wrangler_error_is_sql(const struct rs_wrangler_result *res)
 
 /*
  * Printable text for a message: the first bytes of s, control characters
- * (line breaks, escapes) as spaces.
+ * (line breaks, escapes) as spaces, no trailing space.
  */
 static void printable(char *out, size_t size, const char *s)
 {
 	size_t n = 0;
 	for (; s && *s && n + 1 < size; s++)
 		out[n++] = (unsigned char)*s < 0x20 || *s == 0x7f ? ' ' : *s;
+	while (n && out[n - 1] == ' ')
+		n--;
 	out[n] = '\0';
 }
 
@@ -624,7 +626,7 @@ int rs_wrangler_read_output(struct rs_wrangler_result *res, const char *db, rs_e
 	if (res->exit_code != 0) {
 		if (!res->error_text)
 			res->error_text = error_from_text(res->errout);
-		if (!res->error_text)
+		if (!res->error_text && !res->json)
 			res->error_text = error_from_text(res->out);
 		if (res->error_text)
 			return rs_err(err, RS_EREMOTE, "wrangler d1 execute %s: %s", db, res->error_text);

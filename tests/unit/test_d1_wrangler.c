@@ -1,0 +1,470 @@
+/*
+ * test_d1_wrangler.c: the wrangler runner (src/d1/wrangler.c) against a
+ * fake wrangler, a shell script whose behaviour FAKE_MODE selects: the
+ * argument vector, working directory, environment and stdin the child gets;
+ * JSON results and JSON, human and missing error text; garbage, an empty
+ * array, a failed statement; a child killed by a signal; a timeout that
+ * must stop the whole process group, even a child that ignores SIGTERM; a
+ * cancel; bounded output; executables and directories that do not exist;
+ * option-looking values; the child dying with its parent; and the output
+ * reader fed directly.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "core/util.h"
+#include "d1/wrangler.h"
+
+static char dir[] = "/tmp/rs-test-wrangler-XXXXXX";
+static char fake[512], sqlfile[512];
+
+static const char script[] =
+	"#!/bin/sh\n"
+	"d=\"$FAKE_DIR\"\n"
+	"printf '%s\\n' \"$@\" > \"$d/argv\"\n"
+	"pwd > \"$d/cwd\"\n"
+	"echo \"$WRANGLER_SEND_METRICS\" > \"$d/metrics\"\n"
+	"cat > \"$d/stdin\"\n"
+	"echo $$ > \"$d/pid\"\n"
+	"case \"$FAKE_MODE\" in\n"
+	"ok) printf '[{\"results\":[],\"success\":true,\"meta\":{\"duration\":0}},"
+	"{\"results\":[{\"x\":1}],\"success\":true,\"meta\":{}}]\\n' ;;\n"
+	"noisy-ok) echo 'Executing on local database'; printf '[{\"results\":[],\"success\":true}]\\n' ;;\n"
+	"unique) printf '{\"error\":{\"text\":\"UNIQUE constraint failed: _rustresort_sync_history.sync_key:"
+	" SQLITE_CONSTRAINT (extended: SQLITE_CONSTRAINT_PRIMARYKEY)\"}}\\n'; exit 1 ;;\n"
+	"notes) printf '{\"error\":{\"text\":\"A request to the Cloudflare API failed.\","
+	"\"notes\":[{\"text\":\"Authentication error [code: 10000]\"}]}}\\n'; exit 1 ;;\n"
+	"human) printf '\\033[31m\\342\\234\\230 \\033[41;31m[\\033[41;97mERROR\\033[41;31m]\\033[0m"
+	" no such table: x: SQLITE_ERROR\\n\\nLogs were written to \"/tmp/x.log\"\\n' >&2; exit 1 ;;\n"
+	"silent) exit 3 ;;\n"
+	"garbage) printf 'hello\\001\\033[31mworld\\n{not json' ;;\n"
+	"empty) echo '[]' ;;\n"
+	"stmt-failed) echo '[{\"success\":true},{\"success\":false,\"error\":\"boom\"}]' ;;\n"
+	"not-object) echo '[{\"success\":true},7]' ;;\n"
+	"error-exit0) echo '{\"error\":{\"text\":\"D1 reset before execute completed!\"}}' ;;\n"
+	"kill) kill -9 $$ ;;\n"
+	"hang) trap '' TERM; sleep 1000 & echo $! > \"$d/grandchild\"; while :; do sleep 1; done ;;\n"
+	"big) head -c 3000000 /dev/zero | tr '\\0' 'x' ;;\n"
+	"esac\n";
+
+static void setup(void)
+{
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp");
+		exit(1);
+	}
+	snprintf(fake, sizeof fake, "%s/fake-wrangler", dir);
+	snprintf(sqlfile, sizeof sqlfile, "%s/payload.sql", dir);
+	FILE *f = fopen(fake, "w");
+	fputs(script, f);
+	fclose(f);
+	chmod(fake, 0755);
+	f = fopen(sqlfile, "w");
+	fputs("SELECT 1;\n", f);
+	fclose(f);
+	setenv("FAKE_DIR", dir, 1);
+	setenv("WRANGLER_SEND_METRICS", "true", 1); /* the runner must override it */
+}
+
+static void opts_for(struct rs_wrangler_opts *o, const char *mode)
+{
+	memset(o, 0, sizeof *o);
+	o->wrangler = fake;
+	o->database = "mydb";
+	o->location = RS_WRANGLER_LOCAL;
+	o->timeout_ms = 30000;
+	setenv("FAKE_MODE", mode, 1);
+}
+
+/* The contents of dir/name, trailing newline removed, in a static buffer. */
+static const char *slurp(const char *name)
+{
+	static char buf[4096];
+	char path[600];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	buf[0] = '\0';
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return "(missing)";
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	while (n && buf[n - 1] == '\n')
+		buf[--n] = '\0';
+	return buf;
+}
+
+/* 1 if the process no longer runs (gone, or a zombie nobody reaped yet). */
+static int gone(pid_t pid)
+{
+	char path[64], state = 0;
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 1;
+	int ok = fscanf(f, "%*d (%*[^)]) %c", &state) == 1;
+	fclose(f);
+	return ok && state == 'Z';
+}
+
+/* Wait up to about 20 s for a process to end; 1 if it did. */
+static int wait_gone(pid_t pid)
+{
+	for (int i = 0; i < 400; i++) {
+		if (gone(pid))
+			return 1;
+		usleep(50000);
+	}
+	return 0;
+}
+
+TEST(success_reads_json_and_sets_up_the_child)
+{
+	struct rs_wrangler_opts o;
+	struct rs_wrangler_result res;
+	rs_error e = {0};
+	char cfg[600];
+	snprintf(cfg, sizeof cfg, "%s/wrangler.toml", dir);
+	opts_for(&o, "ok");
+	o.config = cfg;
+	o.cwd = dir;
+	int rc = rs_wrangler_exec_file(&o, sqlfile, &res, &e);
+	size_t n = rs_wrangler_statements(&res);
+	json_t *rows = rs_wrangler_rows(&res, 1);
+	long long x = json_integer_value(json_object_get(json_array_get(rows, 0), "x"));
+	int code = res.exit_code;
+	rs_wrangler_result_free(&res);
+	CHECK_MSG(rc == RS_OK, "rc %d: %s", rc, e.message);
+	CHECK_EQ_INT(code, 0);
+	CHECK_EQ_INT(n, 2);
+	CHECK_EQ_INT(x, 1);
+	CHECK(rs_wrangler_rows(&res, 0) == NULL); /* freed and zeroed */
+	char want[2048];
+	snprintf(want, sizeof want, "d1\nexecute\nmydb\n--file\n%s\n--local\n--config\n%s\n--json\n--yes", sqlfile, cfg);
+	CHECK_EQ_STR(slurp("argv"), want);
+	CHECK_EQ_STR(slurp("cwd"), dir);
+	CHECK_EQ_STR(slurp("metrics"), "false");
+	CHECK_EQ_STR(slurp("stdin"), "");
+}
+
+TEST(leading_log_lines_before_the_json_are_skipped)
+{
+	struct rs_wrangler_opts o;
+	struct rs_wrangler_result res;
+	rs_error e = {0};
+	opts_for(&o, "noisy-ok");
+	o.location = RS_WRANGLER_REMOTE;
+	int rc = rs_wrangler_exec_file(&o, sqlfile, &res, &e);
+	size_t n = rs_wrangler_statements(&res);
+	rs_wrangler_result_free(&res);
+	CHECK_MSG(rc == RS_OK, "%s", e.message);
+	CHECK_EQ_INT(n, 1);
+	CHECK(strstr(slurp("argv"), "--remote") != NULL);
+}
+
+TEST(json_error_is_unique_and_sql)
+{
+	struct rs_wrangler_opts o;
+	struct rs_wrangler_result res;
+	rs_error e = {0};
+	opts_for(&o, "unique");
+	int rc = rs_wrangler_exec_file(&o, sqlfile, &res, &e);
+	int uniq = rs_wrangler_error_is_unique(&res, "_rustresort_sync_history.sync_key");
+	int prefix = rs_wrangler_error_is_unique(&res, "_rustresort_sync_history.sync");
+	int other = rs_wrangler_error_is_unique(&res, "t.id");
+	int sql = rs_wrangler_error_is_sql(&res);
+	int code = res.exit_code;
+	rs_wrangler_result_free(&res);
+	CHECK_EQ_INT(rc, RS_EREMOTE);
+	CHECK_EQ_INT(code, 1);
+	CHECK_MSG(strstr(e.message, "wrangler d1 execute mydb: UNIQUE constraint failed: "
+				    "_rustresort_sync_history.sync_key: SQLITE_CONSTRAINT") == e.message,
+		  "%s", e.message);
+	CHECK_EQ_INT(uniq, 1);
+	CHECK_EQ_INT(prefix, 0);
+	CHECK_EQ_INT(other, 0);
+	CHECK_EQ_INT(sql, 1);
+}
+
+TEST(json_error_notes_are_kept_and_not_sql)
+{
+	struct rs_wrangler_opts o;
+	struct rs_wrangler_result res;
+	rs_error e = {0};
+	opts_for(&o, "notes");
+	int rc = rs_wrangler_exec_file(&o, sqlfile, &res, &e);
+	int sql = rs_wrangler_error_is_sql(&res);
+	rs_wrangler_result_free(&res);
+	CHECK_EQ_INT(rc, RS_EREMOTE);
+	CHECK_EQ_STR(e.message, "wrangler d1 execute mydb: A request to the Cloudflare API failed.; "
+				"Authentication error [code: 10000]");
+	CHECK_EQ_INT(sql, 0); /* the file may not even have been uploaded: no telling */
+}
+
+TEST(human_error_text_without_colours)
+{
+	struct rs_wrangler_opts o;
+	struct rs_wrangler_result res;
+	rs_error e = {0};
+	opts_for(&o, "human");
+	int rc = rs_wrangler_exec_file(&o, sqlfile, &res, &e);
+	int sql = rs_wrangler_error_is_sql(&res);
+	rs_wrangler_result_free(&res);
+	CHECK_EQ_INT(rc, RS_EREMOTE);
+	CHECK_EQ_STR(e.message, "wrangler d1 execute mydb: no such table: x: SQLITE_ERROR");
+	CHECK_EQ_INT(sql, 1);
+}
+
+TEST(exit_without_output)
+{
+	struct rs_wrangler_opts o;
+	struct rs_wrangler_result res;
+	rs_error e = {0};
+	opts_for(&o, "silent");
+	int rc = rs_wrangler_exec_file(&o, sqlfile, &res, &e);
+	int sql = rs_wrangler_error_is_sql(&res), uniq = rs_wrangler_error_is_unique(&res, "a.b");
+	rs_wrangler_result_free(&res);
+	CHECK_EQ_INT(rc, RS_EREMOTE);
+	CHECK_EQ_STR(e.message, "wrangler d1 execute mydb: exited with status 3 and no message");
+	CHECK_EQ_INT(sql, 0);
+	CHECK_EQ_INT(uniq, 0);
+}
+
+TEST(garbage_with_exit_0_is_an_error_in_printable_words)
+{
+	struct rs_wrangler_opts o;
+	struct rs_wrangler_result res;
+	rs_error e = {0};
+	opts_for(&o, "garbage");
+	int rc = rs_wrangler_exec_file(&o, sqlfile, &res, &e);
+	int sql = rs_wrangler_error_is_sql(&res);
+	rs_wrangler_result_free(&res);
+	CHECK_EQ_INT(rc, RS_EREMOTE);
+	CHECK_MSG(strstr(e.message, "output is not a JSON array: \"hello  [31mworld {not json\"") != NULL, "%s",
+		  e.message);
+	for (const char *p = e.message; *p; p++)
+		CHECK_MSG((unsigned char)*p >= 0x20 && *p != 0x7f, "control character in %s", e.message);
+	CHECK_EQ_INT(sql, 0);
+}
+
+TEST(empty_array_failed_statement_non_object_error_with_exit_0)
+{
+	static const char *const modes[] = {"empty", "stmt-failed", "not-object", "error-exit0"};
+	static const char *const want[] = {
+		"wrangler d1 execute mydb: no statement results in the output: \"[]\"",
+		"wrangler d1 execute mydb: statement 2 failed: boom",
+		"wrangler d1 execute mydb: statement 2 is not an object",
+		"wrangler d1 execute mydb: D1 reset before execute completed!",
+	};
+	for (int i = 0; i < 4; i++) {
+		struct rs_wrangler_opts o;
+		struct rs_wrangler_result res;
+		rs_error e = {0};
+		opts_for(&o, modes[i]);
+		int rc = rs_wrangler_exec_file(&o, sqlfile, &res, &e);
+		rs_wrangler_result_free(&res);
+		CHECK_EQ_INT(rc, RS_EREMOTE);
+		CHECK_EQ_STR(e.message, want[i]);
+	}
+}
+
+TEST(killed_by_a_signal)
+{
+	struct rs_wrangler_opts o;
+	struct rs_wrangler_result res;
+	rs_error e = {0};
+	opts_for(&o, "kill");
+	int rc = rs_wrangler_exec_file(&o, sqlfile, &res, &e);
+	int sig = res.term_signal, code = res.exit_code, sql = rs_wrangler_error_is_sql(&res);
+	rs_wrangler_result_free(&res);
+	CHECK_EQ_INT(rc, RS_ETRANSPORT);
+	CHECK_EQ_INT(sig, SIGKILL);
+	CHECK_EQ_INT(code, -1);
+	CHECK_EQ_INT(sql, 0);
+	CHECK_MSG(strstr(e.message, "killed by signal 9") != NULL, "%s", e.message);
+}
+
+TEST(timeout_stops_the_whole_group_even_when_sigterm_is_ignored)
+{
+	struct rs_wrangler_opts o;
+	struct rs_wrangler_result res;
+	rs_error e = {0};
+	opts_for(&o, "hang");
+	o.timeout_ms = 300;
+	o.grace_ms = 200;
+	int rc = rs_wrangler_exec_file(&o, sqlfile, &res, &e);
+	int timed_out = res.timed_out, sql = rs_wrangler_error_is_sql(&res);
+	rs_wrangler_result_free(&res);
+	pid_t child = (pid_t)atol(slurp("pid")), grandchild = (pid_t)atol(slurp("grandchild"));
+	CHECK_EQ_INT(rc, RS_ETRANSPORT);
+	CHECK_EQ_STR(e.message, "wrangler d1 execute mydb: timed out after 0.3 s");
+	CHECK_EQ_INT(timed_out, 1);
+	CHECK_EQ_INT(sql, 0);
+	CHECK(child > 0 && grandchild > 0);
+	CHECK(gone(child));
+	CHECK_MSG(wait_gone(grandchild), "grandchild %d still runs", (int)grandchild);
+}
+
+TEST(cancel_flag_stops_it)
+{
+	struct rs_wrangler_opts o;
+	struct rs_wrangler_result res;
+	rs_error e = {0};
+	volatile sig_atomic_t flag = 1;
+	opts_for(&o, "hang");
+	o.grace_ms = 200;
+	o.cancel = &flag;
+	int rc = rs_wrangler_exec_file(&o, sqlfile, &res, &e);
+	int cancelled = res.cancelled;
+	rs_wrangler_result_free(&res);
+	CHECK_EQ_INT(rc, RS_EABORT);
+	CHECK_EQ_INT(cancelled, 1);
+	CHECK_MSG(strstr(e.message, "stopped by request") != NULL, "%s", e.message);
+}
+
+TEST(output_is_bounded)
+{
+	struct rs_wrangler_opts o;
+	struct rs_wrangler_result res;
+	rs_error e = {0};
+	opts_for(&o, "big");
+	o.output_max = 65536;
+	int rc = rs_wrangler_exec_file(&o, sqlfile, &res, &e);
+	size_t len = res.out_len, dropped = res.out_dropped;
+	rs_wrangler_result_free(&res);
+	CHECK_EQ_INT(rc, RS_EREMOTE);
+	CHECK_EQ_INT(len, 65536);
+	CHECK_EQ_INT(dropped, 3000000 - 65536);
+	CHECK_MSG(strstr(e.message, "not a JSON array (truncated)") != NULL, "%s", e.message);
+}
+
+TEST(missing_executable_and_directory)
+{
+	struct rs_wrangler_opts o;
+	struct rs_wrangler_result res;
+	rs_error e = {0};
+	opts_for(&o, "ok");
+	o.wrangler = "/nonexistent/wrangler";
+	int rc = rs_wrangler_exec_file(&o, sqlfile, &res, &e);
+	rs_wrangler_result_free(&res);
+	CHECK_EQ_INT(rc, RS_ETRANSPORT);
+	CHECK_EQ_STR(e.message, "cannot run wrangler '/nonexistent/wrangler': No such file or directory");
+
+	o.wrangler = "rs-no-such-wrangler";
+	rc = rs_wrangler_exec_file(&o, sqlfile, &res, &e);
+	rs_wrangler_result_free(&res);
+	CHECK_EQ_INT(rc, RS_ETRANSPORT);
+	CHECK_EQ_STR(e.message, "cannot run wrangler 'rs-no-such-wrangler': No such file or directory (looked in PATH)");
+
+	o.wrangler = fake;
+	o.cwd = "/nonexistent-dir";
+	rc = rs_wrangler_exec_file(&o, sqlfile, &res, &e);
+	rs_wrangler_result_free(&res);
+	CHECK_EQ_INT(rc, RS_ETRANSPORT);
+	CHECK_MSG(strstr(e.message, "directory /nonexistent-dir: No such file or directory") != NULL, "%s", e.message);
+}
+
+TEST(values_that_look_like_options)
+{
+	struct rs_wrangler_opts o;
+	struct rs_wrangler_result res;
+	rs_error e = {0};
+	opts_for(&o, "ok");
+	o.cwd = dir;
+	int rc = rs_wrangler_exec_file(&o, "-payload.sql", &res, &e);
+	rs_wrangler_result_free(&res);
+	CHECK_MSG(rc == RS_OK, "%s", e.message);
+	CHECK(strstr(slurp("argv"), "--file\n./-payload.sql\n") != NULL);
+
+	rc = rs_wrangler_exec_command(&o, "-- a comment\nSELECT 1", &res, &e);
+	rs_wrangler_result_free(&res);
+	CHECK_MSG(rc == RS_OK, "%s", e.message);
+	CHECK(strstr(slurp("argv"), "execute\nmydb\n--command=-- a comment\nSELECT 1\n--local") != NULL);
+
+	o.database = "--remote";
+	rc = rs_wrangler_exec_file(&o, sqlfile, &res, &e);
+	rs_wrangler_result_free(&res);
+	CHECK_EQ_INT(rc, RS_EUSAGE);
+}
+
+/* The child dies when we do: a helper process runs a hanging fake and is SIGKILLed. */
+TEST(wrangler_dies_with_its_parent)
+{
+	char pidfile[600];
+	snprintf(pidfile, sizeof pidfile, "%s/pid", dir);
+	unlink(pidfile);
+	pid_t helper = fork();
+	if (helper == 0) {
+		struct rs_wrangler_opts o;
+		struct rs_wrangler_result res;
+		rs_error e = {0};
+		opts_for(&o, "hang");
+		rs_wrangler_exec_file(&o, sqlfile, &res, &e);
+		_exit(0);
+	}
+	pid_t child = 0;
+	for (int i = 0; i < 400 && child <= 0; i++) {
+		usleep(50000);
+		child = (pid_t)atol(slurp("pid"));
+	}
+	CHECK(child > 0);
+	kill(helper, SIGKILL);
+	waitpid(helper, NULL, 0);
+	int ok = wait_gone(child);
+	pid_t grandchild = (pid_t)atol(slurp("grandchild"));
+	if (grandchild > 0)
+		kill(grandchild, SIGKILL); /* not ours to guarantee; do not leave it behind */
+	if (!ok)
+		kill(-child, SIGKILL);
+	CHECK_MSG(ok, "wrangler %d outlived its parent", (int)child);
+}
+
+/* The reader on its own, as the fuzzer drives it. */
+TEST(reader_fed_directly)
+{
+	struct rs_wrangler_result res;
+	rs_error e = {0};
+	memset(&res, 0, sizeof res);
+	res.out = strdup("[{\"results\":[],\"success\":true}]");
+	res.out_len = strlen(res.out);
+	res.errout = strdup("");
+	CHECK_EQ_INT(rs_wrangler_read_output(&res, "db", &e), RS_OK);
+	CHECK_EQ_INT(rs_wrangler_read_output(&res, "db", &e), RS_OK); /* again: no leak, same answer */
+	res.exit_code = 1;
+	CHECK_EQ_INT(rs_wrangler_read_output(&res, "db", &e), RS_EREMOTE);
+	CHECK_EQ_STR(e.message, "wrangler d1 execute db: exited with status 1 and no message");
+	rs_wrangler_result_free(&res);
+	rs_wrangler_result_free(&res);
+}
+
+int main(void)
+{
+	setup();
+	RUN(success_reads_json_and_sets_up_the_child);
+	RUN(leading_log_lines_before_the_json_are_skipped);
+	RUN(json_error_is_unique_and_sql);
+	RUN(json_error_notes_are_kept_and_not_sql);
+	RUN(human_error_text_without_colours);
+	RUN(exit_without_output);
+	RUN(garbage_with_exit_0_is_an_error_in_printable_words);
+	RUN(empty_array_failed_statement_non_object_error_with_exit_0);
+	RUN(killed_by_a_signal);
+	RUN(timeout_stops_the_whole_group_even_when_sigterm_is_ignored);
+	RUN(cancel_flag_stops_it);
+	RUN(output_is_bounded);
+	RUN(missing_executable_and_directory);
+	RUN(values_that_look_like_options);
+	RUN(wrangler_dies_with_its_parent);
+	RUN(reader_fed_directly);
+	char cmd[600];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", dir);
+	TEST_MAIN_END;
+}

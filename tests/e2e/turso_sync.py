@@ -622,6 +622,41 @@ def t_verify(d, srv):
            p.stdout + p.stderr)
 
 
+def t_local_faults(d, srv):
+    a = Client(d, "a", srv)
+    a.sql("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)",
+          *[("INSERT INTO t VALUES (?, ?)", (i, "x" * 200)) for i in range(1, 400)])
+    a.sync()
+    srv.pipeline("INSERT INTO t VALUES (1000, 'remote')")
+    # A writer holds the database past the busy timeout: the merge gives up
+    # with a message naming the file, and the next cycle catches up.
+    hold = sqlite3.connect(a.db, isolation_level=None)
+    hold.execute("BEGIN IMMEDIATE")
+    hold.execute("INSERT INTO t VALUES (2000, 'held')")
+    t0 = time.time()
+    rc, out = a.sync()
+    waited = time.time() - t0
+    hold.execute("COMMIT")
+    hold.close()
+    report("locked_database_bounded_wait_clear_error",
+           rc != 0 and a.db in out and ("busy" in out or "locked" in out) and waited < 30, out[-400:])
+    rc, out = a.sync()
+    ok, why = same_table(a.db, srv, "t") if rc == 0 else (False, out[-400:])
+    report("locked_database_next_cycle_converges", ok, why)
+    # A damaged page: the cycle stops with SQLite's diagnosis, nothing is pushed.
+    before = srv.rows("t")
+    a.sql("UPDATE t SET v = 'changed' WHERE id = 5")
+    c = sqlite3.connect(a.db)
+    c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    c.close()
+    with open(a.db, "r+b") as f:
+        f.seek(4096 * 3 + 100)
+        f.write(b"\xff" * 1500)
+    rc, out = a.sync()
+    report("corrupt_database_nothing_pushed", rc != 0 and "malformed" in out and srv.rows("t") == before,
+           out[-400:])
+
+
 def main():
     if not os.path.exists(TURSODB) or not shutil.which("node"):
         print("SKIP turso_sync: tursodb or node missing (run scripts/deps.sh)")
@@ -629,7 +664,8 @@ def main():
     only = sys.argv[1:]
     for fn in (t_identical, t_no_write_lost, t_other_clients, t_crash_points, t_sigkill_soak,
                t_official_client, t_first_pairing, t_fts_and_exclude, t_migrations, t_status, t_push_rejected,
-               t_server_down_and_reset, t_daemon, t_verify):
+               t_server_down_and_reset, t_daemon, t_verify,
+               t_local_faults):
         if not only or fn.__name__ in only:
             case(fn)
     return 1 if failed else 0

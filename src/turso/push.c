@@ -408,10 +408,8 @@ static int push_delete(struct pusher *P, const rs_table *t, const rs_tkey *k, in
 		return rs_err(err, RS_ENOMEM, "out of memory");
 	rs_tdigest none = {0};
 	const rs_tdigest *was = rs_tstate_pushed(P->t->state, P->key.data, P->key.len);
-	if (was && !was->present) {
-		rs_tstate_mark_seen(P->t->state, P->key.data, P->key.len);
+	if (was && !was->present)
 		return RS_OK;
-	}
 	int rc = reserve(P, err);
 	if (rc != RS_OK)
 		return rc;
@@ -471,10 +469,8 @@ static int push_upsert(struct pusher *P, const rs_table *t, const rs_tkey *k, in
 	rs_tdigest d;
 	rs_trow_digest(&d, t, v);
 	const rs_tdigest *was = rs_tstate_pushed(P->t->state, P->key.data, P->key.len);
-	if (was && rs_tdigest_equal(was, &d)) {
-		rs_tstate_mark_seen(P->t->state, P->key.data, P->key.len);
+	if (was && rs_tdigest_equal(was, &d))
 		return RS_OK;
-	}
 	int rc = reserve(P, err);
 	if (rc != RS_OK)
 		return rc;
@@ -527,10 +523,8 @@ static int push_update(struct pusher *P, const rs_change *ch, const rs_tkey *k, 
 	rs_tdigest d;
 	rs_trow_digest(&d, t, ch->newv);
 	const rs_tdigest *was = rs_tstate_pushed(P->t->state, P->key.data, P->key.len);
-	if (was && rs_tdigest_equal(was, &d)) {
-		rs_tstate_mark_seen(P->t->state, P->key.data, P->key.len);
+	if (was && rs_tdigest_equal(was, &d))
 		return RS_OK;
-	}
 	int rc = reserve(P, err);
 	if (rc != RS_OK)
 		return rc;
@@ -687,11 +681,13 @@ int rs_turso_push(rs_turso *t, rs_turso_report *rep, rs_error *err)
 	int rc = rs_turso_resolve_pending(t, err);
 	if (rc != RS_OK)
 		return rc;
+	double seen = rs_now(); /* every local commit before this is on the server after a good push */
 	int64_t version = data_version(t);
 	if (t->watch_valid && version >= 0 && version == t->watch_version) {
 		rs_info("turso push: no commit to the database since the last push; nothing to diff", "db=%s",
 			 t->cfg->db_path);
 		t->last_push = rs_now();
+		rs_metrics_set_remote_confirmed(t->metrics, RS_METRICS_TURSO, seen);
 		return RS_OK;
 	}
 	t->watch_valid = 0;
@@ -708,7 +704,6 @@ int rs_turso_push(rs_turso *t, rs_turso_report *rep, rs_error *err)
 	if (rc == RS_OK) {
 		rs_diff_opts opts = {.exclude = (const char *const *)t->exclude, .shape_compare = 1};
 		rs_sink sink = {on_change, NULL, &P};
-		rs_tstate_clear_seen(t->state);
 		rc = rs_engine_diff(rdb, ldb, &opts, &sink, NULL, err);
 		/* The read transaction ends before the last batch goes out. */
 		rs_engine_close(ldb);
@@ -726,6 +721,7 @@ int rs_turso_push(rs_turso *t, rs_turso_report *rep, rs_error *err)
 	rs_engine_close(rdb);
 	if (rc == RS_OK) {
 		t->last_push = rs_now();
+		rs_metrics_set_remote_confirmed(t->metrics, RS_METRICS_TURSO, seen);
 		t->watch_version = version;
 		t->watch_valid = version >= 0;
 	}

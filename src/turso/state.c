@@ -25,7 +25,6 @@ struct entry {
 	int has_prev;       /* while `push` is pending: what it replaced */
 	rs_tdigest prev;
 	int64_t prev_push;
-	int seen;
 	int dead;           /* removed by a rollback (a tombstone) */
 };
 
@@ -309,48 +308,7 @@ int rs_tstate_record(rs_tstate *s, const void *key, size_t klen, const rs_tdiges
 	}
 	e->d = *d;
 	e->push = s->pending;
-	e->seen = 1;
 	return RS_OK;
-}
-
-void rs_tstate_mark_seen(rs_tstate *s, const void *key, size_t klen)
-{
-	if (!s->cap)
-		return;
-	struct entry *e = find(s, key, klen);
-	if (e->key)
-		e->seen = 1;
-}
-
-void rs_tstate_clear_seen(rs_tstate *s)
-{
-	for (size_t i = 0; i < s->cap; i++)
-		s->slot[i].seen = 0;
-}
-
-int rs_tstate_each_unseen(rs_tstate *s,
-			  int (*fn)(void *ctx, const void *key, size_t klen, const rs_tdigest *d,
-				    rs_error *err),
-			  void *ctx, rs_error *err)
-{
-	/* Collect first: fn may record, which may grow the table under us. */
-	size_t n = 0;
-	for (size_t i = 0; i < s->cap; i++)
-		n += s->slot[i].key && !s->slot[i].dead && !s->slot[i].seen;
-	if (!n)
-		return RS_OK;
-	struct entry *list = malloc(n * sizeof *list);
-	if (!list)
-		return rs_err(err, RS_ENOMEM, "out of memory");
-	size_t k = 0;
-	for (size_t i = 0; i < s->cap; i++)
-		if (s->slot[i].key && !s->slot[i].dead && !s->slot[i].seen)
-			list[k++] = s->slot[i];
-	int rc = RS_OK;
-	for (size_t i = 0; i < n && rc == RS_OK; i++)
-		rc = fn(ctx, list[i].key, list[i].klen, &list[i].d, err);
-	free(list); /* the keys themselves still belong to the table */
-	return rc;
 }
 
 int64_t rs_tstate_begin_push(rs_tstate *s)

@@ -65,15 +65,6 @@ const rs_tdigest *rs_tstate_pushed(rs_tstate *s, const void *key, size_t klen);
  */
 int rs_tstate_record(rs_tstate *s, const void *key, size_t klen, const rs_tdigest *d,
 		     rs_error *err);
-/* Mark key as looked at by the current push; rs_tstate_each_unseen() skips it. */
-void rs_tstate_mark_seen(rs_tstate *s, const void *key, size_t klen);
-void rs_tstate_clear_seen(rs_tstate *s);
-/* Call fn for every overlay entry not marked seen (fn may record). */
-int rs_tstate_each_unseen(rs_tstate *s,
-			  int (*fn)(void *ctx, const void *key, size_t klen, const rs_tdigest *d,
-				    rs_error *err),
-			  void *ctx, rs_error *err);
-
 /* Start batch push_id+1 (pending); returns its id. */
 int64_t rs_tstate_begin_push(rs_tstate *s);
 /* The pending batch committed: push_id = pending, pending = 0. */

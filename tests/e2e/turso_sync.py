@@ -657,6 +657,28 @@ def t_local_faults(d, srv):
            out[-400:])
 
 
+def t_schema_changes(d, srv):
+    a, b = Client(d, "a", srv), Client(d, "b", srv)
+    a.sql("CREATE TABLE t(id TEXT PRIMARY KEY, v TEXT)", "INSERT INTO t VALUES ('1', 'one')")
+    a.sync()
+    b.sync()
+    a.sql("ALTER TABLE t ADD COLUMN extra INTEGER DEFAULT 7", "CREATE INDEX t_v ON t(v)",
+          "CREATE TABLE more(k INTEGER PRIMARY KEY, w BLOB)", "INSERT INTO more VALUES (1, x'01')",
+          "UPDATE t SET extra = 42 WHERE id = '1'")
+    rc1, o1 = a.sync()
+    rc2, o2 = b.sync()
+    bt = local_rows(b.db, "t")
+    c = sqlite3.connect(b.db)
+    idx = c.execute("SELECT count(*) FROM sqlite_schema WHERE name = 't_v'").fetchone()[0]
+    c.close()
+    ok = rc1 == 0 and rc2 == 0 and same_table(a.db, srv, "t")[0] and same_table(b.db, srv, "more")[0]
+    report("schema_add_column_index_table_travel", ok and bt == local_rows(a.db, "t") and idx == 1
+           and bt[0][3] == ("integer", 42), "%r %s %s" % (bt, o1[-300:], o2[-300:]))
+    # A second cycle finds nothing: the server's re-rendered DDL is not a change.
+    rc, out = a.sync()
+    report("schema_rerendered_ddl_is_not_a_change", rc == 0 and "push: sending" not in out, out[-400:])
+
+
 def main():
     if not os.path.exists(TURSODB) or not shutil.which("node"):
         print("SKIP turso_sync: tursodb or node missing (run scripts/deps.sh)")
@@ -665,7 +687,7 @@ def main():
     for fn in (t_identical, t_no_write_lost, t_other_clients, t_crash_points, t_sigkill_soak,
                t_official_client, t_first_pairing, t_fts_and_exclude, t_migrations, t_status, t_push_rejected,
                t_server_down_and_reset, t_daemon, t_verify,
-               t_local_faults):
+               t_local_faults, t_schema_changes):
         if not only or fn.__name__ in only:
             case(fn)
     return 1 if failed else 0

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# bench/write_throughput.sh [BUILD_DIR]: does `resort-sync run` slow down the
+# application writing the database?  An application-like writer
+# (bench/write_throughput_writer.c: small transactions into a WAL database,
+# as fast as it can) runs for a fixed time alone and beside the daemon (d1
+# mode, local wrangler, interval 1 s, a payload every cycle), in interleaved
+# rounds; medians and ratios.  Then the daemon's CPU time over an idle
+# period.  See bench/README.md.
+#
+#   WT_SECONDS=15     length of one writer run
+#   WT_ROUNDS=5       rounds (each runs every configuration once)
+#   WT_SYNC=FULL      the writer's PRAGMA synchronous (FULL or NORMAL)
+#   WT_OPS=4          statements per transaction (at least 2)
+#   WT_IDLE=30        seconds of idle daemon to measure (0: skip)
+#   WT_CONFIGS=off,d1,stub   which configurations (see write_throughput.py)
+#   WT_OUT=...        markdown report (default: $TMPDIR/resort-sync-write-throughput.md)
+#
+# Scratch files live in a temporary directory, removed at the end.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+build=${1:-build}
+case $build in /*) ;; *) build=$root/$build ;; esac
+bin=$build/resort-sync
+die() { echo "write_throughput: $*" >&2; exit 1; }
+[[ -x $bin ]] || die "$bin not found; build it first (make BUILD=${1:-build} all)"
+[[ -x $root/tools/node_modules/.bin/wrangler ]] || die "wrangler missing: run scripts/deps.sh"
+export WRANGLER_SEND_METRICS=false
+work=$(mktemp -d "${TMPDIR:-/tmp}/resort-sync-wt.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+${CC:-cc} -std=c11 -O2 -Wall -Wextra -o "$work/writer" "$here/write_throughput_writer.c" -lsqlite3
+head=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
+python3 "$here/write_throughput.py" --bin "$bin" --writer "$work/writer" --work "$work" \
+	--seconds "${WT_SECONDS:-15}" --rounds "${WT_ROUNDS:-5}" --sync "${WT_SYNC:-FULL}" \
+	--ops "${WT_OPS:-4}" --idle "${WT_IDLE:-30}" --configs "${WT_CONFIGS:-off,d1,stub}" \
+	--out "${WT_OUT:-${TMPDIR:-/tmp}/resort-sync-write-throughput.md}" \
+	--commit "HEAD $head, binary built $(date -u -r "$bin" '+%Y-%m-%d %H:%M UTC')"

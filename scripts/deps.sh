@@ -46,6 +46,25 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# promtool, which the metrics tests use to check the exposition text (they
+# SKIP without it).  Debian 12 ships it only inside the prometheus package,
+# which would also install a Prometheus server, start it on :9090 and pull in
+# a dozen JavaScript packages; so as root we take just the one binary from
+# that package (apt-get download, then dpkg-deb) into /usr/local/bin.
+if [[ $(id -u) -eq 0 ]] && ! command -v promtool >/dev/null; then
+  tmpd=$(mktemp -d)
+  chmod 755 "$tmpd"  # apt's download user must be able to write there
+  get_prometheus() { (cd "$tmpd" && apt-get download -qq prometheus >/dev/null 2>&1); }
+  if get_prometheus || { apt-get update -qq >/dev/null && get_prometheus; }; then
+    echo "deps: promtool from Debian's prometheus package into /usr/local/bin"
+    dpkg-deb --fsys-tarfile "$tmpd"/prometheus_*.deb | tar -x -C "$tmpd" ./usr/bin/promtool
+    install -m 0755 "$tmpd/usr/bin/promtool" /usr/local/bin/promtool
+  else
+    echo "deps: no prometheus package to take promtool from; the promtool checks will SKIP" >&2
+  fi
+  rm -rf "$tmpd"
+fi
+
 # npm peers: reinstall when the lock file changed since the last install.
 if ! command -v npm >/dev/null; then
   echo "deps: npm is needed for the test peers (wrangler, tursodb, @tursodatabase/sync)" >&2

@@ -439,6 +439,8 @@ static void quick_check(const char *path, char *out, size_t size)
 			const char *line = (const char *)sqlite3_column_text(st, 0);
 			if (line && strcmp(line, "ok") != 0 && n + 3 < size)
 				n += (size_t)snprintf(out + n, size - n, "%s%s", n ? "; " : "", line);
+			if (n >= size)
+				n = size - 1;
 		}
 		if (s != SQLITE_DONE)
 			rc = s;
@@ -446,6 +448,9 @@ static void quick_check(const char *path, char *out, size_t size)
 	/* Locked: no telling (the cycle's own error already says so). */
 	if (rc != SQLITE_OK && !n && (rc & 0xff) != SQLITE_BUSY)
 		snprintf(out, size, "%s", db ? sqlite3_errmsg(db) : "cannot open");
+	for (char *p = out; *p; p++) /* one line: findings come as "*** in database main ***\nPage 2: ..." */
+		if (*p == '\n')
+			*p = ' ';
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 }
@@ -483,7 +488,11 @@ static void diagnose(rs_d1 *d, rs_error *err)
 	memcpy(old, err->message, sizeof old);
 	quick_check(d->cfg->db_path, found, sizeof found);
 	if (found[0]) {
-		rs_err(err, RS_ELOCAL, "%s; integrity check of %s: %s; nothing was sent", old, d->cfg->db_path, found);
+		if (strstr(old, found))
+			rs_err(err, RS_ELOCAL, "%s; nothing was sent", old);
+		else
+			rs_err(err, RS_ELOCAL, "%s; integrity check of %s: %s; nothing was sent", old, d->cfg->db_path,
+			       found);
 		return;
 	}
 	if (!file_exists(d->snapshot))

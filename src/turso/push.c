@@ -320,8 +320,11 @@ static int flush(struct pusher *P, rs_error *err)
 	rs_hrana_pipeline *p = NULL;
 	int rc = rs_hrana_pipeline_new(&p, err);
 	int commit = -1;
-	if (rc == RS_OK && (rc = rs_hrana_push_begin(p)) >= 0)
-		rc = RS_OK;
+	if (rc == RS_OK) {
+		int r = rs_hrana_push_begin(p);
+		if (r < 0)
+			rc = rs_err(err, r, "push: cannot start the batch");
+	}
 	for (int ph = 0; rc == RS_OK && ph < PH_N; ph++)
 		for (size_t i = 0; rc == RS_OK && i < P->ph[ph].n; i++) {
 			struct step *s = &P->ph[ph].v[i];

@@ -46,7 +46,7 @@ TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all deps test test-only asan valgrind demo bench fuzz clean
+.PHONY: all deps test test-only asan valgrind demo bench fuzz soak-d1 clean
 # Generated protobuf sources are kept, not rebuilt on every run.
 .SECONDARY: $(PROTO_C) $(PROTO_C:.c=.h)
 all: $(BUILD)/resort-sync $(BUILD)/libresortsync.a
@@ -112,6 +112,13 @@ valgrind: deps
 	  if RS_VALGRIND=1 valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect \
 	       --track-fds=no $$t > $(BUILD)/valgrind-$$(basename $$t).log 2>&1; then echo clean; \
 	  else echo "errors (see $(BUILD)/valgrind-$$(basename $$t).log)"; fail=1; fi; done; exit $$fail
+
+# The D1 SIGKILL soak for longer than make test runs it (RS_SOAK_SECONDS against
+# the stand-in for D1, RS_SOAK_REAL killed cycles against wrangler --local).
+soak-d1: deps
+	@$(MAKE) --no-print-directory all-tests
+	@RS_SOAK_SECONDS=$${RS_SOAK_SECONDS:-900} RS_SOAK_REAL=$${RS_SOAK_REAL:-100} RS_SOAK_DAEMON=$${RS_SOAK_DAEMON:-20} \
+	  tests/run.sh $(BUILD) d1_soak && grep -h '^soak' $(BUILD)/test-logs/d1_soak.py.log
 
 demo: deps
 	@$(MAKE) --no-print-directory all

@@ -614,6 +614,14 @@ static void printable(char *out, size_t size, const char *s)
 	out[n] = '\0';
 }
 
+/* RS_EREMOTE "wrangler d1 execute DB: <what>", what on one printable line. */
+static int remote_err(rs_error *err, const char *db, const char *what)
+{
+	char line[sizeof err->message];
+	printable(line, sizeof line, what);
+	return rs_err(err, RS_EREMOTE, "wrangler d1 execute %s: %s", db, line);
+}
+
 int rs_wrangler_read_output(struct rs_wrangler_result *res, const char *db, rs_error *err)
 {
 	json_decref(res->json);
@@ -629,12 +637,12 @@ int rs_wrangler_read_output(struct rs_wrangler_result *res, const char *db, rs_e
 		if (!res->error_text && !res->json)
 			res->error_text = error_from_text(res->out);
 		if (res->error_text)
-			return rs_err(err, RS_EREMOTE, "wrangler d1 execute %s: %s", db, res->error_text);
+			return remote_err(err, db, res->error_text);
 		return rs_err(err, RS_EREMOTE, "wrangler d1 execute %s: exited with status %d and no message", db,
 			      res->exit_code);
 	}
 	if (res->error_text)
-		return rs_err(err, RS_EREMOTE, "wrangler d1 execute %s: %s", db, res->error_text);
+		return remote_err(err, db, res->error_text);
 	/* Success must be said: a JSON array with one result per statement, each "success": true. */
 	if (!json_is_array(res->json) || json_array_size(res->json) == 0) {
 		char head[201];
@@ -655,8 +663,10 @@ int rs_wrangler_read_output(struct rs_wrangler_result *res, const char *db, rs_e
 			t = e ? strdup(e) : NULL;
 		}
 		res->error_text = t;
-		return rs_err(err, RS_EREMOTE, "wrangler d1 execute %s: statement %zu %s%s%s", db, i + 1,
-			      json_is_object(st) ? "failed" : "is not an object", t ? ": " : "", t ? t : "");
+		char what[sizeof err->message];
+		snprintf(what, sizeof what, "statement %zu %s%s%s", i + 1, json_is_object(st) ? "failed" : "is not an object",
+			 t ? ": " : "", t ? t : "");
+		return remote_err(err, db, what);
 	}
 	return RS_OK;
 }

@@ -8,10 +8,14 @@ drift in the machine's load hits each alike):
   d1     the writer, and `resort-sync run` in d1 mode against local D1
          (wrangler --local), interval 1 s: the writer changes rows all the
          time, so every cycle has a payload and calls wrangler
-  stub   as d1, but `database.sync.d1.wrangler` is a script that exits 0 at
-         once: the daemon's own work (read transaction, diff, SQL file,
+  stub   as d1, but `database.sync.d1.wrangler` is a script that answers
+         success at once: the daemon's own work (read transaction, diff, SQL file,
          snapshot advance) without wrangler's node process and its local
          D1; its own snapshot path, so it never disturbs the d1 one
+  stubshm  (diagnostic, not run by default) as stub, with the snapshot and
+         the payload files on tmpfs (/dev/shm): the daemon then writes
+         nothing to the disk the database is on except its small status
+         and metrics files, which separates its I/O from its CPU
 
 Each daemon is started for its round and stopped with SIGTERM after the
 writer finished; its CPU time is the wait4() rusage, which includes the
@@ -25,10 +29,12 @@ start-up and the end, and the remote calls it made.
 import argparse
 import os
 import re
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -99,18 +105,26 @@ class Bench:
         wt = d1env.wrangler_project(os.path.join(self.work, "proj"), "bench")
         stub = os.path.join(self.work, "wrangler-stub")
         with open(stub, "w") as f:
-            f.write("#!/bin/sh\nexit 0\n")
+            # what wrangler --json prints for a file whose statements all succeeded
+            f.write("#!/bin/sh\necho '[{\"results\": [], \"success\": true, \"meta\": {}}]'\n")
         os.chmod(stub, 0o755)
-        common = ('[database]\npath = "%s"\n[database.sync]\nmode = "d1"\ninterval_seconds = 1\n'
-                  '[database.sync.d1]\ndatabase = "bench"\nwrangler_config = "%s"\n' % (self.db, wt))
-        for name, wrangler, extra in (("d1", d1env.WRANGLER, ""),
-                                      ("stub", stub, 'snapshot_path = "%s.stub-snapshot.db"\n' % self.db)):
+        common = ('[database]\npath = "%s"\n[database.sync]\nmode = "d1"\ninterval_seconds = %d\n'
+                  '[database.sync.d1]\ndatabase = "bench"\nwrangler_config = "%s"\n' % (self.db, a.interval, wt))
+        self.shm = None
+        if "stubshm" in a.configs:
+            self.shm = tempfile.mkdtemp(prefix="resort-sync-wt-", dir="/dev/shm")
+        for name, wrangler, extra in (
+                ("d1", d1env.WRANGLER, ""),
+                ("stub", stub, 'snapshot_path = "%s.stub-snapshot.db"\n' % self.db),
+                ("stubshm", stub, 'snapshot_path = "%s/snapshot.db"\n' % self.shm)):
+            if name not in a.configs:
+                continue
             path = os.path.join(self.work, "rs-%s.toml" % name)
             with open(path, "w") as f:
                 f.write(common + 'wrangler = "%s"\n' % wrangler + extra)
             self.cfg[name] = path
         # First (full) loads now, so no measured round starts with one.
-        for name in ("d1", "stub"):
+        for name in ("d1", "stub", "stubshm"):
             if name in a.configs:
                 sh([a.bin, "-q", "-c", self.cfg[name], "sync"])
 
@@ -143,6 +157,30 @@ class Bench:
                  remote_calls=m.get('resort_sync_remote_calls_total{backend="d1"}', 0))
         return r
 
+    def idle_big(self, path):
+        """Idle cost on a large database: CPU per skipped cycle (stub wrangler; no call is made when idle)."""
+        a = self.a
+        cfg = os.path.join(self.work, "rs-big.toml")
+        with open(cfg, "w") as f:
+            f.write('[database]\npath = "%s"\n[database.sync]\nmode = "d1"\ninterval_seconds = 1\n'
+                    '[database.sync.d1]\ndatabase = "bench"\nwrangler = "%s"\nsnapshot_path = "%s"\n'
+                    % (path, os.path.join(self.work, "wrangler-stub"), os.path.join(self.work, "big-snapshot.db")))
+        sh([a.bin, "-q", "-c", cfg, "sync"])  # the first (full) load, through the stub
+        mfile = os.path.join(self.work, "metrics-big.prom")
+        d = subprocess.Popen([a.bin, "-c", cfg, "run", "--metrics-file", mfile], stdout=self.log,
+                             stderr=subprocess.STDOUT)
+        time.sleep(0.5)
+        c0, w0 = proc_cpu(d.pid), time.time()
+        time.sleep(a.idle)
+        c1, w1 = proc_cpu(d.pid), time.time()
+        stop(d)
+        m = read_metrics(mfile)
+        lab = '{backend="d1",status="skipped"}'
+        n = m.get("rustresort_db_sync_total" + lab, 0)
+        return dict(path=path, size=os.path.getsize(path), seconds=w1 - w0, cpu_s=c1 - c0, skipped=n,
+                    cycle_s=m.get("rustresort_db_sync_duration_seconds_sum" + lab, 0) / max(n, 1),
+                    remote_calls=m.get('resort_sync_remote_calls_total{backend="d1"}', 0))
+
     def idle(self):
         a = self.a
         sh([a.bin, "-q", "-c", self.cfg["d1"], "sync"])  # nothing pending from the rounds
@@ -163,7 +201,14 @@ class Bench:
 
 
 def loadavg():
-    return open("/proc/loadavg").read().split()[0]
+    """1-minute load average, and the CPU pressure (PSI "some" avg60) when the kernel has it."""
+    text = open("/proc/loadavg").read().split()[0]
+    try:
+        psi = open("/proc/pressure/cpu").readline()
+        text += " (CPU pressure %s%%)" % re.search(r"avg60=([0-9.]+)", psi).group(1)
+    except (OSError, AttributeError):
+        pass
+    return text
 
 
 def main():
@@ -171,20 +216,30 @@ def main():
     ap.add_argument("--bin", required=True)
     ap.add_argument("--writer", required=True)
     ap.add_argument("--work", required=True)
-    ap.add_argument("--seconds", type=float, default=15)
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--sync", default="FULL")
     ap.add_argument("--ops", type=int, default=4)
     ap.add_argument("--idle", type=float, default=30)
     ap.add_argument("--configs", default="off,d1,stub")
+    ap.add_argument("--interval", type=int, default=1)
+    ap.add_argument("--idle-db", default="")
     ap.add_argument("--out", required=True)
     ap.add_argument("--commit", default="")
     a = ap.parse_args()
     a.configs = a.configs.split(",")
-    if a.configs[0] != "off" or any(c not in ("off", "d1", "stub") for c in a.configs):
-        sys.exit("write_throughput: --configs must start with off and name only off, d1, stub")
+    if a.configs[0] != "off" or any(c not in ("off", "d1", "stub", "stubshm") for c in a.configs):
+        sys.exit("write_throughput: --configs must start with off and name only off, d1, stub, stubshm")
     b = Bench(a)
-    b.setup()
+    try:
+        b.setup()
+        return run(a, b)
+    finally:
+        if b.shm:
+            shutil.rmtree(b.shm, ignore_errors=True)
+
+
+def run(a, b):
     load0 = loadavg()
     res = {c: [] for c in a.configs}
     for i in range(a.rounds):
@@ -201,13 +256,14 @@ def main():
                 i + 1, c, r["tx_per_s"], r["p99_ms"], r["max_ms"], r["wal_max_bytes"] / 1e6, extra), flush=True)
     load1 = loadavg()
     idle = b.idle() if a.idle > 0 and "d1" in a.configs else None
+    big = b.idle_big(a.idle_db) if a.idle > 0 and a.idle_db else None
 
     med = {c: statistics.median(r["tx_per_s"] for r in res[c]) for c in a.configs}
     lines = ["# Write throughput with and without `resort-sync run`", ""]
     lines.append("%s; %d rounds of %g s per configuration, interleaved; synchronous=%s, %d statements per "
-                 "transaction; load average %s at the start, %s at the end of the rounds; %s" % (
-                     time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), a.rounds, a.seconds, a.sync,
-                     a.ops, load0, load1, a.commit))
+                 "transaction; daemon interval %d s; load average %s at the start, %s at the end of the "
+                 "rounds; %s" % (time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), a.rounds, a.seconds, a.sync,
+                                 a.ops, a.interval, load0, load1, a.commit))
     lines += ["", "| configuration | median tx/s | ratio to off | paired ratio (median of per-round) "
               "| p99 ms (median) | max ms (worst) | WAL max MB (worst) | daemon CPU s/round (median) "
               "| cycles with payload/round (median) | busy retries |",
@@ -228,11 +284,18 @@ def main():
     if errors:
         lines += ["", "**%d daemon cycles failed** (see %s/daemon.log)" % (errors, a.work)]
     if idle:
-        lines += ["", "Idle: `resort-sync run` (d1, interval 1 s, nothing changing) for %.0f s: CPU %.3f s "
+        lines += ["", "Idle: `resort-sync run` (d1, interval %d s, nothing changing) for %.0f s: CPU %.3f s "
                   "(%.3f%% of one core), %d skipped cycles, %d cycles with payload, %d remote calls; "
                   "whole process life including start-up and stop %.3f s CPU in %.0f s." % (
-                      idle["seconds"], idle["cpu_s"], 100 * idle["cpu_s"] / idle["seconds"], idle["skipped"],
+                      a.interval, idle["seconds"], idle["cpu_s"], 100 * idle["cpu_s"] / idle["seconds"], idle["skipped"],
                       idle["success"], idle["remote_calls"], idle["total_cpu_s"], idle["total_seconds"])]
+    if big:
+        lines += ["", "Idle on a larger database (%s, %.0f MB; wrangler stubbed, no call is made when idle): "
+                  "%d skipped cycles in %.0f s, %.2f s each, CPU %.2f s = %.2f s per skipped cycle, %d remote "
+                  "calls; at the default interval of 300 s that is %.2f%% of one core." % (
+                      os.path.basename(big["path"]), big["size"] / 1e6, big["skipped"], big["seconds"],
+                      big["cycle_s"], big["cpu_s"], big["cpu_s"] / max(big["skipped"], 1), big["remote_calls"],
+                      100 * big["cpu_s"] / max(big["skipped"], 1) / 300)]
     text = "\n".join(lines) + "\n"
     print()
     print(text, end="")

@@ -52,10 +52,7 @@ def main():
     try:
         env = faults.Env(tmp, remote="real")
         g = gen.Gen(random.Random(SEED))
-        env.build(g)
-        p = env.sync()
-        if not report("first_full_load", p.returncode == 0 and not env.d1_differences(),
-                      p.stderr[-500:] or env.d1_differences()):
+        if not env.first_sync(g, report):
             return 1
         for mode, point, _ in SCENARIOS:
             name = "%s_crash_at_%s" % (mode, point.replace(":", "_").replace("-", "_"))

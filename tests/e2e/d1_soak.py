@@ -17,7 +17,7 @@ ledger row on D1, D1 never rejected a payload (which a change sent twice
 causes), no file left beside the snapshot, no wrangler left running.
 Divergences (the sum of those failures) must be 0.
 
-RS_SOAK_SECONDS (default 30) bounds phase 1, RS_SOAK_REAL (default 6) is the
+RS_SOAK_SECONDS (default 30, 15 under the sanitizers) bounds phase 1, RS_SOAK_REAL (default 6) is the
 number of killed cycles in phase 2, RS_SOAK_DAEMON (default 4) the number of
 killed daemons per phase; `make soak-d1` runs a long soak.
 """
@@ -35,7 +35,7 @@ import faults  # noqa: E402
 from faults import gen  # noqa: E402
 
 SEED = int(os.environ.get("RS_SEED", random.randrange(1 << 30)))
-SECONDS = float(os.environ.get("RS_SOAK_SECONDS", "30"))
+SECONDS = float(os.environ.get("RS_SOAK_SECONDS", "15" if faults.SANITIZED else "30"))
 REAL = int(os.environ.get("RS_SOAK_REAL", "6"))
 DAEMONS = int(os.environ.get("RS_SOAK_DAEMON", "4"))
 report = faults.Reporter(SEED)

@@ -20,11 +20,11 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/err.h"
+#include "emit/real.h"
 #include "emit/sql.h"
 
 /* The pending multi-row statements, flushed in this order. */
@@ -40,8 +40,6 @@ struct rs_sql_sink {
 	FILE *f;
 	size_t max;          /* statement limit */
 	size_t chunk;        /* bytes of a value per append statement */
-	sqlite3 *mem;        /* for REAL round-trip checks */
-	sqlite3_stmt *check;
 	struct batch b[NBATCH];
 	int started;         /* the PRAGMA was written */
 	char *head;          /* cached "REPLACE INTO t(...) VALUES" for head_table */
@@ -122,99 +120,17 @@ static void append_int(sqlite3_str *q, int64_t v)
 	sqlite3_str_append(q, buf + o, (int)sizeof buf - o);
 }
 
-static int real_roundtrips(const char *text, double d, sqlite3_stmt *check)
+/* REAL literals are exact without a round trip through SQLite: real.c */
+static void real_literal(sqlite3_str *q, double d)
 {
-	char *end;
-	errno = 0;
-	double back = strtod(text, &end);
-	if (*end || memcmp(&back, &d, sizeof d) != 0)
-		return 0;
-	if (!check)
-		return 1;
-	sqlite3_reset(check);
-	if (sqlite3_bind_text(check, 1, text, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
-	    sqlite3_step(check) != SQLITE_ROW)
-		return 0;
-	double s = sqlite3_column_double(check, 0);
-	sqlite3_reset(check);
-	return memcmp(&s, &d, sizeof d) == 0;
-}
-
-/*
- * An exact form for a double SQLite's text-to-float conversion would round
- * differently: d = m * 2^e with |m| < 2^53, written as
- * (CAST(m AS REAL) * 2^62 * ... ) or with divisions; every step is exact.
- */
-static void real_exact(sqlite3_str *q, double d)
-{
-	int e;
-	double fr = frexp(d, &e);
-	int64_t m = (int64_t)ldexp(fr, 53);
-	e -= 53;
-	while (m != 0 && (m & 1) == 0 && e < 0) {
-		m /= 2;
-		e++;
-	}
-	sqlite3_str_appendf(q, "(CAST(%lld AS REAL)", (long long)m);
-	while (e != 0) {
-		int step = e > 0 ? (e > 62 ? 62 : e) : (e < -62 ? 62 : -e);
-		sqlite3_str_appendf(q, "%c%llu", e > 0 ? '*' : '/', 1ULL << step);
-		e += e > 0 ? -step : step;
-	}
-	sqlite3_str_appendchar(q, 1, ')');
-}
-
-/*
- * Is `text` (from %.15g) a decimal every parser converts exactly?  Up to 15
- * significant digits (so the digits fit in 2^53) and an effective decimal
- * exponent within +-22 (so 10^e is exact) make the value one correctly
- * rounded multiplication or division: Clinger's fast path.  Outside it,
- * parsers differ: SQLite 3.40 misreads about 0.35% of 17-digit literals and
- * local D1 was seen 2 ULP off near 1e-280.
- */
-static int fast_path_decimal(const char *text)
-{
-	int frac = 0, in_frac = 0;
-	long exp10 = 0;
-	for (const char *p = text; *p; p++) {
-		if (*p == '.')
-			in_frac = 1;
-		else if (*p >= '0' && *p <= '9')
-			frac += in_frac;
-		else if (*p == 'e' || *p == 'E') {
-			exp10 = strtol(p + 1, NULL, 10);
-			break;
-		}
-	}
-	long e = exp10 - frac;
-	return e >= -22 && e <= 22;
-}
-
-static void real_literal(sqlite3_str *q, double d, sqlite3_stmt *check)
-{
-	if (isnan(d)) {
-		sqlite3_str_appendall(q, "NULL");
-		return;
-	}
-	if (isinf(d)) {
-		sqlite3_str_appendall(q, d > 0 ? "9e999" : "-9e999");
-		return;
-	}
-	char buf[40];
-	snprintf(buf, sizeof buf, "%.15g", d);
-	if (fast_path_decimal(buf)) {
-		if (!strpbrk(buf, ".eEn"))
-			strcat(buf, ".0");
-		if (real_roundtrips(buf, d, check)) {
-			sqlite3_str_appendall(q, buf);
-			return;
-		}
-	}
-	real_exact(q, d);
+	char buf[RS_REAL_LITERAL_MAX + 1];
+	int n = rs_real_literal(buf, d);
+	sqlite3_str_append(q, buf, n);
 }
 
 void rs_sql_literal(sqlite3_str *q, const rs_value *v, sqlite3_stmt *check)
 {
+	(void)check; /* no longer needed: see real.c */
 	switch (v->type) {
 	case SQLITE_INTEGER:
 		if (v->i == INT64_MIN)
@@ -223,7 +139,7 @@ void rs_sql_literal(sqlite3_str *q, const rs_value *v, sqlite3_stmt *check)
 			append_int(q, v->i);
 		break;
 	case SQLITE_FLOAT:
-		real_literal(q, v->r, check);
+		real_literal(q, v->r);
 		break;
 	case SQLITE_TEXT:
 		if (rs_utf8_clean(v->p, v->n)) {
@@ -336,7 +252,7 @@ static void key_where(rs_sql_sink *s, sqlite3_str *q, const rs_table *t, int64_t
 	}
 	for (int i = 0; i < t->npk; i++) {
 		sqlite3_str_appendf(q, "%s\"%w\" = ", i ? " AND " : " WHERE ", t->col[t->pk[i]]);
-		rs_sql_literal(q, &v[t->pk[i]], s->check);
+		rs_sql_literal(q, &v[t->pk[i]], NULL);
 	}
 }
 
@@ -355,7 +271,7 @@ static char *key_text(rs_sql_sink *s, const rs_table *t, int64_t rowid, const rs
 			if ((kv->type == SQLITE_TEXT || kv->type == SQLITE_BLOB) && kv->n > 60)
 				sqlite3_str_appendall(q, "<long value>");
 			else
-				rs_sql_literal(q, kv, s->check);
+				rs_sql_literal(q, kv, NULL);
 		}
 		sqlite3_str_appendchar(q, 1, ')');
 	}
@@ -393,7 +309,7 @@ static void row_tuple(rs_sql_sink *s, sqlite3_str *q, const rs_table *t, int64_t
 				continue;
 			}
 		}
-		rs_sql_literal(q, &part, s->check);
+		rs_sql_literal(q, &part, NULL);
 	}
 	sqlite3_str_appendchar(q, 1, ')');
 }
@@ -459,7 +375,7 @@ static size_t row_bound(const rs_table *t, const rs_value *v, int with_rowid)
 		switch (v[i].type) {
 		case SQLITE_TEXT: n += 2 * (size_t)v[i].n + 20; break;
 		case SQLITE_BLOB: n += 2 * (size_t)v[i].n + 5; break;
-		case SQLITE_FLOAT: n += 400; break;
+		case SQLITE_FLOAT: n += RS_REAL_LITERAL_MAX; break;
 		default: n += 28;
 		}
 	}
@@ -552,7 +468,7 @@ static int do_delete(rs_sql_sink *s, const rs_change *ch, rs_error *err)
 		for (int i = 0; i < t->npk; i++) {
 			if (i)
 				sqlite3_str_appendall(item, ", ");
-			rs_sql_literal(item, &ch->oldv[t->pk[i]], s->check);
+			rs_sql_literal(item, &ch->oldv[t->pk[i]], NULL);
 		}
 		if (t->npk > 1)
 			sqlite3_str_appendchar(item, 1, ')');
@@ -623,7 +539,7 @@ static int do_update_in_place(rs_sql_sink *s, const rs_change *ch, rs_error *err
 				continue;
 			}
 		}
-		rs_sql_literal(q, &part, s->check);
+		rs_sql_literal(q, &part, NULL);
 	}
 	if (!n) {
 		sqlite3_free(sqlite3_str_finish(q));
@@ -819,11 +735,6 @@ int rs_sql_sink_new(rs_sql_sink **out, FILE *f, size_t statement_max, rs_error *
 	if (s->max < 400)
 		s->max = 400;
 	s->chunk = (s->max - 200) / 2; /* hex doubles the bytes */
-	if (sqlite3_open_v2(":memory:", &s->mem, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(s->mem, "SELECT CAST(?1 AS REAL)", -1, &s->check, NULL) != SQLITE_OK) {
-		rs_sql_sink_free(s);
-		return rs_err(err, RS_ENOMEM, "cannot open an in-memory SQLite database");
-	}
 	*out = s;
 	return RS_OK;
 }
@@ -836,8 +747,6 @@ void rs_sql_sink_free(rs_sql_sink *s)
 		if (s->b[k].s)
 			sqlite3_free(sqlite3_str_finish(s->b[k].s));
 	sqlite3_free(s->head);
-	sqlite3_finalize(s->check);
-	sqlite3_close(s->mem);
 	free(s);
 }
 

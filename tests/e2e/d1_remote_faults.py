@@ -64,8 +64,8 @@ def main():
             report(name + "_d1_as_scripted", len(calls) == 1 and (calls[0]["outcome"] == "applied") == applied,
                    calls)
             if mode in ("hang", "apply-hang"):
-                left = faults.our_processes(faults.FAKE)
-                faults.kill_tree_of(faults.FAKE)
+                left = faults.our_processes(env.proj)  # its arguments name the project's wrangler.toml
+                faults.kill_tree_of(env.proj)
                 report(name + "_nothing_left_running", not left, "pids %s" % left)
             env.mutate(g)
             n1 = len(env.calls())
@@ -101,7 +101,7 @@ def main():
                            capture_output=True, text=True)
         report("timeout_zero_refused", r.returncode == 2 and "timeout_seconds" in r.stderr, r.stderr[-300:])
     finally:
-        faults.kill_tree_of(faults.FAKE)
+        faults.kill_tree_of(tmp)
         shutil.rmtree(tmp, ignore_errors=True)
     return 1 if report.failed else 0
 

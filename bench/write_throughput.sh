@@ -13,7 +13,7 @@
 #   WT_OPS=4          statements per transaction (at least 2)
 #   WT_IDLE=30        seconds of idle daemon to measure (0: skip)
 #   WT_CONFIGS=off,d1,stub   which configurations (see write_throughput.py;
-#                     stubshm is a diagnostic one)
+#                     d1nice and stubshm are diagnostic ones)
 #   WT_INTERVAL=1     the daemon's interval_seconds
 #   WT_IDLE_DB=...    also measure the idle cost on this (larger) database,
 #                     read only (default: bench/run.sh's full-size old.db

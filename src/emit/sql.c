@@ -22,6 +22,9 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "core/err.h"
 #include "emit/real.h"
@@ -55,6 +58,17 @@ int rs_utf8_clean(const unsigned char *p, int n)
 {
 	int i = 0;
 	while (i < n) {
+		/* Eight bytes at a time while they are ASCII without NUL: a byte in
+		 * 1..0x7f has its top bit clear, and so has that byte minus one (a
+		 * NUL would borrow and set it). */
+		uint64_t w;
+		if (i + 8 <= n) {
+			memcpy(&w, p + i, 8);
+			if (((w | (w - UINT64_C(0x0101010101010101))) & UINT64_C(0x8080808080808080)) == 0) {
+				i += 8;
+				continue;
+			}
+		}
 		unsigned c = p[i];
 		if (c == 0)
 			return 0;
@@ -82,27 +96,48 @@ int rs_utf8_clean(const unsigned char *p, int n)
 	return 1;
 }
 
+/* The two hex digits of every byte value, "000102...FEFF". */
+#define HEX_ROW(h) h "0" h "1" h "2" h "3" h "4" h "5" h "6" h "7" h "8" h "9" h "A" h "B" h "C" h "D" h "E" h "F"
+static const char hex_pairs[513] = HEX_ROW("0") HEX_ROW("1") HEX_ROW("2") HEX_ROW("3") HEX_ROW("4") HEX_ROW("5")
+	HEX_ROW("6") HEX_ROW("7") HEX_ROW("8") HEX_ROW("9") HEX_ROW("A") HEX_ROW("B") HEX_ROW("C") HEX_ROW("D")
+	HEX_ROW("E") HEX_ROW("F");
+
+/*
+ * Write the hex digits of p[0..n) to out (2n bytes).  With SSE2 (every
+ * x86-64) sixteen bytes at a time: split into high and low nibbles,
+ * interleave them, add '0', and 7 more where a nibble is above 9.
+ */
+static void hex_digits(char *out, const unsigned char *p, int n)
+{
+	int i = 0;
+#ifdef __SSE2__
+	const __m128i low4 = _mm_set1_epi8(0x0f), nine = _mm_set1_epi8(9), seven = _mm_set1_epi8(7),
+		      zero = _mm_set1_epi8('0');
+	for (; i + 16 <= n; i += 16, out += 32) {
+		__m128i x = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+		__m128i hi = _mm_and_si128(_mm_srli_epi16(x, 4), low4), lo = _mm_and_si128(x, low4);
+		__m128i a = _mm_unpacklo_epi8(hi, lo), b = _mm_unpackhi_epi8(hi, lo);
+		a = _mm_add_epi8(_mm_add_epi8(a, zero), _mm_and_si128(_mm_cmpgt_epi8(a, nine), seven));
+		b = _mm_add_epi8(_mm_add_epi8(b, zero), _mm_and_si128(_mm_cmpgt_epi8(b, nine), seven));
+		_mm_storeu_si128((__m128i *)(void *)out, a);
+		_mm_storeu_si128((__m128i *)(void *)(out + 16), b);
+	}
+#endif
+	for (; i < n; i++, out += 2)
+		memcpy(out, hex_pairs + 2 * p[i], 2);
+}
+
+/* Append p[0..n) in upper-case hex, 4 KB of input per append. */
 static void append_hex(sqlite3_str *q, const unsigned char *p, int n)
 {
-	static const char d[] = "0123456789ABCDEF";
-	static char pairs[512];
-	if (!pairs[0])
-		for (int i = 0; i < 256; i++) {
-			pairs[2 * i] = d[i >> 4];
-			pairs[2 * i + 1] = d[i & 15];
-		}
-	char buf[4096];
-	int o = 0;
-	for (int i = 0; i < n; i++) {
-		memcpy(buf + o, pairs + 2 * p[i], 2);
-		o += 2;
-		if (o == (int)sizeof buf) {
-			sqlite3_str_append(q, buf, o);
-			o = 0;
-		}
+	char buf[8192];
+	while (n > 0) {
+		int chunk = n < (int)sizeof buf / 2 ? n : (int)sizeof buf / 2;
+		hex_digits(buf, p, chunk);
+		sqlite3_str_append(q, buf, 2 * chunk);
+		p += chunk;
+		n -= chunk;
 	}
-	if (o)
-		sqlite3_str_append(q, buf, o);
 }
 
 /* Decimal digits of v, without printf. */
@@ -143,15 +178,15 @@ void rs_sql_literal(sqlite3_str *q, const rs_value *v, sqlite3_stmt *check)
 		break;
 	case SQLITE_TEXT:
 		if (rs_utf8_clean(v->p, v->n)) {
+			/* quotes doubled: each run up to and including a quote, then the quote again */
+			const char *p = (const char *)v->p, *end = p + v->n, *quote;
 			sqlite3_str_appendchar(q, 1, '\'');
-			const unsigned char *p = v->p, *end = v->p + v->n, *run = p;
-			for (; p < end; p++)
-				if (*p == '\'') {
-					sqlite3_str_append(q, (const char *)run, (int)(p - run + 1));
-					sqlite3_str_appendchar(q, 1, '\'');
-					run = p + 1;
-				}
-			sqlite3_str_append(q, (const char *)run, (int)(end - run));
+			while (p < end && (quote = memchr(p, '\'', (size_t)(end - p))) != NULL) {
+				sqlite3_str_append(q, p, (int)(quote - p + 1));
+				sqlite3_str_appendchar(q, 1, '\'');
+				p = quote + 1;
+			}
+			sqlite3_str_append(q, p, (int)(end - p));
 			sqlite3_str_appendchar(q, 1, '\'');
 		} else {
 			sqlite3_str_appendall(q, "CAST(X'");

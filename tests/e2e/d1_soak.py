@@ -167,10 +167,10 @@ class Soak:
         report(n + "_snapshot_never_torn", self.torn == 0, "%d torn snapshots seen" % self.torn)
         report(n + "_nothing_left_behind", not left and not running, "files %s, processes %s" % (left, running))
         print("soak %s: %d runs started (%d daemons), %d killed mid-run, %d completed, %d failed, "
-              "%d writer transactions, %d payloads handed to wrangler (%d of them found already applied), "
+              "%d writer transactions, %d payloads handed to wrangler (%d of them sent again after a kill), "
               "%d divergences"
               % (n, self.started, self.daemons, self.killed, self.completed, self.failed, self.transactions,
-                 len(self.env.calls()), sum(c.get("outcome") == "duplicate" for c in self.env.calls()),
+                 len(self.env.calls()), len(self.env.calls()) - len({c["key"] for c in self.env.calls()}),
                  divergences))
         sys.stdout.flush()
         return divergences

@@ -96,6 +96,11 @@ int rs_utf8_clean(const unsigned char *p, int n)
 	return 1;
 }
 
+/* "00" to "99", for append_int() */
+#define DEC_ROW(h) h "0" h "1" h "2" h "3" h "4" h "5" h "6" h "7" h "8" h "9"
+static const char dec_pairs[201] = DEC_ROW("0") DEC_ROW("1") DEC_ROW("2") DEC_ROW("3") DEC_ROW("4") DEC_ROW("5")
+	DEC_ROW("6") DEC_ROW("7") DEC_ROW("8") DEC_ROW("9");
+
 /* The two hex digits of every byte value, "000102...FEFF". */
 #define HEX_ROW(h) h "0" h "1" h "2" h "3" h "4" h "5" h "6" h "7" h "8" h "9" h "A" h "B" h "C" h "D" h "E" h "F"
 static const char hex_pairs[513] = HEX_ROW("0") HEX_ROW("1") HEX_ROW("2") HEX_ROW("3") HEX_ROW("4") HEX_ROW("5")
@@ -140,16 +145,22 @@ static void append_hex(sqlite3_str *q, const unsigned char *p, int n)
 	}
 }
 
-/* Decimal digits of v, without printf. */
+/* Decimal digits of v, without printf, two digits per division. */
 static void append_int(sqlite3_str *q, int64_t v)
 {
 	char buf[24];
 	int o = (int)sizeof buf;
 	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-	do {
-		buf[--o] = (char)('0' + u % 10);
-		u /= 10;
-	} while (u);
+	for (; u >= 100; u /= 100) {
+		o -= 2;
+		memcpy(buf + o, dec_pairs + 2 * (u % 100), 2);
+	}
+	if (u >= 10) {
+		o -= 2;
+		memcpy(buf + o, dec_pairs + 2 * u, 2);
+	} else {
+		buf[--o] = (char)('0' + u);
+	}
 	if (v < 0)
 		buf[--o] = '-';
 	sqlite3_str_append(q, buf + o, (int)sizeof buf - o);
@@ -195,7 +206,7 @@ void rs_sql_literal(sqlite3_str *q, const rs_value *v, sqlite3_stmt *check)
 		}
 		break;
 	case SQLITE_BLOB:
-		sqlite3_str_appendall(q, "X'");
+		sqlite3_str_append(q, "X'", 2);
 		append_hex(q, v->p, v->n);
 		sqlite3_str_appendchar(q, 1, '\'');
 		break;
@@ -333,7 +344,7 @@ static void row_tuple(rs_sql_sink *s, sqlite3_str *q, const rs_table *t, int64_t
 	}
 	for (int i = 0; i < t->ncol; i++) {
 		if (i)
-			sqlite3_str_appendall(q, ", ");
+			sqlite3_str_append(q, ", ", 2);
 		rs_value part = v[i];
 		if ((part.type == SQLITE_TEXT || part.type == SQLITE_BLOB) && (size_t)part.n > cap) {
 			part.n = (int)cap;

@@ -8,43 +8,44 @@
  *
  *   - 3.40 (Debian 12's libsqlite3) builds an integer significand s and a
  *     decimal exponent, then computes s / 10^k or s * 10^k in x87 long
- *     double and rounds that to double: two roundings.  About 1 in 1000
- *     shortest literals of random doubles comes back one ULP off.
- *   - 3.43 to 3.47 (D1 and wrangler's local D1 run 3.47.0) multiply s by
- *     1e-10, 1e-1, 1e-100 (or their positive powers) one factor at a time,
- *     in long double when it is wider than double, else in a double-double
- *     ("Dekker") arithmetic.  workerd's build takes the double-double path
- *     (measured: its results match a model of that path on 3,000 literals
- *     where the two paths differ), which is off by one ULP for about a third
- *     of all literals beyond 1e+-90, but exact in the range used here.
+ *     double and rounds that to double: two roundings.  About 1 in 5,000
+ *     shortest literals of random normal doubles comes back one ULP off.
+ *   - 3.47 (D1 and wrangler's local D1 run 3.47.0; releases near it do the
+ *     same) multiplies s by 1e-100, 1e-10 and 1e-1 (or 1e100, 1e10, 10) one
+ *     factor at a time, in long double when it is wider than double, else
+ *     in a double-double ("Dekker") arithmetic.  workerd's build takes the
+ *     double-double path (measured: its results match a model of that path
+ *     on 3,000 literals where the two paths differ), which misreads up to a
+ *     third of the literals below 1e-90 or above 1e110, but none in the
+ *     range used here.
  *
  * So the decimal written is the shortest one inside d's rounding interval
  * *shrunk by SQLite's worst error*, and only where that error is bounded.
  * No library offers that search; it needs nothing beyond 128-bit integers.
  *
  * The proof.  Let 2^-33 <= |d| < 2^63 and d = m * 2^q with 2^52 <= m < 2^53.
- * The literal is c * 10^E with 1 <= c < 10^18 and -27 <= E <= 19, written
- * with at most 18 significant digits, so every version reads all of them
- * into s exactly (3.40 stops taking digits at 18 digits, 3.47 at 19).  Let v
- * = c * 10^E, the exact value of the literal.
+ * The literal is c * 10^E with 1 <= c < 10^18, c not a multiple of 10, and
+ * -27 <= E <= 18; every version takes at least 18 digits into s, so s = c
+ * exactly (a ".0" that plain notation adds is stripped first).  Let v =
+ * c * 10^E, the exact value of the literal.
  *
- *   - E >= 0 (or E < 0 with c divisible by 10^-E, which the versions reduce
- *     first): v is an integer below 2^63, every version ends with e = 0 and
- *     returns (double)s, one correct rounding of v.
- *   - E < 0, 3.40: s / 10^k with k <= 27; 10^k is exact in long double
- *     (5^27 < 2^64), so the quotient is one rounding of v, relative error
- *     at most 2^-64, before the final rounding to double.
+ *   - E >= 0: v is an integer below 2^63; every version multiplies s by 10
+ *     until e = 0 (s stays below its limit since v < 2^63) and returns
+ *     (double)s, one correct rounding of v.
+ *   - E < 0, 3.40: s / 10^k with k = -E <= 27; 10^k, built by squaring
+ *     10, is exact in long double (5^27 < 2^64), so the quotient is v
+ *     within a relative 2^-64 before the final rounding to double.
  *   - E < 0, 3.47 long double: at most 10 multiplications by 1e-10L or
  *     1e-1L, each constant and each product off by at most 2^-64: relative
  *     error below 21 * 2^-64 before the final rounding.
- *   - E < 0, 3.47 double-double: only the factors 1e-10 and 1e-1 occur, and
- *     both keep at most 26 significant bits in their high half, so the
- *     head product of each step is exact; what is lost is one rounding of
- *     the cross terms (2^-78 relative) and roundings of terms below
- *     2^-100: relative error below 2^-74 after 10 steps, before the final
- *     rounding of the pair's sum.  (1e+-100 keep 27 bits: that is where
- *     this path goes wrong, outside our range.)
- *   - Versions that round correctly (3.50 and later) need nothing more.
+ *   - E < 0, 3.47 double-double: only the factors 1e-10 and 1e-1 occur
+ *     (with low parts that make them exact to 2^-108), and both keep at
+ *     most 26 significant bits in their high half, so the head product of
+ *     each step is exact; what is lost is one rounding of the cross terms
+ *     (2^-78 relative) and roundings of terms below 2^-100: relative error
+ *     below 2^-74 after 10 steps, before the final rounding of the pair's
+ *     sum.  (1e+-100 keep 27 bits; that is where this path goes wrong.)
+ *   - Versions that round correctly (the newest releases) need nothing more.
  *
  * A value computed with relative error below 2^-59 rounds to d whenever v
  * lies more than 2^-59 * v from the ends of d's rounding interval; since

@@ -6,9 +6,10 @@
  * is a plain decimal, also run through models of SQLite 3.47's conversion,
  * the version D1 and wrangler's local D1 run: its long double path and its
  * double-double path (the one workerd takes).  The models repeat
- * sqlite3AtoF's arithmetic operation for operation; a formatter that wrote
+ * sqlite3AtoF's arithmetic operation for operation.  A formatter that wrote
  * the ordinary shortest round-trip decimal fails them within a few thousand
- * random doubles (checked below), as does one that trusted 17 digits.
+ * random doubles (checked below), and so does real.c without its 1/64 ULP
+ * margin (tried: libsqlite3 and the long double model catch it).
  *
  * Doubles come from every class: random bit patterns, subnormals, the
  * largest and smallest normals, integers around 2^53 and 2^63, powers of
@@ -25,6 +26,13 @@
 #include "emit/real.h"
 
 static sqlite3 *mem;
+
+/* Fewer doubles under valgrind (RS_VALGRIND, about 50 times slower) and the
+ * sanitizers (RS_SANITIZED): every class is still drawn thousands of times. */
+static int runs(int n)
+{
+	return getenv("RS_VALGRIND") ? n / 40 : getenv("RS_SANITIZED") ? n / 4 : n;
+}
 
 static uint64_t rng_state = UINT64_C(0x9e3779b97f4a7c15);
 
@@ -158,7 +166,9 @@ static double model_347(struct dec v, int long_double)
 	} else {
 		volatile double x[2];
 		x[0] = (double)s;
-		uint64_t s2 = (uint64_t)x[0];
+		/* s within 1024 of 2^64 rounds up to it, where SQLite's own conversion
+		 * back to u64 is undefined; our literals never come near */
+		uint64_t s2 = x[0] >= 0x1p64 ? UINT64_MAX : (uint64_t)x[0];
 		x[1] = s >= s2 ? (double)(s - s2) : -(double)(s2 - s);
 		for (; e >= 100; e -= 100) dd_mul(x, 1.0e+100, -1.5902891109759918046e+83);
 		for (; e >= 10; e -= 10) dd_mul(x, 1.0e+10, 0.0);
@@ -184,8 +194,8 @@ static double sample(int cls)
 	switch (cls) {
 	case 0: d = from_bits(u); break;                                        /* any bits */
 	case 1: d = from_bits(u & UINT64_C(0x800fffffffffffff)); break;         /* subnormal */
-	case 2: d = from_bits(u | UINT64_C(0x7fe0000000000000)); break;         /* top binade */
-	case 3: d = from_bits((u & UINT64_C(0x800fffffffffffff)) | UINT64_C(0x0010000000000000)); break;
+	case 2: d = from_bits(u | UINT64_C(0x7fe0000000000000)); break;         /* largest, Inf, NaN */
+	case 3: d = from_bits((u & UINT64_C(0x800fffffffffffff)) | UINT64_C(0x0010000000000000)); break; /* lowest */
 	case 4: d = ldexp(1.0, 53) + (double)k; break;                           /* around 2^53 */
 	case 5: d = nextafter(ldexp(1.0, 63), k < 0 ? 0.0 : INFINITY); break;   /* around 2^63 */
 	case 6: d = ldexp(1.0, (int)(u % 2098) - 1074); break;                  /* power of two */
@@ -194,7 +204,7 @@ static double sample(int cls)
 	case 9: d = pow(10.0, (double)(u % 80) - 40); break;                    /* power of ten */
 	case 10: d = nextafter(ldexp(1.0, k < 0 ? -33 : 63), (u & 2) ? 0.0 : INFINITY); break;
 	case 11: d = (double)(u % 100000000) / 100.0; break;                   /* prices */
-	case 12: d = (double)(u % 10000000000000000) / pow(10.0, (double)(rnd() % 28)); break;
+	case 12: d = (double)(u % UINT64_C(10000000000000000)) / pow(10.0, (double)(rnd() % 28)); break;
 	case 13: d = (double)(u >> 11) / 9007199254740992.0 * 1000.0; break;  /* random() * 1000 */
 	case 14: d = ldexp((double)(u >> 11), (int)(rnd() % 160) - 130); break; /* any value, 2^-130..2^83 */
 	default: d = (double)(int64_t)u / (double)((rnd() % 9999) + 1); break;
@@ -206,6 +216,16 @@ static double sample(int cls)
 
 static int printed; /* failures shown so far */
 
+/* Literals per SELECT: larger statements make malloc grow and trim the
+ * heap each time, which costs more than the extra statements. */
+enum { BATCH = 50 };
+
+/* 1 if lit is a plain decimal (not NULL, 9e999 or an exact form), read into *dv */
+static int plain_decimal(double d, const char *lit, struct dec *dv)
+{
+	return !strchr(lit, '(') && isfinite(d) && read_decimal(lit, dv);
+}
+
 /*
  * Check one double's literal against both 3.47 models when it is a plain
  * decimal (the exact forms use only integer casts and products by powers
@@ -214,7 +234,7 @@ static int printed; /* failures shown so far */
 static int check_models(double d, const char *lit, int *decimals)
 {
 	struct dec dv;
-	if (strchr(lit, '(') || !isfinite(d) || !read_decimal(lit, &dv))
+	if (!plain_decimal(d, lit, &dv))
 		return 0;
 	(*decimals)++;
 	double dd = model_347(dv, 0);
@@ -227,19 +247,24 @@ static int check_models(double d, const char *lit, int *decimals)
 }
 
 /*
- * Render n doubles (n <= 50: larger statements make malloc grow and trim
- * the heap each time), evaluate them in one SELECT with libsqlite3 and
+ * Render n <= BATCH doubles, evaluate them in one SELECT with libsqlite3 and
  * compare bits; plain decimals also go through both 3.47 models.  Returns
  * the number of failures, printing the first few.
+ *
+ * Without a wide long double (valgrind) libsqlite3 3.40 itself misreads
+ * decimals it reads right natively, so only its results for the other
+ * forms are compared then.
  */
 static int check_batch(const double *v, int n, int *decimals)
 {
 	char lit[RS_REAL_LITERAL_MAX + 1];
 	sqlite3_str *q = sqlite3_str_new(NULL);
-	int bad = 0;
+	int bad = 0, skip[BATCH] = {0};
+	struct dec dv;
 	sqlite3_str_appendall(q, "SELECT ");
 	for (int i = 0; i < n; i++) {
 		int len = rs_real_literal(lit, v[i]);
+		skip[i] = !long_double_is_wide() && plain_decimal(v[i], lit, &dv);
 		if (len != (int)strlen(lit) || len > RS_REAL_LITERAL_MAX) {
 			bad++;
 			if (printed++ < 5)
@@ -260,7 +285,7 @@ static int check_batch(const double *v, int n, int *decimals)
 		int type = sqlite3_column_type(st, i);
 		double back = sqlite3_column_double(st, i);
 		int ok = isnan(v[i]) ? type == SQLITE_NULL : type == SQLITE_FLOAT && to_bits(back) == to_bits(v[i]);
-		if (!ok) {
+		if (!ok && !skip[i]) {
 			bad++;
 			if (printed++ < 5) {
 				rs_real_literal(lit, v[i]);
@@ -314,18 +339,18 @@ TEST(fixed_values_have_the_expected_text)
 
 TEST(every_class_reads_back_exactly)
 {
-	enum { BATCH = 50, ROUNDS = 12000 };
+	const int rounds = runs(12000);
 	double v[BATCH];
 	int bad = 0, decimals = 0;
-	for (int r = 0; r < ROUNDS && bad == 0; r++) {
+	for (int r = 0; r < rounds && bad == 0; r++) {
 		for (int i = 0; i < BATCH; i++)
 			v[i] = sample((r * BATCH + i) % 16);
 		bad += check_batch(v, BATCH, &decimals);
 	}
-	printf("# libsqlite3 %s: %d doubles, %d of them decimals%s\n", sqlite3_libversion(), ROUNDS * BATCH,
+	printf("# libsqlite3 %s: %d doubles, %d of them decimals%s\n", sqlite3_libversion(), rounds * BATCH,
 	       decimals, long_double_is_wide() ? "" : " (long double model skipped: no wide long double)");
 	CHECK_EQ_INT(bad, 0);
-	CHECK(decimals > ROUNDS * BATCH / 3);
+	CHECK(decimals > rounds * BATCH / 3);
 }
 
 /* The models alone are cheap: many more doubles through them. */
@@ -333,13 +358,14 @@ TEST(every_class_through_the_347_models)
 {
 	char lit[RS_REAL_LITERAL_MAX + 1];
 	int bad = 0, decimals = 0;
-	for (int i = 0; i < 3000000 && bad == 0; i++) {
+	const int n = runs(3000000);
+	for (int i = 0; i < n && bad == 0; i++) {
 		double d = sample(i % 16);
 		rs_real_literal(lit, d);
 		bad += check_models(d, lit, &decimals);
 	}
 	CHECK_EQ_INT(bad, 0);
-	CHECK(decimals > 1000000);
+	CHECK(decimals > n / 3);
 }
 
 TEST(every_power_of_two_and_its_neighbours)
@@ -353,8 +379,8 @@ TEST(every_power_of_two_and_its_neighbours)
 		v[n++] = -nextafter(p, INFINITY);
 	}
 	int bad = 0;
-	for (int i = 0; i < n; i += 50)
-		bad += check_batch(v + i, n - i < 50 ? n - i : 50, &decimals);
+	for (int i = 0; i < n; i += BATCH)
+		bad += check_batch(v + i, n - i < BATCH ? n - i : BATCH, &decimals);
 	CHECK_EQ_INT(bad, 0);
 }
 
@@ -363,7 +389,7 @@ TEST(every_power_of_two_and_its_neighbours)
 TEST(decimals_are_short)
 {
 	char lit[RS_REAL_LITERAL_MAX + 1], ref[40];
-	for (int i = 0; i < 50000; i++) {
+	for (int i = 0; i < runs(50000); i++) {
 		uint64_t cents = rnd() % 1000000000;
 		double d = (double)cents / 100.0;
 		rs_real_literal(lit, d);
@@ -375,7 +401,7 @@ TEST(decimals_are_short)
 			strcpy(end, "0");
 		CHECK_EQ_STR(lit, ref);
 	}
-	for (int i = 0; i < 50000; i++) {
+	for (int i = 0; i < runs(50000); i++) {
 		double d = ldexp((double)(rnd() >> 11), (int)(rnd() % 80) - 80);
 		rs_real_literal(lit, d);
 		int digits = 0, lead = 1;

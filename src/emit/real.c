@@ -80,18 +80,27 @@ static const uint64_t pow5[28] = {
 	UINT64_C(7450580596923828125),
 };
 
-/* Write v's decimal digits to out (no NUL); return how many (1 to 20). */
-static int put_digits(char *out, uint64_t v)
+/* "00" to "99" */
+#define DIGIT_ROW(h) h "0" h "1" h "2" h "3" h "4" h "5" h "6" h "7" h "8" h "9"
+static const char digit_pairs[201] = DIGIT_ROW("0") DIGIT_ROW("1") DIGIT_ROW("2") DIGIT_ROW("3")
+	DIGIT_ROW("4") DIGIT_ROW("5") DIGIT_ROW("6") DIGIT_ROW("7") DIGIT_ROW("8") DIGIT_ROW("9");
+
+int rs_decimal_digits(char *out, uint64_t v)
 {
 	char tmp[20];
-	int n = 0;
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	for (int i = 0; i < n; i++)
-		out[i] = tmp[n - 1 - i];
-	return n;
+	int o = (int)sizeof tmp;
+	for (; v >= 100; v /= 100) {
+		o -= 2;
+		memcpy(tmp + o, digit_pairs + 2 * (v % 100), 2);
+	}
+	if (v >= 10) {
+		o -= 2;
+		memcpy(tmp + o, digit_pairs + 2 * v, 2);
+	} else {
+		tmp[--o] = (char)('0' + v);
+	}
+	memcpy(out, tmp + o, sizeof tmp - (size_t)o);
+	return (int)sizeof tmp - o;
 }
 
 /* Write a decimal exponent "e-7" / "e18" to out; return its length. */
@@ -103,7 +112,7 @@ static int put_exponent(char *out, int e)
 		out[o++] = '-';
 		e = -e;
 	}
-	return o + put_digits(out + o, (uint64_t)e);
+	return o + rs_decimal_digits(out + o, (uint64_t)e);
 }
 
 /*
@@ -114,7 +123,7 @@ static int put_exponent(char *out, int e)
 static int put_decimal(char *out, int neg, uint64_t c, int E)
 {
 	char dig[20];
-	int n = put_digits(dig, c);
+	int n = rs_decimal_digits(dig, c);
 	int P = n + E; /* digits before the decimal point; <= 0: leading zeros after it */
 	int sci_len = n + (n > 1) + 2 + (P - 1 < 0) + (abs(P - 1) >= 10);
 	int plain_len = P <= 0 ? 2 - P + n : P >= n ? P + 2 : n + 1;
@@ -257,13 +266,18 @@ static int exact_form(char *out, double d)
 		out[o++] = '-';
 		m = -m;
 	}
-	o += put_digits(out + o, (uint64_t)m);
+	o += rs_decimal_digits(out + o, (uint64_t)m);
 	memcpy(out + o, " AS REAL)", 9);
 	o += 9;
 	while (e != 0) {
 		int s = e > 0 ? (e > 62 ? 62 : e) : (e < -62 ? 62 : -e);
 		out[o++] = e > 0 ? '*' : '/';
-		o += put_digits(out + o, UINT64_C(1) << s);
+		if (s == 62) {
+			memcpy(out + o, "4611686018427387904", 19);
+			o += 19;
+		} else {
+			o += rs_decimal_digits(out + o, UINT64_C(1) << s);
+		}
 		e += e > 0 ? -s : s;
 	}
 	out[o++] = ')';

@@ -8,6 +8,7 @@
  */
 #ifndef RS_EMIT_REAL_H
 #define RS_EMIT_REAL_H
+#include <stdint.h>
 
 /* The longest text rs_real_literal() writes, not counting the NUL. */
 #define RS_REAL_LITERAL_MAX 400
@@ -26,5 +27,9 @@
  *                             with |m| < 2^53 and factors of at most 2^62
  */
 int rs_real_literal(char *out, double d);
+
+/* Write v's decimal digits to out (no sign, no NUL), two digits per
+ * division, and return how many (1 to 20).  Also for integer literals. */
+int rs_decimal_digits(char *out, uint64_t v);
 
 #endif

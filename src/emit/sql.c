@@ -96,11 +96,6 @@ int rs_utf8_clean(const unsigned char *p, int n)
 	return 1;
 }
 
-/* "00" to "99", for append_int() */
-#define DEC_ROW(h) h "0" h "1" h "2" h "3" h "4" h "5" h "6" h "7" h "8" h "9"
-static const char dec_pairs[201] = DEC_ROW("0") DEC_ROW("1") DEC_ROW("2") DEC_ROW("3") DEC_ROW("4") DEC_ROW("5")
-	DEC_ROW("6") DEC_ROW("7") DEC_ROW("8") DEC_ROW("9");
-
 /* The two hex digits of every byte value, "000102...FEFF". */
 #define HEX_ROW(h) h "0" h "1" h "2" h "3" h "4" h "5" h "6" h "7" h "8" h "9" h "A" h "B" h "C" h "D" h "E" h "F"
 static const char hex_pairs[513] = HEX_ROW("0") HEX_ROW("1") HEX_ROW("2") HEX_ROW("3") HEX_ROW("4") HEX_ROW("5")
@@ -145,25 +140,15 @@ static void append_hex(sqlite3_str *q, const unsigned char *p, int n)
 	}
 }
 
-/* Decimal digits of v, without printf, two digits per division. */
+/* Decimal digits of v, without printf. */
 static void append_int(sqlite3_str *q, int64_t v)
 {
-	char buf[24];
-	int o = (int)sizeof buf;
-	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-	for (; u >= 100; u /= 100) {
-		o -= 2;
-		memcpy(buf + o, dec_pairs + 2 * (u % 100), 2);
-	}
-	if (u >= 10) {
-		o -= 2;
-		memcpy(buf + o, dec_pairs + 2 * u, 2);
-	} else {
-		buf[--o] = (char)('0' + u);
-	}
+	char buf[21];
+	int o = 0;
 	if (v < 0)
-		buf[--o] = '-';
-	sqlite3_str_append(q, buf + o, (int)sizeof buf - o);
+		buf[o++] = '-';
+	o += rs_decimal_digits(buf + o, v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v);
+	sqlite3_str_append(q, buf, o);
 }
 
 /* REAL literals are exact without a round trip through SQLite: real.c */

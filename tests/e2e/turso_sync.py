@@ -395,7 +395,7 @@ def t_sigkill_soak(d, srv):
     th.start()
     rng = random.Random(7)
     kills = cycles = 0
-    deadline = time.time() + 12
+    deadline = time.time() + float(os.environ.get("RS_TURSO_SOAK_SECONDS", "12"))
     while time.time() < deadline:
         p = subprocess.Popen([RS, "-q", "-c", a.cfg, "sync"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(0, 0.3))

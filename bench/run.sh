@@ -123,9 +123,9 @@ fi
 
 # ---- timed part ---------------------------------------------------------------
 head=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
-eng=$(git -C "$root" log -1 --format=%h -- src/engine src/emit/sql.c src/emit/sql.h 2>/dev/null || echo unknown)
-commit="HEAD $head; the measured code (src/engine, src/emit/sql.c) last changed in $eng"
-if [[ -n $(git -C "$root" status --porcelain -- src/engine src/emit/sql.c src/emit/sql.h 2>/dev/null) ]]; then
+eng=$(git -C "$root" log -1 --format=%h -- src/engine src/emit/sql.c src/emit/sql.h src/emit/real.c src/emit/real.h 2>/dev/null || echo unknown)
+commit="HEAD $head; the measured code (src/engine, src/emit/sql.c, src/emit/real.c) last changed in $eng"
+if [[ -n $(git -C "$root" status --porcelain -- src/engine src/emit/sql.c src/emit/sql.h src/emit/real.c src/emit/real.h 2>/dev/null) ]]; then
 	commit="$commit (with uncommitted changes there)"
 fi
 commit="$commit; binary built $(date -u -r "$bin" '+%Y-%m-%d %H:%M UTC')"

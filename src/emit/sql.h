@@ -40,8 +40,9 @@ const rs_sql_stats *rs_sql_sink_stats(const rs_sql_sink *s);
  * Append an SQL literal for v to q exactly: integers over the full 64-bit
  * range, REAL bit for bit (shortest decimal that SQLite parses back to the
  * same bits, else an exact arithmetic form), TEXT byte for byte (hex when it
- * holds NUL or is not valid UTF-8), BLOB as X'..'.  `check` is a statement
- * "SELECT CAST(?1 AS REAL)" used to verify REAL round trips (may be NULL).
+ * holds NUL or is not valid UTF-8), BLOB as X'..'.  REAL literals come
+ * from rs_real_literal() (real.h), exact without a round trip, so `check`
+ * is unused and may be NULL (kept for callers of the earlier interface).
  */
 void rs_sql_literal(sqlite3_str *q, const rs_value *v, sqlite3_stmt *check);
 

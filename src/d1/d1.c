@@ -74,6 +74,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "core/watch.h"
 #include "d1/d1.h"
 #include "d1/wrangler.h"
 #include "emit/key.h"
@@ -94,6 +95,11 @@ struct rs_d1 {
 	char *wconfig, *wcwd;       /* wrangler --config and its directory, absolute; NULL = none */
 	volatile int *cancel;
 	int tty;                    /* progress on stderr */
+	/* Idle cycles: no diff while nothing committed to the database since the
+	 * last complete cycle and the snapshot is the file that cycle left. */
+	rs_watch watch;
+	struct stat snap_seen, db_seen; /* the snapshot and database files as that cycle left them */
+	int snap_known;
 };
 
 /* ---- test hooks ----------------------------------------------------- */
@@ -944,6 +950,16 @@ static void sweep_leftovers(const rs_d1 *d)
 	free(dirname);
 }
 
+/* Is the file at path still the one `seen` describes (inode, size, mtime)?
+ * A writer that does not go through SQLite changes one of these. */
+static int same_stat(const char *path, const struct stat *seen)
+{
+	struct stat sb;
+	return stat(path, &sb) == 0 && sb.st_ino == seen->st_ino && sb.st_dev == seen->st_dev &&
+	       sb.st_size == seen->st_size && sb.st_mtim.tv_sec == seen->st_mtim.tv_sec &&
+	       sb.st_mtim.tv_nsec == seen->st_mtim.tv_nsec;
+}
+
 int rs_d1_cycle(rs_d1 *d, rs_d1_report *rep, rs_error *err)
 {
 	rs_d1_report local;
@@ -959,8 +975,21 @@ int rs_d1_cycle(rs_d1 *d, rs_d1_report *rep, rs_error *err)
 		if (file_exists(d->pending))
 			rc = settle_pending(d, rep, err);
 	}
-	if (rc == RS_OK)
+	int same_files = d->snap_known && same_stat(d->snapshot, &d->snap_seen) && same_stat(d->cfg->db_path, &d->db_seen);
+	if (rc == RS_OK && same_files && !file_exists(d->pending) &&
+	    rs_watch_unchanged(&d->watch, d->cfg->db_path)) {
+		rs_debug("d1: no commit to the database since the last cycle; nothing to diff", "db=%s",
+			 d->cfg->db_path);
+	} else if (rc == RS_OK) {
+		int64_t version = rs_watch_version(&d->watch, d->cfg->db_path);
+		rs_watch_forget(&d->watch);
+		d->snap_known = 0;
 		rc = send_changes(d, rep, err);
+		if (rc == RS_OK && stat(d->snapshot, &d->snap_seen) == 0 && stat(d->cfg->db_path, &d->db_seen) == 0) {
+			d->snap_known = 1;
+			rs_watch_mark(&d->watch, version);
+		}
+	}
 	unlink(d->next); /* a prepared snapshot that was not committed */
 	rep->seconds = rs_mono() - t0;
 	if (rc != RS_OK)
@@ -1074,6 +1103,7 @@ void rs_d1_free(rs_d1 *d)
 	free(d->next);
 	free(d->wconfig);
 	free(d->wcwd);
+	rs_watch_close(&d->watch);
 	free(d);
 }
 

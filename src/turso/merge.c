@@ -862,7 +862,7 @@ int rs_turso_merge(rs_turso *t, rs_turso_report *rep, rs_error *err)
 {
 	if (access(t->base_path, F_OK) != 0)
 		return RS_OK;
-	t->watch_valid = 0;
+	rs_watch_forget(&t->watch);
 	if (!*rs_replica_revision(t->replica)) {
 		/* The bootstrap it was made for never finished: nothing to merge. */
 		if (unlink(t->base_path) != 0)

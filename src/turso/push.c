@@ -32,7 +32,6 @@
  * UTF-8 or holds NUL as CAST(blob AS TEXT), byte for byte.
  */
 #include <stdlib.h>
-#include <sys/stat.h>
 #include <string.h>
 
 #include "core/err.h"
@@ -651,49 +650,21 @@ static int check_tables(rs_turso *t, sqlite3 *ldb, rs_error *err)
 	return rc;
 }
 
-/* PRAGMA data_version of the watch connection (opened on first use), or -1. */
-static int64_t data_version(rs_turso *t)
-{
-	struct stat sb;
-	if (stat(t->cfg->db_path, &sb) != 0)
-		return -1;
-	if (t->watch && ((unsigned long long)sb.st_dev != t->watch_dev || (unsigned long long)sb.st_ino != t->watch_ino)) {
-		sqlite3_close(t->watch); /* the file was replaced: watch the new one */
-		t->watch = NULL;
-		t->watch_valid = 0;
-	}
-	t->watch_dev = (unsigned long long)sb.st_dev;
-	t->watch_ino = (unsigned long long)sb.st_ino;
-	if (!t->watch &&
-	    sqlite3_open_v2(t->cfg->db_path, &t->watch, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-		sqlite3_close(t->watch);
-		t->watch = NULL;
-		return -1;
-	}
-	sqlite3_stmt *st = NULL;
-	int64_t v = -1;
-	if (sqlite3_prepare_v2(t->watch, "PRAGMA data_version", -1, &st, NULL) == SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return v;
-}
-
 int rs_turso_push(rs_turso *t, rs_turso_report *rep, rs_error *err)
 {
 	int rc = rs_turso_resolve_pending(t, err);
 	if (rc != RS_OK)
 		return rc;
 	double seen = rs_now(); /* every local commit before this is on the server after a good push */
-	int64_t version = data_version(t);
-	if (t->watch_valid && version >= 0 && version == t->watch_version) {
+	int64_t version = rs_watch_version(&t->watch, t->cfg->db_path);
+	if (t->watch.marked && version >= 0 && version == t->watch.version) {
 		rs_info("turso push: no commit to the database since the last push; nothing to diff", "db=%s",
 			 t->cfg->db_path);
 		t->last_push = rs_now();
 		rs_metrics_set_remote_confirmed(t->metrics, RS_METRICS_TURSO, seen);
 		return RS_OK;
 	}
-	t->watch_valid = 0;
+	rs_watch_forget(&t->watch);
 	sqlite3 *ldb = NULL, *rdb = NULL;
 	rc = rs_engine_open(t->cfg->db_path, &ldb, err);
 	if (rc == RS_OK)
@@ -725,8 +696,7 @@ int rs_turso_push(rs_turso *t, rs_turso_report *rep, rs_error *err)
 	if (rc == RS_OK) {
 		t->last_push = rs_now();
 		rs_metrics_set_remote_confirmed(t->metrics, RS_METRICS_TURSO, seen);
-		t->watch_version = version;
-		t->watch_valid = version >= 0;
+		rs_watch_mark(&t->watch, version);
 	}
 	return rc;
 }

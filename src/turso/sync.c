@@ -218,7 +218,7 @@ void rs_turso_free(rs_turso *t)
 {
 	if (!t)
 		return;
-	sqlite3_close(t->watch);
+	rs_watch_close(&t->watch);
 	rs_replica_close(t->replica);
 	rs_turso_http_close(t->http);
 	rs_tstate_free(t->state);
@@ -266,7 +266,7 @@ static int pull(rs_turso *t, rs_turso_report *rep, rs_error *err)
 	if (rc != RS_OK)
 		return rc;
 	if (changed)
-		t->watch_valid = 0; /* rows kept local in the merge must still go out */
+		rs_watch_forget(&t->watch); /* rows kept local in the merge must still go out */
 	snprintf(rep->revision, sizeof rep->revision, "%s", rs_replica_revision(t->replica));
 	if (rs_turso_crash(t, "pull-fetched"))
 		return rs_err(err, RS_EINTERNAL, "simulated crash after the replica advanced (test hook)");

@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 
 #include "config/config.h"
+#include "core/watch.h"
 #include "engine/engine.h"
 #include "turso/http.h"
 #include "turso/replica.h"
@@ -32,14 +33,9 @@ struct rs_turso {
 	int prefer;
 	char crash[32];      /* test crash point, "" = none */
 	double last_push, last_pull;
-	/* Change detection: a connection kept open (outside any transaction)
-	 * whose PRAGMA data_version moves when another connection commits.  The
-	 * push's diff is skipped while it has not moved since the last complete
-	 * push and the replica has not changed. */
-	sqlite3 *watch;
-	int64_t watch_version;
-	int watch_valid;
-	unsigned long long watch_dev, watch_ino; /* the file it watches (a replaced file is a change) */
+	/* The push's diff is skipped while no connection has committed to the
+	 * database since the last complete push and the replica has not changed. */
+	rs_watch watch;
 };
 
 /* Is the test crash point `point` armed?  Disarms it. */

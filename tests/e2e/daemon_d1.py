@@ -96,7 +96,7 @@ def main():
                 % (db, wrapper, os.path.join(proj, "wrangler.toml"), port))
         open(cfg, "w").write(body)
         log = open(os.path.join(tmp, "daemon.log"), "w")
-        d = subprocess.Popen([RS, "-c", cfg, "run"], stdout=log, stderr=subprocess.STDOUT)
+        d = subprocess.Popen([RS, "-v", "-v", "-c", cfg, "run"], stdout=log, stderr=subprocess.STDOUT)
         base = "http://127.0.0.1:%d" % port
         try:
             up = wait_for(lambda: get(base + "/healthz")[0] in (200, 503), 10)
@@ -108,6 +108,8 @@ def main():
             ok = wait_for(lambda: (metric(get(base + "/metrics")[1], "rustresort_db_sync_total",
                                           backend="d1", status="skipped") or 0) >= 1, 20)
             report("idle_cycle_is_skipped", ok)
+            ok = wait_for(lambda: "nothing to diff" in open(log.name).read(), 10)
+            report("idle_cycle_does_not_scan", ok, open(log.name).read()[-500:])
 
             # second instance refused, naming the pid
             p = subprocess.run([RS, "-c", cfg, "sync"], capture_output=True, text=True, timeout=60)
@@ -128,6 +130,17 @@ def main():
             os.remove(os.path.join(tmp, "fail"))
             ok = wait_for(lambda: get(base + "/healthz")[0] == 200, 30)
             report("healthz_recovers", ok)
+
+            def in_snapshot():
+                try:
+                    s = sqlite3.connect("file:%s?mode=ro" % (db + ".d1-sync-snapshot.db"), uri=True)
+                    n = s.execute("SELECT count(*) FROM t WHERE v = 'during outage'").fetchone()[0]
+                    s.close()
+                    return n == 1
+                except sqlite3.Error:
+                    return False
+            # the write made while cycles were skipping reached D1 (the snapshot advances only then)
+            report("change_after_idle_cycles_is_sent", wait_for(in_snapshot, 30))
 
             text = get(base + "/metrics")[1]
             buckets = re.findall(r'rustresort_db_sync_duration_seconds_bucket\{backend="d1",status="success",le="([^"]+)"\}', text)

@@ -216,9 +216,20 @@ class Bench:
         time.sleep(a.idle)
         c1, w1 = proc_cpu(d.pid), time.time()
         rc, total = stop(d)
+        life = time.time() - t0
         m = read_metrics(mfile)
-        return dict(seconds=w1 - w0, cpu_s=c1 - c0, total_cpu_s=total, total_seconds=time.time() - t0,
-                    rc=rc, skipped=m.get('rustresort_db_sync_total{backend="d1",status="skipped"}', 0),
+        # Between cycles: the same daemon with an interval longer than the measurement.
+        between = os.path.join(self.work, "rs-between.toml")
+        with open(self.cfg["d1"]) as f, open(between, "w") as g:
+            g.write(f.read().replace("interval_seconds = %d" % a.interval, "interval_seconds = 3600"))
+        d = subprocess.Popen([a.bin, "-q", "-c", between, "run"], stdout=self.log, stderr=subprocess.STDOUT)
+        time.sleep(0.5)
+        b0, v0 = proc_cpu(d.pid), time.time()
+        time.sleep(min(a.idle, 20))
+        b1, v1 = proc_cpu(d.pid), time.time()
+        stop(d)
+        return dict(seconds=w1 - w0, cpu_s=c1 - c0, total_cpu_s=total, total_seconds=life,
+                    between_cpu_s=b1 - b0, between_seconds=v1 - v0, rc=rc, skipped=m.get('rustresort_db_sync_total{backend="d1",status="skipped"}', 0),
                     success=m.get('rustresort_db_sync_total{backend="d1",status="success"}', 0),
                     remote_calls=m.get('resort_sync_remote_calls_total{backend="d1"}', 0))
 
@@ -313,7 +324,9 @@ def run(a, b):
                   "(%.3f%% of one core), %d skipped cycles, %d cycles with payload, %d remote calls; "
                   "whole process life including start-up and stop %.3f s CPU in %.0f s." % (
                       a.interval, idle["seconds"], idle["cpu_s"], 100 * idle["cpu_s"] / idle["seconds"], idle["skipped"],
-                      idle["success"], idle["remote_calls"], idle["total_cpu_s"], idle["total_seconds"])]
+                      idle["success"], idle["remote_calls"], idle["total_cpu_s"], idle["total_seconds"]),
+                  "", "Between cycles (interval 3600 s, no cycle due): CPU %.3f s in %.0f s." % (
+                      idle["between_cpu_s"], idle["between_seconds"])]
     if big:
         lines += ["", "Idle on a larger database (%s, %.0f MB; wrangler stubbed, no call is made when idle): "
                   "%d skipped cycles in %.0f s, %.2f s each, CPU %.2f s = %.2f s per skipped cycle, %d remote "

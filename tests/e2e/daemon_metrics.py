@@ -33,31 +33,24 @@ import os
 import re
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 
 ROOT = os.environ.get("ROOT", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 BUILD = os.environ.get("BUILD", "build")
 RS = os.environ.get("RS_BIN", os.path.join(ROOT, BUILD, "resort-sync"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # no __pycache__ beside the tests
 import d1env  # noqa: E402
+import daemon_d1  # noqa: E402  (its PASS/FAIL reporter and HTTP helpers; its main() does not run)
+from daemon_d1 import free_port, get, report  # noqa: E402
 WRANGLER = d1env.WRANGLER
 STALE = 6  # metrics.health_stale_seconds
-failed = 0
-
-
-def report(name, ok, why=""):
-    global failed
-    print(("PASS %s" % name) if ok else ("FAIL %s: %s" % (name, why)))
-    failed += 0 if ok else 1
-    sys.stdout.flush()
 
 
 # ---- a strict parser for the Prometheus text format 0.0.4 ------------------
@@ -206,25 +199,8 @@ def series(fams):
 
 # ---- the daemon's surroundings -----------------------------------------------
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def get(url):
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-    except (urllib.error.URLError, OSError):
-        return 0, ""
-
-
 def wait_for(pred, timeout, step=0.2):
+    """Poll pred until it returns something true; that value, or None after timeout seconds."""
     end = time.time() + timeout
     while time.time() < end:
         v = pred()
@@ -313,7 +289,7 @@ class Watcher(threading.Thread):
         return None
 
 
-def promtool_check(name, text, tmp):
+def promtool_check(name, text):
     tool = shutil.which("promtool")
     if not tool:
         print("SKIP %s: promtool not on PATH (Debian 12: package prometheus; scripts/deps.sh installs "
@@ -513,7 +489,7 @@ def main():
         except ValueError as e:
             s = {}
             report("scrape_parses_strictly", False, str(e))
-        promtool_check("promtool_check_scrape", text, tmp)
+        promtool_check("promtool_check_scrape", text)
         err_total = sum(value_of(s, "resort_sync_errors_total", backend="d1", **{"class": k}) or 0
                         for k in ("config", "local", "transport", "remote"))
         last_err = [value_of(s, "resort_sync_last_error_unix_seconds", backend="d1", **{"class": k})
@@ -541,7 +517,7 @@ def main():
         final = parse_exposition(text)
         report("metrics_file_final_write_after_stop",
                value_of(final, "rustresort_db_sync_total", backend="d1", status="success") >= 2)
-        promtool_check("promtool_check_metrics_file", text, tmp)
+        promtool_check("promtool_check_metrics_file", text)
         d = None
     finally:
         if d is not None and d.poll() is None:
@@ -568,7 +544,7 @@ def main():
         d.send_signal(signal.SIGTERM)
         d.wait(timeout=30)
         shutil.rmtree(tmp, ignore_errors=True)
-    return 1 if failed else 0
+    return 1 if daemon_d1.failed else 0
 
 
 def value_of_version(fams):

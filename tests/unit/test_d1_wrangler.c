@@ -32,6 +32,7 @@ static const char script[] =
 	"echo \"$WRANGLER_SEND_METRICS\" > \"$d/metrics\"\n"
 	"cat > \"$d/stdin\"\n"
 	"echo $$ > \"$d/pid\"\n"
+	"cut -d' ' -f19 /proc/$$/stat > \"$d/nice\"\n"
 	"case \"$FAKE_MODE\" in\n"
 	"ok) printf '[{\"results\":[],\"success\":true,\"meta\":{\"duration\":0}},"
 	"{\"results\":[{\"x\":1}],\"success\":true,\"meta\":{}}]\\n' ;;\n"
@@ -178,6 +179,7 @@ TEST(success_reads_json_and_sets_up_the_child)
 	CHECK_EQ_STR(slurp("cwd"), dir);
 	CHECK_EQ_STR(slurp("metrics"), "false");
 	CHECK_EQ_STR(slurp("stdin"), "");
+	CHECK_EQ_STR(slurp("nice"), "19"); /* wrangler runs at the lowest CPU priority */
 }
 
 TEST(result_free_zeroes_and_is_idempotent)

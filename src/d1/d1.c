@@ -8,6 +8,7 @@
  *                      snapshot does not have yet
  *   S.pending.sql.new  the payload while it is being written
  *   S.next             a full load's new snapshot, until D1 accepted it
+ *                      (kept while that full load is pending)
  *   S.status.json      what the last cycle did
  *
  * The invariant: D1 holds the snapshot's state, or the snapshot's state
@@ -22,10 +23,11 @@
  *   1. A pending payload is settled: sent again, as the same file, so its
  *      history record lets D1 apply it at most once ("applied" or "already
  *      applied" both mean D1 has it), and the snapshot advances by it.
- *      When the snapshot already carries its key it is just removed; when
- *      it is a full load, or does not follow the snapshot, it is removed
- *      with the snapshot and a full load follows (which makes D1 whole
- *      whatever it holds).
+ *      When the snapshot already carries its key it is just removed.  A
+ *      full load is sent again the same way when its new snapshot (S.next)
+ *      is there, and S.next then replaces the snapshot.  A payload that
+ *      does not follow the snapshot is removed with the snapshot, and a
+ *      new full load follows.
  *   2. The changes since the snapshot are diffed into S.pending.sql.new,
  *      fsynced, and renamed to S.pending.sql before the remote call.
  *   3. The remote call.  Applied or duplicate: the snapshot advances, then
@@ -738,6 +740,19 @@ static int deliver(rs_d1 *d, const struct payload *p, rs_d1_report *rep, rs_erro
 	return remove_file(d->pending, err);
 }
 
+/* 1 if next is a prepared snapshot for the payload with this key. */
+static int prepared_for(const char *next, const char *key)
+{
+	sqlite3 *db = NULL;
+	char chain[17] = "";
+	rs_error e = {0};
+	if (!file_exists(next) || rs_engine_open(next, &db, &e) != RS_OK)
+		return 0;
+	read_chain(db, chain);
+	rs_engine_close(db);
+	return strncmp(chain, key, 16) == 0;
+}
+
 /*
  * Step 1 of a cycle (see the top of the file): settle a payload an earlier
  * cycle left pending.  RS_OK once nothing is pending any more.
@@ -763,6 +778,17 @@ static int settle_pending(rs_d1 *d, rs_d1_report *rep, rs_error *err)
 	}
 	if (readable && chain[0] && strncmp(chain, p.key, 16) == 0)
 		return remove_file(d->pending, err); /* the snapshot advanced before the last cycle ended */
+	if (readable && !chain[0] && strcmp(p.mode, "full") == 0 && prepared_for(d->next, p.key)) {
+		/*
+		 * A full load whose fate is unknown, its new snapshot ready: send it
+		 * again too.  (Another full load instead would not remove what the
+		 * source dropped since, which D1 may have from this one.)
+		 */
+		rep->mode = "full";
+		rep->bytes = p.to - p.from;
+		rs_info("d1 sending a pending full load again", "key=%.16s", p.key);
+		return deliver(d, &p, rep, err);
+	}
 	if (!readable || strcmp(p.mode, "diff") != 0 || strcmp(chain, p.base) != 0) {
 		if (chain[0])
 			rs_warn("a pending payload does not follow the snapshot; the next payload is a full load",
@@ -928,12 +954,14 @@ out:
 
 /*
  * Remove what a killed cycle may have left: a half-written payload, an
- * unused S.next, the temporaries of status-file writes (S.status.json.tmp-<pid>).
+ * unused S.next (one is kept for a pending full load), the temporaries of
+ * status-file writes (S.status.json.tmp-<pid>).
  */
 static void sweep_leftovers(const rs_d1 *d)
 {
 	unlink(d->staging);
-	unlink(d->next);
+	if (!file_exists(d->pending))
+		unlink(d->next); /* else it may belong to a pending full load */
 	const char *slash = strrchr(d->pending, '/'); /* absolute: there is one */
 	char *dirname = strndup(d->pending, (size_t)(slash - d->pending) + (slash == d->pending));
 	const char *base = strrchr(d->snapshot, '/');
@@ -990,7 +1018,8 @@ int rs_d1_cycle(rs_d1 *d, rs_d1_report *rep, rs_error *err)
 			rs_watch_mark(&d->watch, version);
 		}
 	}
-	unlink(d->next); /* a prepared snapshot that was not committed */
+	if (!file_exists(d->pending))
+		unlink(d->next); /* a prepared snapshot that was not committed, nor will be */
 	rep->seconds = rs_mono() - t0;
 	if (rc != RS_OK)
 		rep->status = RS_SYNC_ERROR;

@@ -192,9 +192,12 @@ static int turso_new(rs_turso **out, const rs_config *cfg, int remote_only, rs_e
 		return rc;
 	}
 	rs_replica_set_before_apply(t->replica, before_apply, t);
+#ifdef RS_TEST_HOOKS
+	/* Test builds only (resort-sync-hooks): the shipped program ignores it. */
 	const char *crash = getenv("RS_TEST_CRASH");
 	if (crash)
 		rs_turso_test_crash_at(t, crash);
+#endif
 	*out = t;
 	return RS_OK;
 }

@@ -82,7 +82,8 @@ int rs_turso_status(const rs_config *cfg, FILE *out, rs_error *err);
  * "push-sent" (batch committed on the server, answer not read),
  * "pull-fetched" (replica advanced, database not merged),
  * "pull-merged" (database committed, base not yet removed).
- * Also read from the environment variable RS_TEST_CRASH by rs_turso_new().
+ * Test builds (resort-sync-hooks, compiled with RS_TEST_HOOKS) also read
+ * the point from the environment variable RS_TEST_CRASH in rs_turso_new().
  */
 void rs_turso_test_crash_at(rs_turso *t, const char *point);
 #endif

@@ -189,8 +189,11 @@ def mutate(c, g, names, n):
             elif op == 9:
                 c.execute("INSERT INTO auto(v) VALUES('new')")
                 c.execute("DELETE FROM auto WHERE id = (SELECT max(id) FROM auto)")
-            elif op == 10:  # schema: add a column
-                c.execute("ALTER TABLE textpk ADD COLUMN extra%d TEXT DEFAULT 'd'" % r.randrange(1000))
+            elif op == 10:  # schema: add a column (a name the table does not have yet)
+                have = {row[1] for row in c.execute("PRAGMA table_info(textpk)")}
+                name = "extra%d" % r.randrange(1000)
+                if name not in have:
+                    c.execute("ALTER TABLE textpk ADD COLUMN %s TEXT DEFAULT 'd'" % name)
             elif op == 11:  # schema: new table, index, view
                 k = r.randrange(1000)
                 c.execute("CREATE TABLE IF NOT EXISTS fresh%d(a PRIMARY KEY, b)" % k)

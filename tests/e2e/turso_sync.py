@@ -36,6 +36,7 @@ import urllib.request
 ROOT = os.environ.get("ROOT", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 BUILD = os.environ.get("BUILD", "build")
 RS = os.environ.get("RS_BIN", os.path.join(ROOT, BUILD, "resort-sync"))
+RS_HOOKS = RS + "-hooks"  # the test build: RS_TEST_CRASH points
 TURSODB = shutil.which("tursodb") or os.path.join(
     ROOT, "tools/node_modules/@tursodatabase/cli-linux-x64-gnu/tursodb")
 OFFICIAL = os.path.join(ROOT, "tests/e2e/turso_official.js")
@@ -194,7 +195,8 @@ class Client:
         e.update(env or {})
         glob = [x for x in args if x in ("-v", "-q")]
         args = [x for x in args if x not in glob]
-        p = subprocess.run([RS] + glob + ["-c", self.cfg, "sync"] + args, capture_output=True, text=True,
+        prog = RS_HOOKS if "RS_TEST_CRASH" in (env or {}) else RS
+        p = subprocess.run([prog] + glob + ["-c", self.cfg, "sync"] + args, capture_output=True, text=True,
                            env=e, timeout=60)
         return p.returncode, p.stdout + p.stderr
 
@@ -345,6 +347,11 @@ def t_other_clients(d, srv):
 
 def t_crash_points(d, srv):
     a = Client(d, "a", srv)
+    # The shipped program ignores the test variable.
+    a.sql("CREATE TABLE probe(x)")
+    p = subprocess.run([RS, "-c", a.cfg, "sync"], capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, RS_TEST_CRASH="pull-fetched"))
+    report("crash_hook_absent_from_shipped_program", p.returncode == 0, p.stderr[-300:])
     a.sql("CREATE TABLE t(id TEXT PRIMARY KEY, v TEXT)", "INSERT INTO t VALUES ('k', 'v0')")
     a.sync()
     # push-sent: the server committed, we died before reading the answer.  Then a

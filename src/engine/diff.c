@@ -606,7 +606,7 @@ struct side {
 	int rowid_mode;
 };
 
-static void load_value(sqlite3_stmt *st, int i, rs_value *v)
+void rs_value_from_column(sqlite3_stmt *st, int i, rs_value *v)
 {
 	v->type = sqlite3_column_type(st, i);
 	v->p = NULL;
@@ -649,7 +649,7 @@ static int side_step(struct side *s, sqlite3 *db, const char *table, rs_error *e
 		off = 1;
 	}
 	for (int i = 0; i < s->ncol; i++)
-		load_value(s->st, i + off, &s->v[i]);
+		rs_value_from_column(s->st, i + off, &s->v[i]);
 	return RS_OK;
 }
 

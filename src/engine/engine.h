@@ -140,6 +140,9 @@ void rs_engine_close(sqlite3 *db);
 int rs_engine_diff(sqlite3 *old_db, sqlite3 *new_db, const rs_diff_opts *opts,
 		   const rs_sink *sink, rs_diff_stats *stats, rs_error *err);
 
+/* Column i of the current row of st as a value (pointing into st's row). */
+void rs_value_from_column(sqlite3_stmt *st, int i, rs_value *v);
+
 /* Value equality: same type and the same bits or bytes. */
 int rs_value_same(const rs_value *a, const rs_value *b);
 

@@ -120,24 +120,6 @@ static void bind_value(sqlite3_stmt *st, int i, const rs_value *v)
 	}
 }
 
-static rs_value col_value(sqlite3_stmt *st, int i)
-{
-	rs_value v = {sqlite3_column_type(st, i), 0, 0, NULL, 0};
-	switch (v.type) {
-	case SQLITE_INTEGER: v.i = sqlite3_column_int64(st, i); break;
-	case SQLITE_FLOAT: v.r = sqlite3_column_double(st, i); break;
-	case SQLITE_TEXT:
-		v.p = sqlite3_column_text(st, i);
-		v.n = sqlite3_column_bytes(st, i);
-		break;
-	case SQLITE_BLOB:
-		v.p = sqlite3_column_blob(st, i);
-		v.n = sqlite3_column_bytes(st, i);
-		break;
-	}
-	return v;
-}
-
 /* Step a statement that returns no rows; reset it. */
 static int run(struct merger *M, sqlite3_stmt *st, const char *table)
 {
@@ -403,7 +385,7 @@ static int find_local(struct merger *M, struct ti *x, int64_t rowid, const rs_va
 	if (*found) {
 		rs_value cur[ct->ncol > 0 ? ct->ncol : 1];
 		for (int i = 0; i < ct->ncol; i++)
-			cur[i] = col_value(x->find, x->map[i] + 1);
+			rs_value_from_column(x->find, x->map[i] + 1, &cur[i]);
 		*lrowid = sqlite3_column_int64(x->find, 0);
 		rs_trow_digest(d, ct, cur);
 		rc = sqlite3_step(x->find) == SQLITE_ROW ? SQLITE_ROW : SQLITE_DONE; /* a NULL key may match twice */
@@ -435,7 +417,7 @@ static int base_of(struct merger *M, struct ti *x, int64_t rowid, const rs_value
 	if (rc == SQLITE_ROW) {
 		rs_value b[x->ct->ncol > 0 ? x->ct->ncol : 1];
 		for (int i = 0; i < x->ct->ncol; i++)
-			b[i] = col_value(x->find_base, i);
+			rs_value_from_column(x->find_base, i, &b[i]);
 		rs_trow_digest(d, x->ct, b);
 	}
 	sqlite3_reset(x->find_base);

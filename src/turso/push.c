@@ -37,6 +37,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "emit/sql.h"
 #include "engine/schema.h"
 #include "turso/pipeline.h"
 #include "turso/sync_int.h"
@@ -104,26 +105,6 @@ void rs_tkeys_free(struct rs_tkeys *c)
 }
 
 /* ---- statements -------------------------------------------------------- */
-
-static int utf8_ok(const unsigned char *p, int n)
-{
-	for (int i = 0; i < n;) {
-		unsigned c = p[i];
-		int len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
-		if (!len || c == 0 || i + len > n || (len == 2 && c < 0xc2) || (len == 4 && c > 0xf4))
-			return 0;
-		uint32_t cp = len == 1 ? c : c & (0x7fu >> len);
-		for (int k = 1; k < len; k++) {
-			if ((p[i + k] & 0xc0) != 0x80)
-				return 0;
-			cp = cp << 6 | (p[i + k] & 0x3fu);
-		}
-		if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-			return 0;
-		i += len;
-	}
-	return 1;
-}
 
 /* A statement under construction: its SQL and arguments. */
 struct stmt {
@@ -193,7 +174,7 @@ static void st_value(struct stmt *s, const rs_value *v)
 		}
 		break;
 	case SQLITE_TEXT:
-		if (utf8_ok(v->p, v->n)) {
+		if (rs_utf8_clean(v->p, v->n)) {
 			sqlite3_str_appendall(s->sql, "?");
 			st_arg(s, rs_hrana_textn(NULL, 0), v->p, (size_t)v->n);
 		} else {
@@ -403,27 +384,47 @@ static int reserve(struct pusher *P, rs_error *err)
 
 /* ---- the sink ----------------------------------------------------------- */
 
+/*
+ * Before a row change: the row's identity goes into P->key and the digest of
+ * what it becomes into *d (absent for a delete).  Returns 1 when the overlay
+ * already holds exactly that (pushed since the last pull: nothing to send),
+ * RS_OK when the change must go out (the batch has room for it), or an error.
+ */
+static int prepare_row(struct pusher *P, const rs_table *t, const rs_tkey *k, int64_t rowid,
+		       const rs_value *keyv, const rs_value *newv, rs_tdigest *d, rs_error *err)
+{
+	if (rs_tkey_encode(&P->key, t, k, rowid, keyv) != 0)
+		return rs_err(err, RS_ENOMEM, "out of memory");
+	memset(d, 0, sizeof *d);
+	if (newv)
+		rs_trow_digest(d, t, newv);
+	const rs_tdigest *was = rs_tstate_pushed(P->t->state, P->key.data, P->key.len);
+	if (was && rs_tdigest_equal(was, d))
+		return 1;
+	return reserve(P, err);
+}
+
+/* After the statements of a row change are in the batch: the overlay records it. */
+static int sent_row(struct pusher *P, int rc, const rs_tdigest *d, rs_error *err)
+{
+	if (rc == RS_OK)
+		rc = rs_tstate_record(P->t->state, P->key.data, P->key.len, d, err);
+	P->rows++;
+	return rc;
+}
+
 static int push_delete(struct pusher *P, const rs_table *t, const rs_tkey *k, int64_t rowid, const rs_value *v,
 		       rs_error *err)
 {
-	if (rs_tkey_encode(&P->key, t, k, rowid, v) != 0)
-		return rs_err(err, RS_ENOMEM, "out of memory");
-	rs_tdigest none = {0};
-	const rs_tdigest *was = rs_tstate_pushed(P->t->state, P->key.data, P->key.len);
-	if (was && !was->present)
-		return RS_OK;
-	int rc = reserve(P, err);
+	rs_tdigest none;
+	int rc = prepare_row(P, t, k, rowid, v, NULL, &none, err);
 	if (rc != RS_OK)
-		return rc;
+		return rc > 0 ? RS_OK : rc;
 	struct stmt s;
 	st_init(&s);
 	sqlite3_str_appendf(s.sql, "DELETE FROM \"%w\"", t->name);
 	st_where(&s, t, k, rowid, v);
-	rc = add_step(P, PH_DEL, &s, 0, err);
-	if (rc == RS_OK)
-		rc = rs_tstate_record(P->t->state, P->key.data, P->key.len, &none, err);
-	P->rows++;
-	return rc;
+	return sent_row(P, add_step(P, PH_DEL, &s, 0, err), &none, err);
 }
 
 static void st_columns(struct stmt *s, const rs_table *t, const char *rowid_name)
@@ -466,16 +467,10 @@ static int is_key_col(const rs_table *t, const rs_tkey *k, int col)
 static int push_upsert(struct pusher *P, const rs_table *t, const rs_tkey *k, int64_t rowid, const rs_value *v,
 		       rs_error *err)
 {
-	if (rs_tkey_encode(&P->key, t, k, rowid, v) != 0)
-		return rs_err(err, RS_ENOMEM, "out of memory");
 	rs_tdigest d;
-	rs_trow_digest(&d, t, v);
-	const rs_tdigest *was = rs_tstate_pushed(P->t->state, P->key.data, P->key.len);
-	if (was && rs_tdigest_equal(was, &d))
-		return RS_OK;
-	int rc = reserve(P, err);
+	int rc = prepare_row(P, t, k, rowid, v, v, &d, err);
 	if (rc != RS_OK)
-		return rc;
+		return rc > 0 ? RS_OK : rc;
 	struct stmt s;
 	if (k->by_rowid && t->ipk < 0) {
 		st_init(&s);
@@ -511,25 +506,16 @@ static int push_upsert(struct pusher *P, const rs_table *t, const rs_tkey *k, in
 			rc = add_step(P, PH_UPS, &s, 0, err);
 		}
 	}
-	if (rc == RS_OK)
-		rc = rs_tstate_record(P->t->state, P->key.data, P->key.len, &d, err);
-	P->rows++;
-	return rc;
+	return sent_row(P, rc, &d, err);
 }
 
 static int push_update(struct pusher *P, const rs_change *ch, const rs_tkey *k, rs_error *err)
 {
 	const rs_table *t = ch->tab;
-	if (rs_tkey_encode(&P->key, t, k, ch->rowid, ch->newv) != 0)
-		return rs_err(err, RS_ENOMEM, "out of memory");
 	rs_tdigest d;
-	rs_trow_digest(&d, t, ch->newv);
-	const rs_tdigest *was = rs_tstate_pushed(P->t->state, P->key.data, P->key.len);
-	if (was && rs_tdigest_equal(was, &d))
-		return RS_OK;
-	int rc = reserve(P, err);
+	int rc = prepare_row(P, t, k, ch->rowid, ch->newv, ch->newv, &d, err);
 	if (rc != RS_OK)
-		return rc;
+		return rc > 0 ? RS_OK : rc;
 	struct stmt s;
 	st_init(&s);
 	sqlite3_str_appendf(s.sql, "UPDATE \"%w\" SET ", t->name);
@@ -545,11 +531,7 @@ static int push_update(struct pusher *P, const rs_change *ch, const rs_tkey *k, 
 		return RS_OK;
 	}
 	st_where(&s, t, k, ch->rowid, ch->oldv);
-	rc = add_step(P, PH_UPS, &s, 0, err);
-	if (rc == RS_OK)
-		rc = rs_tstate_record(P->t->state, P->key.data, P->key.len, &d, err);
-	P->rows++;
-	return rc;
+	return sent_row(P, add_step(P, PH_UPS, &s, 0, err), &d, err);
 }
 
 /* "CREATE TABLE x" -> "CREATE TABLE IF NOT EXISTS x" (sqlite_schema text starts with the

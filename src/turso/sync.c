@@ -279,7 +279,7 @@ static int pull(rs_turso *t, rs_turso_report *rep, rs_error *err)
 	return rc;
 }
 
-/* Run a step, logging its start at debug and its failure with its name. */
+/* Run a step, logging its start at info (the order shows in the log) and naming it in its error. */
 #define STEP(name, call)                                                                        \
 	do {                                                                                    \
 		if (rc == RS_OK) {                                                              \
@@ -293,13 +293,11 @@ static int pull(rs_turso *t, rs_turso_report *rep, rs_error *err)
 static int write_status(rs_turso *t, const rs_turso_report *rep, int rc, const rs_error *err)
 {
 	static const char *const names[] = {"success", "skipped", "duplicate", "error"};
-	char when[40];
 	json_t *o = json_object();
 	if (!o)
 		return RS_ENOMEM;
-	rs_rfc3339(when, sizeof when, rs_now());
+	/* Times as unix seconds: `status` prints them in RFC 3339 with their age. */
 	json_object_set_new(o, "mode", json_string("turso"));
-	json_object_set_new(o, "last_cycle_at", json_string(when));
 	json_object_set_new(o, "last_cycle_unix", json_real(rs_now()));
 	if (t->last_push > 0)
 		json_object_set_new(o, "last_push_unix", json_real(t->last_push));
@@ -312,14 +310,6 @@ static int write_status(rs_turso *t, const rs_turso_report *rep, int rc, const r
 	json_object_set_new(o, "pushed", json_integer(rep->pushed));
 	json_object_set_new(o, "pulled", json_integer(rep->pulled));
 	json_object_set_new(o, "kept_local", json_integer(rep->kept));
-	if (t->last_push > 0) {
-		rs_rfc3339(when, sizeof when, t->last_push);
-		json_object_set_new(o, "last_push_at", json_string(when));
-	}
-	if (t->last_pull > 0) {
-		rs_rfc3339(when, sizeof when, t->last_pull);
-		json_object_set_new(o, "last_pull_at", json_string(when));
-	}
 	if (rc != RS_OK && err)
 		json_object_set_new(o, "last_error", json_string(err->message));
 	char *text = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
@@ -351,51 +341,49 @@ static int finish(rs_turso *t, rs_turso_report *rep, double t0, rs_turso_stats *
 	return rc;
 }
 
-static void report_init(rs_turso *t, rs_turso_report *rep, const char *mode)
+/* The start-up sequence (pull, migrations, checkpoint, push) or one cycle
+ * (checkpoint, push, pull), each after recovering an interrupted pull. */
+static int sequence(rs_turso *t, int startup, rs_turso_report *rep, rs_error *err)
 {
+	rs_turso_report dummy;
+	if (!rep)
+		rep = &dummy;
 	memset(rep, 0, sizeof *rep);
-	rep->mode = mode;
+	rep->mode = startup ? "startup" : "push+pull";
 	snprintf(rep->revision, sizeof rep->revision, "%s", rs_replica_revision(t->replica));
+	rs_turso_stats before = t->stats;
+	double t0 = rs_mono();
+	int rc = RS_OK;
+	STEP("recover (merge an interrupted pull)", rs_turso_merge(t, rep, err));
+	if (startup) {
+		STEP("start-up pull", pull(t, rep, err));
+		if (t->cfg->migrations_dir)
+			STEP("migrations", rs_migrate(t->cfg->db_path, t->cfg->migrations_dir, NULL, err));
+	} else if (!*rs_replica_revision(t->replica)) {
+		STEP("first pull", pull(t, rep, err)); /* the push needs a replica as its base */
+	}
+	STEP("checkpoint (PASSIVE)", checkpoint(t, err));
+	if (startup) {
+		STEP("start-up push", rs_turso_push(t, rep, err));
+	} else {
+		STEP("push", rs_turso_push(t, rep, err));
+		STEP("pull", pull(t, rep, err));
+		if (rc == RS_OK)
+			rs_info("turso cycle done", "pushed=%lld pulled=%lld kept_local=%lld revision=%s",
+				(long long)rep->pushed, (long long)rep->pulled, (long long)rep->kept,
+				rs_replica_revision(t->replica));
+	}
+	return finish(t, rep, t0, &before, rc, err);
 }
 
 int rs_turso_startup(rs_turso *t, rs_turso_report *rep, rs_error *err)
 {
-	rs_turso_report dummy;
-	if (!rep)
-		rep = &dummy;
-	report_init(t, rep, "startup");
-	rs_turso_stats before = t->stats;
-	double t0 = rs_mono();
-	int rc = RS_OK;
-	STEP("recover (merge an interrupted pull)", rs_turso_merge(t, rep, err));
-	STEP("start-up pull", pull(t, rep, err));
-	if (t->cfg->migrations_dir)
-		STEP("migrations", rs_migrate(t->cfg->db_path, t->cfg->migrations_dir, NULL, err));
-	STEP("checkpoint (PASSIVE)", checkpoint(t, err));
-	STEP("start-up push", rs_turso_push(t, rep, err));
-	return finish(t, rep, t0, &before, rc, err);
+	return sequence(t, 1, rep, err);
 }
 
 int rs_turso_cycle(rs_turso *t, rs_turso_report *rep, rs_error *err)
 {
-	rs_turso_report dummy;
-	if (!rep)
-		rep = &dummy;
-	report_init(t, rep, "push+pull");
-	rs_turso_stats before = t->stats;
-	double t0 = rs_mono();
-	int rc = RS_OK;
-	STEP("recover (merge an interrupted pull)", rs_turso_merge(t, rep, err));
-	if (!*rs_replica_revision(t->replica))
-		STEP("first pull", pull(t, rep, err));
-	STEP("checkpoint (PASSIVE)", checkpoint(t, err));
-	STEP("push", rs_turso_push(t, rep, err));
-	STEP("pull", pull(t, rep, err));
-	if (rc == RS_OK)
-		rs_info("turso cycle done", "pushed=%lld pulled=%lld kept_local=%lld revision=%s",
-			(long long)rep->pushed, (long long)rep->pulled, (long long)rep->kept,
-			rs_replica_revision(t->replica));
-	return finish(t, rep, t0, &before, rc, err);
+	return sequence(t, 0, rep, err);
 }
 
 /* ---- status ----------------------------------------------------------- */

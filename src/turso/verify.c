@@ -90,18 +90,8 @@ static int local_fp(sqlite3 *db, const rs_table *t, struct fp *f, rs_error *err)
 	rs_value v[t->ncol > 0 ? t->ncol : 1];
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		for (int i = 0; i < t->ncol; i++) {
-			rs_value x = {sqlite3_column_type(st, i + 1), 0, 0, NULL, 0};
-			if (x.type == SQLITE_INTEGER)
-				x.i = sqlite3_column_int64(st, i + 1);
-			else if (x.type == SQLITE_FLOAT)
-				x.r = sqlite3_column_double(st, i + 1);
-			else if (x.type != SQLITE_NULL) {
-				x.p = x.type == SQLITE_TEXT ? sqlite3_column_text(st, i + 1) : sqlite3_column_blob(st, i + 1);
-				x.n = sqlite3_column_bytes(st, i + 1);
-			}
-			v[i] = x;
-		}
+		for (int i = 0; i < t->ncol; i++)
+			rs_value_from_column(st, i + 1, &v[i]);
 		fp_row(f, t, sqlite3_column_int64(st, 0), v);
 	}
 	int out = rc == SQLITE_DONE ? RS_OK : rs_err(err, RS_ELOCAL, "table %s: %s", t->name, sqlite3_errmsg(db));

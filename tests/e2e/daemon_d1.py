@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -25,23 +24,9 @@ BUILD = os.environ.get("BUILD", "build")
 RS = os.environ.get("RS_BIN", os.path.join(ROOT, BUILD, "resort-sync"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
 import d1env  # noqa: E402
+import e2e  # noqa: E402
 WRANGLER = d1env.WRANGLER
-failed = 0
-
-
-def report(name, ok, why=""):
-    global failed
-    print(("PASS %s" % name) if ok else ("FAIL %s: %s" % (name, why)))
-    failed += 0 if ok else 1
-    sys.stdout.flush()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+from e2e import free_port, report  # noqa: E402
 
 
 def get(url):
@@ -189,7 +174,7 @@ def main():
         report("mode_none_exits_zero", p.returncode == 0 and "disabled" in p.stderr, p.stderr)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return 1 if failed else 0
+    return 1 if e2e.failed else 0
 
 
 if __name__ == "__main__":

@@ -47,8 +47,9 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.dont_write_bytecode = True  # no __pycache__ beside the tests
 import d1env  # noqa: E402
-import daemon_d1  # noqa: E402  (its PASS/FAIL reporter and HTTP helpers; its main() does not run)
-from daemon_d1 import free_port, get, report  # noqa: E402
+import e2e  # noqa: E402  (the PASS/FAIL reporter)
+from daemon_d1 import get  # noqa: E402  (its HTTP helper; its main() does not run)
+from e2e import free_port, report  # noqa: E402
 WRANGLER = d1env.WRANGLER
 STALE = 6  # metrics.health_stale_seconds
 
@@ -551,7 +552,7 @@ def main():
         d.send_signal(signal.SIGTERM)
         d.wait(timeout=30)
         shutil.rmtree(tmp, ignore_errors=True)
-    return 1 if daemon_d1.failed else 0
+    return 1 if e2e.failed else 0
 
 
 def value_of_version(fams):

@@ -40,24 +40,9 @@ RS_HOOKS = RS + "-hooks"  # the test build: RS_TEST_CRASH points
 TURSODB = shutil.which("tursodb") or os.path.join(
     ROOT, "tools/node_modules/@tursodatabase/cli-linux-x64-gnu/tursodb")
 OFFICIAL = os.path.join(ROOT, "tests/e2e/turso_official.js")
-failed = 0
-
-
-def report(name, ok, why=""):
-    global failed
-    print(("PASS %s" % name) if ok else ("FAIL %s: %s" % (name, why)))
-    failed += 0 if ok else 1
-    sys.stdout.flush()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+import e2e  # noqa: E402
+from e2e import free_port, report  # noqa: E402
 class Server:
     def __init__(self, d):
         self.d = d
@@ -697,7 +682,7 @@ def main():
                t_local_faults, t_schema_changes):
         if not only or fn.__name__ in only:
             case(fn)
-    return 1 if failed else 0
+    return 1 if e2e.failed else 0
 
 
 if __name__ == "__main__":

@@ -93,6 +93,23 @@ enum {
 int rs_diff(const char *old_path, const char *new_path, int format, FILE *out,
 	    rs_error *err);
 
+/* Flags of rs_diff_ex(). */
+enum {
+	RS_DIFF_PLAIN = 1, /* compare every row; skip the page comparison */
+	RS_DIFF_STATS = 2  /* one line of figures on stderr: pages compared and
+			      differing, rows read, whether the page comparison
+			      was used and if not why */
+};
+
+/*
+ * rs_diff() with flags.  By default the two files are first compared page
+ * by page, and only rows on pages that differ are read (exact whatever the
+ * files; fast when they share their history, e.g. a copy changed through
+ * SQL).  The output is the same with and without RS_DIFF_PLAIN.
+ */
+int rs_diff_ex(const char *old_path, const char *new_path, int format, int flags, FILE *out,
+	       rs_error *err);
+
 /*
  * Write the full-load SQL for `path`: the reset preamble (DROP VIEW / DROP
  * TABLE IF EXISTS for every view and table) followed by the diff from an

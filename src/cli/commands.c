@@ -61,13 +61,19 @@ rs_config *rs_cli_load_config(struct rs_cli *cli)
 
 /* Parse "--format X" / "--format=X" out of the arguments; positional ones go to pos[]. */
 static int parse_format_args(struct rs_cli *cli, int *format, const char **pos, int maxpos,
-			     int *npos)
+			     int *npos, int *flags)
 {
 	*format = RS_FORMAT_SQL;
 	*npos = 0;
 	for (int i = 0; i < cli->argc; i++) {
 		const char *a = cli->argv[i], *v = NULL;
-		if (strcmp(a, "--format") == 0) {
+		if (flags && strcmp(a, "--plain") == 0) {
+			*flags |= RS_DIFF_PLAIN;
+			continue;
+		} else if (flags && strcmp(a, "--stats") == 0) {
+			*flags |= RS_DIFF_STATS;
+			continue;
+		} else if (strcmp(a, "--format") == 0) {
 			if (i + 1 >= cli->argc) {
 				fprintf(stderr, "resort-sync: --format needs sql, json or key\n");
 				return 2;
@@ -107,21 +113,21 @@ static int finish_output(int rc, rs_error *err)
 int rs_cmd_diff(struct rs_cli *cli)
 {
 	const char *pos[2];
-	int format, n, rc = parse_format_args(cli, &format, pos, 2, &n);
+	int format, n, flags = 0, rc = parse_format_args(cli, &format, pos, 2, &n, &flags);
 	if (rc)
 		return rc;
 	if (n != 2) {
-		fprintf(stderr, "usage: resort-sync diff [--format sql|json|key] OLD.db NEW.db\n");
+		fprintf(stderr, "usage: resort-sync diff [--format sql|json|key] [--plain] [--stats] OLD.db NEW.db\n");
 		return 2;
 	}
 	rs_error err = {0};
-	return finish_output(rs_diff(pos[0], pos[1], format, stdout, &err), &err);
+	return finish_output(rs_diff_ex(pos[0], pos[1], format, flags, stdout, &err), &err);
 }
 
 int rs_cmd_dump(struct rs_cli *cli)
 {
 	const char *pos[1];
-	int format, n, rc = parse_format_args(cli, &format, pos, 1, &n);
+	int format, n, rc = parse_format_args(cli, &format, pos, 1, &n, NULL);
 	if (rc)
 		return rc;
 	if (n != 1) {

@@ -13,6 +13,7 @@
 
 #include "core/err.h"
 #include "engine/engine.h"
+#include "engine/pages.h"
 #include "engine/schema.h"
 
 /* What happens to a NEW table. */
@@ -653,8 +654,25 @@ static int side_step(struct side *s, sqlite3 *db, const char *table, rs_error *e
 	return RS_OK;
 }
 
-/* SELECT statement reading table t in key order; old side maps columns of nt. */
-static char *row_query(const rs_table *nt, const rs_table *src, const rs_colinfo *nci)
+static const char *coll_name(int c)
+{
+	return c == RS_COLL_NOCASE ? "NOCASE" : c == RS_COLL_RTRIM ? "RTRIM" : "BINARY";
+}
+
+/* The key columns of a WITHOUT ROWID table under their key collations: "a" COLLATE X, ... */
+static void key_list(sqlite3_str *q, const rs_table *nt)
+{
+	for (int i = 0; i < nt->npk; i++)
+		sqlite3_str_appendf(q, "%s\"%w\" COLLATE %s", i ? ", " : "", nt->col[nt->pk[i]],
+				    coll_name(nt->pk_coll[i]));
+}
+
+/*
+ * SELECT statement reading table t in key order; old side maps columns of
+ * nt.  ranged: only the keys between two bounds, bound as ?1, ?2 (a rowid,
+ * or a one-column key) or ?1..?k, ?k+1..?2k (a k-column key).
+ */
+static char *row_query(const rs_table *nt, const rs_table *src, const rs_colinfo *nci, int ranged)
 {
 	sqlite3_str *q = sqlite3_str_new(NULL);
 	sqlite3_str_appendall(q, "SELECT ");
@@ -671,16 +689,33 @@ static char *row_query(const rs_table *nt, const rs_table *src, const rs_colinfo
 		else
 			sqlite3_str_appendall(q, "NULL");
 	}
-	sqlite3_str_appendf(q, " FROM main.\"%w\" ORDER BY ", src->name);
+	sqlite3_str_appendf(q, " FROM main.\"%w\"", src->name);
+	if (ranged && rowid_mode) {
+		sqlite3_str_appendf(q, " WHERE %s BETWEEN ?1 AND ?2", src->rowid_name);
+	} else if (ranged && nt->npk == 1) {
+		sqlite3_str_appendall(q, " WHERE ");
+		key_list(q, nt);
+		sqlite3_str_appendall(q, " BETWEEN ?1 AND ?2");
+	} else if (ranged) {
+		for (int side = 0; side < 2; side++) {
+			sqlite3_str_appendall(q, side ? " AND (" : " WHERE (");
+			key_list(q, nt);
+			sqlite3_str_appendall(q, side ? ") <= (" : ") >= (");
+			for (int i = 0; i < nt->npk; i++)
+				sqlite3_str_appendf(q, "%s?%d", i ? ", " : "", side * nt->npk + i + 1);
+			sqlite3_str_appendall(q, ")");
+		}
+	}
+	sqlite3_str_appendall(q, " ORDER BY ");
 	if (rowid_mode)
 		sqlite3_str_appendf(q, "%s", src->rowid_name);
-	for (int i = 0; !rowid_mode && i < nt->npk; i++)
-		sqlite3_str_appendf(q, "%s\"%w\"", i ? ", " : "", nt->col[nt->pk[i]]);
+	else
+		key_list(q, nt);
 	return sqlite3_str_finish(q);
 }
 
 static int open_side(struct side *s, sqlite3 *db, const rs_table *nt, const rs_table *src,
-		     const rs_colinfo *nci, rs_error *err)
+		     const rs_colinfo *nci, int ranged, rs_error *err)
 {
 	s->ncol = nt->ncol;
 	s->rowid_mode = nt->kind != RS_TABLE_WITHOUT_ROWID;
@@ -689,7 +724,7 @@ static int open_side(struct side *s, sqlite3 *db, const rs_table *nt, const rs_t
 		return rs_err(err, RS_ENOMEM, "out of memory");
 	if (!db || !src)
 		return RS_OK; /* empty side */
-	char *q = row_query(nt, src, nci);
+	char *q = row_query(nt, src, nci, ranged);
 	if (!q)
 		return rs_err(err, RS_ENOMEM, "out of memory");
 	int rc = sqlite3_prepare_v2(db, q, -1, &s->st, NULL);
@@ -741,48 +776,179 @@ static int fts_upkeep(struct differ *D, const rs_table *t, int64_t rowid, const 
 	return rc;
 }
 
+/* ---- key ranges (engine/pages.h) -------------------------------------- */
+
+/* The ranges of a row set, sorted and merged: index r covers lo[r]..hi[r]. */
+struct ranges {
+	int n;
+	int64_t *lo, *hi;           /* rowid tables */
+	const rs_value **klo, **khi; /* WITHOUT ROWID: npk values each */
+};
+
+static int key_cmp_values(const rs_table *t, const rs_value *a, const rs_value *b)
+{
+	for (int i = 0; i < t->npk; i++) {
+		int c = rs_value_cmp(&a[i], &b[i], t->pk_coll[i]);
+		if (c)
+			return c;
+	}
+	return 0;
+}
+
+struct sort_ctx {
+	const rs_table *t;
+	const rs_rowset *rs;
+};
+
+static int by_rowid(const void *a, const void *b, void *ctx)
+{
+	const rs_rowset *rs = ((const struct sort_ctx *)ctx)->rs;
+	int64_t x = rs->lo[*(const int *)a], y = rs->lo[*(const int *)b];
+	return x < y ? -1 : x > y;
+}
+
+static int by_key(const void *a, const void *b, void *ctx)
+{
+	const struct sort_ctx *c = ctx;
+	size_t k = (size_t)c->t->npk;
+	return key_cmp_values(c->t, &c->rs->klo[(size_t)*(const int *)a * k], &c->rs->klo[(size_t)*(const int *)b * k]);
+}
+
+static void ranges_free(struct ranges *R)
+{
+	free(R->lo);
+	free(R->hi);
+	free(R->klo);
+	free(R->khi);
+	memset(R, 0, sizeof *R);
+}
+
+static int ranges_make(const rs_table *t, const rs_rowset *rs, struct ranges *R, rs_error *err)
+{
+	int wr = t->kind == RS_TABLE_WITHOUT_ROWID;
+	size_t n = (size_t)rs->n ? (size_t)rs->n : 1, k = (size_t)t->npk;
+	int *ord = malloc(n * sizeof *ord);
+	if (wr) {
+		R->klo = malloc(n * sizeof *R->klo);
+		R->khi = malloc(n * sizeof *R->khi);
+	} else {
+		R->lo = malloc(n * sizeof *R->lo);
+		R->hi = malloc(n * sizeof *R->hi);
+	}
+	if (!ord || (wr ? !R->klo || !R->khi : !R->lo || !R->hi)) {
+		free(ord);
+		ranges_free(R);
+		return rs_err(err, RS_ENOMEM, "out of memory");
+	}
+	for (int i = 0; i < rs->n; i++)
+		ord[i] = i;
+	struct sort_ctx ctx = {t, rs};
+	qsort_r(ord, (size_t)rs->n, sizeof *ord, wr ? by_key : by_rowid, &ctx);
+	R->n = 0;
+	for (int j = 0; j < rs->n; j++) {
+		int i = ord[j];
+		if (wr) {
+			const rs_value *lo = &rs->klo[(size_t)i * k], *hi = &rs->khi[(size_t)i * k];
+			if (key_cmp_values(t, hi, lo) < 0) { /* a descending key after all: bounds swapped */
+				const rs_value *x = lo;
+				lo = hi;
+				hi = x;
+			}
+			if (R->n && key_cmp_values(t, lo, R->khi[R->n - 1]) <= 0) {
+				if (key_cmp_values(t, hi, R->khi[R->n - 1]) > 0)
+					R->khi[R->n - 1] = hi;
+				continue;
+			}
+			R->klo[R->n] = lo;
+			R->khi[R->n++] = hi;
+		} else {
+			int64_t lo = rs->lo[i] < rs->hi[i] ? rs->lo[i] : rs->hi[i];
+			int64_t hi = rs->lo[i] < rs->hi[i] ? rs->hi[i] : rs->lo[i];
+			if (R->n && (lo <= R->hi[R->n - 1] || lo - 1 == R->hi[R->n - 1])) {
+				if (hi > R->hi[R->n - 1])
+					R->hi[R->n - 1] = hi;
+				continue;
+			}
+			R->lo[R->n] = lo;
+			R->hi[R->n++] = hi;
+		}
+	}
+	free(ord);
+	return RS_OK;
+}
+
+static int bind_value(sqlite3_stmt *st, int i, const rs_value *v)
+{
+	switch (v->type) {
+	case SQLITE_INTEGER: return sqlite3_bind_int64(st, i, v->i);
+	case SQLITE_FLOAT: return sqlite3_bind_double(st, i, v->r);
+	case SQLITE_TEXT: return sqlite3_bind_text(st, i, (const char *)v->p, v->n, SQLITE_STATIC);
+	case SQLITE_BLOB: return sqlite3_bind_blob(st, i, v->p, v->n, SQLITE_STATIC);
+	default: return sqlite3_bind_null(st, i);
+	}
+}
+
+/* Point a ranged side at range r. */
+static int side_range(struct side *s, sqlite3 *db, const rs_table *t, const struct ranges *R, int r, rs_error *err)
+{
+	if (!s->st)
+		return RS_OK;
+	int rc = sqlite3_reset(s->st);
+	if (rc == SQLITE_OK && t->kind != RS_TABLE_WITHOUT_ROWID) {
+		rc = sqlite3_bind_int64(s->st, 1, R->lo[r]);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_bind_int64(s->st, 2, R->hi[r]);
+	}
+	for (int i = 0; rc == SQLITE_OK && t->kind == RS_TABLE_WITHOUT_ROWID && i < t->npk; i++) {
+		rc = bind_value(s->st, i + 1, &R->klo[r][i]);
+		if (rc == SQLITE_OK)
+			rc = bind_value(s->st, t->npk + i + 1, &R->khi[r][i]);
+	}
+	if (rc != SQLITE_OK)
+		return rs_err(err, RS_ELOCAL, "%s: table %s: %s", sqlite3_db_filename(db, "main"), t->name,
+			      sqlite3_errmsg(db));
+	return RS_OK;
+}
+
+/* ---- rows ------------------------------------------------------------- */
+
 enum { PASS_ALL = 3, PASS_DELETES = 1, PASS_UPSERTS = 2 };
 
-static int diff_rows_pass(struct differ *D, int ti, int pass, unsigned char *changed)
+/* Merge-join the rows of both sides from their current positions to their ends. */
+static int merge_rows(struct differ *D, int ti, int pass, unsigned char *changed, struct side *o, struct side *n,
+		      int64_t *done)
 {
 	rs_table *nt = D->ns->tab[ti];
 	struct tstate *ts = &D->ts[ti];
-	const rs_table *ot = (ts->state == TS_SAME || ts->state == TS_ALTER) ? D->os->tab[ts->old_idx] : NULL;
-	struct side o = {0}, n = {0};
-	int rc = open_side(&o, D->old_db, nt, ot, D->ns->colinfo[ti], D->err);
+	int rc = side_step(o, D->old_db, nt->name, D->err);
 	if (rc == RS_OK)
-		rc = open_side(&n, D->new_db, nt, nt, NULL, D->err);
-	if (rc == RS_OK)
-		rc = side_step(&o, D->old_db, nt->name, D->err);
-	if (rc == RS_OK)
-		rc = side_step(&n, D->new_db, nt->name, D->err);
-	int64_t done = 0;
-	while (rc == RS_OK && (o.has || n.has)) {
-		int c = !o.has ? 1 : !n.has ? -1 : key_cmp(nt, &o, &n);
+		rc = side_step(n, D->new_db, nt->name, D->err);
+	while (rc == RS_OK && (o->has || n->has)) {
+		int c = !o->has ? 1 : !n->has ? -1 : key_cmp(nt, o, n);
 		rs_change ch = {.tab = nt, .rewrite = ts->rewrite};
 		if (c < 0) {
 			if (pass & PASS_DELETES) {
 				ch.op = RS_CH_DELETE;
-				ch.rowid = o.rowid;
-				ch.oldv = o.v;
+				ch.rowid = o->rowid;
+				ch.oldv = o->v;
 			}
 		} else if (c > 0) {
 			if (pass & PASS_UPSERTS) {
 				ch.op = RS_CH_INSERT;
-				ch.rowid = n.rowid;
-				ch.newv = n.v;
+				ch.rowid = n->rowid;
+				ch.newv = n->v;
 			}
 		} else if (pass & PASS_UPSERTS) {
 			int any = 0;
 			for (int i = 0; i < nt->ncol; i++) {
-				changed[i] = !rs_value_same(&o.v[i], &n.v[i]);
+				changed[i] = !rs_value_same(&o->v[i], &n->v[i]);
 				any |= changed[i];
 			}
 			if (any || ts->rewrite) {
 				ch.op = RS_CH_UPDATE;
-				ch.rowid = n.rowid;
-				ch.oldv = o.v;
-				ch.newv = n.v;
+				ch.rowid = n->rowid;
+				ch.oldv = o->v;
+				ch.newv = n->v;
 				ch.changed = changed;
 			}
 		}
@@ -802,18 +968,54 @@ static int diff_rows_pass(struct differ *D, int ti, int pass, unsigned char *cha
 		if (rc != RS_OK)
 			break;
 		if (c <= 0)
-			rc = side_step(&o, D->old_db, nt->name, D->err);
+			rc = side_step(o, D->old_db, nt->name, D->err);
 		if (rc == RS_OK && c >= 0) {
-			rc = side_step(&n, D->new_db, nt->name, D->err);
-			done++;
-			if (D->opts->progress && (done & 0xffff) == 0)
-				D->opts->progress(D->opts->progress_ctx, nt->name, done, -1);
+			rc = side_step(n, D->new_db, nt->name, D->err);
+			(*done)++;
+			if (D->opts->progress && (*done & 0xffff) == 0)
+				D->opts->progress(D->opts->progress_ctx, nt->name, *done, -1);
 		}
+	}
+	return rc;
+}
+
+static int diff_rows_pass(struct differ *D, int ti, int pass, unsigned char *changed)
+{
+	rs_table *nt = D->ns->tab[ti];
+	struct tstate *ts = &D->ts[ti];
+	const rs_table *ot = (ts->state == TS_SAME || ts->state == TS_ALTER) ? D->os->tab[ts->old_idx] : NULL;
+	struct side o = {0}, n = {0};
+	struct ranges R = {0};
+	/* With a page comparison: only the rows it names, in a table whose definition is unchanged. */
+	const rs_rowset *only = NULL;
+	if (D->opts->only && D->opts->only->filter && ts->state == TS_SAME && !ts->rewrite) {
+		only = rs_pagediff_rows(D->opts->only, nt->name);
+		if (!only)
+			return RS_OK;
+		int ranged = nt->kind == RS_TABLE_ROWID ? !only->npk
+			     : nt->kind == RS_TABLE_WITHOUT_ROWID ? only->npk == nt->npk || !only->n : 0;
+		if (only->all || !ranged)
+			only = NULL;
+	}
+	int rc = only ? ranges_make(nt, only, &R, D->err) : RS_OK;
+	if (rc == RS_OK)
+		rc = open_side(&o, D->old_db, nt, ot, D->ns->colinfo[ti], only != NULL, D->err);
+	if (rc == RS_OK)
+		rc = open_side(&n, D->new_db, nt, nt, NULL, only != NULL, D->err);
+	int64_t done = 0;
+	for (int r = 0; rc == RS_OK && r < (only ? R.n : 1); r++) {
+		if (only)
+			rc = side_range(&o, D->old_db, nt, &R, r, D->err);
+		if (rc == RS_OK && only)
+			rc = side_range(&n, D->new_db, nt, &R, r, D->err);
+		if (rc == RS_OK)
+			rc = merge_rows(D, ti, pass, changed, &o, &n, &done);
 	}
 	if (D->stats)
 		D->stats->rows_scanned += done;
 	close_side(&o);
 	close_side(&n);
+	ranges_free(&R);
 	return rc;
 }
 
@@ -932,7 +1134,7 @@ int rs_engine_diff(sqlite3 *old_db, sqlite3 *new_db, const rs_diff_opts *opts, c
 
 /* ---- opening ---------------------------------------------------------- */
 
-int rs_engine_open(const char *path, sqlite3 **out, rs_error *err)
+int rs_engine_connect(const char *path, sqlite3 **out, rs_error *err)
 {
 	sqlite3 *db = NULL;
 	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
@@ -943,17 +1145,35 @@ int rs_engine_open(const char *path, sqlite3 **out, rs_error *err)
 	}
 	sqlite3_busy_timeout(db, 5000);
 	sqlite3_extended_result_codes(db, 1);
+	*out = db;
+	return RS_OK;
+}
+
+int rs_engine_begin(sqlite3 *db, const char *path, rs_error *err)
+{
 	/* BEGIN plus a first read pins one snapshot for every later statement. */
-	rc = sqlite3_exec(db, "BEGIN; SELECT count(*) FROM main.sqlite_schema;", NULL, NULL, NULL);
+	int rc = sqlite3_exec(db, "BEGIN; SELECT count(*) FROM main.sqlite_schema;", NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
 		int busy = (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
 		rs_err(err, busy ? RS_EBUSY : RS_ELOCAL, "%s: %s%s", path, sqlite3_errmsg(db),
 		       busy ? " (another process holds a lock past the 5 s busy timeout)" : "");
-		sqlite3_close(db);
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 		return busy ? RS_EBUSY : RS_ELOCAL;
 	}
-	*out = db;
 	return RS_OK;
+}
+
+int rs_engine_open(const char *path, sqlite3 **out, rs_error *err)
+{
+	sqlite3 *db;
+	int rc = rs_engine_connect(path, &db, err);
+	if (rc == RS_OK && (rc = rs_engine_begin(db, path, err)) != RS_OK) {
+		sqlite3_close(db);
+		return rc;
+	}
+	if (rc == RS_OK)
+		*out = db;
+	return rc;
 }
 
 void rs_engine_close(sqlite3 *db)

@@ -116,6 +116,9 @@ typedef struct rs_diff_opts {
 	void *progress_ctx;
 	int shape_compare;        /* tables and indexes whose text differs but whose columns do not
 				     are the same (for servers that re-render DDL, like tursodb) */
+	const struct rs_pagediff *only; /* NULL, or its filter off: every row is compared; else only
+				     the rows it names, in tables whose definition did not change
+				     (engine/pages.h) */
 } rs_diff_opts;
 
 typedef struct rs_diff_stats {
@@ -132,6 +135,9 @@ typedef struct rs_diff_stats {
  */
 int rs_engine_open(const char *path, sqlite3 **out, rs_error *err);
 void rs_engine_close(sqlite3 *db);
+/* rs_engine_open() in two steps: open the connection; start its read transaction. */
+int rs_engine_connect(const char *path, sqlite3 **out, rs_error *err);
+int rs_engine_begin(sqlite3 *db, const char *path, rs_error *err);
 
 /*
  * Stream the changes that turn old_db into new_db (old_db NULL: an empty

@@ -14,7 +14,10 @@ UNIQUE swaps and schema changes):
   2. applying `resort-sync dump B` to an empty database gives B;
   3. the sync key depends only on the two states: the state reached by
      applying the diff (other statements, same content) gives the same key,
-     and a different B gives a different key.
+     and a different B gives a different key;
+  4. the page comparison changes nothing: `diff` (only rows on pages that
+     differ) and `diff --plain` (every row) print the same bytes, and the
+     page comparison was used (not fallen back from) in most cases.
 
 RS_SEED fixes the seed; RS_CASES the number of cases (default 40).
 Prints PASS/FAIL lines for tests/run.sh.
@@ -260,7 +263,8 @@ def sqldiff_clean(a, b):
 def main():
     rnd = random.Random(SEED)
     tmp = tempfile.mkdtemp(prefix="rs-prop-")
-    failures = {"diff": [], "dump": [], "key": []}
+    failures = {"diff": [], "dump": [], "key": [], "fast": []}
+    fast_used = 0
     try:
         for case in range(CASES):
             g = Gen(random.Random(rnd.randrange(1 << 30)))
@@ -282,10 +286,17 @@ def main():
             c.close()
 
             # 1. diff A B applied to A gives B
-            p = run([RS, "diff", a, b])
+            p = run([RS, "diff", "--stats", a, b])
             if p.returncode != 0:
                 failures["diff"].append("case %d: diff failed: %s" % (case, p.stderr.decode()[:300]))
                 continue
+            # 4. with and without the page comparison: the same bytes
+            plain = run([RS, "diff", "--plain", a, b])
+            if plain.returncode != 0 or plain.stdout != p.stdout:
+                failures["fast"].append("case %d: diff and diff --plain differ (%d vs %d bytes) %s"
+                                        % (case, len(p.stdout), len(plain.stdout), p.stderr.decode()[-200:]))
+            if b"page filter: on" in p.stderr:
+                fast_used += 1
             sql = os.path.join(tmp, "d.sql")
             open(sql, "wb").write(p.stdout)
             res = os.path.join(tmp, "res.db")
@@ -335,6 +346,9 @@ def main():
     check("diff_applied_equals_target_%d_cases" % CASES, not failures["diff"], " | ".join(failures["diff"][:3]))
     check("dump_loaded_equals_source_%d_cases" % CASES, not failures["dump"], " | ".join(failures["dump"][:3]))
     check("sync_key_depends_on_states_only", not failures["key"], " | ".join(failures["key"][:3]))
+    check("page_comparison_same_output_%d_cases" % CASES, not failures["fast"], " | ".join(failures["fast"][:3]))
+    check("page_comparison_used_in_most_cases", fast_used * 2 > CASES,
+          "used in %d of %d cases" % (fast_used, CASES))
     return 1 if results["fail"] else 0
 
 

@@ -1,0 +1,281 @@
+"""The page comparison of `resort-sync diff` (src/engine/pages.c) on
+databases large enough to have multi-level b-trees, overflow chains and
+WAL frames that are not checkpointed.
+
+A base database A holds a rowid table with values that overflow (some
+updated in place at the same size, so only their overflow pages change),
+WITHOUT ROWID tables (TEXT key, NOCASE key, descending composite key, keys
+too large for their page), a composite-key rowid table, a table without a
+primary key, and an FTS5 table.  Each round copies A to B and changes B at
+random: through a rollback journal, or in WAL mode with the connection kept
+open and checkpoints off, so the diff must read the frames; some rounds
+VACUUM, so every page moves.  Checked per round:
+
+  1. `diff A B` and `diff --plain A B` print the same bytes;
+  2. the diff applied to a copy of A gives B (tests/lib/dbcompare.py);
+  3. the page comparison was used, and read fewer rows than the plain diff,
+     in the rounds without VACUUM.
+
+Then a writer process commits ten rows and a counter per transaction to a
+WAL database while `diff` runs again and again: every diff applied must
+give a state that was committed (rows 1..10k and the counter k), never a
+mix of two.
+
+RS_SEED fixes the seed; RS_ROUNDS the number of rounds (default 12).
+"""
+import os
+import random
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.environ.get("ROOT", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+BUILD = os.environ.get("BUILD", "build")
+RS = os.path.join(ROOT, BUILD, "resort-sync")
+APPLY = os.path.join(ROOT, BUILD, "tools", "apply_sql")
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+import dbcompare  # noqa: E402
+import e2e  # noqa: E402
+from e2e import report  # noqa: E402
+
+SEED = int(os.environ.get("RS_SEED", random.randrange(1 << 30)))
+ROUNDS = int(os.environ.get("RS_ROUNDS", "12"))
+
+
+def run(args):
+    return subprocess.run(args, capture_output=True)
+
+
+def word(r, n=8):
+    return "".join(r.choice("abcdefghijKLMNOP") for _ in range(r.randrange(1, n)))
+
+
+def build_base(path, r):
+    c = sqlite3.connect(path)
+    c.executescript("""
+        CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT, payload BLOB);
+        CREATE INDEX items_name ON items(name);
+        CREATE TABLE kv(k TEXT PRIMARY KEY, v) WITHOUT ROWID;
+        CREATE TABLE ci(k TEXT COLLATE NOCASE PRIMARY KEY, v) WITHOUT ROWID;
+        CREATE TABLE dsc(a INTEGER, b TEXT, v, PRIMARY KEY(a DESC, b)) WITHOUT ROWID;
+        CREATE TABLE bigkey(k BLOB PRIMARY KEY, v) WITHOUT ROWID;
+        CREATE TABLE pairs(a INTEGER, b TEXT, v REAL, PRIMARY KEY(a, b));
+        CREATE TABLE nopk(a, b);
+        CREATE VIRTUAL TABLE notes USING fts5(body);
+        CREATE TABLE seq(id INTEGER PRIMARY KEY, grp INTEGER);
+        CREATE TABLE counter(id INTEGER PRIMARY KEY, n INTEGER);
+        INSERT INTO counter VALUES(1, 0);
+    """)
+    for i in range(1, 6001):
+        size = r.choice([20, 60, 150]) if r.random() < 0.93 else r.randrange(5000, 20000)
+        c.execute("INSERT INTO items VALUES(?,?,?)", (i * 3, word(r), r.randbytes(size)))
+    for i in range(4000):
+        c.execute("INSERT OR IGNORE INTO kv VALUES(?,?)", ("k%06d" % r.randrange(10 ** 6), r.random()))
+    for i in range(2500):
+        c.execute("INSERT OR IGNORE INTO ci VALUES(?,?)", (word(r, 10) + str(i), i))
+    for i in range(2500):
+        c.execute("INSERT OR IGNORE INTO dsc VALUES(?,?,?)", (r.randrange(500), word(r), r.random()))
+    for i in range(300):
+        k = r.randbytes(r.choice([8, 40, 3000]))
+        c.execute("INSERT OR IGNORE INTO bigkey VALUES(?,?)", (k, i))
+    for i in range(3000):
+        c.execute("INSERT OR IGNORE INTO pairs VALUES(?,?,?)", (r.randrange(1000), word(r), r.random() * 1e6))
+    for i in range(3000):
+        c.execute("INSERT INTO nopk VALUES(?,?)", (r.random(), word(r)))
+    for i in range(800):
+        c.execute("INSERT INTO notes VALUES(?)", (" ".join(word(r) for _ in range(r.randrange(3, 60))),))
+    c.commit()
+    c.close()
+
+
+def mutate(c, r):
+    for _ in range(r.randrange(1, 25)):
+        op = r.randrange(14)
+        if op == 0:
+            c.execute("UPDATE items SET name = ? WHERE id = ?", (word(r), 3 * r.randrange(1, 6001)))
+        elif op == 1:  # same size: the overflow pages change, the leaf may not
+            row = c.execute("SELECT id, length(payload) FROM items WHERE length(payload) > 4000"
+                            " ORDER BY random() LIMIT 1").fetchone()
+            if row:
+                c.execute("UPDATE items SET payload = ? WHERE id = ?", (r.randbytes(row[1]), row[0]))
+        elif op == 2:  # into or out of overflow
+            c.execute("UPDATE items SET payload = ? WHERE id = ?",
+                      (r.randbytes(r.choice([30, 9000])), 3 * r.randrange(1, 6001)))
+        elif op == 3:
+            lo = 3 * r.randrange(1, 6001)
+            c.execute("DELETE FROM items WHERE id BETWEEN ? AND ?", (lo, lo + r.randrange(1, 200)))
+        elif op == 4:  # between existing rowids, and past the end
+            i = r.randrange(1, 18100)
+            c.execute("INSERT OR IGNORE INTO items VALUES(?,?,?)", (i, word(r), r.randbytes(40)))
+        elif op == 5:
+            c.execute("INSERT OR REPLACE INTO kv VALUES(?,?)", ("k%06d" % r.randrange(10 ** 6), r.random()))
+            c.execute("DELETE FROM kv WHERE k = (SELECT k FROM kv ORDER BY random() LIMIT 1)")
+        elif op == 6:  # only the case of a NOCASE key changes: the same row
+            row = c.execute("SELECT k FROM ci ORDER BY random() LIMIT 1").fetchone()
+            c.execute("UPDATE ci SET k = ? WHERE k = ?", (row[0].swapcase(), row[0]))
+        elif op == 7:
+            c.execute("INSERT OR IGNORE INTO dsc VALUES(?,?,?)", (r.randrange(500), word(r), r.random()))
+            c.execute("DELETE FROM dsc WHERE a = ?", (r.randrange(500),))
+        elif op == 8:
+            c.execute("INSERT OR IGNORE INTO bigkey VALUES(?,?)", (r.randbytes(r.choice([8, 3000])), -1))
+            c.execute("UPDATE bigkey SET v = v + 1 WHERE k = (SELECT k FROM bigkey ORDER BY random() LIMIT 1)")
+        elif op == 9:
+            c.execute("UPDATE pairs SET v = ? WHERE rowid = ?", (r.random(), r.randrange(1, 3000)))
+        elif op == 10:
+            c.execute("UPDATE nopk SET b = ? WHERE rowid = ?", (word(r), r.randrange(1, 3000)))
+            c.execute("DELETE FROM nopk WHERE rowid = ?", (r.randrange(1, 3000),))
+        elif op == 11:
+            c.execute("INSERT INTO notes VALUES(?)", (" ".join(word(r) for _ in range(40)),))
+            c.execute("DELETE FROM notes WHERE rowid = ?", (r.randrange(1, 800),))
+        elif op == 12:  # many rows of one table
+            c.execute("UPDATE items SET name = name || 'x' WHERE id % 7 = ?", (r.randrange(7),))
+        else:
+            pass  # nothing but the ops before
+
+
+def stats_rows(stderr):
+    for part in stderr.decode().split(";"):
+        if part.strip().startswith("rows read:"):
+            return int(part.split(":")[1])
+    return -1
+
+
+def rounds(tmp, rnd):
+    a = os.path.join(tmp, "a.db")
+    build_base(a, random.Random(rnd.randrange(1 << 30)))
+    bad = {"same": [], "apply": [], "used": []}
+    used = 0
+    for k in range(ROUNDS):
+        r = random.Random(rnd.randrange(1 << 30))
+        b = os.path.join(tmp, "b.db")
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(b + suffix):
+                os.remove(b + suffix)
+        shutil.copy(a, b)
+        wal = k % 2 == 1
+        vacuum = k % 5 == 4 and not wal
+        c = sqlite3.connect(b, isolation_level=None)
+        if wal:
+            c.execute("PRAGMA journal_mode = WAL")
+            c.execute("PRAGMA wal_autocheckpoint = 0")
+        c.execute("BEGIN")
+        mutate(c, r)
+        c.execute("COMMIT")
+        if wal:  # a second transaction, so frames of two commits are in the WAL
+            c.execute("BEGIN")
+            mutate(c, r)
+            c.execute("COMMIT")
+        if vacuum:
+            c.execute("VACUUM")
+        # (the connection stays open: in WAL mode its frames are not checkpointed)
+        fast = run([RS, "diff", "--stats", a, b])
+        plain = run([RS, "diff", "--plain", "--stats", a, b])
+        if fast.returncode or plain.returncode or fast.stdout != plain.stdout:
+            bad["same"].append("round %d (wal %d vacuum %d): %d vs %d bytes %s %s" % (
+                k, wal, vacuum, len(fast.stdout), len(plain.stdout), fast.stderr[-300:], plain.stderr[-300:]))
+            c.close()
+            continue
+        if wal and not os.path.exists(b + "-wal"):
+            bad["same"].append("round %d: the WAL was checkpointed away; the test did not test frames" % k)
+        sql = os.path.join(tmp, "d.sql")
+        open(sql, "wb").write(fast.stdout)
+        res = os.path.join(tmp, "res.db")
+        shutil.copy(a, res)
+        ap = run([APPLY, res, sql])
+        d = dbcompare.compare(res, b) if ap.returncode == 0 else [ap.stderr.decode()[:300]]
+        if d:
+            bad["apply"].append("round %d (wal %d): %s" % (k, wal, "; ".join(d)[:400]))
+        on = b"page filter: on" in fast.stderr
+        if not vacuum:
+            if on and stats_rows(fast.stderr) < stats_rows(plain.stderr):
+                used += 1
+            else:
+                bad["used"].append("round %d: %s" % (k, fast.stderr.decode().strip()[-300:]))
+        c.close()
+    report("fast_and_plain_diff_print_the_same_bytes_%d_rounds" % ROUNDS, not bad["same"],
+           " | ".join(bad["same"][:2]) + " seed %d" % SEED)
+    report("fast_diff_applied_gives_the_target", not bad["apply"], " | ".join(bad["apply"][:2]) + " seed %d" % SEED)
+    report("page_comparison_used_and_read_fewer_rows", not bad["used"],
+           "used in %d rounds; %s seed %d" % (used, " | ".join(bad["used"][:2]), SEED))
+
+
+WRITER = r"""
+import sqlite3, sys, time
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+c.execute("PRAGMA busy_timeout = 5000")
+k = 0
+end = time.time() + float(sys.argv[2])
+while time.time() < end:
+    k += 1
+    c.execute("BEGIN IMMEDIATE")
+    for i in range(10):
+        c.execute("INSERT INTO seq VALUES(?, ?)", (10 * (k - 1) + i + 1, k))
+        c.execute("UPDATE items SET name = ? WHERE id = ?", ("w%d" % k, 3 * (1 + (k * 10 + i) % 6000)))
+    c.execute("UPDATE counter SET n = ? WHERE id = 1", (k,))
+    c.execute("COMMIT")
+"""
+
+
+def concurrent(tmp):
+    a = os.path.join(tmp, "a.db")
+    b = os.path.join(tmp, "live.db")
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(b + suffix):
+            os.remove(b + suffix)
+    shutil.copy(a, b)
+    c = sqlite3.connect(b)
+    c.execute("PRAGMA journal_mode = WAL")
+    c.close()
+    w = subprocess.Popen([sys.executable, "-c", WRITER, b, "8"])
+    problems, runs, seen, filtered = [], 0, set(), 0
+    time.sleep(0.3)
+    try:
+        while w.poll() is None and runs < 25:
+            p = run([RS, "diff", "--stats", a, b])
+            runs += 1
+            if p.returncode:
+                problems.append(p.stderr.decode()[:300])
+                continue
+            filtered += b"page filter: on" in p.stderr
+            sql = os.path.join(tmp, "c.sql")
+            open(sql, "wb").write(p.stdout)
+            res = os.path.join(tmp, "cres.db")
+            shutil.copy(a, res)
+            ap = run([APPLY, res, sql])
+            if ap.returncode:
+                problems.append("apply: " + ap.stderr.decode()[:300])
+                continue
+            x = sqlite3.connect(res)
+            n = x.execute("SELECT n FROM counter").fetchone()[0]
+            cnt, mx = x.execute("SELECT count(*), coalesce(max(id), 0) FROM seq").fetchone()
+            names = x.execute("SELECT count(*) FROM items WHERE name LIKE 'w%'").fetchone()[0]
+            x.close()
+            seen.add(n)
+            if cnt != 10 * n or mx != 10 * n:
+                problems.append("run %d: counter %d but %d rows up to id %d (a mix of states)" % (runs, n, cnt, mx))
+            if n and not names:
+                problems.append("run %d: counter %d but no item renamed" % (runs, n))
+    finally:
+        w.wait()
+    report("diff_of_a_live_wal_database_gives_one_committed_state_%d_runs" % runs,
+           not problems and runs >= 3 and len(seen) >= 2 and filtered * 2 >= runs,
+           "; ".join(problems[:3]) or "runs %d, states seen %s, page filter used %d times"
+           % (runs, sorted(seen), filtered))
+
+
+def main():
+    rnd = random.Random(SEED)
+    tmp = tempfile.mkdtemp(prefix="rs-pages-")
+    try:
+        rounds(tmp, rnd)
+        concurrent(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 1 if e2e.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

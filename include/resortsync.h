@@ -138,6 +138,7 @@ typedef struct rs_sync_result {
 	int64_t bytes;         /* payload bytes sent */
 	int64_t remote_calls;  /* wrangler invocations or HTTP requests */
 	double seconds;        /* wall time */
+	int64_t local_bytes;   /* written to local state (D1: advancing the snapshot) */
 } rs_sync_result;
 
 /* Prepare a syncer for cfg (which must outlive it); takes the per-database lock. */

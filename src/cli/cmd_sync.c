@@ -27,6 +27,7 @@
 #include "core/log.h"
 #include "core/syncer.h"
 #include "core/util.h"
+#include "d1/d1.h"
 #include "daemon/httpd.h"
 #include "daemon/metrics.h"
 #include "turso/sync.h"
@@ -37,9 +38,9 @@ static void log_cycle(const rs_sync_result *r, int rc, const rs_error *err)
 {
 	char q[1100];
 	if (rc == RS_OK)
-		rs_info("sync done", "status=%s mode=%s rows=%lld bytes=%lld remote_calls=%lld ms=%.0f",
+		rs_info("sync done", "status=%s mode=%s rows=%lld bytes=%lld remote_calls=%lld local_bytes=%lld ms=%.0f",
 			status_names[r->status], r->mode ? r->mode : "none", (long long)r->rows, (long long)r->bytes,
-			(long long)r->remote_calls, r->seconds * 1000);
+			(long long)r->remote_calls, (long long)r->local_bytes, r->seconds * 1000);
 	else
 		rs_error_log("sync failed", "class=%s error=%s ms=%.0f", rs_strerror(err->code),
 			     rs_log_quote(q, sizeof q, err->message), r->seconds * 1000);
@@ -115,9 +116,10 @@ int rs_cmd_sync(struct rs_cli *cli)
 		rc = rs_syncer_cycle(s, &r, &err);
 		log_cycle(&r, rc, &err);
 		if (rc == RS_OK)
-			printf("%s: %s, mode %s, %lld rows, %lld bytes, %lld remote calls, %.2f s\n",
-			       cfg->mode == RS_MODE_D1 ? "d1" : "turso", status_names[r.status], r.mode,
-			       (long long)r.rows, (long long)r.bytes, (long long)r.remote_calls, r.seconds);
+			printf("%s: %s, mode %s, %lld rows, %lld bytes, %lld remote calls, %.2f s, %lld bytes written"
+			       " locally\n", cfg->mode == RS_MODE_D1 ? "d1" : "turso", status_names[r.status], r.mode,
+			       (long long)r.rows, (long long)r.bytes, (long long)r.remote_calls, r.seconds,
+			       (long long)r.local_bytes);
 	}
 	rs_syncer_close(s);
 	rs_config_free(cfg);
@@ -364,9 +366,10 @@ int rs_cmd_verify(struct rs_cli *cli)
 	int differ = 0, rc;
 	if (cfg->mode == RS_MODE_TURSO)
 		rc = rs_turso_verify_config(cfg, stdout, &differ, &err);
+	else if (cfg->mode == RS_MODE_D1)
+		rc = rs_d1_verify(cfg, NULL, stdout, &differ, &err);
 	else
-		rc = rs_err(&err, RS_EUNSUPPORTED, "verify: only mode turso is supported so far (mode is %s)",
-			    cfg->mode == RS_MODE_D1 ? "d1" : "none");
+		rc = rs_err(&err, RS_EUSAGE, "verify: database.sync.mode is none; nothing to compare with");
 	rs_config_free(cfg);
 	if (rc != RS_OK)
 		return rs_cli_fail(&err);

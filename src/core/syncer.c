@@ -106,6 +106,7 @@ int rs_syncer_cycle(rs_syncer *s, rs_sync_result *res, rs_error *err)
 			res->bytes = rep.bytes + su->bytes;
 			res->remote_calls = rep.remote_calls + su->remote_calls;
 			res->seconds = rep.seconds + su->seconds;
+			res->local_bytes = 0;
 		}
 		memset(&s->startup, 0, sizeof s->startup);
 		return rc;
@@ -120,6 +121,7 @@ int rs_syncer_cycle(rs_syncer *s, rs_sync_result *res, rs_error *err)
 		res->bytes = rep.bytes;
 		res->remote_calls = rep.remote_calls;
 		res->seconds = rep.seconds;
+		res->local_bytes = rep.snapshot_bytes;
 	}
 	return rc;
 }

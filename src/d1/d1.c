@@ -78,10 +78,12 @@
 #include "core/util.h"
 #include "core/watch.h"
 #include "d1/d1.h"
+#include "d1/pagefile.h"
 #include "d1/wrangler.h"
 #include "emit/key.h"
 #include "emit/sql.h"
 #include "engine/engine.h"
+#include "engine/pages.h"
 
 #define HISTORY_TABLE "_rustresort_sync_history"
 #define PAYLOAD_APPLY_MAX (64 << 20) /* larger payloads advance the snapshot by a full load */
@@ -94,6 +96,7 @@ struct rs_d1 {
 	char *snapshot;             /* as configured */
 	char *pending, *staging;    /* absolute: wrangler runs in another directory */
 	char *next;
+	char *pages, *pages_new;    /* S.pages: the snapshot's next pages (pagefile.h); S.pages.new while written */
 	char *wconfig, *wcwd;       /* wrangler --config and its directory, absolute; NULL = none */
 	volatile int *cancel;
 	int tty;                    /* progress on stderr */
@@ -200,9 +203,12 @@ static const char *snapshot_vfs(void)
 	}
 	return hook_vfs.zName;
 }
+static void page_written(void) { crash_point("snapshot-write"); }
+#define PAGE_WRITE_HOOK page_written
 #else
 #define crash_point(point) ((void)0)
 #define snapshot_vfs() ((const char *)NULL)
+#define PAGE_WRITE_HOOK NULL
 #endif
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -476,6 +482,8 @@ static int reset_to_full_load(rs_d1 *d, rs_error *err)
 {
 	int rc = remove_file(d->pending, err);
 	if (rc == RS_OK)
+		rc = remove_file(d->pages, err);
+	if (rc == RS_OK)
 		rc = remove_file(d->snapshot, err);
 	if (rc == RS_OK) {
 		char *j = rs_path_beside(d->snapshot, "-journal");
@@ -609,6 +617,7 @@ static int write_status(const rs_d1 *d, const rs_d1_report *rep, const rs_error 
 			json_object_set_new(o, "last_key", json_string(rep->key));
 			json_object_set_new(o, "last_rows", json_integer(rep->rows));
 			json_object_set_new(o, "last_bytes", json_integer(rep->bytes));
+			json_object_set_new(o, "last_snapshot_bytes", json_integer(rep->snapshot_bytes));
 		}
 	}
 	char *text = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
@@ -719,9 +728,20 @@ static int deliver(rs_d1 *d, const struct payload *p, rs_d1_report *rep, rs_erro
 	if (strcmp(p->mode, "full") == 0) {
 		rc = snapshot_commit(d->next, d->snapshot, err);
 	} else {
-		int src;
+		int src = 0;
 		rs_error e2 = {0};
-		rc = snapshot_apply(d->snapshot, d->pending, p->from, p->to, p->key, &src, &e2);
+		char chain[17];
+		int64_t written = 0;
+		if (rs_pagefile_chain(d->pages, chain) == 0 && strncmp(chain, p->key, 16) == 0) {
+			/* The pages staged with the payload: the snapshot stays page-identical. */
+			rc = rs_pagefile_apply(d->pages, d->snapshot, PAGE_WRITE_HOOK, &written, &e2);
+			rep->snapshot_bytes += written;
+			src = SQLITE_IOERR; /* its failures are the file system's: try again */
+			if (rc == RS_OK)
+				rc = remove_file(d->pages, &e2);
+		} else {
+			rc = snapshot_apply(d->snapshot, d->pending, p->from, p->to, p->key, &src, &e2);
+		}
 		if (rc != RS_OK && transient(src)) {
 			rc = rs_err(err, RS_ELOCAL, "%s; the payload stays pending and is sent again next cycle", e2.message);
 		} else if (rc != RS_OK) {
@@ -807,6 +827,28 @@ static int write_failed(rs_error *err, const char *path)
 }
 
 /*
+ * No row differs but pages do (the database was vacuumed, a change was
+ * undone, pages moved): write them to the snapshot all the same, under its
+ * unchanged chain id, so the next page comparison starts from here.  The
+ * snapshot connection must be closed first (pagefile.h); the live read
+ * transaction is what the pages are read under, and stays.
+ */
+static int refresh_pages(rs_d1 *d, rs_image *live_im, const rs_pagediff *pd, const char *chain, rs_d1_report *rep,
+			 rs_error *err)
+{
+	int64_t a = 0, b = 0;
+	int rc = rs_pagefile_write(d->pages_new, live_im, pd, chain, &a, err);
+	if (rc == RS_OK)
+		rc = rs_pagefile_apply(d->pages_new, d->snapshot, NULL, &b, err);
+	remove_file(d->pages_new, NULL);
+	rep->snapshot_bytes += a + b;
+	if (rc == RS_OK)
+		rs_info("d1: no row changed; the snapshot took the pages that moved", "pages=%u bytes=%lld",
+			pd->nchanged, (long long)(a + b));
+	return rc;
+}
+
+/*
  * Steps 2 and 3 of a cycle: diff the snapshot (none: a full load) against
  * one read transaction on the live database into the pending file, send
  * it, advance the snapshot.  rep->status is left alone when nothing changed.
@@ -814,6 +856,8 @@ static int write_failed(rs_error *err, const char *path)
 static int send_changes(rs_d1 *d, rs_d1_report *rep, rs_error *err)
 {
 	sqlite3 *live = NULL, *old = NULL;
+	rs_image *live_im = NULL, *old_im = NULL;
+	rs_pagediff *pd = NULL;
 	rs_sql_sink *sql = NULL;
 	rs_key_sink *ks = NULL;
 	FILE *f = NULL;
@@ -823,7 +867,7 @@ static int send_changes(rs_d1 *d, rs_d1_report *rep, rs_error *err)
 	memset(&p, 0, sizeof p);
 	memset(p.key, '0', 64);
 	memcpy(p.base, p.key, 16);
-	if ((rc = rs_engine_open(d->cfg->db_path, &live, err)) != RS_OK) {
+	if ((rc = rs_image_open(d->cfg->db_path, &live, &live_im, err)) != RS_OK) {
 		if (rc == RS_ELOCAL)
 			diagnose(d, err);
 		goto out;
@@ -831,7 +875,7 @@ static int send_changes(rs_d1 *d, rs_d1_report *rep, rs_error *err)
 	int full = !file_exists(d->snapshot);
 	if (!full) {
 		if ((rc = recover_snapshot(d->snapshot, err)) != RS_OK ||
-		    (rc = rs_engine_open(d->snapshot, &old, err)) != RS_OK) {
+		    (rc = rs_image_open(d->snapshot, &old, &old_im, err)) != RS_OK) {
 			rs_err_prefix(err, "snapshot");
 			if (rc == RS_ELOCAL)
 				diagnose(d, err);
@@ -849,6 +893,14 @@ static int send_changes(rs_d1 *d, rs_d1_report *rep, rs_error *err)
 	}
 	memcpy(p.mode, full ? "full" : "diff", 5);
 	rep->mode = full ? "full" : "diff";
+	/* Pages first: only the rows on pages that differ from the snapshot's are read. */
+	if (old_im && live_im && (rc = rs_pagediff_build(old_im, old, live_im, live, &pd, err)) != RS_OK)
+		goto out;
+	if (pd)
+		rs_debug("d1 page comparison", "pages=%llu differ=%llu filter=%s", (unsigned long long)pd->pages_compared,
+			 (unsigned long long)pd->pages_differ, pd->filter ? "on" : pd->why_not);
+	else if (!full)
+		rs_debug("d1 page comparison unavailable; every row is read", "db=%s", d->cfg->db_path);
 
 	char ulid[27], at[40];
 	memset(ulid, '0', 26);
@@ -868,7 +920,7 @@ static int send_changes(rs_d1 *d, rs_d1_report *rep, rs_error *err)
 	struct tee tee = {rs_sql_sink_iface(sql), rs_key_sink_iface(ks)};
 	rs_sink sink = {.change = tee_change, .finish = tee_finish, .ctx = &tee};
 	struct progress prog = {.d = d, .sql = sql, .last_log = rs_mono()};
-	rs_diff_opts opts = {.preamble = full};
+	rs_diff_opts opts = {.preamble = full, .only = pd};
 	if (full) {
 		prog.total = count_rows(live);
 		opts.progress = on_progress;
@@ -887,8 +939,18 @@ static int send_changes(rs_d1 *d, rs_d1_report *rep, rs_error *err)
 	}
 	p.to = ftell(f);
 	crash_point("diffed");
-	if (rs_key_sink_empty(ks))
+	int stage = pd && !pd->all_pages; /* else the snapshot advances by the payload's SQL */
+	if (rs_key_sink_empty(ks)) {
+		/* Nothing for D1; pages that moved all the same keep the snapshot page-identical. */
+		if (stage && (pd->nchanged > 1 || pd->old_npage != pd->new_npage)) {
+			rs_image_free(old_im);
+			old_im = NULL;
+			rs_engine_close(old);
+			old = NULL;
+			rc = refresh_pages(d, live_im, pd, p.base, rep, err);
+		}
 		goto out;
+	}
 	rep->rows = stats.inserts + stats.updates + stats.deletes;
 	rep->statements = rs_sql_sink_stats(sql)->statements;
 	rs_ulid(ulid, sizeof ulid);
@@ -923,6 +985,24 @@ static int send_changes(rs_d1 *d, rs_d1_report *rep, rs_error *err)
 	 */
 	if (full && (rc = snapshot_prepare(live, d->next, p.key, err)) != RS_OK)
 		goto out;
+	struct stat nst;
+	if (full && stat(d->next, &nst) == 0)
+		rep->snapshot_bytes += nst.st_size;
+	remove_file(d->pages, NULL);
+	if (!full && stage) {
+		int64_t written = 0;
+		if ((rc = rs_pagefile_write(d->pages_new, live_im, pd, p.key, &written, err)) != RS_OK)
+			goto out;
+		rep->snapshot_bytes += written;
+		if (rename(d->pages_new, d->pages) != 0) {
+			rc = rs_err(err, RS_ELOCAL, "%s: cannot rename to %s: %s", d->pages_new, d->pages, strerror(errno));
+			goto out;
+		}
+	}
+	rs_image_free(live_im);
+	live_im = NULL;
+	rs_image_free(old_im);
+	old_im = NULL;
 	rs_engine_close(live);
 	live = NULL;
 	rs_engine_close(old);
@@ -947,6 +1027,9 @@ out:
 		unlink(d->staging);
 	rs_sql_sink_free(sql);
 	rs_key_sink_free(ks);
+	rs_pagediff_free(pd);
+	rs_image_free(old_im);
+	rs_image_free(live_im);
 	rs_engine_close(old);
 	rs_engine_close(live);
 	return rc;
@@ -960,8 +1043,11 @@ out:
 static void sweep_leftovers(const rs_d1 *d)
 {
 	unlink(d->staging);
-	if (!file_exists(d->pending))
+	unlink(d->pages_new);
+	if (!file_exists(d->pending)) {
 		unlink(d->next); /* else it may belong to a pending full load */
+		unlink(d->pages); /* else it may belong to a pending diff */
+	}
 	const char *slash = strrchr(d->pending, '/'); /* absolute: there is one */
 	char *dirname = strndup(d->pending, (size_t)(slash - d->pending) + (slash == d->pending));
 	const char *base = strrchr(d->snapshot, '/');
@@ -1018,8 +1104,10 @@ int rs_d1_cycle(rs_d1 *d, rs_d1_report *rep, rs_error *err)
 			rs_watch_mark(&d->watch, version);
 		}
 	}
-	if (!file_exists(d->pending))
+	if (!file_exists(d->pending)) {
 		unlink(d->next); /* a prepared snapshot that was not committed, nor will be */
+		unlink(d->pages);
+	}
 	rep->seconds = rs_mono() - t0;
 	if (rc != RS_OK)
 		rep->status = RS_SYNC_ERROR;
@@ -1094,7 +1182,9 @@ int rs_d1_new(rs_d1 **out, const rs_config *cfg, const rs_d1_transport *transpor
 	d->pending = d->snapshot ? absolute(d->snapshot, ".pending.sql") : NULL;
 	d->staging = d->snapshot ? absolute(d->snapshot, ".pending.sql.new") : NULL;
 	d->next = d->snapshot ? rs_path_beside(d->snapshot, ".next") : NULL;
-	int ok = d->snapshot && d->pending && d->staging && d->next;
+	d->pages = d->snapshot ? rs_path_beside(d->snapshot, ".pages") : NULL;
+	d->pages_new = d->snapshot ? rs_path_beside(d->snapshot, ".pages.new") : NULL;
+	int ok = d->snapshot && d->pending && d->staging && d->next && d->pages && d->pages_new;
 	if (ok && cfg->d1_wrangler_config) {
 		/* wrangler runs in the directory of its config, where local D1 keeps its state. */
 		d->wconfig = absolute(cfg->d1_wrangler_config, "");
@@ -1130,6 +1220,8 @@ void rs_d1_free(rs_d1 *d)
 	free(d->pending);
 	free(d->staging);
 	free(d->next);
+	free(d->pages);
+	free(d->pages_new);
 	free(d->wconfig);
 	free(d->wcwd);
 	rs_watch_close(&d->watch);

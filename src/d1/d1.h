@@ -30,6 +30,8 @@
  */
 #ifndef RS_D1_D1_H
 #define RS_D1_D1_H
+#include <stdio.h>
+
 #include "config/config.h"
 #include "daemon/metrics.h"
 #include "resortsync.h"
@@ -64,6 +66,7 @@ typedef struct rs_d1_report {
 	char key[65];        /* sync key of the payload, "" when skipped */
 	int64_t rows, bytes, statements;
 	int64_t remote_calls;
+	int64_t snapshot_bytes; /* written to advance the snapshot (page file, journal, pages; or a full copy) */
 	double seconds;
 } rs_d1_report;
 
@@ -90,4 +93,17 @@ void rs_d1_set_metrics(rs_d1 *d, rs_metrics *m);
 
 /* Set by a signal handler to make a running cycle stop at the next safe point. */
 void rs_d1_set_cancel(rs_d1 *d, volatile int *flag);
+
+/*
+ * `resort-sync verify` for D1 (verify.c): compare every table of the
+ * database at cfg->db_path with D1, read through wrangler as the sync runs
+ * it, by row count and a fingerprint of the rows computed the same way on
+ * both sides.  Prints one line per table to `out` ("ok" or "DIFFERS",
+ * counts and the first 8 bytes of each fingerprint; missing on D1, only on
+ * D1, columns that differ) and sets *differ to the number of tables that
+ * differ.  Needs no snapshot and no lock: it runs beside a daemon.  When
+ * the comparison completes and metrics is not NULL, sets the verify
+ * mismatch gauge of the d1 backend.  RS_OK even when tables differ.
+ */
+int rs_d1_verify(const rs_config *cfg, rs_metrics *metrics, FILE *out, int *differ, rs_error *err);
 #endif

@@ -152,10 +152,12 @@ static int plain_image(rs_image *im)
 static int wal_image(rs_image *im, sqlite3 *db, const unsigned char *h)
 {
 	uint16_t sz;
+	uint32_t mx = ne32(h + 16), backfilled = ne32(h + 96);
+	if (mx == 0) /* an empty WAL (its index may not even know the page size): the file is everything */
+		return plain_image(im);
 	memcpy(&sz, h + 14, 2);
 	im->page_size = (uint32_t)(sz & 0xfe00) | (uint32_t)(sz & 1) << 16;
 	im->npage = ne32(h + 20);
-	uint32_t mx = ne32(h + 16), backfilled = ne32(h + 96);
 	if (im->page_size < 512 || (im->page_size & (im->page_size - 1)))
 		return -1;
 	if (backfilled >= mx) /* the file holds every frame up to the mark */

@@ -283,10 +283,10 @@ struct side {
 	int utf8;
 	int ntree;
 	struct tree *tree;
-	uint32_t *owner;      /* per page: tree index + 1, 0: no tree */
+	uint16_t *owner;      /* per page: tree index + 1, 0: no tree */
 	unsigned char *kind;  /* per page: K_* */
 	uint32_t *next;       /* per page: its first four bytes (an overflow page's next link) */
-	unsigned char *want;  /* per page: a changed page of no tree (an overflow page, probably) */
+	unsigned char *want;  /* bit per page: a changed page of no tree (an overflow page, probably) */
 	uint32_t nwant;
 	const unsigned char *pg; /* the page last read */
 	unsigned char *scratch;  /* one page, for pages not read in place */
@@ -469,7 +469,7 @@ static int walk_tree(struct side *S, int t, rs_pagediff *pd, rs_error *err)
 			rc = -1; /* out of the file, or in two places */
 			break;
 		}
-		S->owner[it.p] = (uint32_t)t + 1;
+		S->owner[it.p] = (uint16_t)(t + 1);
 		if (it.level == depth) {
 			S->kind[it.p] = K_LEAF;
 			continue;
@@ -548,7 +548,7 @@ static int side_load(struct side *S, rs_image *im, sqlite3 *db, rs_pagediff *pd,
 	S->owner = calloc(n, sizeof *S->owner);
 	S->kind = calloc(n, 1);
 	S->next = calloc(n, sizeof *S->next);
-	S->want = calloc(n, 1);
+	S->want = calloc(n / 8 + 1, 1);
 	S->scratch = malloc(S->ps);
 	if (!S->owner || !S->kind || !S->next || !S->want || !S->scratch)
 		return rs_err(err, RS_ENOMEM, "out of memory");
@@ -568,7 +568,7 @@ static int side_load(struct side *S, rs_image *im, sqlite3 *db, rs_pagediff *pd,
 	}
 	S->usable = S->ps - page1[20];
 	S->utf8 = be32(page1 + 56) <= 1;
-	int bad = S->usable < 480 || load_trees(S) != 0;
+	int bad = S->usable < 480 || load_trees(S) != 0 || S->ntree > 65535;
 	for (int t = 0; !bad && t < S->ntree; t++) {
 		int w = walk_tree(S, t, pd, err);
 		if (w == -2 || w == -3) {
@@ -936,8 +936,8 @@ static int overflow_owners(rs_pagediff *pd, struct side *S, rs_error *err)
 			while (q && rc == 0) {
 				if (q > S->npage || ++steps > S->npage)
 					return -1;
-				if (S->want[q]) {
-					S->want[q] = 0;
+				if (S->want[q >> 3] & (1u << (q & 7))) {
+					S->want[q >> 3] &= (unsigned char)~(1u << (q & 7));
 					S->nwant--;
 					if (add_cell_row(pd, S, T, &c) != 0) {
 						rs_err(err, RS_ENOMEM, "out of memory");
@@ -982,8 +982,8 @@ static int classify(rs_pagediff *pd, struct side *S, uint32_t p, const unsigned 
 	case K_LEAF:
 		return add_leaf(pd, S, p, pg);
 	case K_NONE:
-		if (!S->want[p]) {
-			S->want[p] = 1;
+		if (!(S->want[p >> 3] & (1u << (p & 7)))) {
+			S->want[p >> 3] |= (unsigned char)(1u << (p & 7));
 			S->nwant++;
 		}
 		return 0;

@@ -631,8 +631,12 @@ struct cell {
 	uint32_t overflow;  /* first overflow page, 0: none */
 };
 
-/* Cell i of the leaf in pg.  -1: malformed. */
-static int leaf_cell(const struct side *S, const struct tree *T, uint32_t p, const unsigned char *pg, unsigned i,
+/*
+ * Cell i of the page in pg: a leaf, or an interior page of an index-family
+ * tree (whose cells, after a 4-byte child number, hold whole keys: in a
+ * WITHOUT ROWID table, whole rows).  -1: malformed.
+ */
+static int tree_cell(const struct side *S, const struct tree *T, uint32_t p, const unsigned char *pg, unsigned i,
 		     struct cell *c)
 {
 	unsigned n, cells;
@@ -640,6 +644,8 @@ static int leaf_cell(const struct side *S, const struct tree *T, uint32_t p, con
 		return -1;
 	const unsigned char *end = pg + S->usable;
 	const unsigned char *q = pg + be16(pg + cells + 2 * i);
+	if (pg[p == 1 ? 100 : 0] == 2)
+		q += 4;
 	if (q >= end)
 		return -1;
 	int k = varint(q, end, &c->payload);
@@ -888,7 +894,7 @@ static int add_leaf(rs_pagediff *pd, const struct side *S, uint32_t p, const uns
 	if (T->type == T_WR && !T->keyable)
 		return set_all(pd, T->owner) ? -2 : 0;
 	struct cell a, b;
-	if (leaf_cell(S, T, p, pg, 0, &a) != 0 || leaf_cell(S, T, p, pg, n - 1, &b) != 0)
+	if (tree_cell(S, T, p, pg, 0, &a) != 0 || tree_cell(S, T, p, pg, n - 1, &b) != 0)
 		return -1;
 	if (T->type == T_TABLE)
 		return add_rowids(pd, T->owner, a.rowid, b.rowid) ? -2 : 0;
@@ -906,31 +912,63 @@ static int add_leaf(rs_pagediff *pd, const struct side *S, uint32_t p, const uns
 }
 
 /*
+ * The rows an interior page of S holds.  Only in the index family: a
+ * WITHOUT ROWID table keeps whole rows in the cells of its interior pages
+ * too, so each of them is one key of its own (the page's first to last key
+ * would span most of the table).  Table interior pages hold only rowids
+ * and child numbers, and an index's pages change only with its table's
+ * rows.  -1: malformed; -2: no memory.
+ */
+static int add_interior(rs_pagediff *pd, const struct side *S, uint32_t p, const unsigned char *pg)
+{
+	const struct tree *T = &S->tree[S->owner[p] - 1];
+	unsigned n, cells;
+	if (!T->index_family || T->type == T_INDEX)
+		return 0;
+	if (pg[p == 1 ? 100 : 0] != 2 || page_cells(S, p, pg, &n, &cells) != 0)
+		return -1;
+	for (unsigned i = 0; i < n; i++) {
+		struct cell c;
+		if (tree_cell(S, T, p, pg, i, &c) != 0)
+			return -1;
+		if (add_cell_row(pd, S, T, &c) != 0)
+			return -2;
+		if (T->type != T_WR || !T->keyable)
+			break; /* the whole table already */
+	}
+	return 0;
+}
+
+/*
  * Changed pages of S that belong to no tree are overflow pages (or pages
  * nothing uses).  Find the rows whose overflow chains hold them: read every
- * table leaf again, follow each chain through the next links gathered
- * while comparing.  Chains of index entries are not followed: an index
- * changes only with its table's rows.  -1: malformed; -2: no memory or I/O.
+ * table leaf (and interior page of a WITHOUT ROWID table) again, follow
+ * each chain through the next links gathered while comparing.  Chains of
+ * index entries are not followed: an index changes only with its table's
+ * rows.  -1: malformed; -2: no memory or I/O.
  */
 static int overflow_owners(rs_pagediff *pd, struct side *S, rs_error *err)
 {
 	int rc = 0;
 	for (uint32_t p = 1; rc == 0 && p <= S->npage; p++) {
-		if (S->kind[p] != K_LEAF)
+		if (S->kind[p] != K_LEAF && S->kind[p] != K_INTERIOR)
 			continue;
 		const struct tree *T = &S->tree[S->owner[p] - 1];
 		if (T->type != T_TABLE && T->type != T_WR && T->type != T_SHADOW)
 			continue;
+		if (S->kind[p] == K_INTERIOR && !T->index_family)
+			continue; /* no payloads on table interior pages */
 		const unsigned char *pg = rs_image_page(S->im, p, S->scratch, err);
 		if (!pg)
 			return -2;
 		unsigned h = p == 1 ? 100 : 0, nc, cells;
-		if (pg[h] != (T->index_family ? 10 : 13) || page_cells(S, p, pg, &nc, &cells) != 0)
+		int type = S->kind[p] == K_INTERIOR ? 2 : T->index_family ? 10 : 13;
+		if (pg[h] != type || page_cells(S, p, pg, &nc, &cells) != 0)
 			return -1;
 		pd->leaf_pages_parsed++;
 		for (unsigned i = 0; rc == 0 && i < nc; i++) {
 			struct cell c;
-			if (leaf_cell(S, T, p, pg, i, &c) != 0)
+			if (tree_cell(S, T, p, pg, i, &c) != 0)
 				return -1;
 			uint32_t q = c.overflow, steps = 0;
 			while (q && rc == 0) {
@@ -981,6 +1019,8 @@ static int classify(rs_pagediff *pd, struct side *S, uint32_t p, const unsigned 
 	switch (S->kind[p]) {
 	case K_LEAF:
 		return add_leaf(pd, S, p, pg);
+	case K_INTERIOR:
+		return add_interior(pd, S, p, pg);
 	case K_NONE:
 		if (!(S->want[p >> 3] & (1u << (p & 7)))) {
 			S->want[p >> 3] |= (unsigned char)(1u << (p & 7));

@@ -10,8 +10,10 @@
  * number, and a row can only differ if a page that holds it in one of the
  * two files differs.  So: compare the pages, and for each page that
  * differs take, on each side, the key range its leaf covers (first and
- * last key on the page) or the row that owns its overflow chain.  The diff
- * engine then reads only those ranges of those tables.
+ * last key on the page), the row that owns its overflow chain, or, on an
+ * interior page of a WITHOUT ROWID table (whose interior cells hold whole
+ * rows too), each key on it.  The diff engine then reads only those
+ * ranges of those tables.
  *
  * The rule is exact whatever the two files are: pages that differ only
  * cost time.  Two unrelated files differ everywhere, and every range is

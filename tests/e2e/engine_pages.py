@@ -16,6 +16,10 @@ VACUUM, so every page moves.  Checked per round:
   3. the page comparison was used, and read fewer rows than the plain diff,
      in the rounds without VACUUM.
 
+A WITHOUT ROWID table keeps whole rows in its interior pages too: one
+check deletes a row and updates another that live on interior pages of
+`kv` (found by reading the file), and compares the two diffs.
+
 Then a writer process commits ten rows and a counter per transaction to a
 WAL database while `diff` runs again and again: every diff applied must
 give a state that was committed (rows 1..10k and the counter k), never a
@@ -202,6 +206,61 @@ def rounds(tmp, rnd):
            "used in %d rounds; %s seed %d" % (used, " | ".join(bad["used"][:2]), SEED))
 
 
+def varint(b, i):
+    v = 0
+    for k in range(9):
+        if k == 8:
+            return v << 8 | b[i + k], i + 9
+        v = v << 7 | (b[i + k] & 0x7f)
+        if not b[i + k] & 0x80:
+            return v, i + k + 1
+
+
+def interior_keys(path, table):
+    """The first key column (TEXT) of every cell on the interior pages of a WITHOUT ROWID table."""
+    c = sqlite3.connect(path)
+    root = c.execute("SELECT rootpage FROM sqlite_schema WHERE name = ?", (table,)).fetchone()[0]
+    ps = c.execute("PRAGMA page_size").fetchone()[0]
+    c.close()
+    data = open(path, "rb").read()
+    keys, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        pg, h = data[(p - 1) * ps:p * ps], 100 if p == 1 else 0
+        if pg[h] != 2:
+            continue
+        for i in range(int.from_bytes(pg[h + 3:h + 5], "big")):
+            off = int.from_bytes(pg[h + 12 + 2 * i:h + 14 + 2 * i], "big")
+            todo.append(int.from_bytes(pg[off:off + 4], "big"))
+            _, rec = varint(pg, off + 4)
+            hsize, q = varint(pg, rec)
+            st, _ = varint(pg, q)
+            keys.append(pg[rec + hsize:rec + hsize + (st - 13) // 2].decode())
+        todo.append(int.from_bytes(pg[h + 8:h + 12], "big"))
+    return keys
+
+
+def interior_rows(tmp):
+    a, b = os.path.join(tmp, "a.db"), os.path.join(tmp, "ib.db")
+    shutil.copy(a, b)
+    keys = interior_keys(b, "kv")
+    ok, why = len(keys) >= 2, "kv has %d keys on interior pages; the test needs 2" % len(keys)
+    if ok:
+        c = sqlite3.connect(b)
+        c.execute("DELETE FROM kv WHERE k = ?", (keys[0],))
+        c.execute("UPDATE kv SET v = -1 WHERE k = ?", (keys[-1],))
+        c.commit()
+        c.close()
+        fast = run([RS, "diff", "--stats", a, b])
+        plain = run([RS, "diff", "--plain", a, b])
+        want = [b"DELETE FROM \"kv\"", ("'%s'" % keys[-1]).encode()]
+        ok = (fast.returncode == 0 and fast.stdout == plain.stdout and b"page filter: on" in fast.stderr
+              and all(w in plain.stdout for w in want))
+        why = "keys %s and %s: fast %d bytes, plain %d bytes; %s" % (
+            keys[0], keys[-1], len(fast.stdout), len(plain.stdout), fast.stderr.decode().strip()[-300:])
+    report("rows_on_interior_pages_of_a_without_rowid_table_are_diffed", ok, why)
+
+
 WRITER = r"""
 import sqlite3, sys, time
 c = sqlite3.connect(sys.argv[1], isolation_level=None)
@@ -271,6 +330,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="rs-pages-")
     try:
         rounds(tmp, rnd)
+        interior_rows(tmp)
         concurrent(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

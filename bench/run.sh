@@ -94,7 +94,10 @@ check() { # check [--info] DESCRIPTION COMMAND...  (--info: report, never fail)
 }
 
 "$bin" diff "$dir/old.db" "$dir/new.db" >"$work/rs.sql"
+"$bin" diff --plain "$dir/old.db" "$dir/new.db" >"$work/rs-plain.sql"
 sqldiff "$dir/old.db" "$dir/new.db" >"$work/sqldiff.sql"
+check "resort-sync diff (page comparison) and diff --plain (every row) print the same bytes" \
+	cmp "$work/rs.sql" "$work/rs-plain.sql"
 check "resort-sync diff is non-empty ($(wc -c <"$work/rs.sql") bytes)" test -s "$work/rs.sql"
 check "sqldiff output is non-empty ($(wc -l <"$work/sqldiff.sql") statements)" test -s "$work/sqldiff.sql"
 
@@ -131,6 +134,13 @@ fi
 commit="$commit; binary built $(date -u -r "$bin" '+%Y-%m-%d %H:%M UTC')"
 python3 "$here/measure.py" --bin "$bin" --dir "$dir" --runs "$runs" --mode "$mode" \
 	--out "$out" --checks "$checks" --commit "$commit"
+
+# A whole D1 cycle's local work against the original strategy's (appends to the report).
+if [[ -x $build/tools/apply_sql ]]; then
+	python3 "$here/d1_cycle.py" --bin "$bin" --dir "$dir" --runs "$runs" --out "$out"
+else
+	echo "bench: d1 cycle skipped: $build/tools/apply_sql not built (make BUILD=... all-tests)"
+fi
 
 if [[ $fail != 0 ]]; then
 	die "a correctness check failed (see above and $out)"

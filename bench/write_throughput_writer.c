@@ -25,9 +25,18 @@
  *   p50_ms p99_ms max_ms   commit-to-commit latency of one transaction
  *   busy        transactions that had to be retried after SQLITE_BUSY
  *   wal_max_bytes          the largest -wal file size seen (sampled every 64 tx)
+ * and where the wall time went (all in ms over the run, from
+ * /proc/self/schedstat and our own clock):
+ *   run_ms      on a CPU
+ *   runq_ms     runnable but waiting for a CPU (CPU contention)
+ *   commit_ms   inside the COMMIT statement: WAL write and fsync, plus the
+ *               automatic checkpoints (ckpt_ms, ckpt_n of them), which our
+ *               WAL hook runs exactly as SQLite's default one would
+ *   nvcsw       involuntary context switches (preempted by another task)
  * Exit status 0, or 1 with a message on stderr.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <inttypes.h>
 #include <sqlite3.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -56,6 +65,53 @@ static uint64_t rnd(void)
 	rng_state ^= rng_state << 25;
 	rng_state ^= rng_state >> 27;
 	return rng_state * 2685821657736338717ULL;
+}
+
+/* Time on a CPU and waiting for one (ns), from /proc/self/schedstat; 0 if unreadable. */
+static int schedstat(unsigned long long *run, unsigned long long *wait)
+{
+	FILE *f = fopen("/proc/self/schedstat", "r");
+	int ok = f && fscanf(f, "%llu %llu", run, wait) == 2;
+	if (f)
+		fclose(f);
+	if (!ok)
+		*run = *wait = 0;
+	return ok;
+}
+
+/* Involuntary context switches so far, from /proc/self/status; 0 if unreadable. */
+static unsigned long long nonvoluntary_switches(void)
+{
+	unsigned long long n = 0;
+	char line[256];
+	FILE *f = fopen("/proc/self/status", "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "nonvoluntary_ctxt_switches: %llu", &n) == 1)
+			break;
+	fclose(f);
+	return n;
+}
+
+/*
+ * The automatic checkpoint, timed: what SQLite's default WAL hook does
+ * (a PASSIVE checkpoint once the WAL holds at least 1000 frames, the
+ * default wal_autocheckpoint), with the time it takes added up.
+ */
+static double ckpt_ms;
+static uint64_t ckpt_n;
+static double mono(void);
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	(void)arg;
+	if (frames < 1000)
+		return SQLITE_OK;
+	double t = mono();
+	(void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL); /* BUSY is normal */
+	ckpt_ms += (mono() - t) * 1000;
+	ckpt_n++;
+	return SQLITE_OK;
 }
 
 static void die(sqlite3 *db, const char *what)
@@ -160,6 +216,7 @@ static void do_run(const char *path, double seconds, const char *sync, int ops)
 		die(db, path);
 	sqlite3_busy_timeout(db, 5000);
 	exec(db, "PRAGMA journal_mode = WAL");
+	sqlite3_wal_hook(db, wal_hook, NULL); /* replaces the default autocheckpoint hook, same behaviour */
 	char pragma[64];
 	snprintf(pragma, sizeof pragma, "PRAGMA synchronous = %s", sync);
 	exec(db, pragma);
@@ -180,8 +237,10 @@ static void do_run(const char *path, double seconds, const char *sync, int ops)
 	static uint64_t hist[LAT_BUCKETS + 1];
 	uint64_t tx = 0, busy = 0;
 	long long wal_max = 0;
-	double max_ms = 0;
+	double max_ms = 0, commit_ms = 0;
 	char text[320];
+	unsigned long long run0, wait0, run1, wait1, nv0 = nonvoluntary_switches();
+	schedstat(&run0, &wait0);
 	double start = mono(), end = start + seconds, last = start, now = start;
 	while (now < end) {
 		uint64_t r = rnd();
@@ -200,8 +259,11 @@ static void do_run(const char *path, double seconds, const char *sync, int ops)
 			sqlite3_bind_int64(fav, 1, (int64_t)(rnd() % RING));
 			rc = step_write(db, fav);
 		}
-		if (rc == SQLITE_OK)
+		if (rc == SQLITE_OK) {
+			double t = mono();
 			rc = step_write(db, commit);
+			commit_ms += (mono() - t) * 1000;
+		}
 		if (rc != SQLITE_OK) {
 			/* Another writer held the lock past the busy timeout: count it and retry. */
 			busy++;
@@ -226,9 +288,13 @@ static void do_run(const char *path, double seconds, const char *sync, int ops)
 		}
 	}
 	double took = now - start;
-	printf("tx=%llu seconds=%.3f tx_per_s=%.1f p50_ms=%.2f p99_ms=%.2f max_ms=%.1f busy=%llu wal_max_bytes=%lld\n",
+	schedstat(&run1, &wait1);
+	unsigned long long nv1 = nonvoluntary_switches();
+	printf("tx=%llu seconds=%.3f tx_per_s=%.1f p50_ms=%.2f p99_ms=%.2f max_ms=%.1f busy=%llu wal_max_bytes=%lld"
+	       " run_ms=%.1f runq_ms=%.1f commit_ms=%.1f ckpt_ms=%.1f ckpt_n=%" PRIu64 " nvcsw=%llu\n",
 	       (unsigned long long)tx, took, (double)tx / took, percentile(hist, tx, 0.5),
-	       percentile(hist, tx, 0.99), max_ms, (unsigned long long)busy, wal_max);
+	       percentile(hist, tx, 0.99), max_ms, (unsigned long long)busy, wal_max, (run1 - run0) / 1e6,
+	       (wait1 - wait0) / 1e6, commit_ms, ckpt_ms, ckpt_n, nv1 - nv0);
 	sqlite3_finalize(begin);
 	sqlite3_finalize(commit);
 	sqlite3_finalize(rollback);

@@ -353,17 +353,48 @@ int rs_cmd_status(struct rs_cli *cli)
 
 /* ---- verify ----------------------------------------------------------- */
 
+/*
+ * verify's result for node_exporter's textfile collector, in a file of its
+ * own (verify typically runs from a timer, beside the daemon): only the
+ * verify series, so no series is in two files.  The daemon writes the same
+ * family's HELP and TYPE, with the same text, and no sample of it.
+ */
+static int write_verify_metrics(const char *path, const char *backend, int differ, rs_error *err)
+{
+	char text[768];
+	int n = snprintf(text, sizeof text,
+			 "# HELP resort_sync_verify_mismatch " RS_METRICS_VERIFY_HELP "\n"
+			 "# TYPE resort_sync_verify_mismatch gauge\n"
+			 "resort_sync_verify_mismatch{backend=\"%s\"} %d\n"
+			 "# HELP resort_sync_verify_tables_differing Tables the last verification found different\n"
+			 "# TYPE resort_sync_verify_tables_differing gauge\n"
+			 "resort_sync_verify_tables_differing{backend=\"%s\"} %d\n"
+			 "# HELP resort_sync_verify_last_run_unix_seconds When the last verification completed\n"
+			 "# TYPE resort_sync_verify_last_run_unix_seconds gauge\n"
+			 "resort_sync_verify_last_run_unix_seconds{backend=\"%s\"} %.3f\n",
+			 backend, differ > 0, backend, differ, backend, rs_now());
+	if (n < 0 || (size_t)n >= sizeof text)
+		return rs_err(err, RS_EINTERNAL, "%s: verify metrics text too long", path);
+	return rs_write_file_atomic(path, text, (size_t)n, 0644, err);
+}
+
 int rs_cmd_verify(struct rs_cli *cli)
 {
-	if (cli->argc) {
-		fprintf(stderr, "usage: resort-sync verify\n");
-		return 2;
+	const char *metrics_file = NULL;
+	for (int i = 0; i < cli->argc; i++) {
+		if (strcmp(cli->argv[i], "--metrics-file") == 0 && i + 1 < cli->argc) {
+			metrics_file = cli->argv[++i];
+		} else {
+			fprintf(stderr, "usage: resort-sync verify [--metrics-file PATH]\n");
+			return 2;
+		}
 	}
 	rs_config *cfg = rs_cli_load_config(cli);
 	if (!cfg)
 		return 2;
 	rs_error err = {0};
 	int differ = 0, rc;
+	const char *backend = cfg->mode == RS_MODE_TURSO ? "turso" : "d1";
 	if (cfg->mode == RS_MODE_TURSO)
 		rc = rs_turso_verify_config(cfg, stdout, &differ, &err);
 	else if (cfg->mode == RS_MODE_D1)
@@ -372,6 +403,8 @@ int rs_cmd_verify(struct rs_cli *cli)
 		rc = rs_err(&err, RS_EUSAGE, "verify: database.sync.mode is none; nothing to compare with");
 	rs_config_free(cfg);
 	if (rc != RS_OK)
+		return rs_cli_fail(&err); /* the metrics file keeps the last completed run (its time tells) */
+	if (metrics_file && write_verify_metrics(metrics_file, backend, differ, &err) != RS_OK)
 		return rs_cli_fail(&err);
 	if (differ)
 		printf("%d table%s differ%s\n", differ, differ == 1 ? "" : "s", differ == 1 ? "s" : "");

@@ -29,6 +29,12 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "d1/wrangler.h"
+
+/* d1.c hands the setting to the wrangler runner as is. */
+_Static_assert((int)RS_WPRIO_IDLE == (int)RS_WRANGLER_PRIO_IDLE && (int)RS_WPRIO_LOW == (int)RS_WRANGLER_PRIO_LOW &&
+		       (int)RS_WPRIO_NORMAL == (int)RS_WRANGLER_PRIO_NORMAL,
+	       "wrangler_priority values");
 
 /* Value kinds of keys[]. */
 enum {
@@ -41,6 +47,7 @@ enum {
 	K_LIST,    /* array of strings */
 	K_MODE,    /* none | turso | d1 */
 	K_LEVEL,   /* debug | info | warn | error */
+	K_WPRIO,   /* low | idle | normal (RS_WPRIO_*) */
 	K_IGNORE   /* a string RustResort reads and we do not */
 };
 
@@ -49,7 +56,7 @@ enum {
 	KI_DB_PATH, KI_MIGRATIONS, KI_MODE, KI_INTERVAL,
 	KI_TURSO_URL, KI_TURSO_TOKEN, KI_TURSO_REPLICA, KI_TURSO_EXCLUDE, KI_TURSO_TIMEOUT,
 	KI_D1_DATABASE, KI_D1_REMOTE, KI_D1_WCONFIG, KI_D1_SNAPSHOT, KI_D1_RETENTION,
-	KI_D1_WRANGLER, KI_D1_TIMEOUT,
+	KI_D1_WRANGLER, KI_D1_TIMEOUT, KI_D1_WPRIO,
 	KI_M_LISTEN, KI_M_FILE, KI_M_STALE,
 	KI_LOG_LEVEL, KI_LOG_FORMAT,
 	KI_COUNT
@@ -84,6 +91,7 @@ static const struct keydef keys[KI_COUNT] = {
 	{"database.sync.d1.history_retention_count", K_INT, F(d1_history_retention), 0, INT64_MAX, 1, 0},
 	{"database.sync.d1.wrangler", K_STR, F(d1_wrangler), 0, 0, 0, 0},
 	{"database.sync.d1.timeout_seconds", K_INT, F(d1_timeout_ms), 1, MAX_SECONDS, 1000, 0},
+	{"database.sync.d1.wrangler_priority", K_WPRIO, F(d1_wrangler_priority), 0, 0, 0, 0},
 	{"metrics.listen", K_LISTEN, F(metrics_listen), 0, 0, 0, 0},
 	{"metrics.file", K_OPTSTR, F(metrics_file), 0, 0, 0, 0},
 	{"metrics.health_stale_seconds", K_INT, F(health_stale_seconds), 1, 3 * MAX_SECONDS, 1, 0},
@@ -98,6 +106,7 @@ static const char *const sections[] = {
 
 static const char *const mode_names[] = {"none", "turso", "d1"};
 static const char *const level_names[] = {"debug", "info", "warn", "error", "off"};
+static const char *const wprio_names[] = {"low", "idle", "normal"}; /* indexed by RS_WPRIO_* */
 
 struct rs_config_meta {
 	char *origin[KI_COUNT]; /* where each key was last set; NULL = default */
@@ -358,6 +367,17 @@ static int set_key(rs_config *c, int ki, const struct val *v, const char *where,
 		*flag_field(c, ki) = m == 0 ? RS_MODE_NONE : m == 1 ? RS_MODE_TURSO : RS_MODE_D1;
 		break;
 	}
+	case K_WPRIO: {
+		int p = -1;
+		for (int i = 0; i < 3; i++)
+			if (strcmp(v->str, wprio_names[i]) == 0)
+				p = i;
+		if (p < 0)
+			return key_err(err, where, ki, "expected one of low, idle, normal; got %s",
+				       shown(q, sizeof q, v->str));
+		*flag_field(c, ki) = p;
+		break;
+	}
 	case K_LEVEL: {
 		int l = rs_log_parse_level(v->str);
 		if (l < 0)
@@ -469,6 +489,7 @@ static rs_config *config_new(void)
 	c->d1_remote = 0;
 	c->d1_history_retention = 10000;
 	c->d1_timeout_ms = 600 * 1000;
+	c->d1_wrangler_priority = RS_WPRIO_LOW;
 	c->log_level = RS_LOG_INFO;
 	return c;
 }
@@ -759,6 +780,11 @@ static void print_key(rs_buf *b, const rs_config *cc, int ki)
 		int l = *flag_field(c, ki);
 		rs_buf_printf(b, "%s = \"%s\"\n", name,
 			      level_names[l >= 0 && l <= RS_LOG_OFF ? l : RS_LOG_INFO]);
+		return;
+	}
+	case K_WPRIO: {
+		int p = *flag_field(c, ki);
+		rs_buf_printf(b, "%s = \"%s\"\n", name, wprio_names[p >= 0 && p <= RS_WPRIO_NORMAL ? p : RS_WPRIO_LOW]);
 		return;
 	}
 	case K_INT:

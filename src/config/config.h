@@ -13,6 +13,9 @@
 
 enum { RS_MODE_NONE = 0, RS_MODE_TURSO = 1, RS_MODE_D1 = 2 };
 
+/* database.sync.d1.wrangler_priority; the same values as RS_WRANGLER_PRIO_* (d1/wrangler.h). */
+enum { RS_WPRIO_LOW = 0, RS_WPRIO_IDLE = 1, RS_WPRIO_NORMAL = 2 };
+
 struct rs_config {
 	char *source;              /* the file it came from, or NULL */
 
@@ -39,6 +42,7 @@ struct rs_config {
 	int64_t d1_history_retention; /* history_retention_count: default 10000, 0 = off */
 	char *d1_wrangler;         /* ours: wrangler executable, default "wrangler" */
 	int64_t d1_timeout_ms;     /* ours: timeout_seconds*1000, default 600000 */
+	int d1_wrangler_priority;  /* ours: wrangler_priority, RS_WPRIO_*; default low */
 
 	/* [metrics] (ours) */
 	char *metrics_listen;      /* "127.0.0.1:9464"; NULL = off */

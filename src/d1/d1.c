@@ -1137,6 +1137,7 @@ static int wrangler_exec_file(void *ctx, const char *path, int *outcome, rs_erro
 		.location = cfg->d1_remote ? RS_WRANGLER_REMOTE : RS_WRANGLER_LOCAL,
 		.timeout_ms = cfg->d1_timeout_ms <= 0 ? 600000 : cfg->d1_timeout_ms > INT_MAX ? INT_MAX
 											 : (int)cfg->d1_timeout_ms,
+		.priority = cfg->d1_wrangler_priority,
 		.cancel = (volatile sig_atomic_t *)d->cancel,
 	};
 	struct rs_wrangler_result res;

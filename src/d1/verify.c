@@ -981,6 +981,7 @@ static int wrangler_setup(struct verify *V, rs_error *err)
 	V->wo.cwd = V->wcwd;
 	V->wo.location = cfg->d1_remote ? RS_WRANGLER_REMOTE : RS_WRANGLER_LOCAL;
 	V->wo.timeout_ms = cfg->d1_timeout_ms <= 0 ? 600000 : cfg->d1_timeout_ms > INT_MAX ? INT_MAX : (int)cfg->d1_timeout_ms;
+	V->wo.priority = cfg->d1_wrangler_priority;
 	V->wo.output_max = OUTPUT_MAX;
 	return RS_OK;
 }

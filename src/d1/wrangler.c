@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,6 +27,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/err.h"
@@ -180,15 +182,65 @@ static char **child_env(void)
 
 enum { STAGE_CHDIR = 1, STAGE_STDIO = 2, STAGE_EXEC = 3 };
 
+#define IOPRIO_WHO_PROCESS 1
+#define IOPRIO_BE_LOWEST ((2 << 13) | 7) /* class best effort (2) in the top bits, level 7 */
+#define AUTOGROUP_TRIES 3
+
+/*
+ * In the child, first thing: a process group of its own (which the parent
+ * signals), and unless the priority is NORMAL a session of its own: the
+ * scheduler's autogroups are per session, and nice values only order the
+ * processes inside one autogroup.  Under systemd the daemon has a session
+ * of its own, so a niced wrangler in it still took half a CPU from the
+ * application (bench/README.md).  A new session is a new autogroup, given
+ * the weight of nice 19.  Async-signal-safe calls only.
+ */
+static void child_session(int priority)
+{
+	if (priority == RS_WRANGLER_PRIO_NORMAL || setsid() < 0) {
+		(void)setpgid(0, 0); /* the parent does it too for NORMAL; nothing to report */
+		return;
+	}
+	int fd = open("/proc/self/autogroup", O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return; /* no autogroups in this kernel */
+	/* Unprivileged callers may set an autogroup's nice once per 100 ms system-wide (EAGAIN). */
+	for (int i = 0; i < AUTOGROUP_TRIES; i++) {
+		if (write(fd, "19", 2) == 2 || errno != EAGAIN)
+			break;
+		struct timespec pause = {0, 110 * 1000 * 1000};
+		(void)nanosleep(&pause, NULL);
+	}
+	close(fd);
+}
+
+/*
+ * In the child, just before exec: the process's own priorities (see
+ * RS_WRANGLER_PRIO_* in wrangler.h), inherited by everything wrangler
+ * starts.  Failures are harmless (wrangler then runs as we do).
+ */
+static void child_priority(int priority)
+{
+	if (priority == RS_WRANGLER_PRIO_NORMAL)
+		return;
+	(void)setpriority(PRIO_PROCESS, 0, 19);
+	(void)syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, IOPRIO_BE_LOWEST);
+	if (priority == RS_WRANGLER_PRIO_IDLE) {
+		struct sched_param sp;
+		memset(&sp, 0, sizeof sp);
+		(void)sched_setscheduler(0, SCHED_IDLE, &sp);
+	}
+}
+
 /* In the child: only async-signal-safe calls from here on. */
-static void child(const char *exe, char *const argv[], char *const envp[], const char *cwd, int devnull,
-		  int out_w, int err_w, int report_w, pid_t parent)
+static void child(const char *exe, char *const argv[], char *const envp[], const char *cwd, int priority,
+		  int devnull, int out_w, int err_w, int report_w, pid_t parent)
 {
 	int msg[2];
 	sigset_t none;
 	struct sigaction dfl;
 
-	(void)setpgid(0, 0); /* the parent does it too; nothing to report here */
+	child_session(priority);
 	/*
 	 * Die with us: a wrangler left running after we were killed would
 	 * compete with the next cycle's.  (Its own children are its business;
@@ -215,14 +267,11 @@ static void child(const char *exe, char *const argv[], char *const envp[], const
 	}
 	/*
 	 * Wrangler (node, and for --local the whole D1 runtime) costs seconds of
-	 * CPU per call: run it at the lowest CPU and I/O priority, so the
-	 * application beside us keeps its write throughput (bench/
-	 * write_throughput.sh: 0.41 of the solo rate at normal priority, 0.97
-	 * with wrangler niced).  Only the child: our own read transaction must
-	 * not be starved, or the application's WAL grows.  Failures are harmless.
+	 * CPU per call: it yields to the application beside us (bench/
+	 * write_throughput.sh).  Only the child: our own read transaction must
+	 * not be starved, or the application's WAL grows.
 	 */
-	(void)setpriority(PRIO_PROCESS, 0, 19);
-	(void)syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0, (2 << 13) | 7 /* best effort, lowest */);
+	child_priority(priority);
 	execve(exe, argv, envp);
 	msg[0] = STAGE_EXEC;
 fail:
@@ -295,9 +344,15 @@ static int run_child(const struct rs_wrangler_opts *o, const char *exe, char *co
 		goto out;
 	}
 	if (pid == 0)
-		child(exe, argv, envp, o->cwd, devnull, p_out[1], p_err[1], p_rep[1], self);
-	/* Also here, so the group exists before we might signal it (EACCES once it has exec'd). */
-	if (setpgid(pid, pid) != 0 && errno != EACCES && errno != ESRCH)
+		child(exe, argv, envp, o->cwd, o->priority, devnull, p_out[1], p_err[1], p_rep[1], self);
+	/*
+	 * The group must exist before we might signal it: the child makes it,
+	 * and we wait below for its exec (or failure) before anything else.
+	 * In its own session it must be the child's setsid() that makes it
+	 * (setsid fails for a group leader); otherwise make it here too
+	 * (EACCES once the child has exec'd).
+	 */
+	if (o->priority == RS_WRANGLER_PRIO_NORMAL && setpgid(pid, pid) != 0 && errno != EACCES && errno != ESRCH)
 		rs_warn("setpgid for wrangler failed", "error=%d", errno);
 	close(p_out[1]);
 	close(p_err[1]);
@@ -696,6 +751,8 @@ static int exec_common(const struct rs_wrangler_opts *o, const char *flag, const
 	res->exit_code = -1;
 	if (!o || !o->database || !*o->database || !value)
 		return rs_err(err, RS_EUSAGE, "wrangler d1 execute: database and %s are required", flag);
+	if (o->priority < RS_WRANGLER_PRIO_LOW || o->priority > RS_WRANGLER_PRIO_NORMAL)
+		return rs_err(err, RS_EUSAGE, "wrangler d1 execute: unknown priority %d", o->priority);
 	const char *db = o->database;
 	if (db[0] == '-')
 		return rs_err(err, RS_EUSAGE, "wrangler d1 execute: database name \"%s\" looks like an option", db);

@@ -8,7 +8,8 @@
  *
  * The child runs without a shell (an argument vector), in its own process
  * group (wrangler starts workerd children; a timeout or a cancel signals
- * the whole group: SIGTERM, then SIGKILL after a grace period), with stdin
+ * the whole group: SIGTERM, then SIGKILL after a grace period; unless its
+ * priority is NORMAL, in its own session, see RS_WRANGLER_PRIO_*), with stdin
  * from /dev/null, WRANGLER_SEND_METRICS=false added to the inherited
  * environment (secrets such as CLOUDFLARE_API_TOKEN reach it only through
  * the environment, never the command line), and optionally in another
@@ -34,6 +35,26 @@
 /* Where the database is: wrangler's default, --local or --remote. */
 enum { RS_WRANGLER_DEFAULT = 0, RS_WRANGLER_LOCAL = 1, RS_WRANGLER_REMOTE = 2 };
 
+/*
+ * How wrangler (node, and with --local workerd running D1 itself: seconds
+ * of CPU per call) yields the machine to the application writing the
+ * database.  Applied in the child before exec; every process it starts
+ * inherits it.  Only the child: the caller's own work keeps its priority.
+ *
+ *   IDLE    as LOW, and the SCHED_IDLE policy: it runs only on
+ *           CPU time nobody else wants, and any other task that wakes up
+ *           takes the CPU from it at once.  On a machine whose CPUs the
+ *           application keeps busy all the time, a call can take very
+ *           long (up to the timeout).
+ *   LOW     (the default) its own session, so its own scheduler autogroup, whose
+ *           weight is set to that of nice 19 (/proc/self/autogroup; nice
+ *           values act only inside an autogroup, and a daemon started by
+ *           systemd has its own), nice 19 for its processes, the lowest
+ *           best-effort I/O priority.
+ *   NORMAL  as the caller, in the caller's session (its own process group).
+ */
+enum { RS_WRANGLER_PRIO_LOW = 0, RS_WRANGLER_PRIO_IDLE = 1, RS_WRANGLER_PRIO_NORMAL = 2 };
+
 /* How to run wrangler.  Zero-initialise, then set what you need. */
 struct rs_wrangler_opts {
 	const char *wrangler;   /* executable: a path, or a name looked up in PATH; NULL = "wrangler" */
@@ -43,6 +64,7 @@ struct rs_wrangler_opts {
 	int location;           /* RS_WRANGLER_DEFAULT / _LOCAL / _REMOTE */
 	int timeout_ms;         /* whole run, 0 = no limit */
 	int grace_ms;           /* SIGTERM to SIGKILL, 0 = 5000 */
+	int priority;           /* RS_WRANGLER_PRIO_*; 0 = LOW */
 	size_t output_max;      /* bytes kept per stream, 0 = 8 MiB; the rest is counted, not kept */
 	volatile sig_atomic_t *cancel; /* set non-zero (by a signal handler) to stop the run; may be NULL */
 };

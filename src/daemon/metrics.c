@@ -543,8 +543,7 @@ int rs_metrics_render(rs_metrics *m, rs_buf *out, double now)
 			   "Payload bytes sent by the last sync cycle", V_LAST_BYTES);
 	render_errors(out, &s);
 	render_per_backend(out, &s, now, "resort_sync_verify_mismatch", "gauge",
-			   "1 if the last verification found the remote different, else 0",
-			   V_VERIFY);
+			   RS_METRICS_VERIFY_HELP, V_VERIFY);
 	family(out, "resort_sync_build_info", "gauge", "resort-sync build information");
 	const char *l[] = {"version", m->version, NULL};
 	sample_u64(out, "resort_sync_build_info", l, 1);

@@ -113,6 +113,9 @@ int rs_metrics_set_remote_confirmed(rs_metrics *m, int backend, double t);
 /* The last verification found the remote different (1) or equal (0). */
 int rs_metrics_set_verify_mismatch(rs_metrics *m, int backend, int mismatch);
 
+/* HELP text of resort_sync_verify_mismatch, shared with `verify --metrics-file`. */
+#define RS_METRICS_VERIFY_HELP "1 if the last verification found the remote different, else 0"
+
 /*
  * Append the whole exposition (text format 0.0.4) to `out`, with gauges
  * computed at unix time `now`.  Returns RS_OK or RS_ENOMEM (the buffer is

@@ -85,16 +85,16 @@ def d1_state(proj):
     return files[0] if files else None
 
 
-def run(prog, cfg, cmd, env=None, args=()):
+def run(prog, cfg, cmd, env=None, args=(), vargs=()):
     e = dict(os.environ, WRANGLER_SEND_METRICS="false", **(env or {}))
-    return subprocess.run([prog, "-c", cfg] + list(args) + [cmd], capture_output=True, text=True, env=e,
+    return subprocess.run([prog, "-c", cfg] + list(args) + [cmd] + list(vargs), capture_output=True, text=True, env=e,
                           timeout=900)
 
 
-def verify(cfg, prog=RS, env=None, args=()):
+def verify(cfg, prog=RS, env=None, args=(), vargs=()):
     """(exit status, {printed name: (status, rest of line)}, stdout + stderr)."""
     t0 = time.time()
-    p = run(prog, cfg, "verify", env, args)
+    p = run(prog, cfg, "verify", env, args, vargs)
     calls = re.search(r"wrangler_calls=(\d+)", p.stderr)
     print("verify: exit %d, %.1f s, %s wrangler calls" % (p.returncode, time.time() - t0, calls.group(1) if calls else "?"))
     lines = {}
@@ -235,8 +235,11 @@ def main():
         if p.returncode != 0:
             return 1
 
-        rc, lines, out = verify(cfg)
+        prom = os.path.join(tmp, "verify.prom")
+        rc, lines, out = verify(cfg, vargs=["--metrics-file", prom])
         check("equal_after_sync_exit_0", rc, lines, out, set())
+        text = open(prom).read() if os.path.exists(prom) else ""
+        report("match_metric_written", 'resort_sync_verify_mismatch{backend="d1"} 0\n' in text, text)
         report("every_table_listed", len(lines) == 16 and lines.get("posts_fts", ("",))[0] == "skipped",
                "%d lines: %s" % (len(lines), sorted(lines)))
         bad = counts_true(lines, db)
@@ -297,10 +300,21 @@ def main():
                "moved %d, blob %d bytes" % (moved, len(blob)))
         differ |= {"zeros", "longvals", "types", "keyed", "reals", "big", "docs", "extra_col", "to_drop", "only_d1",
                    "kind_change"}
-        rc, lines, out = verify(cfg)
+        rc, lines, out = verify(cfg, vargs=["--metrics-file", prom])
         check("many_changes_caught", rc, lines, out, differ,
               reasons={"to_drop": "missing on D1", "only_d1": "only on D1", "extra_col": "columns differ",
                        "kind_change": "a rowid table locally, a WITHOUT ROWID table on D1"})
+        text = open(prom).read() if os.path.exists(prom) else ""
+        want = ['resort_sync_verify_mismatch{backend="d1"} 1',
+                'resort_sync_verify_tables_differing{backend="d1"} %d' % len(differ)]
+        report("mismatch_metric_written", all(w + "\n" in text for w in want)
+               and "# TYPE resort_sync_verify_mismatch gauge" in text
+               and os.stat(prom).st_mode & 0o777 == 0o644, text)
+        if shutil.which("promtool"):
+            pc = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+            report("verify_metrics_pass_promtool", pc.returncode == 0, pc.stdout + pc.stderr)
+        else:
+            print("SKIP verify_metrics_pass_promtool: promtool not installed (scripts/deps.sh installs it as root)")
 
         p = run(RS, cfg, "verify", args=["-o", "database.sync.d1.database=no_such_db"])
         report("wrangler_error_is_clear_exit_1", p.returncode == 1 and "no_such_db" in p.stderr

@@ -608,10 +608,15 @@ def t_verify(d, srv):
     report("verify_equal_exit_0", p.returncode == 0 and p.stdout.count("ok ") == 4, p.stdout + p.stderr)
     # A row changed behind our back on the server.
     srv.pipeline("UPDATE items SET n = n + 1 WHERE id = 1")
-    p = subprocess.run([RS, "-c", a.cfg, "verify"], capture_output=True, text=True, timeout=60)
+    prom = os.path.join(d, "verify.prom")
+    p = subprocess.run([RS, "-c", a.cfg, "verify", "--metrics-file", prom], capture_output=True, text=True,
+                       timeout=60)
     lines = [x for x in p.stdout.splitlines() if x.startswith("DIFFERS")]
     report("verify_catches_a_remote_change", p.returncode == 1 and len(lines) == 1 and " items:" in lines[0],
            p.stdout + p.stderr)
+    text = open(prom).read() if os.path.exists(prom) else ""
+    report("verify_mismatch_metric_written", 'resort_sync_verify_mismatch{backend="turso"} 1\n' in text
+           and 'resort_sync_verify_tables_differing{backend="turso"} 1\n' in text, text)
 
 
 def t_local_faults(d, srv):

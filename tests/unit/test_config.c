@@ -181,6 +181,7 @@ TEST(defaults_without_file)
 	CHECK_EQ_INT(cfg->d1_history_retention, 10000);
 	CHECK_EQ_STR(cfg->d1_wrangler, "wrangler");
 	CHECK_EQ_INT(cfg->d1_timeout_ms, 600000);
+	CHECK_EQ_INT(cfg->d1_wrangler_priority, RS_WPRIO_LOW);
 	CHECK(cfg->metrics_listen == NULL && cfg->metrics_file == NULL);
 	CHECK_EQ_INT(cfg->health_stale_seconds, 900);
 	CHECK_EQ_INT(cfg->log_level, RS_LOG_INFO);
@@ -237,7 +238,7 @@ TEST(our_own_keys)
 			  "remote_url = \"http://127.0.0.1:8080\"\nreplica_path = \"/srv/replica.db\"\n"
 			  "exclude_tables = [\"sessions\", 'cache']\ntimeout_seconds = 5\n"
 			  "[database.sync.d1]\nwrangler = \"/opt/wrangler\"\ntimeout_seconds = 1_200\n"
-			  "snapshot_path = \"/srv/snap.db\"\n"
+			  "wrangler_priority = \"idle\"\nsnapshot_path = \"/srv/snap.db\"\n"
 			  "[metrics]\nlisten = \"127.0.0.1:9464\"\nfile = \"/var/lib/node/rs.prom\"\n"
 			  "health_stale_seconds = 42\n[logging]\nlevel = \"debug\"\n"));
 	CHECK_EQ_STR(cfg->migrations_dir, "migrations");
@@ -249,6 +250,7 @@ TEST(our_own_keys)
 	CHECK_EQ_INT(cfg->turso_timeout_ms, 5000);
 	CHECK_EQ_STR(cfg->d1_wrangler, "/opt/wrangler");
 	CHECK_EQ_INT(cfg->d1_timeout_ms, 1200000);
+	CHECK_EQ_INT(cfg->d1_wrangler_priority, RS_WPRIO_IDLE);
 	CHECK_EQ_STR(cfg->d1_snapshot_path, "/srv/snap.db");
 	CHECK_EQ_STR(cfg->metrics_listen, "127.0.0.1:9464");
 	CHECK_EQ_STR(cfg->metrics_file, "/var/lib/node/rs.prom");
@@ -355,6 +357,8 @@ TEST(err_numbers)
 		 "resort-sync.toml:2:20: database.sync.interval_seconds: must not be negative; got -5");
 	LOAD_ERR(load_text("[database.sync.d1]\nhistory_retention_count = -1\n"),
 		 "database.sync.d1.history_retention_count: must not be negative");
+	LOAD_ERR(load_text("[database.sync.d1]\nwrangler_priority = \"nice\"\n"),
+		 "resort-sync.toml:2:21: database.sync.d1.wrangler_priority: expected one of low, idle, normal; got \"nice\"");
 	LOAD_ERR(load_text("[database.sync.d1]\ntimeout_seconds = 0\n"),
 		 "resort-sync.toml:2:19: database.sync.d1.timeout_seconds: must be at least 1; got 0");
 	LOAD_ERR(load_text("[database.sync]\ninterval_seconds = 9_000_000_000_000\n"), "must be at most");

@@ -6,14 +6,20 @@
  * array, a failed statement; a child killed by a signal; a timeout that
  * must stop the whole process group, even a child that ignores SIGTERM; a
  * cancel; bounded output; executables and directories that do not exist;
- * option-looking values; the child dying with its parent; and the output
- * reader fed directly.
+ * option-looking values; the child dying with its parent; the session,
+ * scheduling policy, nice value, autogroup and I/O priority each
+ * priority setting gives the child, read from the kernel while it runs;
+ * and the output reader fed directly.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -52,6 +58,8 @@ static const char script[] =
 	"kill) kill -9 $$ ;;\n"
 	"hang) trap '' TERM; sleep 1000 & echo $! > \"$d/grandchild\"; while :; do sleep 1; done ;;\n"
 	"big) head -c 3000000 /dev/zero | tr '\\0' 'x' ;;\n"
+	"hold) echo $$ > \"$d/held\"; i=0; while [ ! -e \"$d/release\" ] && [ $i -lt 400 ]; do sleep 0.05;"
+	" i=$((i+1)); done; printf '[{\"results\":[],\"success\":true}]\\n' ;;\n"
 	"esac\n";
 
 static void setup(void)
@@ -158,6 +166,19 @@ static struct outcome run_fake(const char *mode)
 	struct rs_wrangler_opts o;
 	opts_for(&o, mode);
 	return run_with(&o, sqlfile);
+}
+
+/* A run in another thread, so that the test can watch (or cancel) the child meanwhile. */
+struct held_run {
+	struct rs_wrangler_opts o;
+	struct outcome r;
+};
+
+static void *run_thread(void *arg)
+{
+	struct held_run *h = arg;
+	h->r = run_with(&h->o, sqlfile);
+	return NULL;
 }
 
 TEST(success_reads_json_and_sets_up_the_child)
@@ -269,6 +290,7 @@ TEST(timeout_stops_the_whole_group_even_when_sigterm_is_ignored)
 {
 	struct rs_wrangler_opts o;
 	opts_for(&o, "hang");
+	o.priority = RS_WRANGLER_PRIO_NORMAL; /* at low priority a busy machine may not run it within 0.3 s */
 	o.timeout_ms = 300;
 	o.grace_ms = 200;
 	struct outcome r = run_with(&o, sqlfile);
@@ -350,6 +372,36 @@ TEST(values_that_look_like_options)
 	CHECK_EQ_INT(r.rc, RS_EUSAGE);
 }
 
+/* In its own session (the default priority) the child still leads the group we stop. */
+TEST(cancel_stops_the_whole_group_in_its_own_session)
+{
+	char path[600];
+	volatile sig_atomic_t flag = 0;
+	struct held_run h;
+	memset(&h, 0, sizeof h);
+	snprintf(path, sizeof path, "%s/pid", dir);
+	unlink(path);
+	snprintf(path, sizeof path, "%s/grandchild", dir);
+	unlink(path);
+	opts_for(&h.o, "hang");
+	h.o.grace_ms = 200;
+	h.o.cancel = &flag;
+	pthread_t t;
+	CHECK(pthread_create(&t, NULL, run_thread, &h) == 0);
+	pid_t child = 0, grandchild = 0;
+	for (int i = 0; i < 400 && grandchild <= 0; i++) {
+		usleep(50000);
+		grandchild = (pid_t)atol(slurp("grandchild"));
+	}
+	child = (pid_t)atol(slurp("pid"));
+	flag = 1;
+	pthread_join(t, NULL);
+	CHECK(child > 0 && grandchild > 0);
+	CHECK_EQ_INT(h.r.rc, RS_EABORT);
+	CHECK(gone(child));
+	CHECK_MSG(wait_gone(grandchild), "grandchild %d still runs", (int)grandchild);
+}
+
 /* The child dies when we do: a helper process runs a hanging fake and is SIGKILLed. */
 TEST(wrangler_dies_with_its_parent)
 {
@@ -382,6 +434,146 @@ TEST(wrangler_dies_with_its_parent)
 	CHECK_MSG(ok, "wrangler %d outlived its parent", (int)child);
 }
 
+/* How a process runs, read from the kernel. */
+struct sched_seen {
+	pid_t pid, pgid, sid;
+	int nice, policy, ioprio;
+	char autogroup[128]; /* "/autogroup-N nice K", or "" without autogroups */
+};
+
+#define IOPRIO_WHO_PROCESS 1
+#define IOPRIO_BE_LOWEST ((2 << 13) | 7)
+
+/* 0, or -1 if pid's /proc entries could not be read. */
+static int sched_of(pid_t pid, struct sched_seen *s)
+{
+	char path[64], buf[1024], *tok[64];
+	memset(s, 0, sizeof *s);
+	s->pid = pid;
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	char *p = strrchr(buf, ')'), *save = NULL;
+	int nt = 0;
+	for (char *t = p ? strtok_r(p + 1, " \n", &save) : NULL; t && nt < 64; t = strtok_r(NULL, " \n", &save))
+		tok[nt++] = t;
+	if (nt < 39)
+		return -1;
+	/* tok[0] is field 3 of proc(5): pgrp is field 5, session 6, nice 19, policy 41 */
+	s->pgid = (pid_t)atol(tok[2]);
+	s->sid = (pid_t)atol(tok[3]);
+	s->nice = atoi(tok[16]);
+	s->policy = atoi(tok[38]);
+	s->ioprio = (int)syscall(SYS_ioprio_get, IOPRIO_WHO_PROCESS, (int)pid);
+	snprintf(path, sizeof path, "/proc/%d/autogroup", (int)pid);
+	if ((f = fopen(path, "r")) != NULL) {
+		if (!fgets(s->autogroup, sizeof s->autogroup, f))
+			s->autogroup[0] = '\0';
+		s->autogroup[strcspn(s->autogroup, "\n")] = '\0';
+		fclose(f);
+	}
+	return 0;
+}
+
+/*
+ * Run the fake in "hold" mode with the given priority, read how the child
+ * runs while it waits, then let it finish.  0, or -1 if it could not be
+ * observed (r->rc tells how the run ended).
+ */
+static int observe_child(int priority, struct sched_seen *s, struct outcome *r)
+{
+	char held[600], release[600];
+	snprintf(held, sizeof held, "%s/held", dir);
+	snprintf(release, sizeof release, "%s/release", dir);
+	unlink(held);
+	unlink(release);
+	struct held_run h;
+	memset(&h, 0, sizeof h);
+	opts_for(&h.o, "hold");
+	h.o.priority = priority;
+	pthread_t t;
+	if (pthread_create(&t, NULL, run_thread, &h) != 0)
+		return -1;
+	pid_t pid = 0;
+	for (int i = 0; i < 400 && pid <= 0; i++) {
+		usleep(50000);
+		pid = (pid_t)atol(slurp("held"));
+	}
+	int rc = pid > 0 ? sched_of(pid, s) : -1;
+	int fd = open(release, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		close(fd);
+	pthread_join(t, NULL);
+	*r = h.r;
+	return rc;
+}
+
+/* "/autogroup-N nice K" -> K, or -100 if not in that form. */
+static int autogroup_nice(const char *ag)
+{
+	const char *p = strstr(ag, " nice ");
+	return p ? atoi(p + strlen(" nice ")) : -100;
+}
+
+TEST(child_priority_idle_low_normal)
+{
+	struct sched_seen me, s;
+	struct outcome r;
+	CHECK(sched_of(getpid(), &me) == 0);
+	int my_policy = sched_getscheduler(0);
+	errno = 0;
+	int my_nice = getpriority(PRIO_PROCESS, 0);
+	CHECK(errno == 0);
+
+	/* IDLE: its own session (so its own autogroup, weighted as nice 19), SCHED_IDLE, nice 19, BE 7. */
+	CHECK(observe_child(RS_WRANGLER_PRIO_IDLE, &s, &r) == 0);
+	CHECK_MSG(r.rc == RS_OK, "%s", r.e.message);
+	CHECK_EQ_INT(s.policy, SCHED_IDLE);
+	CHECK_EQ_INT(s.nice, 19);
+	CHECK_EQ_INT(s.sid, s.pid);
+	CHECK_EQ_INT(s.pgid, s.pid);
+	CHECK_EQ_INT(s.ioprio, IOPRIO_BE_LOWEST);
+	if (me.autogroup[0]) {
+		CHECK_MSG(strcmp(s.autogroup, me.autogroup) != 0, "same autogroup as ours: %s", s.autogroup);
+		CHECK_MSG(autogroup_nice(s.autogroup) == 19, "autogroup: %s", s.autogroup);
+	}
+
+	/* LOW, the default (zero): the same without SCHED_IDLE (the policy stays ours). */
+	CHECK_EQ_INT(RS_WRANGLER_PRIO_LOW, 0);
+	CHECK(observe_child(RS_WRANGLER_PRIO_LOW, &s, &r) == 0);
+	CHECK_MSG(r.rc == RS_OK, "%s", r.e.message);
+	CHECK_EQ_INT(s.policy, my_policy);
+	CHECK_EQ_INT(s.nice, 19);
+	CHECK_EQ_INT(s.sid, s.pid);
+	CHECK_EQ_INT(s.pgid, s.pid);
+	CHECK_EQ_INT(s.ioprio, IOPRIO_BE_LOWEST);
+	if (me.autogroup[0]) {
+		CHECK_MSG(strcmp(s.autogroup, me.autogroup) != 0, "same autogroup as ours: %s", s.autogroup);
+		CHECK_MSG(autogroup_nice(s.autogroup) == 19, "autogroup: %s", s.autogroup);
+	}
+
+	/* NORMAL: as we run, in our session, in a process group of its own (the timeout signals it). */
+	CHECK(observe_child(RS_WRANGLER_PRIO_NORMAL, &s, &r) == 0);
+	CHECK_MSG(r.rc == RS_OK, "%s", r.e.message);
+	CHECK_EQ_INT(s.policy, my_policy);
+	CHECK_EQ_INT(s.nice, my_nice);
+	CHECK_EQ_INT(s.sid, me.sid);
+	CHECK_EQ_INT(s.pgid, s.pid);
+	CHECK_EQ_INT(s.ioprio, me.ioprio);
+	CHECK_EQ_STR(s.autogroup, me.autogroup);
+
+	struct rs_wrangler_opts o;
+	opts_for(&o, "ok");
+	o.priority = 3;
+	r = run_with(&o, sqlfile);
+	CHECK_EQ_INT(r.rc, RS_EUSAGE);
+	CHECK_EQ_STR(r.e.message, "wrangler d1 execute: unknown priority 3");
+}
+
 /* The reader on its own, as the fuzzer drives it. */
 TEST(reader_fed_directly)
 {
@@ -411,10 +603,12 @@ int main(void)
 	RUN(killed_by_a_signal);
 	RUN(timeout_stops_the_whole_group_even_when_sigterm_is_ignored);
 	RUN(cancel_flag_stops_it);
+	RUN(cancel_stops_the_whole_group_in_its_own_session);
 	RUN(output_is_bounded);
 	RUN(missing_executable_and_directory);
 	RUN(values_that_look_like_options);
 	RUN(wrangler_dies_with_its_parent);
+	RUN(child_priority_idle_low_normal);
 	RUN(reader_fed_directly);
 	char cmd[600];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

@@ -1,6 +1,9 @@
 /* commands.c: the command table, config loading, and the diff/dump commands. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -19,6 +22,23 @@ int rs_cli_fail(const rs_error *err)
 {
 	fprintf(stderr, "resort-sync: %s\n", err->message[0] ? err->message : rs_strerror(err->code));
 	return (err->code == RS_EUSAGE || err->code == RS_ECONFIG) ? 2 : 1;
+}
+
+/*
+ * A process that holds the Turso token writes no core file and cannot be
+ * attached to, nor its memory read through /proc, by other processes of
+ * the same user (PR_SET_DUMPABLE 0, as ssh-agent does).  Failing to get
+ * there is logged, not fatal: the token is still never printed.
+ */
+static void guard_secret(const rs_config *cfg)
+{
+	if (cfg->mode != RS_MODE_TURSO || !cfg->turso_token || !cfg->turso_token[0])
+		return;
+	struct rlimit none = {0, 0};
+	if (setrlimit(RLIMIT_CORE, &none) != 0)
+		rs_warn("could not turn off core files for a process holding the auth token", "errno=%d", errno);
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+		rs_warn("could not make the process holding the auth token non-dumpable", "errno=%d", errno);
 }
 
 rs_config *rs_cli_load_config(struct rs_cli *cli)
@@ -42,8 +62,11 @@ rs_config *rs_cli_load_config(struct rs_cli *cli)
 		}
 		memcpy(key, cli->overrides[i], (size_t)(eq - cli->overrides[i]));
 		key[eq - cli->overrides[i]] = '\0';
+		if (strcmp(key, "database.sync.turso.auth_token") == 0)
+			rs_warn("the auth token on the command line is visible to every user in the process list;"
+				" set TURSO_AUTH_TOKEN or the config file (mode 0600) instead", "option=-o");
 		if (rs_config_set(cfg, key, eq + 1, &err) != RS_OK) {
-			rs_err_prefix(&err, "-o %s", cli->overrides[i]);
+			rs_err_prefix(&err, "-o %s", key); /* not the value: it may be a secret */
 			rs_cli_fail(&err);
 			rs_config_free(cfg);
 			return NULL;
@@ -56,6 +79,7 @@ rs_config *rs_cli_load_config(struct rs_cli *cli)
 	}
 	if (cli->verbosity == 0)
 		rs_log_set_level(cfg->log_level);
+	guard_secret(cfg);
 	return cfg;
 }
 

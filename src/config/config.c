@@ -28,6 +28,7 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/secret.h"
 #include "core/util.h"
 #include "d1/wrangler.h"
 
@@ -654,6 +655,8 @@ static int check_not_db(const rs_config *c, int ki, rs_error *err)
 int rs_config_finish(rs_config *c, rs_error *err)
 {
 	int rc;
+	if (c->turso_token)
+		rs_secret_register(c->turso_token); /* never printed from here on */
 	if ((rc = derive_path(c, KI_TURSO_REPLICA, ".turso-replica.db", err)) != RS_OK ||
 	    (rc = derive_path(c, KI_D1_SNAPSHOT, ".d1-sync-snapshot.db", err)) != RS_OK)
 		return rc;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/secret.h"
 
 const char *rs_strerror(int code)
 {
@@ -32,6 +33,7 @@ int rs_err(rs_error *err, int code, const char *fmt, ...)
 		err->code = code;
 		vsnprintf(err->message, sizeof err->message, fmt, ap);
 		va_end(ap);
+		rs_secret_scrub(err->message, sizeof err->message);
 	}
 	return code;
 }
@@ -56,6 +58,7 @@ int rs_err_prefix(rs_error *err, const char *fmt, ...)
 		o = cap - h - 2;
 	memcpy(err->message + h + 2, old, o);
 	err->message[h + 2 + o] = '\0';
+	rs_secret_scrub(err->message, sizeof err->message);
 	return err->code;
 }
 

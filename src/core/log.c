@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "core/log.h"
+#include "core/secret.h"
 
 static int g_level = RS_LOG_INFO; /* process-wide: logging is the program's, not a handle's */
 
@@ -84,5 +85,6 @@ void rs_log(int level, const char *msg, const char *kvfmt, ...)
 		vsnprintf(line + n, sizeof line - n, kvfmt, ap);
 		va_end(ap);
 	}
+	rs_secret_scrub(line, sizeof line);
 	fprintf(stderr, "%s\n", line);
 }

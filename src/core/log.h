@@ -5,7 +5,8 @@
  *
  * rs_log(level, msg, "key=%s n=%d", ...): the third argument formats the
  * trailing key=value pairs (may be NULL).  Values that may hold spaces or
- * quotes go through rs_log_quote().  Never pass a secret.
+ * quotes go through rs_log_quote().  Never pass a secret (registered
+ * secrets are scrubbed from every line: core/secret.h, a safety net).
  */
 #ifndef RS_CORE_LOG_H
 #define RS_CORE_LOG_H

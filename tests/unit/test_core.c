@@ -7,6 +7,7 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/secret.h"
 #include "core/util.h"
 
 TEST(err_prefix_keeps_code)
@@ -30,6 +31,30 @@ TEST(log_quote)
 	rs_log_quote(small, sizeof small, "a very long value with spaces");
 	CHECK(strlen(small) < sizeof small);
 	CHECK(strstr(small, "...") != NULL);
+}
+
+TEST(secrets_scrubbed)
+{
+	rs_error e = {0};
+	rs_secret_register("short"); /* under 8 bytes: not a secret, would mask ordinary words */
+	rs_secret_register("tok-ABCDEFG123");
+	rs_secret_register("tok-ABCDEFG123"); /* once */
+	rs_secret_register("nine-char");       /* shorter than the mask: the text grows */
+	rs_err(&e, RS_EREMOTE, "HTTP 401: bad token tok-ABCDEFG123 (Bearer tok-ABCDEFG123) short");
+	CHECK_EQ_STR(e.message, "HTTP 401: bad token <redacted> (Bearer <redacted>) short");
+	rs_err_prefix(&e, "sync with nine-char");
+	CHECK_EQ_STR(e.message, "sync with <redacted>: HTTP 401: bad token <redacted> (Bearer <redacted>) short");
+	/* At the end of a full buffer the mask is cut, never overrun, and no byte of the secret stays. */
+	char b[16];
+	snprintf(b, sizeof b, "%s", "abcdefnine-char");
+	rs_secret_scrub(b, sizeof b);
+	CHECK_EQ_STR(b, "abcdef<redacted");
+	snprintf(b, sizeof b, "%s", "nine-charXYZ");
+	rs_secret_scrub(b, sizeof b);
+	CHECK_EQ_STR(b, "<redacted>XYZ");
+	snprintf(b, sizeof b, "%s", "nine-charABCDEF");
+	rs_secret_scrub(b, sizeof b);
+	CHECK_EQ_STR(b, "<redacted>ABCDE");
 }
 
 TEST(buf_limits)
@@ -94,6 +119,7 @@ int main(void)
 {
 	RUN(err_prefix_keeps_code);
 	RUN(log_quote);
+	RUN(secrets_scrubbed);
 	RUN(buf_limits);
 	RUN(ulid_shape);
 	RUN(atomic_write_and_same_file);

@@ -5,6 +5,7 @@
 #   BUILD_DIR          where resort-sync was built (default: build)
 #   BENCH_RUNS=5       timed runs per command (median reported)
 #   BENCH_QUICK=1      ~1/20 scale databases: a smoke run, seconds not minutes
+#   BENCH_SCALE=6.4    another size (6.4: a 2 GB old.db; subdir scale6.4/)
 #   BENCH_DIR=...      scratch dir for generated databases (reused across runs;
 #                      default /tmp/resort-sync-bench, subdirs full/ and quick/)
 #   BENCH_CHECK_DUMP=0 skip the untimed dump round trip (~2 min at full size)
@@ -24,7 +25,10 @@ runs=${BENCH_RUNS:-5}
 base=${BENCH_DIR:-/tmp/resort-sync-bench}
 out=${BENCH_OUT:-$here/results/latest.md}
 
-if [[ ${BENCH_QUICK:-0} != 0 ]]; then
+if [[ -n ${BENCH_SCALE:-} ]]; then
+	[[ $BENCH_SCALE =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "bench: BENCH_SCALE must be a number" >&2; exit 1; }
+	mode=scale$BENCH_SCALE scale=$BENCH_SCALE
+elif [[ ${BENCH_QUICK:-0} != 0 ]]; then
 	mode=quick scale=0.05
 else
 	mode=full scale=1

@@ -39,18 +39,29 @@ TEST(real_literals_are_exact)
 			  -1.1103322999393838e-302, 5.9501188884963053e-300, 1e22, 123.0, -2.5};
 	for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
 		CHECK_MSG(real_survives(fixed[i]), "%.17g", fixed[i]);
+	/*
+	 * Under valgrind, SQLite's parser gets x87 long double arithmetic done
+	 * at 64 bits (a documented limit of valgrind's emulation), so it rounds
+	 * some literals differently from the real CPU: there the loop runs for
+	 * memory errors only, 5,000 values, and mismatches are counted, not
+	 * failed.
+	 */
+	int emulated = getenv("RS_VALGRIND") != NULL;
 	srand(42);
 	int bad = 0;
-	for (int i = 0; i < 200000 && !bad; i++) {
+	for (int i = 0; i < (emulated ? 5000 : 200000) && (emulated || !bad); i++) {
 		uint64_t u = ((uint64_t)rand() << 42) ^ ((uint64_t)rand() << 21) ^ (uint64_t)rand();
 		double d;
 		memcpy(&d, &u, 8);
 		if (isnan(d) || isinf(d))
 			continue;
 		if (!real_survives(d))
-			bad = 1;
+			bad++;
 	}
-	CHECK(!bad);
+	if (emulated)
+		printf("# under valgrind: %d of 5000 random REAL literals parsed differently by SQLite (not checked)\n", bad);
+	else
+		CHECK(!bad);
 	sqlite3_str *q = sqlite3_str_new(NULL);
 	rs_value inf = {.type = SQLITE_FLOAT, .r = INFINITY};
 	rs_sql_literal(q, &inf, NULL);

@@ -341,6 +341,50 @@ static int finish(rs_turso *t, rs_turso_report *rep, double t0, rs_turso_stats *
 	return rc;
 }
 
+/* Schema objects of db that are data (not SQLite's, not the sync bookkeeping); -1: unreadable. */
+static int64_t data_objects(sqlite3 *db)
+{
+	sqlite3_stmt *st;
+	int64_t n = -1;
+	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM main.sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+				   " AND name NOT LIKE 'turso\\_sync\\_%' ESCAPE '\\'"
+				   " AND name NOT LIKE '\\_resort\\_sync\\_%' ESCAPE '\\'",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
+/*
+ * A database with no tables where the replica holds some was most likely
+ * truncated or replaced by accident; syncing it would drop every table on
+ * the server, for every client.  Refuse before anything is merged or sent.
+ */
+static int check_not_emptied(rs_turso *t, rs_error *err)
+{
+	if (!*rs_replica_revision(t->replica))
+		return RS_OK; /* no replica yet: the first pairing decides */
+	sqlite3 *ldb = NULL, *rdb = NULL;
+	int rc = rs_engine_open(t->cfg->db_path, &ldb, err);
+	if (rc == RS_OK)
+		rc = rs_turso_open_ro(rs_replica_path(t->replica), &rdb, err);
+	if (rc == RS_OK) {
+		int64_t here = data_objects(ldb), there = data_objects(rdb);
+		if (here == 0 && there > 0)
+			rc = rs_err(err, RS_ELOCAL,
+				    "%s: the database holds no tables where the replica %s holds %lld schema objects"
+				    " (truncated or replaced?): refusing to sync, which would drop them on the server;"
+				    " nothing was merged or sent. Restore the database, or remove the replica and its"
+				    " files to start again from the server's copy",
+				    t->cfg->db_path, rs_replica_path(t->replica), (long long)there);
+	}
+	rs_engine_close(ldb);
+	rs_engine_close(rdb);
+	return rc;
+}
+
 /* The start-up sequence (pull, migrations, checkpoint, push) or one cycle
  * (checkpoint, push, pull), each after recovering an interrupted pull. */
 static int sequence(rs_turso *t, int startup, rs_turso_report *rep, rs_error *err)
@@ -354,6 +398,7 @@ static int sequence(rs_turso *t, int startup, rs_turso_report *rep, rs_error *er
 	rs_turso_stats before = t->stats;
 	double t0 = rs_mono();
 	int rc = RS_OK;
+	STEP("database check", check_not_emptied(t, err));
 	STEP("recover (merge an interrupted pull)", rs_turso_merge(t, rep, err));
 	if (startup) {
 		STEP("start-up pull", pull(t, rep, err));

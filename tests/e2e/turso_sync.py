@@ -654,6 +654,34 @@ def t_local_faults(d, srv):
            out[-400:])
 
 
+def t_emptied_database(d, srv):
+    """The database truncated to zero bytes under us: refused, nothing dropped on the server."""
+    a = Client(d, "a", srv)
+    a.sql("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)",
+          *[("INSERT INTO t VALUES (?, ?)", (i, "v%d" % i)) for i in range(1, 50)])
+    rc, out = a.sync()
+    before = srv.rows("t")
+    shutil.copy(a.db, a.db + ".bak")
+    os.truncate(a.db, 0)
+    rc, out = a.sync()
+    report("emptied_database_refused_server_keeps_tables",
+           rc == 1 and "refusing to sync" in out and a.db in out and srv.rows("t") == before and len(before) == 49,
+           out[-500:])
+    # Restored: the next sync is a no-op against the server.
+    shutil.copy(a.db + ".bak", a.db)
+    rc, out = a.sync()
+    ok, why = same_table(a.db, srv, "t") if rc == 0 else (False, out[-400:])
+    report("emptied_database_restored_converges", ok, why)
+    # Or the replica removed: the empty database starts again from the server's copy.
+    os.truncate(a.db, 0)
+    for f in os.listdir(d):
+        if f.startswith("a.db.turso-replica"):
+            os.unlink(os.path.join(d, f))
+    rc, out = a.sync()
+    ok, why = same_table(a.db, srv, "t") if rc == 0 else (False, out[-400:])
+    report("emptied_database_replica_removed_pulls_server_copy", ok and len(local_rows(a.db, "t")) == 49, why)
+
+
 def t_schema_changes(d, srv):
     a, b = Client(d, "a", srv), Client(d, "b", srv)
     a.sql("CREATE TABLE t(id TEXT PRIMARY KEY, v TEXT)", "INSERT INTO t VALUES ('1', 'one')")
@@ -684,7 +712,7 @@ def main():
     for fn in (t_identical, t_no_write_lost, t_other_clients, t_crash_points, t_sigkill_soak,
                t_official_client, t_first_pairing, t_fts_and_exclude, t_migrations, t_status, t_push_rejected,
                t_server_down_and_reset, t_daemon, t_verify,
-               t_local_faults, t_schema_changes):
+               t_local_faults, t_emptied_database, t_schema_changes):
         if not only or fn.__name__ in only:
             case(fn)
     return 1 if e2e.failed else 0

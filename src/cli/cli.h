@@ -33,6 +33,11 @@ rs_config *rs_cli_load_config(struct rs_cli *cli);
 
 /* Print "resort-sync: <message>" for err to stderr; returns the exit status for it. */
 int rs_cli_fail(const rs_error *err);
+/*
+ * A command's arguments did not parse: with -h or --help among them, usage
+ * and help on standard output and 0; else usage on standard error and 2.
+ */
+int rs_cli_usage(const struct rs_cli *cli, const char *usage, const char *help);
 
 /* The commands. */
 int rs_cmd_diff(struct rs_cli *cli);

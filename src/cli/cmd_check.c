@@ -151,10 +151,12 @@ int rs_cmd_check(struct rs_cli *cli)
 	rs_error err = {0};
 	int problems = 0;
 	struct stat st;
-	if (cli->argc > 0) {
-		fprintf(stderr, "usage: resort-sync [-c FILE] [-o KEY=VALUE] check\n");
-		return 2;
-	}
+	if (cli->argc > 0)
+		return rs_cli_usage(cli, "usage: resort-sync [-c FILE] [-o KEY=VALUE] check\n",
+				    "\nValidate the config and the environment (the database, the snapshot or\n"
+				    "replica directory, wrangler or the server URL) and print the effective\n"
+				    "config, secrets redacted. Exit 0 fine, 1 a problem in the environment,\n"
+				    "2 a configuration error.\n");
 	rs_config *cfg = rs_cli_load_config(cli);
 	if (!cfg)
 		return 2;

@@ -93,10 +93,13 @@ int rs_cmd_sync(struct rs_cli *cli)
 			prefer = 1;
 		else if (strcmp(cli->argv[i], "--prefer-remote") == 0)
 			prefer = 2;
-		else {
-			fprintf(stderr, "usage: resort-sync sync [--prefer-local|--prefer-remote]\n");
-			return 2;
-		}
+		else
+			return rs_cli_usage(cli, "usage: resort-sync sync [--prefer-local|--prefer-remote]\n",
+					    "\nOne sync now, then exit (turso: the start-up sequence and one cycle).\n"
+					    "  --prefer-local   at the first pairing, when both sides hold data:\n"
+					    "                   the database wins (the server's tables are replaced)\n"
+					    "  --prefer-remote  the server wins (the database's tables are replaced)\n"
+					    "Exit 0 success or nothing to do, 1 the sync failed, 2 usage or config.\n");
 	}
 	int code;
 	rs_config *cfg = load_enabled(cli, &code);
@@ -172,10 +175,15 @@ int rs_cmd_run(struct rs_cli *cli)
 			final_sync = 1;
 		else if (strcmp(cli->argv[i], "--metrics-file") == 0 && i + 1 < cli->argc)
 			metrics_file = cli->argv[++i];
-		else {
-			fprintf(stderr, "usage: resort-sync run [--final-sync] [--metrics-file PATH]\n");
-			return 2;
-		}
+		else
+			return rs_cli_usage(cli, "usage: resort-sync run [--final-sync] [--metrics-file PATH]\n",
+					    "\nRun as a service: the start-up sequence, then a cycle every\n"
+					    "database.sync.interval_seconds until SIGTERM or SIGINT (a second one\n"
+					    "stops a running cycle at its next safe point); SIGHUP re-reads the config.\n"
+					    "  --final-sync         one last cycle before exiting\n"
+					    "  --metrics-file PATH  also write the metrics to PATH after every cycle\n"
+					    "                       (node_exporter's textfile collector)\n"
+					    "Metrics over HTTP: [metrics] listen in the config.\n");
 	}
 	int code;
 	rs_config *cfg = load_enabled(cli, &code);
@@ -299,9 +307,17 @@ static void print_time(const char *label, json_t *o, const char *key)
 
 int rs_cmd_status(struct rs_cli *cli)
 {
+	int remote = 0;
 	for (int i = 0; i < cli->argc; i++) {
-		fprintf(stderr, "usage: resort-sync status\n");
-		return 2;
+		if (strcmp(cli->argv[i], "--remote") == 0)
+			remote = 1;
+		else
+			return rs_cli_usage(cli, "usage: resort-sync status [--remote]\n",
+					    "\nWhat is known about the last syncs, from local state only: mode, last\n"
+					    "success and failure with their messages, snapshot or replica revision.\n"
+					    "  --remote  also ask the remote: d1: the size of the sync history on D1\n"
+					    "            (one wrangler call); turso: this client's push watermark\n"
+					    "            on the server (one request)\n");
 	}
 	rs_config *cfg = rs_cli_load_config(cli);
 	if (!cfg)
@@ -313,10 +329,13 @@ int rs_cmd_status(struct rs_cli *cli)
 		int rc = 0;
 		if (cfg->mode == RS_MODE_TURSO) {
 			rs_error err = {0};
-			if (rs_turso_status(cfg, stdout, &err) != RS_OK) {
+			if (rs_turso_status(cfg, stdout, &err) != RS_OK ||
+			    (remote && rs_turso_remote_status(cfg, stdout, &err) != RS_OK)) {
 				fprintf(stderr, "resort-sync: status: %s\n", err.message);
 				rc = 1;
 			}
+		} else if (remote) {
+			printf("--remote: nothing to ask, sync is off (mode none)\n");
 		}
 		rs_config_free(cfg);
 		return rc;
@@ -347,8 +366,17 @@ int rs_cmd_status(struct rs_cli *cli)
 	}
 	free(st);
 	free(snap);
+	int rc = 0;
+	if (remote) {
+		rs_error err = {0};
+		fflush(stdout);
+		if (rs_d1_remote_status(cfg, stdout, &err) != RS_OK) {
+			fprintf(stderr, "resort-sync: status: %s\n", err.message);
+			rc = 1;
+		}
+	}
 	rs_config_free(cfg);
-	return 0;
+	return rc;
 }
 
 /* ---- verify ----------------------------------------------------------- */
@@ -385,8 +413,11 @@ int rs_cmd_verify(struct rs_cli *cli)
 		if (strcmp(cli->argv[i], "--metrics-file") == 0 && i + 1 < cli->argc) {
 			metrics_file = cli->argv[++i];
 		} else {
-			fprintf(stderr, "usage: resort-sync verify [--metrics-file PATH]\n");
-			return 2;
+			return rs_cli_usage(cli, "usage: resort-sync verify [--metrics-file PATH]\n",
+					    "\nCompare every synced table with the remote: row counts and a\n"
+					    "fingerprint of the rows, read the same way on both sides. Exit 0 equal,\n"
+					    "1 some table differs (named) or the comparison failed.\n"
+					    "  --metrics-file PATH  write resort_sync_verify_mismatch and friends\n");
 		}
 	}
 	rs_config *cfg = rs_cli_load_config(cli);

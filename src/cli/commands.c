@@ -41,6 +41,18 @@ static void guard_secret(const rs_config *cfg)
 		rs_warn("could not make the process holding the auth token non-dumpable", "errno=%d", errno);
 }
 
+int rs_cli_usage(const struct rs_cli *cli, const char *usage, const char *help)
+{
+	for (int i = 0; i < cli->argc; i++)
+		if (strcmp(cli->argv[i], "-h") == 0 || strcmp(cli->argv[i], "--help") == 0) {
+			fputs(usage, stdout);
+			fputs(help, stdout);
+			return 0;
+		}
+	fputs(usage, stderr);
+	return 2;
+}
+
 rs_config *rs_cli_load_config(struct rs_cli *cli)
 {
 	rs_error err = {0};
@@ -83,7 +95,8 @@ rs_config *rs_cli_load_config(struct rs_cli *cli)
 	return cfg;
 }
 
-/* Parse "--format X" / "--format=X" out of the arguments; positional ones go to pos[]. */
+/* Parse "--format X" / "--format=X" out of the arguments; positional ones go to pos[].
+ * -1: --help asked for; 2: a usage error (printed). */
 static int parse_format_args(struct rs_cli *cli, int *format, const char **pos, int maxpos,
 			     int *npos, int *flags)
 {
@@ -97,6 +110,8 @@ static int parse_format_args(struct rs_cli *cli, int *format, const char **pos, 
 		} else if (flags && strcmp(a, "--stats") == 0) {
 			*flags |= RS_DIFF_STATS;
 			continue;
+		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			return -1;
 		} else if (strcmp(a, "--format") == 0) {
 			if (i + 1 >= cli->argc) {
 				fprintf(stderr, "resort-sync: --format needs sql, json or key\n");
@@ -134,14 +149,36 @@ static int finish_output(int rc, rs_error *err)
 	return rc == RS_OK ? 0 : rs_cli_fail(err);
 }
 
+static const char diff_usage[] =
+	"usage: resort-sync diff [--format sql|json|key] [--plain] [--stats] OLD.db NEW.db\n";
+static const char diff_help[] =
+	"\nPrint what turns OLD.db into NEW.db: SQL statements (sql, the default),\n"
+	"the change stream, one JSON object per line (json), or the sync key,\n"
+	"a hash of the change model (key).\n"
+	"Either database may be live and written by another process.\n"
+	"\n"
+	"  --plain   read every row (no page comparison)\n"
+	"  --stats   on standard error: pages compared and differing, rows read,\n"
+	"            changes by kind\n";
+static const char dump_usage[] = "usage: resort-sync dump [--format sql|json|key] DB\n";
+static const char dump_help[] =
+	"\nPrint DB whole, as the changes from an empty database: SQL statements\n"
+	"that D1 accepts (sql, the default), the change stream, one JSON object\n"
+	"per line (json), or the sync key, a hash of the change model (key).\n";
+
 int rs_cmd_diff(struct rs_cli *cli)
 {
 	const char *pos[2];
 	int format, n, flags = 0, rc = parse_format_args(cli, &format, pos, 2, &n, &flags);
+	if (rc < 0) {
+		fputs(diff_usage, stdout);
+		fputs(diff_help, stdout);
+		return 0;
+	}
 	if (rc)
 		return rc;
 	if (n != 2) {
-		fprintf(stderr, "usage: resort-sync diff [--format sql|json|key] [--plain] [--stats] OLD.db NEW.db\n");
+		fputs(diff_usage, stderr);
 		return 2;
 	}
 	rs_error err = {0};
@@ -152,10 +189,15 @@ int rs_cmd_dump(struct rs_cli *cli)
 {
 	const char *pos[1];
 	int format, n, rc = parse_format_args(cli, &format, pos, 1, &n, NULL);
+	if (rc < 0) {
+		fputs(dump_usage, stdout);
+		fputs(dump_help, stdout);
+		return 0;
+	}
 	if (rc)
 		return rc;
 	if (n != 1) {
-		fprintf(stderr, "usage: resort-sync dump [--format sql|json|key] DB\n");
+		fputs(dump_usage, stderr);
 		return 2;
 	}
 	rs_error err = {0};

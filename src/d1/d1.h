@@ -106,4 +106,6 @@ void rs_d1_set_cancel(rs_d1 *d, volatile int *flag);
  * mismatch gauge of the d1 backend.  RS_OK even when tables differ.
  */
 int rs_d1_verify(const rs_config *cfg, rs_metrics *metrics, FILE *out, int *differ, rs_error *err);
+/* status --remote: the size of the sync history on D1 (one wrangler call). */
+int rs_d1_remote_status(const rs_config *cfg, FILE *out, rs_error *err);
 #endif

@@ -1165,3 +1165,43 @@ int rs_d1_verify(const rs_config *cfg, rs_metrics *metrics, FILE *out, int *diff
 	free(V.wcwd);
 	return rc;
 }
+
+/*
+ * `status --remote` in mode d1: the history table on D1 (rows kept, the
+ * newest and oldest record), read with one wrangler call.
+ */
+int rs_d1_remote_status(const rs_config *cfg, FILE *out, rs_error *err)
+{
+	struct verify V;
+	memset(&V, 0, sizeof V);
+	V.cfg = cfg;
+	struct rs_wrangler_result res;
+	memset(&res, 0, sizeof res);
+	int rc = wrangler_setup(&V, err);
+	if (rc == RS_OK)
+		rc = d1_run(&V, "SELECT count(*) AS n, max(sync_at) AS newest, min(sync_at) AS oldest FROM " HISTORY_TABLE,
+			    1, "the sync history", &res, err);
+	if (rc != RS_OK && strstr(err->message, "no such table: " HISTORY_TABLE)) {
+		rs_err_clear(err);
+		rc = RS_OK;
+		fprintf(out, "%-18s none on D1 (no payload applied yet)\n", "remote history");
+	} else if (rc == RS_OK) {
+		json_t *h = json_array_get(rs_wrangler_rows(&res, 0), 0);
+		const char *newest = json_string_value(json_object_get(h, "newest"));
+		const char *oldest = json_string_value(json_object_get(h, "oldest"));
+		if (!json_is_integer(json_object_get(h, "n")))
+			rc = rs_err(err, RS_EREMOTE, "an unreadable answer from D1 %s", cfg->d1_database);
+		else {
+			fprintf(out, "%-18s %lld records on D1 (%s)\n", "remote history",
+				(long long)json_integer_value(json_object_get(h, "n")), HISTORY_TABLE);
+			fprintf(out, "%-18s %s\n", "remote newest", newest ? newest : "-");
+			fprintf(out, "%-18s %s\n", "remote oldest", oldest ? oldest : "-");
+		}
+	}
+	rs_wrangler_result_free(&res);
+	free(V.wconfig);
+	free(V.wcwd);
+	if (rc != RS_OK)
+		rs_err_prefix(err, "status --remote");
+	return rc;
+}

@@ -445,6 +445,43 @@ static void print_when(FILE *out, const char *label, json_t *o, const char *key)
 	fprintf(out, "%-22s %s (%.0f s ago)\n", label, buf, rs_now() - json_number_value(v));
 }
 
+/*
+ * status --remote: this client's push watermark on the server (the last
+ * change the server holds from us, and the pull generation it was pushed
+ * at), one request.  The client id comes from the replica's state file;
+ * nothing local is created or changed.
+ */
+int rs_turso_remote_status(const rs_config *cfg, FILE *out, rs_error *err)
+{
+	char *sp = rs_path_beside(cfg->turso_replica_path, "-syncstate");
+	if (!sp)
+		return rs_err(err, RS_ENOMEM, "out of memory");
+	json_t *st = json_load_file(sp, 0, NULL);
+	const char *client = json_string_value(json_object_get(st, "client_id"));
+	int rc = RS_OK;
+	if (!client) {
+		fprintf(out, "%-22s unknown: no replica state yet (%s)\n", "server watermark", sp);
+	} else {
+		rs_turso *t = NULL;
+		int found = 0;
+		int64_t gen = 0, change = 0;
+		rc = turso_new(&t, cfg, 1, err);
+		if (rc == RS_OK)
+			rc = rs_hrana_read_watermark(t->http, client, &found, &gen, &change, err);
+		if (rc == RS_OK && found)
+			fprintf(out, "%-22s change %lld, pull generation %lld (client %s)\n", "server watermark",
+				(long long)change, (long long)gen, client);
+		else if (rc == RS_OK)
+			fprintf(out, "%-22s none: the server holds no push from client %s\n", "server watermark", client);
+		rs_turso_free(t);
+	}
+	json_decref(st);
+	free(sp);
+	if (rc != RS_OK)
+		rs_err_prefix(err, "status --remote");
+	return rc;
+}
+
 int rs_turso_status(const rs_config *cfg, FILE *out, rs_error *err)
 {
 	const char *rp = cfg->turso_replica_path;

@@ -75,6 +75,8 @@ int rs_turso_verify_config(const rs_config *cfg, FILE *out, int *differ, rs_erro
 
 /* Print the strategy's state for `resort-sync status` (config must be mode turso). */
 int rs_turso_status(const rs_config *cfg, FILE *out, rs_error *err);
+/* status --remote: this client's push watermark on the server (one request). */
+int rs_turso_remote_status(const rs_config *cfg, FILE *out, rs_error *err);
 
 /*
  * Tests only: stop the next cycle as if the process died at `point`

@@ -160,4 +160,15 @@ if run unknown_key_warns 0 -c unknown.toml check; then
   if has "$err" "key=database.sync.intervall_seconds where=unknown.toml:$line:1"; then pass unknown_key_warns
   else fail unknown_key_warns "$err"; fi
 fi
+
+# 13. Every command answers --help on standard output with its usage, exit 0,
+#     without reading a config file.
+bad=
+for c in run sync diff dump check status verify; do
+  if ! run "help_$c" 0 -c missing.toml "$c" --help || ! has "$out" "usage: resort-sync" || ! has "$out" "$c"; then
+    bad="$bad $c"
+  fi
+done
+if [[ -z $bad ]]; then pass every_command_answers_help
+else fail every_command_answers_help "no usage on stdout for:$bad"; fi
 exit 0

@@ -184,6 +184,13 @@ def main():
             "SELECT count(*), max(sync_at) FROM _rustresort_sync_history").fetchone()
         report("history_pruned_to_retention", p.returncode == 0 and hist[0] == 2, "rc=%d history=%s %s"
                % (p.returncode, hist, p.stderr[-200:]))
+        # status --remote reads the same history through wrangler (one call).
+        env = dict(os.environ, TMPDIR=private_tmp, WRANGLER_SEND_METRICS="false")
+        st = subprocess.run([RS, "-c", cfg, "status", "--remote"], capture_output=True, text=True, env=env,
+                            timeout=300)
+        report("status_remote_shows_history_size", st.returncode == 0
+               and "remote history     2 records on D1" in st.stdout and ("remote newest      %s" % hist[1]) in st.stdout,
+               "rc=%d %s %s" % (st.returncode, st.stdout[-400:], st.stderr[-300:]))
 
         # The temporary SQL file is private while it exists: checked through the wrapper's view.
         modes = open(log + ".modes").read().split()

@@ -532,6 +532,20 @@ def t_status(d, srv):
     report("status_shows_revision_push_pull_pending",
            p.returncode == 0 and "revision" in out and "last push" in out and "last pull" in out
            and "pending local changes: 2" in out, out[-600:])
+    # --remote: our watermark on the server, read through the pipeline; it moves with a push.
+    wm = srv.pipeline("SELECT change_id FROM turso_sync_last_change_id")[0][0][0][1]
+    p = subprocess.run([RS, "-c", a.cfg, "status", "--remote"], capture_output=True, text=True, timeout=30)
+    before = p.returncode == 0 and ("server watermark       change %d," % wm) in p.stdout
+    a.sync()
+    p2 = subprocess.run([RS, "-c", a.cfg, "status", "--remote"], capture_output=True, text=True, timeout=30)
+    report("status_remote_shows_server_watermark", before and p2.returncode == 0
+           and ("server watermark       change %d," % (wm + 1)) in p2.stdout,
+           "watermark %d: %s | %s" % (wm, p.stdout[-200:], p2.stdout[-200:] + p2.stderr[-200:]))
+    srv.stop()
+    p = subprocess.run([RS, "-c", a.cfg, "status", "--remote"], capture_output=True, text=True, timeout=30)
+    srv.start()
+    report("status_remote_server_down_exit_1_local_part_shown", p.returncode == 1 and "revision" in p.stdout
+           and "cannot connect" in p.stderr, p.stdout[-200:] + p.stderr[-300:])
 
 
 def t_push_rejected(d, srv):

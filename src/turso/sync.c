@@ -511,10 +511,13 @@ int rs_turso_status(const rs_config *cfg, FILE *out, rs_error *err)
 			fprintf(out, "%-22s %s\n", "last error", json_string_value(json_object_get(o, "last_error")));
 		json_decref(o);
 	}
-	/* Pending rows need the replica still: only when no syncer holds it. */
+	/* Pending rows need the replica still: only when no syncer holds it.
+	 * No replica yet: nothing is opened (status creates no file). */
 	rs_lock *lk = NULL;
 	rs_error e2 = {0};
-	if (rs_lock_acquire(&lk, lockp, &e2) != RS_OK) {
+	if (access(rp, F_OK) != 0) {
+		fprintf(out, "%-22s unknown: no replica yet\n", "pending local changes");
+	} else if (rs_lock_acquire(&lk, lockp, &e2) != RS_OK) {
 		fprintf(out, "%-22s unknown: %s\n", "pending local changes", e2.message);
 	} else {
 		rs_turso *t = NULL;

@@ -525,6 +525,11 @@ def t_migrations(d, srv):
 def t_status(d, srv):
     a = Client(d, "a", srv)
     a.sql("CREATE TABLE t(id INTEGER PRIMARY KEY)", "INSERT INTO t VALUES (1)")
+    # Before the first sync, status reads and creates nothing.
+    p = subprocess.run([RS, "-c", a.cfg, "status"], capture_output=True, text=True, timeout=30)
+    made = [f for f in os.listdir(d) if f.startswith("a.db.turso-replica")]
+    report("status_before_first_sync_creates_no_file", p.returncode == 0 and not made
+           and "no sync has run yet" in p.stdout, "%s %s" % (made, p.stdout[-300:]))
     a.sync()
     a.sql("INSERT INTO t VALUES (2)", "INSERT INTO t VALUES (3)")
     p = subprocess.run([RS, "-c", a.cfg, "status"], capture_output=True, text=True, timeout=30)

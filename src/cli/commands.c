@@ -170,11 +170,8 @@ int rs_cmd_diff(struct rs_cli *cli)
 {
 	const char *pos[2];
 	int format, n, flags = 0, rc = parse_format_args(cli, &format, pos, 2, &n, &flags);
-	if (rc < 0) {
-		fputs(diff_usage, stdout);
-		fputs(diff_help, stdout);
-		return 0;
-	}
+	if (rc < 0)
+		return rs_cli_usage(cli, diff_usage, diff_help); /* --help */
 	if (rc)
 		return rc;
 	if (n != 2) {
@@ -189,11 +186,8 @@ int rs_cmd_dump(struct rs_cli *cli)
 {
 	const char *pos[1];
 	int format, n, rc = parse_format_args(cli, &format, pos, 1, &n, NULL);
-	if (rc < 0) {
-		fputs(dump_usage, stdout);
-		fputs(dump_help, stdout);
-		return 0;
-	}
+	if (rc < 0)
+		return rs_cli_usage(cli, dump_usage, dump_help); /* --help */
 	if (rc)
 		return rc;
 	if (n != 1) {

@@ -348,6 +348,15 @@ static int set_list(rs_config *c, int ki, char *const *items, size_t n, rs_error
 	return RS_OK;
 }
 
+/* Index of s in a list of three names (mode_names, wprio_names), or -1. */
+static int name_index(const char *const names[3], const char *s)
+{
+	for (int i = 0; i < 3; i++)
+		if (strcmp(s, names[i]) == 0)
+			return i;
+	return -1;
+}
+
 /* Check v against key ki and store it; `where` names its origin (NULL: command line). */
 static int set_key(rs_config *c, int ki, const struct val *v, const char *where, rs_error *err)
 {
@@ -358,10 +367,7 @@ static int set_key(rs_config *c, int ki, const struct val *v, const char *where,
 		return key_err(err, where, ki, "expected %s; got %s", a_type(want), a_type(v->type));
 	switch (k->type) {
 	case K_MODE: {
-		int m = -1;
-		for (int i = 0; i < 3; i++)
-			if (strcmp(v->str, mode_names[i]) == 0)
-				m = i;
+		int m = name_index(mode_names, v->str);
 		if (m < 0)
 			return key_err(err, where, ki, "expected one of none, turso, d1; got %s",
 				       shown(q, sizeof q, v->str));
@@ -369,10 +375,7 @@ static int set_key(rs_config *c, int ki, const struct val *v, const char *where,
 		break;
 	}
 	case K_WPRIO: {
-		int p = -1;
-		for (int i = 0; i < 3; i++)
-			if (strcmp(v->str, wprio_names[i]) == 0)
-				p = i;
+		int p = name_index(wprio_names, v->str);
 		if (p < 0)
 			return key_err(err, where, ki, "expected one of low, idle, normal; got %s",
 				       shown(q, sizeof q, v->str));

@@ -84,6 +84,7 @@
 #include "emit/sql.h"
 #include "engine/engine.h"
 #include "engine/pages.h"
+#include "engine/schema.h"
 
 #define HISTORY_TABLE "_rustresort_sync_history"
 #define PAYLOAD_APPLY_MAX (64 << 20) /* larger payloads advance the snapshot by a full load */
@@ -522,20 +523,6 @@ static void diagnose(rs_d1 *d, rs_error *err)
 	       gone ? ": removed, the next cycle does a full load" : "");
 }
 
-/* The number of schema objects (tables, indexes, views, triggers) of db. */
-static int64_t schema_objects(sqlite3 *db)
-{
-	sqlite3_stmt *st;
-	int64_t n = -1;
-	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM main.sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
-			       -1, &st, NULL) != SQLITE_OK)
-		return -1;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return n;
-}
-
 /* ---- payload files ---------------------------------------------------- */
 
 /*
@@ -883,8 +870,8 @@ static int send_changes(rs_d1 *d, rs_d1_report *rep, rs_error *err)
 		}
 		read_chain(old, p.base);
 		/* An empty file where tables were: most likely an accident, not a change to replicate. */
-		int64_t then = schema_objects(old);
-		if (schema_objects(live) == 0 && then > 0) {
+		int64_t then = rs_schema_count(old, 0);
+		if (rs_schema_count(live, 0) == 0 && then > 0) {
 			rc = rs_err(err, RS_ELOCAL, "%s: the database holds no schema objects where %lld were synced"
 				    " (truncated or replaced?): refusing to delete them on D1; nothing was sent",
 				    d->cfg->db_path, (long long)then);

@@ -667,3 +667,22 @@ int rs_table_col(const rs_table *t, const char *name)
 			return i;
 	return -1;
 }
+
+int64_t rs_schema_count(sqlite3 *db, int data_only)
+{
+#define OBJECTS "SELECT count(*) FROM main.sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+	static const char *const sql[2] = {
+		OBJECTS,
+		OBJECTS " AND name NOT LIKE 'turso\\_sync\\_%' ESCAPE '\\'"
+			" AND name NOT LIKE '\\_resort\\_sync\\_%' ESCAPE '\\'",
+	};
+#undef OBJECTS
+	sqlite3_stmt *st;
+	int64_t n = -1;
+	if (sqlite3_prepare_v2(db, sql[data_only != 0], -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}

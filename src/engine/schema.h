@@ -41,6 +41,12 @@ void rs_schema_free(rs_schema *s);
 const rs_obj *rs_schema_find(const rs_schema *s, const char *type, const char *name);
 /* The table of this name, or -1. */
 int rs_schema_table(const rs_schema *s, const char *name);
+/*
+ * Schema objects (tables, indexes, views, triggers) of db's main schema,
+ * not counting SQLite's own; with `data_only`, not counting the sync
+ * bookkeeping either (turso_sync_*, _resort_sync_*).  -1: unreadable.
+ */
+int64_t rs_schema_count(sqlite3 *db, int data_only);
 /* Index of column `name` in t->col, or -1. */
 int rs_table_col(const rs_table *t, const char *name);
 #endif

@@ -41,6 +41,7 @@
 #include "core/migrate.h"
 #include "core/util.h"
 #include "daemon/lock.h"
+#include "engine/schema.h"
 #include "turso/pipeline.h"
 #include "turso/sync_int.h"
 
@@ -341,22 +342,6 @@ static int finish(rs_turso *t, rs_turso_report *rep, double t0, rs_turso_stats *
 	return rc;
 }
 
-/* Schema objects of db that are data (not SQLite's, not the sync bookkeeping); -1: unreadable. */
-static int64_t data_objects(sqlite3 *db)
-{
-	sqlite3_stmt *st;
-	int64_t n = -1;
-	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM main.sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
-				   " AND name NOT LIKE 'turso\\_sync\\_%' ESCAPE '\\'"
-				   " AND name NOT LIKE '\\_resort\\_sync\\_%' ESCAPE '\\'",
-			       -1, &st, NULL) != SQLITE_OK)
-		return -1;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return n;
-}
-
 /*
  * A database with no tables where the replica holds some was most likely
  * truncated or replaced by accident; syncing it would drop every table on
@@ -371,7 +356,7 @@ static int check_not_emptied(rs_turso *t, rs_error *err)
 	if (rc == RS_OK)
 		rc = rs_turso_open_ro(rs_replica_path(t->replica), &rdb, err);
 	if (rc == RS_OK) {
-		int64_t here = data_objects(ldb), there = data_objects(rdb);
+		int64_t here = rs_schema_count(ldb, 1), there = rs_schema_count(rdb, 1);
 		if (here == 0 && there > 0)
 			rc = rs_err(err, RS_ELOCAL,
 				    "%s: the database holds no tables where the replica %s holds %lld schema objects"

@@ -519,6 +519,20 @@ static int autogroup_nice(const char *ag)
 	return p ? atoi(p + strlen(" nice ")) : -100;
 }
 
+/* LOW and IDLE: its own session and group (its own autogroup, weighted as nice 19), nice 19, BE 7. */
+static void test_child_lowered(const struct sched_seen *s, const struct sched_seen *me, int policy)
+{
+	CHECK_EQ_INT(s->policy, policy);
+	CHECK_EQ_INT(s->nice, 19);
+	CHECK_EQ_INT(s->sid, s->pid);
+	CHECK_EQ_INT(s->pgid, s->pid);
+	CHECK_EQ_INT(s->ioprio, IOPRIO_BE_LOWEST);
+	if (me->autogroup[0]) {
+		CHECK_MSG(strcmp(s->autogroup, me->autogroup) != 0, "same autogroup as ours: %s", s->autogroup);
+		CHECK_MSG(autogroup_nice(s->autogroup) == 19, "autogroup: %s", s->autogroup);
+	}
+}
+
 TEST(child_priority_idle_low_normal)
 {
 	struct sched_seen me, s;
@@ -532,29 +546,17 @@ TEST(child_priority_idle_low_normal)
 	/* IDLE: its own session (so its own autogroup, weighted as nice 19), SCHED_IDLE, nice 19, BE 7. */
 	CHECK(observe_child(RS_WRANGLER_PRIO_IDLE, &s, &r) == 0);
 	CHECK_MSG(r.rc == RS_OK, "%s", r.e.message);
-	CHECK_EQ_INT(s.policy, SCHED_IDLE);
-	CHECK_EQ_INT(s.nice, 19);
-	CHECK_EQ_INT(s.sid, s.pid);
-	CHECK_EQ_INT(s.pgid, s.pid);
-	CHECK_EQ_INT(s.ioprio, IOPRIO_BE_LOWEST);
-	if (me.autogroup[0]) {
-		CHECK_MSG(strcmp(s.autogroup, me.autogroup) != 0, "same autogroup as ours: %s", s.autogroup);
-		CHECK_MSG(autogroup_nice(s.autogroup) == 19, "autogroup: %s", s.autogroup);
-	}
+	test_child_lowered(&s, &me, SCHED_IDLE);
+	if (th_cur_failed)
+		return;
 
 	/* LOW, the default (zero): the same without SCHED_IDLE (the policy stays ours). */
 	CHECK_EQ_INT(RS_WRANGLER_PRIO_LOW, 0);
 	CHECK(observe_child(RS_WRANGLER_PRIO_LOW, &s, &r) == 0);
 	CHECK_MSG(r.rc == RS_OK, "%s", r.e.message);
-	CHECK_EQ_INT(s.policy, my_policy);
-	CHECK_EQ_INT(s.nice, 19);
-	CHECK_EQ_INT(s.sid, s.pid);
-	CHECK_EQ_INT(s.pgid, s.pid);
-	CHECK_EQ_INT(s.ioprio, IOPRIO_BE_LOWEST);
-	if (me.autogroup[0]) {
-		CHECK_MSG(strcmp(s.autogroup, me.autogroup) != 0, "same autogroup as ours: %s", s.autogroup);
-		CHECK_MSG(autogroup_nice(s.autogroup) == 19, "autogroup: %s", s.autogroup);
-	}
+	test_child_lowered(&s, &me, my_policy);
+	if (th_cur_failed)
+		return;
 
 	/* NORMAL: as we run, in our session, in a process group of its own (the timeout signals it). */
 	CHECK(observe_child(RS_WRANGLER_PRIO_NORMAL, &s, &r) == 0);

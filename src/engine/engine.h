@@ -110,7 +110,13 @@ typedef struct rs_sink {
 } rs_sink;
 
 typedef struct rs_diff_opts {
-	int preamble;             /* full load: DROP VIEW/TABLE IF EXISTS for every NEW view/table */
+	int preamble;             /* full load: DROP VIEW/TABLE IF EXISTS for every NEW view/table
+				     (tables children first: a parent dropped before a child that
+				     references it makes the child's implicit DELETE fail) */
+	const char *const *target_views;  /* with preamble: views the target holds (NULL-terminated),
+				     dropped as well; NULL: only NEW's */
+	const char *const *target_tables; /* with preamble: tables the target holds, children before
+				     parents, dropped first (IF EXISTS); NULL: only NEW's */
 	const char *const *exclude; /* table names never diffed (NULL-terminated), may be NULL */
 	void (*progress)(void *ctx, const char *table, int64_t rows_done, int64_t rows_total);
 	void *progress_ctx;

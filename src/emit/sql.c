@@ -173,7 +173,9 @@ void rs_sql_literal(sqlite3_str *q, const rs_value *v, sqlite3_stmt *check)
 		real_literal(q, v->r);
 		break;
 	case SQLITE_TEXT:
-		if (rs_utf8_clean(v->p, v->n)) {
+		/* A CR goes hex too: the sqlite3 shell reads a dump line by line and
+		 * drops the CR of a CRLF, even inside a string literal. */
+		if (rs_utf8_clean(v->p, v->n) && !memchr(v->p, '\r', (size_t)v->n)) {
 			/* quotes doubled: each run up to and including a quote, then the quote again */
 			const char *p = (const char *)v->p, *end = p + v->n, *quote;
 			sqlite3_str_appendchar(q, 1, '\'');
@@ -688,7 +690,7 @@ static int sink_change(void *ctx, const rs_change *ch, rs_error *err)
 			/* INSERT INTO f(f, rowid, cols) VALUES('delete', rowid, old values) */
 			vals[0] = (rs_value){.type = SQLITE_TEXT, .p = (const unsigned char *)"delete", .n = 6};
 			for (int i = 0; i < lk->ncol; i++)
-				vals[i + 1] = src[lk->col_map[i]];
+				vals[i + 1] = lk->col_map[i] < 0 ? (rs_value){.type = SQLITE_NULL} : src[lk->col_map[i]];
 			sqlite3_str_appendf(h, "INSERT INTO \"%w\"(\"%w\", rowid", lk->fts_name, lk->fts_name);
 			for (int i = 0; i < lk->ncol; i++)
 				sqlite3_str_appendf(h, ", \"%w\"", lk->fts_col[i]);
@@ -721,7 +723,7 @@ static int sink_change(void *ctx, const rs_change *ch, rs_error *err)
 			free(cols);
 		} else {
 			for (int i = 0; i < lk->ncol; i++)
-				vals[i] = src[lk->col_map[i]];
+				vals[i] = lk->col_map[i] < 0 ? (rs_value){.type = SQLITE_NULL} : src[lk->col_map[i]];
 			sqlite3_str_appendf(h, "INSERT INTO \"%w\"(rowid", lk->fts_name);
 			for (int i = 0; i < lk->ncol; i++)
 				sqlite3_str_appendf(h, ", \"%w\"", lk->fts_col[i]);
@@ -738,9 +740,36 @@ static int sink_change(void *ctx, const rs_change *ch, rs_error *err)
 		rc = flush_all(s, err);
 		if (rc != RS_OK)
 			return rc;
+		const rs_fts_link *lk = ch->fts;
 		sqlite3_str *q = sqlite3_str_new(NULL);
-		sqlite3_str_appendf(q, "INSERT INTO \"%w\"(\"%w\") VALUES ('rebuild');\n", ch->fts->fts_name,
-				    ch->fts->fts_name);
+		if (!lk->partial) {
+			sqlite3_str_appendf(q, "INSERT INTO \"%w\"(\"%w\") VALUES ('rebuild');\n", lk->fts_name,
+					    lk->fts_name);
+			return put_str(s, q, err);
+		}
+		/* 'rebuild' reads every FTS column from the content table, and some
+		 * are not there: empty the index, then feed it from the content
+		 * table with NULL for those (UNINDEXED) columns. */
+		sqlite3_str_appendf(q, "INSERT INTO \"%w\"(\"%w\") VALUES ('delete-all');\n", lk->fts_name,
+				    lk->fts_name);
+		rc = put_str(s, q, err);
+		if (rc != RS_OK)
+			return rc;
+		q = sqlite3_str_new(NULL);
+		sqlite3_str_appendf(q, "INSERT INTO \"%w\"(rowid", lk->fts_name);
+		for (int i = 0; i < lk->ncol; i++)
+			sqlite3_str_appendf(q, ", \"%w\"", lk->fts_col[i]);
+		if (lk->rowid_col >= 0)
+			sqlite3_str_appendf(q, ") SELECT \"%w\"", t->col[lk->rowid_col]);
+		else
+			sqlite3_str_appendf(q, ") SELECT %s", t->rowid_name);
+		for (int i = 0; i < lk->ncol; i++) {
+			if (lk->col_map[i] < 0)
+				sqlite3_str_appendall(q, ", NULL");
+			else
+				sqlite3_str_appendf(q, ", \"%w\"", t->col[lk->col_map[i]]);
+		}
+		sqlite3_str_appendf(q, " FROM \"%w\";\n", t->name);
 		return put_str(s, q, err);
 	}
 	}

@@ -46,9 +46,11 @@ enum { RS_TABLE_ROWID = 1, RS_TABLE_WITHOUT_ROWID, RS_TABLE_FTS, RS_TABLE_FTS_EX
 typedef struct rs_fts_link {
 	char *fts_name;
 	int ncol;
-	int *col_map;   /* FTS column i is content column col_map[i] (index into rs_table.col) */
+	int *col_map;   /* FTS column i is content column col_map[i] (index into rs_table.col), or -1 */
 	char **fts_col; /* FTS column names */
 	int rowid_col;  /* content column holding the FTS rowid, or -1 for the rowid */
+	int partial;    /* some (UNINDEXED) FTS column is not in the content table: col_map -1,
+			   written as NULL; 'rebuild' cannot run (it reads every column) */
 	int rebuild;    /* set by the engine: 'rebuild' instead of per-row upkeep */
 } rs_fts_link;
 
@@ -66,6 +68,7 @@ typedef struct rs_table {
 	int *pk_coll;       /* RS_COLL_* of each key column */
 	int action_parent;  /* referenced by a foreign key with an ON DELETE/UPDATE action */
 	int autoinc;
+	unsigned char *unindexed; /* FTS5 table: unindexed[i] when column i is UNINDEXED, or NULL */
 	int nfts;           /* external-content FTS tables fed from this one */
 	rs_fts_link *fts;
 } rs_table;

@@ -134,6 +134,13 @@ static const char *skip_quoted(const char *s)
 	return s;
 }
 
+static void free_list(char **l, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(l[i]);
+	free(l);
+}
+
 /* Remove surrounding quotes of a token in place (doubling undone). */
 static void unquote(char *t)
 {
@@ -167,9 +174,12 @@ static char *trim(char *s)
  * get the module name (lower case) and the values of content= and
  * content_rowid= (NULL when absent).  Returns 0, or -1 when malformed.
  */
-static int parse_vtab(const char *sql, char *module, size_t msize, char **content, char **content_rowid)
+static int parse_vtab(const char *sql, char *module, size_t msize, char **content, char **content_rowid,
+		      char ***unindexed, int *nunindexed)
 {
 	*content = *content_rowid = NULL;
+	*unindexed = NULL;
+	*nunindexed = 0;
 	const char *u = NULL;
 	for (const char *p = sql; *p; p++) {
 		if (*p == '\'' || *p == '"' || *p == '`' || *p == '[') {
@@ -233,6 +243,25 @@ static int parse_vtab(const char *sql, char *module, size_t msize, char **conten
 					*content = strdup(v);
 				else if (strcasecmp(k, "content_rowid") == 0 && !*content_rowid)
 					*content_rowid = strdup(v);
+			} else if (*arg) {
+				/* a column: "name [UNINDEXED]" (name maybe quoted) */
+				char *rest = (*arg == '\'' || *arg == '"' || *arg == '`' || *arg == '[')
+						     ? (char *)skip_quoted(arg)
+						     : arg + strcspn(arg, " \t\n\r");
+				char *opt = trim(rest);
+				if (strcasecmp(opt, "unindexed") == 0) {
+					*rest = '\0';
+					char *name = trim(arg);
+					unquote(name);
+					char **ul = realloc(*unindexed, (*nunindexed + 1) * sizeof *ul);
+					if (ul)
+						*unindexed = ul;
+					if (!ul || !(ul[*nunindexed] = strdup(name))) {
+						free(args);
+						return -1;
+					}
+					(*nunindexed)++;
+				}
 			}
 			if (end != ',')
 				break;
@@ -337,6 +366,15 @@ static int on_pk_index(void *ctx, sqlite3_stmt *st, rs_error *err)
 	return rc;
 }
 
+/* index_list row: is it the index of a declared PRIMARY KEY? */
+static int on_pk_origin(void *ctx, sqlite3_stmt *st, rs_error *err)
+{
+	(void)err;
+	if (strcmp(col_text(st, 3), "pk") == 0)
+		*(int *)ctx = 1;
+	return RS_OK;
+}
+
 struct fk {
 	rs_schema *s;
 };
@@ -379,27 +417,26 @@ static int load_table(struct load *L, const rs_obj *o, rs_error *err)
 	int k = list_find(L, o->name);
 	int virtual = k >= 0 && strcmp(L->list_type[k], "virtual") == 0;
 	t->kind = virtual ? RS_TABLE_FTS : (k >= 0 && L->list_wr[k]) ? RS_TABLE_WITHOUT_ROWID : RS_TABLE_ROWID;
+	char **unidx = NULL; /* FTS columns declared UNINDEXED */
+	int nunidx = 0;
 	if (virtual) {
 		char module[32], *content = NULL, *content_rowid = NULL;
-		if (parse_vtab(o->sql, module, sizeof module, &content, &content_rowid) != 0) {
+		const char *why = NULL;
+		if (parse_vtab(o->sql, module, sizeof module, &content, &content_rowid, &unidx, &nunidx) != 0)
+			why = "cannot read its CREATE VIRTUAL TABLE statement";
+		else if (strcmp(module, "fts5") != 0)
+			why = strcmp(module, "fts4") == 0 || strcmp(module, "fts3") == 0
+				      ? "fts3/fts4 tables are not supported (D1 accepts fts5 only): move it to fts5 "
+					"or list it in exclude_tables"
+				      : "this virtual table module is not supported (fts5 is): list it in exclude_tables";
+		else if (content && content[0] == '\0')
+			why = "a contentless FTS5 table (content='') cannot be replicated, since its text is "
+			      "stored nowhere: use an external-content table or list it in exclude_tables";
+		if (why) {
 			free(content);
 			free(content_rowid);
-			return rs_err(err, RS_EUNSUPPORTED, "table %s: cannot read its CREATE VIRTUAL TABLE statement",
-				      o->name);
-		}
-		if (strcmp(module, "fts5") != 0 && strcmp(module, "fts4") != 0 && strcmp(module, "fts3") != 0) {
-			free(content);
-			free(content_rowid);
-			return rs_err(err, RS_EUNSUPPORTED,
-				      "table %s: virtual tables of module %s are not supported (fts3/4/5 are)",
-				      o->name, module);
-		}
-		if (content && content[0] == '\0') {
-			free(content);
-			free(content_rowid);
-			return rs_err(err, RS_EUNSUPPORTED,
-				      "table %s: a contentless FTS table cannot be replicated (its text is not stored)",
-				      o->name);
+			free_list(unidx, nunidx);
+			return rs_err(err, RS_EUNSUPPORTED, "table %s (module %s): %s", o->name, module, why);
 		}
 		if (content) {
 			t->kind = RS_TABLE_FTS_EXTERNAL;
@@ -408,6 +445,7 @@ static int load_table(struct load *L, const rs_obj *o, rs_error *err)
 			if (!t->fts) {
 				free(content);
 				free(content_rowid);
+				free_list(unidx, nunidx);
 				return rs_err(err, RS_ENOMEM, "out of memory");
 			}
 			t->fts->fts_name = content;          /* temporarily: the content table's name */
@@ -440,13 +478,35 @@ static int load_table(struct load *L, const rs_obj *o, rs_error *err)
 	for (int j = 0; j < C.nall; j++)
 		free(C.all[j]);
 	free(C.all);
+	if (rc == RS_OK && nunidx) {
+		t->unindexed = calloc((size_t)t->ncol + 1, 1);
+		if (!t->unindexed)
+			rc = rs_err(err, RS_ENOMEM, "out of memory");
+		for (int j = 0; rc == RS_OK && j < nunidx; j++) {
+			int c = rs_table_col(t, unidx[j]);
+			if (c >= 0)
+				t->unindexed[c] = 1;
+		}
+	}
+	free_list(unidx, nunidx);
 	if (rc != RS_OK)
 		return rc;
 	if (t->ncol == 0 && t->kind != RS_TABLE_FTS_EXTERNAL)
 		return rs_err(err, RS_ELOCAL, "table %s: no columns", o->name);
 
-	if (t->kind == RS_TABLE_ROWID && C.npk_decl == 1 && C.pk_int)
-		t->ipk = C.pk_idx[0];
+	/* A single INTEGER key column is the rowid's alias, except where SQLite
+	 * keeps it in an index of its own (INTEGER PRIMARY KEY DESC): ask. */
+	if (t->kind == RS_TABLE_ROWID && C.npk_decl == 1 && C.pk_int) {
+		int has_index = 0;
+		q = sqlite3_mprintf("PRAGMA main.index_list(%Q)", o->name);
+		rc = q ? each_row(L->db, q, o->name, on_pk_origin, &has_index, err)
+		       : rs_err(err, RS_ENOMEM, "out of memory");
+		sqlite3_free(q);
+		if (rc != RS_OK)
+			return rc;
+		if (!has_index)
+			t->ipk = C.pk_idx[0];
+	}
 	if (t->kind == RS_TABLE_WITHOUT_ROWID) {
 		t->npk = C.npk_decl;
 		t->pk = calloc(t->npk ? t->npk : 1, sizeof *t->pk);
@@ -502,18 +562,32 @@ static int link_fts(rs_schema *s, rs_error *err)
 				for (int j = 0; rc == RS_OK && j < f->ncol; j++) {
 					lk->fts_col[j] = xstrdup(f->col[j]);
 					lk->col_map[j] = rs_table_col(t, f->col[j]);
-					if (lk->col_map[j] < 0)
+					if (lk->col_map[j] >= 0)
+						continue;
+					/* Not in the content table: an UNINDEXED column is stored nowhere
+					 * (any value, NULL here, gives the same index); an indexed one
+					 * holds whatever the application's triggers fed it, which the
+					 * content table cannot tell. */
+					if (f->unindexed && f->unindexed[j])
+						lk->partial = 1;
+					else
 						rc = rs_err(err, RS_EUNSUPPORTED,
-							    "table %s: FTS column %s is not a column of content table %s",
-							    f->name, f->col[j], t->name);
+							    "table %s: indexed FTS column %s is not a column of content "
+							    "table %s, so its text is known only to the triggers that fed "
+							    "it: make it UNINDEXED, add it to %s, or list %s in "
+							    "exclude_tables",
+							    f->name, f->col[j], t->name, t->name, f->name);
 				}
 				if (rc == RS_OK && content_rowid) {
 					int c = rs_table_col(t, content_rowid);
-					if (c < 0)
+					int is_rowid = strcasecmp(content_rowid, "rowid") == 0 ||
+						       strcasecmp(content_rowid, "_rowid_") == 0 ||
+						       strcasecmp(content_rowid, "oid") == 0;
+					if (c < 0 && !is_rowid)
 						rc = rs_err(err, RS_EUNSUPPORTED,
 							    "table %s: content_rowid %s is not a column of %s", f->name,
 							    content_rowid, t->name);
-					else if (c != t->ipk)
+					else if (c >= 0 && c != t->ipk)
 						lk->rowid_col = c;
 				}
 			}
@@ -600,6 +674,7 @@ static void table_free(rs_table *t)
 	free(t->col);
 	free(t->pk);
 	free(t->pk_coll);
+	free(t->unindexed);
 	if (t->kind == RS_TABLE_FTS_EXTERNAL && t->fts) { /* unresolved link (load failed) */
 		free(t->fts->fts_name);
 		free(t->fts->fts_col);

@@ -907,7 +907,7 @@ static int send_changes(rs_d1 *d, rs_d1_report *rep, rs_error *err)
 	struct tee tee = {rs_sql_sink_iface(sql), rs_key_sink_iface(ks)};
 	rs_sink sink = {.change = tee_change, .finish = tee_finish, .ctx = &tee};
 	struct progress prog = {.d = d, .sql = sql, .last_log = rs_mono()};
-	rs_diff_opts opts = {.preamble = full, .only = pd, .fk_target = 1};
+	rs_diff_opts opts = {.preamble = full, .only = pd, .fk_target = 1, .refuse_dangling_fk = 1};
 	if (full) {
 		prog.total = count_rows(live);
 		opts.progress = on_progress;

@@ -353,32 +353,55 @@ static void row_tuple(rs_sql_sink *s, sqlite3_str *q, const rs_table *t, int64_t
 	sqlite3_str_appendchar(q, 1, ')');
 }
 
-/* Append the rest of every value longer than cap with `SET c = c || chunk`. */
+/*
+ * Append the rest of every value longer than cap with `SET c = c || piece`.
+ * A piece is as large as the statement limit allows once the statement's
+ * own text (names, the key in WHERE, which can be long) is counted.
+ */
 static int append_rest(rs_sql_sink *s, const rs_table *t, int64_t rowid, const rs_value *v, size_t cap,
 		       rs_error *err)
 {
 	for (int i = 0; i < t->ncol; i++) {
 		if ((v[i].type != SQLITE_TEXT && v[i].type != SQLITE_BLOB) || (size_t)v[i].n <= cap)
 			continue;
-		for (size_t off = cap; off < (size_t)v[i].n; off += s->chunk) {
-			size_t n = (size_t)v[i].n - off;
-			if (n > s->chunk)
-				n = s->chunk;
-			sqlite3_str *q = sqlite3_str_new(NULL);
-			if (v[i].type == SQLITE_TEXT)
-				sqlite3_str_appendf(q, "UPDATE \"%w\" SET \"%w\" = \"%w\" || CAST(X'", t->name,
-						    t->col[i], t->col[i]);
-			else
-				sqlite3_str_appendf(q, "UPDATE \"%w\" SET \"%w\" = CAST(\"%w\" || X'", t->name,
-						    t->col[i], t->col[i]);
-			append_hex(q, v[i].p + off, (int)n);
-			sqlite3_str_appendall(q, v[i].type == SQLITE_TEXT ? "' AS TEXT)" : "' AS BLOB)");
-			key_where(s, q, t, rowid, v);
-			sqlite3_str_appendall(q, ";\n");
-			int rc = put_str(s, q, err);
-			if (rc != RS_OK)
-				return rc;
+		sqlite3_str *w = sqlite3_str_new(NULL);
+		sqlite3_str_appendall(w, v[i].type == SQLITE_TEXT ? "' AS TEXT)" : "' AS BLOB)");
+		key_where(s, w, t, rowid, v);
+		sqlite3_str_appendall(w, ";\n");
+		int wlen = sqlite3_str_length(w);
+		char *where = sqlite3_str_finish(w);
+		if (!where)
+			return rs_err(err, RS_ENOMEM, "out of memory");
+		char *head = sqlite3_mprintf(v[i].type == SQLITE_TEXT ? "UPDATE \"%w\" SET \"%w\" = \"%w\" || CAST(X'"
+								      : "UPDATE \"%w\" SET \"%w\" = CAST(\"%w\" || X'",
+					     t->name, t->col[i], t->col[i]);
+		size_t fixed = (head ? strlen(head) : 0) + (size_t)wlen;
+		size_t piece = fixed + 64 < s->max ? (s->max - fixed) / 2 : 0;
+		int rc = RS_OK;
+		if (!head) {
+			rc = rs_err(err, RS_ENOMEM, "out of memory");
+		} else if (piece < 1024) {
+			char *kt = key_text(s, t, rowid, v);
+			rc = rs_err(err, RS_EUNSUPPORTED,
+				    "table %s, %s, column %s: the key is too long to append a large value in "
+				    "statements of %zu bytes",
+				    t->name, kt ? kt : "?", t->col[i], s->max);
+			sqlite3_free(kt);
 		}
+		for (size_t off = cap; rc == RS_OK && off < (size_t)v[i].n; off += piece) {
+			size_t n = (size_t)v[i].n - off;
+			if (n > piece)
+				n = piece;
+			sqlite3_str *q = sqlite3_str_new(NULL);
+			sqlite3_str_appendall(q, head);
+			append_hex(q, v[i].p + off, (int)n);
+			sqlite3_str_append(q, where, wlen);
+			rc = put_str(s, q, err);
+		}
+		sqlite3_free(head);
+		sqlite3_free(where);
+		if (rc != RS_OK)
+			return rc;
 	}
 	return RS_OK;
 }

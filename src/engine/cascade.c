@@ -823,7 +823,7 @@ static void strong(struct tarjan *T, int v)
 	}
 }
 
-int rs_cascade_order(const rs_schema *ns, int *order, int *group, rs_error *err)
+int rs_cascade_order(const rs_schema *ns, int all_keys, int *order, int *group, rs_error *err)
 {
 	int n = ns->ntab;
 	struct tarjan T = {.ns = ns, .order = order, .group = group};
@@ -840,7 +840,7 @@ int rs_cascade_order(const rs_schema *ns, int *order, int *group, rs_error *err)
 		/* edges parent -> child, for keys with actions */
 		for (int i = 0; i < ns->nfk; i++) {
 			int p = rs_schema_table(ns, ns->fk[i].parent);
-			if (ns->fk[i].actions && p >= 0)
+			if ((all_keys || ns->fk[i].actions) && p >= 0 && p != ns->fk[i].child)
 				T.estart[p + 1]++;
 		}
 		for (int i = 0; i < n; i++)
@@ -851,7 +851,7 @@ int rs_cascade_order(const rs_schema *ns, int *order, int *group, rs_error *err)
 		} else {
 			for (int i = 0; i < ns->nfk; i++) {
 				int p = rs_schema_table(ns, ns->fk[i].parent);
-				if (ns->fk[i].actions && p >= 0)
+				if ((all_keys || ns->fk[i].actions) && p >= 0 && p != ns->fk[i].child)
 					T.edges[T.estart[p] + fill[p]++] = ns->fk[i].child;
 			}
 			free(fill);

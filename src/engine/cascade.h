@@ -77,9 +77,10 @@ int rs_cascade_restore(rs_cascade *c, int ti, int (*emit)(void *ctx, const rs_ch
 		       rs_error *err);
 
 /*
- * The order to write NEW's tables in: parents before children along keys
- * with actions; order[k] is a table index, group[k] the strongly connected
- * group it belongs to (tables of one group are adjacent).  Arrays of ntab.
+ * Tables of schema s, parents before children along keys with actions (or
+ * along every key, with all_keys); order[k] is a table index, group[k] the
+ * strongly connected group it belongs to (tables of one group are
+ * adjacent).  Arrays of ntab.
  */
-int rs_cascade_order(const rs_schema *ns, int *order, int *group, rs_error *err);
+int rs_cascade_order(const rs_schema *s, int all_keys, int *order, int *group, rs_error *err);
 #endif

@@ -498,38 +498,73 @@ static int parent_recreated(struct differ *D, const char *tbl)
 	return 0;
 }
 
+/* Is name in the NULL-terminated list l (case-insensitively)? */
+static int in_list(const char *const *l, const char *name)
+{
+	for (; l && *l; l++)
+		if (strcasecmp(*l, name) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * DROP TABLE runs an implicit DELETE, and a child's delete looks up its
+ * parents: with foreign keys on, tables go children first, or a parent
+ * gone before its child fails the child's drop ("no such table").
+ */
+static int drop_tables(struct differ *D, const rs_schema *s, int preamble)
+{
+	int n = s->ntab, rc = RS_OK;
+	int *order = calloc((size_t)n + 1, sizeof *order), *group = calloc((size_t)n + 1, sizeof *group);
+	if (!order || !group)
+		rc = rs_err(D->err, RS_ENOMEM, "out of memory");
+	if (rc == RS_OK)
+		rc = rs_cascade_order(s, 1, order, group, D->err);
+	for (int k = n - 1; rc == RS_OK && k >= 0; k--) {
+		const char *name = s->tab[order[k]]->name;
+		if (preamble) {
+			if (!in_list(D->opts->target_tables, name))
+				rc = emit_schema(D, RS_VERB_DROP, "table", name, NULL, 1);
+			continue;
+		}
+		int nk = rs_schema_table(D->ns, name);
+		if (nk < 0 || D->ts[nk].state == TS_REBUILD)
+			rc = emit_schema(D, RS_VERB_DROP, "table", name, NULL, 0);
+	}
+	free(order);
+	free(group);
+	return rc;
+}
+
 static int schema_drops(struct differ *D)
 {
 	rs_schema *os = D->os, *ns = D->ns;
 	int rc = RS_OK;
 	if (D->opts->preamble) {
+		for (const char *const *v = D->opts->target_views; rc == RS_OK && v && *v; v++)
+			rc = emit_schema(D, RS_VERB_DROP, "view", *v, NULL, 1);
 		for (int i = 0; rc == RS_OK && i < ns->nobj; i++)
-			if (strcmp(ns->obj[i].type, "view") == 0)
+			if (strcmp(ns->obj[i].type, "view") == 0 && !in_list(D->opts->target_views, ns->obj[i].name))
 				rc = emit_schema(D, RS_VERB_DROP, "view", ns->obj[i].name, NULL, 1);
-		for (int i = 0; rc == RS_OK && i < ns->nobj; i++)
-			if (strcmp(ns->obj[i].type, "table") == 0)
-				rc = emit_schema(D, RS_VERB_DROP, "table", ns->obj[i].name, NULL, 1);
+		for (const char *const *t = D->opts->target_tables; rc == RS_OK && t && *t; t++)
+			rc = emit_schema(D, RS_VERB_DROP, "table", *t, NULL, 1);
+		if (rc == RS_OK)
+			rc = drop_tables(D, ns, 1);
 	}
-	static const char *const order[] = {"view", "trigger", "index", "table"};
-	for (int k = 0; rc == RS_OK && k < 4; k++) {
+	static const char *const order[] = {"view", "trigger", "index"};
+	for (int k = 0; rc == RS_OK && k < 3; k++) {
 		for (int i = 0; rc == RS_OK && i < os->nobj; i++) {
 			const rs_obj *o = &os->obj[i];
 			if (strcmp(o->type, order[k]) != 0)
 				continue;
-			int drop;
-			if (k < 3) {
-				drop = old_obj_changed(D, o);
-				if (k == 1 && drop)
-					D->dropped_trigger[i] = 1;
-			} else {
-				int n = rs_schema_table(ns, o->name);
-				drop = n < 0 || D->ts[n].state == TS_REBUILD;
-			}
+			int drop = old_obj_changed(D, o);
+			if (k == 1 && drop)
+				D->dropped_trigger[i] = 1;
 			if (drop)
 				rc = emit_schema(D, RS_VERB_DROP, o->type, o->name, NULL, 0);
 		}
 	}
-	return rc;
+	return rc == RS_OK ? drop_tables(D, os, 0) : rc;
 }
 
 static int schema_creates_tables(struct differ *D)
@@ -1104,7 +1139,7 @@ static int diff_rows(struct differ *D)
 	int *old_idx = calloc((size_t)n + 1, sizeof *old_idx);
 	int rc = changed && order && group && old_idx ? RS_OK : rs_err(D->err, RS_ENOMEM, "out of memory");
 	if (rc == RS_OK)
-		rc = rs_cascade_order(ns, order, group, D->err);
+		rc = rs_cascade_order(ns, 0, order, group, D->err);
 	if (rc == RS_OK && D->opts->fk_target && D->old_db) {
 		for (int i = 0; i < n; i++) {
 			struct tstate *ts = &D->ts[i];
@@ -1179,6 +1214,23 @@ static int diff_sequence(struct differ *D)
 	return rc;
 }
 
+static int check_dangling(struct differ *D)
+{
+	for (int i = 0; i < D->ns->nfk; i++) {
+		const rs_fkey *k = &D->ns->fk[i];
+		if (rs_schema_table(D->ns, k->parent) >= 0)
+			continue;
+		const char *child = D->ns->tab[k->child]->name;
+		return rs_err(D->err, RS_EUNSUPPORTED,
+			      "table %s: its foreign key refers to table %s, which %s; the target enforces "
+			      "foreign keys, so no row of %s could be written there: recreate %s without that "
+			      "foreign key, or list %s in exclude_tables",
+			      child, k->parent, in_list(D->opts->exclude, k->parent) ? "is excluded" : "does not exist",
+			      child, child, child);
+	}
+	return RS_OK;
+}
+
 int rs_engine_diff(sqlite3 *old_db, sqlite3 *new_db, const rs_diff_opts *opts, const rs_sink *sink,
 		   rs_diff_stats *stats, rs_error *err)
 {
@@ -1196,6 +1248,8 @@ int rs_engine_diff(sqlite3 *old_db, sqlite3 *new_db, const rs_diff_opts *opts, c
 		if (!D.ts || !D.dropped_trigger)
 			rc = rs_err(err, RS_ENOMEM, "out of memory");
 	}
+	if (rc == RS_OK && D.opts->refuse_dangling_fk)
+		rc = check_dangling(&D);
 	if (rc == RS_OK)
 		rc = classify_tables(&D);
 	if (rc == RS_OK)

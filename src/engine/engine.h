@@ -137,6 +137,9 @@ typedef struct rs_diff_opts {
 	int fk_target;            /* the target enforces foreign keys and fires their actions (D1):
 				     order and restore rows so no action changes what the stream
 				     does not (engine/cascade.h) */
+	int refuse_dangling_fk;   /* fail when a NEW table has a foreign key to a table NEW lacks (or
+				     excludes): a target enforcing foreign keys fails every write to
+				     that table ("no such table") */
 	const struct rs_pagediff *only; /* NULL, or its filter off: every row is compared; else only
 				     the rows it names, in tables whose definition did not change
 				     (engine/pages.h) */

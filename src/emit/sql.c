@@ -46,6 +46,7 @@ struct rs_sql_sink {
 	size_t chunk;        /* bytes of a value per append statement */
 	struct batch b[NBATCH];
 	int started;         /* the PRAGMA was written */
+	int scratch;         /* the scratch table for large FTS values was created */
 	char *head;          /* cached "REPLACE INTO t(...) VALUES" for head_table */
 	char *rhead, *rtail; /* cached restore statement head and ON CONFLICT tail for rtable */
 	const rs_table *rtable;
@@ -694,6 +695,83 @@ static int do_restore(rs_sql_sink *s, const rs_change *ch, rs_error *err)
 }
 
 
+/* ---- FTS commands with values too large for a statement --------------- */
+
+#define SCRATCH "_resort_sync_scratch"
+
+static const rs_value *fts_value(const rs_fts_link *lk, const rs_change *ch, int i)
+{
+	static const rs_value null_value = {.type = SQLITE_NULL};
+	const rs_value *src = ch->op == RS_CH_FTS_DELETE ? ch->oldv : ch->newv;
+	return lk->col_map[i] < 0 ? &null_value : &src[lk->col_map[i]];
+}
+
+static int fts_too_big(const rs_sql_sink *s, const rs_fts_link *lk, const rs_change *ch)
+{
+	size_t n = 200 + 2 * strlen(lk->fts_name);
+	for (int i = 0; i < lk->ncol; i++) {
+		const rs_value *v = fts_value(lk, ch, i);
+		n += strlen(lk->fts_col[i]) + 8 + (v->type == SQLITE_TEXT || v->type == SQLITE_BLOB ? 2 * (size_t)v->n + 20
+													: RS_REAL_LITERAL_MAX);
+	}
+	return n > s->max;
+}
+
+/*
+ * An FTS command whose values do not fit in one statement.  An FTS table
+ * cannot take `c = c || piece` appends, and the content table's row may
+ * already hold other values (or be gone, through a cascade) when the
+ * command runs, so each large value is assembled in a scratch table of the
+ * payload (prefix, then appends) and the command reads it from there.  The
+ * scratch table is emptied after each command and dropped at the end.
+ */
+static int do_fts_big(rs_sql_sink *s, const rs_change *ch, rs_error *err)
+{
+	const rs_fts_link *lk = ch->fts;
+	int rc = flush_all(s, err);
+	if (rc == RS_OK && !s->scratch) {
+		static const char mk[] = "CREATE TABLE IF NOT EXISTS \"" SCRATCH "\"(k INTEGER PRIMARY KEY, v);\n";
+		rc = put(s, mk, sizeof mk - 1, err);
+		s->stats.statements++;
+		s->scratch = 1;
+	}
+	static char *scratch_cols[] = {"k", "v"};
+	rs_table st = {.name = SCRATCH, .kind = RS_TABLE_ROWID, .ncol = 2, .col = scratch_cols, .ipk = 0};
+	strcpy(st.rowid_name, "rowid");
+	size_t cap = s->chunk / 4;
+	sqlite3_str *cmd = sqlite3_str_new(NULL);
+	sqlite3_str_appendf(cmd, "INSERT INTO \"%w\"(", lk->fts_name);
+	if (ch->op == RS_CH_FTS_DELETE)
+		sqlite3_str_appendf(cmd, "\"%w\", ", lk->fts_name);
+	sqlite3_str_appendall(cmd, "rowid");
+	for (int i = 0; i < lk->ncol; i++)
+		sqlite3_str_appendf(cmd, ", \"%w\"", lk->fts_col[i]);
+	sqlite3_str_appendf(cmd, ") VALUES (%s%lld", ch->op == RS_CH_FTS_DELETE ? "'delete', " : "",
+			    (long long)ch->rowid);
+	for (int i = 0; rc == RS_OK && i < lk->ncol; i++) {
+		const rs_value *v = fts_value(lk, ch, i);
+		if ((v->type != SQLITE_TEXT && v->type != SQLITE_BLOB) || (size_t)v->n <= cap) {
+			sqlite3_str_appendall(cmd, ", ");
+			rs_sql_literal(cmd, v, NULL);
+			continue;
+		}
+		rs_value row[2] = {{.type = SQLITE_INTEGER, .i = i}, *v};
+		sqlite3_str *q = sqlite3_str_new(NULL);
+		sqlite3_str_appendall(q, "REPLACE INTO \"" SCRATCH "\"(k, v) VALUES ");
+		row_tuple(s, q, &st, i, row, 0, cap);
+		sqlite3_str_appendall(q, ";\n");
+		rc = put_str(s, q, err);
+		if (rc == RS_OK)
+			rc = append_rest(s, &st, i, row, cap, err);
+		sqlite3_str_appendf(cmd, ", (SELECT v FROM \"" SCRATCH "\" WHERE k = %d)", i);
+	}
+	sqlite3_str_appendall(cmd, ");\nDELETE FROM \"" SCRATCH "\";\n");
+	if (rc == RS_OK)
+		return put_str(s, cmd, err);
+	sqlite3_free(sqlite3_str_finish(cmd));
+	return rc;
+}
+
 static int sink_change(void *ctx, const rs_change *ch, rs_error *err)
 {
 	rs_sql_sink *s = ctx;
@@ -769,6 +847,8 @@ static int sink_change(void *ctx, const rs_change *ch, rs_error *err)
 	case RS_CH_FTS_DELETE:
 	case RS_CH_FTS_INSERT: {
 		const rs_fts_link *lk = ch->fts;
+		if (fts_too_big(s, lk, ch))
+			return do_fts_big(s, ch, err);
 		int k = ch->op == RS_CH_FTS_DELETE ? B_FTSDEL : B_FTSINS;
 		if (s->b[k].s && s->b[k].owner != lk)
 			rc = flush_all(s, err);
@@ -877,6 +957,11 @@ static int sink_finish(void *ctx, rs_error *err)
 {
 	rs_sql_sink *s = ctx;
 	int rc = flush_all(s, err);
+	if (rc == RS_OK && s->scratch) {
+		static const char drop[] = "DROP TABLE IF EXISTS \"" SCRATCH "\";\n";
+		rc = put(s, drop, sizeof drop - 1, err);
+		s->stats.statements++;
+	}
 	if (rc == RS_OK && fflush(s->f) != 0)
 		rc = rs_err(err, RS_ELOCAL, "writing SQL: %s", strerror(errno));
 	return rc;

@@ -75,9 +75,33 @@ def _rows(c, t, kind, wr):
     return cols, rows
 
 
+def _ddl(sql):
+    """DDL without `--` comments (wrangler strips them from what it sends to D1)."""
+    if sql is None:
+        return None
+    out, i, n = [], 0, len(sql)
+    while i < n:
+        ch = sql[i]
+        if ch in "'\"`[":
+            close = "]" if ch == "[" else ch
+            j = sql.find(close, i + 1)
+            while close != "]" and j >= 0 and j + 1 < n and sql[j + 1] == close:
+                j = sql.find(close, j + 2)
+            j = n - 1 if j < 0 else j
+            out.append(sql[i:j + 1])
+            i = j + 1
+        elif sql.startswith("--", i):
+            j = sql.find("\n", i)
+            i = n if j < 0 else j
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
 def _objects(c):
     return sorted(
-        (t, n, s)
+        (t, n, _ddl(s))
         for t, n, s in c.execute(
             "SELECT type, name, sql FROM sqlite_schema WHERE sql IS NOT NULL AND type IN ('index','view','trigger')"
         )
@@ -103,6 +127,7 @@ def compare(a, b, ignore=(), fts_queries=()):
         typ, wr = tb[t]
         sql_a = ca.execute("SELECT sql FROM sqlite_schema WHERE name=?", (t,)).fetchone()
         sql_b = cb.execute("SELECT sql FROM sqlite_schema WHERE name=?", (t,)).fetchone()
+        sql_a, sql_b = (sql_a and (_ddl(sql_a[0]),)), (sql_b and (_ddl(sql_b[0]),))
         if sql_a != sql_b:
             diffs.append("table %s: definition differs: %r vs %r" % (t, sql_a, sql_b))
             continue

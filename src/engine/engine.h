@@ -43,6 +43,8 @@ typedef struct rs_value {
 	int n;                  /* their length */
 } rs_value;
 
+/* RS_TABLE_FTS: a virtual table holding its own rows (FTS5, rtree); RS_TABLE_FTS_EXTERNAL:
+ * one whose rows live elsewhere (external-content FTS5, fts5vocab): created, never written. */
 enum { RS_TABLE_ROWID = 1, RS_TABLE_WITHOUT_ROWID, RS_TABLE_FTS, RS_TABLE_FTS_EXTERNAL };
 
 /* An external-content FTS table fed from a content table. */
@@ -73,6 +75,7 @@ typedef struct rs_table {
 	int *dpk;           /* indices into col (NULL when ndpk is 0) */
 	int action_parent;  /* referenced by a foreign key with an ON DELETE/UPDATE action */
 	int autoinc;
+	int vtab_rowid_col0; /* a virtual table whose first column is its rowid (rtree) */
 	unsigned char *unindexed; /* FTS5 table: unindexed[i] when column i is UNINDEXED, or NULL */
 	int nfts;           /* external-content FTS tables fed from this one */
 	rs_fts_link *fts;

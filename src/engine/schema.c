@@ -523,11 +523,13 @@ static int load_table(struct load *L, const rs_obj *o, rs_error *err)
 		const char *why = NULL;
 		if (parse_vtab(o->sql, module, sizeof module, &content, &content_rowid, &unidx, &nunidx) != 0)
 			why = "cannot read its CREATE VIRTUAL TABLE statement";
-		else if (strcmp(module, "fts5") != 0)
+		else if (strcmp(module, "fts5") != 0 && strcmp(module, "fts5vocab") != 0 && strcmp(module, "rtree") != 0 &&
+			 strcmp(module, "rtree_i32") != 0)
 			why = strcmp(module, "fts4") == 0 || strcmp(module, "fts3") == 0
 				      ? "fts3/fts4 tables are not supported (D1 accepts fts5 only): move it to fts5 "
 					"or list it in exclude_tables"
-				      : "this virtual table module is not supported (fts5 is): list it in exclude_tables";
+				      : "this virtual table module is not supported (fts5, fts5vocab and rtree are): "
+					"list it in exclude_tables";
 		else if (content && content[0] == '\0')
 			why = "a contentless FTS5 table (content='') cannot be replicated, since its text is "
 			      "stored nowhere: use an external-content table or list it in exclude_tables";
@@ -537,7 +539,16 @@ static int load_table(struct load *L, const rs_obj *o, rs_error *err)
 			free_list(unidx, nunidx);
 			return rs_err(err, RS_EUNSUPPORTED, "table %s (module %s): %s", o->name, module, why);
 		}
-		if (content) {
+		if (strcmp(module, "fts5vocab") == 0) {
+			/* A view of another FTS5 table's index: created, never written. */
+			t->kind = RS_TABLE_FTS_EXTERNAL;
+			free(content);
+			free(content_rowid);
+		} else if (strncmp(module, "rtree", 5) == 0) {
+			t->vtab_rowid_col0 = 1; /* an r-tree's first column is its rowid */
+			free(content);
+			free(content_rowid);
+		} else if (content) {
 			t->kind = RS_TABLE_FTS_EXTERNAL;
 			/* Stash the link target in sql-adjacent fields until links are resolved. */
 			t->fts = calloc(1, sizeof *t->fts);
@@ -629,6 +640,8 @@ static int load_table(struct load *L, const rs_obj *o, rs_error *err)
 		if (P.n != t->npk)
 			return rs_err(err, RS_ELOCAL, "table %s: cannot find its primary key index", o->name);
 	}
+	if (t->vtab_rowid_col0 && t->ncol > 0)
+		t->ipk = 0;
 	/* AUTOINCREMENT only matters for sqlite_sequence, which is diffed by name anyway. */
 	t->autoinc = strcasestr(o->sql, "autoincrement") != NULL;
 	return RS_OK;

@@ -22,6 +22,7 @@ issues):
     snapshot deleted) over a D1 that holds everything;
   - a long primary key with a large value;
   - a table dropped while another still refers to it: refused, naming both;
+  - FTS5 with detail=, prefix= and tokenizer options, fts5vocab, rtree;
   - `dump | sqlite3` of values holding CR LF.
 """
 import glob
@@ -171,6 +172,13 @@ INSERT INTO ta VALUES (1), (2); INSERT INTO tb VALUES (1); INSERT INTO tc VALUES
 
 CREATE TABLE cache(url TEXT PRIMARY KEY, body TEXT) WITHOUT ROWID; INSERT INTO cache VALUES ('x', 'y');
 
+CREATE VIRTUAL TABLE ft USING fts5(a, b UNINDEXED, detail=column, prefix='2 3',
+  tokenize='porter unicode61 remove_diacritics 2');
+CREATE VIRTUAL TABLE ftv USING fts5vocab(ft, row);
+CREATE VIRTUAL TABLE rt USING rtree(id, minx, maxx, miny, maxy, +label);
+INSERT INTO ft(rowid, a, b) VALUES (1, 'hello worlds', 'x'), (2, 'naïve café', NULL);
+INSERT INTO rt VALUES (1, 0.5, 1.25, -3, 4.1, 'x'), (7, 1, 2, 3, 4, NULL);
+
 CREATE TABLE u(id INTEGER PRIMARY KEY);
 CREATE TABLE tag(id INTEGER PRIMARY KEY, uid INTEGER REFERENCES u ON DELETE CASCADE);
 INSERT INTO u VALUES (1); INSERT INTO tag VALUES (1, NULL);
@@ -197,8 +205,10 @@ PHASES = [
      "UPDATE users SET handle = 'ALICE', email = 'b@x' WHERE id = 3;"
      "UPDATE users SET handle = 'Carol', email = 'a@x' WHERE id = 1;"
      "UPDATE users SET handle = 'BOB', email = 'c@x' WHERE id = 2;"
-     "UPDATE bs SET body = body || ' tail' WHERE id = 1;",
-     ["bs_fts:tail", "bs_fts:w5"]),
+     "UPDATE bs SET body = body || ' tail' WHERE id = 1;"
+     "UPDATE ft SET a = 'worlds apart' WHERE rowid = 1; INSERT INTO ft(rowid, a) VALUES (5, 'cafe hello');"
+     "UPDATE rt SET maxx = 9 WHERE id = 7; DELETE FROM rt WHERE id = 1; INSERT INTO rt VALUES (3, 1, 1, 1, 1, 'z');",
+     ["bs_fts:tail", "bs_fts:w5", "ft:world", "ft:cafe", "ft:he*"]),
     ("a list reversed under UNIQUE(list_id, position); a hand-over chain; the big FTS value deleted",
      "UPDATE items SET position = position + 100; UPDATE items SET position = 5 - (position - 100);"
      "UPDATE users SET email = NULL WHERE id = 3; UPDATE users SET email = 'b@x' WHERE id = 2;"

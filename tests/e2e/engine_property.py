@@ -11,7 +11,8 @@ UNIQUE swaps and schema changes):
      foreign keys on, defensive mode: as D1 runs it) gives a database equal
      to B (tests/lib/dbcompare.py) and sqldiff prints nothing for its
      ordinary tables;
-  2. applying `resort-sync dump B` to an empty database gives B;
+  2. applying `resort-sync dump B` to an empty database gives B, through
+     apply_sql and through the sqlite3 shell (`dump B | sqlite3 new.db`);
   3. the sync key depends only on the two states: the state reached by
      applying the diff (other statements, same content) gives the same key,
      and a different B gives a different key;
@@ -330,6 +331,17 @@ def main():
                 d = dbcompare.compare(empty, b, fts_queries=FTS_QUERIES)
                 if d:
                     failures["dump"].append("case %d: %s" % (case, "; ".join(d)[:600]))
+            # ... and so does piping it into the sqlite3 shell, which users do
+            shell = os.path.join(tmp, "shell.db")
+            if os.path.exists(shell):
+                os.remove(shell)
+            sh = subprocess.run(["sqlite3", "-bail", shell], input=p.stdout, capture_output=True)
+            if sh.returncode != 0:
+                failures["dump"].append("case %d: sqlite3 shell: %s" % (case, sh.stderr.decode()[:300]))
+            else:
+                d = dbcompare.compare(shell, b, fts_queries=FTS_QUERIES)
+                if d:
+                    failures["dump"].append("case %d: through the sqlite3 shell: %s" % (case, "; ".join(d)[:600]))
 
             # 3. the key depends on the states only
             k1 = run([RS, "diff", "--format", "key", a, b]).stdout

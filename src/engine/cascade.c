@@ -477,7 +477,7 @@ int rs_cascade_new(rs_cascade **out, sqlite3 *old_db, sqlite3 *new_db, const rs_
 	for (int i = 0; rc == RS_OK && old_db && i < ns->nfk; i++)
 		rc = setup_fk(c, &ns->fk[i], err);
 	for (int i = 0; rc == RS_OK && old_db && i < ns->ntab; i++)
-		if (c->t[i].parent && old_idx[i] >= 0)
+		if (ns->tab[i]->action_parent && old_idx[i] >= 0)
 			rc = setup_unique(c, i, err);
 	if (rc != RS_OK) {
 		rs_cascade_free(c);

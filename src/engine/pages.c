@@ -1056,7 +1056,8 @@ static int has_key(const struct tree *t) { return t->type == T_TABLE || t->type 
  * and a WITHOUT ROWID key on the other (a table re-created, or another
  * table renamed into its name), or WITHOUT ROWID keys of other columns,
  * collations or order.  Ranges read on one side would not name the same
- * rows on the other, so such a table is read whole.  -1: no memory.
+ * rows on the other, so such a table is read whole.  A plain double loop:
+ * it runs once per diff over the schema's tables.  -1: no memory.
  */
 static int widen_key_changes(rs_pagediff *pd, const struct side *O, const struct side *N)
 {

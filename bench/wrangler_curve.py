@@ -13,7 +13,8 @@ t(id INTEGER PRIMARY KEY, v TEXT) and multi-row INSERTs of rows
 (id, 'text of the value length'), packed until the next row would pass the
 statement size (at least one row per statement), until the file size is
 reached; value length 0 stands for rows of eight 19-digit integers (no
-text: every byte outside quotes, like tables of ids, counts and times).  Values are plain letters, no quotes to escape.  The JSON answer
+text: every byte outside quotes, like tables of ids, counts and times).
+Values are plain letters, no quotes to escape.  The JSON answer
 must report success for every statement, else the point fails.
 
 Parts (each can be left out by emptying its variable):

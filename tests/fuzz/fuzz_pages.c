@@ -227,7 +227,8 @@ static void swap_pair(struct in_bytes *in)
 	sqlite3 *db;
 	remove_db(swap_old);
 	remove_db(swap_new);
-	if (sqlite3_open(swap_old, &db) != SQLITE_OK || sqlite3_exec(db, "PRAGMA page_size = 512", NULL, NULL, NULL) != SQLITE_OK)
+	if (sqlite3_open(swap_old, &db) != SQLITE_OK ||
+	    sqlite3_exec(db, "PRAGMA page_size = 512", NULL, NULL, NULL) != SQLITE_OK)
 		abort();
 	make_table(db, "o", o_old);
 	make_table(db, "w", w_old);

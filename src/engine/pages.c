@@ -274,6 +274,7 @@ struct tree {
 	uint32_t root;
 	int npk;        /* T_WR: key columns */
 	int keyable;    /* T_WR: key ranges usable (ascending key, UTF-8) */
+	char *keysig;   /* T_WR: each key column's collation and order, "BINARY 0,NOCASE 0" (sqlite3_mprintf) */
 };
 
 struct side {
@@ -298,6 +299,7 @@ static void side_free(struct side *S)
 	for (int i = 0; i < S->ntree; i++) {
 		free(S->tree[i].name);
 		free(S->tree[i].owner);
+		sqlite3_free(S->tree[i].keysig);
 	}
 	free(S->tree);
 	free(S->owner);
@@ -324,21 +326,40 @@ static int add_tree(struct side *S, const char *name, const char *owner, int typ
 	return t->name && t->owner ? 0 : -1;
 }
 
-/* WITHOUT ROWID key facts: number of key columns, and whether any is descending. */
-static void wr_key(sqlite3 *db, struct tree *t)
+/*
+ * WITHOUT ROWID key facts: the number of key columns, whether key ranges
+ * can be used (no column descending), and the key's signature (each
+ * column's collation and order), which tells whether the two sides order
+ * the table's keys the same way.  -1: no memory or the pragmas failed.
+ */
+static int wr_key(sqlite3 *db, struct tree *t)
 {
 	sqlite3_stmt *st;
+	t->npk = 0;
 	t->keyable = 0;
-	if (sqlite3_prepare_v2(db, "SELECT count(*), total(x.desc) FROM pragma_index_list(?1) AS l,"
-				   " pragma_index_xinfo(l.name) AS x WHERE l.origin = 'pk' AND x.key", -1, &st,
-			       NULL) != SQLITE_OK)
-		return;
-	sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		t->npk = sqlite3_column_int(st, 0);
-		t->keyable = t->npk > 0 && sqlite3_column_double(st, 1) == 0;
+	if (sqlite3_prepare_v2(db, "SELECT x.coll, x.desc FROM pragma_index_list(?1) AS l,"
+				   " pragma_index_xinfo(l.name) AS x WHERE l.origin = 'pk' AND x.key ORDER BY x.seqno",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_str *sig = sqlite3_str_new(NULL);
+	int desc = 0, rc = sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *coll = (const char *)sqlite3_column_text(st, 0);
+		desc |= sqlite3_column_int(st, 1) != 0;
+		sqlite3_str_appendf(sig, "%s%s %d", t->npk ? "," : "", coll ? coll : "", sqlite3_column_int(st, 1));
+		t->npk++;
+		rc = SQLITE_OK;
 	}
 	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE || sqlite3_str_errcode(sig) != SQLITE_OK) {
+		sqlite3_free(sqlite3_str_finish(sig));
+		return -1;
+	}
+	t->keysig = sqlite3_str_finish(sig);
+	if (!t->keysig && !(t->keysig = sqlite3_mprintf("%s", "")))
+		return -1;
+	t->keyable = t->npk > 0 && !desc;
+	return 0;
 }
 
 static int load_trees(struct side *S)
@@ -391,10 +412,9 @@ static int load_trees(struct side *S)
 			}
 			t = T_SHADOW;
 		}
-		if (add_tree(S, name, owner, t, wr, (uint32_t)root) != 0)
+		if (add_tree(S, name, owner, t, wr, (uint32_t)root) != 0 ||
+		    (t == T_WR && wr_key(S->db, &S->tree[S->ntree - 1]) != 0))
 			rc = -1;
-		else if (t == T_WR)
-			wr_key(S->db, &S->tree[S->ntree - 1]);
 	}
 	sqlite3_finalize(st);
 	for (int i = 0; i < nvt; i++)
@@ -741,6 +761,17 @@ static int decode_key(const struct side *S, const struct cell *c, int npk, rs_va
 
 /* ---- the row sets ------------------------------------------------------ */
 
+/*
+ * One set per table name (owner), filled from both sides.  Its ranges are
+ * all of one kind: rowids (lo/hi, npk 0) or keys of npk columns (klo/khi).
+ * The engine reads them in the new table's key order, so they only mean
+ * something when both sides' b-trees of that name have the same key (a
+ * rowid, or the same columns, collations and order): rs_pagediff_build
+ * widens a table whose key differs between the sides to all its rows
+ * before any range is added, and a range of another kind than the set's
+ * (which that makes impossible) widens the set too, never mixes into it.
+ */
+
 #define MAX_RANGES 200000 /* past this many, a table is read whole */
 
 static void rowset_clear_ranges(rs_rowset *s)
@@ -756,6 +787,7 @@ static void rowset_clear_ranges(rs_rowset *s)
 	s->lo = s->hi = NULL;
 	s->klo = s->khi = NULL;
 	s->n = s->cap = 0;
+	s->npk = 0;
 }
 
 static rs_rowset *rowset(rs_pagediff *pd, const char *table)
@@ -818,11 +850,8 @@ static int add_rowids(rs_pagediff *pd, const char *table, int64_t lo, int64_t hi
 		return -1;
 	if (s->all)
 		return 0;
-	if (s->n >= MAX_RANGES) {
-		rowset_clear_ranges(s);
-		s->all = 1;
-		return 0;
-	}
+	if (s->n >= MAX_RANGES || s->klo) /* too many, or the set holds keys: the whole table */
+		return set_all(pd, table);
 	if (grow(s, 0) != 0)
 		return -1;
 	s->lo[s->n] = lo;
@@ -840,7 +869,7 @@ static int add_keys(rs_pagediff *pd, const char *table, int npk, rs_value *lo, r
 		rc = -1;
 	else if (s->all)
 		;
-	else if (s->n >= MAX_RANGES || (s->npk && s->npk != npk))
+	else if (s->n >= MAX_RANGES || s->lo || (s->npk && s->npk != npk)) /* too many, or another kind */
 		rc = set_all(pd, table);
 	else if (grow(s, npk) != 0)
 		rc = -1;
@@ -1005,12 +1034,49 @@ static int add_changed(rs_pagediff *pd, uint32_t p)
 	return 0;
 }
 
-/* The same role on both sides: same kind, and in a tree of the same name. */
+/*
+ * The same role on both sides: same kind of page, in a tree of the same
+ * name, type and owner (an index and a WITHOUT ROWID table, or a table
+ * and a shadow table, can hold the same bytes).
+ */
 static int same_role(const struct side *O, const struct side *N, uint32_t p)
 {
 	if (O->kind[p] != N->kind[p] || !O->owner[p] != !N->owner[p])
 		return 0;
-	return !O->owner[p] || strcmp(O->tree[O->owner[p] - 1].name, N->tree[N->owner[p] - 1].name) == 0;
+	if (!O->owner[p])
+		return 1;
+	const struct tree *a = &O->tree[O->owner[p] - 1], *b = &N->tree[N->owner[p] - 1];
+	return a->type == b->type && strcmp(a->name, b->name) == 0 && strcmp(a->owner, b->owner) == 0;
+}
+
+static int has_key(const struct tree *t) { return t->type == T_TABLE || t->type == T_WR; }
+
+/*
+ * Tables (by name) whose key differs between the two sides: a rowid on one
+ * and a WITHOUT ROWID key on the other (a table re-created, or another
+ * table renamed into its name), or WITHOUT ROWID keys of other columns,
+ * collations or order.  Ranges read on one side would not name the same
+ * rows on the other, so such a table is read whole.  A plain double loop:
+ * it runs once per diff over the schema's tables.  -1: no memory.
+ */
+static int widen_key_changes(rs_pagediff *pd, const struct side *O, const struct side *N)
+{
+	for (int i = 0; i < N->ntree; i++) {
+		const struct tree *b = &N->tree[i];
+		if (!has_key(b))
+			continue;
+		for (int j = 0; j < O->ntree; j++) {
+			const struct tree *a = &O->tree[j];
+			if (!has_key(a) || strcasecmp(a->name, b->name) != 0)
+				continue;
+			int same = a->type == b->type &&
+				   (a->type == T_TABLE || (a->npk == b->npk && a->keyable == b->keyable &&
+							   strcmp(a->keysig, b->keysig) == 0));
+			if (!same && set_all(pd, b->name) != 0)
+				return -1;
+		}
+	}
+	return 0;
 }
 
 /* What page p of S (bytes pg) says about the rows.  -1: malformed; -2: no memory. */
@@ -1065,6 +1131,10 @@ int rs_pagediff_build(rs_image *old_im, sqlite3 *old_db, rs_image *new_im, sqlit
 		goto done;
 	if (!O.ok || !N.ok)
 		filter_off(pd, "a b-tree, the freelist or the header could not be read");
+	if (pd->filter && widen_key_changes(pd, &O, &N) != 0) {
+		rc = rs_err(err, RS_ENOMEM, "out of memory");
+		goto done;
+	}
 
 	uint32_t ps = pd->page_size;
 	uint32_t last = pd->old_npage > pd->new_npage ? pd->old_npage : pd->new_npage;

@@ -261,6 +261,115 @@ def interior_rows(tmp):
     report("rows_on_interior_pages_of_a_without_rowid_table_are_diffed", ok, why)
 
 
+# Tables re-created (or renamed) so that one name stands for a b-tree of
+# another kind, key or collation on the two sides, the pages reused in
+# place.  Each case: the SQL run on a copy of the old database, and which
+# root page must be shared (a table's name, "old name=new name"), or None.
+ROWS = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %d) "
+SWAPS = [
+    ("without_rowid_to_rowid",
+     "CREATE TABLE w(k TEXT PRIMARY KEY, v) WITHOUT ROWID;"
+     "INSERT INTO w " + ROWS % 400 + "SELECT printf('k%04d', i), printf('%060d', i * 7919) FROM n;",
+     "DROP TABLE w; CREATE TABLE w(k TEXT, v);"
+     "INSERT INTO w " + ROWS % 300 + "SELECT printf('k%04d', i), hex(zeroblob(30)) FROM n;", "w"),
+    ("rowid_to_without_rowid",
+     "CREATE TABLE w(k TEXT, v);"
+     "INSERT INTO w " + ROWS % 400 + "SELECT printf('k%04d', i), printf('%060d', i * 7919) FROM n;",
+     "DROP TABLE w; CREATE TABLE w(k TEXT PRIMARY KEY, v) WITHOUT ROWID;"
+     "INSERT INTO w " + ROWS % 300 + "SELECT printf('k%04d', i), hex(zeroblob(30)) FROM n;", "w"),
+    ("integer_primary_key_to_without_rowid",
+     "CREATE TABLE w(id INTEGER PRIMARY KEY, v);"
+     "INSERT INTO w " + ROWS % 400 + "SELECT i, printf('%060d', i * 7919) FROM n;",
+     "DROP TABLE w; CREATE TABLE w(id INTEGER PRIMARY KEY, v) WITHOUT ROWID;"
+     "INSERT INTO w " + ROWS % 300 + "SELECT i, hex(zeroblob(30)) FROM n;", "w"),
+    ("without_rowid_to_integer_primary_key",
+     "CREATE TABLE w(id INTEGER PRIMARY KEY, v) WITHOUT ROWID;"
+     "INSERT INTO w " + ROWS % 400 + "SELECT i, printf('%060d', i * 7919) FROM n;",
+     "DROP TABLE w; CREATE TABLE w(id INTEGER PRIMARY KEY, v);"
+     "INSERT INTO w " + ROWS % 300 + "SELECT i, hex(zeroblob(30)) FROM n;", "w"),
+    ("without_rowid_key_of_one_column_to_two",
+     "CREATE TABLE w(a TEXT, b INTEGER, v, PRIMARY KEY(a)) WITHOUT ROWID;"
+     "INSERT INTO w " + ROWS % 400 + "SELECT printf('k%04d', i), i % 7, printf('%060d', i * 7919) FROM n;",
+     "DROP TABLE w; CREATE TABLE w(a TEXT, b INTEGER, v, PRIMARY KEY(a, b)) WITHOUT ROWID;"
+     "INSERT INTO w " + ROWS % 300 + "SELECT printf('k%04d', i / 2), i % 2, hex(zeroblob(30)) FROM n;", "w"),
+    ("without_rowid_key_collation_changed",
+     "CREATE TABLE w(k TEXT PRIMARY KEY, v) WITHOUT ROWID;"
+     "INSERT INTO w " + ROWS % 400 + "SELECT printf('%s%04d', char(65 + i % 2 * 32), i), i FROM n;",
+     "DROP TABLE w; CREATE TABLE w(k TEXT COLLATE NOCASE PRIMARY KEY, v) WITHOUT ROWID;"
+     "INSERT INTO w " + ROWS % 300 + "SELECT printf('%s%04d', char(65 + i % 3 * 32), i), -i FROM n;", "w"),
+    ("rowid_table_renamed_into_a_without_rowid_tables_name",
+     "CREATE TABLE a(k TEXT, v); CREATE TABLE b(k TEXT PRIMARY KEY, v) WITHOUT ROWID;"
+     "INSERT INTO a " + ROWS % 300 + "SELECT printf('a%04d', i), i FROM n;"
+     "INSERT INTO b " + ROWS % 300 + "SELECT printf('b%04d', i), i FROM n;",
+     "DROP TABLE b; ALTER TABLE a RENAME TO b; UPDATE b SET v = -v WHERE v % 50 = 0;", "a=b"),
+    ("without_rowid_table_renamed_into_a_rowid_tables_name",
+     "CREATE TABLE a(k TEXT PRIMARY KEY, v) WITHOUT ROWID; CREATE TABLE b(k TEXT, v);"
+     "INSERT INTO a " + ROWS % 300 + "SELECT printf('a%04d', i), i FROM n;"
+     "INSERT INTO b " + ROWS % 300 + "SELECT printf('b%04d', i), i FROM n;",
+     "DROP TABLE b; ALTER TABLE a RENAME TO b; UPDATE b SET v = -v WHERE v % 50 = 0;", "a=b"),
+    ("index_replaced_by_a_table_at_its_root_page",
+     "CREATE TABLE t(k TEXT, v); CREATE INDEX x ON t(k);"
+     "INSERT INTO t " + ROWS % 300 + "SELECT printf('t%04d', i), i FROM n;",
+     "DROP INDEX x; CREATE TABLE x(k TEXT PRIMARY KEY, v) WITHOUT ROWID;"
+     "INSERT INTO x " + ROWS % 200 + "SELECT printf('t%04d', i), -i FROM n;", "x"),
+    ("index_replaced_by_a_rowid_table_at_its_root_page",
+     "CREATE TABLE t(k TEXT, v); CREATE INDEX x ON t(k);"
+     "INSERT INTO t " + ROWS % 300 + "SELECT printf('t%04d', i), i FROM n;",
+     "DROP INDEX x; CREATE TABLE x(k TEXT, v);"
+     "INSERT INTO x " + ROWS % 200 + "SELECT printf('t%04d', i), -i FROM n;", "x"),
+    ("table_replaced_by_an_index_of_that_name_at_its_root_page",
+     "CREATE TABLE t(k TEXT, v); CREATE TABLE x(k TEXT PRIMARY KEY, v) WITHOUT ROWID;"
+     "INSERT INTO t " + ROWS % 300 + "SELECT printf('t%04d', i), i FROM n;"
+     "INSERT INTO x " + ROWS % 300 + "SELECT printf('x%04d', i), i FROM n;",
+     "DROP TABLE x; CREATE INDEX x ON t(k);", "x"),
+]
+
+
+def root_of(path, name):
+    c = sqlite3.connect(path)
+    row = c.execute("SELECT rootpage FROM sqlite_schema WHERE name = ?", (name,)).fetchone()
+    c.close()
+    return row[0] if row else None
+
+
+def key_kind_swaps(tmp):
+    """Every swap: the fast diff runs, prints what the plain one does, and applies to old to give new."""
+    for name, old_sql, change, shared in SWAPS:
+        for wal in (0, 1):
+            old, new = os.path.join(tmp, "sw_old.db"), os.path.join(tmp, "sw_new.db")
+            for path in (old, new):
+                for suffix in ("", "-wal", "-shm"):
+                    if os.path.exists(path + suffix):
+                        os.remove(path + suffix)
+            c = sqlite3.connect(old)
+            c.executescript(old_sql)
+            c.close()
+            shutil.copy(old, new)
+            c = sqlite3.connect(new, isolation_level=None)
+            if wal:  # the new side's pages in WAL frames, the connection kept open
+                c.execute("PRAGMA journal_mode = WAL")
+                c.execute("PRAGMA wal_autocheckpoint = 0")
+            c.executescript("BEGIN;" + change + "COMMIT;")
+            was, now = shared.split("=") if "=" in shared else (shared, shared)
+            setup = root_of(old, was) is not None and root_of(old, was) == root_of(new, now)
+            fast = run([RS, "diff", "--stats", old, new])
+            plain = run([RS, "diff", "--plain", old, new])
+            ok = setup and fast.returncode == 0 and plain.returncode == 0 and fast.stdout == plain.stdout
+            why = "root pages %s %s (must be the same); exit %d and %d, %d vs %d bytes; %s" % (
+                root_of(old, was), root_of(new, now), fast.returncode, plain.returncode, len(fast.stdout),
+                len(plain.stdout), fast.stderr.decode(errors="replace").strip()[-300:])
+            if ok:
+                sql = os.path.join(tmp, "sw.sql")
+                open(sql, "wb").write(fast.stdout)
+                res = os.path.join(tmp, "sw_res.db")
+                shutil.copy(old, res)
+                ap = run([APPLY, res, sql])
+                d = dbcompare.compare(res, new) if ap.returncode == 0 else [ap.stderr.decode()[:300]]
+                ok, why = not d, "; ".join(d)[:400]
+            c.close()
+            report("key_kind_swap_%s%s" % (name, "_wal" if wal else ""), ok, why)
+
+
 WRITER = r"""
 import sqlite3, sys, time
 c = sqlite3.connect(sys.argv[1], isolation_level=None)
@@ -329,6 +438,7 @@ def main():
     rnd = random.Random(SEED)
     tmp = tempfile.mkdtemp(prefix="rs-pages-")
     try:
+        key_kind_swaps(tmp)
         rounds(tmp, rnd)
         interior_rows(tmp)
         concurrent(tmp)

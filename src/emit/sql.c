@@ -37,6 +37,7 @@ struct batch {
 	const void *owner;  /* table or FTS link the rows belong to */
 	sqlite3_str *s;     /* header + rows so far, or NULL */
 	const char *tail;   /* appended before the statement's end (B_RESTORE's ON CONFLICT clause) */
+	size_t outside;     /* about how many of its bytes lie outside quoted strings */
 	int nrows;
 };
 
@@ -132,11 +133,27 @@ static void hex_digits(char *out, const unsigned char *p, int n)
 }
 
 /* Append p[0..n) in upper-case hex, 4 KB of input per append. */
+/*
+ * Quoted strings are kept short: wrangler's local file splitter builds each
+ * string a character at a time and re-scans the statement for every byte
+ * outside strings, so its cost grows with the square of a string's length
+ * (bench/results/2026-12-07-wrangler-curve.md).  Longer values are joined
+ * from pieces with ||.
+ */
+#define RS_SQL_PIECE 1024 /* bytes of a value per quoted piece (2 KB of hex) */
+
+/*
+ * Write the hex digits of p[0..n) inside an X'...' the caller opened and
+ * closes; past RS_SQL_PIECE bytes the string is closed and another opened
+ * ("'||X'"), so the caller's expression must make the type (CAST ... AS).
+ */
 static void append_hex(sqlite3_str *q, const unsigned char *p, int n)
 {
-	char buf[8192];
-	while (n > 0) {
-		int chunk = n < (int)sizeof buf / 2 ? n : (int)sizeof buf / 2;
+	char buf[2 * RS_SQL_PIECE];
+	for (int first = 1; n > 0; first = 0) {
+		int chunk = n < RS_SQL_PIECE ? n : RS_SQL_PIECE;
+		if (!first)
+			sqlite3_str_append(q, "'||X'", 5);
 		hex_digits(buf, p, chunk);
 		sqlite3_str_append(q, buf, 2 * chunk);
 		p += chunk;
@@ -181,15 +198,24 @@ void rs_sql_literal(sqlite3_str *q, const rs_value *v, sqlite3_stmt *check)
 		 * drops the CR of a CRLF, even inside a string literal. */
 		if (rs_utf8_clean(v->p, v->n) && !memchr(v->p, '\r', (size_t)v->n)) {
 			/* quotes doubled: each run up to and including a quote, then the quote again */
-			const char *p = (const char *)v->p, *end = p + v->n, *quote;
-			sqlite3_str_appendchar(q, 1, '\'');
-			while (p < end && (quote = memchr(p, '\'', (size_t)(end - p))) != NULL) {
-				sqlite3_str_append(q, p, (int)(quote - p + 1));
+			const char *p = (const char *)v->p, *all_end = p + v->n;
+			do {
+				/* a piece of at most 2 * RS_SQL_PIECE bytes, cut at a character boundary */
+				const char *end = all_end - p > 2 * RS_SQL_PIECE ? p + 2 * RS_SQL_PIECE : all_end, *quote;
+				while (end < all_end && end > p && ((unsigned char)*end & 0xc0) == 0x80)
+					end--;
+				if (p != (const char *)v->p)
+					sqlite3_str_append(q, "||", 2);
 				sqlite3_str_appendchar(q, 1, '\'');
-				p = quote + 1;
-			}
-			sqlite3_str_append(q, p, (int)(end - p));
-			sqlite3_str_appendchar(q, 1, '\'');
+				while (p < end && (quote = memchr(p, '\'', (size_t)(end - p))) != NULL) {
+					sqlite3_str_append(q, p, (int)(quote - p + 1));
+					sqlite3_str_appendchar(q, 1, '\'');
+					p = quote + 1;
+				}
+				sqlite3_str_append(q, p, (int)(end - p));
+				sqlite3_str_appendchar(q, 1, '\'');
+				p = end;
+			} while (p < all_end);
 		} else {
 			sqlite3_str_appendall(q, "CAST(X'");
 			append_hex(q, v->p, v->n);
@@ -197,6 +223,12 @@ void rs_sql_literal(sqlite3_str *q, const rs_value *v, sqlite3_stmt *check)
 		}
 		break;
 	case SQLITE_BLOB:
+		if (v->n > RS_SQL_PIECE) { /* pieces joined by || make TEXT: cast back */
+			sqlite3_str_appendall(q, "CAST(X'");
+			append_hex(q, v->p, v->n);
+			sqlite3_str_appendall(q, "' AS BLOB)");
+			break;
+		}
 		sqlite3_str_append(q, "X'", 2);
 		append_hex(q, v->p, v->n);
 		sqlite3_str_appendchar(q, 1, '\'');
@@ -250,6 +282,7 @@ static int flush_batch(rs_sql_sink *s, int k, rs_error *err)
 	b->s = NULL;
 	b->owner = NULL;
 	b->tail = NULL;
+	b->outside = 0;
 	b->nrows = 0;
 	return rc;
 }
@@ -377,11 +410,11 @@ static int append_rest(rs_sql_sink *s, const rs_table *t, int64_t rowid, const r
 								      : "UPDATE \"%w\" SET \"%w\" = CAST(\"%w\" || X'",
 					     t->name, t->col[i], t->col[i]);
 		size_t fixed = (head ? strlen(head) : 0) + (size_t)wlen;
-		size_t piece = fixed + 64 < s->max ? (s->max - fixed) / 2 : 0;
+		size_t piece = fixed + 64 < s->max ? (s->max - fixed - 16) * RS_SQL_PIECE / (2 * RS_SQL_PIECE + 5) : 0;
 		int rc = RS_OK;
 		if (!head) {
 			rc = rs_err(err, RS_ENOMEM, "out of memory");
-		} else if (piece < 1024) {
+		} else if (piece < 64) {
 			char *kt = key_text(s, t, rowid, v);
 			rc = rs_err(err, RS_EUNSUPPORTED,
 				    "table %s, %s, column %s: the key is too long to append a large value in "
@@ -436,13 +469,45 @@ static size_t row_bound(const rs_table *t, const rs_value *v, int with_rowid)
 	size_t n = 2 + (with_rowid ? 26 : 0);
 	for (int i = 0; i < t->ncol; i++) {
 		switch (v[i].type) {
-		case SQLITE_TEXT: n += 2 * (size_t)v[i].n + 20; break;
-		case SQLITE_BLOB: n += 2 * (size_t)v[i].n + 5; break;
+		case SQLITE_TEXT: n += 2 * (size_t)v[i].n + (size_t)v[i].n / 128 + 30; break;
+		case SQLITE_BLOB: n += 2 * (size_t)v[i].n + (size_t)v[i].n / 128 + 30; break;
 		case SQLITE_FLOAT: n += RS_REAL_LITERAL_MAX; break;
 		default: n += 28;
 		}
 	}
 	return n;
+}
+
+/*
+ * Local wrangler re-scans a statement for each byte outside quoted strings,
+ * so its cost per statement grows with (bytes outside strings) x (length):
+ * a statement ends when that product would pass RS_SPLIT_COST, or at the
+ * statement limit.  Measured (bench/results/2026-12-07-wrangler-curve.md):
+ * about 10 KB statements for rows of numbers (5x faster than 98 KB), about
+ * 28 KB for rows of short text, the full limit for rows of long text.
+ */
+#define RS_SPLIT_COST 100000000.0
+
+/* About how many bytes of this row's tuple lie outside quoted strings. */
+static size_t row_outside(const rs_table *t, const rs_value *v, int with_rowid)
+{
+	size_t n = 4 + (with_rowid ? 22 : 0);
+	for (int i = 0; i < t->ncol; i++) {
+		switch (v[i].type) {
+		case SQLITE_TEXT:
+		case SQLITE_BLOB: n += 12 + 5 * ((size_t)v[i].n / RS_SQL_PIECE); break;
+		case SQLITE_FLOAT: n += 26; break;
+		case SQLITE_INTEGER: n += 22; break;
+		default: n += 6;
+		}
+	}
+	return n;
+}
+
+static int batch_full(const struct batch *b, size_t add_len, size_t add_outside, size_t max)
+{
+	size_t len = (size_t)sqlite3_str_length(b->s) + add_len;
+	return len > max || (double)(b->outside + add_outside) * (double)len > RS_SPLIT_COST;
 }
 
 /*
@@ -455,10 +520,11 @@ static int batch_row(rs_sql_sink *s, int k, const void *owner, const char *head,
 {
 	size_t taillen = tail ? strlen(tail) : 0;
 	struct batch *b = &s->b[k];
-	size_t bound = row_bound(t, v, with_rowid);
-	if (b->s && b->owner == owner && (size_t)sqlite3_str_length(b->s) + 3 + taillen + bound <= s->max) {
+	size_t bound = row_bound(t, v, with_rowid), out = row_outside(t, v, with_rowid);
+	if (b->s && b->owner == owner && !batch_full(b, 3 + taillen + bound, out, s->max)) {
 		sqlite3_str_append(b->s, ",\n", 2); /* fits for sure: render in place */
 		row_tuple(s, b->s, t, rowid, v, with_rowid, (size_t)-1);
+		b->outside += out;
 		b->nrows++;
 		return sqlite3_str_errcode(b->s) ? rs_err(err, RS_ENOMEM, "out of memory rendering %s", t->name) : RS_OK;
 	}
@@ -471,7 +537,7 @@ static int batch_row(rs_sql_sink *s, int k, const void *owner, const char *head,
 		sqlite3_free(sqlite3_str_finish(row));
 		return rs_err(err, RS_ENOMEM, "out of memory rendering a row of %s", t->name);
 	}
-	if (b->s && (b->owner != owner || (size_t)sqlite3_str_length(b->s) + 3 + taillen + (size_t)rlen > s->max))
+	if (b->s && (b->owner != owner || batch_full(b, 3 + taillen + (size_t)rlen, out, s->max)))
 		rc = flush_batch(s, k, err);
 	if (rc == RS_OK && headlen + (size_t)rlen + 3 + taillen > s->max) {
 		/* Too big for one statement: prefix of each long value, then appends. */
@@ -518,6 +584,7 @@ static int batch_row(rs_sql_sink *s, int k, const void *owner, const char *head,
 		return rs_err(err, RS_ENOMEM, "out of memory rendering a row of %s", t->name);
 	sqlite3_str_append(b->s, r, rlen);
 	sqlite3_free(r);
+	b->outside += out;
 	b->nrows++;
 	return RS_OK;
 }
@@ -545,7 +612,8 @@ static int do_delete(rs_sql_sink *s, const rs_change *ch, rs_error *err)
 	if (!it)
 		return rs_err(err, RS_ENOMEM, "out of memory");
 	int rc = RS_OK;
-	if (b->s && (b->owner != t || (size_t)sqlite3_str_length(b->s) + (size_t)ilen + 4 > s->max))
+	size_t out = t->kind != RS_TABLE_WITHOUT_ROWID ? (size_t)ilen + 1 : 8;
+	if (b->s && (b->owner != t || batch_full(b, (size_t)ilen + 4, out, s->max)))
 		rc = flush_batch(s, B_DELETE, err);
 	if (rc == RS_OK && (size_t)ilen + 200 > s->max) {
 		sqlite3_free(it);
@@ -574,6 +642,7 @@ static int do_delete(rs_sql_sink *s, const rs_change *ch, rs_error *err)
 			sqlite3_str_appendall(b->s, t->kind == RS_TABLE_WITHOUT_ROWID && t->npk > 1 ? ", " : ",");
 		}
 		sqlite3_str_append(b->s, it, ilen);
+		b->outside += out;
 		b->nrows++;
 	}
 	sqlite3_free(it);
@@ -711,7 +780,7 @@ static int fts_too_big(const rs_sql_sink *s, const rs_fts_link *lk, const rs_cha
 	size_t n = 200 + 2 * strlen(lk->fts_name);
 	for (int i = 0; i < lk->ncol; i++) {
 		const rs_value *v = fts_value(lk, ch, i);
-		n += strlen(lk->fts_col[i]) + 8 + (v->type == SQLITE_TEXT || v->type == SQLITE_BLOB ? 2 * (size_t)v->n + 20
+		n += strlen(lk->fts_col[i]) + 8 + (v->type == SQLITE_TEXT || v->type == SQLITE_BLOB ? 2 * (size_t)v->n + (size_t)v->n / 128 + 30
 													: RS_REAL_LITERAL_MAX);
 	}
 	return n > s->max;

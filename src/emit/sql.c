@@ -707,10 +707,10 @@ static char *head_for(const rs_table *t, const char *verb, int with_rowid)
 }
 
 /*
- * A restored row (engine/cascade.h): the target may lack it, or hold it
- * changed by a foreign-key action.  An upsert on the row's own key writes it
- * whole either way, and deletes nothing (REPLACE would fire the row's own
- * ON DELETE actions).
+ * A restored row (engine/cascade.h), deleted earlier in the stream: written
+ * whole.  An upsert on the row's own key rather than a plain INSERT, so it
+ * is right even if the row is there; it deletes nothing (REPLACE would fire
+ * the row's own ON DELETE actions).
  */
 static int restore_statement(const rs_table *t, char **head, char **tail)
 {
@@ -724,16 +724,10 @@ static int restore_statement(const rs_table *t, char **head, char **tail)
 	for (int i = 0; t->kind == RS_TABLE_WITHOUT_ROWID && i < t->npk; i++)
 		sqlite3_str_appendf(q, "%s\"%w\"", i ? ", " : "", t->col[t->pk[i]]);
 	sqlite3_str_appendall(q, ") DO ");
-	int n = 0;
-	for (int i = 0; i < t->ncol; i++) {
-		int key = i == t->ipk;
-		for (int j = 0; t->kind == RS_TABLE_WITHOUT_ROWID && j < t->npk; j++)
-			key |= t->pk[j] == i;
-		if (!key)
-			sqlite3_str_appendf(q, "%s\"%w\" = excluded.\"%w\"", n++ ? ", " : "UPDATE SET ", t->col[i],
-					    t->col[i]);
-	}
-	if (!n)
+	/* every column, the key too: a NOCASE key may change case only */
+	for (int i = 0; i < t->ncol; i++)
+		sqlite3_str_appendf(q, "%s\"%w\" = excluded.\"%w\"", i ? ", " : "UPDATE SET ", t->col[i], t->col[i]);
+	if (!t->ncol)
 		sqlite3_str_appendall(q, "NOTHING");
 	*tail = sqlite3_str_finish(q);
 	return *head && *tail ? RS_OK : RS_ENOMEM;

@@ -372,7 +372,7 @@ static int setup_fk(rs_cascade *c, const rs_fkey *fk, rs_error *err)
 	const rs_schema *ns = c->ns, *os = c->os;
 	int p = rs_schema_table(ns, fk->parent);
 	int child = fk->child;
-	if (!fk->actions || p < 0 || c->old_idx[child] < 0)
+	if (!(fk->actions || fk->restrict_) || p < 0 || c->old_idx[child] < 0)
 		return RS_OK; /* no action, a missing parent, or every child row written anyway */
 	const rs_table *pt = ns->tab[p], *ct = ns->tab[child], *oct = os->tab[c->old_idx[child]];
 	struct fkq x = {.fk = fk, .parent = p};
@@ -516,10 +516,6 @@ void rs_cascade_free(rs_cascade *c)
 	free(c);
 }
 
-int rs_cascade_is_parent(const rs_cascade *c, int ti)
-{
-	return c && c->t[ti].parent;
-}
 
 /* ---- the closure ------------------------------------------------------ */
 
@@ -760,6 +756,26 @@ int rs_cascade_conflict(rs_cascade *c, int ti, int64_t rowid, const rs_value *ne
 
 /* ---- restores --------------------------------------------------------- */
 
+int rs_cascade_clear(rs_cascade *c, int ti, int (*emit)(void *ctx, const rs_change *ch), void *ctx, rs_error *err)
+{
+	(void)err;
+	if (!c || !c->t[ti].set.n)
+		return RS_OK;
+	const rs_table *t = c->ns->tab[ti];
+	struct tinfo *tf = &c->t[ti];
+	int rc = RS_OK;
+	rs_value kv[t->ncol > 0 ? t->ncol : 1];
+	for (size_t k = 0; rc == RS_OK && k < tf->set.n; k++) {
+		int64_t rowid = 0;
+		for (int i = 0; i < t->ncol; i++)
+			kv[i] = (rs_value){.type = SQLITE_NULL};
+		key_values(t, tf->set.k[k].b, &rowid, kv);
+		rs_change ch = {.op = RS_CH_DELETE, .derived = 1, .tab = t, .rowid = rowid, .oldv = kv};
+		rc = emit(ctx, &ch);
+	}
+	return rc;
+}
+
 int rs_cascade_restore(rs_cascade *c, int ti, int (*emit)(void *ctx, const rs_change *ch), void *ctx,
 		       rs_error *err)
 {
@@ -840,7 +856,7 @@ int rs_cascade_order(const rs_schema *ns, int all_keys, int *order, int *group, 
 		/* edges parent -> child, for keys with actions */
 		for (int i = 0; i < ns->nfk; i++) {
 			int p = rs_schema_table(ns, ns->fk[i].parent);
-			if ((all_keys || ns->fk[i].actions) && p >= 0 && p != ns->fk[i].child)
+			if ((all_keys || ns->fk[i].actions || ns->fk[i].restrict_) && p >= 0 && p != ns->fk[i].child)
 				T.estart[p + 1]++;
 		}
 		for (int i = 0; i < n; i++)
@@ -851,7 +867,8 @@ int rs_cascade_order(const rs_schema *ns, int all_keys, int *order, int *group, 
 		} else {
 			for (int i = 0; i < ns->nfk; i++) {
 				int p = rs_schema_table(ns, ns->fk[i].parent);
-				if ((all_keys || ns->fk[i].actions) && p >= 0 && p != ns->fk[i].child)
+				if ((all_keys || ns->fk[i].actions || ns->fk[i].restrict_) && p >= 0 &&
+				    p != ns->fk[i].child)
 					T.edges[T.estart[p] + fill[p]++] = ns->fk[i].child;
 			}
 			free(fill);

@@ -6,22 +6,23 @@
  * The target runs with foreign keys on (D1 always does): a statement that
  * deletes a parent row, or changes the columns a foreign key refers to,
  * fires that key's ON DELETE / ON UPDATE action (CASCADE, SET NULL, SET
- * DEFAULT) on every child row that refers to the old value *at that
- * moment*.  The rule the engine keeps (see diff.c):
+ * DEFAULT, RESTRICT) on every child row that refers to the old value at
+ * that moment.  The rule the engine keeps (see diff.c) is that no action
+ * ever fires:
  *
- *   1. tables are written parents first (strongly connected groups of
- *      tables together: deletes of the group, then upserts), so when a
- *      parent statement runs, its children still hold their OLD rows;
- *   2. every child row that refers, in OLD, to a parent key the stream
- *      takes away (a deleted row, a row whose referenced columns change, a
- *      row deleted to be written again) may have been changed by an action:
- *      it is *restored*, i.e. written whole (an upsert: insert if missing,
- *      else set every column) after its table's own changes; a restored row
- *      of a parent table takes its own children along (transitively);
- *   3. a row of a parent table whose new UNIQUE value is held in OLD by
- *      another row that survives (a hand-over, a swap, a rotation) is
- *      deleted before the table's upserts and restored after them, so no
- *      ordering of the UPDATEs can collide; its children follow by rule 2.
+ *   1. before anything is written, the parent tables' changes are analysed:
+ *      a deleted row, a row whose referenced columns change, and a
+ *      hand-over (a row whose new UNIQUE value another row held in OLD and
+ *      that row survives: a swap, a rotation, a list reordered) take keys
+ *      away; every OLD row that refers to such a key, and every hand-over
+ *      row, is marked for *restore*, and a marked row of a parent table
+ *      takes its own OLD children along (transitively);
+ *   2. every marked row is deleted first, children before parents, so when
+ *      a parent's key goes no row refers to it any more;
+ *   3. tables are then written parents first (a cycle of keys as one group:
+ *      its deletes, its upserts without the marked rows, then the marked
+ *      rows inserted whole from NEW); every value written is final, so no
+ *      UNIQUE collision and no action is possible.
  *
  * Restores are derived changes: they follow from the others and are not
  * part of the sync key.  A row the source deleted is never restored.
@@ -41,9 +42,6 @@ typedef struct rs_cascade rs_cascade;
 int rs_cascade_new(rs_cascade **out, sqlite3 *old_db, sqlite3 *new_db, const rs_schema *os, const rs_schema *ns,
 		   const int *old_idx, rs_error *err);
 void rs_cascade_free(rs_cascade *c);
-
-/* Is table ti the parent of a foreign key with an action, reached from a table with OLD rows? */
-int rs_cascade_is_parent(const rs_cascade *c, int ti);
 
 /*
  * The OLD row of table ti (rowid, values in NEW's column layout) loses its
@@ -68,6 +66,13 @@ int rs_cascade_forced(const rs_cascade *c, int ti, int64_t rowid, const rs_value
  */
 int rs_cascade_conflict(rs_cascade *c, int ti, int64_t rowid, const rs_value *newv, const unsigned char *changed,
 			int *conflict, rs_error *err);
+
+/*
+ * Delete every row of table ti marked for restore (derived RS_CH_DELETE
+ * changes, key values only): called for every table, children first, before
+ * any other row change, so no foreign-key action finds a row to act on.
+ */
+int rs_cascade_clear(rs_cascade *c, int ti, int (*emit)(void *ctx, const rs_change *ch), void *ctx, rs_error *err);
 
 /*
  * Write every restored row of table ti (read whole from NEW) to emit(), as

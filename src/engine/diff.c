@@ -954,7 +954,7 @@ static int side_range(struct side *s, sqlite3 *db, const rs_table *t, const stru
 
 /* ---- rows ------------------------------------------------------------- */
 
-enum { PASS_ALL = 3, PASS_DELETES = 1, PASS_UPSERTS = 2 };
+enum { PASS_ALL = 3, PASS_DELETES = 1, PASS_UPSERTS = 2, PASS_ANALYZE = 4 };
 
 static int emit_row(struct differ *D, int ti, const rs_change *ch, int write)
 {
@@ -976,16 +976,18 @@ static int emit_row(struct differ *D, int ti, const rs_change *ch, int write)
 }
 
 /*
- * In the delete pass of a parent table (fk_target): a row whose new UNIQUE
- * value another surviving row holds in OLD is a hand-over; it is deleted
- * now (derived) and restored after the table's upserts.  A row whose
- * referenced columns change fires ON UPDATE actions: its children are
- * restored.
+ * The analysis pass of a parent table (fk_target), before anything is
+ * written: a deleted row, a row whose referenced columns change, and a
+ * hand-over (its new UNIQUE value held in OLD by another row that survives)
+ * take keys away; every OLD row referring to them, and every hand-over row,
+ * is marked for restore (engine/cascade.h).
  */
-static int parent_row(struct differ *D, int ti, int c, struct side *o, struct side *n, unsigned char *changed)
+static int analyze_row(struct differ *D, int ti, int c, struct side *o, struct side *n, unsigned char *changed)
 {
 	rs_table *nt = D->ns->tab[ti];
 	int conflict = 0, rc = RS_OK;
+	if (c < 0)
+		return rs_cascade_lost(D->cascade, ti, o->rowid, o->v, D->err);
 	if (c == 0) {
 		int any = 0;
 		for (int i = 0; i < nt->ncol; i++) {
@@ -995,19 +997,15 @@ static int parent_row(struct differ *D, int ti, int c, struct side *o, struct si
 		if (!any)
 			return RS_OK;
 		rc = rs_cascade_conflict(D->cascade, ti, n->rowid, n->v, changed, &conflict, D->err);
-		if (rc == RS_OK && conflict) {
-			rs_change ch = {.op = RS_CH_DELETE, .derived = 1, .tab = nt, .rowid = o->rowid, .oldv = o->v};
-			rc = emit_row(D, ti, &ch, 1);
-			if (rc == RS_OK)
-				rc = rs_cascade_force(D->cascade, ti, n->rowid, n->v, D->err);
-		} else if (rc == RS_OK) {
-			rc = rs_cascade_lost_if_changed(D->cascade, ti, o->rowid, o->v, changed, D->err);
-		}
-	} else if (c > 0) {
-		rc = rs_cascade_conflict(D->cascade, ti, n->rowid, n->v, NULL, &conflict, D->err);
 		if (rc == RS_OK && conflict)
 			rc = rs_cascade_force(D->cascade, ti, n->rowid, n->v, D->err);
+		else if (rc == RS_OK)
+			rc = rs_cascade_lost_if_changed(D->cascade, ti, o->rowid, o->v, changed, D->err);
+		return rc;
 	}
+	rc = rs_cascade_conflict(D->cascade, ti, n->rowid, n->v, NULL, &conflict, D->err);
+	if (rc == RS_OK && conflict)
+		rc = rs_cascade_force(D->cascade, ti, n->rowid, n->v, D->err);
 	return rc;
 }
 
@@ -1017,14 +1015,15 @@ static int merge_rows(struct differ *D, int ti, int pass, unsigned char *changed
 {
 	rs_table *nt = D->ns->tab[ti];
 	struct tstate *ts = &D->ts[ti];
-	int parent = pass == PASS_DELETES && D->cascade; /* only tables with two passes get PASS_DELETES */
 	int rc = side_step(o, D->old_db, nt->name, D->err);
 	if (rc == RS_OK)
 		rc = side_step(n, D->new_db, nt->name, D->err);
 	while (rc == RS_OK && (o->has || n->has)) {
 		int c = !o->has ? 1 : !n->has ? -1 : key_cmp(nt, o, n);
 		rs_change ch = {.tab = nt, .rewrite = ts->rewrite};
-		if (c < 0) {
+		if (pass == PASS_ANALYZE) {
+			rc = analyze_row(D, ti, c, o, n, changed);
+		} else if (c < 0) {
 			if (pass & PASS_DELETES) {
 				ch.op = RS_CH_DELETE;
 				ch.rowid = o->rowid;
@@ -1054,10 +1053,6 @@ static int merge_rows(struct differ *D, int ti, int pass, unsigned char *changed
 			/* A row to be restored is written once, whole, by the restore pass. */
 			int write = ch.op == RS_CH_DELETE || !rs_cascade_forced(D->cascade, ti, ch.rowid, ch.newv);
 			rc = emit_row(D, ti, &ch, write);
-			if (rc == RS_OK && ch.op == RS_CH_DELETE)
-				rc = rs_cascade_lost(D->cascade, ti, o->rowid, o->v, D->err);
-		} else if (parent && c >= 0) {
-			rc = parent_row(D, ti, c, o, n, changed);
 		}
 		if (rc != RS_OK)
 			break;
@@ -1105,7 +1100,7 @@ static int diff_rows_pass(struct differ *D, int ti, int pass, unsigned char *cha
 		if (rc == RS_OK)
 			rc = merge_rows(D, ti, pass, changed, &o, &n, &done);
 	}
-	if (D->stats)
+	if (D->stats && pass != PASS_ANALYZE)
 		D->stats->rows_scanned += done;
 	close_side(&o);
 	close_side(&n);
@@ -1126,6 +1121,21 @@ static int two_pass(struct differ *D, int i)
 	return D->ns->tab[i]->action_parent && !D->ts[i].rewrite;
 }
 
+static int rows_table(struct differ *D, int i)
+{
+	return D->ns->tab[i]->kind != RS_TABLE_FTS_EXTERNAL;
+}
+
+/*
+ * Rows, in an order under which no foreign-key action of the target ever
+ * fires (engine/cascade.h):
+ *   1. (fk_target) analysis: which OLD rows must be restored;
+ *   2. those rows deleted, children first, so no action finds a row to act
+ *      on when the parents' keys go;
+ *   3. parents first, a group of tables in a cycle together: the group's
+ *      deletes, its upserts (restored rows skipped), then its restored rows
+ *      inserted whole.
+ */
 static int diff_rows(struct differ *D)
 {
 	rs_schema *ns = D->ns;
@@ -1147,21 +1157,21 @@ static int diff_rows(struct differ *D)
 		}
 		rc = rs_cascade_new(&D->cascade, D->old_db, D->new_db, D->os, ns, old_idx, D->err);
 	}
-	/*
-	 * Parents first, one group of tables (a cycle of keys with actions) at a
-	 * time: the group's deletes, then its upserts, then its restores.
-	 */
+	for (int k = 0; rc == RS_OK && D->cascade && k < n; k++)
+		if (rows_table(D, order[k]) && two_pass(D, order[k]) && old_idx[order[k]] >= 0)
+			rc = diff_rows_pass(D, order[k], PASS_ANALYZE, changed);
+	for (int k = n - 1; rc == RS_OK && D->cascade && k >= 0; k--)
+		rc = rs_cascade_clear(D->cascade, order[k], restore_emit, D, D->err);
 	for (int g0 = 0; rc == RS_OK && g0 < n;) {
 		int g1 = g0;
 		while (g1 < n && group[g1] == group[g0])
 			g1++;
 		for (int k = g0; rc == RS_OK && k < g1; k++)
-			if (ns->tab[order[k]]->kind != RS_TABLE_FTS_EXTERNAL && two_pass(D, order[k]))
+			if (rows_table(D, order[k]) && two_pass(D, order[k]))
 				rc = diff_rows_pass(D, order[k], PASS_DELETES, changed);
 		for (int k = g0; rc == RS_OK && k < g1; k++)
-			if (ns->tab[order[k]]->kind != RS_TABLE_FTS_EXTERNAL)
-				rc = diff_rows_pass(D, order[k], two_pass(D, order[k]) ? PASS_UPSERTS : PASS_ALL,
-						    changed);
+			if (rows_table(D, order[k]))
+				rc = diff_rows_pass(D, order[k], two_pass(D, order[k]) ? PASS_UPSERTS : PASS_ALL, changed);
 		for (int k = g0; rc == RS_OK && k < g1; k++)
 			rc = rs_cascade_restore(D->cascade, order[k], restore_emit, D, D->err);
 		g0 = g1;

@@ -422,7 +422,7 @@ static int on_fk(void *ctx, sqlite3_stmt *st, rs_error *err)
 	k->n++;
 	if (!k->from[k->n - 1])
 		return rs_err(err, RS_ENOMEM, "out of memory loading schema");
-	if (k->actions) {
+	if (k->actions || k->restrict_) {
 		int p = rs_schema_table(s, k->parent);
 		if (p >= 0)
 			s->tab[p]->action_parent = 1;

@@ -861,7 +861,7 @@ static int sink_change(void *ctx, const rs_change *ch, rs_error *err)
 	case RS_CH_DELETE:
 		if (ch->superseded)
 			return RS_OK;
-		if (s->b[B_UPSERT].s && s->b[B_UPSERT].owner != t)
+		if (ch->barrier || (s->b[B_UPSERT].s && s->b[B_UPSERT].owner != t))
 			rc = flush_all(s, err);
 		s->stats.rows++;
 		return rc == RS_OK ? do_delete(s, ch, err) : rc;

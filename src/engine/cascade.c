@@ -16,10 +16,22 @@
 #include "core/err.h"
 #include "engine/cascade.h"
 
+struct ref {
+	int t;
+	size_t k;
+	int how;          /* RS_FK_*: what deleting the parent does to this child */
+};
+
 struct key {
 	unsigned char *b; /* canonical bytes */
 	size_t n;
 	uint64_t h;
+	struct ref *kid;  /* marked rows that refer to this one (marked because of it) */
+	size_t nkid, capkid;
+	int state;        /* rs_cascade_clear_all: 0 not seen, 1 on the stack, 2 deleted */
+	int cvisit;       /* ... its cascade consequences were looked at (2: done) */
+	long need_c;      /* ... the last batch those consequences need before */
+	long batch;       /* ... the statement batch it was deleted in */
 };
 
 struct keyset {
@@ -186,12 +198,14 @@ static long set_find(const struct keyset *s, const unsigned char *b, size_t n, u
 	}
 }
 
-/* Add a key (takes b); 1 if new, 0 if it was there (b freed), -1 out of memory (b freed). */
-static int set_add(struct keyset *s, unsigned char *b, size_t n)
+/* Add a key (takes b); 1 if new, 0 if it was there (b freed), -1 out of memory (b freed); *at its index. */
+static int set_add(struct keyset *s, unsigned char *b, size_t n, size_t *at)
 {
 	uint64_t h = fnv(b, n);
-	if (set_find(s, b, n, h) >= 0) {
+	long f = set_find(s, b, n, h);
+	if (f >= 0) {
 		free(b);
+		*at = (size_t)f;
 		return 0;
 	}
 	if (s->n + 1 > s->cap) {
@@ -221,6 +235,7 @@ static int set_add(struct keyset *s, unsigned char *b, size_t n)
 		s->slot = slot;
 		s->nslot = nslot;
 	}
+	*at = s->n;
 	s->k[s->n] = (struct key){.b = b, .n = n, .h = h};
 	size_t i = h & (s->nslot - 1);
 	while (s->slot[i])
@@ -493,8 +508,10 @@ void rs_cascade_free(rs_cascade *c)
 		return;
 	for (int i = 0; c->t && i < c->ns->ntab; i++) {
 		struct keyset *s = &c->t[i].set;
-		for (size_t j = 0; j < s->n; j++)
+		for (size_t j = 0; j < s->n; j++) {
 			free(s->k[j].b);
+			free(s->k[j].kid);
+		}
 		free(s->k);
 		free(s->slot);
 		sqlite3_finalize(c->t[i].old_row);
@@ -519,14 +536,31 @@ void rs_cascade_free(rs_cascade *c)
 
 /* ---- the closure ------------------------------------------------------ */
 
-/* Mark a key of table ti (bytes taken); a new mark of a parent table goes on the work list. */
-static int mark(rs_cascade *c, int ti, unsigned char *b, size_t n, rs_error *err)
+/*
+ * Mark a key of table ti (bytes taken), found as a child of marked row
+ * `from` (from.t < 0: of a row that is not marked); a new mark of a parent
+ * table goes on the work list.
+ */
+static int mark(rs_cascade *c, int ti, unsigned char *b, size_t n, struct ref from, int how, rs_error *err)
 {
 	if (!b)
 		return rs_err(err, RS_ENOMEM, "out of memory");
-	int r = set_add(&c->t[ti].set, b, n);
+	size_t at;
+	int r = set_add(&c->t[ti].set, b, n, &at);
 	if (r < 0)
 		return rs_err(err, RS_ENOMEM, "out of memory");
+	if (from.t >= 0) {
+		struct key *p = &c->t[from.t].set.k[from.k];
+		if (p->nkid == p->capkid) {
+			size_t cap = p->capkid ? 2 * p->capkid : 4;
+			struct ref *kid = realloc(p->kid, cap * sizeof *kid);
+			if (!kid)
+				return rs_err(err, RS_ENOMEM, "out of memory");
+			p->kid = kid;
+			p->capkid = cap;
+		}
+		p->kid[p->nkid++] = (struct ref){.t = ti, .k = at, .how = how};
+	}
 	if (r == 0 || !c->t[ti].parent)
 		return RS_OK;
 	if (c->nwork == c->capwork) {
@@ -541,8 +575,8 @@ static int mark(rs_cascade *c, int ti, unsigned char *b, size_t n, rs_error *err
 	return RS_OK;
 }
 
-/* Mark every OLD child of the row whose values (NEW layout of table ti) are v. */
-static int lost_one(rs_cascade *c, int ti, const rs_value *v, rs_error *err)
+/* Mark every OLD child of the row whose values (NEW layout of table ti) are v; from: that row, if marked. */
+static int lost_one(rs_cascade *c, int ti, const rs_value *v, struct ref from, rs_error *err)
 {
 	int rc = RS_OK;
 	for (int i = 0; rc == RS_OK && i < c->nfkq; i++) {
@@ -579,7 +613,7 @@ static int lost_one(rs_cascade *c, int ti, const rs_value *v, rs_error *err)
 					rs_value_from_column(st, k, &kv[ct->pk[k]]);
 			size_t n;
 			unsigned char *b = key_bytes(ct, rowid, kv, &n);
-			rc = mark(c, x->fk->child, b, n, err);
+			rc = mark(c, x->fk->child, b, n, from, x->fk->on_delete, err);
 			if (rc != RS_OK)
 				break;
 		}
@@ -610,7 +644,7 @@ static int drain(rs_cascade *c, rs_error *err)
 		int found = 0;
 		rc = read_row(c, c->old_db, ti->old_row, t, &rowid, kv, &found, err);
 		if (rc == RS_OK && found)
-			rc = lost_one(c, w.ti, c->vals, err);
+			rc = lost_one(c, w.ti, c->vals, (struct ref){.t = w.ti, .k = w.k}, err);
 		sqlite3_reset(ti->old_row);
 	}
 	return rc;
@@ -621,7 +655,7 @@ int rs_cascade_lost(rs_cascade *c, int ti, int64_t rowid, const rs_value *oldv, 
 	(void)rowid;
 	if (!c || !c->t[ti].parent)
 		return RS_OK;
-	int rc = lost_one(c, ti, oldv, err);
+	int rc = lost_one(c, ti, oldv, (struct ref){.t = -1}, err);
 	return rc == RS_OK ? drain(c, err) : rc;
 }
 
@@ -644,7 +678,7 @@ int rs_cascade_force(rs_cascade *c, int ti, int64_t rowid, const rs_value *v, rs
 {
 	size_t n;
 	unsigned char *b = key_bytes(c->ns->tab[ti], rowid, v, &n);
-	int rc = mark(c, ti, b, n, err);
+	int rc = mark(c, ti, b, n, (struct ref){.t = -1}, 0, err);
 	return rc == RS_OK ? drain(c, err) : rc;
 }
 
@@ -756,23 +790,110 @@ int rs_cascade_conflict(rs_cascade *c, int ti, int64_t rowid, const rs_value *ne
 
 /* ---- restores --------------------------------------------------------- */
 
-int rs_cascade_clear(rs_cascade *c, int ti, int (*emit)(void *ctx, const rs_change *ch), void *ctx, rs_error *err)
+/*
+ * Emit the delete of marked row r, which must follow rows deleted in batch
+ * `need` or before: a barrier (a statement of its own start) when that is
+ * the current batch, since a statement deletes its rows in key order.
+ */
+static int clear_one(rs_cascade *c, struct ref r, long need, int (*emit)(void *ctx, const rs_change *ch),
+		     void *ctx, int *last_t, long *batch)
 {
-	(void)err;
-	if (!c || !c->t[ti].set.n)
-		return RS_OK;
-	const rs_table *t = c->ns->tab[ti];
-	struct tinfo *tf = &c->t[ti];
-	int rc = RS_OK;
+	const rs_table *t = c->ns->tab[r.t];
+	struct key *k = &c->t[r.t].set.k[r.k];
+	int barrier = need >= *batch && r.t == *last_t;
+	if (barrier || r.t != *last_t)
+		(*batch)++;
+	*last_t = r.t;
+	k->batch = *batch;
 	rs_value kv[t->ncol > 0 ? t->ncol : 1];
-	for (size_t k = 0; rc == RS_OK && k < tf->set.n; k++) {
-		int64_t rowid = 0;
-		for (int i = 0; i < t->ncol; i++)
-			kv[i] = (rs_value){.type = SQLITE_NULL};
-		key_values(t, tf->set.k[k].b, &rowid, kv);
-		rs_change ch = {.op = RS_CH_DELETE, .derived = 1, .tab = t, .rowid = rowid, .oldv = kv};
-		rc = emit(ctx, &ch);
+	int64_t rowid = 0;
+	for (int i = 0; i < t->ncol; i++)
+		kv[i] = (rs_value){.type = SQLITE_NULL};
+	key_values(t, k->b, &rowid, kv);
+	rs_change ch = {.op = RS_CH_DELETE, .derived = 1, .barrier = barrier, .tab = t, .rowid = rowid, .oldv = kv};
+	return emit(ctx, &ch);
+}
+
+int rs_cascade_clear_all(rs_cascade *c, const int *order, int (*emit)(void *ctx, const rs_change *ch), void *ctx,
+			 rs_error *err)
+{
+	if (!c)
+		return RS_OK;
+	/*
+	 * Depth first over "refers to".  A row X goes after every marked row Y
+	 * its delete would act on with SET NULL, SET DEFAULT or RESTRICT (hard),
+	 * and, for rows its delete removes by CASCADE (taken along at X's
+	 * moment), after the rows those would act on hard, and so on; a cycle is
+	 * cut where it closes.  CASCADE alone needs no order: it removes a row
+	 * that is deleted anyway.  Tables are visited children first, so rows of
+	 * one table mostly come together and batch.
+	 */
+	size_t cap = 64, top = 0;
+	struct frame {
+		struct ref r;
+		size_t next;
+		int cascaded; /* visiting what a cascade to this row reaches: emits nothing */
+		long need;    /* the last batch holding a row this one must follow */
+	} *st = malloc(cap * sizeof *st);
+	if (!st)
+		return rs_err(err, RS_ENOMEM, "out of memory");
+	int rc = RS_OK, last_t = -1;
+	long batch = 0;
+	for (int oi = c->ns->ntab - 1; rc == RS_OK && oi >= 0; oi--) {
+		int ti = order[oi];
+		for (size_t k = 0; rc == RS_OK && k < c->t[ti].set.n; k++) {
+			if (c->t[ti].set.k[k].state)
+				continue;
+			c->t[ti].set.k[k].state = 1;
+			st[top++] = (struct frame){.r = {.t = ti, .k = k}, .need = -1};
+			while (rc == RS_OK && top) {
+				struct frame *f = &st[top - 1];
+				struct key *key = &c->t[f->r.t].set.k[f->r.k];
+				if (f->next < key->nkid) {
+					struct ref kid = key->kid[f->next++];
+					struct key *kk = &c->t[kid.t].set.k[kid.k];
+					struct frame nf = {.r = kid, .need = -1};
+					if (kid.how == RS_FK_HARD && !kk->state) {
+						kk->state = 1;
+					} else if (kid.how == RS_FK_CASCADE && !kk->cvisit) {
+						kk->cvisit = nf.cascaded = 1;
+					} else {
+						/* done before: carry what it needed; on the stack: a cycle, cut */
+						if (kid.how == RS_FK_HARD && kk->state == 2 && kk->batch > f->need)
+							f->need = kk->batch;
+						if (kid.how == RS_FK_CASCADE && kk->cvisit == 2 && kk->need_c > f->need)
+							f->need = kk->need_c;
+						continue;
+					}
+					if (top == cap) {
+						struct frame *n2 = realloc(st, 2 * cap * sizeof *st);
+						if (!n2) {
+							rc = rs_err(err, RS_ENOMEM, "out of memory");
+							break;
+						}
+						st = n2;
+						cap *= 2;
+					}
+					st[top++] = nf;
+					continue;
+				}
+				struct frame done = *f;
+				top--;
+				long reached = done.need;
+				if (done.cascaded) {
+					key->cvisit = 2;
+					key->need_c = done.need;
+				} else {
+					key->state = 2;
+					rc = clear_one(c, done.r, done.need, emit, ctx, &last_t, &batch);
+					reached = key->batch;
+				}
+				if (top && reached > st[top - 1].need)
+					st[top - 1].need = reached;
+			}
+		}
 	}
+	free(st);
 	return rc;
 }
 

@@ -68,11 +68,15 @@ int rs_cascade_conflict(rs_cascade *c, int ti, int64_t rowid, const rs_value *ne
 			int *conflict, rs_error *err);
 
 /*
- * Delete every row of table ti marked for restore (derived RS_CH_DELETE
- * changes, key values only): called for every table, children first, before
- * any other row change, so no foreign-key action finds a row to act on.
+ * Delete every row marked for restore (derived RS_CH_DELETE changes, key
+ * values only), before any other row change: tables children first
+ * (`order` is rs_cascade_order's, parents first), and a row after every
+ * marked row that refers to it, so no foreign-key action finds a row to act
+ * on.  A delete that must not share a statement with the ones before it has
+ * `barrier` set.
  */
-int rs_cascade_clear(rs_cascade *c, int ti, int (*emit)(void *ctx, const rs_change *ch), void *ctx, rs_error *err);
+int rs_cascade_clear_all(rs_cascade *c, const int *order, int (*emit)(void *ctx, const rs_change *ch), void *ctx,
+			 rs_error *err);
 
 /*
  * Write every restored row of table ti (read whole from NEW) to emit(), as

@@ -1160,8 +1160,8 @@ static int diff_rows(struct differ *D)
 	for (int k = 0; rc == RS_OK && D->cascade && k < n; k++)
 		if (rows_table(D, order[k]) && two_pass(D, order[k]) && old_idx[order[k]] >= 0)
 			rc = diff_rows_pass(D, order[k], PASS_ANALYZE, changed);
-	for (int k = n - 1; rc == RS_OK && D->cascade && k >= 0; k--)
-		rc = rs_cascade_clear(D->cascade, order[k], restore_emit, D, D->err);
+	if (rc == RS_OK)
+		rc = rs_cascade_clear_all(D->cascade, order, restore_emit, D, D->err);
 	for (int g0 = 0; rc == RS_OK && g0 < n;) {
 		int g1 = g0;
 		while (g1 < n && group[g1] == group[g0])

@@ -99,6 +99,7 @@ typedef struct rs_change {
 	int op;
 	int derived;                  /* follows from other changes; not in the sync key */
 	int rewrite;                  /* row of a table whose rows are all re-sent */
+	int barrier;                  /* renderers must not put it in one statement with earlier changes */
 	int superseded;               /* a restore writes this row later (renderers of rows skip it; the
 					 sync key counts it like any change) */
 	int restore;                  /* derived UPDATE, newv only: the target's row may be missing or

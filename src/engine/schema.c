@@ -404,6 +404,8 @@ static int on_fk(void *ctx, sqlite3_stmt *st, rs_error *err)
 		k->parent = xstrdup(col_text(st, 2));
 		k->actions = action_word(on_update) || action_word(on_delete);
 		k->restrict_ = strcasecmp(on_update, "RESTRICT") == 0 || strcasecmp(on_delete, "RESTRICT") == 0;
+		k->on_delete = strcasecmp(on_delete, "CASCADE") == 0 ? RS_FK_CASCADE
+			       : strcasecmp(on_delete, "NO ACTION") == 0 ? RS_FK_NONE : RS_FK_HARD;
 		F->last_id = id;
 		if (!k->parent)
 			return rs_err(err, RS_ENOMEM, "out of memory loading schema");

@@ -22,6 +22,8 @@ typedef struct rs_colinfo {
 	char *dflt;   /* default expression text, or NULL */
 } rs_colinfo;
 
+enum { RS_FK_NONE = 0, RS_FK_CASCADE, RS_FK_HARD }; /* NO ACTION; CASCADE; SET NULL/DEFAULT, RESTRICT */
+
 /* A foreign key of a child table (rs_schema.fk). */
 typedef struct rs_fkey {
 	int child;       /* index in rs_schema.tab */
@@ -31,6 +33,7 @@ typedef struct rs_fkey {
 	char **to;       /* parent column names; NULL entries: the parent's primary key */
 	int actions;     /* ON DELETE or ON UPDATE is CASCADE, SET NULL or SET DEFAULT */
 	int restrict_;   /* ON DELETE or ON UPDATE RESTRICT (checked at once, never deferred) */
+	int on_delete;   /* RS_FK_*: what deleting a parent row does to its children */
 } rs_fkey;
 
 /* A UNIQUE index (or UNIQUE/PRIMARY KEY constraint) of a table, not the table's own key. */

@@ -66,7 +66,7 @@ static int sink_change(void *ctx, const rs_change *ch, rs_error *err)
 {
 	FILE *f = ctx;
 	static const char *const ops[] = {"", "schema", "insert", "update", "delete", "sequence",
-					  "fts_delete", "fts_insert", "fts_rebuild"};
+					  "fts_delete", "fts_insert", "fts_rebuild", "detach"};
 	static const char *const verbs[] = {"", "create", "drop", "alter_add_column"};
 	json_t *o = json_object();
 	if (!o)

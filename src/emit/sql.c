@@ -892,6 +892,19 @@ static int sink_change(void *ctx, const rs_change *ch, rs_error *err)
 		}
 		return batch_row(s, B_UPSERT, t, s->head, NULL, t, ch->rowid, ch->newv, lists_rowid(t), err);
 	}
+	case RS_CH_DETACH: {
+		rc = flush_all(s, err);
+		if (rc != RS_OK)
+			return rc;
+		sqlite3_str *q = sqlite3_str_new(NULL);
+		sqlite3_str_appendf(q, "UPDATE \"%w\" SET ", t->name);
+		for (int i = 0, n = 0; i < t->ncol; i++)
+			if (ch->changed[i])
+				sqlite3_str_appendf(q, "%s\"%w\" = NULL", n++ ? ", " : "", t->col[i]);
+		key_where(s, q, t, ch->rowid, ch->oldv);
+		sqlite3_str_appendall(q, ";\n");
+		return put_str(s, q, err);
+	}
 	case RS_CH_SEQ: {
 		rc = flush_all(s, err);
 		if (rc != RS_OK)

@@ -20,6 +20,7 @@ struct ref {
 	int t;
 	size_t k;
 	int how;          /* RS_FK_*: what deleting the parent does to this child */
+	int fk;           /* the key (index into rs_schema.fk) */
 };
 
 struct key {
@@ -50,6 +51,7 @@ struct tinfo {
 
 struct fkq {
 	const rs_fkey *fk;
+	int how;                /* RS_FK_NONE, _CASCADE or _HARD: what a parent delete does to a child row */
 	int parent;             /* NEW table index */
 	int *pcol;              /* parent columns (NEW layout) */
 	sqlite3_stmt *children; /* SELECT child key FROM OLD child WHERE from = ? ... */
@@ -415,6 +417,16 @@ static int setup_fk(rs_cascade *c, const rs_fkey *fk, rs_error *err)
 		free(x.pcol);
 		return rc;
 	}
+	/* SET NULL or SET DEFAULT on a row that is deleted and restored anyway harms
+	 * nothing, unless it puts NULL into a NOT NULL column: the delete fails. */
+	x.how = fk->on_delete == RS_FK_CASCADE ? RS_FK_CASCADE : fk->on_delete == RS_FK_RESTRICT ? RS_FK_HARD
+											 : RS_FK_NONE;
+	for (int j = 0; x.how == RS_FK_NONE && j < fk->n; j++) {
+		int col = rs_table_col(ct, fk->from[j]);
+		const rs_colinfo *ci = col >= 0 ? &c->ns->colinfo[child][col] : NULL;
+		if (ci && ci->notnull && (fk->on_delete == RS_FK_SETNULL || (fk->on_delete == RS_FK_SETDEFAULT && !ci->dflt)))
+			x.how = RS_FK_HARD;
+	}
 	struct fkq *a = realloc(c->fkq, (c->nfkq + 1) * sizeof *a);
 	if (!a) {
 		sqlite3_finalize(x.children);
@@ -541,7 +553,7 @@ void rs_cascade_free(rs_cascade *c)
  * `from` (from.t < 0: of a row that is not marked); a new mark of a parent
  * table goes on the work list.
  */
-static int mark(rs_cascade *c, int ti, unsigned char *b, size_t n, struct ref from, int how, rs_error *err)
+static int mark(rs_cascade *c, int ti, unsigned char *b, size_t n, struct ref from, int how, int fk, rs_error *err)
 {
 	if (!b)
 		return rs_err(err, RS_ENOMEM, "out of memory");
@@ -559,7 +571,7 @@ static int mark(rs_cascade *c, int ti, unsigned char *b, size_t n, struct ref fr
 			p->kid = kid;
 			p->capkid = cap;
 		}
-		p->kid[p->nkid++] = (struct ref){.t = ti, .k = at, .how = how};
+		p->kid[p->nkid++] = (struct ref){.t = ti, .k = at, .how = how, .fk = fk};
 	}
 	if (r == 0 || !c->t[ti].parent)
 		return RS_OK;
@@ -613,7 +625,7 @@ static int lost_one(rs_cascade *c, int ti, const rs_value *v, struct ref from, r
 					rs_value_from_column(st, k, &kv[ct->pk[k]]);
 			size_t n;
 			unsigned char *b = key_bytes(ct, rowid, kv, &n);
-			rc = mark(c, x->fk->child, b, n, from, x->fk->on_delete, err);
+			rc = mark(c, x->fk->child, b, n, from, x->how, (int)(x->fk - c->ns->fk), err);
 			if (rc != RS_OK)
 				break;
 		}
@@ -678,7 +690,7 @@ int rs_cascade_force(rs_cascade *c, int ti, int64_t rowid, const rs_value *v, rs
 {
 	size_t n;
 	unsigned char *b = key_bytes(c->ns->tab[ti], rowid, v, &n);
-	int rc = mark(c, ti, b, n, (struct ref){.t = -1}, 0, err);
+	int rc = mark(c, ti, b, n, (struct ref){.t = -1}, 0, -1, err);
 	return rc == RS_OK ? drain(c, err) : rc;
 }
 
@@ -790,28 +802,116 @@ int rs_cascade_conflict(rs_cascade *c, int ti, int64_t rowid, const rs_value *ne
 
 /* ---- restores --------------------------------------------------------- */
 
+struct plan {
+	struct ref *del;     /* deletes in order */
+	unsigned char *barrier;
+	size_t ndel, capdel;
+	struct ref *cut;     /* rows whose key column (ref.fk) is set to NULL first, cutting a cycle */
+	size_t ncut, capcut;
+};
+
+static int plan_push(struct ref **a, size_t *n, size_t *cap, unsigned char **flags, struct ref r, int flag)
+{
+	if (*n == *cap) {
+		size_t c2 = *cap ? 2 * *cap : 64;
+		struct ref *a2 = realloc(*a, c2 * sizeof **a);
+		if (!a2)
+			return -1;
+		*a = a2;
+		if (flags) {
+			unsigned char *f2 = realloc(*flags, c2);
+			if (!f2)
+				return -1;
+			*flags = f2;
+		}
+		*cap = c2;
+	}
+	if (flags)
+		(*flags)[*n] = (unsigned char)flag;
+	(*a)[(*n)++] = r;
+	return 0;
+}
+
 /*
- * Emit the delete of marked row r, which must follow rows deleted in batch
- * `need` or before: a barrier (a statement of its own start) when that is
+ * Plan the delete of marked row r, which must follow rows deleted in batch
+ * `need` or before: a barrier (a statement of its own starts) when that is
  * the current batch, since a statement deletes its rows in key order.
  */
-static int clear_one(rs_cascade *c, struct ref r, long need, int (*emit)(void *ctx, const rs_change *ch),
-		     void *ctx, int *last_t, long *batch)
+static int plan_one(rs_cascade *c, struct plan *P, struct ref r, long need, int *last_t, long *batch)
 {
-	const rs_table *t = c->ns->tab[r.t];
 	struct key *k = &c->t[r.t].set.k[r.k];
 	int barrier = need >= *batch && r.t == *last_t;
 	if (barrier || r.t != *last_t)
 		(*batch)++;
 	*last_t = r.t;
 	k->batch = *batch;
-	rs_value kv[t->ncol > 0 ? t->ncol : 1];
-	int64_t rowid = 0;
+	return plan_push(&P->del, &P->ndel, &P->capdel, &P->barrier, r, barrier);
+}
+
+/*
+ * A cycle of rows each of whose deletes would act hard on the next: cut it
+ * by setting the referring row's key columns to NULL first (it is deleted
+ * and restored anyway), when they may be NULL and nothing refers to them.
+ */
+static int cuttable(rs_cascade *c, struct ref kid)
+{
+	if (kid.fk < 0)
+		return 0;
+	const rs_fkey *fk = &c->ns->fk[kid.fk];
+	const rs_table *t = c->ns->tab[kid.t];
+	for (int j = 0; j < fk->n; j++) {
+		int col = rs_table_col(t, fk->from[j]);
+		if (col < 0 || c->ns->colinfo[kid.t][col].notnull)
+			return 0;
+		for (int i = 0; i < c->ns->nfk; i++) /* a referenced column would fire ON UPDATE */
+			for (int m = 0; m < c->ns->fk[i].n; m++)
+				if (c->ns->fk[i].to[m] && strcasecmp(c->ns->fk[i].parent, t->name) == 0 &&
+				    strcasecmp(c->ns->fk[i].to[m], fk->from[j]) == 0)
+					return 0;
+	}
+	return 1;
+}
+
+/* Cut the edge at kid (its row's key columns NULL first); -1 out of memory. */
+static int plan_cut(struct plan *P, struct ref *kid)
+{
+	struct ref r = *kid;
+	kid->how = RS_FK_NONE; /* no longer orders anything */
+	return plan_push(&P->cut, &P->ncut, &P->capcut, NULL, r, 0);
+}
+
+static void key_row(const rs_table *t, const struct key *k, int64_t *rowid, rs_value *kv)
+{
 	for (int i = 0; i < t->ncol; i++)
 		kv[i] = (rs_value){.type = SQLITE_NULL};
-	key_values(t, k->b, &rowid, kv);
-	rs_change ch = {.op = RS_CH_DELETE, .derived = 1, .barrier = barrier, .tab = t, .rowid = rowid, .oldv = kv};
-	return emit(ctx, &ch);
+	key_values(t, k->b, rowid, kv);
+}
+
+static int plan_emit(rs_cascade *c, const struct plan *P, int (*emit)(void *ctx, const rs_change *ch), void *ctx)
+{
+	int rc = RS_OK;
+	for (size_t i = 0; rc == RS_OK && i < P->ncut + P->ndel; i++) {
+		int cut = i < P->ncut;
+		struct ref r = cut ? P->cut[i] : P->del[i - P->ncut];
+		const rs_table *t = c->ns->tab[r.t];
+		rs_value kv[t->ncol > 0 ? t->ncol : 1];
+		unsigned char nulls[t->ncol > 0 ? t->ncol : 1];
+		int64_t rowid = 0;
+		key_row(t, &c->t[r.t].set.k[r.k], &rowid, kv);
+		rs_change ch = {.op = RS_CH_DELETE, .derived = 1, .tab = t, .rowid = rowid, .oldv = kv};
+		if (cut) {
+			memset(nulls, 0, sizeof nulls);
+			const rs_fkey *fk = &c->ns->fk[r.fk];
+			for (int j = 0; j < fk->n; j++)
+				nulls[rs_table_col(t, fk->from[j])] = 1;
+			ch.op = RS_CH_DETACH;
+			ch.changed = nulls;
+		} else {
+			ch.barrier = P->barrier[i - P->ncut];
+		}
+		rc = emit(ctx, &ch);
+	}
+	return rc;
 }
 
 int rs_cascade_clear_all(rs_cascade *c, const int *order, int (*emit)(void *ctx, const rs_change *ch), void *ctx,
@@ -823,46 +923,76 @@ int rs_cascade_clear_all(rs_cascade *c, const int *order, int (*emit)(void *ctx,
 	 * Depth first over "refers to".  A row X goes after every marked row Y
 	 * its delete would act on with SET NULL, SET DEFAULT or RESTRICT (hard),
 	 * and, for rows its delete removes by CASCADE (taken along at X's
-	 * moment), after the rows those would act on hard, and so on; a cycle is
-	 * cut where it closes.  CASCADE alone needs no order: it removes a row
-	 * that is deleted anyway.  Tables are visited children first, so rows of
-	 * one table mostly come together and batch.
+	 * moment), after the rows those would act on hard, and so on.  CASCADE
+	 * alone needs no order: it removes a row that is deleted anyway.  A
+	 * cycle is cut where it closes (plan_cut).  Tables are visited children
+	 * first, so rows of one table mostly come together and batch.
 	 */
 	size_t cap = 64, top = 0;
 	struct frame {
 		struct ref r;
+		struct ref *edge; /* the edge it was reached by (in its parent's kid list), or NULL */
 		size_t next;
-		int cascaded; /* visiting what a cascade to this row reaches: emits nothing */
+		int cascaded; /* visiting what a cascade to this row reaches: plans nothing */
 		long need;    /* the last batch holding a row this one must follow */
 	} *st = malloc(cap * sizeof *st);
+	struct plan P = {0};
 	if (!st)
 		return rs_err(err, RS_ENOMEM, "out of memory");
-	int rc = RS_OK, last_t = -1;
+	int rc = RS_OK, last_t = -1, again = 1;
 	long batch = 0;
-	for (int oi = c->ns->ntab - 1; rc == RS_OK && oi >= 0; oi--) {
+	/* A cycle of hard edges that cannot be cut where it closes is cut at another of its edges,
+	 * and the plan made again (a few times at most: each round cuts one edge for good). */
+	for (int round = 0; rc == RS_OK && again && round < 16; round++) {
+	again = 0;
+	P.ndel = 0;
+	last_t = -1;
+	batch = 0;
+	for (int ti = 0; ti < c->ns->ntab; ti++)
+		for (size_t k = 0; k < c->t[ti].set.n; k++) {
+			struct key *key = &c->t[ti].set.k[k];
+			key->state = key->cvisit = 0;
+			key->batch = key->need_c = 0;
+		}
+	for (int oi = c->ns->ntab - 1; rc == RS_OK && !again && oi >= 0; oi--) {
 		int ti = order[oi];
 		for (size_t k = 0; rc == RS_OK && k < c->t[ti].set.n; k++) {
 			if (c->t[ti].set.k[k].state)
 				continue;
 			c->t[ti].set.k[k].state = 1;
 			st[top++] = (struct frame){.r = {.t = ti, .k = k}, .need = -1};
-			while (rc == RS_OK && top) {
+			while (rc == RS_OK && top && !again) {
 				struct frame *f = &st[top - 1];
 				struct key *key = &c->t[f->r.t].set.k[f->r.k];
 				if (f->next < key->nkid) {
-					struct ref kid = key->kid[f->next++];
+					struct ref *edge = &key->kid[f->next++];
+					struct ref kid = *edge;
 					struct key *kk = &c->t[kid.t].set.k[kid.k];
-					struct frame nf = {.r = kid, .need = -1};
+					struct frame nf = {.r = kid, .edge = edge, .need = -1};
 					if (kid.how == RS_FK_HARD && !kk->state) {
 						kk->state = 1;
 					} else if (kid.how == RS_FK_CASCADE && !kk->cvisit) {
 						kk->cvisit = nf.cascaded = 1;
 					} else {
-						/* done before: carry what it needed; on the stack: a cycle, cut */
+						/* done before: carry what it needed; on the stack: a cycle */
 						if (kid.how == RS_FK_HARD && kk->state == 2 && kk->batch > f->need)
 							f->need = kk->batch;
 						if (kid.how == RS_FK_CASCADE && kk->cvisit == 2 && kk->need_c > f->need)
 							f->need = kk->need_c;
+						if (kid.how == RS_FK_HARD && kk->state == 1) {
+							/* a cycle: cut it where it closes, or at another of its edges */
+							struct ref *cut = cuttable(c, kid) ? edge : NULL;
+							for (size_t j = top; !cut && j-- > 1;) {
+								if (st[j].r.t == kid.t && st[j].r.k == kid.k && !st[j].cascaded)
+									break;
+								if (st[j].edge && st[j].edge->how != RS_FK_NONE &&
+								    cuttable(c, *st[j].edge))
+									cut = st[j].edge;
+							}
+							if (cut && plan_cut(&P, cut) < 0)
+								rc = rs_err(err, RS_ENOMEM, "out of memory");
+							again = cut && cut != edge;
+						}
 						continue;
 					}
 					if (top == cap) {
@@ -885,15 +1015,23 @@ int rs_cascade_clear_all(rs_cascade *c, const int *order, int (*emit)(void *ctx,
 					key->need_c = done.need;
 				} else {
 					key->state = 2;
-					rc = clear_one(c, done.r, done.need, emit, ctx, &last_t, &batch);
+					if (plan_one(c, &P, done.r, done.need, &last_t, &batch) < 0)
+						rc = rs_err(err, RS_ENOMEM, "out of memory");
 					reached = key->batch;
 				}
 				if (top && reached > st[top - 1].need)
 					st[top - 1].need = reached;
 			}
+			top = again ? 0 : top;
 		}
 	}
+	}
+	if (rc == RS_OK)
+		rc = plan_emit(c, &P, emit, ctx);
 	free(st);
+	free(P.del);
+	free(P.barrier);
+	free(P.cut);
 	return rc;
 }
 

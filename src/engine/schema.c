@@ -311,6 +311,7 @@ static int on_xinfo(void *ctx, sqlite3_stmt *st, rs_error *err)
 		return rs_err(err, RS_ENOMEM, "out of memory loading schema");
 	C->ci = ci;
 	C->ci[t->ncol].dflt = sqlite3_column_type(st, 4) == SQLITE_NULL ? NULL : xstrdup(col_text(st, 4));
+	C->ci[t->ncol].notnull = sqlite3_column_int(st, 3);
 	t->col[t->ncol] = xstrdup(name);
 	if (!t->col[t->ncol])
 		return rs_err(err, RS_ENOMEM, "out of memory loading schema");
@@ -404,8 +405,11 @@ static int on_fk(void *ctx, sqlite3_stmt *st, rs_error *err)
 		k->parent = xstrdup(col_text(st, 2));
 		k->actions = action_word(on_update) || action_word(on_delete);
 		k->restrict_ = strcasecmp(on_update, "RESTRICT") == 0 || strcasecmp(on_delete, "RESTRICT") == 0;
-		k->on_delete = strcasecmp(on_delete, "CASCADE") == 0 ? RS_FK_CASCADE
-			       : strcasecmp(on_delete, "NO ACTION") == 0 ? RS_FK_NONE : RS_FK_HARD;
+		k->on_delete = strcasecmp(on_delete, "CASCADE") == 0	   ? RS_FK_CASCADE
+			       : strcasecmp(on_delete, "SET NULL") == 0	   ? RS_FK_SETNULL
+			       : strcasecmp(on_delete, "SET DEFAULT") == 0 ? RS_FK_SETDEFAULT
+			       : strcasecmp(on_delete, "RESTRICT") == 0	   ? RS_FK_RESTRICT
+									   : RS_FK_NONE;
 		F->last_id = id;
 		if (!k->parent)
 			return rs_err(err, RS_ENOMEM, "out of memory loading schema");

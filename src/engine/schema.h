@@ -20,9 +20,12 @@ typedef struct rs_obj {
 /* Per-column facts of a stored column that only the engine needs. */
 typedef struct rs_colinfo {
 	char *dflt;   /* default expression text, or NULL */
+	int notnull;  /* declared NOT NULL */
 } rs_colinfo;
 
-enum { RS_FK_NONE = 0, RS_FK_CASCADE, RS_FK_HARD }; /* NO ACTION; CASCADE; SET NULL/DEFAULT, RESTRICT */
+/* What deleting a parent row does to a child (rs_fkey.on_delete); RS_FK_HARD: a delete that fails
+ * (RESTRICT, NULL into NOT NULL), as the engine's cascade.c classifies each key. */
+enum { RS_FK_NONE = 0, RS_FK_CASCADE, RS_FK_HARD, RS_FK_SETNULL, RS_FK_SETDEFAULT, RS_FK_RESTRICT };
 
 /* A foreign key of a child table (rs_schema.fk). */
 typedef struct rs_fkey {

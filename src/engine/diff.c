@@ -26,7 +26,7 @@ struct tstate {
 	int old_idx;       /* index in the old schema, or -1 */
 	char **alter_defs; /* TS_ALTER: column definitions to add */
 	int nalter;
-	int touched;       /* a row change was emitted (its triggers were suppressed) */
+	int written;       /* a row was inserted or written whole: an AUTOINCREMENT counter may have moved */
 };
 
 struct differ {
@@ -962,6 +962,8 @@ static int emit_row(struct differ *D, int ti, const rs_change *ch, int write)
 	int rc = suppress_triggers(D);
 	rs_change c2 = *ch;
 	c2.superseded = !write;
+	if (write && ch->op != RS_CH_DELETE)
+		D->ts[ti].written = 1;
 	if (rc == RS_OK)
 		rc = emit(D, &c2);
 	if (rc == RS_OK && nt->nfts && !ch->derived)
@@ -1112,6 +1114,11 @@ static int restore_emit(void *ctx, const rs_change *ch)
 {
 	struct differ *D = ctx;
 	int rc = suppress_triggers(D);
+	if (ch->op == RS_CH_UPDATE) {
+		int ti = rs_schema_table(D->ns, ch->tab->name);
+		if (ti >= 0)
+			D->ts[ti].written = 1;
+	}
 	return rc == RS_OK ? emit(D, ch) : rc;
 }
 
@@ -1196,8 +1203,12 @@ static int diff_sequence(struct differ *D)
 		for (int j = 0; j < os->nseq; j++)
 			if (strcmp(os->seq_name[j], ns->seq_name[i]) == 0)
 				same = os->seq_val[j] == ns->seq_val[i];
-		if (forced || !same) {
-			rs_change ch = {.op = RS_CH_SEQ, .obj_name = ns->seq_name[i], .seq = ns->seq_val[i]};
+		/* a row written with a rowid above the counter moves it on the target (an UPDATE of
+		 * the key in the source did not): the counter is set again after the rows */
+		int moved = same && !forced && t >= 0 && D->ts[t].written;
+		if (forced || !same || moved) {
+			rs_change ch = {.op = RS_CH_SEQ, .derived = moved, .obj_name = ns->seq_name[i],
+					.seq = ns->seq_val[i]};
 			rc = emit(D, &ch);
 		}
 	}

@@ -121,6 +121,9 @@ struct val {
 	int boolean;
 	char *const *items;
 	size_t n_items;
+	int has_nul;        /* the string (an item) held U+0000 */
+	int item_type;      /* RS_TOML_ARRAY: the type of the first item that is not a string; 0 none */
+	int item_line, item_col;
 };
 
 static int key_err(rs_error *err, const char *where, int ki, const char *fmt, ...)
@@ -183,6 +186,9 @@ static const char *a_type(int toml_type)
 	case RS_TOML_INT: return "an integer";
 	case RS_TOML_BOOL: return "a boolean";
 	case RS_TOML_ARRAY: return "an array";
+	case RS_TOML_FLOAT: return "a float";
+	case RS_TOML_DATETIME: return "a date-time";
+	case RS_TOML_TABLES: return "an array of tables";
 	}
 	return "a table";
 }
@@ -365,6 +371,11 @@ static int set_key(rs_config *c, int ki, const struct val *v, const char *where,
 	int rc = RS_OK, want = wanted_type(k->type);
 	if (v->type != want)
 		return key_err(err, where, ki, "expected %s; got %s", a_type(want), a_type(v->type));
+	if (v->has_nul)
+		return key_err(err, where, ki, "must not hold a NUL character (\\u0000)");
+	if (v->item_type)
+		return key_err(err, where, ki, "expected an array of strings; the item at line %d, column %d is %s",
+			       v->item_line, v->item_col, a_type(v->item_type));
 	switch (k->type) {
 	case K_MODE: {
 		int m = name_index(mode_names, v->str);
@@ -429,7 +440,7 @@ static int set_list_from_string(rs_config *c, int ki, const char *s, const char 
 		if (len)
 			items[n++] = t;
 	}
-	struct val v = {RS_TOML_ARRAY, NULL, 0, 0, items, n};
+	struct val v = {RS_TOML_ARRAY, NULL, 0, 0, items, n, 0, 0, 0, 0};
 	rc = set_key(c, ki, &v, where, err);
 	free(items);
 	free(copy);
@@ -440,7 +451,7 @@ static int set_list_from_string(rs_config *c, int ki, const char *s, const char 
 static int set_from_string(rs_config *c, int ki, const char *s, const char *where, rs_error *err)
 {
 	char q[128];
-	struct val v = {RS_TOML_STRING, s, 0, 0, NULL, 0};
+	struct val v = {RS_TOML_STRING, s, 0, 0, NULL, 0, 0, 0, 0, 0};
 	if (!rs_toml_is_utf8(s, strlen(s)))
 		return key_err(err, where, ki, "not valid UTF-8");
 	switch (keys[ki].type) {
@@ -501,7 +512,8 @@ static rs_config *config_new(void)
 /* The value of a TOML entry as a struct val. */
 static struct val entry_val(const struct rs_toml_entry *e)
 {
-	struct val v = {e->type, e->str, e->num, e->boolean, e->items, e->n_items};
+	struct val v = {e->type, e->str, e->num, e->boolean, e->items, e->n_items,
+			e->has_nul, e->item_type, e->item_line, e->item_col};
 	return v;
 }
 
@@ -531,9 +543,12 @@ static int apply_doc(rs_config *c, const struct rs_toml *doc, const char *name, 
 		const struct rs_toml_entry *e = &doc->entries[i];
 		char where[300];
 		int ki, rc;
-		if (!is_ours(e->key))
-			continue;
-		if ((ki = find_key(e->key)) < 0) {
+		if (!is_ours(e->key) || e->nested)
+			continue; /* under [[x]]: x's own entry (RS_TOML_TABLES) stands for them */
+		ki = find_key(e->key);
+		if (ki < 0 && e->type == RS_TOML_TABLE)
+			continue; /* an inline table: its members are entries of their own */
+		if (ki < 0) {
 			rc = unknown_entry(e, name, err);
 		} else {
 			struct val v = entry_val(e);

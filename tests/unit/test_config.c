@@ -351,6 +351,79 @@ TEST(err_types)
 	LOAD_ERR(load_text("[database]\npath = data.db\n"), "resort-sync.toml:2:8: expected a value (strings need quotes); got data.db");
 }
 
+/* The whole of TOML 1.0 in sections we ignore; strict types and located errors in ours. */
+TEST(full_toml_syntax)
+{
+	LOAD_OK(load_text("[server]\nratio = 0.75\nstarted = 1979-05-27T07:32:00Z\nday = 1979-05-27\n"
+			  "limits = { rps = 10, burst = 2.5 }\nbanner = \"\"\"\nWelcome\n\"\"\"\n"
+			  "mixed = [1, \"a\", [2.0], {x = 1}]\n[[server.upstreams]]\nurl = 'http://a'\n"
+			  "[[server.upstreams]]\nurl = 'http://b'\n"
+			  "[database]\npath = '''/srv/rr.db'''\nsync = { mode = \"d1\", d1 = { database = \"rr\" } }\n"
+			  "[logging]\nlevel = \"\"\"warn\"\"\"\nformat = '''json'''\n"));
+	CHECK_EQ_STR(cfg->db_path, "/srv/rr.db");
+	CHECK_EQ_INT(cfg->mode, RS_MODE_D1);
+	CHECK_EQ_STR(cfg->d1_database, "rr");
+	CHECK_EQ_INT(cfg->log_level, RS_LOG_WARN);
+	CHECK_MSG(captured[0] == '\0', "unexpected log output: %s", captured);
+	/* our keys keep their types, and say where */
+	LOAD_ERR(load_text("[database.sync]\ninterval_seconds = 30.0\n"),
+		 "resort-sync.toml:2:20: database.sync.interval_seconds: expected an integer; got a float");
+	LOAD_ERR(load_text("[database.sync.turso]\ntimeout_seconds = 1979-05-27\n"),
+		 "resort-sync.toml:2:19: database.sync.turso.timeout_seconds: expected an integer; got a date-time");
+	LOAD_ERR(load_text("[database.sync]\nmode = { d1 = true }\n"),
+		 "resort-sync.toml:2:8: database.sync.mode: expected a string; got a table");
+	LOAD_ERR(load_text("[database.sync.turso]\nexclude_tables = [\"a\",\n  1.5]\n"),
+		 "resort-sync.toml:2:18: database.sync.turso.exclude_tables: expected an array of strings; "
+		 "the item at line 3, column 3 is a float");
+	LOAD_ERR(load_text("[database.sync.turso]\nexclude_tables = [{ name = \"a\" }]\n"),
+		 "the item at line 2, column 19 is a table");
+	LOAD_ERR(load_text("[[database.sync]]\nmode = \"d1\"\n"),
+		 "resort-sync.toml:1:1: database.sync: expected a table; got an array of tables");
+	LOAD_ERR(load_text("[database]\n[[database.path]]\n"),
+		 "resort-sync.toml:2:1: database.path: expected a string; got an array of tables");
+	LOAD_ERR(load_text("[database]\npath = \"a\\u0000b\"\n"),
+		 "resort-sync.toml:2:8: database.path: must not hold a NUL character (\\u0000)");
+	LOAD_ERR(load_text("[database]\npath = \"\"\"\na.db\"\"\"\nmigrations_dir = 1.5\n"),
+		 "resort-sync.toml:4:18: database.migrations_dir: expected a string; got a float");
+	/* unknown keys of ours in the new forms are warned about, once each */
+	LOAD_OK(load_text("[database]\nextra = { a = 1 }\n[[database.more]]\nb = 2\n"));
+	CHECK_MSG(strstr(captured, "key=database.extra.a where=resort-sync.toml:2:11") != NULL, "log: %s", captured);
+	CHECK_MSG(strstr(captured, "key=database.more where=resort-sync.toml:3:1") != NULL, "log: %s", captured);
+	CHECK_MSG(strstr(captured, "database.more[0]") == NULL, "log: %s", captured);
+}
+
+/* Where RustResort's config files are kept for tests (run from the project's root), or NULL. */
+static const char *rustresort_fixtures(void)
+{
+	static const char *const dirs[] = {"../shared/fixtures/rustresort", "../../shared/fixtures/rustresort"};
+	char path[512];
+	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+		snprintf(path, sizeof path, "%s/default.toml", dirs[i]);
+		if (access(path, R_OK) == 0)
+			return dirs[i];
+	}
+	return NULL;
+}
+
+/* RustResort's own files, read where they are kept for tests. */
+TEST(rustresort_files)
+{
+	const char *dir = rustresort_fixtures();
+	char path[512];
+	if (!dir)
+		SKIP("RustResort's config files are not at ../shared/fixtures/rustresort");
+	env_clear();
+	snprintf(path, sizeof path, "%s/default.toml", dir);
+	LOAD_OK(load(path));
+	CHECK_EQ_INT(cfg->mode, RS_MODE_NONE);
+	CHECK_EQ_STR(cfg->db_path, "data/rustresort.db");
+	CHECK_EQ_INT(cfg->d1_history_retention, 10000);
+	CHECK_MSG(captured[0] == '\0', "unexpected log output: %s", captured);
+	snprintf(path, sizeof path, "%s/local.toml.example", dir);
+	LOAD_OK(load(path));
+	CHECK_MSG(captured[0] == '\0', "unexpected log output: %s", captured);
+}
+
 TEST(err_numbers)
 {
 	LOAD_ERR(load_text("[database.sync]\ninterval_seconds = -5\n"),
@@ -567,6 +640,8 @@ int main(void)
 	RUN(precedence_file_env_command_line);
 	RUN(err_bad_enum_exact);
 	RUN(err_types);
+	RUN(full_toml_syntax);
+	RUN(rustresort_files);
 	RUN(err_numbers);
 	RUN(clamp_warning);
 	RUN(err_missing_required);

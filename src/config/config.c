@@ -111,6 +111,8 @@ static const char *const wprio_names[] = {"low", "idle", "normal"}; /* indexed b
 
 struct rs_config_meta {
 	char *origin[KI_COUNT]; /* where each key was last set; NULL = default */
+	char **files;           /* the files read, in order (the later ones won) */
+	size_t nfiles;
 };
 
 /* A value to set, from the file (typed) or from a string (environment, -o). */
@@ -705,28 +707,45 @@ void rs_config_free(rs_config *c)
 		else if (is_string_kind(keys[i].type) && keys[i].type != K_IGNORE)
 			free(*str_field(c, i));
 	}
-	if (c->meta)
+	if (c->meta) {
 		for (int i = 0; i < KI_COUNT; i++)
 			free(c->meta->origin[i]);
+		for (size_t i = 0; i < c->meta->nfiles; i++)
+			free(c->meta->files[i]);
+		free(c->meta->files);
+	}
 	free(c->meta);
 	free(c->source);
 	free(c);
 }
 
-/* Parse, apply the file, warn about a readable secret (file_mode >= 0), env, finish. */
-static int build(rs_config **out, const char *name, const char *text, size_t len, int use_env,
-		 int file_mode, rs_error *err)
+/* Remember that file `name` was read (c->source is the last one). */
+static int note_file(rs_config *c, const char *name, rs_error *err)
+{
+	char **f = realloc(c->meta->files, (c->meta->nfiles + 1) * sizeof *f);
+	if (f)
+		c->meta->files = f;
+	char *copy = strdup(name), *copy2 = strdup(name);
+	if (!f || !copy || !copy2) {
+		free(copy);
+		free(copy2);
+		return rs_err(err, RS_ENOMEM, "out of memory");
+	}
+	f[c->meta->nfiles++] = copy;
+	free(c->source);
+	c->source = copy2;
+	return RS_OK;
+}
+
+/* One file's text over c: parse, apply, warn about a token others can read (file_mode >= 0). */
+static int apply_text(rs_config *c, const char *name, const char *text, size_t len, int file_mode,
+		      rs_error *err)
 {
 	struct rs_toml *doc = NULL;
-	rs_config *c = config_new();
-	int rc = RS_OK;
-	if (!c)
-		return rs_err(err, RS_ENOMEM, "out of memory");
-	if (name && (c->source = strdup(name)) == NULL)
-		rc = rs_err(err, RS_ENOMEM, "out of memory");
-	if (rc == RS_OK && text)
+	int rc = note_file(c, name, err);
+	if (rc == RS_OK)
 		rc = rs_toml_parse(&doc, name, text, len, err);
-	if (rc == RS_OK && doc)
+	if (rc == RS_OK)
 		rc = apply_doc(c, doc, name, err);
 	if (rc == RS_OK && file_mode >= 0 && (file_mode & 077) &&
 	    rs_toml_find(doc, keys[KI_TURSO_TOKEN].key)) {
@@ -735,8 +754,69 @@ static int build(rs_config **out, const char *name, const char *text, size_t len
 			"file=%s mode=%04o", rs_log_quote(q, sizeof q, name), (unsigned)(file_mode & 07777));
 	}
 	rs_toml_free(doc);
+	return rc;
+}
+
+/* The file at path over c; a missing optional file is skipped. */
+static int apply_file(rs_config *c, const char *path, int optional, rs_error *err)
+{
+	char *text = NULL;
+	size_t len = 0;
+	struct stat st;
+	int rc;
+	if (optional && access(path, F_OK) != 0 && errno == ENOENT)
+		return RS_OK;
+	if ((rc = rs_read_file(path, &text, &len, err)) != RS_OK) {
+		if (rc == RS_ENOMEM)
+			return rc;
+		if (err)
+			err->code = RS_ECONFIG;
+		return RS_ECONFIG;
+	}
+	int mode = stat(path, &st) == 0 ? (int)st.st_mode : -1;
+	rc = apply_text(c, path, text, len, mode, err);
+	free(text);
+	return rc;
+}
+
+/* One -o KEY=VALUE over c; errors say "-o KEY", never the value (it may be a secret). */
+static int apply_override(rs_config *c, const char *kv, rs_error *err)
+{
+	char key[256];
+	const char *eq = strchr(kv, '=');
+	if (!eq || eq == kv)
+		return rs_err(err, RS_ECONFIG, "-o %.200s: expected KEY=VALUE", eq ? "=..." : kv);
+	if ((size_t)(eq - kv) >= sizeof key)
+		return rs_err(err, RS_ECONFIG, "-o %.40s...: the key is too long", kv);
+	memcpy(key, kv, (size_t)(eq - kv));
+	key[eq - kv] = '\0';
+	if (strcmp(key, keys[KI_TURSO_TOKEN].key) == 0)
+		rs_warn("the auth token on the command line is visible to every user in the process list;"
+			" set TURSO_AUTH_TOKEN or the config file (mode 0600) instead", "option=-o");
+	int rc = rs_config_set(c, key, eq + 1, err);
+	if (rc != RS_OK)
+		rs_err_prefix(err, "-o %s", key);
+	return rc;
+}
+
+int rs_config_load_layers(rs_config **out, const struct rs_config_file *files, size_t nfiles, int use_env,
+			  const char *const *overrides, size_t noverrides, rs_error *err)
+{
+	rs_config *c = config_new();
+	int rc = RS_OK;
+	if (!c)
+		return rs_err(err, RS_ENOMEM, "out of memory");
+	for (size_t i = 0; rc == RS_OK && i < nfiles; i++) {
+		if (files[i].text)
+			rc = apply_text(c, files[i].path, files[i].text, files[i].len, -1, err);
+		else
+			rc = apply_file(c, files[i].path, files[i].optional, err);
+	}
 	if (rc == RS_OK && use_env)
 		rc = apply_env(c, err);
+	for (size_t i = 0; rc == RS_OK && i < noverrides; i++)
+		rc = apply_override(c, overrides[i], err);
+	/* validated once, after every layer: a key one layer needs may come from a later one */
 	if (rc == RS_OK)
 		rc = rs_config_finish(c, err);
 	if (rc != RS_OK) {
@@ -750,26 +830,14 @@ static int build(rs_config **out, const char *name, const char *text, size_t len
 int rs_config_from_text(rs_config **out, const char *name, const char *text, size_t len,
 			int use_env, rs_error *err)
 {
-	return build(out, name ? name : "(config)", text, len, use_env, -1, err);
+	struct rs_config_file f = {name ? name : "(config)", 0, text, len};
+	return rs_config_load_layers(out, &f, 1, use_env, NULL, 0, err);
 }
 
 int rs_config_load(rs_config **out, const char *path, rs_error *err)
 {
-	char *text = NULL;
-	size_t len = 0;
-	struct stat st;
-	int rc;
-	if (!path)
-		return build(out, NULL, NULL, 0, 1, -1, err);
-	if ((rc = rs_read_file(path, &text, &len, err)) != RS_OK) {
-		if (err && rc != RS_ENOMEM)
-			err->code = RS_ECONFIG;
-		return rc == RS_ENOMEM ? rc : RS_ECONFIG;
-	}
-	int mode = stat(path, &st) == 0 ? (int)st.st_mode : -1;
-	rc = build(out, path, text, len, 1, mode, err);
-	free(text);
-	return rc;
+	struct rs_config_file f = {path, 0, NULL, 0};
+	return rs_config_load_layers(out, &f, path ? 1 : 0, 1, NULL, 0, err);
 }
 
 int rs_config_set(rs_config *c, const char *key, const char *value, rs_error *err)
@@ -845,16 +913,19 @@ int rs_config_print(const rs_config *c, FILE *f, rs_error *err)
 	rs_buf b = RS_BUF_INIT(0);
 	const char *sec = NULL;
 	size_t sec_len = 0;
-	rs_buf_puts(&b, "# resort-sync effective configuration (file < environment < command line)\n");
-	if (c->source && !rs_toml_is_utf8(c->source, strlen(c->source))) {
-		rs_buf_puts(&b, "# file: (its name is not UTF-8)\n");
-	} else if (c->source) {
-		rs_buf_puts(&b, "# file: ");
-		rs_toml_quote(&b, c->source);
-		rs_buf_puts(&b, "\n");
-	} else {
-		rs_buf_puts(&b, "# file: none (defaults and environment)\n");
+	rs_buf_puts(&b, "# resort-sync effective configuration (files in order < environment < command line)\n");
+	for (size_t i = 0; i < c->meta->nfiles; i++) {
+		const char *name = c->meta->files[i];
+		if (!rs_toml_is_utf8(name, strlen(name))) {
+			rs_buf_puts(&b, "# file: (its name is not UTF-8)\n");
+		} else {
+			rs_buf_puts(&b, "# file: ");
+			rs_toml_quote(&b, name);
+			rs_buf_puts(&b, "\n");
+		}
 	}
+	if (c->meta->nfiles == 0)
+		rs_buf_puts(&b, "# file: none (defaults and environment)\n");
 	for (int i = 0; i < KI_COUNT; i++) {
 		const char *key = keys[i].key;
 		size_t slen = (size_t)(strrchr(key, '.') - key);

@@ -383,8 +383,8 @@ static int line_ending_backslash(struct parser *p, int *rc)
  */
 static int string_value(struct parser *p, char **out, size_t *len, int multi)
 {
-	size_t start = p->pos;
-	int quote = peek(p), rc = 0, ml = 0;
+	size_t start = p->pos, start_ls = p->line_start;
+	int quote = peek(p), rc = 0, ml = 0, start_line = p->line;
 	rs_buf b = RS_BUF_INIT(0);
 	if (peek_at(p, 1) == quote && peek_at(p, 2) == quote) {
 		if (!multi)
@@ -403,6 +403,8 @@ static int string_value(struct parser *p, char **out, size_t *len, int multi)
 	for (;;) {
 		int c = peek(p);
 		if (c < 0 || (!ml && (c == '\n' || c == '\r'))) {
+			p->line = start_line; /* located where it opened */
+			p->line_start = start_ls;
 			rc = perr(p, start, ml ? "unterminated multi-line string" : "unterminated string");
 			break;
 		}

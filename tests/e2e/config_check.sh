@@ -4,8 +4,10 @@
 # Writes config files in RustResort's layout into a scratch directory and
 # checks the exit status (0 fine, 1 environment problem, 2 configuration
 # error), that errors are located (file:line:col), that the effective
-# configuration is printed with the token redacted, and the precedence
-# file < environment < -o.  Prints one PASS/FAIL line per case.
+# configuration is printed with the token redacted, layered files (-c
+# repeated; RustResort's config/default.toml + config/local.toml without -c),
+# and the precedence files < environment < -o, validated once after all of
+# them.  Prints one PASS/FAIL line per case.
 set -uo pipefail
 ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 BUILD=${BUILD:-build}
@@ -78,11 +80,23 @@ if run bad_enum 2 -c bad_enum.toml check; then
   if has "$err" "$want"; then pass bad_enum; else fail bad_enum "wanted '$want' in: $err"; fi
 fi
 
-# 3. A TOML syntax error: exit 2, located.
-printf '[database]\npath = "a.db"\ninterval = 1.5\n' >syntax.toml
+# 3. A TOML syntax error, and a float where we want an integer: exit 2, located.
+printf '[database]\npath = "a.db"\ninterval = 1.5.2\n' >syntax.toml
 if run syntax_error 2 -c syntax.toml check; then
-  if has "$err" 'syntax.toml:3:12: floating-point numbers are not supported'; then pass syntax_error
+  if has "$err" 'syntax.toml:3:15: invalid character '"'.'"' in a float'; then pass syntax_error
   else fail syntax_error "not located: $err"; fi
+fi
+printf '[database.sync]\ninterval_seconds = 1.5\n' >float.toml
+if run float_for_integer 2 -c float.toml check; then
+  if has "$err" 'float.toml:2:20: database.sync.interval_seconds: expected an integer; got a float'
+  then pass float_for_integer; else fail float_for_integer "$err"; fi
+fi
+
+# 3b. The rest of TOML 1.0 in RustResort's other sections: accepted as it is.
+printf '%s\n[server.tls]\nratio = 0.5\nrenewed = 2026-01-01T00:00:00Z\nlimits = { rps = 10 }\nmotd = """\nhello\n"""\n[[server.peers]]\nurl = "https://a"\n' \
+  "$HEAD" >full.toml
+if run full_toml 0 -c full.toml -o database.path="$WORK/data/rr.db" check; then
+  if has "$out" 'config ok'; then pass full_toml; else fail full_toml "$out"; fi
 fi
 
 # 4. Mode d1 without the database key: exit 2, naming the key.
@@ -130,6 +144,64 @@ fi
 if run cli_error 2 -c none.toml -o database.sync.interval_seconds=-1 check; then
   if has "$err" 'database.sync.interval_seconds: must not be negative'; then pass cli_error
   else fail cli_error "$err"; fi
+fi
+
+# 8b. Precedence is validated once, after every layer: the environment's mode
+#     (turso, no remote_url anywhere) overridden by -o is not an error.
+if RUSTRESORT__DATABASE__SYNC__MODE=turso run env_mode_overridden_by_cli 0 -c none.toml \
+    -o database.path="$WORK/data/rr.db" -o database.sync.mode=d1 -o database.sync.d1.database=rr \
+    -o database.sync.d1.wrangler="$WORK/bin/wrangler" check; then
+  if has "$out" 'mode = "d1"'; then pass env_mode_overridden_by_cli; else fail env_mode_overridden_by_cli "$out"; fi
+fi
+# ... and a key the file's mode needs may come from the environment or -o
+printf '[database]\npath = "%s"\n[database.sync]\nmode = "d1"\n[database.sync.d1]\nwrangler = "%s"\n' \
+  "$WORK/data/rr.db" "$WORK/bin/wrangler" >d1_nodb.toml
+if RUSTRESORT__DATABASE__SYNC__D1__DATABASE=rr run required_key_from_env 0 -c d1_nodb.toml check; then
+  pass required_key_from_env
+fi
+if run required_key_from_cli 0 -c d1_nodb.toml -o database.sync.d1.database=rr check; then
+  pass required_key_from_cli
+fi
+
+# 8c. Layered files: -c repeated, later files win key by key; both are listed.
+printf '[database]\npath = "%s"\n[database.sync]\nmode = "none"\ninterval_seconds = 42\n' "$WORK/data/rr.db" >layer1.toml
+printf '[database.sync]\nmode = "d1"\n[database.sync.d1]\ndatabase = "rr"\nwrangler = "%s"\n' "$WORK/bin/wrangler" >layer2.toml
+if run layered_files 0 -c layer1.toml -c layer2.toml check; then
+  if has "$out" 'mode = "d1"' && has "$out" 'interval_seconds = 42' &&
+     has "$out" "$(printf '# file: "layer1.toml"\n# file: "layer2.toml"')"; then pass layered_files
+  else fail layered_files "$out"; fi
+fi
+if run layered_order_matters 0 -c layer2.toml -c layer1.toml check; then
+  if has "$out" 'mode = "none"'; then pass layered_order_matters; else fail layered_order_matters "$out"; fi
+fi
+if run layered_missing_file 2 -c layer1.toml -c nowhere.toml check; then
+  if has "$err" 'nowhere.toml: cannot open'; then pass layered_missing_file; else fail layered_missing_file "$err"; fi
+fi
+# 8d. Without -c and without resort-sync.toml: RustResort's config/default.toml
+#     then config/local.toml, each when present (as RustResort itself reads them).
+mkdir -p rr/config rr/data
+: >rr/data/rustresort.db
+printf '%s' "$HEAD" >rr/config/default.toml
+if (cd rr && run rustresort_default_only 0 check); then
+  if (cd rr && "$RS_BIN" check 2>/dev/null | grep -qF '# file: "config/default.toml"'); then pass rustresort_default_only
+  else fail rustresort_default_only "config/default.toml not read"; fi
+fi
+printf '[database.sync]\ninterval_seconds = 77\n' >rr/config/local.toml
+out=$(cd rr && "$RS_BIN" check 2>&1)
+if has "$out" 'interval_seconds = 77' && has "$out" "$(printf '# file: "config/default.toml"\n# file: "config/local.toml"')"; then
+  pass rustresort_local_over_default
+else fail rustresort_local_over_default "$out"; fi
+# RustResort's real files, when they are at hand
+FIX=
+for d in "$ROOT/../shared/fixtures/rustresort" "$ROOT/../../shared/fixtures/rustresort"; do
+  [[ -f $d/default.toml ]] && { FIX=$d; break; }
+done
+if [[ -z $FIX ]]; then
+  echo "SKIP rustresort_fixture_files: RustResort's config files are not at ../shared/fixtures/rustresort"
+elif run rustresort_fixture_files 0 -c "$FIX/default.toml" -c "$FIX/local.toml.example" \
+    -o database.path="$WORK/rr/data/rustresort.db" check; then
+  if has "$out" 'config ok' && ! has "$err" 'unknown configuration key'; then pass rustresort_fixture_files
+  else fail rustresort_fixture_files "$out $err"; fi
 fi
 
 # 9. A missing -c file is a configuration error.

@@ -317,6 +317,100 @@ TEST(precedence_file_env_command_line)
 		     "command line: database.sync.d1.database: required when database.sync.mode = \"d1\"");
 }
 
+/* Files layered in order, key by key; then environment, then -o; validated once at the end. */
+static int load_layers(const struct rs_config_file *files, size_t n, const char *const *ov, size_t nov)
+{
+	rs_config_free(cfg);
+	cfg = NULL;
+	memset(&cerr, 0, sizeof cerr);
+	capture_begin();
+	int rc = rs_config_load_layers(&cfg, files, n, 1, ov, nov, &cerr);
+	capture_end();
+	return rc;
+}
+
+TEST(layered_files)
+{
+	env_clear();
+	char def[256], loc[256], missing[256];
+	snprintf(def, sizeof def, "%s", write_file("default.toml",
+		"[database]\npath = \"data/rr.db\"\n[database.sync]\nmode = \"none\"\ninterval_seconds = 300\n"
+		"[database.sync.d1]\nhistory_retention_count = 10000\n", 0600));
+	snprintf(loc, sizeof loc, "%s", write_file("local.toml",
+		"# local\n[database.sync]\nmode = \"d1\"\n[database.sync.d1]\ndatabase = \"rr\"\n", 0600));
+	snprintf(missing, sizeof missing, "%s/nowhere.toml", tmpdir);
+	struct rs_config_file f[3] = {{def, 0, NULL, 0}, {loc, 0, NULL, 0}, {missing, 1, NULL, 0}};
+	LOAD_OK(load_layers(f, 3, NULL, 0));
+	CHECK_EQ_INT(cfg->mode, RS_MODE_D1);                 /* the later file wins */
+	CHECK_EQ_STR(cfg->d1_database, "rr");
+	CHECK_EQ_INT(cfg->interval_seconds, 300);            /* keys it does not set stay */
+	CHECK_EQ_INT(cfg->d1_history_retention, 10000);
+	CHECK_EQ_STR(cfg->d1_snapshot_path, "data/rr.db.d1-sync-snapshot.db");
+	CHECK_EQ_STR(cfg->source, loc);
+	char *out = printed(cfg);
+	char want[600];
+	snprintf(want, sizeof want, "# file: \"%s\"\n# file: \"%s\"\n", def, loc);
+	int ok = out && strstr(out, want) != NULL;
+	free(out);
+	CHECK_MSG(ok, "printed config does not list both files in order");
+	/* messages point at the file that set the key */
+	struct rs_config_file g[2] = {{loc, 0, NULL, 0}, {def, 0, NULL, 0}};
+	LOAD_OK(load_layers(g, 2, NULL, 0));
+	CHECK_EQ_INT(cfg->mode, RS_MODE_NONE);
+	write_file("local2.toml", "[database.sync]\nmode = \"turso\"\n", 0600);
+	char loc2[256];
+	snprintf(loc2, sizeof loc2, "%s/local2.toml", tmpdir);
+	struct rs_config_file h[2] = {{def, 0, NULL, 0}, {loc2, 0, NULL, 0}};
+	LOAD_ERR(load_layers(h, 2, NULL, 0), "local2.toml:2:8: database.sync.turso.remote_url: required when");
+	/* a type error in the later file names it */
+	write_file("local3.toml", "[database.sync]\ninterval_seconds = \"5\"\n", 0600);
+	snprintf(loc2, sizeof loc2, "%s/local3.toml", tmpdir);
+	LOAD_ERR(load_layers(h, 2, NULL, 0), "local3.toml:2:20: database.sync.interval_seconds: expected an integer");
+	/* a missing file that is not optional is an error naming it */
+	struct rs_config_file m[2] = {{def, 0, NULL, 0}, {missing, 0, NULL, 0}};
+	LOAD_ERR(load_layers(m, 2, NULL, 0), "nowhere.toml: cannot open");
+	/* only optional files, all missing: the defaults */
+	struct rs_config_file o[1] = {{missing, 1, NULL, 0}};
+	LOAD_OK(load_layers(o, 1, NULL, 0));
+	CHECK(cfg->source == NULL);
+	CHECK_EQ_INT(cfg->mode, RS_MODE_NONE);
+}
+
+TEST(validated_once_after_all_layers)
+{
+	const char *const d1[] = {"database.sync.mode=d1", "database.sync.d1.database=rr"};
+	const char *const bad[] = {"database.sync.mode"};
+	const char *const tok[] = {"database.sync.turso.auth_token=s3cr3t-on-cli", "database.sync.mode=d2"};
+	struct rs_config_file none = {"none.toml", 0, "[database]\npath = \"a.db\"\n", 24};
+	env_clear();
+	/* the environment asks for turso (no remote_url anywhere); -o turns it to d1 */
+	setenv("RUSTRESORT__DATABASE__SYNC__MODE", "turso", 1);
+	int rc = load_layers(&none, 1, d1, 2);
+	env_clear();
+	LOAD_OK(rc);
+	CHECK_EQ_INT(cfg->mode, RS_MODE_D1);
+	CHECK_EQ_STR(cfg->d1_database, "rr");
+	/* a file asks for d1, the database comes from the environment */
+	struct rs_config_file d1file = {"d1.toml", 0, "[database.sync]\nmode = \"d1\"\n", 27};
+	setenv("RUSTRESORT__DATABASE__SYNC__D1__DATABASE", "from-env", 1);
+	rc = load_layers(&d1file, 1, NULL, 0);
+	env_clear();
+	LOAD_OK(rc);
+	CHECK_EQ_STR(cfg->d1_database, "from-env");
+	/* what is still missing at the end is reported once, where the mode was set */
+	setenv("RUSTRESORT__DATABASE__SYNC__MODE", "turso", 1);
+	rc = load_layers(&none, 1, NULL, 0);
+	env_clear();
+	LOAD_ERR(rc, "environment RUSTRESORT__DATABASE__SYNC__MODE: database.sync.turso.remote_url: required when "
+		     "database.sync.mode = \"turso\"");
+	LOAD_ERR(load_layers(&none, 1, d1, 1), "command line: database.sync.d1.database: required when");
+	/* -o errors name the option and key, never the value */
+	LOAD_ERR(load_layers(&none, 1, bad, 1), "-o database.sync.mode: expected KEY=VALUE");
+	LOAD_ERR(load_layers(&none, 1, tok, 2), "-o database.sync.mode: database.sync.mode: expected one of");
+	CHECK(strstr(cerr.message, "s3cr3t") == NULL);
+	CHECK_MSG(strstr(captured, "visible to every user in the process list") != NULL, "log: %s", captured);
+}
+
 TEST(err_bad_enum_exact)
 {
 	LOAD_ERR(load_text("# resort-sync\n[server]\nport = 3000\n\n[database]\npath = \"x.db\"\n\n"
@@ -638,6 +732,8 @@ int main(void)
 	RUN(our_own_keys);
 	RUN(env_overrides);
 	RUN(precedence_file_env_command_line);
+	RUN(layered_files);
+	RUN(validated_once_after_all_layers);
 	RUN(err_bad_enum_exact);
 	RUN(err_types);
 	RUN(full_toml_syntax);

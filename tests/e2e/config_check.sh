@@ -60,9 +60,17 @@ fail() { echo "FAIL $1: $2"; }
 has() { grep -qF -- "$2" <<<"$1"; }
 
 mkdir -p data
-mkdir -p bin
-printf '#!/bin/sh\necho fake wrangler\n' >bin/wrangler
-chmod 755 bin/wrangler
+: >data/rustresort.db   # empty databases (SQLite reads a 0-byte file as one)
+: >data/rr.db
+# The wrangler the tests pin (tools/package.json); fakes answer --version like it.
+TESTED=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["dependencies"]["wrangler"])' \
+  "$ROOT/tools/package.json")
+fake_wrangler() { # fake_wrangler PATH VERSION
+  mkdir -p "$(dirname "$1")"
+  printf '#!/bin/sh\nif [ "$1" = --version ]; then echo " ⛅️ wrangler %s"; echo "---"; exit 0; fi\necho fake wrangler\n' "$2" >"$1"
+  chmod 755 "$1"
+}
+fake_wrangler bin/wrangler "$TESTED"
 
 # 1. RustResort's layout, mode none: valid, effective config printed.
 printf '%s' "$HEAD" >none.toml
@@ -231,6 +239,90 @@ line=$(grep -n '^intervall' unknown.toml | cut -d: -f1)
 if run unknown_key_warns 0 -c unknown.toml check; then
   if has "$err" "key=database.sync.intervall_seconds where=unknown.toml:$line:1"; then pass unknown_key_warns
   else fail unknown_key_warns "$err"; fi
+fi
+
+# 14. The database: missing (exit 1, said plainly), its directory missing,
+#     to be created by the migrations (a note, exit 0).
+printf '[database]\npath = "data/absent.db"\n' >db_missing.toml
+if run db_missing 1 -c db_missing.toml check; then
+  if has "$err" 'database data/absent.db does not exist (database.path)' && ! has "$out" 'config ok'; then pass db_missing
+  else fail db_missing "$err"; fi
+fi
+printf '[database]\npath = "nodir/sub/rr.db"\n' >db_nodir.toml
+if run db_dir_missing 1 -c db_nodir.toml check; then
+  if has "$err" 'database nodir/sub/rr.db does not exist, nor does its directory nodir/sub'; then pass db_dir_missing
+  else fail db_dir_missing "$err"; fi
+fi
+mkdir -p migrations
+printf '[database]\npath = "data/absent.db"\nmigrations_dir = "migrations"\n' >db_migrations.toml
+if run db_created_by_migrations 0 -c db_migrations.toml check; then
+  if has "$out" '# check: database data/absent.db does not exist yet: the migrations in migrations create it'
+  then pass db_created_by_migrations; else fail db_created_by_migrations "$out"; fi
+fi
+
+# 15. The schema is loaded as sync loads it: a table sync refuses is named (exit 1).
+python3 - "$WORK/data/contentless.db" "$WORK/data/fts.db" <<'PY'
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+c.executescript("CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT);"
+                "CREATE VIRTUAL TABLE notes_idx USING fts5(body, content='');")
+c.close()
+c = sqlite3.connect(sys.argv[2])
+c.executescript("CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT);"
+                "CREATE VIRTUAL TABLE notes_fts USING fts5(body);"
+                "CREATE TABLE kv(k TEXT PRIMARY KEY, v) WITHOUT ROWID;")
+c.close()
+PY
+printf '[database]\npath = "data/contentless.db"\n[database.sync]\nmode = "d1"\n[database.sync.d1]\ndatabase = "rr"\nwrangler = "%s"\n' \
+  "$WORK/bin/wrangler" >schema_d1.toml
+if run schema_refused_d1 1 -c schema_d1.toml check; then
+  if has "$err" 'database data/contentless.db: table notes_idx: a contentless FTS table cannot be replicated' &&
+     has "$err" '(sync refuses it)'; then pass schema_refused_d1
+  else fail schema_refused_d1 "$err"; fi
+fi
+printf '[database]\npath = "data/fts.db"\n[database.sync]\nmode = "d1"\n[database.sync.d1]\ndatabase = "rr"\nwrangler = "%s"\n' \
+  "$WORK/bin/wrangler" >schema_d1_ok.toml
+if run schema_ok_d1 0 -c schema_d1_ok.toml check; then
+  if has "$out" '# check: database data/fts.db: 3 tables, a schema the d1 sync accepts'; then pass schema_ok_d1
+  else fail schema_ok_d1 "$out"; fi
+fi
+printf '[database]\npath = "data/fts.db"\n[database.sync]\nmode = "turso"\n[database.sync.turso]\nremote_url = "http://127.0.0.1:1"\n' >schema_turso.toml
+if run schema_refused_turso 1 -c schema_turso.toml check; then
+  if has "$err" 'table notes_fts: a full-text (FTS) virtual table cannot sync to Turso; list it in database.sync.turso.exclude_tables' &&
+     has "$err" 'table kv: a WITHOUT ROWID table cannot sync to Turso'; then pass schema_refused_turso
+  else fail schema_refused_turso "$err"; fi
+fi
+if run schema_turso_excluded 0 -c schema_turso.toml -o 'database.sync.turso.exclude_tables=notes_fts,kv' check; then
+  if has "$out" '# check: database data/fts.db: 1 table, a schema the turso sync accepts'; then pass schema_turso_excluded
+  else fail schema_turso_excluded "$out"; fi
+fi
+
+# 16. wrangler's version: the pinned one is the one check knows; older is a
+#     problem, newer a note; a missing one says where it looked.
+if run wrangler_version_pinned 0 -c d1.toml check; then
+  if has "$out" "# check: wrangler $WORK/bin/wrangler: version $TESTED (the version tested with: $TESTED)"
+  then pass wrangler_version_pinned
+  else fail wrangler_version_pinned "check's tested version differs from tools/package.json ($TESTED): $out"; fi
+fi
+fake_wrangler old/wrangler 3.114.0
+if run wrangler_older 1 -c d1.toml -o database.sync.d1.wrangler="$WORK/old/wrangler" check; then
+  if has "$err" "wrangler $WORK/old/wrangler is version 3.114.0, older than $TESTED, the version resort-sync is tested with"
+  then pass wrangler_older; else fail wrangler_older "$err"; fi
+fi
+fake_wrangler new/wrangler 99.0.1
+if run wrangler_newer 0 -c d1.toml -o database.sync.d1.wrangler="$WORK/new/wrangler" check; then
+  if has "$out" "version 99.0.1 (newer than the version tested with, $TESTED)"; then pass wrangler_newer
+  else fail wrangler_newer "$out"; fi
+fi
+printf '#!/bin/sh\necho "something went wrong" >&2\nexit 3\n' >bin/broken
+chmod 755 bin/broken
+if run wrangler_broken 1 -c d1.toml -o database.sync.d1.wrangler="$WORK/bin/broken" check; then
+  if has "$err" "wrangler $WORK/bin/broken --version failed (exit status 3): something went wrong"
+  then pass wrangler_broken; else fail wrangler_broken "$err"; fi
+fi
+if PATH=/nonexistent:/also/not run wrangler_where_looked 1 -c d1_path.toml check; then
+  if has "$err" 'not found in PATH (looked in /nonexistent:/also/not); install wrangler' && has "$err" "wrangler@$TESTED"
+  then pass wrangler_where_looked; else fail wrangler_where_looked "$err"; fi
 fi
 
 # 13. Every command answers --help on standard output with its usage, exit 0,

@@ -1224,8 +1224,11 @@ static int d1_extras(struct verify *V, rs_error *err)
 		else
 			snprintf(cnt, sizeof cnt, "D1 index %lld rows, %lld expected (rows of %s)", (long long)count[j],
 				 (long long)want, of);
-		const char *msg = check[j] ? check[j] : "";
-		const char *colon = strstr(msg, "D1: ");
+		/* D1's own words: after "verify: reading ... from D1: wrangler d1 execute DB: " */
+		const char *msg = check[j] ? check[j] : "", *w = strstr(msg, "wrangler d1 execute ");
+		if (w && (w = strstr(w, ": ")) != NULL)
+			msg = w + 2;
+		const char *colon = w ? NULL : strstr(msg, "D1: ");
 		if (asprintf(&label, "%s (FTS index)", t->name) < 0 || !(name = printable_name(label)))
 			rc = rs_err(err, RS_ENOMEM, "out of memory");
 		else

@@ -1,7 +1,7 @@
 /*
  * main.c: the resort-sync command line.
  *
- *   resort-sync [-c FILE] [-v] COMMAND [ARGS]
+ *   resort-sync [-c FILE]... [-o KEY=VALUE]... [-v] COMMAND [ARGS]
  *
  * Exit status: 0 success (including "nothing to sync" and "already
  * applied"), 1 a sync or command failed, 2 usage or configuration error.
@@ -21,7 +21,7 @@
 #include "core/log.h"
 
 static const char usage_text[] =
-	"usage: resort-sync [-c FILE] [-v] [-q] COMMAND [ARGS]\n"
+	"usage: resort-sync [-c FILE]... [-o KEY=VALUE]... [-v] [-q] COMMAND [ARGS]\n"
 	"\n"
 	"Keep a local SQLite database in step with Cloudflare D1 (one-way) or a\n"
 	"Turso / libSQL server (two-way).\n"
@@ -57,10 +57,12 @@ static const char usage_text[] =
 	"  COMMAND --help      what a command does and its options\n"
 	"\n"
 	"Options:\n"
-	"  -c FILE             config file (default: resort-sync.toml in the\n"
-	"                      current directory; RustResort's layout)\n"
+	"  -c FILE             config file in RustResort's layout; repeat it to\n"
+	"                      layer files, later ones win (default: resort-sync.toml\n"
+	"                      in the current directory, else RustResort's\n"
+	"                      config/default.toml and config/local.toml if present)\n"
 	"  -o KEY=VALUE        set a config key, e.g. -o database.sync.mode=d1\n"
-	"                      (file < environment < command line)\n"
+	"                      (files < environment < command line)\n"
 	"  -v                  more log output (-v info, -vv debug)\n"
 	"  -q                  only errors\n"
 	"  -h, --help          this text\n"
@@ -111,6 +113,9 @@ int main(int argc, char **argv)
 		if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
 			if (++i >= argc)
 				return usage_error("%s needs a file name", a);
+			if (cli.n_configs >= RS_CLI_MAX_CONFIGS)
+				return usage_error("too many %s options", a);
+			cli.config_paths[cli.n_configs++] = argv[i];
 			cli.config_path = argv[i];
 			cli.config_explicit = 1;
 		} else if (strcmp(a, "-o") == 0) {

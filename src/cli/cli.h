@@ -4,10 +4,13 @@
 #include "resortsync.h"
 
 #define RS_CLI_MAX_OVERRIDES 64
+#define RS_CLI_MAX_CONFIGS 16
 
 struct rs_cli {
-	const char *config_path;   /* -c, default "resort-sync.toml" */
+	const char *config_path;   /* the last -c, default "resort-sync.toml" */
 	int config_explicit;       /* -c was given */
+	const char *config_paths[RS_CLI_MAX_CONFIGS]; /* every -c, in order: later files win */
+	int n_configs;
 	const char *overrides[RS_CLI_MAX_OVERRIDES]; /* -o KEY=VALUE */
 	int n_overrides;
 	int verbosity;             /* -1 quiet, 0 default, 1 -v, 2 -vv */
@@ -24,9 +27,11 @@ struct rs_cli_command {
 extern const struct rs_cli_command rs_cli_commands[];
 
 /*
- * Load the configuration the way every command does: the file (a missing
- * default file is fine, a missing -c file is an error), environment, -o
- * overrides, validation; applies the log level unless -v/-q was given.
+ * Load the configuration the way every command does: the -c files in order
+ * (a missing one is an error), or without -c resort-sync.toml when it exists,
+ * else RustResort's config/default.toml and config/local.toml, each when it
+ * exists; then environment, -o overrides, one validation after all of them;
+ * applies the log level unless -v/-q was given.
  * On failure prints the error and returns NULL (exit status 2).
  */
 rs_config *rs_cli_load_config(struct rs_cli *cli);

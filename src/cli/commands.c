@@ -57,36 +57,21 @@ rs_config *rs_cli_load_config(struct rs_cli *cli)
 {
 	rs_error err = {0};
 	rs_config *cfg = NULL;
-	const char *path = cli->config_path;
-	if (!cli->config_explicit && access(path, F_OK) != 0)
-		path = NULL; /* no default file: defaults + environment */
-	if (rs_config_load(&cfg, path, &err) != RS_OK) {
-		rs_cli_fail(&err);
-		return NULL;
+	struct rs_config_file files[RS_CLI_MAX_CONFIGS];
+	size_t n = 0;
+	for (int i = 0; i < cli->n_configs; i++)
+		files[n++] = (struct rs_config_file){cli->config_paths[i], 0, NULL, 0};
+	if (n == 0 && cli->config_explicit) /* config_path set without config_paths */
+		files[n++] = (struct rs_config_file){cli->config_path, 0, NULL, 0};
+	if (n == 0 && cli->config_path && access(cli->config_path, F_OK) == 0) {
+		files[n++] = (struct rs_config_file){cli->config_path, 0, NULL, 0};
+	} else if (n == 0) {
+		/* no file of ours: RustResort's own layering, each file only when present */
+		files[n++] = (struct rs_config_file){"config/default.toml", 1, NULL, 0};
+		files[n++] = (struct rs_config_file){"config/local.toml", 1, NULL, 0};
 	}
-	for (int i = 0; i < cli->n_overrides; i++) {
-		char key[256];
-		const char *eq = strchr(cli->overrides[i], '=');
-		if (!eq || eq == cli->overrides[i] || (size_t)(eq - cli->overrides[i]) >= sizeof key) {
-			fprintf(stderr, "resort-sync: -o %s: expected KEY=VALUE\n", cli->overrides[i]);
-			rs_config_free(cfg);
-			return NULL;
-		}
-		memcpy(key, cli->overrides[i], (size_t)(eq - cli->overrides[i]));
-		key[eq - cli->overrides[i]] = '\0';
-		if (strcmp(key, "database.sync.turso.auth_token") == 0)
-			rs_warn("the auth token on the command line is visible to every user in the process list;"
-				" set TURSO_AUTH_TOKEN or the config file (mode 0600) instead", "option=-o");
-		if (rs_config_set(cfg, key, eq + 1, &err) != RS_OK) {
-			rs_err_prefix(&err, "-o %s", key); /* not the value: it may be a secret */
-			rs_cli_fail(&err);
-			rs_config_free(cfg);
-			return NULL;
-		}
-	}
-	if (cli->n_overrides && rs_config_finish(cfg, &err) != RS_OK) {
+	if (rs_config_load_layers(&cfg, files, n, 1, cli->overrides, (size_t)cli->n_overrides, &err) != RS_OK) {
 		rs_cli_fail(&err);
-		rs_config_free(cfg);
 		return NULL;
 	}
 	if (cli->verbosity == 0)

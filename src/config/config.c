@@ -111,6 +111,8 @@ static const char *const wprio_names[] = {"low", "idle", "normal"}; /* indexed b
 
 struct rs_config_meta {
 	char *origin[KI_COUNT]; /* where each key was last set; NULL = default */
+	char **files;           /* the files read, in order (the later ones won) */
+	size_t nfiles;
 };
 
 /* A value to set, from the file (typed) or from a string (environment, -o). */
@@ -121,6 +123,9 @@ struct val {
 	int boolean;
 	char *const *items;
 	size_t n_items;
+	int has_nul;        /* the string (an item) held U+0000 */
+	int item_type;      /* RS_TOML_ARRAY: the type of the first item that is not a string; 0 none */
+	int item_line, item_col;
 };
 
 static int key_err(rs_error *err, const char *where, int ki, const char *fmt, ...)
@@ -183,6 +188,9 @@ static const char *a_type(int toml_type)
 	case RS_TOML_INT: return "an integer";
 	case RS_TOML_BOOL: return "a boolean";
 	case RS_TOML_ARRAY: return "an array";
+	case RS_TOML_FLOAT: return "a float";
+	case RS_TOML_DATETIME: return "a date-time";
+	case RS_TOML_TABLES: return "an array of tables";
 	}
 	return "a table";
 }
@@ -365,6 +373,11 @@ static int set_key(rs_config *c, int ki, const struct val *v, const char *where,
 	int rc = RS_OK, want = wanted_type(k->type);
 	if (v->type != want)
 		return key_err(err, where, ki, "expected %s; got %s", a_type(want), a_type(v->type));
+	if (v->has_nul)
+		return key_err(err, where, ki, "must not hold a NUL character (\\u0000)");
+	if (v->item_type)
+		return key_err(err, where, ki, "expected an array of strings; the item at line %d, column %d is %s",
+			       v->item_line, v->item_col, a_type(v->item_type));
 	switch (k->type) {
 	case K_MODE: {
 		int m = name_index(mode_names, v->str);
@@ -429,7 +442,7 @@ static int set_list_from_string(rs_config *c, int ki, const char *s, const char 
 		if (len)
 			items[n++] = t;
 	}
-	struct val v = {RS_TOML_ARRAY, NULL, 0, 0, items, n};
+	struct val v = {RS_TOML_ARRAY, NULL, 0, 0, items, n, 0, 0, 0, 0};
 	rc = set_key(c, ki, &v, where, err);
 	free(items);
 	free(copy);
@@ -440,7 +453,7 @@ static int set_list_from_string(rs_config *c, int ki, const char *s, const char 
 static int set_from_string(rs_config *c, int ki, const char *s, const char *where, rs_error *err)
 {
 	char q[128];
-	struct val v = {RS_TOML_STRING, s, 0, 0, NULL, 0};
+	struct val v = {RS_TOML_STRING, s, 0, 0, NULL, 0, 0, 0, 0, 0};
 	if (!rs_toml_is_utf8(s, strlen(s)))
 		return key_err(err, where, ki, "not valid UTF-8");
 	switch (keys[ki].type) {
@@ -501,7 +514,8 @@ static rs_config *config_new(void)
 /* The value of a TOML entry as a struct val. */
 static struct val entry_val(const struct rs_toml_entry *e)
 {
-	struct val v = {e->type, e->str, e->num, e->boolean, e->items, e->n_items};
+	struct val v = {e->type, e->str, e->num, e->boolean, e->items, e->n_items,
+			e->has_nul, e->item_type, e->item_line, e->item_col};
 	return v;
 }
 
@@ -531,9 +545,12 @@ static int apply_doc(rs_config *c, const struct rs_toml *doc, const char *name, 
 		const struct rs_toml_entry *e = &doc->entries[i];
 		char where[300];
 		int ki, rc;
-		if (!is_ours(e->key))
-			continue;
-		if ((ki = find_key(e->key)) < 0) {
+		if (!is_ours(e->key) || e->nested)
+			continue; /* under [[x]]: x's own entry (RS_TOML_TABLES) stands for them */
+		ki = find_key(e->key);
+		if (ki < 0 && e->type == RS_TOML_TABLE)
+			continue; /* an inline table: its members are entries of their own */
+		if (ki < 0) {
 			rc = unknown_entry(e, name, err);
 		} else {
 			struct val v = entry_val(e);
@@ -690,28 +707,45 @@ void rs_config_free(rs_config *c)
 		else if (is_string_kind(keys[i].type) && keys[i].type != K_IGNORE)
 			free(*str_field(c, i));
 	}
-	if (c->meta)
+	if (c->meta) {
 		for (int i = 0; i < KI_COUNT; i++)
 			free(c->meta->origin[i]);
+		for (size_t i = 0; i < c->meta->nfiles; i++)
+			free(c->meta->files[i]);
+		free(c->meta->files);
+	}
 	free(c->meta);
 	free(c->source);
 	free(c);
 }
 
-/* Parse, apply the file, warn about a readable secret (file_mode >= 0), env, finish. */
-static int build(rs_config **out, const char *name, const char *text, size_t len, int use_env,
-		 int file_mode, rs_error *err)
+/* Remember that file `name` was read (c->source is the last one). */
+static int note_file(rs_config *c, const char *name, rs_error *err)
+{
+	char **f = realloc(c->meta->files, (c->meta->nfiles + 1) * sizeof *f);
+	if (f)
+		c->meta->files = f;
+	char *copy = strdup(name), *copy2 = strdup(name);
+	if (!f || !copy || !copy2) {
+		free(copy);
+		free(copy2);
+		return rs_err(err, RS_ENOMEM, "out of memory");
+	}
+	f[c->meta->nfiles++] = copy;
+	free(c->source);
+	c->source = copy2;
+	return RS_OK;
+}
+
+/* One file's text over c: parse, apply, warn about a token others can read (file_mode >= 0). */
+static int apply_text(rs_config *c, const char *name, const char *text, size_t len, int file_mode,
+		      rs_error *err)
 {
 	struct rs_toml *doc = NULL;
-	rs_config *c = config_new();
-	int rc = RS_OK;
-	if (!c)
-		return rs_err(err, RS_ENOMEM, "out of memory");
-	if (name && (c->source = strdup(name)) == NULL)
-		rc = rs_err(err, RS_ENOMEM, "out of memory");
-	if (rc == RS_OK && text)
+	int rc = note_file(c, name, err);
+	if (rc == RS_OK)
 		rc = rs_toml_parse(&doc, name, text, len, err);
-	if (rc == RS_OK && doc)
+	if (rc == RS_OK)
 		rc = apply_doc(c, doc, name, err);
 	if (rc == RS_OK && file_mode >= 0 && (file_mode & 077) &&
 	    rs_toml_find(doc, keys[KI_TURSO_TOKEN].key)) {
@@ -720,8 +754,69 @@ static int build(rs_config **out, const char *name, const char *text, size_t len
 			"file=%s mode=%04o", rs_log_quote(q, sizeof q, name), (unsigned)(file_mode & 07777));
 	}
 	rs_toml_free(doc);
+	return rc;
+}
+
+/* The file at path over c; a missing optional file is skipped. */
+static int apply_file(rs_config *c, const char *path, int optional, rs_error *err)
+{
+	char *text = NULL;
+	size_t len = 0;
+	struct stat st;
+	int rc;
+	if (optional && access(path, F_OK) != 0 && errno == ENOENT)
+		return RS_OK;
+	if ((rc = rs_read_file(path, &text, &len, err)) != RS_OK) {
+		if (rc == RS_ENOMEM)
+			return rc;
+		if (err)
+			err->code = RS_ECONFIG;
+		return RS_ECONFIG;
+	}
+	int mode = stat(path, &st) == 0 ? (int)st.st_mode : -1;
+	rc = apply_text(c, path, text, len, mode, err);
+	free(text);
+	return rc;
+}
+
+/* One -o KEY=VALUE over c; errors say "-o KEY", never the value (it may be a secret). */
+static int apply_override(rs_config *c, const char *kv, rs_error *err)
+{
+	char key[256];
+	const char *eq = strchr(kv, '=');
+	if (!eq || eq == kv)
+		return rs_err(err, RS_ECONFIG, "-o %.200s: expected KEY=VALUE", eq ? "=..." : kv);
+	if ((size_t)(eq - kv) >= sizeof key)
+		return rs_err(err, RS_ECONFIG, "-o %.40s...: the key is too long", kv);
+	memcpy(key, kv, (size_t)(eq - kv));
+	key[eq - kv] = '\0';
+	if (strcmp(key, keys[KI_TURSO_TOKEN].key) == 0)
+		rs_warn("the auth token on the command line is visible to every user in the process list;"
+			" set TURSO_AUTH_TOKEN or the config file (mode 0600) instead", "option=-o");
+	int rc = rs_config_set(c, key, eq + 1, err);
+	if (rc != RS_OK)
+		rs_err_prefix(err, "-o %s", key);
+	return rc;
+}
+
+int rs_config_load_layers(rs_config **out, const struct rs_config_file *files, size_t nfiles, int use_env,
+			  const char *const *overrides, size_t noverrides, rs_error *err)
+{
+	rs_config *c = config_new();
+	int rc = RS_OK;
+	if (!c)
+		return rs_err(err, RS_ENOMEM, "out of memory");
+	for (size_t i = 0; rc == RS_OK && i < nfiles; i++) {
+		if (files[i].text)
+			rc = apply_text(c, files[i].path, files[i].text, files[i].len, -1, err);
+		else
+			rc = apply_file(c, files[i].path, files[i].optional, err);
+	}
 	if (rc == RS_OK && use_env)
 		rc = apply_env(c, err);
+	for (size_t i = 0; rc == RS_OK && i < noverrides; i++)
+		rc = apply_override(c, overrides[i], err);
+	/* validated once, after every layer: a key one layer needs may come from a later one */
 	if (rc == RS_OK)
 		rc = rs_config_finish(c, err);
 	if (rc != RS_OK) {
@@ -735,26 +830,14 @@ static int build(rs_config **out, const char *name, const char *text, size_t len
 int rs_config_from_text(rs_config **out, const char *name, const char *text, size_t len,
 			int use_env, rs_error *err)
 {
-	return build(out, name ? name : "(config)", text, len, use_env, -1, err);
+	struct rs_config_file f = {name ? name : "(config)", 0, text, len};
+	return rs_config_load_layers(out, &f, 1, use_env, NULL, 0, err);
 }
 
 int rs_config_load(rs_config **out, const char *path, rs_error *err)
 {
-	char *text = NULL;
-	size_t len = 0;
-	struct stat st;
-	int rc;
-	if (!path)
-		return build(out, NULL, NULL, 0, 1, -1, err);
-	if ((rc = rs_read_file(path, &text, &len, err)) != RS_OK) {
-		if (err && rc != RS_ENOMEM)
-			err->code = RS_ECONFIG;
-		return rc == RS_ENOMEM ? rc : RS_ECONFIG;
-	}
-	int mode = stat(path, &st) == 0 ? (int)st.st_mode : -1;
-	rc = build(out, path, text, len, 1, mode, err);
-	free(text);
-	return rc;
+	struct rs_config_file f = {path, 0, NULL, 0};
+	return rs_config_load_layers(out, &f, path ? 1 : 0, 1, NULL, 0, err);
 }
 
 int rs_config_set(rs_config *c, const char *key, const char *value, rs_error *err)
@@ -830,16 +913,19 @@ int rs_config_print(const rs_config *c, FILE *f, rs_error *err)
 	rs_buf b = RS_BUF_INIT(0);
 	const char *sec = NULL;
 	size_t sec_len = 0;
-	rs_buf_puts(&b, "# resort-sync effective configuration (file < environment < command line)\n");
-	if (c->source && !rs_toml_is_utf8(c->source, strlen(c->source))) {
-		rs_buf_puts(&b, "# file: (its name is not UTF-8)\n");
-	} else if (c->source) {
-		rs_buf_puts(&b, "# file: ");
-		rs_toml_quote(&b, c->source);
-		rs_buf_puts(&b, "\n");
-	} else {
-		rs_buf_puts(&b, "# file: none (defaults and environment)\n");
+	rs_buf_puts(&b, "# resort-sync effective configuration (files in order < environment < command line)\n");
+	for (size_t i = 0; i < c->meta->nfiles; i++) {
+		const char *name = c->meta->files[i];
+		if (!rs_toml_is_utf8(name, strlen(name))) {
+			rs_buf_puts(&b, "# file: (its name is not UTF-8)\n");
+		} else {
+			rs_buf_puts(&b, "# file: ");
+			rs_toml_quote(&b, name);
+			rs_buf_puts(&b, "\n");
+		}
 	}
+	if (c->meta->nfiles == 0)
+		rs_buf_puts(&b, "# file: none (defaults and environment)\n");
 	for (int i = 0; i < KI_COUNT; i++) {
 		const char *key = keys[i].key;
 		size_t slen = (size_t)(strrchr(key, '.') - key);

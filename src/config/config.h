@@ -1,8 +1,9 @@
 /*
  * config.h: the effective configuration (internal view of rs_config).
  *
- * Loaded from a TOML file in RustResort's layout, then environment overrides
- * (RUSTRESORT__A__B__C=value, TURSO_AUTH_TOKEN), then command-line options.
+ * Loaded from TOML files in RustResort's layout (later files win), then
+ * environment overrides (RUSTRESORT__A__B__C=value, TURSO_AUTH_TOKEN), then
+ * command-line options; validated once, after the last of them.
  * Strings are owned by the struct (malloc'd) and freed by rs_config_free().
  */
 #ifndef RS_CONFIG_CONFIG_H
@@ -17,7 +18,7 @@ enum { RS_MODE_NONE = 0, RS_MODE_TURSO = 1, RS_MODE_D1 = 2 };
 enum { RS_WPRIO_LOW = 0, RS_WPRIO_IDLE = 1, RS_WPRIO_NORMAL = 2 };
 
 struct rs_config {
-	char *source;              /* the file it came from, or NULL */
+	char *source;              /* the last file it came from, or NULL */
 
 	/* [database] */
 	char *db_path;             /* path; default "data/rustresort.db" */
@@ -63,6 +64,27 @@ int rs_config_set(rs_config *cfg, const char *key, const char *value, rs_error *
 
 /* Re-run validation and defaults (after rs_config_set). */
 int rs_config_finish(rs_config *cfg, rs_error *err);
+
+/* One file layer of rs_config_load_layers(). */
+struct rs_config_file {
+	const char *path;  /* the file; with `text`, only its name for messages */
+	int optional;      /* a missing file is skipped (RustResort's config/local.toml) */
+	const char *text;  /* NULL: read path; else the file's len bytes, already in memory */
+	size_t len;
+};
+
+/*
+ * The configuration from its layers, each over the ones before: the
+ * defaults, the files in order (later files win, key by key; a missing file
+ * is an error unless optional), the environment (use_env: RUSTRESORT__...,
+ * TURSO_AUTH_TOKEN), then `overrides` ("KEY=VALUE" as given to -o; an
+ * error names "-o KEY", never the value).  Values are checked as each layer
+ * sets them; what depends on several keys (a mode's required keys, derived
+ * paths, the snapshot not being the database) is checked once, after the
+ * last layer.  *out is set only on success.
+ */
+int rs_config_load_layers(rs_config **out, const struct rs_config_file *files, size_t nfiles, int use_env,
+			  const char *const *overrides, size_t noverrides, rs_error *err);
 
 /*
  * rs_config_load() on text already in memory: `name` is used in messages

@@ -1,19 +1,27 @@
 /*
- * toml.c: the strict TOML reader (see toml.h for the supported subset).
+ * toml.c: the TOML 1.0 reader (see toml.h for what the caller gets).
  *
  * Why hand-written: Debian 12 packages no C TOML library (tomlc99, toml-c
  * and friends are not in the archive; the one TOML package for a C-family
- * language is cpptoml, a C++ header library), and the configuration needs
- * only a small part of TOML.  A reader that knows exactly what it supports can
- * reject the rest with a located message instead of misreading it.
+ * language is cpptoml, a C++ header library).  The configuration reads a few
+ * keys, but it must read any file RustResort reads, so the whole of TOML 1.0
+ * is accepted and everything else is rejected with a located message.  It
+ * is checked against the toml-test suite's TOML 1.0 cases
+ * (tests/unit/test_toml.c, toml_test_suite, when the suite is at hand).
  *
  * Shape: the text is first checked to be UTF-8 without NUL bytes, then read
  * in one pass with a cursor (pos, line, start of the line).  Keys and tables
  * are tracked in a flat array of nodes (parent index, name, how the table
  * came to be) so that duplicate keys, duplicate headers and redefinitions
- * are caught as TOML 1.0 defines them.  Values go to a flat list of entries
- * in file order; that list is all the caller sees.
+ * are caught as TOML 1.0 defines them: an inline table and an array value
+ * are values (closed to headers and dotted keys); an array of tables is a
+ * node whose elements are nodes found through it, never by name.  Values go
+ * to a flat list of entries in file order; that list is all the caller sees.
+ * Values inside arrays are checked (their inline tables get nodes of their
+ * own, for duplicate keys) but give no entries.
  */
+#include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,17 +31,22 @@
 #include "core/buf.h"
 #include "core/err.h"
 
-enum { N_VALUE = 1, N_TABLE = 2 };
-/* How a table came to be (TOML's rules on reopening depend on it). */
-enum { T_IMPLICIT = 1, T_HEADER = 2, T_DOTTED = 3 };
+/* What a node is: a value (scalar, array, inline table), a table, an array of tables. */
+enum { N_VALUE = 1, N_TABLE = 2, N_ARRAY = 3 };
+/* How a table came to be (TOML's rules on reopening depend on it); T_ELEM: an element of an array. */
+enum { T_IMPLICIT = 1, T_HEADER = 2, T_DOTTED = 3, T_ELEM = 4 };
 
 struct node {
 	int parent;   /* index; -1 for the root */
-	char *name;   /* the key part, unescaped */
-	int kind;     /* N_VALUE or N_TABLE */
-	int how;      /* tables: T_* */
+	char *name;   /* the key part, unescaped (namelen bytes: it may hold U+0000); "" for elements */
+	size_t namelen;
+	int kind;     /* N_* */
+	int how;      /* tables: T_*; T_ELEM for an element of an array */
 	int section;  /* T_DOTTED: the header section that made it */
 	int line;     /* where it was defined, for messages */
+	int elem;     /* T_ELEM: its index in the array */
+	int last;     /* N_ARRAY: the node of its last element; -1 none */
+	int count;    /* N_ARRAY: elements so far */
 };
 
 struct parser {
@@ -49,17 +62,26 @@ struct parser {
 	size_t n_nodes, cap_nodes;
 	int table;          /* node of the current [table] */
 	int section;        /* number of headers seen */
+	int quiet;          /* > 0 inside an array value: no entries */
+	int depth;          /* arrays and inline tables open */
+};
+
+/* One part of a key: its bytes (a quoted part may hold U+0000). */
+struct part {
+	char *s;
+	size_t len;
 };
 
 /* A parsed (possibly dotted) key. */
 struct key {
-	char **parts;
+	struct part *parts;
 	int n, cap;
 	size_t pos;         /* where it starts */
 };
 
 static int perr(struct parser *p, size_t pos, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+static int parse_value(struct parser *p, int node, struct rs_toml_entry *e);
 
 /* ---------------------------------------------------------------------- */
 /* Positions and errors                                                    */
@@ -248,6 +270,7 @@ static int end_line(struct parser *p, const char *after)
 		    describe(d, sizeof d, c));
 }
 
+
 /* ---------------------------------------------------------------------- */
 /* Strings                                                                 */
 
@@ -316,34 +339,118 @@ static int escape(struct parser *p, rs_buf *b)
 	}
 	if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
 		return perr(p, at, "\\%c%0*lX is not a Unicode scalar value", c, ndig, cp);
-	if (cp == 0)
-		return perr(p, at, "NUL characters in strings are not supported");
 	p->pos += 2 + (size_t)ndig;
 	return put_utf8(b, cp) ? nomem(p) : 0;
 }
 
-/* A single-line string ("basic" or 'literal') at the cursor, into *out (malloc'd). */
-static int string_value(struct parser *p, char **out)
+/*
+ * In a multi-line basic string, at a backslash: a "line ending backslash"
+ * (backslash, optional spaces, newline) swallows every space and newline up
+ * to the next other character.  1 if it was one (the cursor moved on), 0 if
+ * not (nothing moved), or an error (spaces after the backslash, then
+ * something other than a newline).
+ */
+static int line_ending_backslash(struct parser *p, int *rc)
 {
-	size_t start = p->pos;
-	int quote = peek(p), rc = 0;
+	size_t q = p->pos + 1;
+	while (q < p->n && (p->s[q] == ' ' || p->s[q] == '\t'))
+		q++;
+	if (q < p->n && (p->s[q] == '\n' || p->s[q] == '\r')) {
+		p->pos = q;
+		for (;;) {
+			int c = peek(p);
+			if (c == ' ' || c == '\t') {
+				p->pos++;
+			} else if (c == '\n' || c == '\r') {
+				if ((*rc = eat_newline(p)) != 0)
+					return 1;
+			} else {
+				return 1;
+			}
+		}
+	}
+	if (q > p->pos + 1) {
+		*rc = perr(p, p->pos, "a backslash followed by spaces must end the line");
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * A string at the cursor: "basic", 'literal', """multi-line basic""" or
+ * '''multi-line literal''' (the latter two only when `multi` allows them:
+ * not in keys).  Its bytes go to *out (malloc'd, NUL-terminated) and *len.
+ */
+static int string_value(struct parser *p, char **out, size_t *len, int multi)
+{
+	size_t start = p->pos, start_ls = p->line_start;
+	int quote = peek(p), rc = 0, ml = 0, start_line = p->line;
 	rs_buf b = RS_BUF_INIT(0);
-	if (peek_at(p, 1) == quote && peek_at(p, 2) == quote)
-		return perr(p, start, "multi-line strings are not supported");
+	if (peek_at(p, 1) == quote && peek_at(p, 2) == quote) {
+		if (!multi)
+			return perr(p, start, "a key cannot be a multi-line string");
+		ml = 1;
+		p->pos += 3;
+		/* a newline right after the opening quotes is not part of the string */
+		if (peek(p) == '\n' || (peek(p) == '\r' && peek_at(p, 1) == '\n'))
+			if ((rc = eat_newline(p)) != 0)
+				return rc;
+	} else {
+		p->pos++;
+	}
 	if (rs_buf_append(&b, "", 0))
 		return nomem(p);
-	p->pos++;
 	for (;;) {
 		int c = peek(p);
-		if (c < 0 || c == '\n' || c == '\r') {
-			rc = perr(p, start, "unterminated string");
+		if (c < 0 || (!ml && (c == '\n' || c == '\r'))) {
+			p->line = start_line; /* located where it opened */
+			p->line_start = start_ls;
+			rc = perr(p, start, ml ? "unterminated multi-line string" : "unterminated string");
 			break;
 		}
-		if (c == quote) {
+		if (c == quote && !ml) {
 			p->pos++;
 			break;
 		}
+		if (c == quote) {
+			/* a run of quotes: three close the string, up to two more before them are content */
+			size_t run = 0;
+			while (peek_at(p, run) == quote)
+				run++;
+			if (run >= 3) {
+				if (run > 5) {
+					rc = perr(p, p->pos, "more than five quotes in a row in a multi-line string");
+					break;
+				}
+				if (rs_buf_append(&b, p->s + p->pos, run - 3)) {
+					rc = nomem(p);
+					break;
+				}
+				p->pos += run;
+				break;
+			}
+			if (rs_buf_append(&b, p->s + p->pos, run)) {
+				rc = nomem(p);
+				break;
+			}
+			p->pos += run;
+			continue;
+		}
+		if (ml && (c == '\n' || c == '\r')) {
+			if ((rc = eat_newline(p)) != 0)
+				break;
+			if (rs_buf_append(&b, "\n", 1)) {
+				rc = nomem(p);
+				break;
+			}
+			continue;
+		}
 		if (c == '\\' && quote == '"') {
+			if (ml && line_ending_backslash(p, &rc)) {
+				if (rc)
+					break;
+				continue;
+			}
 			if ((rc = escape(p, &b)) != 0)
 				break;
 			continue;
@@ -363,17 +470,18 @@ static int string_value(struct parser *p, char **out)
 		rs_buf_free(&b);
 		return rc;
 	}
-	*out = rs_buf_take(&b, NULL);
+	*out = rs_buf_take(&b, len);
 	return 0;
 }
 
-/* Append s as a TOML basic string (with quotes). */
-int rs_toml_quote(rs_buf *b, const char *s)
+/* Append s[0..n) as a TOML basic string (with quotes). */
+static int quote_n(rs_buf *b, const char *s, size_t n)
 {
 	int rc = rs_buf_append(b, "\"", 1);
-	for (const unsigned char *q = (const unsigned char *)s; *q && !rc; q++) {
+	for (size_t i = 0; i < n && !rc; i++) {
+		unsigned char q = (unsigned char)s[i];
 		const char *e = NULL;
-		switch (*q) {
+		switch (q) {
 		case '"': e = "\\\""; break;
 		case '\\': e = "\\\\"; break;
 		case '\b': e = "\\b"; break;
@@ -384,12 +492,17 @@ int rs_toml_quote(rs_buf *b, const char *s)
 		}
 		if (e)
 			rc = rs_buf_puts(b, e);
-		else if (is_control(*q))
-			rc = rs_buf_printf(b, "\\u%04X", (unsigned)*q);
+		else if (is_control(q) || q == 0)
+			rc = rs_buf_printf(b, "\\u%04X", (unsigned)q);
 		else
-			rc = rs_buf_append(b, q, 1);
+			rc = rs_buf_append(b, &q, 1);
 	}
 	return rc ? rc : rs_buf_append(b, "\"", 1);
+}
+
+int rs_toml_quote(rs_buf *b, const char *s)
+{
+	return quote_n(b, s, strlen(s));
 }
 
 /* ---------------------------------------------------------------------- */
@@ -398,25 +511,26 @@ int rs_toml_quote(rs_buf *b, const char *s)
 static void key_free(struct key *k)
 {
 	for (int i = 0; i < k->n; i++)
-		free(k->parts[i]);
+		free(k->parts[i].s);
 	free(k->parts);
 	memset(k, 0, sizeof *k);
 }
 
-/* One key part: bare, "basic" or 'literal'; *out is malloc'd. */
-static int key_part(struct parser *p, char **out)
+/* One key part: bare, "basic" or 'literal'. */
+static int key_part(struct parser *p, struct part *out)
 {
 	char d[32];
 	int c = peek(p);
 	if (c == '"' || c == '\'')
-		return string_value(p, out);
+		return string_value(p, &out->s, &out->len, 0);
 	if (!is_bare(c))
 		return perr(p, p->pos, "expected a key; got %s", describe(d, sizeof d, c));
 	size_t start = p->pos;
 	while (is_bare(peek(p)))
 		p->pos++;
-	*out = strndup(p->s + start, p->pos - start);
-	return *out ? 0 : nomem(p);
+	out->len = p->pos - start;
+	out->s = strndup(p->s + start, out->len);
+	return out->s ? 0 : nomem(p);
 }
 
 /* A key: part (ws '.' ws part)*. */
@@ -424,15 +538,15 @@ static int parse_key(struct parser *p, struct key *k)
 {
 	k->pos = p->pos;
 	for (;;) {
-		char *part = NULL;
+		struct part part = {0};
 		int rc = key_part(p, &part);
 		if (rc)
 			return rc;
 		if (k->n == k->cap) {
 			int cap = k->cap ? k->cap * 2 : 4;
-			char **np = realloc(k->parts, (size_t)cap * sizeof *np);
+			struct part *np = realloc(k->parts, (size_t)cap * sizeof *np);
 			if (!np) {
-				free(part);
+				free(part.s);
 				return nomem(p);
 			}
 			k->parts = np;
@@ -450,16 +564,20 @@ static int parse_key(struct parser *p, struct key *k)
 /* ---------------------------------------------------------------------- */
 /* The key tree                                                            */
 
-static int find_child(const struct parser *p, int parent, const char *name)
+/* The child of `parent` named by `part`; elements of arrays are never found by name. */
+static int find_child(const struct parser *p, int parent, const struct part *part)
 {
-	for (size_t i = 1; i < p->n_nodes; i++)
-		if (p->nodes[i].parent == parent && strcmp(p->nodes[i].name, name) == 0)
+	for (size_t i = 1; i < p->n_nodes; i++) {
+		const struct node *nd = &p->nodes[i];
+		if (nd->parent == parent && nd->how != T_ELEM && nd->namelen == part->len &&
+		    memcmp(nd->name, part->s, part->len) == 0)
 			return (int)i;
+	}
 	return -1;
 }
 
 /* Add a node (name is copied); its index goes to *idx. */
-static int add_node(struct parser *p, int parent, const char *name, int kind, int how,
+static int add_node(struct parser *p, int parent, const struct part *name, int kind, int how,
 		    int *idx)
 {
 	if (p->n_nodes >= RS_TOML_MAX_NODES)
@@ -472,31 +590,50 @@ static int add_node(struct parser *p, int parent, const char *name, int kind, in
 		p->nodes = nn;
 		p->cap_nodes = cap;
 	}
-	char *copy = strdup(name);
+	size_t len = name ? name->len : 0;
+	char *copy = malloc(len + 1);
 	if (!copy)
 		return nomem(p);
+	if (len)
+		memcpy(copy, name->s, len);
+	copy[len] = '\0';
 	struct node *nd = &p->nodes[p->n_nodes];
+	memset(nd, 0, sizeof *nd);
 	nd->parent = parent;
 	nd->name = copy;
+	nd->namelen = len;
 	nd->kind = kind;
 	nd->how = how;
 	nd->section = p->section;
 	nd->line = p->line;
+	nd->last = -1;
 	*idx = (int)p->n_nodes++;
 	return 0;
 }
 
-/* Append one key part in canonical form: bare when it can be, else quoted. */
-static int canon_part(rs_buf *b, const char *part)
+/* A new element of array node `arr` (an array of tables, or an array value's item). */
+static int add_elem(struct parser *p, int arr, int kind, int *idx)
 {
-	int bare = *part != '\0';
-	for (const char *q = part; *q; q++)
-		if (!is_bare((unsigned char)*q))
-			bare = 0;
-	return bare ? rs_buf_puts(b, part) : rs_toml_quote(b, part);
+	int rc = add_node(p, arr, NULL, kind, T_ELEM, idx);
+	if (rc)
+		return rc;
+	p->nodes[*idx].elem = p->nodes[arr].count++;
+	p->nodes[arr].last = *idx;
+	return 0;
 }
 
-/* The canonical dotted key of node idx (malloc'd), or NULL when out of memory. */
+/* Append one key part in canonical form: bare when it can be, else quoted. */
+static int canon_part(rs_buf *b, const struct node *nd)
+{
+	int bare = nd->namelen > 0;
+	for (size_t i = 0; i < nd->namelen; i++)
+		if (!is_bare((unsigned char)nd->name[i]))
+			bare = 0;
+	return bare ? rs_buf_append(b, nd->name, nd->namelen) : quote_n(b, nd->name, nd->namelen);
+}
+
+/* The canonical dotted key of node idx (malloc'd), or NULL when out of memory.
+ * Elements of arrays show as [i]: "fruits[1].name". */
 static char *node_path(const struct parser *p, int idx)
 {
 	int depth = 0;
@@ -511,16 +648,30 @@ static char *node_path(const struct parser *p, int idx)
 	rs_buf b = RS_BUF_INIT(0);
 	rs_buf_append(&b, "", 0);
 	for (k = 0; k < depth; k++) {
+		const struct node *nd = &p->nodes[chain[k]];
+		if (nd->how == T_ELEM) {
+			rs_buf_printf(&b, "[%d]", nd->elem);
+			continue;
+		}
 		if (k)
 			rs_buf_append(&b, ".", 1);
-		canon_part(&b, p->nodes[chain[k]].name);
+		canon_part(&b, nd);
 	}
 	free(chain);
 	return b.failed ? NULL : rs_buf_take(&b, NULL);
 }
 
+/* 1 if node idx lies under an element of an array (of tables, or an array value). */
+static int under_elem(const struct parser *p, int idx)
+{
+	for (int i = idx; i > 0; i = p->nodes[i].parent)
+		if (p->nodes[i].how == T_ELEM)
+			return 1;
+	return 0;
+}
+
 /* Errors that name an existing node. */
-enum { E_IS_VALUE, E_DUP_TABLE, E_DOTTED_TABLE, E_NO_EXTEND, E_DUP_KEY };
+enum { E_IS_VALUE, E_DUP_TABLE, E_DOTTED_TABLE, E_NO_EXTEND, E_DUP_KEY, E_IS_ARRAY, E_NOT_ARRAY };
 
 /* Set the error `what` about node idx (its key and the line it came from). */
 static int node_err(struct parser *p, size_t pos, int idx, int what)
@@ -544,6 +695,13 @@ static int node_err(struct parser *p, size_t pos, int idx, int what)
 		rc = perr(p, pos, "table %s (line %d) cannot be extended with dotted keys here",
 			  path, line);
 		break;
+	case E_IS_ARRAY:
+		rc = perr(p, pos, "%s is an array of tables (line %d), not a table", path, line);
+		break;
+	case E_NOT_ARRAY:
+		rc = perr(p, pos, "[[%s]]: %s is already a table (line %d), not an array of tables",
+			  path, path, line);
+		break;
 	default:
 		rc = perr(p, pos, "duplicate key %s (first on line %d)", path, line);
 		break;
@@ -552,55 +710,9 @@ static int node_err(struct parser *p, size_t pos, int idx, int what)
 	return rc;
 }
 
-/* [a.b.c]: make the table current, creating parents as needed. */
-static int open_table(struct parser *p, const struct key *k, size_t start)
+/* Append entry e to the document (it moves there) as the value of node idx. */
+static int add_entry(struct parser *p, int idx, struct rs_toml_entry *e)
 {
-	int cur = 0;
-	for (int i = 0; i < k->n; i++) {
-		int last = i == k->n - 1, rc;
-		int c = find_child(p, cur, k->parts[i]);
-		if (c < 0) {
-			if ((rc = add_node(p, cur, k->parts[i], N_TABLE, last ? T_HEADER : T_IMPLICIT,
-					   &c)) != 0)
-				return rc;
-		} else if (p->nodes[c].kind == N_VALUE) {
-			return node_err(p, start, c, E_IS_VALUE);
-		} else if (last && p->nodes[c].how == T_HEADER) {
-			return node_err(p, start, c, E_DUP_TABLE);
-		} else if (last && p->nodes[c].how == T_DOTTED) {
-			return node_err(p, start, c, E_DOTTED_TABLE);
-		} else if (last) {
-			p->nodes[c].how = T_HEADER;
-			p->nodes[c].line = p->line;
-		}
-		cur = c;
-	}
-	p->section++;
-	p->table = cur;
-	return 0;
-}
-
-/* key = value: place the value under the current table; e moves into the document. */
-static int define_value(struct parser *p, const struct key *k, struct rs_toml_entry *e)
-{
-	int cur = p->table, c, rc;
-	for (int i = 0; i < k->n - 1; i++) {
-		c = find_child(p, cur, k->parts[i]);
-		if (c < 0) {
-			if ((rc = add_node(p, cur, k->parts[i], N_TABLE, T_DOTTED, &c)) != 0)
-				return rc;
-		} else if (p->nodes[c].kind == N_VALUE) {
-			return node_err(p, k->pos, c, E_IS_VALUE);
-		} else if (p->nodes[c].how != T_DOTTED || p->nodes[c].section != p->section) {
-			return node_err(p, k->pos, c, E_NO_EXTEND);
-		}
-		cur = c;
-	}
-	c = find_child(p, cur, k->parts[k->n - 1]);
-	if (c >= 0)
-		return node_err(p, k->pos, c, E_DUP_KEY);
-	if ((rc = add_node(p, cur, k->parts[k->n - 1], N_VALUE, 0, &c)) != 0)
-		return rc;
 	struct rs_toml *d = p->doc;
 	if (d->n == p->cap_entries) {
 		size_t cap = p->cap_entries ? p->cap_entries * 2 : 16;
@@ -610,15 +722,90 @@ static int define_value(struct parser *p, const struct key *k, struct rs_toml_en
 		d->entries = ne;
 		p->cap_entries = cap;
 	}
-	if ((e->key = node_path(p, c)) == NULL)
+	if ((e->key = node_path(p, idx)) == NULL)
 		return nomem(p);
+	e->nested = under_elem(p, idx);
 	d->entries[d->n++] = *e;
 	memset(e, 0, sizeof *e);
 	return 0;
 }
 
+/* [a.b.c] and [[a.b.c]]: make the table (a new element of the array) current. */
+static int open_table(struct parser *p, const struct key *k, size_t start, int array)
+{
+	int cur = 0, rc;
+	for (int i = 0; i < k->n; i++) {
+		int last = i == k->n - 1;
+		int c = find_child(p, cur, &k->parts[i]);
+		if (c < 0) {
+			if ((rc = add_node(p, cur, &k->parts[i], last && array ? N_ARRAY : N_TABLE,
+					   last ? T_HEADER : T_IMPLICIT, &c)) != 0)
+				return rc;
+			if (last && array) {
+				struct rs_toml_entry e = {0};
+				e.type = RS_TOML_TABLES;
+				e.line = e.vline = p->line;
+				e.col = e.vcol = col_of(p, start);
+				if ((rc = add_entry(p, c, &e)) != 0)
+					return rc;
+			}
+		} else if (p->nodes[c].kind == N_VALUE) {
+			return node_err(p, start, c, E_IS_VALUE);
+		} else if (p->nodes[c].kind == N_ARRAY && last && !array) {
+			return node_err(p, start, c, E_IS_ARRAY);
+		} else if (p->nodes[c].kind != N_ARRAY && last && array) {
+			return node_err(p, start, c, E_NOT_ARRAY);
+		} else if (last && !array && p->nodes[c].how == T_HEADER) {
+			return node_err(p, start, c, E_DUP_TABLE);
+		} else if (last && !array && p->nodes[c].how == T_DOTTED) {
+			return node_err(p, start, c, E_DOTTED_TABLE);
+		} else if (last && !array) {
+			p->nodes[c].how = T_HEADER;
+			p->nodes[c].line = p->line;
+		}
+		if (p->nodes[c].kind == N_ARRAY) {
+			/* through an array of tables: into its last element; [[...]] adds one */
+			if (last && (rc = add_elem(p, c, N_TABLE, &c)) != 0)
+				return rc;
+			if (!last)
+				c = p->nodes[c].last;
+		}
+		cur = c;
+	}
+	p->section++;
+	p->table = cur;
+	return 0;
+}
+
+/*
+ * key = ...: the node for the key's value under table `parent`, creating
+ * the tables its dotted parts name; *idx gets it.
+ */
+static int declare(struct parser *p, int parent, const struct key *k, int *idx)
+{
+	int cur = parent, c, rc;
+	for (int i = 0; i < k->n - 1; i++) {
+		c = find_child(p, cur, &k->parts[i]);
+		if (c < 0) {
+			if ((rc = add_node(p, cur, &k->parts[i], N_TABLE, T_DOTTED, &c)) != 0)
+				return rc;
+		} else if (p->nodes[c].kind == N_VALUE) {
+			return node_err(p, k->pos, c, E_IS_VALUE);
+		} else if (p->nodes[c].kind == N_ARRAY) {
+			return node_err(p, k->pos, c, E_IS_ARRAY);
+		} else if (p->nodes[c].how != T_DOTTED || p->nodes[c].section != p->section) {
+			return node_err(p, k->pos, c, E_NO_EXTEND);
+		}
+		cur = c;
+	}
+	c = find_child(p, cur, &k->parts[k->n - 1]);
+	if (c >= 0)
+		return node_err(p, k->pos, c, E_DUP_KEY);
+	return add_node(p, cur, &k->parts[k->n - 1], N_VALUE, 0, idx);
+}
+
 /* ---------------------------------------------------------------------- */
-/* Values                                                                  */
+/* Scalars                                                                 */
 
 static int tok_is(const char *t, size_t len, const char *word)
 {
@@ -677,7 +864,147 @@ static int parse_integer(struct parser *p, size_t start, const char *t, size_t l
 	return 0;
 }
 
-/* Shapes of what is rejected rather than misread. */
+/*
+ * Decimal digits with single '_' between them from t[*i], copied without
+ * the '_' to buf (at *o, bounded by cap); the count of digits, or -1 when
+ * an '_' is not between two digits.
+ */
+static int digits(const char *t, size_t len, size_t *i, char *buf, size_t *o, size_t cap)
+{
+	int n = 0;
+	while (*i < len && (is_digit(t[*i]) || t[*i] == '_')) {
+		if (t[*i] == '_') {
+			if (!n || *i + 1 >= len || !is_digit(t[*i + 1]))
+				return -1;
+		} else {
+			if (*o + 1 < cap)
+				buf[(*o)++] = t[*i];
+			n++;
+		}
+		(*i)++;
+	}
+	return n;
+}
+
+/* t[0..len) as a TOML float: [sign] int (frac [exp] | exp), or [sign] inf / nan. */
+static int parse_float(struct parser *p, size_t start, const char *t, size_t len, double *out)
+{
+	char buf[512];
+	size_t i = 0, o = 0;
+	if (t[0] == '+' || t[0] == '-')
+		buf[o++] = t[i++];
+	if (tok_is(t + i, len - i, "inf") || tok_is(t + i, len - i, "nan")) {
+		*out = t[i] == 'i' ? (t[0] == '-' ? -HUGE_VAL : HUGE_VAL) : (t[0] == '-' ? -NAN : NAN);
+		return 0;
+	}
+	if (len > sizeof buf - 8)
+		return perr(p, start, "a float of more than %zu characters", sizeof buf - 8);
+	size_t int_start = i;
+	int n = digits(t, len, &i, buf, &o, sizeof buf);
+	if (n <= 0)
+		return perr(p, start, "invalid float: %s", n < 0 ? "'_' must be between digits" : "no digits before the point");
+	if (n > 1 && t[int_start] == '0')
+		return perr(p, start, "leading zeros are not allowed in floats");
+	if (i < len && t[i] == '.') {
+		buf[o++] = t[i++];
+		if ((n = digits(t, len, &i, buf, &o, sizeof buf)) <= 0)
+			return perr(p, start + i, "invalid float: %s", n < 0 ? "'_' must be between digits"
+									 : "no digits after the point");
+	}
+	if (i < len && (t[i] == 'e' || t[i] == 'E')) {
+		buf[o++] = t[i++];
+		if (i < len && (t[i] == '+' || t[i] == '-'))
+			buf[o++] = t[i++];
+		if ((n = digits(t, len, &i, buf, &o, sizeof buf)) <= 0)
+			return perr(p, start + (i < len ? i : len - 1), "invalid float: %s",
+				    n < 0 ? "'_' must be between digits" : "no digits in the exponent");
+	}
+	if (i < len)
+		return perr(p, start + i, "invalid character '%c' in a float", t[i]);
+	buf[o] = '\0';
+	errno = 0;
+	*out = strtod(buf, NULL); /* out of range: +-HUGE_VAL or a subnormal, as TOML allows */
+	return 0;
+}
+
+/* n digits at t into *v; 0, or -1 if they are not all digits. */
+static int num_at(const char *t, size_t len, size_t at, int n, int *v)
+{
+	*v = 0;
+	for (int i = 0; i < n; i++) {
+		if (at + (size_t)i >= len || !is_digit(t[at + (size_t)i]))
+			return -1;
+		*v = *v * 10 + (t[at + (size_t)i] - '0');
+	}
+	return 0;
+}
+
+/* HH:MM:SS[.frac] at t[*i]; the cursor moves past it.  NULL, or what is wrong. */
+static const char *partial_time(const char *t, size_t len, size_t *i)
+{
+	int h, m, s;
+	if (num_at(t, len, *i, 2, &h) || *i + 2 >= len || t[*i + 2] != ':' ||
+	    num_at(t, len, *i + 3, 2, &m))
+		return "expected HH:MM:SS";
+	if (*i + 5 >= len || t[*i + 5] != ':' || num_at(t, len, *i + 6, 2, &s))
+		return "seconds are required (HH:MM:SS)";
+	if (h > 23 || m > 59 || s > 60)
+		return "hour, minute or second out of range";
+	*i += 8;
+	if (*i < len && t[*i] == '.') {
+		size_t d = ++*i;
+		while (*i < len && is_digit(t[*i]))
+			(*i)++;
+		if (*i == d)
+			return "no digits after the decimal point";
+	}
+	return NULL;
+}
+
+/* A date-time, local date-time, local date or local time (RFC 3339 as TOML 1.0 has it). */
+static int parse_datetime(struct parser *p, size_t start, const char *t, size_t len)
+{
+	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	const char *bad = NULL;
+	size_t i = 0;
+	if (len >= 3 && t[2] == ':') {
+		bad = partial_time(t, len, &i);
+	} else {
+		int y, mo, d;
+		if (num_at(t, len, 0, 4, &y) || len < 10 || t[4] != '-' || num_at(t, len, 5, 2, &mo) ||
+		    t[7] != '-' || num_at(t, len, 8, 2, &d))
+			bad = "expected YYYY-MM-DD";
+		else if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1])
+			bad = "month or day out of range";
+		else if (mo == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)))
+			bad = "February 29 in a year that is not a leap year";
+		i = 10;
+		if (!bad && i < len) {
+			if (t[i] != 'T' && t[i] != 't' && t[i] != ' ')
+				bad = "expected T or a space between the date and the time";
+			else if (++i, (bad = partial_time(t, len, &i)) == NULL && i < len) {
+				int oh, om;
+				if (t[i] == 'Z' || t[i] == 'z') {
+					i++;
+				} else if (t[i] == '+' || t[i] == '-') {
+					if (num_at(t, len, i + 1, 2, &oh) || i + 3 >= len || t[i + 3] != ':' ||
+					    num_at(t, len, i + 4, 2, &om))
+						bad = "expected an offset +HH:MM";
+					else if (oh > 23 || om > 59)
+						bad = "offset out of range";
+					i += 6;
+				}
+			}
+		}
+	}
+	if (!bad && i < len)
+		bad = "unexpected characters after it";
+	if (bad)
+		return perr(p, start, "invalid date or time: %s", bad);
+	return 0;
+}
+
+/* Shapes: a date (YYYY-) or a time (HH:). */
 static int looks_like_date(const char *t, size_t len)
 {
 	if (len >= 5 && is_digit(t[0]) && is_digit(t[1]) && is_digit(t[2]) && is_digit(t[3]) &&
@@ -698,13 +1025,18 @@ static int looks_like_float(const char *t, size_t len)
 	return memchr(t, '.', len) || memchr(t, 'e', len) || memchr(t, 'E', len);
 }
 
-/* Booleans and integers; dates, floats and bare words are errors. */
+/* Booleans, integers, floats and dates; bare words are errors. */
 static int scalar_value(struct parser *p, struct rs_toml_entry *e)
 {
 	size_t start = p->pos, end = start;
 	char d[32];
 	while (end < p->n && is_token((unsigned char)p->s[end]))
 		end++;
+	/* a date, a space, a time: one value */
+	if (end - start == 10 && looks_like_date(p->s + start, 10) && end + 3 < p->n &&
+	    p->s[end] == ' ' && is_digit(p->s[end + 1]) && is_digit(p->s[end + 2]) && p->s[end + 3] == ':')
+		for (end++; end < p->n && is_token((unsigned char)p->s[end]);)
+			end++;
 	const char *t = p->s + start;
 	size_t len = end - start;
 	int rc = 0;
@@ -714,9 +1046,12 @@ static int scalar_value(struct parser *p, struct rs_toml_entry *e)
 		e->type = RS_TOML_BOOL;
 		e->boolean = t[0] == 't';
 	} else if (looks_like_date(t, len)) {
-		return perr(p, start, "dates and times are not supported");
+		e->type = RS_TOML_DATETIME;
+		if ((rc = parse_datetime(p, start, t, len)) == 0 && (e->str = strndup(t, len)) == NULL)
+			rc = nomem(p);
 	} else if (looks_like_float(t, len)) {
-		return perr(p, start, "floating-point numbers are not supported");
+		e->type = RS_TOML_FLOAT;
+		rc = parse_float(p, start, t, len, &e->fnum);
 	} else if (is_digit(t[0]) || t[0] == '+' || t[0] == '-') {
 		e->type = RS_TOML_INT;
 		rc = parse_integer(p, start, t, len, &e->num);
@@ -728,73 +1063,111 @@ static int scalar_value(struct parser *p, struct rs_toml_entry *e)
 	return rc;
 }
 
-/* [ "a", 'b', ] over any number of lines; only strings. */
-static int array_value(struct parser *p, struct rs_toml_entry *e)
+/* ---------------------------------------------------------------------- */
+/* Arrays and inline tables                                                */
+
+/* One more level of arrays or inline tables. */
+static int enter(struct parser *p)
 {
-	char d[32];
-	size_t cap = 4;
-	e->type = RS_TOML_ARRAY;
-	if ((e->items = calloc(cap + 1, sizeof *e->items)) == NULL)
-		return nomem(p);
-	p->pos++;
-	for (;;) {
-		int rc = skip_blank(p), c;
-		if (rc)
-			return rc;
-		c = peek(p);
-		if (c == ']')
-			break;
-		if (c == '[')
-			return perr(p, p->pos, "nested arrays are not supported");
-		if (c == ',')
-			return perr(p, p->pos, "expected a value before ','");
-		if (c < 0)
-			return perr(p, p->pos, "unterminated array (opened on line %d)", e->vline);
-		if (c != '"' && c != '\'')
-			return perr(p, p->pos, "only arrays of strings are supported");
-		if (e->n_items == cap) {
-			char **ni = realloc(e->items, (cap * 2 + 1) * sizeof *ni);
-			if (!ni)
-				return nomem(p);
-			e->items = ni;
-			cap *= 2;
-		}
-		if ((rc = string_value(p, &e->items[e->n_items])) != 0)
-			return rc;
-		e->items[++e->n_items] = NULL;
-		if ((rc = skip_blank(p)) != 0)
-			return rc;
-		c = peek(p);
-		if (c == ']')
-			break;
-		if (c < 0)
-			return perr(p, p->pos, "unterminated array (opened on line %d)", e->vline);
-		if (c != ',')
-			return perr(p, p->pos, "expected ',' or ']' in an array; got %s",
-				    describe(d, sizeof d, c));
-		p->pos++;
-	}
-	p->pos++;
+	if (p->depth >= RS_TOML_MAX_DEPTH)
+		return perr(p, p->pos, "arrays and inline tables nested more than %d deep", RS_TOML_MAX_DEPTH);
+	p->depth++;
 	return 0;
 }
 
-/* The value after '=': fills e's type and value and where it starts. */
-static int parse_value(struct parser *p, struct rs_toml_entry *e)
+/* Keep string s (len bytes) as the next item of array entry e. */
+static int add_item(struct parser *p, struct rs_toml_entry *e, char *s, size_t len, size_t *cap)
 {
-	int c = peek(p);
-	e->vline = p->line;
-	e->vcol = col_of(p, p->pos);
-	if (c < 0 || c == '\n' || c == '\r' || c == '#')
-		return perr(p, p->pos, "expected a value after '='");
-	if (c == '"' || c == '\'') {
-		e->type = RS_TOML_STRING;
-		return string_value(p, &e->str);
+	if (e->n_items == *cap) {
+		char **ni = realloc(e->items, (*cap * 2 + 1) * sizeof *ni);
+		if (!ni) {
+			free(s);
+			return nomem(p);
+		}
+		e->items = ni;
+		*cap *= 2;
 	}
-	if (c == '[')
-		return array_value(p, e);
-	if (c == '{')
-		return perr(p, p->pos, "inline tables are not supported; use a [table] header");
-	return scalar_value(p, e);
+	if (strlen(s) != len)
+		e->has_nul = 1;
+	e->items[e->n_items++] = s;
+	e->items[e->n_items] = NULL;
+	return 0;
+}
+
+/*
+ * [ value, value, ] over any number of lines, with comments.  The array is
+ * node `node`; its string items go to e->items, the type of the first item
+ * that is not a string to e->item_type.  Items give no entries (p->quiet).
+ */
+static int array_value(struct parser *p, int node, struct rs_toml_entry *e)
+{
+	char d[32];
+	size_t cap = 4;
+	int rc, opened = p->line;
+	e->type = RS_TOML_ARRAY;
+	if ((e->items = calloc(cap + 1, sizeof *e->items)) == NULL)
+		return nomem(p);
+	if ((rc = enter(p)) != 0)
+		return rc;
+	p->quiet++;
+	p->pos++;
+	for (;;) {
+		int c;
+		if ((rc = skip_blank(p)) != 0)
+			break;
+		c = peek(p);
+		if (c == ']')
+			break;
+		if (c == ',') {
+			rc = perr(p, p->pos, "expected a value before ','");
+			break;
+		}
+		if (c < 0) {
+			rc = perr(p, p->pos, "unterminated array (opened on line %d)", opened);
+			break;
+		}
+		struct rs_toml_entry item = {0};
+		int elem = node;
+		item.vline = p->line;
+		item.vcol = col_of(p, p->pos);
+		/* an item that holds keys (an inline table, or an array that may hold one) gets a node */
+		if ((c == '{' || c == '[') && (rc = add_elem(p, node, N_VALUE, &elem)) != 0)
+			break;
+		rc = parse_value(p, elem, &item);
+		if (rc == 0 && item.type == RS_TOML_STRING) {
+			rc = add_item(p, e, item.str, item.len, &cap);
+			item.str = NULL;
+		} else if (rc == 0 && !e->item_type) {
+			e->item_type = item.type;
+			e->item_line = item.vline;
+			e->item_col = item.vcol;
+		}
+		free(item.str);
+		if (item.items)
+			for (size_t i = 0; i < item.n_items; i++)
+				free(item.items[i]);
+		free(item.items);
+		if (rc || (rc = skip_blank(p)) != 0)
+			break;
+		c = peek(p);
+		if (c == ']')
+			break;
+		if (c < 0) {
+			rc = perr(p, p->pos, "unterminated array (opened on line %d)", opened);
+			break;
+		}
+		if (c != ',') {
+			rc = perr(p, p->pos, "expected ',' or ']' in an array; got %s", describe(d, sizeof d, c));
+			break;
+		}
+		p->pos++;
+	}
+	p->quiet--;
+	p->depth--;
+	if (rc)
+		return rc;
+	p->pos++;
+	return 0;
 }
 
 static void entry_free(struct rs_toml_entry *e)
@@ -807,6 +1180,109 @@ static void entry_free(struct rs_toml_entry *e)
 	free(e->items);
 }
 
+/* key = value inside table (or inline table) `parent`: one line's worth, without the end of the line. */
+static int keyval(struct parser *p, int parent)
+{
+	struct key k = {0};
+	struct rs_toml_entry e = {0};
+	char d[32];
+	int rc, node;
+	e.line = p->line;
+	e.col = col_of(p, p->pos);
+	if ((rc = parse_key(p, &k)) != 0)
+		goto out;
+	if (peek(p) != '=') {
+		rc = perr(p, p->pos, "expected '=' after the key; got %s", describe(d, sizeof d, peek(p)));
+		goto out;
+	}
+	p->pos++;
+	skip_ws(p);
+	e.vline = p->line;
+	e.vcol = col_of(p, p->pos);
+	if ((rc = declare(p, parent, &k, &node)) != 0)
+		goto out;
+	if (peek(p) == '{' && !p->quiet) {
+		/* the table's entry comes before its members' */
+		struct rs_toml_entry t = e;
+		t.type = RS_TOML_TABLE;
+		if ((rc = add_entry(p, node, &t)) != 0)
+			goto out;
+	}
+	if ((rc = parse_value(p, node, &e)) != 0)
+		goto out;
+	if (e.type != RS_TOML_TABLE && !p->quiet)
+		rc = add_entry(p, node, &e);
+out:
+	key_free(&k);
+	entry_free(&e);
+	return rc;
+}
+
+/* { key = value, ... } on one line: the members of node `node`. */
+static int inline_table(struct parser *p, int node)
+{
+	char d[32];
+	size_t start = p->pos;
+	int rc, c;
+	if ((rc = enter(p)) != 0)
+		return rc;
+	p->pos++;
+	skip_ws(p);
+	if (peek(p) == '}') {
+		p->pos++;
+		p->depth--;
+		return 0;
+	}
+	for (;;) {
+		skip_ws(p);
+		c = peek(p);
+		if (c == '\n' || c == '\r' || c < 0 || c == '#') {
+			rc = perr(p, p->pos, "an inline table must end on the line it starts (with '}'), "
+				  "without a trailing ','");
+			break;
+		}
+		if ((rc = keyval(p, node)) != 0)
+			break;
+		skip_ws(p);
+		c = peek(p);
+		if (c == '}') {
+			p->pos++;
+			break;
+		}
+		if (c != ',') {
+			rc = c == '\n' || c == '\r' || c < 0 ? perr(p, start, "unterminated inline table")
+			     : perr(p, p->pos, "expected ',' or '}' in an inline table; got %s",
+				    describe(d, sizeof d, c));
+			break;
+		}
+		p->pos++;
+	}
+	p->depth--;
+	return rc;
+}
+
+/* The value at the cursor, for node `node`: fills e's type and value. */
+static int parse_value(struct parser *p, int node, struct rs_toml_entry *e)
+{
+	int c = peek(p);
+	if (c < 0 || c == '\n' || c == '\r' || c == '#')
+		return perr(p, p->pos, "expected a value after '='");
+	if (c == '"' || c == '\'') {
+		int rc;
+		e->type = RS_TOML_STRING;
+		if ((rc = string_value(p, &e->str, &e->len, 1)) == 0)
+			e->has_nul = strlen(e->str) != e->len;
+		return rc;
+	}
+	if (c == '[')
+		return array_value(p, node, e);
+	if (c == '{') {
+		e->type = RS_TOML_TABLE; /* its node is a value: closed to headers and dotted keys */
+		return inline_table(p, node);
+	}
+	return scalar_value(p, e);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Lines                                                                   */
 
@@ -814,49 +1290,22 @@ static int parse_header(struct parser *p)
 {
 	size_t start = p->pos;
 	struct key k = {0};
-	int rc;
-	p->pos++;
-	if (peek(p) == '[')
-		return perr(p, start, "arrays of tables ([[...]]) are not supported");
+	int rc, array = peek_at(p, 1) == '[';
+	p->pos += array ? 2 : 1;
 	skip_ws(p);
 	if ((rc = parse_key(p, &k)) == 0) {
-		if (peek(p) != ']') {
+		if (peek(p) != ']' || (array && peek_at(p, 1) != ']')) {
 			char d[32];
-			rc = perr(p, p->pos, "expected ']' after the table name; got %s",
-				  describe(d, sizeof d, peek(p)));
+			int c = peek(p) != ']' ? peek(p) : peek_at(p, 1);
+			rc = perr(p, peek(p) != ']' ? p->pos : p->pos + 1, "expected '%s' after the table name; got %s",
+				  array ? "]]" : "]", describe(d, sizeof d, c));
 		} else {
-			p->pos++;
-			rc = open_table(p, &k, start);
+			p->pos += array ? 2 : 1;
+			rc = open_table(p, &k, start, array);
 		}
 	}
 	key_free(&k);
 	return rc ? rc : end_line(p, "the table header");
-}
-
-static int parse_keyval(struct parser *p)
-{
-	struct key k = {0};
-	struct rs_toml_entry e = {0};
-	char d[32];
-	int rc;
-	e.line = p->line;
-	e.col = col_of(p, p->pos);
-	if ((rc = parse_key(p, &k)) != 0)
-		goto out;
-	if (peek(p) != '=') {
-		rc = perr(p, p->pos, "expected '=' after the key; got %s",
-			  describe(d, sizeof d, peek(p)));
-		goto out;
-	}
-	p->pos++;
-	skip_ws(p);
-	if ((rc = parse_value(p, &e)) != 0 || (rc = define_value(p, &k, &e)) != 0)
-		goto out;
-	rc = end_line(p, "the value");
-out:
-	key_free(&k);
-	entry_free(&e);
-	return rc;
 }
 
 static int parse_doc(struct parser *p)
@@ -875,8 +1324,8 @@ static int parse_doc(struct parser *p)
 			rc = eat_newline(p);
 		else if (c == '[')
 			rc = parse_header(p);
-		else
-			rc = parse_keyval(p);
+		else if ((rc = keyval(p, p->table)) == 0)
+			rc = end_line(p, "the value");
 		if (rc)
 			return rc;
 	}
@@ -908,7 +1357,7 @@ int rs_toml_parse(struct rs_toml **out, const char *name, const char *text, size
 	p.err = err;
 	if ((p.doc = calloc(1, sizeof *p.doc)) == NULL)
 		return nomem(&p);
-	rc = add_node(&p, -1, "", N_TABLE, T_HEADER, &root);
+	rc = add_node(&p, -1, NULL, N_TABLE, T_HEADER, &root);
 	if (!rc)
 		rc = check_text(&p);
 	if (!rc)
@@ -950,6 +1399,10 @@ const char *rs_toml_type_name(int type)
 	case RS_TOML_INT: return "integer";
 	case RS_TOML_BOOL: return "boolean";
 	case RS_TOML_ARRAY: return "array";
+	case RS_TOML_FLOAT: return "float";
+	case RS_TOML_DATETIME: return "date-time";
+	case RS_TOML_TABLE: return "table";
+	case RS_TOML_TABLES: return "array of tables";
 	}
 	return "value";
 }

@@ -62,12 +62,34 @@
  * order).  External-content FTS tables are skipped (their rows are their
  * content table's).  Reported also: a table missing on D1, a table only on
  * D1 (not counting internal ones: sqlite_*, _cf_*, d1_*, the history table,
- * shadow tables of virtual tables).  Not compared: indexes, views,
- * triggers.  D1 is read in several calls, each its own transaction: a sync
- * running at the same time can make a table show as different.
+ * shadow tables of virtual tables).
+ *
+ * Beyond the rows (all read in the calls above, plus two):
+ *   - schema objects: every index, view and trigger, and the definition of
+ *     every table compared by rows, against D1's sqlite_schema, by name and
+ *     by normalised SQL (comments dropped, runs of white space made one
+ *     space, quoted text kept: wrangler strips "--" comments from what it
+ *     sends).  D1's own objects (_cf_*, d1_*), the sync history table and
+ *     shadow tables are left out on both sides;
+ *   - sqlite_sequence: the entry of every synced table, both ways;
+ *   - FTS5 tables: the index's row count on D1 (rows of its <name>_docsize
+ *     shadow table) against the rows it must index (the content table's, or
+ *     its own for a content-owning table), and FTS5's own integrity-check
+ *     with rank 1 (the index matches the content) run on D1.  That check is
+ *     written as INSERT INTO f(f, rank) VALUES('integrity-check', 1), which
+ *     changes nothing; D1 accepts it through --command (local D1, wrangler
+ *     4.86).  The read-only ways are not enough: PRAGMA integrity_check is
+ *     refused (SQLITE_AUTH) and PRAGMA quick_check, allowed, passes an index
+ *     missing a row.  If D1 refuses the check (a read-only token), the
+ *     table says "integrity-check not run" and does not count as differing.
+ *
+ * D1 is read in several calls, each its own transaction: a sync running at
+ * the same time can make a table show as different.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -98,6 +120,8 @@
 #define CHUNK_BYTES (512 << 10)        /* hex of a chunk: 1 MiB, under D1's 2 MB string limit */
 #define KEY_LITERAL_MAX 40000          /* a cursor's key literals, in SQL text */
 #define OUTPUT_MAX ((size_t)128 << 20) /* wrangler's stdout kept */
+
+static char *printable_name(const char *name);
 
 /* ---- the fingerprint ------------------------------------------------- */
 
@@ -222,6 +246,18 @@ static int parse_real(const char *s, size_t n, double *out)
 
 enum { CMP_ROWS = 0, CMP_MISSING, CMP_COLUMNS, CMP_KIND, CMP_SKIPPED };
 
+/* A schema object as sqlite_schema has it, its SQL normalised (norm_sql). */
+struct sobj {
+	char *type, *name, *tbl, *sql;
+	int matched;        /* D1's: a local object of that type and name exists */
+};
+
+/* One line of the report beyond the tables: "DIFFERS name: text" or "ok name: text". */
+struct line {
+	int differs;
+	char *name, *text;
+};
+
 struct vtab {
 	const rs_table *t;
 	int how;            /* CMP_* */
@@ -242,6 +278,13 @@ struct verify {
 	int nv;
 	char **d1_only;     /* tables only D1 has (malloc) */
 	int nd1_only;
+	struct sobj *d1obj; /* D1's schema objects, internal ones and shadow tables left out */
+	int nd1obj;
+	char **d1_shadow;   /* D1's shadow tables (PRAGMA table_list) */
+	int nd1_shadow;
+	int d1_has_seq;     /* D1 has sqlite_sequence */
+	struct line *lines; /* findings beyond the rows, printed after the tables */
+	int nlines;
 	int64_t calls;
 	int64_t rows_max, bytes_max; /* page limits: PAGE_ROWS_MAX and CALL_BYTES (tests make them small) */
 };
@@ -754,6 +797,454 @@ static int same_columns(const rs_table *t, json_t *rows)
 	return j == t->ncol;
 }
 
+/* ---- schema objects, sqlite_sequence, FTS indexes ---------------------- */
+
+/*
+ * sql with comments dropped and each run of white space (comments count as
+ * white space) made one space, leading and trailing space removed; quoted
+ * text ('...', "...", `...`, [...]) kept as it is.  wrangler strips "--"
+ * comments from the SQL it sends, so a definition is compared this way on
+ * both sides.  malloc'd; NULL when out of memory.
+ */
+static char *norm_sql(const char *sql)
+{
+	size_t n = strlen(sql), o = 0;
+	char *out = malloc(n + 1);
+	int space = 0;
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < n;) {
+		char c = sql[i];
+		if (c == '-' && sql[i + 1] == '-') {
+			while (i < n && sql[i] != '\n')
+				i++;
+			space = 1;
+		} else if (c == '/' && sql[i + 1] == '*') {
+			const char *end = strstr(sql + i + 2, "*/");
+			i = end ? (size_t)(end - sql) + 2 : n;
+			space = 1;
+		} else if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') {
+			i++;
+			space = 1;
+		} else {
+			if (space && o > 0)
+				out[o++] = ' ';
+			space = 0;
+			if (c == '\'' || c == '"' || c == '`' || c == '[') {
+				char close = c == '[' ? ']' : c;
+				out[o++] = sql[i++];
+				while (i < n) {
+					out[o++] = sql[i];
+					if (sql[i++] == close) {
+						if (close != ']' && i < n && sql[i] == close) { /* a doubled quote */
+							out[o++] = sql[i++];
+							continue;
+						}
+						break;
+					}
+				}
+			} else {
+				out[o++] = sql[i++];
+			}
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
+static void sobj_free(struct sobj *o)
+{
+	free(o->type);
+	free(o->name);
+	free(o->tbl);
+	free(o->sql);
+}
+
+/* Add a report line (name and text malloc'd here). */
+static int add_line(struct verify *V, int differs, const char *name, rs_error *err, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+static int add_line(struct verify *V, int differs, const char *name, rs_error *err, const char *fmt, ...)
+{
+	va_list ap;
+	char *text = NULL;
+	va_start(ap, fmt);
+	int w = vasprintf(&text, fmt, ap);
+	va_end(ap);
+	struct line *l = realloc(V->lines, (size_t)(V->nlines + 1) * sizeof *l);
+	if (l)
+		V->lines = l;
+	char *nm = strdup(name);
+	if (w < 0 || !l || !nm) {
+		free(nm);
+		if (w >= 0)
+			free(text);
+		return rs_err(err, RS_ENOMEM, "out of memory");
+	}
+	V->lines[V->nlines++] = (struct line){differs, nm, text};
+	return RS_OK;
+}
+
+static int is_d1_shadow(const struct verify *V, const char *name)
+{
+	for (int i = 0; i < V->nd1_shadow; i++)
+		if (strcasecmp(V->d1_shadow[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * From the first call: D1's shadow tables and whether it has
+ * sqlite_sequence (PRAGMA table_list), and its schema objects
+ * (sqlite_schema), internal objects, autoindexes and shadow tables left out.
+ */
+static int d1_objects(struct verify *V, json_t *list, json_t *objs, rs_error *err)
+{
+	json_t *r;
+	size_t i;
+	json_array_foreach(list, i, r) {
+		const char *name = json_string_value(json_object_get(r, "name"));
+		const char *type = json_string_value(json_object_get(r, "type"));
+		const char *schema = json_string_value(json_object_get(r, "schema"));
+		if (!name || !type || !schema || strcmp(schema, "main") != 0)
+			continue;
+		if (strcmp(name, "sqlite_sequence") == 0)
+			V->d1_has_seq = 1;
+		if (strcmp(type, "shadow") != 0)
+			continue;
+		char **d = realloc(V->d1_shadow, (size_t)(V->nd1_shadow + 1) * sizeof *d);
+		if (d)
+			V->d1_shadow = d;
+		if (!d || !(V->d1_shadow[V->nd1_shadow] = strdup(name)))
+			return rs_err(err, RS_ENOMEM, "out of memory");
+		V->nd1_shadow++;
+	}
+	if (!json_is_array(objs))
+		return rs_err(err, RS_EREMOTE, "verify: D1 returned no rows for its sqlite_schema");
+	json_array_foreach(objs, i, r) {
+		const char *type = json_string_value(json_object_get(r, "type"));
+		const char *name = json_string_value(json_object_get(r, "name"));
+		const char *tbl = json_string_value(json_object_get(r, "tbl_name"));
+		const char *sql = json_string_value(json_object_get(r, "sql"));
+		if (!type || !name || !tbl || !sql || reserved_on_d1(name) || reserved_on_d1(tbl) ||
+		    (strcmp(type, "table") == 0 && is_d1_shadow(V, name)))
+			continue;
+		struct sobj *o = realloc(V->d1obj, (size_t)(V->nd1obj + 1) * sizeof *o);
+		if (!o)
+			return rs_err(err, RS_ENOMEM, "out of memory");
+		V->d1obj = o;
+		o = &V->d1obj[V->nd1obj];
+		memset(o, 0, sizeof *o);
+		o->type = strdup(type);
+		o->name = strdup(name);
+		o->tbl = strdup(tbl);
+		o->sql = norm_sql(sql);
+		V->nd1obj++;
+		if (!o->type || !o->name || !o->tbl || !o->sql)
+			return rs_err(err, RS_ENOMEM, "out of memory");
+	}
+	return RS_OK;
+}
+
+/* D1's object of this type and name, or NULL. */
+static struct sobj *d1_object(struct verify *V, const char *type, const char *name)
+{
+	for (int i = 0; i < V->nd1obj; i++)
+		if (strcmp(V->d1obj[i].type, type) == 0 && strcasecmp(V->d1obj[i].name, name) == 0)
+			return &V->d1obj[i];
+	return NULL;
+}
+
+/* "CREATE INDEX ..." cut to about 160 bytes for a message (malloc'd by printable_name). */
+static char *shown_sql(const char *sql)
+{
+	char buf[200];
+	size_t n = strlen(sql);
+	snprintf(buf, sizeof buf, "%.*s%s", n > 160 ? 160 : (int)n, sql, n > 160 ? "..." : "");
+	return printable_name(buf);
+}
+
+/*
+ * Every local index, view and trigger, and the definition of every table
+ * compared by rows, against D1's; objects only D1 has (tables are reported
+ * by the table comparison).
+ */
+static int compare_schema(struct verify *V, rs_error *err)
+{
+	int rc = RS_OK, alike = 0;
+	for (int i = 0; rc == RS_OK && i < V->schema->nobj; i++) {
+		const rs_obj *lo = &V->schema->obj[i];
+		int table = strcmp(lo->type, "table") == 0;
+		if (table) {
+			int t = rs_schema_table(V->schema, lo->name);
+			if (t < 0 || (V->v[t].how != CMP_ROWS && V->v[t].how != CMP_SKIPPED) || !V->v[t].d1_kind)
+				continue; /* missing, other columns, other kind: the table's own line says so */
+		}
+		char *local = norm_sql(lo->sql), *label = NULL;
+		struct sobj *d = d1_object(V, lo->type, lo->name);
+		if (!local || asprintf(&label, "%s %s", lo->type, lo->name) < 0) {
+			free(local);
+			return rs_err(err, RS_ENOMEM, "out of memory");
+		}
+		char *name = printable_name(label);
+		if (d)
+			d->matched = 1;
+		if (!name) {
+			rc = rs_err(err, RS_ENOMEM, "out of memory");
+		} else if (!d) {
+			rc = add_line(V, 1, name, err, "missing on D1 (on table %s)", lo->tbl);
+		} else if (strcmp(local, d->sql) != 0) {
+			char *a = shown_sql(local), *b = shown_sql(d->sql);
+			rc = a && b ? add_line(V, 1, name, err, "definition differs: local \"%s\", D1 \"%s\"", a, b)
+				    : rs_err(err, RS_ENOMEM, "out of memory");
+			free(a);
+			free(b);
+		} else {
+			alike++;
+		}
+		free(name);
+		free(label);
+		free(local);
+	}
+	for (int i = 0; rc == RS_OK && i < V->nd1obj; i++) {
+		const struct sobj *d = &V->d1obj[i];
+		if (d->matched || strcmp(d->type, "table") == 0)
+			continue;
+		char *label = NULL, *name = NULL;
+		if (asprintf(&label, "%s %s", d->type, d->name) < 0 || !(name = printable_name(label)))
+			rc = rs_err(err, RS_ENOMEM, "out of memory");
+		else
+			rc = add_line(V, 1, name, err, "only on D1 (on table %s)", d->tbl);
+		free(name);
+		free(label);
+	}
+	if (rc == RS_OK)
+		rc = add_line(V, 0, "schema", err, "%d object%s alike (indexes, views, triggers, table definitions)", alike,
+			      alike == 1 ? "" : "s");
+	return rc;
+}
+
+/* 1 if t is an FTS5 table (CREATE VIRTUAL TABLE ... USING fts5). */
+static int is_fts5(const rs_table *t)
+{
+	if (t->kind != RS_TABLE_FTS && t->kind != RS_TABLE_FTS_EXTERNAL)
+		return 0;
+	const char *u = t->sql ? strcasestr(t->sql, "using") : NULL;
+	if (!u)
+		return 0;
+	for (u += 5; *u == ' ' || *u == '\t' || *u == '\n' || *u == '\r'; u++)
+		;
+	return strncasecmp(u, "fts5", 4) == 0 && !(isalnum((unsigned char)u[4]) || u[4] == '_');
+}
+
+/* The rows an FTS5 table's index must hold: its own, or its content table's; -1 unknown. */
+static int64_t fts_expected(const struct verify *V, const rs_table *t, const char **of)
+{
+	*of = t->name;
+	if (t->kind == RS_TABLE_FTS)
+		return V->v[rs_schema_table(V->schema, t->name)].local.rows;
+	for (int i = 0; i < V->nv; i++)
+		for (int k = 0; k < V->v[i].t->nfts; k++)
+			if (strcmp(V->v[i].t->fts[k].fts_name, t->name) == 0) {
+				*of = V->v[i].t->name;
+				return V->v[i].how == CMP_ROWS ? V->v[i].local.rows : -1;
+			}
+	return -1;
+}
+
+/* D1's sqlite_sequence entry for table name, or -1; rows from `SELECT name, seq FROM sqlite_sequence`. */
+static int64_t d1_seq(json_t *rows, const char *name, int *found)
+{
+	json_t *r;
+	size_t i;
+	*found = 0;
+	json_array_foreach(rows, i, r) {
+		const char *n = json_string_value(json_object_get(r, "name"));
+		if (n && strcmp(n, name) == 0) {
+			*found = 1;
+			return json_integer_value(json_object_get(r, "seq"));
+		}
+	}
+	return -1;
+}
+
+/* sqlite_sequence: every synced table's entry, both ways, one line. */
+static int compare_seq(struct verify *V, json_t *rows, rs_error *err)
+{
+	sqlite3_str *s = sqlite3_str_new(NULL);
+	int ndiff = 0, nalike = 0, rc;
+	for (int i = 0; i < V->schema->nseq; i++) {
+		const char *name = V->schema->seq_name[i];
+		int found;
+		if (rs_schema_table(V->schema, name) < 0)
+			continue;
+		int64_t d = d1_seq(rows, name, &found);
+		if (found && d == V->schema->seq_val[i]) {
+			nalike++;
+			continue;
+		}
+		if (found)
+			sqlite3_str_appendf(s, "%s%s: local %lld, D1 %lld", ndiff++ ? "; " : "", name,
+					    (long long)V->schema->seq_val[i], (long long)d);
+		else
+			sqlite3_str_appendf(s, "%s%s: local %lld, none on D1", ndiff++ ? "; " : "", name,
+					    (long long)V->schema->seq_val[i]);
+	}
+	json_t *r;
+	size_t k;
+	json_array_foreach(rows, k, r) {
+		const char *name = json_string_value(json_object_get(r, "name"));
+		int known = 0;
+		if (!name || reserved_on_d1(name) || rs_schema_table(V->schema, name) < 0)
+			continue;
+		for (int i = 0; i < V->schema->nseq; i++)
+			known |= strcmp(V->schema->seq_name[i], name) == 0;
+		if (!known)
+			sqlite3_str_appendf(s, "%s%s: none locally, D1 %lld", ndiff++ ? "; " : "", name,
+					    (long long)json_integer_value(json_object_get(r, "seq")));
+	}
+	char *text = sqlite3_str_finish(s), *shown = NULL; /* NULL also when nothing differs: an empty string */
+	if (ndiff && (!text || !(shown = printable_name(text))))
+		rc = rs_err(err, RS_ENOMEM, "out of memory");
+	else if (ndiff)
+		rc = add_line(V, 1, "sqlite_sequence", err, "%s", shown);
+	else
+		rc = add_line(V, 0, "sqlite_sequence", err, "%d entr%s alike", nalike, nalike == 1 ? "y" : "ies");
+	free(shown);
+	sqlite3_free(text);
+	return rc;
+}
+
+/* The integrity-check statement of FTS5 table t, rank 1: the index matches the content.  sqlite3_free() it. */
+static char *fts_check_sql(const rs_table *t)
+{
+	return sqlite3_mprintf("INSERT INTO main.\"%w\"(\"%w\", rank) VALUES ('integrity-check', 1)", t->name, t->name);
+}
+
+/*
+ * Beyond the rows, two calls: sqlite_sequence and the FTS5 indexes' row
+ * counts, then FTS5's integrity-check of every FTS5 table D1 has (one
+ * statement each; when the call fails on a damaged index, each table is
+ * checked on its own to name it).
+ */
+static int d1_extras(struct verify *V, rs_error *err)
+{
+	int nf = 0, *fts = calloc((size_t)V->nv + 1, sizeof *fts), rc = RS_OK;
+	int64_t *count = calloc((size_t)V->nv + 1, sizeof *count);
+	char **check = calloc((size_t)V->nv + 1, sizeof *check); /* NULL ok, else what went wrong (malloc) */
+	if (!fts || !count || !check) {
+		free(fts);
+		free(count);
+		free(check);
+		return rs_err(err, RS_ENOMEM, "out of memory");
+	}
+	for (int i = 0; i < V->nv; i++)
+		if (is_fts5(V->v[i].t) && V->v[i].d1_kind && strcmp(V->v[i].d1_kind, "virtual") == 0)
+			fts[nf++] = i;
+	/* 1. sqlite_sequence and the index row counts */
+	sqlite3_str *s = sqlite3_str_new(NULL);
+	size_t nstmt = 0;
+	if (V->d1_has_seq) {
+		sqlite3_str_appendall(s, "SELECT name, seq FROM main.sqlite_sequence");
+		nstmt++;
+	}
+	for (int j = 0; j < nf; j++) {
+		char *shadow = sqlite3_mprintf("%s_docsize", V->v[fts[j]].t->name);
+		count[j] = -1;
+		if (shadow && is_d1_shadow(V, shadow)) {
+			sqlite3_str_appendf(s, "%sSELECT count(*) AS n FROM main.\"%w\"", nstmt ? ";\n" : "", shadow);
+			count[j] = (int64_t)nstmt++;
+		}
+		sqlite3_free(shadow);
+	}
+	char *sql = sqlite3_str_finish(s);
+	struct rs_wrangler_result res;
+	memset(&res, 0, sizeof res);
+	if (nstmt && !sql)
+		rc = rs_err(err, RS_ENOMEM, "out of memory");
+	else if (nstmt)
+		rc = d1_run(V, sql, nstmt, "sqlite_sequence and the FTS indexes", &res, err);
+	sqlite3_free(sql);
+	if (rc == RS_OK)
+		rc = compare_seq(V, V->d1_has_seq ? rs_wrangler_rows(&res, 0) : NULL, err);
+	for (int j = 0; rc == RS_OK && j < nf; j++)
+		if (count[j] >= 0)
+			count[j] = json_integer_value(json_object_get(json_array_get(rs_wrangler_rows(&res, (size_t)count[j]), 0), "n"));
+	rs_wrangler_result_free(&res);
+	/* 2. integrity-check: all in one call, each on its own when that fails on a damaged index */
+	s = sqlite3_str_new(NULL);
+	for (int j = 0; j < nf; j++) {
+		char *one = fts_check_sql(V->v[fts[j]].t);
+		sqlite3_str_appendf(s, "%s%s", j ? ";\n" : "", one ? one : "");
+		sqlite3_free(one);
+	}
+	sql = sqlite3_str_finish(s);
+	int not_run = 0;
+	if (rc == RS_OK && nf) {
+		rs_error e2 = {0};
+		memset(&res, 0, sizeof res);
+		int r2 = sql ? d1_run(V, sql, (size_t)nf, "the FTS indexes' integrity", &res, &e2)
+			     : rs_err(err, RS_ENOMEM, "out of memory");
+		rs_wrangler_result_free(&res);
+		if (r2 == RS_ENOMEM) {
+			rc = r2;
+		} else if (r2 != RS_OK && !strstr(e2.message, "SQLITE_CORRUPT")) {
+			not_run = 1; /* refused (a read-only token?) or failed: say so, do not count it */
+			for (int j = 0; j < nf && rc == RS_OK; j++)
+				if (!(check[j] = strdup(e2.message)))
+					rc = rs_err(err, RS_ENOMEM, "out of memory");
+		} else if (r2 != RS_OK) {
+			for (int j = 0; j < nf && rc == RS_OK; j++) {
+				char *one = fts_check_sql(V->v[fts[j]].t);
+				rs_error e3 = {0};
+				memset(&res, 0, sizeof res);
+				int r3 = one ? d1_run(V, one, 1, V->v[fts[j]].t->name, &res, &e3)
+					     : rs_err(err, RS_ENOMEM, "out of memory");
+				rs_wrangler_result_free(&res);
+				sqlite3_free(one);
+				if (r3 == RS_ENOMEM)
+					rc = r3;
+				else if (r3 != RS_OK && !(check[j] = strdup(e3.message)))
+					rc = rs_err(err, RS_ENOMEM, "out of memory");
+			}
+		}
+	}
+	sqlite3_free(sql);
+	/* 3. one line per FTS5 table */
+	for (int j = 0; rc == RS_OK && j < nf; j++) {
+		const rs_table *t = V->v[fts[j]].t;
+		const char *of = NULL;
+		int64_t want = fts_expected(V, t, &of);
+		char *label = NULL, *name = NULL, cnt[160];
+		int bad_count = count[j] >= 0 && want >= 0 && count[j] != want;
+		int bad_check = check[j] && !not_run;
+		if (count[j] < 0)
+			snprintf(cnt, sizeof cnt, "no index row count on D1 (no %s_docsize: columnsize=0)", t->name);
+		else if (want < 0)
+			snprintf(cnt, sizeof cnt, "D1 index %lld rows", (long long)count[j]);
+		else
+			snprintf(cnt, sizeof cnt, "D1 index %lld rows, %lld expected (rows of %s)", (long long)count[j],
+				 (long long)want, of);
+		/* D1's own words: after "verify: reading ... from D1: wrangler d1 execute DB: " */
+		const char *msg = check[j] ? check[j] : "", *w = strstr(msg, "wrangler d1 execute ");
+		if (w && (w = strstr(w, ": ")) != NULL)
+			msg = w + 2;
+		const char *colon = w ? NULL : strstr(msg, "D1: ");
+		if (asprintf(&label, "%s (FTS index)", t->name) < 0 || !(name = printable_name(label)))
+			rc = rs_err(err, RS_ENOMEM, "out of memory");
+		else
+			rc = add_line(V, bad_count || bad_check, name, err, "%s; integrity-check %s%s", cnt,
+				      !check[j] ? "ok" : not_run ? "not run: " : "failed: ", colon ? colon + 4 : msg);
+		free(name);
+		free(label);
+	}
+	for (int j = 0; j < V->nv; j++)
+		free(check[j]);
+	free(check);
+	free(count);
+	free(fts);
+	return rc;
+}
+
 /*
  * Which tables D1 has, with which columns: PRAGMA table_list, then
  * table_xinfo of every table we compare, in as few calls as fit.
@@ -769,7 +1260,8 @@ static int d1_schema(struct verify *V, rs_error *err)
 		sqlite3_str *s = sqlite3_str_new(NULL);
 		int idx[CALL_SQL_MAX / 24], n = 0;
 		if (first)
-			sqlite3_str_appendall(s, "PRAGMA table_list");
+			sqlite3_str_appendall(s, "PRAGMA table_list;\n"
+						 "SELECT type, name, tbl_name, sql FROM main.sqlite_schema ORDER BY rowid");
 		for (; next < V->nv; next++) {
 			if (V->v[next].how != CMP_ROWS)
 				continue;
@@ -795,9 +1287,12 @@ static int d1_schema(struct verify *V, rs_error *err)
 				    V->v[next].t->name);
 		struct rs_wrangler_result res;
 		memset(&res, 0, sizeof res);
+		int head = first ? 2 : 0; /* statements before the table_xinfo ones */
 		if (rc == RS_OK)
-			rc = d1_run(V, sql, (size_t)n + (size_t)first, "the list of tables", &res, err);
+			rc = d1_run(V, sql, (size_t)n + (size_t)head, "the list of tables", &res, err);
 		sqlite3_free(sql);
+		if (rc == RS_OK && first)
+			rc = d1_objects(V, rs_wrangler_rows(&res, 0), rs_wrangler_rows(&res, 1), err);
 		if (rc == RS_OK && first) {
 			json_t *r, *rows = rs_wrangler_rows(&res, 0);
 			size_t i;
@@ -827,7 +1322,7 @@ static int d1_schema(struct verify *V, rs_error *err)
 		}
 		for (int i = 0; rc == RS_OK && i < n; i++) {
 			struct vtab *vt = &V->v[idx[i]];
-			json_t *rows = rs_wrangler_rows(&res, (size_t)(i + first));
+			json_t *rows = rs_wrangler_rows(&res, (size_t)(i + head));
 			int ncols = 0;
 			if (!rows || json_array_size(rows) == 0 || !vt->d1_kind) {
 				vt->how = CMP_MISSING;
@@ -1061,8 +1556,13 @@ static int report(struct verify *V, FILE *out, int *differ)
 			++*differ;
 			break;
 		default:
-			fprintf(out, "%-10s %s: external-content FTS table, not compared (its content table is)\n", "skipped",
-				name);
+			if (!vt->d1_kind) {
+				fprintf(out, "%-10s %s: missing on D1 (an external-content FTS table)\n", "DIFFERS", name);
+				++*differ;
+			} else {
+				fprintf(out, "%-10s %s: external-content FTS table, not compared (its content table is)\n",
+					"skipped", name);
+			}
 		}
 		free(name);
 	}
@@ -1073,6 +1573,10 @@ static int report(struct verify *V, FILE *out, int *differ)
 		fprintf(out, "%-10s %s: only on D1\n", "DIFFERS", name);
 		++*differ;
 		free(name);
+	}
+	for (int i = 0; i < V->nlines; i++) {
+		fprintf(out, "%-10s %s: %s\n", V->lines[i].differs ? "DIFFERS" : "ok", V->lines[i].name, V->lines[i].text);
+		*differ += V->lines[i].differs;
 	}
 	if (fflush(out) != 0)
 		rc = RS_ELOCAL;
@@ -1142,6 +1646,11 @@ int rs_d1_verify(const rs_config *cfg, rs_metrics *metrics, FILE *out, int *diff
 	for (int i = 0; rc == RS_OK && i < V.nv; i++)
 		if (V.v[i].how == CMP_ROWS)
 			rc = fold_end(&V.v[i].remote, err);
+	/* 3. beyond the rows: schema objects, sqlite_sequence, FTS indexes */
+	if (rc == RS_OK)
+		rc = compare_schema(&V, err);
+	if (rc == RS_OK)
+		rc = d1_extras(&V, err);
 	if (rc == RS_OK && (rc = report(&V, out, differ)) != RS_OK)
 		rs_err(err, rc, "verify: cannot write the report");
 	if (rc == RS_OK) {
@@ -1160,6 +1669,17 @@ int rs_d1_verify(const rs_config *cfg, rs_metrics *metrics, FILE *out, int *diff
 	for (int i = 0; i < V.nd1_only; i++)
 		free(V.d1_only[i]);
 	free(V.d1_only);
+	for (int i = 0; i < V.nd1obj; i++)
+		sobj_free(&V.d1obj[i]);
+	free(V.d1obj);
+	for (int i = 0; i < V.nd1_shadow; i++)
+		free(V.d1_shadow[i]);
+	free(V.d1_shadow);
+	for (int i = 0; i < V.nlines; i++) {
+		free(V.lines[i].name);
+		free(V.lines[i].text);
+	}
+	free(V.lines);
 	rs_schema_free(V.schema);
 	free(V.wconfig);
 	free(V.wcwd);

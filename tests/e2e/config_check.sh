@@ -4,8 +4,10 @@
 # Writes config files in RustResort's layout into a scratch directory and
 # checks the exit status (0 fine, 1 environment problem, 2 configuration
 # error), that errors are located (file:line:col), that the effective
-# configuration is printed with the token redacted, and the precedence
-# file < environment < -o.  Prints one PASS/FAIL line per case.
+# configuration is printed with the token redacted, layered files (-c
+# repeated; RustResort's config/default.toml + config/local.toml without -c),
+# and the precedence files < environment < -o, validated once after all of
+# them.  Prints one PASS/FAIL line per case.
 set -uo pipefail
 ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 BUILD=${BUILD:-build}
@@ -58,9 +60,17 @@ fail() { echo "FAIL $1: $2"; }
 has() { grep -qF -- "$2" <<<"$1"; }
 
 mkdir -p data
-mkdir -p bin
-printf '#!/bin/sh\necho fake wrangler\n' >bin/wrangler
-chmod 755 bin/wrangler
+: >data/rustresort.db   # empty databases (SQLite reads a 0-byte file as one)
+: >data/rr.db
+# The wrangler the tests pin (tools/package.json); fakes answer --version like it.
+TESTED=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["dependencies"]["wrangler"])' \
+  "$ROOT/tools/package.json")
+fake_wrangler() { # fake_wrangler PATH VERSION
+  mkdir -p "$(dirname "$1")"
+  printf '#!/bin/sh\nif [ "$1" = --version ]; then echo " ⛅️ wrangler %s"; echo "---"; exit 0; fi\necho fake wrangler\n' "$2" >"$1"
+  chmod 755 "$1"
+}
+fake_wrangler bin/wrangler "$TESTED"
 
 # 1. RustResort's layout, mode none: valid, effective config printed.
 printf '%s' "$HEAD" >none.toml
@@ -78,11 +88,23 @@ if run bad_enum 2 -c bad_enum.toml check; then
   if has "$err" "$want"; then pass bad_enum; else fail bad_enum "wanted '$want' in: $err"; fi
 fi
 
-# 3. A TOML syntax error: exit 2, located.
-printf '[database]\npath = "a.db"\ninterval = 1.5\n' >syntax.toml
+# 3. A TOML syntax error, and a float where we want an integer: exit 2, located.
+printf '[database]\npath = "a.db"\ninterval = 1.5.2\n' >syntax.toml
 if run syntax_error 2 -c syntax.toml check; then
-  if has "$err" 'syntax.toml:3:12: floating-point numbers are not supported'; then pass syntax_error
+  if has "$err" 'syntax.toml:3:15: invalid character '"'.'"' in a float'; then pass syntax_error
   else fail syntax_error "not located: $err"; fi
+fi
+printf '[database.sync]\ninterval_seconds = 1.5\n' >float.toml
+if run float_for_integer 2 -c float.toml check; then
+  if has "$err" 'float.toml:2:20: database.sync.interval_seconds: expected an integer; got a float'
+  then pass float_for_integer; else fail float_for_integer "$err"; fi
+fi
+
+# 3b. The rest of TOML 1.0 in RustResort's other sections: accepted as it is.
+printf '%s\n[server.tls]\nratio = 0.5\nrenewed = 2026-01-01T00:00:00Z\nlimits = { rps = 10 }\nmotd = """\nhello\n"""\n[[server.peers]]\nurl = "https://a"\n' \
+  "$HEAD" >full.toml
+if run full_toml 0 -c full.toml -o database.path="$WORK/data/rr.db" check; then
+  if has "$out" 'config ok'; then pass full_toml; else fail full_toml "$out"; fi
 fi
 
 # 4. Mode d1 without the database key: exit 2, naming the key.
@@ -132,6 +154,64 @@ if run cli_error 2 -c none.toml -o database.sync.interval_seconds=-1 check; then
   else fail cli_error "$err"; fi
 fi
 
+# 8b. Precedence is validated once, after every layer: the environment's mode
+#     (turso, no remote_url anywhere) overridden by -o is not an error.
+if RUSTRESORT__DATABASE__SYNC__MODE=turso run env_mode_overridden_by_cli 0 -c none.toml \
+    -o database.path="$WORK/data/rr.db" -o database.sync.mode=d1 -o database.sync.d1.database=rr \
+    -o database.sync.d1.wrangler="$WORK/bin/wrangler" check; then
+  if has "$out" 'mode = "d1"'; then pass env_mode_overridden_by_cli; else fail env_mode_overridden_by_cli "$out"; fi
+fi
+# ... and a key the file's mode needs may come from the environment or -o
+printf '[database]\npath = "%s"\n[database.sync]\nmode = "d1"\n[database.sync.d1]\nwrangler = "%s"\n' \
+  "$WORK/data/rr.db" "$WORK/bin/wrangler" >d1_nodb.toml
+if RUSTRESORT__DATABASE__SYNC__D1__DATABASE=rr run required_key_from_env 0 -c d1_nodb.toml check; then
+  pass required_key_from_env
+fi
+if run required_key_from_cli 0 -c d1_nodb.toml -o database.sync.d1.database=rr check; then
+  pass required_key_from_cli
+fi
+
+# 8c. Layered files: -c repeated, later files win key by key; both are listed.
+printf '[database]\npath = "%s"\n[database.sync]\nmode = "none"\ninterval_seconds = 42\n' "$WORK/data/rr.db" >layer1.toml
+printf '[database.sync]\nmode = "d1"\n[database.sync.d1]\ndatabase = "rr"\nwrangler = "%s"\n' "$WORK/bin/wrangler" >layer2.toml
+if run layered_files 0 -c layer1.toml -c layer2.toml check; then
+  if has "$out" 'mode = "d1"' && has "$out" 'interval_seconds = 42' &&
+     has "$out" "$(printf '# file: "layer1.toml"\n# file: "layer2.toml"')"; then pass layered_files
+  else fail layered_files "$out"; fi
+fi
+if run layered_order_matters 0 -c layer2.toml -c layer1.toml check; then
+  if has "$out" 'mode = "none"'; then pass layered_order_matters; else fail layered_order_matters "$out"; fi
+fi
+if run layered_missing_file 2 -c layer1.toml -c nowhere.toml check; then
+  if has "$err" 'nowhere.toml: cannot open'; then pass layered_missing_file; else fail layered_missing_file "$err"; fi
+fi
+# 8d. Without -c and without resort-sync.toml: RustResort's config/default.toml
+#     then config/local.toml, each when present (as RustResort itself reads them).
+mkdir -p rr/config rr/data
+: >rr/data/rustresort.db
+printf '%s' "$HEAD" >rr/config/default.toml
+if (cd rr && run rustresort_default_only 0 check); then
+  if (cd rr && "$RS_BIN" check 2>/dev/null | grep -qF '# file: "config/default.toml"'); then pass rustresort_default_only
+  else fail rustresort_default_only "config/default.toml not read"; fi
+fi
+printf '[database.sync]\ninterval_seconds = 77\n' >rr/config/local.toml
+out=$(cd rr && "$RS_BIN" check 2>&1)
+if has "$out" 'interval_seconds = 77' && has "$out" "$(printf '# file: "config/default.toml"\n# file: "config/local.toml"')"; then
+  pass rustresort_local_over_default
+else fail rustresort_local_over_default "$out"; fi
+# RustResort's real files, when they are at hand
+FIX=
+for d in "$ROOT/../shared/fixtures/rustresort" "$ROOT/../../shared/fixtures/rustresort"; do
+  [[ -f $d/default.toml ]] && { FIX=$d; break; }
+done
+if [[ -z $FIX ]]; then
+  echo "SKIP rustresort_fixture_files: RustResort's config files are not at ../shared/fixtures/rustresort"
+elif run rustresort_fixture_files 0 -c "$FIX/default.toml" -c "$FIX/local.toml.example" \
+    -o database.path="$WORK/rr/data/rustresort.db" check; then
+  if has "$out" 'config ok' && ! has "$err" 'unknown configuration key'; then pass rustresort_fixture_files
+  else fail rustresort_fixture_files "$out $err"; fi
+fi
+
 # 9. A missing -c file is a configuration error.
 if run missing_file 2 -c nowhere.toml check; then
   if has "$err" 'nowhere.toml: cannot open'; then pass missing_file; else fail missing_file "$err"; fi
@@ -159,6 +239,90 @@ line=$(grep -n '^intervall' unknown.toml | cut -d: -f1)
 if run unknown_key_warns 0 -c unknown.toml check; then
   if has "$err" "key=database.sync.intervall_seconds where=unknown.toml:$line:1"; then pass unknown_key_warns
   else fail unknown_key_warns "$err"; fi
+fi
+
+# 14. The database: missing (exit 1, said plainly), its directory missing,
+#     to be created by the migrations (a note, exit 0).
+printf '[database]\npath = "data/absent.db"\n' >db_missing.toml
+if run db_missing 1 -c db_missing.toml check; then
+  if has "$err" 'database data/absent.db does not exist (database.path)' && ! has "$out" 'config ok'; then pass db_missing
+  else fail db_missing "$err"; fi
+fi
+printf '[database]\npath = "nodir/sub/rr.db"\n' >db_nodir.toml
+if run db_dir_missing 1 -c db_nodir.toml check; then
+  if has "$err" 'database nodir/sub/rr.db does not exist, nor does its directory nodir/sub'; then pass db_dir_missing
+  else fail db_dir_missing "$err"; fi
+fi
+mkdir -p migrations
+printf '[database]\npath = "data/absent.db"\nmigrations_dir = "migrations"\n' >db_migrations.toml
+if run db_created_by_migrations 0 -c db_migrations.toml check; then
+  if has "$out" '# check: database data/absent.db does not exist yet: the migrations in migrations create it'
+  then pass db_created_by_migrations; else fail db_created_by_migrations "$out"; fi
+fi
+
+# 15. The schema is loaded as sync loads it: a table sync refuses is named (exit 1).
+python3 - "$WORK/data/contentless.db" "$WORK/data/fts.db" <<'PY'
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+c.executescript("CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT);"
+                "CREATE VIRTUAL TABLE notes_idx USING fts5(body, content='');")
+c.close()
+c = sqlite3.connect(sys.argv[2])
+c.executescript("CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT);"
+                "CREATE VIRTUAL TABLE notes_fts USING fts5(body);"
+                "CREATE TABLE kv(k TEXT PRIMARY KEY, v) WITHOUT ROWID;")
+c.close()
+PY
+printf '[database]\npath = "data/contentless.db"\n[database.sync]\nmode = "d1"\n[database.sync.d1]\ndatabase = "rr"\nwrangler = "%s"\n' \
+  "$WORK/bin/wrangler" >schema_d1.toml
+if run schema_refused_d1 1 -c schema_d1.toml check; then
+  if has "$err" 'database data/contentless.db: table notes_idx: a contentless FTS table cannot be replicated' &&
+     has "$err" '(sync refuses it)'; then pass schema_refused_d1
+  else fail schema_refused_d1 "$err"; fi
+fi
+printf '[database]\npath = "data/fts.db"\n[database.sync]\nmode = "d1"\n[database.sync.d1]\ndatabase = "rr"\nwrangler = "%s"\n' \
+  "$WORK/bin/wrangler" >schema_d1_ok.toml
+if run schema_ok_d1 0 -c schema_d1_ok.toml check; then
+  if has "$out" '# check: database data/fts.db: 3 tables, a schema the d1 sync accepts'; then pass schema_ok_d1
+  else fail schema_ok_d1 "$out"; fi
+fi
+printf '[database]\npath = "data/fts.db"\n[database.sync]\nmode = "turso"\n[database.sync.turso]\nremote_url = "http://127.0.0.1:1"\n' >schema_turso.toml
+if run schema_refused_turso 1 -c schema_turso.toml check; then
+  if has "$err" 'table notes_fts: a full-text (FTS) virtual table cannot sync to Turso; list it in database.sync.turso.exclude_tables' &&
+     has "$err" 'table kv: a WITHOUT ROWID table cannot sync to Turso'; then pass schema_refused_turso
+  else fail schema_refused_turso "$err"; fi
+fi
+if run schema_turso_excluded 0 -c schema_turso.toml -o 'database.sync.turso.exclude_tables=notes_fts,kv' check; then
+  if has "$out" '# check: database data/fts.db: 1 table, a schema the turso sync accepts'; then pass schema_turso_excluded
+  else fail schema_turso_excluded "$out"; fi
+fi
+
+# 16. wrangler's version: the pinned one is the one check knows; older is a
+#     problem, newer a note; a missing one says where it looked.
+if run wrangler_version_pinned 0 -c d1.toml check; then
+  if has "$out" "# check: wrangler $WORK/bin/wrangler: version $TESTED (the version tested with: $TESTED)"
+  then pass wrangler_version_pinned
+  else fail wrangler_version_pinned "check's tested version differs from tools/package.json ($TESTED): $out"; fi
+fi
+fake_wrangler old/wrangler 3.114.0
+if run wrangler_older 1 -c d1.toml -o database.sync.d1.wrangler="$WORK/old/wrangler" check; then
+  if has "$err" "wrangler $WORK/old/wrangler is version 3.114.0, older than $TESTED, the version resort-sync is tested with"
+  then pass wrangler_older; else fail wrangler_older "$err"; fi
+fi
+fake_wrangler new/wrangler 99.0.1
+if run wrangler_newer 0 -c d1.toml -o database.sync.d1.wrangler="$WORK/new/wrangler" check; then
+  if has "$out" "version 99.0.1 (newer than the version tested with, $TESTED)"; then pass wrangler_newer
+  else fail wrangler_newer "$out"; fi
+fi
+printf '#!/bin/sh\necho "something went wrong" >&2\nexit 3\n' >bin/broken
+chmod 755 bin/broken
+if run wrangler_broken 1 -c d1.toml -o database.sync.d1.wrangler="$WORK/bin/broken" check; then
+  if has "$err" "wrangler $WORK/bin/broken --version failed (exit status 3): something went wrong"
+  then pass wrangler_broken; else fail wrangler_broken "$err"; fi
+fi
+if PATH=/nonexistent:/also/not run wrangler_where_looked 1 -c d1_path.toml check; then
+  if has "$err" 'not found in PATH (looked in /nonexistent:/also/not); install wrangler' && has "$err" "wrangler@$TESTED"
+  then pass wrangler_where_looked; else fail wrangler_where_looked "$err"; fi
 fi
 
 # 13. Every command answers --help on standard output with its usage, exit 0,

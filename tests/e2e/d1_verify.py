@@ -17,6 +17,13 @@ into local D1.  Then:
   table, an FTS row, a column added, a table dropped, a table only on D1,
   a table made WITHOUT ROWID):
   each time verify exits 1 and names exactly the tables changed so far;
+- schema objects, sqlite_sequence and FTS indexes are compared too (an
+  index whose DDL holds a comment, which wrangler strips, is still alike):
+  a trigger and an index dropped on D1, a view redefined, an index only on
+  D1 and a sqlite_sequence entry moved are each named; an external-content
+  FTS index made to miss a row on D1 is named by its row count and by
+  FTS5's integrity-check, and with the row put back wrong (the right count)
+  by the integrity-check alone;
 - with the test build's tiny pages (RS_D1_VERIFY_PAGE) a second database
   is read in many pages and calls, cut by rows and by bytes, with cursors
   over every kind of key value: equal, true counts, and a change in a
@@ -164,6 +171,12 @@ def build_main(db, rr):
         CREATE VIRTUAL TABLE docs USING fts5(title, body);
         CREATE TABLE posts(id INTEGER PRIMARY KEY, body TEXT);
         CREATE VIRTUAL TABLE posts_fts USING fts5(body, content='posts', content_rowid='id');
+        CREATE TABLE seqd(id INTEGER PRIMARY KEY AUTOINCREMENT, v);
+        CREATE TABLE audit(msg);
+        CREATE INDEX items_name -- by name: a comment wrangler strips
+            ON items(name);
+        CREATE VIEW v_items AS SELECT id,   name FROM items /* all of them */;
+        CREATE TRIGGER items_touch AFTER DELETE ON items BEGIN INSERT INTO audit VALUES (old.id); END;
     """)
     c.execute("CREATE TABLE %s(%s INTEGER PRIMARY KEY, k0, rs_t, c0)" % (qi(HOSTILE), qi(HOSTILE_COL)))
     for i in range(1, 201):
@@ -192,6 +205,8 @@ def build_main(db, rr):
     c.execute("INSERT INTO kind_change VALUES (1, 'one')")
     c.execute("INSERT INTO docs VALUES ('hello', 'world'), ('full text', 'search')")
     c.execute("INSERT INTO posts VALUES (1, 'first post'), (2, 'second post')")
+    c.execute("INSERT INTO seqd(v) VALUES ('a'), ('b'), ('c')")
+    c.execute("DELETE FROM seqd WHERE id = 3")
     c.execute("INSERT INTO %s VALUES (1, 'a;b--c', 'x', NULL), (2, ?, 3.25, X'00')" % qi(HOSTILE), ("\n'); DROP TABLE items; --",))
     c.commit()
     c.close()
@@ -240,8 +255,14 @@ def main():
         check("equal_after_sync_exit_0", rc, lines, out, set())
         text = open(prom).read() if os.path.exists(prom) else ""
         report("match_metric_written", 'resort_sync_verify_mismatch{backend="d1"} 0\n' in text, text)
-        report("every_table_listed", len(lines) == 16 and lines.get("posts_fts", ("",))[0] == "skipped",
+        report("every_table_listed", len(lines) == 22 and lines.get("posts_fts", ("",))[0] == "skipped",
                "%d lines: %s" % (len(lines), sorted(lines)))
+        extra = {"schema": "21 objects alike", "sqlite_sequence": "1 entry alike",
+                 "posts_fts (FTS index)": "D1 index 2 rows, 2 expected (rows of posts); integrity-check ok",
+                 "docs (FTS index)": "D1 index 2 rows, 2 expected (rows of docs); integrity-check ok"}
+        report("schema_sequence_fts_alike_after_sync",
+               all(lines.get(n, ("",))[0] == "ok" and t in lines[n][1] for n, t in extra.items()),
+               "%s" % {n: lines.get(n) for n in extra})
         bad = counts_true(lines, db)
         report("row_counts_are_true", not bad, "; ".join(bad))
 
@@ -272,6 +293,35 @@ def main():
         rc, lines, out = verify(cfg)
         check("hostile_table_name_caught", rc, lines, out, differ)
 
+        # Schema objects, sqlite_sequence and an FTS index changed behind our back on D1 (one
+        # verify run: each is named on a line of its own). The FTS index misses a row: its row
+        # count and FTS5's integrity-check say so.
+        wrangler(proj, ";\n".join([
+            "DROP TRIGGER items_touch",
+            "DROP INDEX items_name",
+            "DROP VIEW v_items",
+            "CREATE VIEW v_items AS SELECT id FROM items",
+            "CREATE INDEX only_d1_idx ON seqd(v)",
+            "UPDATE sqlite_sequence SET seq = seq + 5 WHERE name = 'seqd'",
+            "INSERT INTO posts_fts(posts_fts, rowid, body) VALUES ('delete', 1, 'first post')",
+        ]))
+        drift = {"trigger items_touch": "missing on D1 (on table items)",
+                 "index items_name": "missing on D1 (on table items)",
+                 "view v_items": 'definition differs: local "CREATE VIEW v_items AS SELECT id, name FROM items", '
+                                 'D1 "CREATE VIEW v_items AS SELECT id FROM items"',
+                 "index only_d1_idx": "only on D1 (on table seqd)",
+                 "sqlite_sequence": "seqd: local 3, D1 8",
+                 "posts_fts (FTS index)": "D1 index 1 rows, 2 expected (rows of posts); integrity-check failed: "}
+        differ |= set(drift)
+        rc, lines, out = verify(cfg)
+        check("schema_sequence_fts_drift_named", rc, lines, out, differ, reasons=drift)
+        # ... and with the row put back with other text: the count is right, the integrity-check is not.
+        wrangler(proj, "INSERT INTO posts_fts(rowid, body) VALUES (1, 'not the first post')")
+        rc, lines, out = verify(cfg)
+        check("fts_index_wrong_row_named_by_integrity_check", rc, lines, out, differ, reasons={
+            "posts_fts (FTS index)": "D1 index 2 rows, 2 expected (rows of posts); integrity-check failed: "
+                                     "database disk image is malformed"})
+
         # Many at once, and schema differences.
         one = struct.unpack("<d", struct.pack("<Q", struct.unpack("<Q", struct.pack("<d", 1.0))[0] + 1))[0]
         byte = sqlite3.connect(db).execute("SELECT b FROM longvals WHERE id = 1").fetchone()[0][1100000]
@@ -299,7 +349,7 @@ def main():
         report("d1_holds_the_small_changes", moved == 1 and len(blob) == 1200000 and blob[1100000] == byte ^ 0xff,
                "moved %d, blob %d bytes" % (moved, len(blob)))
         differ |= {"zeros", "longvals", "types", "keyed", "reals", "big", "docs", "extra_col", "to_drop", "only_d1",
-                   "kind_change"}
+                   "kind_change", "docs (FTS index)"}
         rc, lines, out = verify(cfg, vargs=["--metrics-file", prom])
         check("many_changes_caught", rc, lines, out, differ,
               reasons={"to_drop": "missing on D1", "only_d1": "only on D1", "extra_col": "columns differ",

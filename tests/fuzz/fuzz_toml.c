@@ -7,7 +7,7 @@
  *   - a failed parse reports RS_ECONFIG or RS_ENOMEM with a message that
  *     starts with the file name;
  *   - every entry of a parsed document has a key, a known type, valid UTF-8
- *     strings and positions from 1;
+ *     strings (their length and has_nul consistent) and positions from 1;
  *   - a configuration that loads prints to TOML that loads again and prints
  *     the same (the printed form is a faithful, re-readable config).
  */
@@ -46,15 +46,25 @@ static void check_doc(const struct rs_toml *doc)
 		must(e->line >= 1 && e->col >= 1 && e->vline >= e->line && e->vcol >= 1, "positions");
 		switch (e->type) {
 		case RS_TOML_STRING:
-			must(e->str && rs_toml_is_utf8(e->str, strlen(e->str)), "string is UTF-8");
+			must(e->str && rs_toml_is_utf8(e->str, e->len), "string is UTF-8");
+			must(e->str[e->len] == '\0', "string is NUL-terminated");
+			must(e->has_nul == (strlen(e->str) != e->len), "has_nul says whether it holds U+0000");
 			break;
 		case RS_TOML_ARRAY:
 			must(e->items && e->items[e->n_items] == NULL, "array is NULL-terminated");
 			for (size_t j = 0; j < e->n_items; j++)
 				must(rs_toml_is_utf8(e->items[j], strlen(e->items[j])), "item is UTF-8");
+			must(!e->item_type || (e->item_line >= e->vline && e->item_col >= 1), "item position");
+			must(e->item_type != RS_TOML_STRING && e->item_type != RS_TOML_TABLES, "item type");
+			break;
+		case RS_TOML_DATETIME:
+			must(e->str && strlen(e->str) >= 8, "date-time text");
 			break;
 		case RS_TOML_INT:
 		case RS_TOML_BOOL:
+		case RS_TOML_FLOAT:
+		case RS_TOML_TABLE:
+		case RS_TOML_TABLES:
 			break;
 		default:
 			must(0, "known type");

@@ -317,6 +317,100 @@ TEST(precedence_file_env_command_line)
 		     "command line: database.sync.d1.database: required when database.sync.mode = \"d1\"");
 }
 
+/* Files layered in order, key by key; then environment, then -o; validated once at the end. */
+static int load_layers(const struct rs_config_file *files, size_t n, const char *const *ov, size_t nov)
+{
+	rs_config_free(cfg);
+	cfg = NULL;
+	memset(&cerr, 0, sizeof cerr);
+	capture_begin();
+	int rc = rs_config_load_layers(&cfg, files, n, 1, ov, nov, &cerr);
+	capture_end();
+	return rc;
+}
+
+TEST(layered_files)
+{
+	env_clear();
+	char def[256], loc[256], missing[256];
+	snprintf(def, sizeof def, "%s", write_file("default.toml",
+		"[database]\npath = \"data/rr.db\"\n[database.sync]\nmode = \"none\"\ninterval_seconds = 300\n"
+		"[database.sync.d1]\nhistory_retention_count = 10000\n", 0600));
+	snprintf(loc, sizeof loc, "%s", write_file("local.toml",
+		"# local\n[database.sync]\nmode = \"d1\"\n[database.sync.d1]\ndatabase = \"rr\"\n", 0600));
+	snprintf(missing, sizeof missing, "%s/nowhere.toml", tmpdir);
+	struct rs_config_file f[3] = {{def, 0, NULL, 0}, {loc, 0, NULL, 0}, {missing, 1, NULL, 0}};
+	LOAD_OK(load_layers(f, 3, NULL, 0));
+	CHECK_EQ_INT(cfg->mode, RS_MODE_D1);                 /* the later file wins */
+	CHECK_EQ_STR(cfg->d1_database, "rr");
+	CHECK_EQ_INT(cfg->interval_seconds, 300);            /* keys it does not set stay */
+	CHECK_EQ_INT(cfg->d1_history_retention, 10000);
+	CHECK_EQ_STR(cfg->d1_snapshot_path, "data/rr.db.d1-sync-snapshot.db");
+	CHECK_EQ_STR(cfg->source, loc);
+	char *out = printed(cfg);
+	char want[600];
+	snprintf(want, sizeof want, "# file: \"%s\"\n# file: \"%s\"\n", def, loc);
+	int ok = out && strstr(out, want) != NULL;
+	free(out);
+	CHECK_MSG(ok, "printed config does not list both files in order");
+	/* messages point at the file that set the key */
+	struct rs_config_file g[2] = {{loc, 0, NULL, 0}, {def, 0, NULL, 0}};
+	LOAD_OK(load_layers(g, 2, NULL, 0));
+	CHECK_EQ_INT(cfg->mode, RS_MODE_NONE);
+	write_file("local2.toml", "[database.sync]\nmode = \"turso\"\n", 0600);
+	char loc2[256];
+	snprintf(loc2, sizeof loc2, "%s/local2.toml", tmpdir);
+	struct rs_config_file h[2] = {{def, 0, NULL, 0}, {loc2, 0, NULL, 0}};
+	LOAD_ERR(load_layers(h, 2, NULL, 0), "local2.toml:2:8: database.sync.turso.remote_url: required when");
+	/* a type error in the later file names it */
+	write_file("local3.toml", "[database.sync]\ninterval_seconds = \"5\"\n", 0600);
+	snprintf(loc2, sizeof loc2, "%s/local3.toml", tmpdir);
+	LOAD_ERR(load_layers(h, 2, NULL, 0), "local3.toml:2:20: database.sync.interval_seconds: expected an integer");
+	/* a missing file that is not optional is an error naming it */
+	struct rs_config_file m[2] = {{def, 0, NULL, 0}, {missing, 0, NULL, 0}};
+	LOAD_ERR(load_layers(m, 2, NULL, 0), "nowhere.toml: cannot open");
+	/* only optional files, all missing: the defaults */
+	struct rs_config_file o[1] = {{missing, 1, NULL, 0}};
+	LOAD_OK(load_layers(o, 1, NULL, 0));
+	CHECK(cfg->source == NULL);
+	CHECK_EQ_INT(cfg->mode, RS_MODE_NONE);
+}
+
+TEST(validated_once_after_all_layers)
+{
+	const char *const d1[] = {"database.sync.mode=d1", "database.sync.d1.database=rr"};
+	const char *const bad[] = {"database.sync.mode"};
+	const char *const tok[] = {"database.sync.turso.auth_token=s3cr3t-on-cli", "database.sync.mode=d2"};
+	struct rs_config_file none = {"none.toml", 0, "[database]\npath = \"a.db\"\n", 24};
+	env_clear();
+	/* the environment asks for turso (no remote_url anywhere); -o turns it to d1 */
+	setenv("RUSTRESORT__DATABASE__SYNC__MODE", "turso", 1);
+	int rc = load_layers(&none, 1, d1, 2);
+	env_clear();
+	LOAD_OK(rc);
+	CHECK_EQ_INT(cfg->mode, RS_MODE_D1);
+	CHECK_EQ_STR(cfg->d1_database, "rr");
+	/* a file asks for d1, the database comes from the environment */
+	struct rs_config_file d1file = {"d1.toml", 0, "[database.sync]\nmode = \"d1\"\n", 27};
+	setenv("RUSTRESORT__DATABASE__SYNC__D1__DATABASE", "from-env", 1);
+	rc = load_layers(&d1file, 1, NULL, 0);
+	env_clear();
+	LOAD_OK(rc);
+	CHECK_EQ_STR(cfg->d1_database, "from-env");
+	/* what is still missing at the end is reported once, where the mode was set */
+	setenv("RUSTRESORT__DATABASE__SYNC__MODE", "turso", 1);
+	rc = load_layers(&none, 1, NULL, 0);
+	env_clear();
+	LOAD_ERR(rc, "environment RUSTRESORT__DATABASE__SYNC__MODE: database.sync.turso.remote_url: required when "
+		     "database.sync.mode = \"turso\"");
+	LOAD_ERR(load_layers(&none, 1, d1, 1), "command line: database.sync.d1.database: required when");
+	/* -o errors name the option and key, never the value */
+	LOAD_ERR(load_layers(&none, 1, bad, 1), "-o database.sync.mode: expected KEY=VALUE");
+	LOAD_ERR(load_layers(&none, 1, tok, 2), "-o database.sync.mode: database.sync.mode: expected one of");
+	CHECK(strstr(cerr.message, "s3cr3t") == NULL);
+	CHECK_MSG(strstr(captured, "visible to every user in the process list") != NULL, "log: %s", captured);
+}
+
 TEST(err_bad_enum_exact)
 {
 	LOAD_ERR(load_text("# resort-sync\n[server]\nport = 3000\n\n[database]\npath = \"x.db\"\n\n"
@@ -349,6 +443,79 @@ TEST(err_types)
 		 "resort-sync.toml:2:14: database.sync.turso.remote_url: expected a libsql://");
 	/* a TOML error comes through located */
 	LOAD_ERR(load_text("[database]\npath = data.db\n"), "resort-sync.toml:2:8: expected a value (strings need quotes); got data.db");
+}
+
+/* The whole of TOML 1.0 in sections we ignore; strict types and located errors in ours. */
+TEST(full_toml_syntax)
+{
+	LOAD_OK(load_text("[server]\nratio = 0.75\nstarted = 1979-05-27T07:32:00Z\nday = 1979-05-27\n"
+			  "limits = { rps = 10, burst = 2.5 }\nbanner = \"\"\"\nWelcome\n\"\"\"\n"
+			  "mixed = [1, \"a\", [2.0], {x = 1}]\n[[server.upstreams]]\nurl = 'http://a'\n"
+			  "[[server.upstreams]]\nurl = 'http://b'\n"
+			  "[database]\npath = '''/srv/rr.db'''\nsync = { mode = \"d1\", d1 = { database = \"rr\" } }\n"
+			  "[logging]\nlevel = \"\"\"warn\"\"\"\nformat = '''json'''\n"));
+	CHECK_EQ_STR(cfg->db_path, "/srv/rr.db");
+	CHECK_EQ_INT(cfg->mode, RS_MODE_D1);
+	CHECK_EQ_STR(cfg->d1_database, "rr");
+	CHECK_EQ_INT(cfg->log_level, RS_LOG_WARN);
+	CHECK_MSG(captured[0] == '\0', "unexpected log output: %s", captured);
+	/* our keys keep their types, and say where */
+	LOAD_ERR(load_text("[database.sync]\ninterval_seconds = 30.0\n"),
+		 "resort-sync.toml:2:20: database.sync.interval_seconds: expected an integer; got a float");
+	LOAD_ERR(load_text("[database.sync.turso]\ntimeout_seconds = 1979-05-27\n"),
+		 "resort-sync.toml:2:19: database.sync.turso.timeout_seconds: expected an integer; got a date-time");
+	LOAD_ERR(load_text("[database.sync]\nmode = { d1 = true }\n"),
+		 "resort-sync.toml:2:8: database.sync.mode: expected a string; got a table");
+	LOAD_ERR(load_text("[database.sync.turso]\nexclude_tables = [\"a\",\n  1.5]\n"),
+		 "resort-sync.toml:2:18: database.sync.turso.exclude_tables: expected an array of strings; "
+		 "the item at line 3, column 3 is a float");
+	LOAD_ERR(load_text("[database.sync.turso]\nexclude_tables = [{ name = \"a\" }]\n"),
+		 "the item at line 2, column 19 is a table");
+	LOAD_ERR(load_text("[[database.sync]]\nmode = \"d1\"\n"),
+		 "resort-sync.toml:1:1: database.sync: expected a table; got an array of tables");
+	LOAD_ERR(load_text("[database]\n[[database.path]]\n"),
+		 "resort-sync.toml:2:1: database.path: expected a string; got an array of tables");
+	LOAD_ERR(load_text("[database]\npath = \"a\\u0000b\"\n"),
+		 "resort-sync.toml:2:8: database.path: must not hold a NUL character (\\u0000)");
+	LOAD_ERR(load_text("[database]\npath = \"\"\"\na.db\"\"\"\nmigrations_dir = 1.5\n"),
+		 "resort-sync.toml:4:18: database.migrations_dir: expected a string; got a float");
+	/* unknown keys of ours in the new forms are warned about, once each */
+	LOAD_OK(load_text("[database]\nextra = { a = 1 }\n[[database.more]]\nb = 2\n"));
+	CHECK_MSG(strstr(captured, "key=database.extra.a where=resort-sync.toml:2:11") != NULL, "log: %s", captured);
+	CHECK_MSG(strstr(captured, "key=database.more where=resort-sync.toml:3:1") != NULL, "log: %s", captured);
+	CHECK_MSG(strstr(captured, "database.more[0]") == NULL, "log: %s", captured);
+}
+
+/* Where RustResort's config files are kept for tests (run from the project's root), or NULL. */
+static const char *rustresort_fixtures(void)
+{
+	static const char *const dirs[] = {"../shared/fixtures/rustresort", "../../shared/fixtures/rustresort"};
+	char path[512];
+	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+		snprintf(path, sizeof path, "%s/default.toml", dirs[i]);
+		if (access(path, R_OK) == 0)
+			return dirs[i];
+	}
+	return NULL;
+}
+
+/* RustResort's own files, read where they are kept for tests. */
+TEST(rustresort_files)
+{
+	const char *dir = rustresort_fixtures();
+	char path[512];
+	if (!dir)
+		SKIP("RustResort's config files are not at ../shared/fixtures/rustresort");
+	env_clear();
+	snprintf(path, sizeof path, "%s/default.toml", dir);
+	LOAD_OK(load(path));
+	CHECK_EQ_INT(cfg->mode, RS_MODE_NONE);
+	CHECK_EQ_STR(cfg->db_path, "data/rustresort.db");
+	CHECK_EQ_INT(cfg->d1_history_retention, 10000);
+	CHECK_MSG(captured[0] == '\0', "unexpected log output: %s", captured);
+	snprintf(path, sizeof path, "%s/local.toml.example", dir);
+	LOAD_OK(load(path));
+	CHECK_MSG(captured[0] == '\0', "unexpected log output: %s", captured);
 }
 
 TEST(err_numbers)
@@ -565,8 +732,12 @@ int main(void)
 	RUN(our_own_keys);
 	RUN(env_overrides);
 	RUN(precedence_file_env_command_line);
+	RUN(layered_files);
+	RUN(validated_once_after_all_layers);
 	RUN(err_bad_enum_exact);
 	RUN(err_types);
+	RUN(full_toml_syntax);
+	RUN(rustresort_files);
 	RUN(err_numbers);
 	RUN(clamp_warning);
 	RUN(err_missing_required);

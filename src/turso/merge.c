@@ -14,18 +14,34 @@
  *
  *   local == remote            nothing to do
  *   local == base              take remote (insert, update or delete)
- *   otherwise                  keep local: it changed since it was pushed
- *                              and goes out with the next push, where the
- *                              last push wins (as with the official client)
+ *   otherwise, both rows       per column: a column still equal to the base's
+ *   present                    takes the server's value, a column changed here
+ *                              keeps ours (it goes out with the next push,
+ *                              which sends only changed columns; where both
+ *                              changed one column, the last push wins, as
+ *                              with the official client)
+ *   otherwise                  keep local (a delete or an insert on one side
+ *                              against a change on the other: the next push
+ *                              sends ours)
  *
  * So a merge never undoes a local write, and running it twice changes
- * nothing the second time: after a crash it is simply run again.
+ * nothing the second time: after a crash it is simply run again.  The full
+ * table of cases is in docs/notes/turso-merge.md.
+ *
+ * Identities are compared as the key's collation compares them (state.h).
+ * A key that leaves one row of the server and stays on another (reused,
+ * swapped) is no delete of that identity: the change of the row that now
+ * holds it is merged instead.
  *
  * Rowids: tables keyed by a declared non-integer PRIMARY KEY match rows by
  * key, so the server may hold a row under another rowid than ours (it picks
  * one when ours was taken).  The merge moves our row to the server's rowid,
  * first moving any row that sits there (a local row not yet pushed) to a
- * free rowid, so rowids converge as well.
+ * rowid free here and on the server, so rowids converge as well.  Anon rows
+ * (no declared key, or a NULL key part) are matched by rowid: rows we
+ * inserted since the last pull first move to the rowids the server gave
+ * them (align_inserted), and a row of ours at a rowid where the server now
+ * has a row it did not have before is not that row: it moves away.
  *
  * Triggers of the database are dropped for the merge and re-created before
  * COMMIT (no other connection ever sees them missing): the rows coming in
@@ -57,6 +73,9 @@ struct ti {
 	const rs_table *lt;     /* the database's definition */
 	int *map;               /* ct column i -> lt column map[i] */
 	sqlite3_stmt *find;     /* SELECT rowid, <lt cols> FROM t WHERE <identity> */
+	sqlite3_stmt *find_rowid; /* the same WHERE rowid = ?1 (anon rows, state.h) */
+	sqlite3_stmt *on_server;  /* SELECT 1 FROM t WHERE <identity>, on the replica (keyed tables) */
+	int64_t fresh;          /* next rowid free locally and on the server (0: not computed) */
 	sqlite3_stmt *find_base;/* SELECT <ct cols> FROM t WHERE <identity>, on the base */
 	sqlite3_stmt *at;       /* SELECT 1 FROM t WHERE rowid = ? */
 	sqlite3_stmt *del, *upd, *ins, *move;
@@ -159,10 +178,16 @@ static int object_exists(sqlite3 *db, const char *type, const char *name)
 
 /* ---- per-table statements ------------------------------------------------ */
 
+struct ti;
+static int align_inserted(struct merger *M, struct ti *x);
+static int vacate(struct merger *M, struct ti *x, int64_t r);
+
 static void ti_free(struct ti *x)
 {
 	free(x->map);
 	sqlite3_finalize(x->find);
+	sqlite3_finalize(x->find_rowid);
+	sqlite3_finalize(x->on_server);
 	sqlite3_finalize(x->find_base);
 	sqlite3_finalize(x->at);
 	sqlite3_finalize(x->del);
@@ -178,7 +203,7 @@ static void ti_free(struct ti *x)
 	memset(x, 0, sizeof *x);
 }
 
-/* " WHERE k1 IS ?1 AND ..." or " WHERE rowid = ?1" */
+/* " WHERE k1 = ?1 AND ..." (keyed rows have no NULL key part, state.h) or " WHERE rowid = ?1" */
 static void where_identity(sqlite3_str *s, const rs_table *ct, const rs_tkey *k, const char *rowid_name)
 {
 	if (k->by_rowid) {
@@ -186,7 +211,7 @@ static void where_identity(sqlite3_str *s, const rs_table *ct, const rs_tkey *k,
 		return;
 	}
 	for (int i = 0; i < k->npk; i++)
-		sqlite3_str_appendf(s, "%s\"%w\" IS ?%d", i ? " AND " : " WHERE ", ct->col[k->pk[i]], i + 1);
+		sqlite3_str_appendf(s, "%s\"%w\" = ?%d", i ? " AND " : " WHERE ", ct->col[k->pk[i]], i + 1);
 }
 
 static void bind_identity(sqlite3_stmt *st, const rs_tkey *k, int64_t rowid, const rs_value *v)
@@ -197,6 +222,18 @@ static void bind_identity(sqlite3_stmt *st, const rs_tkey *k, int64_t rowid, con
 	}
 	for (int i = 0; i < k->npk; i++)
 		bind_value(st, i + 1, &v[k->pk[i]]);
+}
+
+static int64_t max_rowid(sqlite3 *db, const char *table)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t m = 0;
+	char *q = sqlite3_mprintf("SELECT max(rowid) FROM \"%w\"", table);
+	if (q && sqlite3_prepare_v2(db, q, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		m = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_free(q);
+	return m;
 }
 
 static int fts_statements(struct merger *M, struct ti *x)
@@ -297,6 +334,20 @@ static struct ti *ti_get(struct merger *M, const rs_table *ct)
 	sqlite3_str_appendf(s, " FROM \"%w\"", lt->name);
 	where_identity(s, ct, x->k, rn);
 	int rc = prep(M, M->ldb, &x->find, sqlite3_str_finish(s), ct->name);
+	if (rc == RS_OK) {
+		s = sqlite3_str_new(NULL);
+		sqlite3_str_appendf(s, "SELECT %s", rn);
+		for (int i = 0; i < lt->ncol; i++)
+			sqlite3_str_appendf(s, ", \"%w\"", lt->col[i]);
+		sqlite3_str_appendf(s, " FROM \"%w\" WHERE %s = ?1", lt->name, rn);
+		rc = prep(M, M->ldb, &x->find_rowid, sqlite3_str_finish(s), ct->name);
+	}
+	if (rc == RS_OK && !x->k->by_rowid) {
+		s = sqlite3_str_new(NULL);
+		sqlite3_str_appendf(s, "SELECT 1 FROM \"%w\"", ct->name);
+		where_identity(s, ct, x->k, "rowid");
+		rc = prep(M, M->rdb, &x->on_server, sqlite3_str_finish(s), ct->name);
+	}
 	if (rc == RS_OK && M->bdb && !x->k->by_rowid && object_exists(M->bdb, "table", ct->name)) {
 		/* The base's row by key (only keyed tables need it: by rowid, an insert
 		 * at a rowid means the base had no row there). */
@@ -326,9 +377,7 @@ static struct ti *ti_get(struct merger *M, const rs_table *ct)
 			  ct->name);
 	if (rc == RS_OK)
 		rc = prep(M, M->ldb, &x->move,
-			  sqlite3_mprintf("UPDATE \"%w\" SET %s = (SELECT max(%s) + 1 FROM \"%w\") WHERE %s = ?1 "
-					  "RETURNING %s", lt->name, rn, rn, lt->name, rn, rn),
-			  ct->name);
+			  sqlite3_mprintf("UPDATE \"%w\" SET %s = ?2 WHERE %s = ?1", lt->name, rn, rn), ct->name);
 	if (rc == RS_OK) {
 		/* UPDATE t SET rowid = ?1, c1 = ?3, ... WHERE rowid = ?2 */
 		s = sqlite3_str_new(NULL);
@@ -355,6 +404,8 @@ static struct ti *ti_get(struct merger *M, const rs_table *ct)
 	}
 	if (rc == RS_OK && !M->clear)
 		rc = fts_statements(M, x);
+	if (rc == RS_OK)
+		rc = align_inserted(M, x);
 	return rc == RS_OK ? x : NULL;
 }
 
@@ -379,39 +430,62 @@ static int find_local(struct merger *M, struct ti *x, int64_t rowid, const rs_va
 		      int64_t *lrowid, rs_tdigest *d)
 {
 	const rs_table *ct = x->ct;
-	bind_identity(x->find, x->k, rowid, v);
-	int rc = sqlite3_step(x->find);
+	sqlite3_stmt *st = x->find;
+	if (rs_tkey_anon(ct, x->k, v)) {
+		st = x->find_rowid;
+		sqlite3_bind_int64(st, 1, rowid);
+	} else {
+		bind_identity(st, x->k, rowid, v);
+	}
+	int rc = sqlite3_step(st);
 	*found = rc == SQLITE_ROW;
 	if (*found) {
 		rs_value cur[ct->ncol > 0 ? ct->ncol : 1];
 		for (int i = 0; i < ct->ncol; i++)
-			rs_value_from_column(x->find, x->map[i] + 1, &cur[i]);
-		*lrowid = sqlite3_column_int64(x->find, 0);
+			rs_value_from_column(st, x->map[i] + 1, &cur[i]);
+		*lrowid = sqlite3_column_int64(st, 0);
 		rs_trow_digest(d, ct, cur);
-		rc = sqlite3_step(x->find) == SQLITE_ROW ? SQLITE_ROW : SQLITE_DONE; /* a NULL key may match twice */
+		rc = SQLITE_DONE;
 	}
-	sqlite3_reset(x->find);
+	sqlite3_reset(st);
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
 		return sql_err(M, M->ldb, "cannot read a row", ct->name);
 	return RS_OK;
 }
 
-/* What the row was when the database last agreed with the server. */
+/*
+ * What the row was when the database last agreed with the server: its
+ * digest, and when bh is not NULL the hashes of its columns (the replica
+ * table's, ct->ncol of them; *nbh = 0 when they are not known, e.g. pushed
+ * under another column count).
+ */
 static int base_of(struct merger *M, struct ti *x, int64_t rowid, const rs_value *v, const rs_value *basev,
-		   int base_known, rs_tdigest *d)
+		   int base_known, rs_tdigest *d, uint64_t *bh, int *nbh)
 {
 	const rs_tdigest *pushed = rs_tstate_pushed(M->t->state, M->key.data, M->key.len);
 	memset(d, 0, sizeof *d);
+	if (nbh)
+		*nbh = 0;
 	if (pushed) {
 		*d = *pushed;
+		const uint64_t *h = NULL;
+		int n = rs_tstate_pushed_cols(M->t->state, M->key.data, M->key.len, &h);
+		if (bh && n == x->ct->ncol) {
+			memcpy(bh, h, (size_t)n * sizeof *h);
+			*nbh = n;
+		}
 		return RS_OK;
 	}
 	if (basev) {
 		rs_trow_digest(d, x->ct, basev);
+		if (bh) {
+			rs_tcol_hashes(bh, x->ct, basev);
+			*nbh = x->ct->ncol;
+		}
 		return RS_OK;
 	}
-	if (base_known || !x->find_base)
-		return RS_OK; /* no base row */
+	if (base_known || !x->find_base || rs_tkey_anon(x->ct, x->k, v))
+		return RS_OK; /* no base row (an anon row is matched by rowid: an insert had none) */
 	bind_identity(x->find_base, x->k, rowid, v);
 	int rc = sqlite3_step(x->find_base);
 	if (rc == SQLITE_ROW) {
@@ -419,9 +493,115 @@ static int base_of(struct merger *M, struct ti *x, int64_t rowid, const rs_value
 		for (int i = 0; i < x->ct->ncol; i++)
 			rs_value_from_column(x->find_base, i, &b[i]);
 		rs_trow_digest(d, x->ct, b);
+		if (bh) {
+			rs_tcol_hashes(bh, x->ct, b);
+			*nbh = x->ct->ncol;
+		}
 	}
 	sqlite3_reset(x->find_base);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? RS_OK : sql_err(M, M->bdb, "cannot read a row", x->ct->name);
+}
+
+/* A rowid free in the database and on the server as last pulled (so a row
+ * moved there is pushed as new, never taken for one of the server's). */
+static int64_t next_free(struct merger *M, struct ti *x)
+{
+	if (!x->fresh) {
+		int64_t a = max_rowid(M->ldb, x->lt->name), b = max_rowid(M->rdb, x->ct->name);
+		x->fresh = (a > b ? a : b) + 1;
+	}
+	return x->fresh++;
+}
+
+/* Move the database's row at rowid `from` to rowid `to` (free), keeping FTS tables current. */
+static int move_row(struct merger *M, struct ti *x, int64_t from, int64_t to)
+{
+	int out = fts(M, x, 1, from);
+	if (out == RS_OK) {
+		sqlite3_bind_int64(x->move, 1, from);
+		sqlite3_bind_int64(x->move, 2, to);
+		out = run(M, x->move, x->ct->name);
+	}
+	if (out == RS_OK)
+		out = fts(M, x, 0, to);
+	return out;
+}
+
+static int row_at(struct merger *M, struct ti *x, int64_t r, int *found)
+{
+	sqlite3_bind_int64(x->at, 1, r);
+	int rc = sqlite3_step(x->at);
+	sqlite3_reset(x->at);
+	*found = rc == SQLITE_ROW;
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? RS_OK : sql_err(M, M->ldb, "cannot read a row", x->ct->name);
+}
+
+struct mapped {
+	int64_t *ours, *server;
+	size_t n, cap;
+};
+
+static int collect_mapped(void *ctx, int64_t ours, int64_t server)
+{
+	struct mapped *m = ctx;
+	if (ours == server)
+		return 0;
+	if (m->n == m->cap) {
+		size_t cap = m->cap ? m->cap * 2 : 16;
+		int64_t *a = realloc(m->ours, cap * sizeof *a);
+		if (a)
+			m->ours = a;
+		int64_t *b = a ? realloc(m->server, cap * sizeof *b) : NULL;
+		if (!b)
+			return -1;
+		m->server = b;
+		m->cap = cap;
+	}
+	m->ours[m->n] = ours;
+	m->server[m->n++] = server;
+	return 0;
+}
+
+/*
+ * Anon rows we inserted since the last pull got their rowids from the
+ * server (state.h): move each to the server's rowid before any row of the
+ * table is merged, so the rule below sees it where the server has it.  In
+ * two passes (all to free rowids, then each to its place), since one row's
+ * place may be where another of ours sits; a local row not yet pushed that
+ * sits in such a place moves to a free rowid (it goes out with the next push).
+ */
+static int align_inserted(struct merger *M, struct ti *x)
+{
+	struct mapped m = {0};
+	if (rs_tstate_each_mapped(M->t->state, x->ct->name, collect_mapped, &m) != 0) {
+		free(m.ours);
+		free(m.server);
+		return rs_err(M->err, RS_ENOMEM, "out of memory");
+	}
+	int rc = RS_OK, found = 0;
+	int64_t *tmp = m.n ? calloc(m.n, sizeof *tmp) : NULL;
+	if (m.n && !tmp)
+		rc = rs_err(M->err, RS_ENOMEM, "out of memory");
+	for (size_t i = 0; rc == RS_OK && i < m.n; i++) {
+		if ((rc = row_at(M, x, m.ours[i], &found)) != RS_OK || !found)
+			continue; /* deleted here since: the merge keeps it deleted */
+		tmp[i] = next_free(M, x);
+		rc = move_row(M, x, m.ours[i], tmp[i]);
+	}
+	for (size_t i = 0; rc == RS_OK && i < m.n; i++) {
+		if (!tmp[i])
+			continue;
+		if ((rc = row_at(M, x, m.server[i], &found)) == RS_OK && found)
+			rc = vacate(M, x, m.server[i]);
+		if (rc == RS_OK)
+			rc = move_row(M, x, tmp[i], m.server[i]);
+		rs_debug("turso merge: a row we inserted takes the server's rowid", "table=%s from=%lld to=%lld",
+			 x->ct->name, (long long)m.ours[i], (long long)m.server[i]);
+	}
+	free(tmp);
+	free(m.ours);
+	free(m.server);
+	return rc;
 }
 
 /* Make rowid r free in the database, moving a row that sits there. */
@@ -434,21 +614,8 @@ static int vacate(struct merger *M, struct ti *x, int64_t r)
 		return RS_OK;
 	if (rc != SQLITE_ROW)
 		return sql_err(M, M->ldb, "cannot read a row", x->ct->name);
-	int out = fts(M, x, 1, r);
-	int64_t to = 0;
-	if (out == RS_OK) {
-		sqlite3_bind_int64(x->move, 1, r);
-		rc = sqlite3_step(x->move);
-		if (rc == SQLITE_ROW)
-			to = sqlite3_column_int64(x->move, 0);
-		while (rc == SQLITE_ROW)
-			rc = sqlite3_step(x->move);
-		sqlite3_reset(x->move);
-		if (rc != SQLITE_DONE)
-			out = sql_err(M, M->ldb, "cannot move a row to a free rowid", x->ct->name);
-	}
-	if (out == RS_OK)
-		out = fts(M, x, 0, to);
+	int64_t to = next_free(M, x);
+	int out = move_row(M, x, r, to);
 	rs_debug("turso merge: moved a local row out of the server's rowid", "table=%s from=%lld to=%lld",
 		 x->ct->name, (long long)r, (long long)to);
 	return out;
@@ -479,6 +646,67 @@ static int write_row(struct merger *M, struct ti *x, int found, int64_t lrowid, 
 	return rc;
 }
 
+/*
+ * The row changed here and on the server since the base (bh: the base's
+ * column hashes): each column takes the server's value where ours still
+ * equals the base's, and keeps ours where we changed it.  So two clients
+ * changing different columns of one row both keep their change (the next
+ * push sends only our changed columns); a column both changed keeps ours,
+ * and the next push makes it the last write.
+ */
+static int merge_columns(struct merger *M, struct ti *x, int64_t lrowid, int64_t rowid, const rs_value *v,
+			 const uint64_t *bh)
+{
+	const rs_table *ct = x->ct;
+	int n = ct->ncol > 0 ? ct->ncol : 1, rc = RS_OK;
+	rs_value *mine = calloc((size_t)n, sizeof *mine), *out = calloc((size_t)n, sizeof *out);
+	if (!mine || !out) {
+		free(mine);
+		free(out);
+		return rs_err(M->err, RS_ENOMEM, "out of memory");
+	}
+	/* Our row, copied: the writes below must not run under values owned by a statement. */
+	sqlite3_bind_int64(x->find_rowid, 1, lrowid);
+	int r = sqlite3_step(x->find_rowid);
+	for (int i = 0; r == SQLITE_ROW && rc == RS_OK && i < ct->ncol; i++) {
+		rs_value_from_column(x->find_rowid, x->map[i] + 1, &mine[i]);
+		if ((mine[i].type == SQLITE_TEXT || mine[i].type == SQLITE_BLOB)) {
+			unsigned char *c = malloc(mine[i].n > 0 ? (size_t)mine[i].n : 1);
+			if (!c)
+				rc = rs_err(M->err, RS_ENOMEM, "out of memory");
+			else if (mine[i].n > 0)
+				memcpy(c, mine[i].p, (size_t)mine[i].n);
+			mine[i].p = c;
+		}
+	}
+	sqlite3_reset(x->find_rowid);
+	if (rc == RS_OK && r != SQLITE_ROW)
+		rc = sql_err(M, M->ldb, "cannot read a row", ct->name);
+	int theirs = 0, ours = 0;
+	for (int i = 0; rc == RS_OK && i < ct->ncol; i++) {
+		if (rs_tvalue_hash(&mine[i]) == bh[i]) {
+			out[i] = v[i];
+			theirs += !rs_value_same(&mine[i], &v[i]);
+		} else {
+			out[i] = mine[i];
+			ours += !rs_value_same(&mine[i], &v[i]);
+		}
+	}
+	if (rc == RS_OK && (theirs || lrowid != rowid))
+		rc = write_row(M, x, 1, lrowid, rowid, out);
+	if (rc == RS_OK && ours)
+		M->rep->kept++;
+	if (rc == RS_OK)
+		rs_debug("turso merge: row changed on both sides, merged per column", "table=%s rowid=%lld "
+			 "theirs=%d ours=%d", ct->name, (long long)rowid, theirs, ours);
+	for (int i = 0; i < ct->ncol; i++)
+		if (mine[i].type == SQLITE_TEXT || mine[i].type == SQLITE_BLOB)
+			free((void *)mine[i].p);
+	free(mine);
+	free(out);
+	return rc;
+}
+
 /* The server has row v (at rowid) where the base had basev (NULL: look it up). */
 static int merge_put(struct merger *M, struct ti *x, int64_t rowid, const rs_value *v, const rs_value *basev,
 		     int base_known)
@@ -491,6 +719,13 @@ static int merge_put(struct merger *M, struct ti *x, int64_t rowid, const rs_val
 	int rc = find_local(M, x, rowid, v, &found, &lrowid, &cur);
 	if (rc != RS_OK)
 		return rc;
+	if (found && rs_tkey_anon(x->ct, x->k, v) && !basev &&
+	    !rs_tstate_inserted_here(M->t->state, M->key.data, M->key.len)) {
+		/* Our row at the server's new rowid is another row, not yet pushed: it moves away. */
+		if ((rc = vacate(M, x, rowid)) != RS_OK)
+			return rc;
+		found = 0;
+	}
 	rs_trow_digest(&remote, x->ct, v);
 	if (found && rs_tdigest_equal(&cur, &remote)) {
 		if (!x->k->by_rowid && lrowid != rowid) /* same row, other rowid: align */
@@ -499,13 +734,22 @@ static int merge_put(struct merger *M, struct ti *x, int64_t rowid, const rs_val
 	}
 	if (!found)
 		memset(&cur, 0, sizeof cur);
-	if ((rc = base_of(M, x, rowid, v, basev, base_known, &base)) != RS_OK)
-		return rc;
-	if (!rs_tdigest_equal(&cur, &base)) {
-		M->rep->kept++;
-		return RS_OK;
+	int ncol = x->ct->ncol, nbh = 0;
+	uint64_t *bh = malloc((size_t)(ncol > 0 ? ncol : 1) * sizeof *bh);
+	if (!bh)
+		return rs_err(M->err, RS_ENOMEM, "out of memory");
+	rc = base_of(M, x, rowid, v, basev, base_known, &base, bh, &nbh);
+	if (rc == RS_OK && !rs_tdigest_equal(&cur, &base)) {
+		/* Both sides changed the row: per column when the base's columns are known. */
+		if (found && base.present && nbh == ncol)
+			rc = merge_columns(M, x, lrowid, rowid, v, bh);
+		else
+			M->rep->kept++;
+	} else if (rc == RS_OK) {
+		rc = write_row(M, x, found, lrowid, rowid, v);
 	}
-	return write_row(M, x, found, lrowid, rowid, v);
+	free(bh);
+	return rc;
 }
 
 /* The server no longer has row basev (at rowid). */
@@ -519,7 +763,18 @@ static int merge_remove(struct merger *M, struct ti *x, int64_t rowid, const rs_
 	int rc = find_local(M, x, rowid, basev, &found, &lrowid, &cur);
 	if (rc != RS_OK || !found)
 		return rc;
-	if ((rc = base_of(M, x, rowid, basev, basev, 1, &base)) != RS_OK)
+	if (x->on_server && !rs_tkey_anon(x->ct, x->k, basev)) {
+		/* The key left this row but the server still holds it (reused by another row,
+		 * swapped): not a delete of the identity; the other row's change merges it. */
+		bind_identity(x->on_server, x->k, rowid, basev);
+		int r = sqlite3_step(x->on_server);
+		sqlite3_reset(x->on_server);
+		if (r == SQLITE_ROW)
+			return RS_OK;
+		if (r != SQLITE_DONE)
+			return sql_err(M, M->rdb, "cannot read a row", x->ct->name);
+	}
+	if ((rc = base_of(M, x, rowid, basev, basev, 1, &base, NULL, NULL)) != RS_OK)
 		return rc;
 	if (!rs_tdigest_equal(&cur, &base)) {
 		M->rep->kept++;

@@ -7,21 +7,31 @@
  * (turso/pipeline.h): BEGIN IMMEDIATE, the statements, this client's
  * watermark, COMMIT only if every statement succeeded, else ROLLBACK.
  *
- * Statements, per kind of table (identity rules in state.h):
+ * Statements, per kind of row (identity rules in state.h):
  *
- *   no declared key      INSERT OR REPLACE INTO t(rowid, c...) VALUES (...)
- *                        UPDATE t SET <changed> WHERE rowid = ?
+ *   anon (no declared key, INSERT INTO t(c...) VALUES (...) RETURNING rowid: the server picks
+ *   or a NULL key part)  the rowid (as the official client lets it), so rows two clients
+ *                        inserted at the same local rowid both stay; the answer's rowid is
+ *                        kept in the overlay, and until the merge moves our row there, a
+ *                        later change of the row is UPDATE t SET <all> WHERE rowid = <server's>
+ *                        UPDATE t SET <changed> WHERE rowid = ?  (a row the server has: same rowid)
  *                        DELETE FROM t WHERE rowid = ?
  *   INTEGER PRIMARY KEY  INSERT INTO t(c...) VALUES (...) ON CONFLICT(k) DO UPDATE SET <others>
  *                        UPDATE/DELETE ... WHERE k = ?
  *   other primary key    INSERT OR IGNORE INTO t(rowid, c...) VALUES (...), to keep our rowid
- *                        when it is free, then the upsert ON CONFLICT(k...) (when the rowid was
- *                        taken the server picks one; the next pull aligns ours)
- *                        UPDATE/DELETE ... WHERE k1 IS ? AND k2 IS ?  (NULL-safe)
+ *                        when it is free, then the upsert ON CONFLICT(k...) DO UPDATE SET every
+ *                        column, the key's too (under NOCASE, 'ABC' replaces 'abc'; when the
+ *                        rowid was taken the server picks one; the next pull aligns ours)
+ *                        UPDATE/DELETE ... WHERE k1 = ? AND k2 = ?  ("=": a keyed row has no
+ *                        NULL part, and tursodb scans the whole table for "IS ?")
  *
+ * An UPDATE sets only the columns that changed, so a concurrent change of
+ * another column on the server survives (the merge is per column too).
  * Within a batch, deletes (and the old side of a key change) run before
  * inserts and updates, so a key that moves between rows or a swap of two
- * keys never collides.  Schema: CREATE TABLE/INDEX with IF NOT EXISTS,
+ * keys never collides; the overlay keeps, per identity, the row as written
+ * (a delete of an identity the batch also writes records nothing).  Schema:
+ * CREATE TABLE/INDEX with IF NOT EXISTS,
  * DROP ... IF EXISTS, ALTER TABLE ADD COLUMN (allowed to fail: the column
  * may be there already).  Views and triggers are not pushed, as the
  * official client does not push them either: triggers run on each client,
@@ -47,6 +57,14 @@ struct step {
 	rs_hrana_value *args;    /* text/blob bytes owned (malloc'd) */
 	size_t nargs;
 	int may_fail;
+	int ins;                 /* index in pusher.ins (INSERT ... RETURNING rowid), or -1 */
+};
+
+/* An anon row inserted without a rowid: its identity, and the step whose answer holds the server's rowid. */
+struct anon_ins {
+	unsigned char *key;
+	size_t klen;
+	int step;
 };
 
 struct steps {
@@ -67,6 +85,11 @@ struct pusher {
 	rs_turso_report *rep;
 	int64_t rows;          /* row changes in the open batch */
 	int warned_view;
+	struct anon_ins *ins;  /* of the open batch */
+	size_t nins, cins;
+	int next_ins;          /* add_step: the ins index of the step being added, or -1 */
+	uint64_t *colh;        /* prepare_row: per-column hashes of the row being sent */
+	int ncolh, ccolh;
 };
 
 /* ---- identity cache (shared with merge.c) ------------------------------ */
@@ -191,10 +214,16 @@ static void st_value(struct stmt *s, const rs_value *v)
 	}
 }
 
-/* " WHERE <identity of the row>" */
+/*
+ * " WHERE <identity of the row>": the rowid (ipk and anon rows, state.h; for
+ * an anon row, the server's rowid), else "k = ?" per key column: a keyed row
+ * has no NULL key part, and "=" lets the server use the key's index where
+ * "IS" made tursodb scan the table.  The server compares under the column's
+ * collation, as our identities do.
+ */
 static void st_where(struct stmt *s, const rs_table *t, const rs_tkey *k, int64_t rowid, const rs_value *v)
 {
-	if (k->by_rowid) {
+	if (k->by_rowid || rs_tkey_anon(t, k, v)) {
 		rs_value r = {SQLITE_INTEGER, rowid, 0, NULL, 0};
 		sqlite3_str_appendf(s->sql, " WHERE %s = ", t->rowid_name);
 		st_value(s, &r);
@@ -202,7 +231,7 @@ static void st_where(struct stmt *s, const rs_table *t, const rs_tkey *k, int64_
 	}
 	for (int i = 0; i < k->npk; i++) {
 		const rs_value *kv = &v[k->pk[i]];
-		sqlite3_str_appendf(s->sql, "%s\"%w\" IS ", i ? " AND " : " WHERE ", t->col[k->pk[i]]);
+		sqlite3_str_appendf(s->sql, "%s\"%w\" = ", i ? " AND " : " WHERE ", t->col[k->pk[i]]);
 		st_value(s, kv);
 	}
 }
@@ -234,7 +263,8 @@ static int add_step(struct pusher *P, int phase, struct stmt *s, int may_fail, r
 		l->v = v;
 		l->cap = cap;
 	}
-	l->v[l->n++] = (struct step){sql, s->args, s->nargs, may_fail};
+	l->v[l->n++] = (struct step){sql, s->args, s->nargs, may_fail, P->next_ins};
+	P->next_ins = -1;
 	P->bytes += (size_t)len + s->bytes + 64;
 	P->count++;
 	return RS_OK;
@@ -255,6 +285,36 @@ static void clear_steps(struct pusher *P)
 	}
 	P->bytes = P->count = 0;
 	P->rows = 0;
+}
+
+static void clear_ins(struct pusher *P)
+{
+	for (size_t i = 0; i < P->nins; i++)
+		free(P->ins[i].key);
+	P->nins = 0;
+}
+
+/*
+ * The batch committed: each anon row it inserted learns the server's rowid
+ * from its RETURNING answer (tursodb leaves last_insert_rowid empty), and
+ * the overlay maps it (rs_tstate_map_rowid) for the merge that follows.
+ */
+static int learn_rowids(struct pusher *P, const rs_hrana_response *resp, rs_error *err)
+{
+	const rs_hrana_result *r = rs_hrana_response_result(resp, 0);
+	for (size_t i = 0; i < P->nins; i++) {
+		struct anon_ins *a = &P->ins[i];
+		const rs_hrana_value *v = NULL;
+		if (r && r->batch && a->step >= 0 && (size_t)a->step < r->nsteps)
+			v = rs_hrana_cell(&r->steps[a->step], 0, 0);
+		if (!v || v->type != RS_HRANA_INTEGER)
+			return rs_err(err, RS_EREMOTE, "push: the server committed an insert into table %s but did "
+				      "not return its rowid", (const char *)a->key);
+		int rc = rs_tstate_map_rowid(P->t->state, a->key, a->klen, v->i, err);
+		if (rc != RS_OK)
+			return rc;
+	}
+	return RS_OK;
 }
 
 /* ---- sending ----------------------------------------------------------- */
@@ -308,7 +368,10 @@ static int flush(struct pusher *P, rs_error *err)
 	for (int ph = 0; rc == RS_OK && ph < PH_N; ph++)
 		for (size_t i = 0; rc == RS_OK && i < P->ph[ph].n; i++) {
 			struct step *s = &P->ph[ph].v[i];
-			int r = rs_hrana_push_step(p, s->sql, s->args, s->nargs, s->may_fail);
+			int r = s->ins >= 0 ? rs_hrana_push_step_rows(p, s->sql, s->args, s->nargs)
+					    : rs_hrana_push_step(p, s->sql, s->args, s->nargs, s->may_fail);
+			if (r >= 0 && s->ins >= 0)
+				P->ins[s->ins].step = r;
 			if (r < 0)
 				rc = rs_err(err, r, "push: cannot encode a statement for the server: %.200s", s->sql);
 		}
@@ -342,6 +405,7 @@ static int flush(struct pusher *P, rs_error *err)
 			if (rc == RS_OK) {
 				rs_tstate_confirm(t->state);
 				P->rep->pushed += rows;
+				rc = learn_rowids(P, resp, err);
 			} else {
 				rs_tstate_rollback(t->state);
 			}
@@ -363,6 +427,7 @@ static int flush(struct pusher *P, rs_error *err)
 			}
 		}
 	}
+	clear_ins(P);
 	rs_hrana_response_free(resp);
 	rs_hrana_pipeline_free(p);
 	return rc;
@@ -396,19 +461,44 @@ static int prepare_row(struct pusher *P, const rs_table *t, const rs_tkey *k, in
 	if (rs_tkey_encode(&P->key, t, k, rowid, keyv) != 0)
 		return rs_err(err, RS_ENOMEM, "out of memory");
 	memset(d, 0, sizeof *d);
-	if (newv)
+	P->ncolh = 0;
+	if (newv) {
 		rs_trow_digest(d, t, newv);
+		if (t->ncol > P->ccolh) {
+			uint64_t *h = realloc(P->colh, (size_t)t->ncol * sizeof *h);
+			if (!h)
+				return rs_err(err, RS_ENOMEM, "out of memory");
+			P->colh = h;
+			P->ccolh = t->ncol;
+		}
+		rs_tcol_hashes(P->colh, t, newv);
+		P->ncolh = t->ncol;
+	}
 	const rs_tdigest *was = rs_tstate_pushed(P->t->state, P->key.data, P->key.len);
 	if (was && rs_tdigest_equal(was, d))
 		return 1;
 	return reserve(P, err);
 }
 
+/*
+ * A delete of an identity that this batch also writes (a key that moved to
+ * another row: reused, swapped, or changed only in case): the delete runs
+ * first (deletes precede upserts), the row as written is what the overlay
+ * must keep.  Anon identities are rowids: never shared by two changes.
+ */
+static int written_in_batch(struct pusher *P)
+{
+	const rs_tdigest *was = rs_tstate_pushed(P->t->state, P->key.data, P->key.len);
+	return was && was->present && rs_tstate_pending(P->t->state) &&
+	       rs_tstate_pushed_batch(P->t->state, P->key.data, P->key.len) == rs_tstate_pending(P->t->state);
+}
+
 /* After the statements of a row change are in the batch: the overlay records it. */
 static int sent_row(struct pusher *P, int rc, const rs_tdigest *d, rs_error *err)
 {
 	if (rc == RS_OK)
-		rc = rs_tstate_record(P->t->state, P->key.data, P->key.len, d, err);
+		rc = rs_tstate_record_cols(P->t->state, P->key.data, P->key.len, d, d->present ? P->colh : NULL,
+					   d->present ? P->ncolh : 0, err);
 	P->rows++;
 	return rc;
 }
@@ -424,7 +514,12 @@ static int push_delete(struct pusher *P, const rs_table *t, const rs_tkey *k, in
 	st_init(&s);
 	sqlite3_str_appendf(s.sql, "DELETE FROM \"%w\"", t->name);
 	st_where(&s, t, k, rowid, v);
-	return sent_row(P, add_step(P, PH_DEL, &s, 0, err), &none, err);
+	rc = add_step(P, PH_DEL, &s, 0, err);
+	if (rc == RS_OK && written_in_batch(P)) {
+		P->rows++;
+		return RS_OK;
+	}
+	return sent_row(P, rc, &none, err);
 }
 
 static void st_columns(struct stmt *s, const rs_table *t, const char *rowid_name)
@@ -453,58 +548,98 @@ static void st_values(struct stmt *s, const rs_table *t, const int64_t *rowid, c
 	sqlite3_str_appendall(s->sql, ")");
 }
 
-static int is_key_col(const rs_table *t, const rs_tkey *k, int col)
+/* Remember an anon insert of the open batch: the next step added is its INSERT ... RETURNING rowid. */
+static int note_ins(struct pusher *P, rs_error *err)
 {
-	if (k->by_rowid)
-		return col == t->ipk;
-	for (int i = 0; i < k->npk; i++)
-		if (k->pk[i] == col)
-			return 1;
-	return 0;
+	if (P->nins == P->cins) {
+		size_t cap = P->cins ? P->cins * 2 : 16;
+		struct anon_ins *v = realloc(P->ins, cap * sizeof *v);
+		if (!v)
+			return rs_err(err, RS_ENOMEM, "out of memory");
+		P->ins = v;
+		P->cins = cap;
+	}
+	struct anon_ins *a = &P->ins[P->nins];
+	if (!(a->key = malloc(P->key.len)))
+		return rs_err(err, RS_ENOMEM, "out of memory");
+	memcpy(a->key, P->key.data, P->key.len);
+	a->klen = P->key.len;
+	a->step = -1;
+	P->next_ins = (int)P->nins++;
+	return RS_OK;
 }
 
-/* The upsert of a whole row (see the top of the file). */
+/*
+ * A row the server does not have yet (see the top of the file).  An anon
+ * row goes without its rowid (the server assigns one, as with the official
+ * client, so rows two clients inserted at the same local rowid both stay);
+ * once the server's rowid is known (inserted by an earlier batch since the
+ * last pull), later changes to the row address it by that rowid.
+ */
 static int push_upsert(struct pusher *P, const rs_table *t, const rs_tkey *k, int64_t rowid, const rs_value *v,
 		       rs_error *err)
 {
 	rs_tdigest d;
-	int rc = prepare_row(P, t, k, rowid, v, v, &d, err);
+	struct stmt s;
+	int rc;
+	if (rs_tkey_anon(t, k, v)) {
+		int64_t srv = 0;
+		if (rs_tkey_encode(&P->key, t, k, rowid, v) != 0)
+			return rs_err(err, RS_ENOMEM, "out of memory");
+		int mapped = rs_tstate_server_rowid(P->t->state, P->key.data, P->key.len, &srv);
+		rc = prepare_row(P, t, k, mapped ? srv : rowid, v, v, &d, err);
+		if (rc != RS_OK)
+			return rc > 0 ? RS_OK : rc;
+		st_init(&s);
+		if (mapped) {
+			sqlite3_str_appendf(s.sql, "UPDATE \"%w\" SET ", t->name);
+			for (int i = 0; i < t->ncol; i++) {
+				sqlite3_str_appendf(s.sql, "%s\"%w\" = ", i ? ", " : "", t->col[i]);
+				st_value(&s, &v[i]);
+			}
+			st_where(&s, t, k, srv, v);
+			return sent_row(P, add_step(P, PH_UPS, &s, 0, err), &d, err);
+		}
+		sqlite3_str_appendf(s.sql, "INSERT INTO \"%w\"", t->name);
+		st_columns(&s, t, NULL);
+		st_values(&s, t, NULL, v);
+		sqlite3_str_appendall(s.sql, " RETURNING rowid");
+		rc = note_ins(P, err);
+		if (rc != RS_OK) {
+			st_free(&s);
+			return rc;
+		}
+		return sent_row(P, add_step(P, PH_UPS, &s, 0, err), &d, err);
+	}
+	rc = prepare_row(P, t, k, rowid, v, v, &d, err);
 	if (rc != RS_OK)
 		return rc > 0 ? RS_OK : rc;
-	struct stmt s;
-	if (k->by_rowid && t->ipk < 0) {
+	if (!k->by_rowid) {
 		st_init(&s);
-		sqlite3_str_appendf(s.sql, "INSERT OR REPLACE INTO \"%w\"", t->name);
+		sqlite3_str_appendf(s.sql, "INSERT OR IGNORE INTO \"%w\"", t->name);
 		st_columns(&s, t, t->rowid_name);
 		st_values(&s, t, &rowid, v);
 		rc = add_step(P, PH_UPS, &s, 0, err);
-	} else {
-		if (!k->by_rowid) {
-			st_init(&s);
-			sqlite3_str_appendf(s.sql, "INSERT OR IGNORE INTO \"%w\"", t->name);
-			st_columns(&s, t, t->rowid_name);
-			st_values(&s, t, &rowid, v);
-			rc = add_step(P, PH_UPS, &s, 0, err);
-		}
-		if (rc == RS_OK) {
-			st_init(&s);
-			sqlite3_str_appendf(s.sql, "INSERT INTO \"%w\"", t->name);
-			st_columns(&s, t, NULL);
-			st_values(&s, t, NULL, v);
-			sqlite3_str_appendall(s.sql, " ON CONFLICT(");
-			if (k->by_rowid)
-				sqlite3_str_appendf(s.sql, "\"%w\"", t->col[t->ipk]);
-			for (int i = 0; !k->by_rowid && i < k->npk; i++)
-				sqlite3_str_appendf(s.sql, "%s\"%w\"", i ? ", " : "", t->col[k->pk[i]]);
-			int n = 0;
-			for (int i = 0; i < t->ncol; i++)
-				if (!is_key_col(t, k, i))
-					sqlite3_str_appendf(s.sql, "%s\"%w\" = excluded.\"%w\"",
-							    n++ ? ", " : ") DO UPDATE SET ", t->col[i], t->col[i]);
-			if (!n)
-				sqlite3_str_appendall(s.sql, ") DO NOTHING");
-			rc = add_step(P, PH_UPS, &s, 0, err);
-		}
+	}
+	if (rc == RS_OK) {
+		/* Key columns are set too: under NOCASE, 'ABC' replaces 'abc'. */
+		st_init(&s);
+		sqlite3_str_appendf(s.sql, "INSERT INTO \"%w\"", t->name);
+		st_columns(&s, t, NULL);
+		st_values(&s, t, NULL, v);
+		sqlite3_str_appendall(s.sql, " ON CONFLICT(");
+		if (k->by_rowid)
+			sqlite3_str_appendf(s.sql, "\"%w\"", t->col[t->ipk]);
+		for (int i = 0; !k->by_rowid && i < k->npk; i++)
+			sqlite3_str_appendf(s.sql, "%s\"%w\"", i ? ", " : "", t->col[k->pk[i]]);
+		int n = 0;
+		for (int i = 0; i < t->ncol; i++)
+			if (i != t->ipk)
+				sqlite3_str_appendf(s.sql, "%s\"%w\" = excluded.\"%w\"",
+						    n++ ? ", " : ") DO UPDATE SET ", t->col[i], t->col[i]);
+		if (!n)
+			sqlite3_str_appendall(s.sql, ") DO NOTHING");
+		rc = add_step(P, PH_UPS, &s, 0, err);
 	}
 	return sent_row(P, rc, &d, err);
 }
@@ -653,7 +788,7 @@ int rs_turso_push(rs_turso *t, rs_turso_report *rep, rs_error *err)
 		rc = check_tables(t, ldb, err);
 	if (rc == RS_OK)
 		rc = rs_turso_open_ro(rs_replica_path(t->replica), &rdb, err);
-	struct pusher P = {.t = t, .ldb = ldb, .rep = rep};
+	struct pusher P = {.t = t, .ldb = ldb, .rep = rep, .next_ins = -1};
 	rs_buf k1 = RS_BUF_INIT(0), k2 = RS_BUF_INIT(0);
 	P.key = k1;
 	P.key2 = k2;
@@ -670,6 +805,9 @@ int rs_turso_push(rs_turso *t, rs_turso_report *rep, rs_error *err)
 			rs_tstate_rollback(t->state);
 	}
 	clear_steps(&P);
+	clear_ins(&P);
+	free(P.ins);
+	free(P.colh);
 	rs_tkeys_free(&P.keys);
 	rs_buf_free(&P.key);
 	rs_buf_free(&P.key2);

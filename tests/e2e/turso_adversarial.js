@@ -5,7 +5,8 @@
 //   node turso_adversarial.js pull URL PATH             pull
 //   node turso_adversarial.js write URL PATH SQL [..]   run statements locally (no pull, no push)
 //   node turso_adversarial.js push URL PATH             push
-//   node turso_adversarial.js dump URL PATH TABLE       print the table (no pull) as JSON lines
+//   node turso_adversarial.js dump URL PATH TABLE       print the table (no pull) as JSON lines,
+//                                                       columns in name order
 //
 // The first call on a PATH bootstraps it from the server.
 const path = require('path');
@@ -26,7 +27,7 @@ const { pathToFileURL } = require('url');
   } else if (mode === 'dump') {
     const t = rest[0].replace(/"/g, '""');
     const info = await db.prepare(`SELECT name FROM pragma_table_info('${rest[0].replace(/'/g, "''")}') ORDER BY cid`);
-    const cols = (await info.all()).map((r) => r.name);
+    const cols = (await info.all()).map((r) => r.name).sort();
     const sel = cols.map((c) => `quote("${c.replace(/"/g, '""')}")`).join(', ');
     const stmt = await db.prepare(`SELECT ${sel} FROM "${t}"`);
     for (const row of await stmt.all()) console.log(JSON.stringify(Object.values(row)));

@@ -35,7 +35,7 @@ JS = os.path.join(ROOT, "tests/e2e/turso_adversarial.js")
 def quoted_rows_local(db, table):
     import sqlite3
     c = sqlite3.connect(db)
-    cols = [r[1] for r in c.execute('PRAGMA table_info("%s")' % table)]
+    cols = sorted(r[1] for r in c.execute('PRAGMA table_info("%s")' % table))
     sel = ", ".join('quote("%s")' % x for x in cols)
     rows = sorted(tuple(r) for r in c.execute('SELECT %s FROM "%s"' % (sel, table)))
     c.close()
@@ -43,7 +43,7 @@ def quoted_rows_local(db, table):
 
 
 def quoted_rows_server(srv, table):
-    cols = [r[1][1].decode() for r in srv.pipeline("SELECT cid, name FROM pragma_table_info('%s')" % table)[0]]
+    cols = sorted(r[1][1].decode() for r in srv.pipeline("SELECT cid, name FROM pragma_table_info('%s')" % table)[0])
     sel = ", ".join('quote("%s")' % x for x in cols)
     return sorted(tuple(c[1].decode() if isinstance(c[1], bytes) else str(c[1]) for c in r)
                   for r in srv.pipeline('SELECT %s FROM "%s"' % (sel, table))[0])
@@ -88,9 +88,10 @@ def run_third(srv, third):
             srv.pipeline(x)
 
 
-def scenario(schema, seed, a_writes, b_writes, third=(), tables=("t",)):
+def scenario(schema, seed, a_writes, b_writes, third=(), tables=("t",), order="aba", a_after_first=()):
     """Ours: A creates and seeds, both sync; A and B write; a third party writes
-    on the server; A syncs, B syncs, A syncs.  Returns (server, A, B, log) rows per table."""
+    on the server; A syncs, B syncs, A syncs (or `order`).  Returns (server, A, B, log)
+    rows per table, columns in name order."""
     def body(d, srv):
         a, b = Client(d, "a", srv), Client(d, "b", srv)
         log = []
@@ -103,16 +104,18 @@ def scenario(schema, seed, a_writes, b_writes, third=(), tables=("t",)):
         if b_writes:
             b.sql(*b_writes)
         run_third(srv, third)
-        for cl in (a, b, a):
+        for i, cl in enumerate([a if x == "a" else b for x in order]):
             rc, out = cl.sync()
             log.append("rc=%d %s" % (rc, out[-500:] if rc else ""))
+            if i == 0 and a_after_first:
+                a.sql(*a_after_first)
         res = {t: (quoted_rows_server(srv, t), quoted_rows_local(a.db, t), quoted_rows_local(b.db, t))
                for t in tables}
         return res, log
     return fresh(body)
 
 
-def official_scenario(schema, seed, a_writes, b_writes, third=(), tables=("t",)):
+def official_scenario(schema, seed, a_writes, b_writes, third=(), tables=("t",), order="aba", a_after_first=()):
     """The same with two official clients: A pushes, B pulls and pushes, A and B pull."""
     def body(d, srv):
         a, b = Official(d, "a", srv), Official(d, "b", srv)
@@ -125,6 +128,8 @@ def official_scenario(schema, seed, a_writes, b_writes, third=(), tables=("t",))
             b.run("write", *b_writes)
         run_third(srv, third)
         a.run("push")
+        if a_after_first:
+            a.run("write", *a_after_first)
         b.run("pull")
         b.run("push")
         a.run("pull")
@@ -287,12 +292,71 @@ def t_columns():
         {"t": [("'x'", "'vA'", "'wB'")]}, official_right=None)
 
 
+# ---- 6. UNIQUE hand-over ------------------------------------------------------------
+
+def t_unique():
+    schema = ["CREATE TABLE u(id INTEGER PRIMARY KEY, email TEXT UNIQUE, n INTEGER)",
+              "CREATE TABLE other(id INTEGER PRIMARY KEY, v TEXT)"]
+    seed = ["INSERT INTO u VALUES (1, 'x@', 0)", "INSERT INTO u VALUES (2, 'e@', 0)"]
+    # row 2 hands 'e@' over to row 1 (rowid order meets the taker first)
+    handover = ["UPDATE u SET email = 'f@' WHERE id = 2", "UPDATE u SET email = 'e@' WHERE id = 1"]
+    check("unique_handover_pushed", dict(
+        schema=schema, seed=seed, a_writes=handover + ["INSERT INTO other VALUES (1, 'a')"], b_writes=[],
+        tables=("u", "other")),
+        {"u": [("'e@'", "1", "0"), ("'f@'", "2", "0")], "other": [("1", "'a'")]}, official_right=True)
+    check("unique_handover_merged", dict(
+        schema=schema, seed=seed, a_writes=[],
+        b_writes=["INSERT INTO other VALUES (2, 'b')", "UPDATE u SET n = 5 WHERE id = 1"],
+        third=[["BEGIN"] + handover + ["COMMIT"]], tables=("u", "other")),
+        {"u": [("'e@'", "1", "5"), ("'f@'", "2", "0")], "other": [("2", "'b'")]}, official_right=True)
+    check("unique_swap_not_null_pushed", dict(
+        schema=["CREATE TABLE u(id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE)"],
+        seed=["INSERT INTO u VALUES (1, 'e@')", "INSERT INTO u VALUES (2, 'f@')"],
+        a_writes=["UPDATE u SET email = 'tmp' WHERE id = 1", "UPDATE u SET email = 'e@' WHERE id = 2",
+                  "UPDATE u SET email = 'f@' WHERE id = 1"], b_writes=[], tables=("u",)),
+        {"u": [("'e@'", "2"), ("'f@'", "1")]}, official_right=True)
+
+
+# ---- 7. columns added on two clients ------------------------------------------------
+
+def t_add_columns():
+    check("add_column_on_both_keeps_rows", dict(
+        schema=["CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)"],
+        seed=["INSERT INTO t VALUES (1, 'one')"],
+        a_writes=["ALTER TABLE t ADD COLUMN a1 TEXT", "INSERT INTO t(id, v, a1) VALUES (2, 'from-a', 'x')"],
+        b_writes=["ALTER TABLE t ADD COLUMN b1 TEXT", "INSERT INTO t(id, v, b1) VALUES (3, 'from-b', 'y')"]),
+        {"t": [("NULL", "NULL", "1", "'one'"), ("'x'", "NULL", "2", "'from-a'"),
+               ("NULL", "'y'", "3", "'from-b'")]}, official_right=None)
+    check("add_column_on_both_b_first", dict(
+        schema=["CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)"],
+        seed=["INSERT INTO t VALUES (1, 'one')"],
+        a_writes=["ALTER TABLE t ADD COLUMN a1 TEXT", "INSERT INTO t(id, v, a1) VALUES (2, 'from-a', 'x')"],
+        b_writes=["ALTER TABLE t ADD COLUMN b1 TEXT", "INSERT INTO t(id, v, b1) VALUES (3, 'from-b', 'y')"],
+        order="bab"),
+        {"t": [("NULL", "NULL", "1", "'one'"), ("'x'", "NULL", "2", "'from-a'"),
+               ("NULL", "'y'", "3", "'from-b'")]}, official_right=None)
+    check("add_column_on_both_unpushed_row_kept", dict(
+        schema=["CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)"],
+        seed=["INSERT INTO t VALUES (1, 'one')"],
+        a_writes=["ALTER TABLE t ADD COLUMN a1 TEXT"],
+        b_writes=["ALTER TABLE t ADD COLUMN b1 TEXT", "INSERT INTO t(id, v, b1) VALUES (3, 'from-b', 'y')"],
+        a_after_first=["INSERT INTO t(id, v, a1) VALUES (4, 'a-unpushed', 'z')"]),
+        {"t": [("NULL", "NULL", "1", "'one'"), ("NULL", "'y'", "3", "'from-b'"),
+               ("'z'", "NULL", "4", "'a-unpushed'")]}, official_right=None)
+    check("add_same_column_on_both", dict(
+        schema=["CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)"],
+        seed=["INSERT INTO t VALUES (1, 'one')", "INSERT INTO t VALUES (2, 'two')"],
+        a_writes=["ALTER TABLE t ADD COLUMN c TEXT", "UPDATE t SET c = 'ca' WHERE id = 1"],
+        b_writes=["ALTER TABLE t ADD COLUMN c TEXT", "UPDATE t SET c = 'cb' WHERE id = 2"]),
+        {"t": [("'ca'", "1", "'one'"), ("'cb'", "2", "'two'")]}, official_right=None)
+
+
 def main():
     if not os.path.exists(TURSODB) or not shutil.which("node"):
         print("SKIP turso_adversarial: tursodb or node missing (run scripts/deps.sh)")
         return 0
     only = sys.argv[1:]
-    plain = [t_null_key, t_nokey, t_keys, t_columns]
+    plain = [t_null_key, t_nokey, t_keys, t_columns, t_unique, t_add_columns]
     with_server = [t_speed, t_nokey_many]
     for fn in plain + with_server:
         if only and fn.__name__ not in only:

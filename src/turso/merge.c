@@ -81,6 +81,16 @@ struct ti {
 	sqlite3_stmt *del, *upd, *ins, *move;
 	int nfts;
 	sqlite3_stmt **fts_del, **fts_ins;
+	/* UNIQUE hand-overs (park_conflicts): rows of ours holding a value the
+	 * server's row takes, parked under a temporary value until rewritten. */
+	struct parked *park;
+	int npark, cpark;
+};
+
+struct parked {
+	int64_t rowid;
+	rs_value *v;            /* the row before parking (ct columns), bytes owned */
+	int n;
 };
 
 struct merger {
@@ -179,8 +189,41 @@ static int object_exists(sqlite3 *db, const char *type, const char *name)
 /* ---- per-table statements ------------------------------------------------ */
 
 struct ti;
+struct parked;
 static int align_inserted(struct merger *M, struct ti *x);
+static struct parked *parked_at(struct ti *x, int64_t rowid);
+static int park_row(struct merger *M, struct ti *x, int64_t r, const char *set, int *parked);
+static int restore_parked(struct merger *M);
 static int vacate(struct merger *M, struct ti *x, int64_t r);
+
+static void free_values(rs_value *v, int n)
+{
+	for (int i = 0; v && i < n; i++)
+		if (v[i].type == SQLITE_TEXT || v[i].type == SQLITE_BLOB)
+			free((void *)v[i].p);
+	free(v);
+}
+
+/* Deep copy of the n values of st's columns col[0..n) + 1 (see find_local). */
+static rs_value *copy_row(sqlite3_stmt *st, const int *col, int n)
+{
+	rs_value *v = calloc((size_t)(n > 0 ? n : 1), sizeof *v);
+	for (int i = 0; v && i < n; i++) {
+		rs_value_from_column(st, col[i] + 1, &v[i]);
+		if (v[i].type == SQLITE_TEXT || v[i].type == SQLITE_BLOB) {
+			unsigned char *c = malloc(v[i].n > 0 ? (size_t)v[i].n : 1);
+			if (c && v[i].n > 0)
+				memcpy(c, v[i].p, (size_t)v[i].n);
+			v[i].p = c;
+			if (!c) {
+				v[i].type = SQLITE_NULL;
+				free_values(v, n);
+				return NULL;
+			}
+		}
+	}
+	return v;
+}
 
 static void ti_free(struct ti *x)
 {
@@ -200,6 +243,9 @@ static void ti_free(struct ti *x)
 	}
 	free(x->fts_del);
 	free(x->fts_ins);
+	for (int i = 0; i < x->npark; i++)
+		free_values(x->park[i].v, x->park[i].n);
+	free(x->park);
 	memset(x, 0, sizeof *x);
 }
 
@@ -444,7 +490,8 @@ static int find_local(struct merger *M, struct ti *x, int64_t rowid, const rs_va
 		for (int i = 0; i < ct->ncol; i++)
 			rs_value_from_column(st, x->map[i] + 1, &cur[i]);
 		*lrowid = sqlite3_column_int64(st, 0);
-		rs_trow_digest(d, ct, cur);
+		const struct parked *pk = parked_at(x, *lrowid);
+		rs_trow_digest(d, ct, pk ? pk->v : cur);
 		rc = SQLITE_DONE;
 	}
 	sqlite3_reset(st);
@@ -621,6 +668,164 @@ static int vacate(struct merger *M, struct ti *x, int64_t r)
 	return out;
 }
 
+static struct parked *parked_at(struct ti *x, int64_t rowid)
+{
+	for (int i = 0; i < x->npark; i++)
+		if (x->park[i].rowid == rowid)
+			return &x->park[i];
+	return NULL;
+}
+
+/* The row at rowid was rewritten or deleted: it is no longer parked. */
+static void unpark(struct ti *x, int64_t rowid)
+{
+	struct parked *p = parked_at(x, rowid);
+	if (!p)
+		return;
+	free_values(p->v, p->n);
+	*p = x->park[--x->npark];
+}
+
+/*
+ * Writing row v (at our rowid `self`) broke a UNIQUE index: park each other
+ * row of ours that holds v's values in a UNIQUE index's columns.  Parking
+ * keeps the row as it was (find_local and merge_columns see that) and sets
+ * those columns to a temporary value: NULL where the column allows it, else
+ * a value of the same type no real row holds (CHECK constraints are off for
+ * that one statement).  The merge rewrites the row when the server changed
+ * it (the usual hand-over); a row still parked at the end gets its values
+ * back (restore_parked), or the merge stops naming it.  *parked: how many.
+ */
+static int park_conflicts(struct merger *M, struct ti *x, int64_t self, const rs_value *v, int *parked)
+{
+	const rs_table *lt = x->lt, *ct = x->ct;
+	*parked = 0;
+	sqlite3_stmt *il = NULL, *ii = NULL;
+	int rc = prep(M, M->ldb, &il, sqlite3_mprintf("SELECT name FROM pragma_index_list(%Q) WHERE \"unique\"",
+						       lt->name), lt->name);
+	while (rc == RS_OK && sqlite3_step(il) == SQLITE_ROW) {
+		const char *idx = (const char *)sqlite3_column_text(il, 0);
+		rc = prep(M, M->ldb, &ii, sqlite3_mprintf("SELECT ii.name, ti.\"notnull\" FROM pragma_index_info(%Q) AS ii "
+							   "LEFT JOIN pragma_table_info(%Q) AS ti ON ti.name = ii.name "
+							   "ORDER BY ii.seqno", idx ? idx : "", lt->name), lt->name);
+		sqlite3_str *q = sqlite3_str_new(NULL), *set = sqlite3_str_new(NULL);
+		int cols[64], n = 0, usable = rc == RS_OK;
+		sqlite3_str_appendf(q, "SELECT %s FROM \"%w\" WHERE %s <> ?1", lt->rowid_name, lt->name, lt->rowid_name);
+		while (rc == RS_OK && sqlite3_step(ii) == SQLITE_ROW) {
+			const char *c = (const char *)sqlite3_column_text(ii, 0);
+			int ci = c ? rs_table_col(ct, c) : -1;
+			if (ci < 0 || n == 64 || v[ci].type == SQLITE_NULL) {
+				usable = 0; /* an expression, a column the server lacks, or NULL (never a conflict) */
+				continue;
+			}
+			cols[n++] = ci;
+			sqlite3_str_appendf(q, " AND \"%w\" = ?%d", c, n + 1);
+			if (sqlite3_column_int(ii, 1))
+				sqlite3_str_appendf(set, "%s\"%w\" = CASE typeof(\"%w\") WHEN 'text' THEN \"%w\" || char(1) || "
+						    "'resort-sync-parked-' || %s WHEN 'blob' THEN \"%w\" || randomblob(16) "
+						    "WHEN 'integer' THEN random() ELSE random() * 0.5 END",
+						    n > 1 ? ", " : "", c, c, c, lt->rowid_name, c);
+			else
+				sqlite3_str_appendf(set, "%s\"%w\" = NULL", n > 1 ? ", " : "", c);
+		}
+		sqlite3_finalize(ii);
+		ii = NULL;
+		char *qs = sqlite3_str_finish(q), *ss = sqlite3_str_finish(set);
+		sqlite3_stmt *find = NULL;
+		if (rc == RS_OK && usable && n > 0 && qs && ss) {
+			rc = prep(M, M->ldb, &find, qs, lt->name);
+			qs = NULL;
+			for (int i = 0; rc == RS_OK && i < n; i++)
+				bind_value(find, i + 2, &v[cols[i]]);
+			if (rc == RS_OK)
+				sqlite3_bind_int64(find, 1, self);
+			while (rc == RS_OK && sqlite3_step(find) == SQLITE_ROW)
+				rc = park_row(M, x, sqlite3_column_int64(find, 0), ss, parked);
+			sqlite3_finalize(find);
+		}
+		sqlite3_free(qs);
+		sqlite3_free(ss);
+	}
+	sqlite3_finalize(il);
+	return rc;
+}
+
+static int park_row(struct merger *M, struct ti *x, int64_t r, const char *set, int *parked)
+{
+	const rs_table *ct = x->ct;
+	if (x->npark == x->cpark) {
+		int cap = x->cpark ? x->cpark * 2 : 8;
+		struct parked *p = realloc(x->park, (size_t)cap * sizeof *p);
+		if (!p)
+			return rs_err(M->err, RS_ENOMEM, "out of memory");
+		x->park = p;
+		x->cpark = cap;
+	}
+	struct parked *was = parked_at(x, r);
+	if (!was) {
+		sqlite3_bind_int64(x->find_rowid, 1, r);
+		rs_value *v = sqlite3_step(x->find_rowid) == SQLITE_ROW ? copy_row(x->find_rowid, x->map, ct->ncol) : NULL;
+		sqlite3_reset(x->find_rowid);
+		if (!v)
+			return rs_err(M->err, RS_ENOMEM, "%s: table %s: cannot keep the row at rowid %lld aside",
+				      M->t->cfg->db_path, ct->name, (long long)r);
+		x->park[x->npark++] = (struct parked){r, v, ct->ncol};
+	}
+	char *q = sqlite3_mprintf("UPDATE \"%w\" SET %s WHERE %s = %lld", x->lt->name, set, x->lt->rowid_name,
+				  (long long)r);
+	int rc = q ? fts(M, x, 1, r) : rs_err(M->err, RS_ENOMEM, "out of memory");
+	if (rc == RS_OK)
+		rc = exec(M, "PRAGMA ignore_check_constraints = 1", ct->name);
+	if (rc == RS_OK) {
+		rc = exec(M, q, ct->name);
+		int r2 = exec(M, "PRAGMA ignore_check_constraints = 0", ct->name);
+		if (rc == RS_OK)
+			rc = r2;
+	}
+	if (rc == RS_OK)
+		rc = fts(M, x, 0, r);
+	sqlite3_free(q);
+	if (rc == RS_OK) {
+		(*parked)++;
+		rs_debug("turso merge: a UNIQUE value handed over; our row parked", "table=%s rowid=%lld", ct->name,
+			 (long long)r);
+	}
+	return rc;
+}
+
+/* At the end of the diff: rows still parked get their values back (their
+ * value was not taken after all, or we changed the row: it goes out next). */
+static int restore_parked(struct merger *M)
+{
+	int rc = RS_OK;
+	for (int t = 0; rc == RS_OK && t < M->nti; t++) {
+		struct ti *x = &M->ti[t];
+		const rs_table *ct = x->ct;
+		while (rc == RS_OK && x->npark > 0) {
+			struct parked *p = &x->park[x->npark - 1];
+			rc = fts(M, x, 1, p->rowid);
+			sqlite3_bind_int64(x->upd, 1, p->rowid);
+			sqlite3_bind_int64(x->upd, 2, p->rowid);
+			for (int i = 0; i < ct->ncol; i++)
+				if (i != ct->ipk)
+					bind_value(x->upd, i + 3, &p->v[i]);
+			int r = rc == RS_OK ? sqlite3_step(x->upd) : SQLITE_OK;
+			sqlite3_reset(x->upd);
+			sqlite3_clear_bindings(x->upd);
+			if (rc == RS_OK && r != SQLITE_DONE)
+				rc = rs_err(M->err, RS_ECONFLICT,
+					    "%s: table %s: the row at rowid %lld holds a UNIQUE value that the server now "
+					    "gives another row (%s); nothing was merged: change one of the two rows",
+					    M->t->cfg->db_path, ct->name, (long long)p->rowid, sqlite3_errmsg(M->ldb));
+			if (rc == RS_OK)
+				rc = fts(M, x, 0, p->rowid);
+			free_values(p->v, p->n);
+			x->npark--;
+		}
+	}
+	return rc;
+}
+
 static int write_row(struct merger *M, struct ti *x, int found, int64_t lrowid, int64_t rowid, const rs_value *v)
 {
 	const rs_table *ct = x->ct;
@@ -632,16 +837,31 @@ static int write_row(struct merger *M, struct ti *x, int found, int64_t lrowid, 
 	if (rc != RS_OK)
 		return rc;
 	sqlite3_stmt *st = found ? x->upd : x->ins;
-	sqlite3_bind_int64(st, 1, rowid);
+	for (int attempt = 0;; attempt++) {
+		sqlite3_bind_int64(st, 1, rowid);
+		if (found)
+			sqlite3_bind_int64(st, 2, lrowid);
+		for (int i = 0; i < ct->ncol; i++)
+			if (i != ct->ipk)
+				bind_value(st, i + (found ? 3 : 2), &v[i]);
+		int r = sqlite3_step(st);
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+		if (r == SQLITE_DONE || r == SQLITE_ROW)
+			break;
+		int parked = 0;
+		/* Another row of ours holds a UNIQUE value the server's row now has (a
+		 * hand-over the server made in one transaction): park it and retry. */
+		if (sqlite3_extended_errcode(M->ldb) == SQLITE_CONSTRAINT_UNIQUE && attempt < 16)
+			rc = park_conflicts(M, x, found ? lrowid : rowid, v, &parked);
+		if (rc != RS_OK)
+			return rc;
+		if (!parked)
+			return sql_err(M, M->ldb, "cannot write a row", ct->name);
+	}
 	if (found)
-		sqlite3_bind_int64(st, 2, lrowid);
-	for (int i = 0; i < ct->ncol; i++)
-		if (i != ct->ipk)
-			bind_value(st, i + (found ? 3 : 2), &v[i]);
-	rc = run(M, st, ct->name);
-	sqlite3_clear_bindings(st);
-	if (rc == RS_OK)
-		rc = fts(M, x, 0, rowid);
+		unpark(x, lrowid);
+	rc = fts(M, x, 0, rowid);
 	M->rep->pulled++;
 	return rc;
 }
@@ -666,10 +886,14 @@ static int merge_columns(struct merger *M, struct ti *x, int64_t lrowid, int64_t
 		return rs_err(M->err, RS_ENOMEM, "out of memory");
 	}
 	/* Our row, copied: the writes below must not run under values owned by a statement. */
+	const struct parked *pk = parked_at(x, lrowid);
 	sqlite3_bind_int64(x->find_rowid, 1, lrowid);
 	int r = sqlite3_step(x->find_rowid);
 	for (int i = 0; r == SQLITE_ROW && rc == RS_OK && i < ct->ncol; i++) {
-		rs_value_from_column(x->find_rowid, x->map[i] + 1, &mine[i]);
+		if (pk) /* parked: the row as it was (copied below like a column) */
+			mine[i] = pk->v[i];
+		else
+			rs_value_from_column(x->find_rowid, x->map[i] + 1, &mine[i]);
 		if ((mine[i].type == SQLITE_TEXT || mine[i].type == SQLITE_BLOB)) {
 			unsigned char *c = malloc(mine[i].n > 0 ? (size_t)mine[i].n : 1);
 			if (!c)
@@ -785,6 +1009,7 @@ static int merge_remove(struct merger *M, struct ti *x, int64_t rowid, const rs_
 		sqlite3_bind_int64(x->del, 1, lrowid);
 		rc = run(M, x->del, x->ct->name);
 	}
+	unpark(x, lrowid);
 	M->rep->pulled++;
 	return rc;
 }
@@ -991,6 +1216,13 @@ static int on_change(void *ctx, const rs_change *ch, rs_error *err)
 	return rc == RS_OK ? merge_put(M, x, ch->rowid, ch->newv, NULL, 0) : rc;
 }
 
+/* The diff's end (its tables still alive): parked rows get their values back. */
+static int on_finish(void *ctx, rs_error *err)
+{
+	(void)err;
+	return restore_parked(ctx);
+}
+
 /* ---- pairing ------------------------------------------------------------- */
 
 /* The first table of db (not excluded, not ours) with a row, or NULL; sqlite3_free() it. */
@@ -1124,7 +1356,7 @@ int rs_turso_merge(rs_turso *t, rs_turso_report *rep, rs_error *err)
 	}
 	if (rc == RS_OK && take == 1) {
 		rs_diff_opts opts = {.exclude = (const char *const *)t->exclude, .shape_compare = 1};
-		rs_sink sink = {on_change, NULL, &M};
+		rs_sink sink = {on_change, on_finish, &M};
 		rc = rs_engine_diff(M.bdb, M.rdb, &opts, &sink, NULL, err);
 		if (rc == RS_OK && M.rows_started)
 			rc = restore_triggers(&M);

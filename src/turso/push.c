@@ -644,6 +644,44 @@ static int push_upsert(struct pusher *P, const rs_table *t, const rs_tkey *k, in
 	return sent_row(P, rc, &d, err);
 }
 
+/*
+ * An update that changes a column of a UNIQUE index (other than the key)
+ * may take a value another row of the batch gives up (a hand-over, a swap):
+ * the server checks UNIQUE per statement, so the row first releases its old
+ * value in the early phase, before any row takes one.  When every such
+ * column allows NULL, the release sets them to NULL and the update follows
+ * as usual; otherwise the row is deleted early and inserted again, whole,
+ * at the same rowid (it is the server's: the update's row is in the replica).
+ */
+static int release_unique(struct pusher *P, const rs_change *ch, const rs_tkey *k, int *reinsert,
+			  rs_error *err)
+{
+	const rs_table *t = ch->tab;
+	int any = 0, nullable = 1;
+	*reinsert = 0;
+	for (int i = 0; k->uniq && i < t->ncol; i++)
+		if (ch->changed[i] && k->uniq[i]) {
+			any = 1;
+			nullable &= k->nullable[i] != 0;
+		}
+	if (!any)
+		return RS_OK;
+	struct stmt s;
+	st_init(&s);
+	if (nullable) {
+		sqlite3_str_appendf(s.sql, "UPDATE \"%w\" SET ", t->name);
+		int n = 0;
+		for (int i = 0; i < t->ncol; i++)
+			if (ch->changed[i] && k->uniq[i])
+				sqlite3_str_appendf(s.sql, "%s\"%w\" = NULL", n++ ? ", " : "", t->col[i]);
+	} else {
+		sqlite3_str_appendf(s.sql, "DELETE FROM \"%w\"", t->name);
+		*reinsert = 1;
+	}
+	st_where(&s, t, k, ch->rowid, ch->oldv);
+	return add_step(P, PH_DEL, &s, 0, err);
+}
+
 static int push_update(struct pusher *P, const rs_change *ch, const rs_tkey *k, rs_error *err)
 {
 	const rs_table *t = ch->tab;
@@ -651,19 +689,29 @@ static int push_update(struct pusher *P, const rs_change *ch, const rs_tkey *k, 
 	int rc = prepare_row(P, t, k, ch->rowid, ch->newv, ch->newv, &d, err);
 	if (rc != RS_OK)
 		return rc > 0 ? RS_OK : rc;
+	int n = 0, reinsert = 0;
+	for (int i = 0; i < t->ncol; i++)
+		n += ch->changed[i] != 0;
+	if (!n) /* nothing but the rowid moved: nothing the server can see */
+		return RS_OK;
+	if ((rc = release_unique(P, ch, k, &reinsert, err)) != RS_OK)
+		return rc;
 	struct stmt s;
 	st_init(&s);
+	if (reinsert) {
+		int64_t rowid = ch->rowid;
+		sqlite3_str_appendf(s.sql, "INSERT INTO \"%w\"", t->name);
+		st_columns(&s, t, t->ipk < 0 ? t->rowid_name : NULL);
+		st_values(&s, t, t->ipk < 0 ? &rowid : NULL, ch->newv);
+		return sent_row(P, add_step(P, PH_UPS, &s, 0, err), &d, err);
+	}
 	sqlite3_str_appendf(s.sql, "UPDATE \"%w\" SET ", t->name);
-	int n = 0;
+	n = 0;
 	for (int i = 0; i < t->ncol; i++) {
 		if (!ch->changed[i])
 			continue;
 		sqlite3_str_appendf(s.sql, "%s\"%w\" = ", n++ ? ", " : "", t->col[i]);
 		st_value(&s, &ch->newv[i]);
-	}
-	if (!n) { /* nothing but the rowid moved: nothing the server can see */
-		st_free(&s);
-		return RS_OK;
 	}
 	st_where(&s, t, k, ch->rowid, ch->oldv);
 	return sent_row(P, add_step(P, PH_UPS, &s, 0, err), &d, err);

@@ -15,6 +15,7 @@
 
 #include "core/err.h"
 #include "core/util.h"
+#include "engine/schema.h"
 #include "turso/state.h"
 
 struct entry {
@@ -573,9 +574,55 @@ static int column_collation(sqlite3 *db, const char *table, const char *col)
 	return RS_COLL_BINARY;
 }
 
+/* k->uniq and k->nullable of table t's columns, from db's declaration. */
+static int load_columns(rs_tkey *k, sqlite3 *db, const rs_table *t, rs_error *err)
+{
+	int n = t->ncol > 0 ? t->ncol : 1;
+	k->uniq = calloc((size_t)n, 1);
+	k->nullable = calloc((size_t)n, 1);
+	if (!k->uniq || !k->nullable)
+		return rs_err(err, RS_ENOMEM, "out of memory");
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(db, "SELECT name, \"notnull\" = 0 FROM pragma_table_info(?1)", -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			const char *name = (const char *)sqlite3_column_text(st, 0);
+			int c = name ? rs_table_col(t, name) : -1;
+			if (c >= 0)
+				k->nullable[c] = (unsigned char)sqlite3_column_int(st, 1);
+		}
+		sqlite3_finalize(st);
+		st = NULL;
+	}
+	/* Columns of UNIQUE indexes and constraints other than the primary key. */
+	if (rc == SQLITE_DONE)
+		rc = sqlite3_prepare_v2(db, "SELECT ii.name FROM pragma_index_list(?1) AS il, pragma_index_info(il.name) "
+					"AS ii WHERE il.\"unique\" AND il.origin <> 'pk' AND ii.name IS NOT NULL",
+					-1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			const char *name = (const char *)sqlite3_column_text(st, 0);
+			int c = name ? rs_table_col(t, name) : -1;
+			if (c >= 0)
+				k->uniq[c] = 1;
+		}
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return rs_err(err, RS_ELOCAL, "table %s: cannot read its columns and indexes: %s", t->name,
+			      sqlite3_errmsg(db));
+	return RS_OK;
+}
+
 int rs_tkey_load(rs_tkey *k, sqlite3 *db, const rs_table *t, rs_error *err)
 {
 	memset(k, 0, sizeof *k);
+	if (load_columns(k, db, t, err) != RS_OK) {
+		rs_tkey_free(k);
+		return err->code;
+	}
 	if (t->ipk >= 0) {
 		k->by_rowid = 1;
 		return RS_OK;
@@ -583,9 +630,11 @@ int rs_tkey_load(rs_tkey *k, sqlite3 *db, const rs_table *t, rs_error *err)
 	sqlite3_stmt *st = NULL;
 	int rc = sqlite3_prepare_v2(db, "SELECT name, pk FROM pragma_table_info(?1) WHERE pk > 0 ORDER BY pk",
 				    -1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return rs_err(err, RS_ELOCAL, "table %s: cannot read its primary key: %s", t->name,
-			      sqlite3_errmsg(db));
+	if (rc != SQLITE_OK) {
+		rs_err(err, RS_ELOCAL, "table %s: cannot read its primary key: %s", t->name, sqlite3_errmsg(db));
+		rs_tkey_free(k);
+		return RS_ELOCAL;
+	}
 	sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
 	int out = RS_OK;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW && out == RS_OK) {
@@ -625,6 +674,8 @@ void rs_tkey_free(rs_tkey *k)
 {
 	free(k->pk);
 	free(k->coll);
+	free(k->uniq);
+	free(k->nullable);
 	memset(k, 0, sizeof *k);
 }
 

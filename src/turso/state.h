@@ -123,6 +123,8 @@ typedef struct rs_tkey {
 	int npk;      /* else: the declared key's columns, in key order */
 	int *pk;      /* indices into the table's columns */
 	int *coll;    /* RS_COLL_* of each key column */
+	unsigned char *uniq;     /* per column: in a UNIQUE index other than the primary key */
+	unsigned char *nullable; /* per column: may hold NULL */
 } rs_tkey;
 
 /* Marker bytes of anon identities: table, NUL, marker, 8 bytes of rowid. */

@@ -44,7 +44,7 @@ TEST(identity_by_key_and_by_rowid)
 	char *cols[] = {"id", "name"};
 	rs_table t = table("t", cols, 2, -1);
 	int pk[] = {0};
-	rs_tkey bykey = {0, 1, pk, NULL}, byrow = {1, 0, NULL, NULL};
+	rs_tkey bykey = {0, 1, pk, NULL, NULL, NULL}, byrow = {1, 0, NULL, NULL, NULL, NULL};
 	rs_value a[] = {txt("k"), txt("x")}, b[] = {txt("k"), txt("y")}, c[] = {num(0), txt("x")};
 	rs_buf k1 = RS_BUF_INIT(0), k2 = RS_BUF_INIT(0);
 	CHECK(rs_tkey_encode(&k1, &t, &bykey, 1, a) == 0 && rs_tkey_encode(&k2, &t, &bykey, 99, b) == 0);

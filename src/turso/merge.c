@@ -1103,6 +1103,68 @@ static int start_rows(struct merger *M)
 
 /* ---- schema ------------------------------------------------------------ */
 
+/* 1 when name is in the comma-separated lower-case list (columns_of). */
+static int in_list(const char *list, const char *name)
+{
+	char *hay = sqlite3_mprintf(",%s,", list ? list : ""), *needle = sqlite3_mprintf(",%s,", name);
+	int in = hay && needle && strcasestr(hay, needle) != NULL;
+	sqlite3_free(hay);
+	sqlite3_free(needle);
+	return in;
+}
+
+/*
+ * A table whose columns differ here and on the server (two clients each
+ * added one; or a rebuild on the server): the server's columns we lack are
+ * added here with the server's definitions; ours that the server lacks stay
+ * and go out with the next push (ALTER TABLE ADD COLUMN there).  A column
+ * that cannot be added (PRIMARY KEY, UNIQUE) stops the merge naming it.
+ */
+static int add_server_columns(struct merger *M, const char *table, const char *server_sql, const char *mine,
+			      const char *theirs)
+{
+	int rc = RS_OK;
+	char *list = sqlite3_mprintf("%s", theirs ? theirs : "");
+	if (!list)
+		return rs_err(M->err, RS_ENOMEM, "out of memory");
+	for (char *c = list, *next; rc == RS_OK && c && *c; c = next) {
+		next = strchr(c, ',');
+		if (next)
+			*next++ = '\0';
+		if (in_list(mine, c))
+			continue;
+		sqlite3_stmt *st = NULL;
+		char *col = NULL;
+		/* columns_of() lower-cases: the real name from the replica */
+		if (sqlite3_prepare_v2(M->rdb, "SELECT name FROM pragma_table_info(?1) WHERE lower(name) = ?2", -1, &st,
+				       NULL) == SQLITE_OK) {
+			sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 2, c, -1, SQLITE_STATIC);
+			if (sqlite3_step(st) == SQLITE_ROW)
+				col = sqlite3_mprintf("%s", sqlite3_column_text(st, 0));
+		}
+		sqlite3_finalize(st);
+		char *def = col ? rs_tcol_def(server_sql, col) : NULL;
+		if (!def || strcasestr(def, "primary key") || strcasestr(def, "unique")) {
+			rc = rs_err(M->err, RS_ECONFLICT,
+				    "table %s: the server's definition (columns %s) differs from the local one (columns "
+				    "%s) and column %s cannot be added here; make them agree", table,
+				    theirs ? theirs : "?", mine ? mine : "?", col ? col : c);
+		} else {
+			char *q = sqlite3_mprintf("ALTER TABLE \"%w\" ADD COLUMN %s", table, def);
+			rc = q ? exec(M, q, table) : rs_err(M->err, RS_ENOMEM, "out of memory");
+			sqlite3_free(q);
+			if (rc == RS_OK)
+				rs_info("turso merge: column added on the server, added here", "table=%s column=%s",
+					table, col);
+		}
+		sqlite3_free(def);
+		sqlite3_free(col);
+	}
+	sqlite3_free(list);
+	return rc;
+}
+
 static int merge_schema(struct merger *M, const rs_change *ch)
 {
 	const char *type = ch->obj_type, *name = ch->obj_name;
@@ -1137,6 +1199,14 @@ static int merge_schema(struct merger *M, const rs_change *ch)
 	if (ch->verb == RS_VERB_DROP) {
 		if (!object_exists(M->ldb, type, name))
 			return RS_OK;
+		if (is_table && !M->clear && object_exists(M->rdb, "table", name)) {
+			/* Re-created on the server (another client's push rebuilt it): our table and
+			 * its rows stay, and take the server's new columns below (never a silent loss
+			 * of rows not yet pushed). */
+			rs_info("turso merge: table re-created on the server; keeping ours and its rows", "table=%s",
+				name);
+			return RS_OK;
+		}
 		if (is_table) {
 			char *mine = columns_of(M->ldb, name), *base = M->bdb ? columns_of(M->bdb, name) : NULL;
 			int same = mine && base && strcmp(mine, base) == 0;
@@ -1168,10 +1238,7 @@ static int merge_schema(struct merger *M, const rs_change *ch)
 			if (rc == RS_OK)
 				rc = exec(M, ch->sql, name);
 		} else if (!same) {
-			rc = rs_err(M->err, RS_ECONFLICT,
-				    "table %s: the server's definition (columns %s) differs from the local one "
-				    "(columns %s); make them agree (or sync --prefer-remote on a first pairing)",
-				    name, theirs ? theirs : "?", mine ? mine : "?");
+			rc = add_server_columns(M, name, ch->sql, mine, theirs);
 		}
 		sqlite3_free(mine);
 		sqlite3_free(theirs);

@@ -90,6 +90,9 @@ struct pusher {
 	int next_ins;          /* add_step: the ins index of the step being added, or -1 */
 	uint64_t *colh;        /* prepare_row: per-column hashes of the row being sent */
 	int ncolh, ccolh;
+	sqlite3 *rdb;          /* the replica (the server as last pulled) */
+	char **widen;          /* tables the engine rebuilds that the server only needs to widen */
+	int nwiden;
 };
 
 /* ---- identity cache (shared with merge.c) ------------------------------ */
@@ -730,6 +733,109 @@ static char *if_not_exists(const char *sql)
 	return sqlite3_mprintf("%s", sql);
 }
 
+/* The CREATE text of table `name` in db, or NULL; sqlite3_free() it. */
+static char *table_sql(sqlite3 *db, const char *name)
+{
+	sqlite3_stmt *st = NULL;
+	char *out = NULL;
+	if (sqlite3_prepare_v2(db, "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?1 COLLATE NOCASE",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_TEXT)
+			out = sqlite3_mprintf("%s", sqlite3_column_text(st, 0));
+	}
+	sqlite3_finalize(st);
+	return out;
+}
+
+/* 1 when db's table has a column of this name. */
+static int has_column(sqlite3 *db, const char *table, const char *col)
+{
+	sqlite3_stmt *st = NULL;
+	int found = 0;
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2 COLLATE NOCASE", -1, &st,
+			       NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, col, -1, SQLITE_STATIC);
+		found = sqlite3_step(st) == SQLITE_ROW;
+	}
+	sqlite3_finalize(st);
+	return found;
+}
+
+/*
+ * The columns of table `name` only the database has, as ADD COLUMN
+ * definitions, when the server's table can be widened to ours: every column
+ * of the replica's table is ours too and each of ours it lacks can be
+ * added.  Returns the count (0: nothing to add), -1 when it cannot be
+ * widened, -2 out of memory; *defs (sqlite3_free each and the array).
+ */
+static int widen_defs(struct pusher *P, const char *name, char ***defs)
+{
+	*defs = NULL;
+	sqlite3_stmt *st = NULL;
+	int n = 0, ok = 1;
+	char *sql = table_sql(P->ldb, name);
+	if (!sql || !P->rdb || sqlite3_prepare_v2(P->rdb, "SELECT name FROM pragma_table_info(?1)", -1, &st, NULL)
+			       != SQLITE_OK) {
+		sqlite3_free(sql);
+		return -1;
+	}
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	while (ok && sqlite3_step(st) == SQLITE_ROW)
+		ok = has_column(P->ldb, name, (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	st = NULL;
+	if (ok && sqlite3_prepare_v2(P->ldb, "SELECT name FROM pragma_table_info(?1) ORDER BY cid", -1, &st, NULL)
+			  == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		while (ok && sqlite3_step(st) == SQLITE_ROW) {
+			const char *col = (const char *)sqlite3_column_text(st, 0);
+			if (!col || has_column(P->rdb, name, col))
+				continue;
+			char *def = rs_tcol_def(sql, col);
+			char **v = def ? sqlite3_realloc(*defs, (int)sizeof *v * (n + 1)) : NULL;
+			if (!def || !v || strcasestr(def, "primary key") || strcasestr(def, "unique")) {
+				sqlite3_free(def);
+				if (v)
+					*defs = v;
+				ok = 0;
+				break;
+			}
+			*defs = v;
+			v[n++] = def;
+		}
+	} else {
+		ok = 0;
+	}
+	sqlite3_finalize(st);
+	sqlite3_free(sql);
+	if (!ok) {
+		for (int i = 0; i < n; i++)
+			sqlite3_free((*defs)[i]);
+		sqlite3_free(*defs);
+		*defs = NULL;
+		return -1;
+	}
+	return n;
+}
+
+static int has_table(sqlite3 *db, const char *name)
+{
+	char *sql = table_sql(db, name);
+	int found = sql != NULL;
+	sqlite3_free(sql);
+	return found;
+}
+
+static int widened(const struct pusher *P, const char *name)
+{
+	for (int i = 0; i < P->nwiden; i++)
+		if (sqlite3_stricmp(P->widen[i], name) == 0)
+			return 1;
+	return 0;
+}
+
 static int push_schema(struct pusher *P, const rs_change *ch, rs_error *err)
 {
 	int table = strcmp(ch->obj_type, "table") == 0, index = strcmp(ch->obj_type, "index") == 0;
@@ -739,6 +845,44 @@ static int push_schema(struct pusher *P, const rs_change *ch, rs_error *err)
 				"first=%s", ch->obj_name);
 		return RS_OK;
 	}
+	/*
+	 * A table the engine rebuilds (its columns changed other than by an append,
+	 * e.g. we and another client each added a column): DROP, CREATE and every
+	 * row would remove rows the server got since our pull.  When the server's
+	 * table only lacks columns of ours, they are added there instead, and the
+	 * rows are compared column by column by name (push_widened).
+	 */
+	if (table && ch->verb == RS_VERB_DROP && P->rdb && has_table(P->ldb, ch->obj_name)) {
+		char **defs = NULL;
+		int n = widen_defs(P, ch->obj_name, &defs);
+		if (n == -2)
+			return rs_err(err, RS_ENOMEM, "out of memory");
+		if (n >= 0) {
+			char **w = realloc(P->widen, (size_t)(P->nwiden + 1) * sizeof *w);
+			char *name = w ? strdup(ch->obj_name) : NULL;
+			if (w)
+				P->widen = w;
+			int rc = name ? RS_OK : rs_err(err, RS_ENOMEM, "out of memory");
+			if (name)
+				P->widen[P->nwiden++] = name;
+			for (int i = 0; rc == RS_OK && i < n; i++) {
+				struct stmt a;
+				if ((rc = reserve(P, err)) != RS_OK)
+					break;
+				st_init(&a);
+				sqlite3_str_appendf(a.sql, "ALTER TABLE \"%w\" ADD COLUMN %s", ch->obj_name, defs[i]);
+				rc = add_step(P, PH_PRE, &a, 1, err);
+			}
+			for (int i = 0; i < n; i++)
+				sqlite3_free(defs[i]);
+			sqlite3_free(defs);
+			rs_info("turso push: table changed here by more than an appended column; widening the "
+				"server's instead of rebuilding it", "table=%s added=%d", ch->obj_name, n);
+			return rc;
+		}
+	}
+	if (table && ch->verb == RS_VERB_CREATE && widened(P, ch->obj_name))
+		return RS_OK;
 	int rc = reserve(P, err);
 	if (rc != RS_OK)
 		return rc;
@@ -761,6 +905,8 @@ static int push_schema(struct pusher *P, const rs_change *ch, rs_error *err)
 	return add_step(P, phase, &s, may_fail, err);
 }
 
+static int push_row(struct pusher *P, const rs_change *ch, rs_error *err);
+
 static int on_change(void *ctx, const rs_change *ch, rs_error *err)
 {
 	struct pusher *P = ctx;
@@ -770,6 +916,13 @@ static int on_change(void *ctx, const rs_change *ch, rs_error *err)
 		return push_schema(P, ch, err);
 	if (ch->op != RS_CH_INSERT && ch->op != RS_CH_UPDATE && ch->op != RS_CH_DELETE)
 		return RS_OK; /* sqlite_sequence is the server's own; FTS never syncs */
+	if (widened(P, ch->tab->name))
+		return RS_OK; /* the engine's rebuild rows: push_widened compares them instead */
+	return push_row(P, ch, err);
+}
+
+static int push_row(struct pusher *P, const rs_change *ch, rs_error *err)
+{
 	P->seen_rows = 1;
 	const rs_tkey *k = rs_tkeys_get(&P->keys, P->ldb, ch->tab, err);
 	if (!k)
@@ -787,6 +940,105 @@ static int on_change(void *ctx, const rs_change *ch, rs_error *err)
 		return rc == RS_OK ? push_upsert(P, ch->tab, k, ch->rowid, ch->newv, err) : rc;
 	}
 	return push_update(P, ch, k, err);
+}
+
+/*
+ * The rows of a widened table: ours against the replica's, joined by rowid,
+ * columns matched by name (a column only we have counts as NULL on the
+ * server, where ADD COLUMN just put it).  Same changes as the engine's:
+ * inserts, deletes, updates of the changed columns only.
+ */
+static int push_widened(struct pusher *P, const rs_table *lt, rs_error *err)
+{
+	sqlite3_stmt *ls = NULL, *rs = NULL;
+	int n = lt->ncol;
+	sqlite3_str *a = sqlite3_str_new(NULL), *b = sqlite3_str_new(NULL);
+	sqlite3_str_appendf(a, "SELECT %s", lt->rowid_name);
+	sqlite3_str_appendall(b, "SELECT rowid");
+	for (int i = 0; i < n; i++) {
+		sqlite3_str_appendf(a, ", \"%w\"", lt->col[i]);
+		if (has_column(P->rdb, lt->name, lt->col[i]))
+			sqlite3_str_appendf(b, ", \"%w\"", lt->col[i]);
+		else
+			sqlite3_str_appendall(b, ", NULL");
+	}
+	sqlite3_str_appendf(a, " FROM \"%w\" ORDER BY 1", lt->name);
+	sqlite3_str_appendf(b, " FROM \"%w\" ORDER BY 1", lt->name);
+	char *qa = sqlite3_str_finish(a), *qb = sqlite3_str_finish(b);
+	int rc = RS_OK;
+	if (!qa || !qb || sqlite3_prepare_v2(P->ldb, qa, -1, &ls, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(P->rdb, qb, -1, &rs, NULL) != SQLITE_OK)
+		rc = rs_err(err, RS_ELOCAL, "table %s: cannot compare its rows with the server's: %s", lt->name,
+			    sqlite3_errmsg(ls ? P->rdb : P->ldb));
+	sqlite3_free(qa);
+	sqlite3_free(qb);
+	rs_value *ov = calloc((size_t)(n > 0 ? n : 1), sizeof *ov), *nv = calloc((size_t)(n > 0 ? n : 1), sizeof *nv);
+	unsigned char *changed = calloc((size_t)(n > 0 ? n : 1), 1);
+	if (rc == RS_OK && (!ov || !nv || !changed))
+		rc = rs_err(err, RS_ENOMEM, "out of memory");
+	int lr = rc == RS_OK ? sqlite3_step(ls) : SQLITE_DONE, rr = rc == RS_OK ? sqlite3_step(rs) : SQLITE_DONE;
+	while (rc == RS_OK && (lr == SQLITE_ROW || rr == SQLITE_ROW)) {
+		int64_t li = lr == SQLITE_ROW ? sqlite3_column_int64(ls, 0) : 0;
+		int64_t ri = rr == SQLITE_ROW ? sqlite3_column_int64(rs, 0) : 0;
+		int c = lr != SQLITE_ROW ? 1 : rr != SQLITE_ROW ? -1 : li < ri ? -1 : li > ri ? 1 : 0;
+		for (int i = 0; i < n; i++) {
+			if (c <= 0)
+				rs_value_from_column(ls, i + 1, &nv[i]);
+			if (c >= 0)
+				rs_value_from_column(rs, i + 1, &ov[i]);
+		}
+		rs_change ch = {.tab = lt, .rowid = c <= 0 ? li : ri};
+		if (c < 0) {
+			ch.op = RS_CH_INSERT;
+			ch.newv = nv;
+		} else if (c > 0) {
+			ch.op = RS_CH_DELETE;
+			ch.oldv = ov;
+		} else {
+			int any = 0;
+			for (int i = 0; i < n; i++)
+				any |= changed[i] = !rs_value_same(&ov[i], &nv[i]);
+			if (any) {
+				ch.op = RS_CH_UPDATE;
+				ch.oldv = ov;
+				ch.newv = nv;
+				ch.changed = changed;
+			}
+		}
+		if (ch.op)
+			rc = push_row(P, &ch, err);
+		if (c <= 0)
+			lr = sqlite3_step(ls);
+		if (c >= 0)
+			rr = sqlite3_step(rs);
+	}
+	if (rc == RS_OK && (lr != SQLITE_DONE || rr != SQLITE_DONE))
+		rc = rs_err(err, RS_ELOCAL, "table %s: cannot read its rows: %s", lt->name,
+			    sqlite3_errmsg(lr != SQLITE_DONE ? P->ldb : P->rdb));
+	sqlite3_finalize(ls);
+	sqlite3_finalize(rs);
+	free(ov);
+	free(nv);
+	free(changed);
+	return rc;
+}
+
+/* The diff's end: rows of widened tables (the database and replica are still open). */
+static int on_finish(void *ctx, rs_error *err)
+{
+	struct pusher *P = ctx;
+	if (!P->nwiden)
+		return RS_OK;
+	rs_schema *s = NULL;
+	int rc = rs_schema_load(P->ldb, (const char *const *)P->t->exclude, &s, err);
+	for (int i = 0; rc == RS_OK && i < P->nwiden; i++) {
+		int ti = rs_schema_table(s, P->widen[i]);
+		if (ti >= 0)
+			rc = push_widened(P, s->tab[ti], err);
+	}
+	rs_tkeys_free(&P->keys); /* its entries point into s */
+	rs_schema_free(s);
+	return rc;
 }
 
 /* Refuse tables the server cannot hold, naming them and the way out. */
@@ -836,13 +1088,13 @@ int rs_turso_push(rs_turso *t, rs_turso_report *rep, rs_error *err)
 		rc = check_tables(t, ldb, err);
 	if (rc == RS_OK)
 		rc = rs_turso_open_ro(rs_replica_path(t->replica), &rdb, err);
-	struct pusher P = {.t = t, .ldb = ldb, .rep = rep, .next_ins = -1};
+	struct pusher P = {.t = t, .ldb = ldb, .rep = rep, .next_ins = -1, .rdb = rdb};
 	rs_buf k1 = RS_BUF_INIT(0), k2 = RS_BUF_INIT(0);
 	P.key = k1;
 	P.key2 = k2;
 	if (rc == RS_OK) {
 		rs_diff_opts opts = {.exclude = (const char *const *)t->exclude, .shape_compare = 1};
-		rs_sink sink = {on_change, NULL, &P};
+		rs_sink sink = {on_change, on_finish, &P};
 		rc = rs_engine_diff(rdb, ldb, &opts, &sink, NULL, err);
 		/* The read transaction ends before the last batch goes out. */
 		rs_engine_close(ldb);
@@ -856,6 +1108,9 @@ int rs_turso_push(rs_turso *t, rs_turso_report *rep, rs_error *err)
 	clear_ins(&P);
 	free(P.ins);
 	free(P.colh);
+	for (int i = 0; i < P.nwiden; i++)
+		free(P.widen[i]);
+	free(P.widen);
 	rs_tkeys_free(&P.keys);
 	rs_buf_free(&P.key);
 	rs_buf_free(&P.key2);

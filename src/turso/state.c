@@ -808,3 +808,83 @@ int rs_tdigest_equal(const rs_tdigest *a, const rs_tdigest *b)
 		return 0;
 	return !a->present || memcmp(a->d, b->d, RS_TDIGEST) == 0;
 }
+
+/* ---- column definitions ------------------------------------------------- */
+
+/* Past a quoted run starting at *p ('...', "...", `...`, [...]); returns the next char. */
+static const char *skip_quoted(const char *p)
+{
+	char close = *p == '[' ? ']' : *p;
+	for (p++; *p; p++)
+		if (*p == close) {
+			if (close != ']' && p[1] == close) {
+				p++;
+				continue;
+			}
+			return p + 1;
+		}
+	return p;
+}
+
+/* 1 when definition d (trimmed) declares column col: its first token, unquoted, is col. */
+static int def_declares(const char *d, size_t n, const char *col)
+{
+	char *tok = NULL;
+	if (n && (*d == '"' || *d == '`' || *d == '[')) {
+		const char *e = skip_quoted(d);
+		size_t len = (size_t)(e - d);
+		if (len < 2)
+			return 0;
+		sqlite3_str *s = sqlite3_str_new(NULL);
+		char q = *d == '[' ? ']' : *d;
+		for (size_t i = 1; i + 1 < len; i++) {
+			sqlite3_str_appendchar(s, 1, d[i]);
+			if (d[i] == q && q != ']' && i + 2 < len && d[i + 1] == q)
+				i++;
+		}
+		tok = sqlite3_str_finish(s);
+	} else {
+		size_t len = 0;
+		while (len < n && d[len] != ' ' && d[len] != '\t' && d[len] != '\n' && d[len] != '\r')
+			len++;
+		tok = sqlite3_mprintf("%.*s", (int)len, d);
+	}
+	int same = tok && sqlite3_stricmp(tok, col) == 0;
+	sqlite3_free(tok);
+	return same;
+}
+
+char *rs_tcol_def(const char *create_sql, const char *col)
+{
+	const char *p = create_sql;
+	while (*p && *p != '(') /* the column list's "(" (a quoted table name may hold one) */
+		p = (*p == '"' || *p == '`' || *p == '[' || *p == '\'') ? skip_quoted(p) : p + 1;
+	if (!*p)
+		return NULL;
+	const char *start = ++p;
+	int depth = 0;
+	for (; *p; ) {
+		if (*p == '"' || *p == '`' || *p == '[' || *p == '\'') {
+			p = skip_quoted(p);
+			continue;
+		}
+		if (*p == '(')
+			depth++;
+		if ((*p == ',' || *p == ')') && depth == 0) {
+			const char *a = start, *b = p;
+			while (a < b && (*a == ' ' || *a == '\t' || *a == '\n' || *a == '\r'))
+				a++;
+			while (b > a && (b[-1] == ' ' || b[-1] == '\t' || b[-1] == '\n' || b[-1] == '\r'))
+				b--;
+			if (def_declares(a, (size_t)(b - a), col))
+				return sqlite3_mprintf("%.*s", (int)(b - a), a);
+			if (*p == ')')
+				return NULL;
+			start = p + 1;
+		} else if (*p == ')') {
+			depth--;
+		}
+		p++;
+	}
+	return NULL;
+}

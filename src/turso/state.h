@@ -156,6 +156,13 @@ void rs_trow_digest(rs_tdigest *out, const rs_table *t, const rs_value *v);
 uint64_t rs_tvalue_hash(const rs_value *v);
 void rs_tcol_hashes(uint64_t *out, const rs_table *t, const rs_value *v);
 
+/*
+ * The definition of column col in a CREATE TABLE text ("c TEXT NOT NULL
+ * DEFAULT 'x'"), as written there, for ALTER TABLE ADD COLUMN; NULL when it
+ * is not found.  sqlite3_free() it.
+ */
+char *rs_tcol_def(const char *create_sql, const char *col);
+
 /* 1 when both are absent, or both present with the same digest. */
 int rs_tdigest_equal(const rs_tdigest *a, const rs_tdigest *b);
 #endif

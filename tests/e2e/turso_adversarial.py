@@ -340,7 +340,7 @@ def t_add_columns():
         seed=["INSERT INTO t VALUES (1, 'one')"],
         a_writes=["ALTER TABLE t ADD COLUMN a1 TEXT"],
         b_writes=["ALTER TABLE t ADD COLUMN b1 TEXT", "INSERT INTO t(id, v, b1) VALUES (3, 'from-b', 'y')"],
-        a_after_first=["INSERT INTO t(id, v, a1) VALUES (4, 'a-unpushed', 'z')"]),
+        a_after_first=["INSERT INTO t(id, v, a1) VALUES (4, 'a-unpushed', 'z')"], order="abab"),
         {"t": [("NULL", "NULL", "1", "'one'"), ("NULL", "'y'", "3", "'from-b'"),
                ("'z'", "NULL", "4", "'a-unpushed'")]}, official_right=None)
     check("add_same_column_on_both", dict(
@@ -351,13 +351,34 @@ def t_add_columns():
         {"t": [("'ca'", "1", "'one'"), ("'cb'", "2", "'two'")]}, official_right=None)
 
 
+def t_add_column_alters_server(d, srv):
+    """B's table ends up (id, v, b1, a1) after it merges A's a1: its push adds b1 to the
+    server's table (ALTER TABLE ADD COLUMN: the server's order is id, v, a1, b1) instead of
+    dropping and re-creating it with every row."""
+    a, b = Client(d, "a", srv), Client(d, "b", srv)
+    a.sql("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)", "INSERT INTO t VALUES (1, 'one')")
+    a.sync()
+    b.sync()
+    a.sql("ALTER TABLE t ADD COLUMN a1 TEXT")
+    b.sql("ALTER TABLE t ADD COLUMN b1 TEXT DEFAULT 'd'", "INSERT INTO t(id, v, b1) VALUES (3, 'from-b', 'y')")
+    a.sync()
+    srv.pipeline("INSERT INTO t(id, v, a1) VALUES (5, 'third', 'w')")
+    rc, out = b.sync("-v")
+    cols = [r[0][1].decode() for r in srv.pipeline("SELECT name FROM pragma_table_info('t') ORDER BY cid")[0]]
+    rows = quoted_rows_server(srv, "t")
+    want = sorted([("NULL", "'d'", "1", "'one'"), ("NULL", "'y'", "3", "'from-b'"), ("'w'", "'d'", "5", "'third'")])
+    report("add_column_alters_server_table", rc == 0 and cols == ["id", "v", "a1", "b1"] and rows == want
+           and quoted_rows_local(b.db, "t") == want and "DROP" not in out,
+           "rc %d columns %r rows %r local %r %s" % (rc, cols, rows, quoted_rows_local(b.db, "t"), out[-600:]))
+
+
 def main():
     if not os.path.exists(TURSODB) or not shutil.which("node"):
         print("SKIP turso_adversarial: tursodb or node missing (run scripts/deps.sh)")
         return 0
     only = sys.argv[1:]
     plain = [t_null_key, t_nokey, t_keys, t_columns, t_unique, t_add_columns]
-    with_server = [t_speed, t_nokey_many]
+    with_server = [t_speed, t_nokey_many, t_add_column_alters_server]
     for fn in plain + with_server:
         if only and fn.__name__ not in only:
             continue

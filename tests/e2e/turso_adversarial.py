@@ -290,6 +290,12 @@ def t_columns():
         seed=["INSERT INTO t VALUES ('x', 'v0', 'w0')"],
         a_writes=["UPDATE t SET v = 'vA'"], b_writes=["UPDATE t SET w = 'wB'"]),
         {"t": [("'x'", "'vA'", "'wB'")]}, official_right=None)
+    check("columns_new_column_value_kept", dict(
+        schema=["CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)"],
+        seed=["INSERT INTO t VALUES (1, 'v0')"],
+        a_writes=["ALTER TABLE t ADD COLUMN c TEXT", "UPDATE t SET c = 'ca' WHERE id = 1"],
+        b_writes=["UPDATE t SET v = 'vB' WHERE id = 1"]),
+        {"t": [("'ca'", "1", "'vB'")]}, official_right=None)
 
 
 # ---- 6. UNIQUE hand-over ------------------------------------------------------------

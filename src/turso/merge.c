@@ -194,6 +194,7 @@ static int align_inserted(struct merger *M, struct ti *x);
 static struct parked *parked_at(struct ti *x, int64_t rowid);
 static int park_row(struct merger *M, struct ti *x, int64_t r, const char *set, int *parked);
 static int restore_parked(struct merger *M);
+static int set_aside(struct merger *M, struct ti *x, struct parked *p, const char *why);
 static int vacate(struct merger *M, struct ti *x, int64_t r);
 
 static void free_values(rs_value *v, int n)
@@ -793,6 +794,83 @@ static int park_row(struct merger *M, struct ti *x, int64_t r, const char *set, 
 	return rc;
 }
 
+/*
+ * A genuine UNIQUE conflict: our row (p, parked) holds a value the server
+ * gave another row, and both cannot exist here.  Our row is kept in the
+ * table RS_CONFLICTS_TABLE (never synced: each value as SQL text, by column
+ * name) and named in the log; the table takes the server's version of the
+ * row when the server has it (else the row leaves the table: it was never
+ * on the server).  Nothing is dropped silently, and one conflict does not
+ * stop every later sync.
+ */
+static int set_aside(struct merger *M, struct ti *x, struct parked *p, const char *why)
+{
+	const rs_table *ct = x->ct;
+	char *reason = sqlite3_mprintf("%s", why);
+	int rc = reason ? exec(M, "CREATE TABLE IF NOT EXISTS " RS_CONFLICTS_TABLE "(id INTEGER PRIMARY KEY, "
+			       "at TEXT, tbl TEXT, row_rowid INTEGER, row TEXT, reason TEXT)", NULL)
+			: rs_err(M->err, RS_ENOMEM, "out of memory");
+	sqlite3_str *q = sqlite3_str_new(NULL);
+	sqlite3_str_appendall(q, "INSERT INTO " RS_CONFLICTS_TABLE "(at, tbl, row_rowid, row, reason) VALUES "
+			      "(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?1, ?2, json_object(");
+	for (int i = 0; i < ct->ncol; i++)
+		sqlite3_str_appendf(q, "%s%Q, quote(?%d)", i ? ", " : "", ct->col[i], i + 4);
+	sqlite3_str_appendall(q, "), ?3)");
+	sqlite3_stmt *ins = NULL;
+	if (rc == RS_OK)
+		rc = prep(M, M->ldb, &ins, sqlite3_str_finish(q), ct->name);
+	else
+		sqlite3_free(sqlite3_str_finish(q));
+	if (rc == RS_OK) {
+		sqlite3_bind_text(ins, 1, ct->name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(ins, 2, p->rowid);
+		sqlite3_bind_text(ins, 3, reason, -1, SQLITE_STATIC);
+		for (int i = 0; i < ct->ncol; i++)
+			bind_value(ins, i + 4, &p->v[i]);
+		rc = run(M, ins, RS_CONFLICTS_TABLE);
+	}
+	sqlite3_finalize(ins);
+	/* The server's version of the row, if it has one (rowids are aligned by now). */
+	sqlite3_stmt *srv = NULL;
+	int has = 0;
+	if (rc == RS_OK) {
+		sqlite3_str *r = sqlite3_str_new(NULL);
+		sqlite3_str_appendall(r, "SELECT rowid");
+		for (int i = 0; i < ct->ncol; i++)
+			sqlite3_str_appendf(r, ", \"%w\"", ct->col[i]);
+		sqlite3_str_appendf(r, " FROM \"%w\" WHERE rowid = ?1", ct->name);
+		rc = prep(M, M->rdb, &srv, sqlite3_str_finish(r), ct->name);
+	}
+	if (rc == RS_OK) {
+		sqlite3_bind_int64(srv, 1, p->rowid);
+		has = sqlite3_step(srv) == SQLITE_ROW;
+	}
+	if (rc == RS_OK && has) {
+		sqlite3_bind_int64(x->upd, 1, p->rowid);
+		sqlite3_bind_int64(x->upd, 2, p->rowid);
+		for (int i = 0; i < ct->ncol; i++)
+			if (i != ct->ipk) {
+				rs_value v;
+				rs_value_from_column(srv, i + 1, &v);
+				bind_value(x->upd, i + 3, &v);
+			}
+		rc = run(M, x->upd, ct->name);
+		sqlite3_clear_bindings(x->upd);
+		if (rc == RS_OK)
+			rc = fts(M, x, 0, p->rowid);
+	} else if (rc == RS_OK) {
+		sqlite3_bind_int64(x->del, 1, p->rowid);
+		rc = run(M, x->del, ct->name);
+	}
+	sqlite3_finalize(srv);
+	if (rc == RS_OK)
+		rs_warn("turso merge: UNIQUE conflict with the server: our row set aside in " RS_CONFLICTS_TABLE,
+			"table=%s rowid=%lld took=%s err=\"%s\"", ct->name, (long long)p->rowid,
+			has ? "the server's row" : "nothing (it was never on the server)", reason ? reason : "?");
+	sqlite3_free(reason);
+	return rc;
+}
+
 /* At the end of the diff: rows still parked get their values back (their
  * value was not taken after all, or we changed the row: it goes out next). */
 static int restore_parked(struct merger *M)
@@ -812,13 +890,14 @@ static int restore_parked(struct merger *M)
 			int r = rc == RS_OK ? sqlite3_step(x->upd) : SQLITE_OK;
 			sqlite3_reset(x->upd);
 			sqlite3_clear_bindings(x->upd);
-			if (rc == RS_OK && r != SQLITE_DONE)
-				rc = rs_err(M->err, RS_ECONFLICT,
-					    "%s: table %s: the row at rowid %lld holds a UNIQUE value that the server now "
-					    "gives another row (%s); nothing was merged: change one of the two rows",
-					    M->t->cfg->db_path, ct->name, (long long)p->rowid, sqlite3_errmsg(M->ldb));
-			if (rc == RS_OK)
+			if (rc == RS_OK && r != SQLITE_DONE) {
+				if (sqlite3_extended_errcode(M->ldb) == SQLITE_CONSTRAINT_UNIQUE)
+					rc = set_aside(M, x, p, sqlite3_errmsg(M->ldb));
+				else
+					rc = sql_err(M, M->ldb, "cannot write a row", ct->name);
+			} else if (rc == RS_OK) {
 				rc = fts(M, x, 0, p->rowid);
+			}
 			free_values(p->v, p->n);
 			x->npark--;
 		}
@@ -1165,6 +1244,120 @@ static int add_server_columns(struct merger *M, const char *table, const char *s
 	return rc;
 }
 
+/*
+ * The server's UNIQUE index `index` cannot be created here: rows of ours the
+ * server never had (not in the replica) duplicate another row's values in
+ * its columns.  Each is kept in RS_CONFLICTS_TABLE, named in the log, and
+ * leaves the table (it never reached the server, so nothing is deleted
+ * there); a duplicate among rows the server has stops the merge as before.
+ */
+static int aside_duplicates(struct merger *M, const char *index)
+{
+	sqlite3_stmt *st = NULL;
+	char *table = NULL;
+	sqlite3_str *eq = sqlite3_str_new(NULL);
+	int n = 0;
+	if (sqlite3_prepare_v2(M->rdb, "SELECT tbl_name FROM sqlite_schema WHERE type = 'index' AND name = ?1", -1, &st,
+			       NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, index, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			table = sqlite3_mprintf("%s", sqlite3_column_text(st, 0));
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (table && sqlite3_prepare_v2(M->rdb, "SELECT name FROM pragma_index_info(?1) ORDER BY seqno", -1, &st, NULL)
+			     == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, index, -1, SQLITE_STATIC);
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			const char *c = (const char *)sqlite3_column_text(st, 0);
+			if (!c) { /* an expression: not handled */
+				n = 0;
+				break;
+			}
+			sqlite3_str_appendf(eq, " AND b.\"%w\" = a.\"%w\"", c, c);
+			n++;
+		}
+	}
+	sqlite3_finalize(st);
+	char *cond = sqlite3_str_finish(eq);
+	int rc = RS_OK;
+	if (!table || !cond || !n) {
+		rc = rs_err(M->err, RS_ECONFLICT, "%s: the server's UNIQUE index %s cannot be created here: %s",
+			    M->t->cfg->db_path, index, sqlite3_errmsg(M->ldb));
+		sqlite3_free(table);
+		sqlite3_free(cond);
+		return rc;
+	}
+	sqlite3_stmt *dup = NULL, *on_server = NULL;
+	rc = prep(M, M->ldb, &dup, sqlite3_mprintf("SELECT a.rowid FROM \"%w\" AS a WHERE EXISTS (SELECT 1 FROM "
+						    "\"%w\" AS b WHERE b.rowid <> a.rowid%s) ORDER BY a.rowid DESC",
+						    table, table, cond), table);
+	if (rc == RS_OK)
+		rc = prep(M, M->rdb, &on_server, sqlite3_mprintf("SELECT 1 FROM \"%w\" WHERE rowid = ?1", table), table);
+	int64_t *cand = NULL;
+	size_t nc = 0;
+	while (rc == RS_OK && sqlite3_step(dup) == SQLITE_ROW) {
+		int64_t r = sqlite3_column_int64(dup, 0);
+		sqlite3_bind_int64(on_server, 1, r);
+		int known = sqlite3_step(on_server) == SQLITE_ROW;
+		sqlite3_reset(on_server);
+		if (known)
+			continue;
+		int64_t *v = realloc(cand, (nc + 1) * sizeof *v);
+		if (!v)
+			rc = rs_err(M->err, RS_ENOMEM, "out of memory");
+		else
+			(cand = v)[nc++] = r;
+	}
+	sqlite3_finalize(dup);
+	sqlite3_finalize(on_server);
+	if (rc == RS_OK)
+		rc = exec(M, "CREATE TABLE IF NOT EXISTS " RS_CONFLICTS_TABLE "(id INTEGER PRIMARY KEY, at TEXT, tbl TEXT, "
+			  "row_rowid INTEGER, row TEXT, reason TEXT)", NULL);
+	char *cols = rc == RS_OK ? columns_of(M->ldb, table) : NULL;
+	for (size_t i = 0; rc == RS_OK && i < nc; i++) {
+		/* Still a duplicate (an earlier one set aside may have been its pair)? */
+		sqlite3_stmt *still = NULL;
+		rc = prep(M, M->ldb, &still, sqlite3_mprintf("SELECT 1 FROM \"%w\" AS a WHERE a.rowid = %lld AND EXISTS "
+							      "(SELECT 1 FROM \"%w\" AS b WHERE b.rowid <> a.rowid%s)",
+							      table, (long long)cand[i], table, cond), table);
+		int again = rc == RS_OK && sqlite3_step(still) == SQLITE_ROW;
+		sqlite3_finalize(still);
+		if (!again)
+			continue;
+		sqlite3_str *q = sqlite3_str_new(NULL);
+		sqlite3_str_appendf(q, "INSERT INTO " RS_CONFLICTS_TABLE "(at, tbl, row_rowid, row, reason) SELECT "
+				    "strftime('%%Y-%%m-%%dT%%H:%%M:%%fZ', 'now'), %Q, rowid, json_object(", table);
+		int k = 0;
+		for (char *c = cols, *next; c && *c; c = next) {
+			next = strchr(c, ',');
+			if (next)
+				*next = '\0';
+			sqlite3_str_appendf(q, "%s%Q, quote(\"%w\")", k++ ? ", " : "", c, c);
+			if (next)
+				*next++ = ',';
+		}
+		sqlite3_str_appendf(q, "), %Q FROM \"%w\" WHERE rowid = %lld", "duplicates a value of the server's "
+				    "UNIQUE index", table, (long long)cand[i]);
+		char *ins = sqlite3_str_finish(q);
+		rc = ins ? exec(M, ins, table) : rs_err(M->err, RS_ENOMEM, "out of memory");
+		sqlite3_free(ins);
+		char *del = rc == RS_OK ? sqlite3_mprintf("DELETE FROM \"%w\" WHERE rowid = %lld", table,
+							 (long long)cand[i]) : NULL;
+		if (rc == RS_OK)
+			rc = del ? exec(M, del, table) : rs_err(M->err, RS_ENOMEM, "out of memory");
+		sqlite3_free(del);
+		if (rc == RS_OK)
+			rs_warn("turso merge: a row of ours duplicates a value of the server's new UNIQUE index; set aside "
+				"in " RS_CONFLICTS_TABLE, "table=%s rowid=%lld index=%s", table, (long long)cand[i], index);
+	}
+	sqlite3_free(cols);
+	free(cand);
+	sqlite3_free(table);
+	sqlite3_free(cond);
+	return rc;
+}
+
 static int merge_schema(struct merger *M, const rs_change *ch)
 {
 	const char *type = ch->obj_type, *name = ch->obj_name;
@@ -1244,6 +1437,14 @@ static int merge_schema(struct merger *M, const rs_change *ch)
 		sqlite3_free(theirs);
 		return rc;
 	}
+	if (strcmp(type, "index") == 0 && sqlite3_exec(M->ldb, ch->sql, NULL, NULL, NULL) != SQLITE_OK &&
+	    sqlite3_extended_errcode(M->ldb) == SQLITE_CONSTRAINT_UNIQUE) {
+		/* A UNIQUE index the server created while we added a duplicate value. */
+		int rc = aside_duplicates(M, name);
+		return rc == RS_OK ? exec(M, ch->sql, NULL) : rc;
+	}
+	if (strcmp(type, "index") == 0 && object_exists(M->ldb, "index", name))
+		return RS_OK;
 	return exec(M, ch->sql, is_table ? name : NULL);
 }
 
@@ -1301,7 +1502,7 @@ static char *first_table_with_rows(rs_turso *t, sqlite3 *db, int *failed, rs_err
 	for (int i = 0; !*failed && !out && i < s->ntab; i++) {
 		const rs_table *tab = s->tab[i];
 		if (tab->kind == RS_TABLE_FTS || tab->kind == RS_TABLE_FTS_EXTERNAL ||
-		    strcmp(tab->name, RS_MIGRATIONS_TABLE) == 0)
+		    strcmp(tab->name, RS_MIGRATIONS_TABLE) == 0 || strcmp(tab->name, RS_CONFLICTS_TABLE) == 0)
 			continue;
 		sqlite3_stmt *st = NULL;
 		char *q = sqlite3_mprintf("SELECT 1 FROM \"%w\" LIMIT 1", tab->name);

@@ -52,12 +52,25 @@
 #include "turso/pipeline.h"
 #include "turso/sync_int.h"
 
+/* Rows the server may refuse in one push before the push fails as a whole. */
+#define RS_TURSO_MAX_REFUSED 32
+
 struct step {
 	char *sql;               /* sqlite3_malloc'd */
 	rs_hrana_value *args;    /* text/blob bytes owned (malloc'd) */
 	size_t nargs;
 	int may_fail;
 	int ins;                 /* index in pusher.ins (INSERT ... RETURNING rowid), or -1 */
+	unsigned char *key;      /* the identity of the row it writes (malloc'd), NULL for schema */
+	size_t klen;
+	int64_t rowid;           /* that row's local rowid */
+};
+
+/* Rows the server refused in this push (a constraint): left out when the push starts again. */
+struct refused {
+	unsigned char **key;
+	size_t *klen;
+	int n;
 };
 
 /* An anon row inserted without a rowid: its identity, and the step whose answer holds the server's rowid. */
@@ -93,6 +106,10 @@ struct pusher {
 	sqlite3 *rdb;          /* the replica (the server as last pulled) */
 	char **widen;          /* tables the engine rebuilds that the server only needs to widen */
 	int nwiden;
+	int in_row;            /* add_step: the step writes the row in P->key (at P->row_rowid) */
+	int64_t row_rowid;
+	struct refused *refused;
+	int restart;           /* flush: the server refused a row; push again without it */
 };
 
 /* ---- identity cache (shared with merge.c) ------------------------------ */
@@ -266,7 +283,11 @@ static int add_step(struct pusher *P, int phase, struct stmt *s, int may_fail, r
 		l->v = v;
 		l->cap = cap;
 	}
-	l->v[l->n++] = (struct step){sql, s->args, s->nargs, may_fail, P->next_ins};
+	unsigned char *key = NULL;
+	if (P->in_row && (key = malloc(P->key.len ? P->key.len : 1)) != NULL)
+		memcpy(key, P->key.data, P->key.len);
+	l->v[l->n++] = (struct step){sql, s->args, s->nargs, may_fail, P->next_ins, key, key ? P->key.len : 0,
+				     P->row_rowid};
 	P->next_ins = -1;
 	P->bytes += (size_t)len + s->bytes + 64;
 	P->count++;
@@ -279,6 +300,7 @@ static void clear_steps(struct pusher *P)
 		for (size_t i = 0; i < P->ph[p].n; i++) {
 			struct step *s = &P->ph[p].v[i];
 			sqlite3_free(s->sql);
+			free(s->key);
 			for (size_t a = 0; a < s->nargs; a++)
 				free((void *)s->args[a].p);
 			free(s->args);
@@ -350,6 +372,44 @@ int rs_turso_resolve_pending(rs_turso *t, rs_error *err)
 }
 
 /* Send the open batch and settle its outcome in the state. */
+/*
+ * The server refused the batch because of one row (a constraint: UNIQUE
+ * against another client's row, CHECK, NOT NULL): name it, and have the push
+ * start again without it, so one row never holds back every other write.
+ * The row stays local and is named again each cycle until it is changed.
+ */
+static int refuse_row(struct pusher *P, unsigned char *key, size_t klen, int64_t rowid, rs_error *err)
+{
+	struct refused *r = P->refused;
+	if (!r || r->n >= RS_TURSO_MAX_REFUSED)
+		return err->code; /* too many: the push fails as it is */
+	unsigned char **k = realloc(r->key, (size_t)(r->n + 1) * sizeof *k);
+	if (k)
+		r->key = k;
+	size_t *l = k ? realloc(r->klen, (size_t)(r->n + 1) * sizeof *l) : NULL;
+	unsigned char *copy = l ? malloc(klen ? klen : 1) : NULL;
+	if (l)
+		r->klen = l;
+	if (!copy)
+		return err->code;
+	memcpy(copy, key, klen);
+	r->key[r->n] = copy;
+	r->klen[r->n++] = klen;
+	rs_warn("turso push: the server refused a row; it stays local and is not pushed until it changes",
+		"table=%s rowid=%lld err=\"%s\"", (const char *)key, (long long)rowid, err->message);
+	rs_err_clear(err);
+	P->restart = 1;
+	return RS_OK;
+}
+
+static int is_refused(const struct pusher *P)
+{
+	for (int i = 0; P->refused && i < P->refused->n; i++)
+		if (P->refused->klen[i] == P->key.len && memcmp(P->refused->key[i], P->key.data, P->key.len) == 0)
+			return 1;
+	return 0;
+}
+
 static int flush(struct pusher *P, rs_error *err)
 {
 	rs_turso *t = P->t;
@@ -368,6 +428,10 @@ static int flush(struct pusher *P, rs_error *err)
 		if (r < 0)
 			rc = rs_err(err, r, "push: cannot start the batch");
 	}
+	/* Which row each step of the batch writes: a refused row is named and left out. */
+	struct step **by_step = calloc(P->count + 8, sizeof *by_step);
+	if (rc == RS_OK && !by_step)
+		rc = rs_err(err, RS_ENOMEM, "out of memory");
 	for (int ph = 0; rc == RS_OK && ph < PH_N; ph++)
 		for (size_t i = 0; rc == RS_OK && i < P->ph[ph].n; i++) {
 			struct step *s = &P->ph[ph].v[i];
@@ -375,6 +439,8 @@ static int flush(struct pusher *P, rs_error *err)
 					    : rs_hrana_push_step(p, s->sql, s->args, s->nargs, s->may_fail);
 			if (r >= 0 && s->ins >= 0)
 				P->ins[s->ins].step = r;
+			if (r >= 0 && (size_t)r < P->count + 8 && s->key)
+				by_step[r] = s;
 			if (r < 0)
 				rc = rs_err(err, r, "push: cannot encode a statement for the server: %.200s", s->sql);
 		}
@@ -385,6 +451,19 @@ static int flush(struct pusher *P, rs_error *err)
 	}
 	int64_t rows = P->rows, batch = rs_tstate_pending(t->state);
 	size_t steps = P->count;
+	/* Keep the keys of the steps (clear_steps frees the rest). */
+	struct refused sent = {0};
+	sent.key = calloc(steps + 8, sizeof *sent.key);
+	sent.klen = calloc(steps + 8, sizeof *sent.klen);
+	int64_t *sent_rowid = calloc(steps + 8, sizeof *sent_rowid);
+	for (size_t i = 0; by_step && sent.key && sent.klen && sent_rowid && i < steps + 8; i++)
+		if (by_step[i]) {
+			sent.key[i] = by_step[i]->key;
+			sent.klen[i] = by_step[i]->klen;
+			sent_rowid[i] = by_step[i]->rowid;
+			by_step[i]->key = NULL;
+		}
+	free(by_step);
 	clear_steps(P);
 	/* The overlay with this batch pending must be on disk before the server
 	 * can commit it: after a crash, the next cycle asks the watermark. */
@@ -398,9 +477,8 @@ static int flush(struct pusher *P, rs_error *err)
 			(long long)rs_tstate_pending(t->state), (long long)rows, steps);
 		rc = rs_hrana_send(t->http, p, 0, &resp, err);
 		if (rc == RS_OK && rs_turso_crash(t, "push-sent")) {
-			rs_hrana_response_free(resp);
-			rs_hrana_pipeline_free(p);
-			return rs_err(err, RS_EINTERNAL, "simulated crash after the push was sent (test hook)");
+			rc = rs_err(err, RS_EINTERNAL, "simulated crash after the push was sent (test hook)");
+			goto out;
 		}
 		if (rc == RS_OK) {
 			int failed = -1;
@@ -411,6 +489,9 @@ static int flush(struct pusher *P, rs_error *err)
 				rc = learn_rowids(P, resp, err);
 			} else {
 				rs_tstate_rollback(t->state);
+				if (failed >= 0 && (size_t)failed < steps + 8 && sent.key && sent.key[failed] &&
+				    strstr(err->message, "constraint failed"))
+					rc = refuse_row(P, sent.key[failed], sent.klen[failed], sent_rowid[failed], err);
 			}
 			int src = save_state(t, rc == RS_OK ? err : NULL);
 			if (rc == RS_OK)
@@ -430,7 +511,13 @@ static int flush(struct pusher *P, rs_error *err)
 			}
 		}
 	}
+out:
 	clear_ins(P);
+	for (size_t i = 0; sent.key && i < steps + 8; i++)
+		free(sent.key[i]);
+	free(sent.key);
+	free(sent.klen);
+	free(sent_rowid);
 	rs_hrana_response_free(resp);
 	rs_hrana_pipeline_free(p);
 	return rc;
@@ -478,8 +565,10 @@ static int prepare_row(struct pusher *P, const rs_table *t, const rs_tkey *k, in
 		P->ncolh = t->ncol;
 	}
 	const rs_tdigest *was = rs_tstate_pushed(P->t->state, P->key.data, P->key.len);
-	if (was && rs_tdigest_equal(was, d))
+	if ((was && rs_tdigest_equal(was, d)) || is_refused(P))
 		return 1;
+	P->in_row = 1;
+	P->row_rowid = rowid;
 	return reserve(P, err);
 }
 
@@ -838,6 +927,7 @@ static int widened(const struct pusher *P, const char *name)
 
 static int push_schema(struct pusher *P, const rs_change *ch, rs_error *err)
 {
+	P->in_row = 0;
 	int table = strcmp(ch->obj_type, "table") == 0, index = strcmp(ch->obj_type, "index") == 0;
 	if (!table && !index) {
 		if (!P->warned_view++)
@@ -912,6 +1002,9 @@ static int on_change(void *ctx, const rs_change *ch, rs_error *err)
 	struct pusher *P = ctx;
 	if (ch->derived)
 		return RS_OK;
+	if ((ch->op == RS_CH_SCHEMA && ch->obj_name && sqlite3_stricmp(ch->obj_name, RS_CONFLICTS_TABLE) == 0) ||
+	    (ch->tab && sqlite3_stricmp(ch->tab->name, RS_CONFLICTS_TABLE) == 0))
+		return RS_OK; /* the merge's own (merge.c) */
 	if (ch->op == RS_CH_SCHEMA)
 		return push_schema(P, ch, err);
 	if (ch->op != RS_CH_INSERT && ch->op != RS_CH_UPDATE && ch->op != RS_CH_DELETE)
@@ -1082,44 +1175,57 @@ int rs_turso_push(rs_turso *t, rs_turso_report *rep, rs_error *err)
 		return RS_OK;
 	}
 	rs_watch_forget(&t->watch);
-	sqlite3 *ldb = NULL, *rdb = NULL;
-	rc = rs_engine_open(t->cfg->db_path, &ldb, err);
-	if (rc == RS_OK)
-		rc = check_tables(t, ldb, err);
-	if (rc == RS_OK)
-		rc = rs_turso_open_ro(rs_replica_path(t->replica), &rdb, err);
-	struct pusher P = {.t = t, .ldb = ldb, .rep = rep, .next_ins = -1, .rdb = rdb};
-	rs_buf k1 = RS_BUF_INIT(0), k2 = RS_BUF_INIT(0);
-	P.key = k1;
-	P.key2 = k2;
-	if (rc == RS_OK) {
-		rs_diff_opts opts = {.exclude = (const char *const *)t->exclude, .shape_compare = 1};
-		rs_sink sink = {on_change, on_finish, &P};
-		rc = rs_engine_diff(rdb, ldb, &opts, &sink, NULL, err);
-		/* The read transaction ends before the last batch goes out. */
-		rs_engine_close(ldb);
-		ldb = NULL;
+	struct refused refused = {0};
+	int again = 0;
+	do {
+		again = 0;
+		sqlite3 *ldb = NULL, *rdb = NULL;
+		rc = rs_engine_open(t->cfg->db_path, &ldb, err);
 		if (rc == RS_OK)
-			rc = flush(&P, err);
-		else if (rs_tstate_pending(t->state))
-			rs_tstate_rollback(t->state);
-	}
-	clear_steps(&P);
-	clear_ins(&P);
-	free(P.ins);
-	free(P.colh);
-	for (int i = 0; i < P.nwiden; i++)
-		free(P.widen[i]);
-	free(P.widen);
-	rs_tkeys_free(&P.keys);
-	rs_buf_free(&P.key);
-	rs_buf_free(&P.key2);
-	rs_engine_close(ldb);
-	rs_engine_close(rdb);
+			rc = check_tables(t, ldb, err);
+		if (rc == RS_OK)
+			rc = rs_turso_open_ro(rs_replica_path(t->replica), &rdb, err);
+		struct pusher P = {.t = t, .ldb = ldb, .rep = rep, .next_ins = -1, .rdb = rdb, .refused = &refused};
+		rs_buf k1 = RS_BUF_INIT(0), k2 = RS_BUF_INIT(0);
+		P.key = k1;
+		P.key2 = k2;
+		if (rc == RS_OK) {
+			rs_diff_opts opts = {.exclude = (const char *const *)t->exclude, .shape_compare = 1};
+			rs_sink sink = {on_change, on_finish, &P};
+			rc = rs_engine_diff(rdb, ldb, &opts, &sink, NULL, err);
+			/* The read transaction ends before the last batch goes out. */
+			rs_engine_close(ldb);
+			ldb = NULL;
+			if (rc == RS_OK)
+				rc = flush(&P, err);
+			else if (rs_tstate_pending(t->state))
+				rs_tstate_rollback(t->state);
+		}
+		/* A refused row (refuse_row): the batches after it were never built, and its own batch
+		 * rolled back: diff again without it (batches that committed are in the overlay). */
+		again = rc == RS_OK && P.restart;
+		clear_steps(&P);
+		clear_ins(&P);
+		free(P.ins);
+		free(P.colh);
+		for (int i = 0; i < P.nwiden; i++)
+			free(P.widen[i]);
+		free(P.widen);
+		rs_tkeys_free(&P.keys);
+		rs_buf_free(&P.key);
+		rs_buf_free(&P.key2);
+		rs_engine_close(ldb);
+		rs_engine_close(rdb);
+	} while (again);
+	for (int i = 0; i < refused.n; i++)
+		free(refused.key[i]);
+	free(refused.key);
+	free(refused.klen);
 	if (rc == RS_OK) {
 		t->last_push = rs_now();
 		rs_metrics_set_remote_confirmed(t->metrics, RS_METRICS_TURSO, seen);
-		rs_watch_mark(&t->watch, version);
+		if (!refused.n) /* else the next cycle diffs again and names them again */
+			rs_watch_mark(&t->watch, version);
 	}
 	return rc;
 }
@@ -1137,7 +1243,8 @@ struct counter {
 static int count_change(void *ctx, const rs_change *ch, rs_error *err)
 {
 	struct counter *C = ctx;
-	if (ch->derived || (ch->op != RS_CH_INSERT && ch->op != RS_CH_UPDATE && ch->op != RS_CH_DELETE))
+	if (ch->derived || (ch->op != RS_CH_INSERT && ch->op != RS_CH_UPDATE && ch->op != RS_CH_DELETE) ||
+	    sqlite3_stricmp(ch->tab->name, RS_CONFLICTS_TABLE) == 0)
 		return RS_OK;
 	const rs_tkey *k = rs_tkeys_get(&C->keys, C->ldb, ch->tab, err);
 	if (!k)

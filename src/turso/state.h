@@ -40,6 +40,9 @@
 
 #define RS_TDIGEST 16 /* bytes of row digest kept (SHA-256, truncated) */
 
+/* Local rows the merge had to set aside (a UNIQUE conflict with the server), never synced. */
+#define RS_CONFLICTS_TABLE "_resort_sync_conflicts"
+
 /* A row digest; present = 0 for "no row" (a delete was pushed). */
 typedef struct rs_tdigest {
 	int present;

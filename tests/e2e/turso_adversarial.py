@@ -323,6 +323,95 @@ def t_unique():
         {"u": [("'e@'", "2"), ("'f@'", "1")]}, official_right=True)
 
 
+def t_unique_conflict(d, srv):
+    """A and B give the same UNIQUE value to different new rows: the server keeps A's (pushed
+    first); B's row is set aside in _resort_sync_conflicts (named in the log, values kept), and
+    B's other writes still reach the server; every sync exits 0."""
+    a, b = Client(d, "a", srv), Client(d, "b", srv)
+    a.sql("CREATE TABLE u(id INTEGER PRIMARY KEY, email TEXT UNIQUE)", "CREATE TABLE other(id INTEGER PRIMARY KEY, v TEXT)",
+          "INSERT INTO u VALUES (1, 'x@')")
+    a.sync()
+    b.sync()
+    a.sql("INSERT INTO u VALUES (3, 'z@')")
+    b.sql("INSERT INTO u VALUES (4, 'z@')", "INSERT INTO other VALUES (7, 'b')")
+    rcs, outs = [], []
+    for cl in (a, b, a, b):
+        rc, out = cl.sync()
+        rcs.append(rc)
+        outs.append(out)
+    want_u = [("'x@'", "1"), ("'z@'", "3")]
+    import sqlite3
+    c = sqlite3.connect(b.db)
+    try:
+        aside = c.execute("SELECT tbl, row_rowid, row FROM _resort_sync_conflicts").fetchall()
+    except sqlite3.Error as e:
+        aside = [repr(e)]
+    c.close()
+    ok = (rcs == [0, 0, 0, 0] and quoted_rows_server(srv, "u") == quoted_rows_local(a.db, "u") ==
+          quoted_rows_local(b.db, "u") == want_u and quoted_rows_server(srv, "other") == [("7", "'b'")] ==
+          quoted_rows_local(a.db, "other") and len(aside) == 1 and aside[0][0] == "u" and "'z@'" in aside[0][2]
+          and "_resort_sync_conflicts" in outs[1] and
+          not srv.pipeline("SELECT name FROM sqlite_schema WHERE name LIKE '_resort%'")[0])
+    report("unique_conflict_set_aside_named", ok, "rcs %r server u %r B u %r aside %r %s" % (
+        rcs, quoted_rows_server(srv, "u"), quoted_rows_local(b.db, "u"), aside, outs[1][-600:]))
+
+
+def t_unique_index_races_duplicates(d, srv):
+    """A creates a UNIQUE index while B inserts a value that duplicates an existing row's: B's
+    duplicate is set aside (named), the index reaches B, and B's other writes reach the server."""
+    a, b = Client(d, "a", srv), Client(d, "b", srv)
+    a.sql("CREATE TABLE u(id INTEGER PRIMARY KEY, email TEXT)", "CREATE TABLE other(id INTEGER PRIMARY KEY, v TEXT)",
+          "INSERT INTO u VALUES (1, 'x@')", "INSERT INTO u VALUES (2, 'e@')")
+    a.sync()
+    b.sync()
+    a.sql("CREATE UNIQUE INDEX u_email ON u(email)")
+    b.sql("INSERT INTO u VALUES (3, 'e@')", "INSERT INTO other VALUES (7, 'b')")
+    rcs, outs = [], []
+    for cl in (a, b, a, b):
+        rc, out = cl.sync()
+        rcs.append(rc)
+        outs.append(out)
+    import sqlite3
+    c = sqlite3.connect(b.db)
+    idx = c.execute("SELECT count(*) FROM sqlite_schema WHERE name = 'u_email'").fetchone()[0]
+    try:
+        aside = c.execute("SELECT tbl, row_rowid, row FROM _resort_sync_conflicts").fetchall()
+    except sqlite3.Error as e:
+        aside = [repr(e)]
+    c.close()
+    want_u = [("'e@'", "2"), ("'x@'", "1")]
+    report("unique_index_races_duplicates", rcs == [0, 0, 0, 0] and idx == 1 and len(aside) == 1 and
+           quoted_rows_server(srv, "u") == quoted_rows_local(b.db, "u") == want_u and
+           quoted_rows_server(srv, "other") == [("7", "'b'")],
+           "rcs %r idx %d aside %r server u %r B u %r other %r %s" % (
+               rcs, idx, aside, quoted_rows_server(srv, "u"), quoted_rows_local(b.db, "u"),
+               quoted_rows_server(srv, "other"), outs[1][-700:]))
+
+
+def t_push_refused_row(d, srv):
+    """The server refuses one row (a constraint: here a server-side trigger raising
+    'CHECK constraint failed'): the row is named and stays local, every other write of the
+    push still reaches the server, and the row goes out once it is changed."""
+    b = Client(d, "b", srv)
+    b.sql("CREATE TABLE other(id INTEGER PRIMARY KEY, v TEXT)", "CREATE TABLE u(id INTEGER PRIMARY KEY, e TEXT)")
+    b.sync()
+    srv.pipeline("CREATE TRIGGER no_bad BEFORE INSERT ON other WHEN NEW.v = 'bad' "
+                 "BEGIN SELECT RAISE(ABORT, 'CHECK constraint failed: no bad'); END")
+    b.sql("INSERT INTO other VALUES (8, 'bad')", "INSERT INTO other VALUES (9, 'good')",
+          "INSERT INTO u VALUES (5, 'q@')")
+    rc, out = b.sync()
+    s_other, s_u = quoted_rows_server(srv, "other"), quoted_rows_server(srv, "u")
+    report("push_refused_row_named_others_pushed",
+           rc == 0 and s_other == [("9", "'good'")] and s_u == [("'q@'", "5")] and
+           ("8", "'bad'") in quoted_rows_local(b.db, "other") and "table=other rowid=8" in out,
+           "rc %d server other %r u %r %s" % (rc, s_other, s_u, out[-800:]))
+    b.sql("UPDATE other SET v = 'fine' WHERE id = 8")
+    rc, out = b.sync()
+    report("push_refused_row_goes_once_changed",
+           rc == 0 and quoted_rows_server(srv, "other") == quoted_rows_local(b.db, "other") ==
+           [("8", "'fine'"), ("9", "'good'")], "rc %d %r %s" % (rc, quoted_rows_server(srv, "other"), out[-400:]))
+
+
 # ---- 7. columns added on two clients ------------------------------------------------
 
 def t_add_columns():
@@ -384,7 +473,8 @@ def main():
         return 0
     only = sys.argv[1:]
     plain = [t_null_key, t_nokey, t_keys, t_columns, t_unique, t_add_columns]
-    with_server = [t_speed, t_nokey_many, t_add_column_alters_server]
+    with_server = [t_speed, t_nokey_many, t_add_column_alters_server, t_unique_conflict,
+                   t_push_refused_row, t_unique_index_races_duplicates]
     for fn in plain + with_server:
         if only and fn.__name__ not in only:
             continue

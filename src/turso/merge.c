@@ -85,6 +85,11 @@ struct ti {
 	 * server's row takes, parked under a temporary value until rewritten. */
 	struct parked *park;
 	int npark, cpark;
+	/* Anon rows a confirmed batch inserted whose answer (the server's rowids) was lost:
+	 * our rowid and the digest sent, until matched with the server's copy (match_unanswered). */
+	int64_t *un_rowid;
+	rs_tdigest *un_d;
+	int nun, cun;
 };
 
 struct parked {
@@ -247,6 +252,8 @@ static void ti_free(struct ti *x)
 	for (int i = 0; i < x->npark; i++)
 		free_values(x->park[i].v, x->park[i].n);
 	free(x->park);
+	free(x->un_rowid);
+	free(x->un_d);
 	memset(x, 0, sizeof *x);
 }
 
@@ -330,6 +337,25 @@ static int reload_schema(struct merger *M)
 		return RS_OK;
 	rs_debug("turso merge: schema with every table unreadable; FTS upkeep off", "err=\"%s\"", e2.message);
 	return rs_schema_load(M->ldb, (const char *const *)M->t->exclude, &M->ls, M->err);
+}
+
+static int collect_unanswered(void *ctx, int64_t ours, const rs_tdigest *d)
+{
+	struct ti *x = ctx;
+	if (x->nun == x->cun) {
+		int cap = x->cun ? x->cun * 2 : 8;
+		int64_t *r = realloc(x->un_rowid, (size_t)cap * sizeof *r);
+		if (r)
+			x->un_rowid = r;
+		rs_tdigest *dd = r ? realloc(x->un_d, (size_t)cap * sizeof *dd) : NULL;
+		if (!dd)
+			return -1;
+		x->un_d = dd;
+		x->cun = cap;
+	}
+	x->un_rowid[x->nun] = ours;
+	x->un_d[x->nun++] = *d;
+	return 0;
 }
 
 static struct ti *ti_get(struct merger *M, const rs_table *ct)
@@ -453,6 +479,8 @@ static struct ti *ti_get(struct merger *M, const rs_table *ct)
 		rc = fts_statements(M, x);
 	if (rc == RS_OK)
 		rc = align_inserted(M, x);
+	if (rc == RS_OK && rs_tstate_each_unanswered(M->t->state, ct->name, collect_unanswered, x) != 0)
+		rc = rs_err(M->err, RS_ENOMEM, "out of memory");
 	return rc == RS_OK ? x : NULL;
 }
 
@@ -572,6 +600,9 @@ static int move_row(struct merger *M, struct ti *x, int64_t from, int64_t to)
 	}
 	if (out == RS_OK)
 		out = fts(M, x, 0, to);
+	for (int i = 0; out == RS_OK && i < x->nun; i++) /* unanswered rows follow their row */
+		if (x->un_rowid[i] == from)
+			x->un_rowid[i] = to;
 	return out;
 }
 
@@ -1010,6 +1041,46 @@ static int merge_columns(struct merger *M, struct ti *x, int64_t lrowid, int64_t
 	return rc;
 }
 
+/*
+ * The server has a new anon row v at rowid it did not have before, and we
+ * sent anon rows whose server rowids we never learnt (the batch committed,
+ * its answer was lost): one of ours with exactly this content, still as
+ * sent, is that row.  It moves to the server's rowid (*matched = 1), so it
+ * is neither kept twice here nor pushed again.  Rows of equal content are
+ * interchangeable: one of ours per row of the server.
+ */
+static int match_unanswered(struct merger *M, struct ti *x, int64_t rowid, const rs_value *v, int *matched)
+{
+	rs_tdigest remote, cur;
+	*matched = 0;
+	rs_trow_digest(&remote, x->ct, v);
+	for (int i = 0; i < x->nun; i++) {
+		if (!rs_tdigest_equal(&x->un_d[i], &remote))
+			continue;
+		int found = 0;
+		int64_t l = 0;
+		int rc = find_local(M, x, x->un_rowid[i], v, &found, &l, &cur);
+		if (rc != RS_OK)
+			return rc;
+		if (!found || !rs_tdigest_equal(&cur, &remote))
+			continue; /* changed or deleted here since: not matched by content */
+		int64_t ours = x->un_rowid[i];
+		x->un_rowid[i] = x->un_rowid[x->nun - 1];
+		x->un_d[i] = x->un_d[--x->nun];
+		if (ours != rowid) {
+			if ((rc = vacate(M, x, rowid)) == RS_OK)
+				rc = move_row(M, x, ours, rowid);
+			if (rc != RS_OK)
+				return rc;
+		}
+		rs_info("turso merge: a row we sent without an answer found at the server's rowid", "table=%s "
+			"ours=%lld server=%lld", x->ct->name, (long long)ours, (long long)rowid);
+		*matched = 1;
+		return RS_OK;
+	}
+	return RS_OK;
+}
+
 /* The server has row v (at rowid) where the base had basev (NULL: look it up). */
 static int merge_put(struct merger *M, struct ti *x, int64_t rowid, const rs_value *v, const rs_value *basev,
 		     int base_known)
@@ -1022,6 +1093,14 @@ static int merge_put(struct merger *M, struct ti *x, int64_t rowid, const rs_val
 	int rc = find_local(M, x, rowid, v, &found, &lrowid, &cur);
 	if (rc != RS_OK)
 		return rc;
+	if (rs_tkey_anon(x->ct, x->k, v) && !basev && x->nun &&
+	    !rs_tstate_inserted_here(M->t->state, M->key.data, M->key.len)) {
+		int matched = 0;
+		if ((rc = match_unanswered(M, x, rowid, v, &matched)) != RS_OK)
+			return rc;
+		if (matched) /* our own row, sent by a batch whose answer was lost: now at the server's rowid */
+			return RS_OK;
+	}
 	if (found && rs_tkey_anon(x->ct, x->k, v) && !basev &&
 	    !rs_tstate_inserted_here(M->t->state, M->key.data, M->key.len)) {
 		/* Our row at the server's new rowid is another row, not yet pushed: it moves away. */
@@ -1606,6 +1685,10 @@ int rs_turso_merge(rs_turso *t, rs_turso_report *rep, rs_error *err)
 			return rs_err(err, RS_ELOCAL, "%s: cannot remove", t->base_path);
 		return RS_OK;
 	}
+	/* A push whose answer was lost is settled first (its rows are on the server or not). */
+	int prc = rs_turso_resolve_pending(t, err);
+	if (prc != RS_OK)
+		return prc;
 	struct merger M = {.t = t, .rep = rep, .err = err};
 	rs_buf kb = RS_BUF_INIT(0);
 	M.key = kb;

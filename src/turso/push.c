@@ -110,6 +110,7 @@ struct pusher {
 	int64_t row_rowid;
 	struct refused *refused;
 	int restart;           /* flush: the server refused a row; push again without it */
+	int local_key;         /* prepare_row: an anon insert not yet given a server rowid */
 };
 
 /* ---- identity cache (shared with merge.c) ------------------------------ */
@@ -550,6 +551,8 @@ static int prepare_row(struct pusher *P, const rs_table *t, const rs_tkey *k, in
 {
 	if (rs_tkey_encode(&P->key, t, k, rowid, keyv) != 0)
 		return rs_err(err, RS_ENOMEM, "out of memory");
+	if (P->local_key && P->key.len >= 9)
+		((unsigned char *)P->key.data)[P->key.len - 9] = RS_TKEY_LOCAL;
 	memset(d, 0, sizeof *d);
 	P->ncolh = 0;
 	if (newv) {
@@ -679,7 +682,9 @@ static int push_upsert(struct pusher *P, const rs_table *t, const rs_tkey *k, in
 		if (rs_tkey_encode(&P->key, t, k, rowid, v) != 0)
 			return rs_err(err, RS_ENOMEM, "out of memory");
 		int mapped = rs_tstate_server_rowid(P->t->state, P->key.data, P->key.len, &srv);
+		P->local_key = !mapped; /* prepare_row: our rowid, apart from the server's */
 		rc = prepare_row(P, t, k, mapped ? srv : rowid, v, v, &d, err);
+		P->local_key = 0;
 		if (rc != RS_OK)
 			return rc > 0 ? RS_OK : rc;
 		st_init(&s);

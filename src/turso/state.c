@@ -460,7 +460,8 @@ static int64_t get_rowid(const unsigned char *p)
 
 static int anon_key(const void *key, size_t klen)
 {
-	return klen >= 10 && ((const unsigned char *)key)[klen - 9] == RS_TKEY_ANON;
+	unsigned char m = klen >= 10 ? ((const unsigned char *)key)[klen - 9] : 0;
+	return m == RS_TKEY_ANON || m == RS_TKEY_LOCAL;
 }
 
 int rs_tstate_map_rowid(rs_tstate *s, const void *key, size_t klen, int64_t server, rs_error *err)
@@ -484,11 +485,13 @@ int rs_tstate_map_rowid(rs_tstate *s, const void *key, size_t klen, int64_t serv
 			memcpy(colh, e->colh, (size_t)e->ncolh * sizeof *colh);
 			ncolh = e->ncolh;
 		}
-		if (ours != server) { /* the entry moves to the server's rowid */
+		if (ours != server || ((const unsigned char *)key)[klen - 9] != RS_TKEY_ANON) {
+			/* the entry moves to the server's rowid */
 			e->dead = 1;
 			s->live--;
 		}
 	}
+	k2[klen - 9] = RS_TKEY_ANON;
 	put_rowid(k2 + klen - 8, server);
 	struct entry *n = upsert(s, k2, klen);
 	if (n) {
@@ -541,6 +544,22 @@ int rs_tstate_inserted_here(rs_tstate *s, const void *key, size_t klen)
 		return 0;
 	struct entry *e = find(s, key, klen);
 	return e->key && !e->dead && e->has_map;
+}
+
+int rs_tstate_each_unanswered(rs_tstate *s, const char *table,
+			      int (*fn)(void *ctx, int64_t ours, const rs_tdigest *d), void *ctx)
+{
+	size_t tl = strlen(table) + 1;
+	for (size_t i = 0; i < s->cap; i++) {
+		struct entry *e = &s->slot[i];
+		if (!e->key || e->dead || e->klen != tl + 9 || memcmp(e->key, table, tl) != 0 ||
+		    e->key[tl] != RS_TKEY_LOCAL || !e->d.present || (s->pending && e->push == s->pending))
+			continue;
+		int rc = fn(ctx, get_rowid(e->key + tl + 1), &e->d);
+		if (rc)
+			return rc;
+	}
+	return 0;
 }
 
 int rs_tstate_each_mapped(rs_tstate *s, const char *table, int (*fn)(void *ctx, int64_t ours, int64_t server),

@@ -101,6 +101,10 @@ int rs_tstate_map_rowid(rs_tstate *s, const void *key, size_t klen, int64_t serv
 int rs_tstate_server_rowid(rs_tstate *s, const void *key, size_t klen, int64_t *server);
 /* 1 when the anon identity `key` (the server's rowid) is a row we inserted. */
 int rs_tstate_inserted_here(rs_tstate *s, const void *key, size_t klen);
+/* Call fn for each anon row of table inserted by a confirmed batch whose answer was lost (our
+ * rowid, the digest sent); stops at a non-zero return. */
+int rs_tstate_each_unanswered(rs_tstate *s, const char *table,
+			      int (*fn)(void *ctx, int64_t ours, const rs_tdigest *d), void *ctx);
 /* Call fn for each mapped anon row of table (our rowid, the server's); stops at a non-zero return. */
 int rs_tstate_each_mapped(rs_tstate *s, const char *table, int (*fn)(void *ctx, int64_t ours, int64_t server),
 			  void *ctx);
@@ -133,6 +137,9 @@ typedef struct rs_tkey {
 /* Marker bytes of anon identities: table, NUL, marker, 8 bytes of rowid. */
 #define RS_TKEY_ANON 0xFE
 #define RS_TKEY_MAPPED 0xFF
+/* An anon row inserted here and sent, whose server rowid is not known yet: its
+ * identity is kept apart from the server's rowids (our rowid may be another row's there). */
+#define RS_TKEY_LOCAL 0xFD
 
 /* 1 when row v of table t is anon (see above). */
 int rs_tkey_anon(const rs_table *t, const rs_tkey *k, const rs_value *v);

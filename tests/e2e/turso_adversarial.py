@@ -388,6 +388,25 @@ def t_unique_index_races_duplicates(d, srv):
                quoted_rows_server(srv, "other"), outs[1][-700:]))
 
 
+def t_nokey_answer_lost(d, srv):
+    """A push of rows without a key commits but its answer (with the server's rowids) is lost
+    (crash right after sending): the next sync inserts nothing twice."""
+    a = Client(d, "a", srv)
+    a.sql("CREATE TABLE log(m TEXT)", "INSERT INTO log VALUES ('seed')")
+    a.sync()
+    srv.pipeline("INSERT INTO log VALUES ('other-1')", "INSERT INTO log VALUES ('other-2')")
+    a.sql("INSERT INTO log VALUES ('x')", "INSERT INTO log VALUES ('y')", "INSERT INTO log VALUES ('x')")
+    rc1, out1 = a.sync(env={"RS_TEST_CRASH": "push-sent"})
+    rc2, out2 = a.sync()
+    rc3, out3 = a.sync()
+    want = sorted([("'seed'",), ("'other-1'",), ("'other-2'",), ("'x'",), ("'y'",), ("'x'",)])
+    s = quoted_rows_server(srv, "log")
+    # our three rows are recognised at the server's rowids; the next sync sends no row at all
+    report("nokey_answer_lost_nothing_twice", rc1 != 0 and rc2 == 0 and s == want == quoted_rows_local(a.db, "log")
+           and out2.count("found at the server's rowid") == 3 and "push+pull, 0 rows," in out2,
+           "rc %d %d %d server %r local %r %s" % (rc1, rc2, rc3, s, quoted_rows_local(a.db, "log"), out2[-500:]))
+
+
 def t_push_refused_row(d, srv):
     """The server refuses one row (a constraint: here a server-side trigger raising
     'CHECK constraint failed'): the row is named and stays local, every other write of the
@@ -474,7 +493,7 @@ def main():
     only = sys.argv[1:]
     plain = [t_null_key, t_nokey, t_keys, t_columns, t_unique, t_add_columns]
     with_server = [t_speed, t_nokey_many, t_add_column_alters_server, t_unique_conflict,
-                   t_push_refused_row, t_unique_index_races_duplicates]
+                   t_push_refused_row, t_unique_index_races_duplicates, t_nokey_answer_lost]
     for fn in plain + with_server:
         if only and fn.__name__ not in only:
             continue

@@ -486,6 +486,84 @@ def t_add_column_alters_server(d, srv):
            "rc %d columns %r rows %r local %r %s" % (rc, cols, rows, quoted_rows_local(b.db, "t"), out[-600:]))
 
 
+def t_soak_two_clients(d, srv):
+    """Two clients write and sync concurrently for SOAK_SECONDS (default 20): inserts into a
+    table without a key and into a keyed one, updates of different columns of shared rows.
+    Afterwards every row written is on the server and on both clients exactly once, and every
+    column update survives (each client only ever sets its own column)."""
+    import threading
+    import sqlite3
+    secs = float(os.environ.get("SOAK_SECONDS", "20"))
+    a, b = Client(d, "a", srv), Client(d, "b", srv)
+    a.sql("CREATE TABLE log(who TEXT, n INTEGER)", "CREATE TABLE kv(k TEXT NOT NULL PRIMARY KEY, ca INTEGER, cb INTEGER)",
+          *["INSERT INTO kv VALUES ('shared%d', 0, 0)" % i for i in range(20)])
+    a.sync()
+    b.sync()
+    stop = time.time() + secs
+    written = {"a": 0, "b": 0}
+    last = {"a": {}, "b": {}}
+    errors = []
+
+    def writer(cl, tag):
+        c = sqlite3.connect(cl.db, timeout=30, isolation_level=None)
+        c.execute("PRAGMA journal_mode=wal")
+        i = 0
+        while time.time() < stop:
+            i += 1
+            col = "ca" if tag == "a" else "cb"
+            try:
+                c.execute("BEGIN IMMEDIATE")
+                c.execute("INSERT INTO log VALUES (?, ?)", (tag, i))
+                c.execute("INSERT INTO kv VALUES (?, ?, ?)", ("%s%d" % (tag, i), i, -i))
+                k = "shared%d" % (i % 20)
+                c.execute("UPDATE kv SET %s = ? WHERE k = ?" % col, (i, k))
+                c.execute("COMMIT")
+                written[tag] = i
+                last[tag][k] = i
+            except sqlite3.Error as e:
+                errors.append(repr(e))
+                try:
+                    c.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            time.sleep(0.01)
+        c.close()
+
+    def syncer(cl):
+        while time.time() < stop:
+            rc, out = cl.sync()
+            if rc != 0:
+                errors.append(out[-300:])
+
+    ths = [threading.Thread(target=writer, args=(a, "a")), threading.Thread(target=writer, args=(b, "b")),
+           threading.Thread(target=syncer, args=(a,)), threading.Thread(target=syncer, args=(b,))]
+    for t in ths:
+        t.start()
+    for t in ths:
+        t.join()
+    for cl in (a, b, a, b):
+        rc, out = cl.sync()
+        if rc:
+            errors.append(out[-300:])
+    want_log = sorted([("'a'", str(i)) for i in range(1, written["a"] + 1)] +
+                      [("'b'", str(i)) for i in range(1, written["b"] + 1)])
+    want_log = sorted((y, x) for x, y in want_log)  # columns in name order: n, who
+    s_log = quoted_rows_server(srv, "log")
+    kv = {r[2]: r for r in quoted_rows_server(srv, "kv")}  # columns: ca, cb, k
+    lost_cols = [k for k in ("shared%d" % i for i in range(20))
+                 if kv.get("'%s'" % k, (None, None))[0] != str(last["a"].get(k, 0)) or
+                 kv.get("'%s'" % k, (None, None))[1] != str(last["b"].get(k, 0))]
+    n_kv = len(kv)
+    print("soak: %.0f s, %d + %d rows written, %d rows on the server, %d kv rows, %d errors" % (
+        secs, written["a"], written["b"], len(s_log), n_kv, len(errors)))
+    ok = (s_log == want_log == quoted_rows_local(a.db, "log") == quoted_rows_local(b.db, "log") and
+          n_kv == 20 + written["a"] + written["b"] and not lost_cols and
+          quoted_rows_server(srv, "kv") == quoted_rows_local(a.db, "kv") == quoted_rows_local(b.db, "kv") and
+          not errors)
+    report("soak_two_clients_nothing_lost", ok, "log: server %d want %d; kv %d want %d; columns lost on %r; errors %r" % (
+        len(s_log), len(want_log), n_kv, 20 + written["a"] + written["b"], lost_cols[:5], errors[:3]))
+
+
 def main():
     if not os.path.exists(TURSODB) or not shutil.which("node"):
         print("SKIP turso_adversarial: tursodb or node missing (run scripts/deps.sh)")
@@ -493,7 +571,8 @@ def main():
     only = sys.argv[1:]
     plain = [t_null_key, t_nokey, t_keys, t_columns, t_unique, t_add_columns]
     with_server = [t_speed, t_nokey_many, t_add_column_alters_server, t_unique_conflict,
-                   t_push_refused_row, t_unique_index_races_duplicates, t_nokey_answer_lost]
+                   t_push_refused_row, t_unique_index_races_duplicates, t_nokey_answer_lost,
+                   t_soak_two_clients]
     for fn in plain + with_server:
         if only and fn.__name__ not in only:
             continue

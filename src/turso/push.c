@@ -37,6 +37,13 @@
  * official client does not push them either: triggers run on each client,
  * and their effects travel as rows.
  *
+ * An update that changes a column of a UNIQUE index first releases its old
+ * value early in the batch (release_unique), so hand-overs and swaps go out.
+ * A table the engine would rebuild (DROP, CREATE, every row) is widened on
+ * the server with ALTER TABLE ADD COLUMN when its columns are a subset of
+ * ours (push_widened).  A row the server refuses (a constraint) is named and
+ * left local, and the push starts again without it (refuse_row).
+ *
  * Values: integers as strings, REAL as JSON numbers with 17 digits (exact),
  * +-Inf as the literal 9e999 (JSON has no infinity), TEXT that is not valid
  * UTF-8 or holds NUL as CAST(blob AS TEXT), byte for byte.

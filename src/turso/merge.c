@@ -14,18 +14,34 @@
  *
  *   local == remote            nothing to do
  *   local == base              take remote (insert, update or delete)
- *   otherwise                  keep local: it changed since it was pushed
- *                              and goes out with the next push, where the
- *                              last push wins (as with the official client)
+ *   otherwise, both rows       per column: a column still equal to the base's
+ *   present                    takes the server's value, a column changed here
+ *                              keeps ours (it goes out with the next push,
+ *                              which sends only changed columns; where both
+ *                              changed one column, the last push wins, as
+ *                              with the official client)
+ *   otherwise                  keep local (a delete or an insert on one side
+ *                              against a change on the other: the next push
+ *                              sends ours)
  *
  * So a merge never undoes a local write, and running it twice changes
- * nothing the second time: after a crash it is simply run again.
+ * nothing the second time: after a crash it is simply run again.  The full
+ * table of cases is in docs/notes/turso-merge.md.
+ *
+ * Identities are compared as the key's collation compares them (state.h).
+ * A key that leaves one row of the server and stays on another (reused,
+ * swapped) is no delete of that identity: the change of the row that now
+ * holds it is merged instead.
  *
  * Rowids: tables keyed by a declared non-integer PRIMARY KEY match rows by
  * key, so the server may hold a row under another rowid than ours (it picks
  * one when ours was taken).  The merge moves our row to the server's rowid,
  * first moving any row that sits there (a local row not yet pushed) to a
- * free rowid, so rowids converge as well.
+ * rowid free here and on the server, so rowids converge as well.  Anon rows
+ * (no declared key, or a NULL key part) are matched by rowid: rows we
+ * inserted since the last pull first move to the rowids the server gave
+ * them (align_inserted), and a row of ours at a rowid where the server now
+ * has a row it did not have before is not that row: it moves away.
  *
  * Triggers of the database are dropped for the merge and re-created before
  * COMMIT (no other connection ever sees them missing): the rows coming in
@@ -57,11 +73,29 @@ struct ti {
 	const rs_table *lt;     /* the database's definition */
 	int *map;               /* ct column i -> lt column map[i] */
 	sqlite3_stmt *find;     /* SELECT rowid, <lt cols> FROM t WHERE <identity> */
+	sqlite3_stmt *find_rowid; /* the same WHERE rowid = ?1 (anon rows, state.h) */
+	sqlite3_stmt *on_server;  /* SELECT 1 FROM t WHERE <identity>, on the replica (keyed tables) */
+	int64_t fresh;          /* next rowid free locally and on the server (0: not computed) */
 	sqlite3_stmt *find_base;/* SELECT <ct cols> FROM t WHERE <identity>, on the base */
 	sqlite3_stmt *at;       /* SELECT 1 FROM t WHERE rowid = ? */
 	sqlite3_stmt *del, *upd, *ins, *move;
 	int nfts;
 	sqlite3_stmt **fts_del, **fts_ins;
+	/* UNIQUE hand-overs (park_conflicts): rows of ours holding a value the
+	 * server's row takes, parked under a temporary value until rewritten. */
+	struct parked *park;
+	int npark, cpark;
+	/* Anon rows a confirmed batch inserted whose answer (the server's rowids) was lost:
+	 * our rowid and the digest sent, until matched with the server's copy (match_unanswered). */
+	int64_t *un_rowid;
+	rs_tdigest *un_d;
+	int nun, cun;
+};
+
+struct parked {
+	int64_t rowid;
+	rs_value *v;            /* the row before parking (ct columns), bytes owned */
+	int n;
 };
 
 struct merger {
@@ -159,10 +193,50 @@ static int object_exists(sqlite3 *db, const char *type, const char *name)
 
 /* ---- per-table statements ------------------------------------------------ */
 
+struct ti;
+struct parked;
+static int align_inserted(struct merger *M, struct ti *x);
+static struct parked *parked_at(struct ti *x, int64_t rowid);
+static int park_row(struct merger *M, struct ti *x, int64_t r, const char *set, int *parked);
+static int restore_parked(struct merger *M);
+static int set_aside(struct merger *M, struct ti *x, struct parked *p, const char *why);
+static int vacate(struct merger *M, struct ti *x, int64_t r);
+
+static void free_values(rs_value *v, int n)
+{
+	for (int i = 0; v && i < n; i++)
+		if (v[i].type == SQLITE_TEXT || v[i].type == SQLITE_BLOB)
+			free((void *)v[i].p);
+	free(v);
+}
+
+/* Deep copy of the n values of st's columns col[0..n) + 1 (see find_local). */
+static rs_value *copy_row(sqlite3_stmt *st, const int *col, int n)
+{
+	rs_value *v = calloc((size_t)(n > 0 ? n : 1), sizeof *v);
+	for (int i = 0; v && i < n; i++) {
+		rs_value_from_column(st, col[i] + 1, &v[i]);
+		if (v[i].type == SQLITE_TEXT || v[i].type == SQLITE_BLOB) {
+			unsigned char *c = malloc(v[i].n > 0 ? (size_t)v[i].n : 1);
+			if (c && v[i].n > 0)
+				memcpy(c, v[i].p, (size_t)v[i].n);
+			v[i].p = c;
+			if (!c) {
+				v[i].type = SQLITE_NULL;
+				free_values(v, n);
+				return NULL;
+			}
+		}
+	}
+	return v;
+}
+
 static void ti_free(struct ti *x)
 {
 	free(x->map);
 	sqlite3_finalize(x->find);
+	sqlite3_finalize(x->find_rowid);
+	sqlite3_finalize(x->on_server);
 	sqlite3_finalize(x->find_base);
 	sqlite3_finalize(x->at);
 	sqlite3_finalize(x->del);
@@ -175,10 +249,15 @@ static void ti_free(struct ti *x)
 	}
 	free(x->fts_del);
 	free(x->fts_ins);
+	for (int i = 0; i < x->npark; i++)
+		free_values(x->park[i].v, x->park[i].n);
+	free(x->park);
+	free(x->un_rowid);
+	free(x->un_d);
 	memset(x, 0, sizeof *x);
 }
 
-/* " WHERE k1 IS ?1 AND ..." or " WHERE rowid = ?1" */
+/* " WHERE k1 = ?1 AND ..." (keyed rows have no NULL key part, state.h) or " WHERE rowid = ?1" */
 static void where_identity(sqlite3_str *s, const rs_table *ct, const rs_tkey *k, const char *rowid_name)
 {
 	if (k->by_rowid) {
@@ -186,7 +265,7 @@ static void where_identity(sqlite3_str *s, const rs_table *ct, const rs_tkey *k,
 		return;
 	}
 	for (int i = 0; i < k->npk; i++)
-		sqlite3_str_appendf(s, "%s\"%w\" IS ?%d", i ? " AND " : " WHERE ", ct->col[k->pk[i]], i + 1);
+		sqlite3_str_appendf(s, "%s\"%w\" = ?%d", i ? " AND " : " WHERE ", ct->col[k->pk[i]], i + 1);
 }
 
 static void bind_identity(sqlite3_stmt *st, const rs_tkey *k, int64_t rowid, const rs_value *v)
@@ -197,6 +276,18 @@ static void bind_identity(sqlite3_stmt *st, const rs_tkey *k, int64_t rowid, con
 	}
 	for (int i = 0; i < k->npk; i++)
 		bind_value(st, i + 1, &v[k->pk[i]]);
+}
+
+static int64_t max_rowid(sqlite3 *db, const char *table)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t m = 0;
+	char *q = sqlite3_mprintf("SELECT max(rowid) FROM \"%w\"", table);
+	if (q && sqlite3_prepare_v2(db, q, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		m = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_free(q);
+	return m;
 }
 
 static int fts_statements(struct merger *M, struct ti *x)
@@ -252,6 +343,25 @@ static int reload_schema(struct merger *M)
 	return rs_schema_load(M->ldb, (const char *const *)M->t->exclude, &M->ls, M->err);
 }
 
+static int collect_unanswered(void *ctx, int64_t ours, const rs_tdigest *d)
+{
+	struct ti *x = ctx;
+	if (x->nun == x->cun) {
+		int cap = x->cun ? x->cun * 2 : 8;
+		int64_t *r = realloc(x->un_rowid, (size_t)cap * sizeof *r);
+		if (r)
+			x->un_rowid = r;
+		rs_tdigest *dd = r ? realloc(x->un_d, (size_t)cap * sizeof *dd) : NULL;
+		if (!dd)
+			return -1;
+		x->un_d = dd;
+		x->cun = cap;
+	}
+	x->un_rowid[x->nun] = ours;
+	x->un_d[x->nun++] = *d;
+	return 0;
+}
+
 static struct ti *ti_get(struct merger *M, const rs_table *ct)
 {
 	for (int i = 0; i < M->nti; i++)
@@ -301,6 +411,20 @@ static struct ti *ti_get(struct merger *M, const rs_table *ct)
 	sqlite3_str_appendf(s, " FROM \"%w\"", lt->name);
 	where_identity(s, ct, x->k, rn);
 	int rc = prep(M, M->ldb, &x->find, sqlite3_str_finish(s), ct->name);
+	if (rc == RS_OK) {
+		s = sqlite3_str_new(NULL);
+		sqlite3_str_appendf(s, "SELECT %s", rn);
+		for (int i = 0; i < lt->ncol; i++)
+			sqlite3_str_appendf(s, ", \"%w\"", lt->col[i]);
+		sqlite3_str_appendf(s, " FROM \"%w\" WHERE %s = ?1", lt->name, rn);
+		rc = prep(M, M->ldb, &x->find_rowid, sqlite3_str_finish(s), ct->name);
+	}
+	if (rc == RS_OK && !x->k->by_rowid) {
+		s = sqlite3_str_new(NULL);
+		sqlite3_str_appendf(s, "SELECT 1 FROM \"%w\"", ct->name);
+		where_identity(s, ct, x->k, "rowid");
+		rc = prep(M, M->rdb, &x->on_server, sqlite3_str_finish(s), ct->name);
+	}
 	if (rc == RS_OK && M->bdb && !x->k->by_rowid && object_exists(M->bdb, "table", ct->name)) {
 		/* The base's row by key (only keyed tables need it: by rowid, an insert
 		 * at a rowid means the base had no row there). */
@@ -330,9 +454,7 @@ static struct ti *ti_get(struct merger *M, const rs_table *ct)
 			  ct->name);
 	if (rc == RS_OK)
 		rc = prep(M, M->ldb, &x->move,
-			  sqlite3_mprintf("UPDATE \"%w\" SET %s = (SELECT max(%s) + 1 FROM \"%w\") WHERE %s = ?1 "
-					  "RETURNING %s", lt->name, rn, rn, lt->name, rn, rn),
-			  ct->name);
+			  sqlite3_mprintf("UPDATE \"%w\" SET %s = ?2 WHERE %s = ?1", lt->name, rn, rn), ct->name);
 	if (rc == RS_OK) {
 		/* UPDATE t SET rowid = ?1, c1 = ?3, ... WHERE rowid = ?2 */
 		s = sqlite3_str_new(NULL);
@@ -359,6 +481,10 @@ static struct ti *ti_get(struct merger *M, const rs_table *ct)
 	}
 	if (rc == RS_OK && !M->clear)
 		rc = fts_statements(M, x);
+	if (rc == RS_OK)
+		rc = align_inserted(M, x);
+	if (rc == RS_OK && rs_tstate_each_unanswered(M->t->state, ct->name, collect_unanswered, x) != 0)
+		rc = rs_err(M->err, RS_ENOMEM, "out of memory");
 	return rc == RS_OK ? x : NULL;
 }
 
@@ -383,39 +509,63 @@ static int find_local(struct merger *M, struct ti *x, int64_t rowid, const rs_va
 		      int64_t *lrowid, rs_tdigest *d)
 {
 	const rs_table *ct = x->ct;
-	bind_identity(x->find, x->k, rowid, v);
-	int rc = sqlite3_step(x->find);
+	sqlite3_stmt *st = x->find;
+	if (rs_tkey_anon(ct, x->k, v)) {
+		st = x->find_rowid;
+		sqlite3_bind_int64(st, 1, rowid);
+	} else {
+		bind_identity(st, x->k, rowid, v);
+	}
+	int rc = sqlite3_step(st);
 	*found = rc == SQLITE_ROW;
 	if (*found) {
 		rs_value cur[ct->ncol > 0 ? ct->ncol : 1];
 		for (int i = 0; i < ct->ncol; i++)
-			rs_value_from_column(x->find, x->map[i] + 1, &cur[i]);
-		*lrowid = sqlite3_column_int64(x->find, 0);
-		rs_trow_digest(d, ct, cur);
-		rc = sqlite3_step(x->find) == SQLITE_ROW ? SQLITE_ROW : SQLITE_DONE; /* a NULL key may match twice */
+			rs_value_from_column(st, x->map[i] + 1, &cur[i]);
+		*lrowid = sqlite3_column_int64(st, 0);
+		const struct parked *pk = parked_at(x, *lrowid);
+		rs_trow_digest(d, ct, pk ? pk->v : cur);
+		rc = SQLITE_DONE;
 	}
-	sqlite3_reset(x->find);
+	sqlite3_reset(st);
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
 		return sql_err(M, M->ldb, "cannot read a row", ct->name);
 	return RS_OK;
 }
 
-/* What the row was when the database last agreed with the server. */
+/*
+ * What the row was when the database last agreed with the server: its
+ * digest, and when bh is not NULL the hashes of its columns (the replica
+ * table's, ct->ncol of them; *nbh = 0 when they are not known, e.g. pushed
+ * under another column count).
+ */
 static int base_of(struct merger *M, struct ti *x, int64_t rowid, const rs_value *v, const rs_value *basev,
-		   int base_known, rs_tdigest *d)
+		   int base_known, rs_tdigest *d, uint64_t *bh, int *nbh)
 {
 	const rs_tdigest *pushed = rs_tstate_pushed(M->t->state, M->key.data, M->key.len);
 	memset(d, 0, sizeof *d);
+	if (nbh)
+		*nbh = 0;
 	if (pushed) {
 		*d = *pushed;
+		const uint64_t *h = NULL;
+		int n = rs_tstate_pushed_cols(M->t->state, M->key.data, M->key.len, &h);
+		if (bh && n == x->ct->ncol) {
+			memcpy(bh, h, (size_t)n * sizeof *h);
+			*nbh = n;
+		}
 		return RS_OK;
 	}
 	if (basev) {
 		rs_trow_digest(d, x->ct, basev);
+		if (bh) {
+			rs_tcol_hashes(bh, x->ct, basev);
+			*nbh = x->ct->ncol;
+		}
 		return RS_OK;
 	}
-	if (base_known || !x->find_base)
-		return RS_OK; /* no base row */
+	if (base_known || !x->find_base || rs_tkey_anon(x->ct, x->k, v))
+		return RS_OK; /* no base row (an anon row is matched by rowid: an insert had none) */
 	bind_identity(x->find_base, x->k, rowid, v);
 	int rc = sqlite3_step(x->find_base);
 	if (rc == SQLITE_ROW) {
@@ -423,9 +573,118 @@ static int base_of(struct merger *M, struct ti *x, int64_t rowid, const rs_value
 		for (int i = 0; i < x->ct->ncol; i++)
 			rs_value_from_column(x->find_base, i, &b[i]);
 		rs_trow_digest(d, x->ct, b);
+		if (bh) {
+			rs_tcol_hashes(bh, x->ct, b);
+			*nbh = x->ct->ncol;
+		}
 	}
 	sqlite3_reset(x->find_base);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? RS_OK : sql_err(M, M->bdb, "cannot read a row", x->ct->name);
+}
+
+/* A rowid free in the database and on the server as last pulled (so a row
+ * moved there is pushed as new, never taken for one of the server's). */
+static int64_t next_free(struct merger *M, struct ti *x)
+{
+	if (!x->fresh) {
+		int64_t a = max_rowid(M->ldb, x->lt->name), b = max_rowid(M->rdb, x->ct->name);
+		x->fresh = (a > b ? a : b) + 1;
+	}
+	return x->fresh++;
+}
+
+/* Move the database's row at rowid `from` to rowid `to` (free), keeping FTS tables current. */
+static int move_row(struct merger *M, struct ti *x, int64_t from, int64_t to)
+{
+	int out = fts(M, x, 1, from);
+	if (out == RS_OK) {
+		sqlite3_bind_int64(x->move, 1, from);
+		sqlite3_bind_int64(x->move, 2, to);
+		out = run(M, x->move, x->ct->name);
+	}
+	if (out == RS_OK)
+		out = fts(M, x, 0, to);
+	for (int i = 0; out == RS_OK && i < x->nun; i++) /* unanswered rows follow their row */
+		if (x->un_rowid[i] == from)
+			x->un_rowid[i] = to;
+	return out;
+}
+
+static int row_at(struct merger *M, struct ti *x, int64_t r, int *found)
+{
+	sqlite3_bind_int64(x->at, 1, r);
+	int rc = sqlite3_step(x->at);
+	sqlite3_reset(x->at);
+	*found = rc == SQLITE_ROW;
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? RS_OK : sql_err(M, M->ldb, "cannot read a row", x->ct->name);
+}
+
+struct mapped {
+	int64_t *ours, *server;
+	size_t n, cap;
+};
+
+static int collect_mapped(void *ctx, int64_t ours, int64_t server)
+{
+	struct mapped *m = ctx;
+	if (ours == server)
+		return 0;
+	if (m->n == m->cap) {
+		size_t cap = m->cap ? m->cap * 2 : 16;
+		int64_t *a = realloc(m->ours, cap * sizeof *a);
+		if (a)
+			m->ours = a;
+		int64_t *b = a ? realloc(m->server, cap * sizeof *b) : NULL;
+		if (!b)
+			return -1;
+		m->server = b;
+		m->cap = cap;
+	}
+	m->ours[m->n] = ours;
+	m->server[m->n++] = server;
+	return 0;
+}
+
+/*
+ * Anon rows we inserted since the last pull got their rowids from the
+ * server (state.h): move each to the server's rowid before any row of the
+ * table is merged, so the rule below sees it where the server has it.  In
+ * two passes (all to free rowids, then each to its place), since one row's
+ * place may be where another of ours sits; a local row not yet pushed that
+ * sits in such a place moves to a free rowid (it goes out with the next push).
+ */
+static int align_inserted(struct merger *M, struct ti *x)
+{
+	struct mapped m = {0};
+	if (rs_tstate_each_mapped(M->t->state, x->ct->name, collect_mapped, &m) != 0) {
+		free(m.ours);
+		free(m.server);
+		return rs_err(M->err, RS_ENOMEM, "out of memory");
+	}
+	int rc = RS_OK, found = 0;
+	int64_t *tmp = m.n ? calloc(m.n, sizeof *tmp) : NULL;
+	if (m.n && !tmp)
+		rc = rs_err(M->err, RS_ENOMEM, "out of memory");
+	for (size_t i = 0; rc == RS_OK && i < m.n; i++) {
+		if ((rc = row_at(M, x, m.ours[i], &found)) != RS_OK || !found)
+			continue; /* deleted here since: the merge keeps it deleted */
+		tmp[i] = next_free(M, x);
+		rc = move_row(M, x, m.ours[i], tmp[i]);
+	}
+	for (size_t i = 0; rc == RS_OK && i < m.n; i++) {
+		if (!tmp[i])
+			continue;
+		if ((rc = row_at(M, x, m.server[i], &found)) == RS_OK && found)
+			rc = vacate(M, x, m.server[i]);
+		if (rc == RS_OK)
+			rc = move_row(M, x, tmp[i], m.server[i]);
+		rs_debug("turso merge: a row we inserted takes the server's rowid", "table=%s from=%lld to=%lld",
+			 x->ct->name, (long long)m.ours[i], (long long)m.server[i]);
+	}
+	free(tmp);
+	free(m.ours);
+	free(m.server);
+	return rc;
 }
 
 /* Make rowid r free in the database, moving a row that sits there. */
@@ -438,24 +697,247 @@ static int vacate(struct merger *M, struct ti *x, int64_t r)
 		return RS_OK;
 	if (rc != SQLITE_ROW)
 		return sql_err(M, M->ldb, "cannot read a row", x->ct->name);
-	int out = fts(M, x, 1, r);
-	int64_t to = 0;
-	if (out == RS_OK) {
-		sqlite3_bind_int64(x->move, 1, r);
-		rc = sqlite3_step(x->move);
-		if (rc == SQLITE_ROW)
-			to = sqlite3_column_int64(x->move, 0);
-		while (rc == SQLITE_ROW)
-			rc = sqlite3_step(x->move);
-		sqlite3_reset(x->move);
-		if (rc != SQLITE_DONE)
-			out = sql_err(M, M->ldb, "cannot move a row to a free rowid", x->ct->name);
-	}
-	if (out == RS_OK)
-		out = fts(M, x, 0, to);
+	int64_t to = next_free(M, x);
+	int out = move_row(M, x, r, to);
 	rs_debug("turso merge: moved a local row out of the server's rowid", "table=%s from=%lld to=%lld",
 		 x->ct->name, (long long)r, (long long)to);
 	return out;
+}
+
+static struct parked *parked_at(struct ti *x, int64_t rowid)
+{
+	for (int i = 0; i < x->npark; i++)
+		if (x->park[i].rowid == rowid)
+			return &x->park[i];
+	return NULL;
+}
+
+/* The row at rowid was rewritten or deleted: it is no longer parked. */
+static void unpark(struct ti *x, int64_t rowid)
+{
+	struct parked *p = parked_at(x, rowid);
+	if (!p)
+		return;
+	free_values(p->v, p->n);
+	*p = x->park[--x->npark];
+}
+
+/*
+ * Writing row v (at our rowid `self`) broke a UNIQUE index: park each other
+ * row of ours that holds v's values in a UNIQUE index's columns.  Parking
+ * keeps the row as it was (find_local and merge_columns see that) and sets
+ * those columns to a temporary value: NULL where the column allows it, else
+ * a value of the same type no real row holds (CHECK constraints are off for
+ * that one statement).  The merge rewrites the row when the server changed
+ * it (the usual hand-over); a row still parked at the end gets its values
+ * back (restore_parked), or the merge stops naming it.  *parked: how many.
+ */
+static int park_conflicts(struct merger *M, struct ti *x, int64_t self, const rs_value *v, int *parked)
+{
+	const rs_table *lt = x->lt, *ct = x->ct;
+	*parked = 0;
+	sqlite3_stmt *il = NULL, *ii = NULL;
+	int rc = prep(M, M->ldb, &il, sqlite3_mprintf("SELECT name FROM pragma_index_list(%Q) WHERE \"unique\"",
+						       lt->name), lt->name);
+	while (rc == RS_OK && sqlite3_step(il) == SQLITE_ROW) {
+		const char *idx = (const char *)sqlite3_column_text(il, 0);
+		rc = prep(M, M->ldb, &ii, sqlite3_mprintf("SELECT ii.name, ti.\"notnull\" FROM pragma_index_info(%Q) AS ii "
+							   "LEFT JOIN pragma_table_info(%Q) AS ti ON ti.name = ii.name "
+							   "ORDER BY ii.seqno", idx ? idx : "", lt->name), lt->name);
+		sqlite3_str *q = sqlite3_str_new(NULL), *set = sqlite3_str_new(NULL);
+		int cols[64], n = 0, usable = rc == RS_OK;
+		sqlite3_str_appendf(q, "SELECT %s FROM \"%w\" WHERE %s <> ?1", lt->rowid_name, lt->name, lt->rowid_name);
+		while (rc == RS_OK && sqlite3_step(ii) == SQLITE_ROW) {
+			const char *c = (const char *)sqlite3_column_text(ii, 0);
+			int ci = c ? rs_table_col(ct, c) : -1;
+			if (ci < 0 || n == 64 || v[ci].type == SQLITE_NULL) {
+				usable = 0; /* an expression, a column the server lacks, or NULL (never a conflict) */
+				continue;
+			}
+			cols[n++] = ci;
+			sqlite3_str_appendf(q, " AND \"%w\" = ?%d", c, n + 1);
+			if (sqlite3_column_int(ii, 1))
+				sqlite3_str_appendf(set, "%s\"%w\" = CASE typeof(\"%w\") WHEN 'text' THEN \"%w\" || char(1) || "
+						    "'resort-sync-parked-' || %s WHEN 'blob' THEN \"%w\" || randomblob(16) "
+						    "WHEN 'integer' THEN random() ELSE random() * 0.5 END",
+						    n > 1 ? ", " : "", c, c, c, lt->rowid_name, c);
+			else
+				sqlite3_str_appendf(set, "%s\"%w\" = NULL", n > 1 ? ", " : "", c);
+		}
+		sqlite3_finalize(ii);
+		ii = NULL;
+		char *qs = sqlite3_str_finish(q), *ss = sqlite3_str_finish(set);
+		sqlite3_stmt *find = NULL;
+		if (rc == RS_OK && usable && n > 0 && qs && ss) {
+			rc = prep(M, M->ldb, &find, qs, lt->name);
+			qs = NULL;
+			for (int i = 0; rc == RS_OK && i < n; i++)
+				bind_value(find, i + 2, &v[cols[i]]);
+			if (rc == RS_OK)
+				sqlite3_bind_int64(find, 1, self);
+			while (rc == RS_OK && sqlite3_step(find) == SQLITE_ROW)
+				rc = park_row(M, x, sqlite3_column_int64(find, 0), ss, parked);
+			sqlite3_finalize(find);
+		}
+		sqlite3_free(qs);
+		sqlite3_free(ss);
+	}
+	sqlite3_finalize(il);
+	return rc;
+}
+
+static int park_row(struct merger *M, struct ti *x, int64_t r, const char *set, int *parked)
+{
+	const rs_table *ct = x->ct;
+	if (x->npark == x->cpark) {
+		int cap = x->cpark ? x->cpark * 2 : 8;
+		struct parked *p = realloc(x->park, (size_t)cap * sizeof *p);
+		if (!p)
+			return rs_err(M->err, RS_ENOMEM, "out of memory");
+		x->park = p;
+		x->cpark = cap;
+	}
+	struct parked *was = parked_at(x, r);
+	if (!was) {
+		sqlite3_bind_int64(x->find_rowid, 1, r);
+		rs_value *v = sqlite3_step(x->find_rowid) == SQLITE_ROW ? copy_row(x->find_rowid, x->map, ct->ncol) : NULL;
+		sqlite3_reset(x->find_rowid);
+		if (!v)
+			return rs_err(M->err, RS_ENOMEM, "%s: table %s: cannot keep the row at rowid %lld aside",
+				      M->t->cfg->db_path, ct->name, (long long)r);
+		x->park[x->npark++] = (struct parked){r, v, ct->ncol};
+	}
+	char *q = sqlite3_mprintf("UPDATE \"%w\" SET %s WHERE %s = %lld", x->lt->name, set, x->lt->rowid_name,
+				  (long long)r);
+	int rc = q ? fts(M, x, 1, r) : rs_err(M->err, RS_ENOMEM, "out of memory");
+	if (rc == RS_OK)
+		rc = exec(M, "PRAGMA ignore_check_constraints = 1", ct->name);
+	if (rc == RS_OK) {
+		rc = exec(M, q, ct->name);
+		int r2 = exec(M, "PRAGMA ignore_check_constraints = 0", ct->name);
+		if (rc == RS_OK)
+			rc = r2;
+	}
+	if (rc == RS_OK)
+		rc = fts(M, x, 0, r);
+	sqlite3_free(q);
+	if (rc == RS_OK) {
+		(*parked)++;
+		rs_debug("turso merge: a UNIQUE value handed over; our row parked", "table=%s rowid=%lld", ct->name,
+			 (long long)r);
+	}
+	return rc;
+}
+
+/*
+ * A genuine UNIQUE conflict: our row (p, parked) holds a value the server
+ * gave another row, and both cannot exist here.  Our row is kept in the
+ * table RS_CONFLICTS_TABLE (never synced: each value as SQL text, by column
+ * name) and named in the log; the table takes the server's version of the
+ * row when the server has it (else the row leaves the table: it was never
+ * on the server).  Nothing is dropped silently, and one conflict does not
+ * stop every later sync.
+ */
+static int set_aside(struct merger *M, struct ti *x, struct parked *p, const char *why)
+{
+	const rs_table *ct = x->ct;
+	char *reason = sqlite3_mprintf("%s", why);
+	int rc = reason ? exec(M, "CREATE TABLE IF NOT EXISTS " RS_CONFLICTS_TABLE "(id INTEGER PRIMARY KEY, "
+			       "at TEXT, tbl TEXT, row_rowid INTEGER, row TEXT, reason TEXT)", NULL)
+			: rs_err(M->err, RS_ENOMEM, "out of memory");
+	sqlite3_str *q = sqlite3_str_new(NULL);
+	sqlite3_str_appendall(q, "INSERT INTO " RS_CONFLICTS_TABLE "(at, tbl, row_rowid, row, reason) VALUES "
+			      "(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?1, ?2, json_object(");
+	for (int i = 0; i < ct->ncol; i++)
+		sqlite3_str_appendf(q, "%s%Q, quote(?%d)", i ? ", " : "", ct->col[i], i + 4);
+	sqlite3_str_appendall(q, "), ?3)");
+	sqlite3_stmt *ins = NULL;
+	if (rc == RS_OK)
+		rc = prep(M, M->ldb, &ins, sqlite3_str_finish(q), ct->name);
+	else
+		sqlite3_free(sqlite3_str_finish(q));
+	if (rc == RS_OK) {
+		sqlite3_bind_text(ins, 1, ct->name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(ins, 2, p->rowid);
+		sqlite3_bind_text(ins, 3, reason, -1, SQLITE_STATIC);
+		for (int i = 0; i < ct->ncol; i++)
+			bind_value(ins, i + 4, &p->v[i]);
+		rc = run(M, ins, RS_CONFLICTS_TABLE);
+	}
+	sqlite3_finalize(ins);
+	/* The server's version of the row, if it has one (rowids are aligned by now). */
+	sqlite3_stmt *srv = NULL;
+	int has = 0;
+	if (rc == RS_OK) {
+		sqlite3_str *r = sqlite3_str_new(NULL);
+		sqlite3_str_appendall(r, "SELECT rowid");
+		for (int i = 0; i < ct->ncol; i++)
+			sqlite3_str_appendf(r, ", \"%w\"", ct->col[i]);
+		sqlite3_str_appendf(r, " FROM \"%w\" WHERE rowid = ?1", ct->name);
+		rc = prep(M, M->rdb, &srv, sqlite3_str_finish(r), ct->name);
+	}
+	if (rc == RS_OK) {
+		sqlite3_bind_int64(srv, 1, p->rowid);
+		has = sqlite3_step(srv) == SQLITE_ROW;
+	}
+	if (rc == RS_OK && has) {
+		sqlite3_bind_int64(x->upd, 1, p->rowid);
+		sqlite3_bind_int64(x->upd, 2, p->rowid);
+		for (int i = 0; i < ct->ncol; i++)
+			if (i != ct->ipk) {
+				rs_value v;
+				rs_value_from_column(srv, i + 1, &v);
+				bind_value(x->upd, i + 3, &v);
+			}
+		rc = run(M, x->upd, ct->name);
+		sqlite3_clear_bindings(x->upd);
+		if (rc == RS_OK)
+			rc = fts(M, x, 0, p->rowid);
+	} else if (rc == RS_OK) {
+		sqlite3_bind_int64(x->del, 1, p->rowid);
+		rc = run(M, x->del, ct->name);
+	}
+	sqlite3_finalize(srv);
+	if (rc == RS_OK)
+		rs_warn("turso merge: UNIQUE conflict with the server: our row set aside in " RS_CONFLICTS_TABLE,
+			"table=%s rowid=%lld took=%s err=\"%s\"", ct->name, (long long)p->rowid,
+			has ? "the server's row" : "nothing (it was never on the server)", reason ? reason : "?");
+	sqlite3_free(reason);
+	return rc;
+}
+
+/* At the end of the diff: rows still parked get their values back (their
+ * value was not taken after all, or we changed the row: it goes out next). */
+static int restore_parked(struct merger *M)
+{
+	int rc = RS_OK;
+	for (int t = 0; rc == RS_OK && t < M->nti; t++) {
+		struct ti *x = &M->ti[t];
+		const rs_table *ct = x->ct;
+		while (rc == RS_OK && x->npark > 0) {
+			struct parked *p = &x->park[x->npark - 1];
+			rc = fts(M, x, 1, p->rowid);
+			sqlite3_bind_int64(x->upd, 1, p->rowid);
+			sqlite3_bind_int64(x->upd, 2, p->rowid);
+			for (int i = 0; i < ct->ncol; i++)
+				if (i != ct->ipk)
+					bind_value(x->upd, i + 3, &p->v[i]);
+			int r = rc == RS_OK ? sqlite3_step(x->upd) : SQLITE_OK;
+			sqlite3_reset(x->upd);
+			sqlite3_clear_bindings(x->upd);
+			if (rc == RS_OK && r != SQLITE_DONE) {
+				if (sqlite3_extended_errcode(M->ldb) == SQLITE_CONSTRAINT_UNIQUE)
+					rc = set_aside(M, x, p, sqlite3_errmsg(M->ldb));
+				else
+					rc = sql_err(M, M->ldb, "cannot write a row", ct->name);
+			} else if (rc == RS_OK) {
+				rc = fts(M, x, 0, p->rowid);
+			}
+			free_values(p->v, p->n);
+			x->npark--;
+		}
+	}
+	return rc;
 }
 
 static int write_row(struct merger *M, struct ti *x, int found, int64_t lrowid, int64_t rowid, const rs_value *v)
@@ -469,18 +951,138 @@ static int write_row(struct merger *M, struct ti *x, int found, int64_t lrowid, 
 	if (rc != RS_OK)
 		return rc;
 	sqlite3_stmt *st = found ? x->upd : x->ins;
-	sqlite3_bind_int64(st, 1, rowid);
+	for (int attempt = 0;; attempt++) {
+		sqlite3_bind_int64(st, 1, rowid);
+		if (found)
+			sqlite3_bind_int64(st, 2, lrowid);
+		for (int i = 0; i < ct->ncol; i++)
+			if (i != ct->ipk)
+				bind_value(st, i + (found ? 3 : 2), &v[i]);
+		int r = sqlite3_step(st);
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+		if (r == SQLITE_DONE || r == SQLITE_ROW)
+			break;
+		int parked = 0;
+		/* Another row of ours holds a UNIQUE value the server's row now has (a
+		 * hand-over the server made in one transaction): park it and retry. */
+		if (sqlite3_extended_errcode(M->ldb) == SQLITE_CONSTRAINT_UNIQUE && attempt < 16)
+			rc = park_conflicts(M, x, found ? lrowid : rowid, v, &parked);
+		if (rc != RS_OK)
+			return rc;
+		if (!parked)
+			return sql_err(M, M->ldb, "cannot write a row", ct->name);
+	}
 	if (found)
-		sqlite3_bind_int64(st, 2, lrowid);
-	for (int i = 0; i < ct->ncol; i++)
-		if (i != ct->ipk)
-			bind_value(st, i + (found ? 3 : 2), &v[i]);
-	rc = run(M, st, ct->name);
-	sqlite3_clear_bindings(st);
-	if (rc == RS_OK)
-		rc = fts(M, x, 0, rowid);
+		unpark(x, lrowid);
+	rc = fts(M, x, 0, rowid);
 	M->rep->pulled++;
 	return rc;
+}
+
+/*
+ * The row changed here and on the server since the base (bh: the base's
+ * column hashes): each column takes the server's value where ours still
+ * equals the base's, and keeps ours where we changed it.  So two clients
+ * changing different columns of one row both keep their change (the next
+ * push sends only our changed columns); a column both changed keeps ours,
+ * and the next push makes it the last write.
+ */
+static int merge_columns(struct merger *M, struct ti *x, int64_t lrowid, int64_t rowid, const rs_value *v,
+			 const uint64_t *bh)
+{
+	const rs_table *ct = x->ct;
+	int n = ct->ncol > 0 ? ct->ncol : 1, rc = RS_OK;
+	rs_value *mine = calloc((size_t)n, sizeof *mine), *out = calloc((size_t)n, sizeof *out);
+	if (!mine || !out) {
+		free(mine);
+		free(out);
+		return rs_err(M->err, RS_ENOMEM, "out of memory");
+	}
+	/* Our row, copied: the writes below must not run under values owned by a statement. */
+	const struct parked *pk = parked_at(x, lrowid);
+	sqlite3_bind_int64(x->find_rowid, 1, lrowid);
+	int r = sqlite3_step(x->find_rowid);
+	for (int i = 0; r == SQLITE_ROW && rc == RS_OK && i < ct->ncol; i++) {
+		if (pk) /* parked: the row as it was (copied below like a column) */
+			mine[i] = pk->v[i];
+		else
+			rs_value_from_column(x->find_rowid, x->map[i] + 1, &mine[i]);
+		if ((mine[i].type == SQLITE_TEXT || mine[i].type == SQLITE_BLOB)) {
+			unsigned char *c = malloc(mine[i].n > 0 ? (size_t)mine[i].n : 1);
+			if (!c)
+				rc = rs_err(M->err, RS_ENOMEM, "out of memory");
+			else if (mine[i].n > 0)
+				memcpy(c, mine[i].p, (size_t)mine[i].n);
+			mine[i].p = c;
+		}
+	}
+	sqlite3_reset(x->find_rowid);
+	if (rc == RS_OK && r != SQLITE_ROW)
+		rc = sql_err(M, M->ldb, "cannot read a row", ct->name);
+	int theirs = 0, ours = 0;
+	for (int i = 0; rc == RS_OK && i < ct->ncol; i++) {
+		if (rs_tvalue_hash(&mine[i]) == bh[i]) {
+			out[i] = v[i];
+			theirs += !rs_value_same(&mine[i], &v[i]);
+		} else {
+			out[i] = mine[i];
+			ours += !rs_value_same(&mine[i], &v[i]);
+		}
+	}
+	if (rc == RS_OK && (theirs || lrowid != rowid))
+		rc = write_row(M, x, 1, lrowid, rowid, out);
+	if (rc == RS_OK && ours)
+		M->rep->kept++;
+	if (rc == RS_OK)
+		rs_debug("turso merge: row changed on both sides, merged per column", "table=%s rowid=%lld "
+			 "theirs=%d ours=%d", ct->name, (long long)rowid, theirs, ours);
+	for (int i = 0; i < ct->ncol; i++)
+		if (mine[i].type == SQLITE_TEXT || mine[i].type == SQLITE_BLOB)
+			free((void *)mine[i].p);
+	free(mine);
+	free(out);
+	return rc;
+}
+
+/*
+ * The server has a new anon row v at rowid it did not have before, and we
+ * sent anon rows whose server rowids we never learnt (the batch committed,
+ * its answer was lost): one of ours with exactly this content, still as
+ * sent, is that row.  It moves to the server's rowid (*matched = 1), so it
+ * is neither kept twice here nor pushed again.  Rows of equal content are
+ * interchangeable: one of ours per row of the server.
+ */
+static int match_unanswered(struct merger *M, struct ti *x, int64_t rowid, const rs_value *v, int *matched)
+{
+	rs_tdigest remote, cur;
+	*matched = 0;
+	rs_trow_digest(&remote, x->ct, v);
+	for (int i = 0; i < x->nun; i++) {
+		if (!rs_tdigest_equal(&x->un_d[i], &remote))
+			continue;
+		int found = 0;
+		int64_t l = 0;
+		int rc = find_local(M, x, x->un_rowid[i], v, &found, &l, &cur);
+		if (rc != RS_OK)
+			return rc;
+		if (!found || !rs_tdigest_equal(&cur, &remote))
+			continue; /* changed or deleted here since: not matched by content */
+		int64_t ours = x->un_rowid[i];
+		x->un_rowid[i] = x->un_rowid[x->nun - 1];
+		x->un_d[i] = x->un_d[--x->nun];
+		if (ours != rowid) {
+			if ((rc = vacate(M, x, rowid)) == RS_OK)
+				rc = move_row(M, x, ours, rowid);
+			if (rc != RS_OK)
+				return rc;
+		}
+		rs_info("turso merge: a row we sent without an answer found at the server's rowid", "table=%s "
+			"ours=%lld server=%lld", x->ct->name, (long long)ours, (long long)rowid);
+		*matched = 1;
+		return RS_OK;
+	}
+	return RS_OK;
 }
 
 /* The server has row v (at rowid) where the base had basev (NULL: look it up). */
@@ -495,6 +1097,21 @@ static int merge_put(struct merger *M, struct ti *x, int64_t rowid, const rs_val
 	int rc = find_local(M, x, rowid, v, &found, &lrowid, &cur);
 	if (rc != RS_OK)
 		return rc;
+	if (rs_tkey_anon(x->ct, x->k, v) && !basev && x->nun &&
+	    !rs_tstate_inserted_here(M->t->state, M->key.data, M->key.len)) {
+		int matched = 0;
+		if ((rc = match_unanswered(M, x, rowid, v, &matched)) != RS_OK)
+			return rc;
+		if (matched) /* our own row, sent by a batch whose answer was lost: now at the server's rowid */
+			return RS_OK;
+	}
+	if (found && rs_tkey_anon(x->ct, x->k, v) && !basev &&
+	    !rs_tstate_inserted_here(M->t->state, M->key.data, M->key.len)) {
+		/* Our row at the server's new rowid is another row, not yet pushed: it moves away. */
+		if ((rc = vacate(M, x, rowid)) != RS_OK)
+			return rc;
+		found = 0;
+	}
 	rs_trow_digest(&remote, x->ct, v);
 	if (found && rs_tdigest_equal(&cur, &remote)) {
 		if (!x->k->by_rowid && lrowid != rowid) /* same row, other rowid: align */
@@ -503,13 +1120,22 @@ static int merge_put(struct merger *M, struct ti *x, int64_t rowid, const rs_val
 	}
 	if (!found)
 		memset(&cur, 0, sizeof cur);
-	if ((rc = base_of(M, x, rowid, v, basev, base_known, &base)) != RS_OK)
-		return rc;
-	if (!rs_tdigest_equal(&cur, &base)) {
-		M->rep->kept++;
-		return RS_OK;
+	int ncol = x->ct->ncol, nbh = 0;
+	uint64_t *bh = malloc((size_t)(ncol > 0 ? ncol : 1) * sizeof *bh);
+	if (!bh)
+		return rs_err(M->err, RS_ENOMEM, "out of memory");
+	rc = base_of(M, x, rowid, v, basev, base_known, &base, bh, &nbh);
+	if (rc == RS_OK && !rs_tdigest_equal(&cur, &base)) {
+		/* Both sides changed the row: per column when the base's columns are known. */
+		if (found && base.present && nbh == ncol)
+			rc = merge_columns(M, x, lrowid, rowid, v, bh);
+		else
+			M->rep->kept++;
+	} else if (rc == RS_OK) {
+		rc = write_row(M, x, found, lrowid, rowid, v);
 	}
-	return write_row(M, x, found, lrowid, rowid, v);
+	free(bh);
+	return rc;
 }
 
 /* The server no longer has row basev (at rowid). */
@@ -523,7 +1149,18 @@ static int merge_remove(struct merger *M, struct ti *x, int64_t rowid, const rs_
 	int rc = find_local(M, x, rowid, basev, &found, &lrowid, &cur);
 	if (rc != RS_OK || !found)
 		return rc;
-	if ((rc = base_of(M, x, rowid, basev, basev, 1, &base)) != RS_OK)
+	if (x->on_server && !rs_tkey_anon(x->ct, x->k, basev)) {
+		/* The key left this row but the server still holds it (reused by another row,
+		 * swapped): not a delete of the identity; the other row's change merges it. */
+		bind_identity(x->on_server, x->k, rowid, basev);
+		int r = sqlite3_step(x->on_server);
+		sqlite3_reset(x->on_server);
+		if (r == SQLITE_ROW)
+			return RS_OK;
+		if (r != SQLITE_DONE)
+			return sql_err(M, M->rdb, "cannot read a row", x->ct->name);
+	}
+	if ((rc = base_of(M, x, rowid, basev, basev, 1, &base, NULL, NULL)) != RS_OK)
 		return rc;
 	if (!rs_tdigest_equal(&cur, &base)) {
 		M->rep->kept++;
@@ -534,6 +1171,7 @@ static int merge_remove(struct merger *M, struct ti *x, int64_t rowid, const rs_
 		sqlite3_bind_int64(x->del, 1, lrowid);
 		rc = run(M, x->del, x->ct->name);
 	}
+	unpark(x, lrowid);
 	M->rep->pulled++;
 	return rc;
 }
@@ -627,6 +1265,182 @@ static int start_rows(struct merger *M)
 
 /* ---- schema ------------------------------------------------------------ */
 
+/* 1 when name is in the comma-separated lower-case list (columns_of). */
+static int in_list(const char *list, const char *name)
+{
+	char *hay = sqlite3_mprintf(",%s,", list ? list : ""), *needle = sqlite3_mprintf(",%s,", name);
+	int in = hay && needle && strcasestr(hay, needle) != NULL;
+	sqlite3_free(hay);
+	sqlite3_free(needle);
+	return in;
+}
+
+/*
+ * A table whose columns differ here and on the server (two clients each
+ * added one; or a rebuild on the server): the server's columns we lack are
+ * added here with the server's definitions; ours that the server lacks stay
+ * and go out with the next push (ALTER TABLE ADD COLUMN there).  A column
+ * that cannot be added (PRIMARY KEY, UNIQUE) stops the merge naming it.
+ */
+static int add_server_columns(struct merger *M, const char *table, const char *server_sql, const char *mine,
+			      const char *theirs)
+{
+	int rc = RS_OK;
+	char *list = sqlite3_mprintf("%s", theirs ? theirs : "");
+	if (!list)
+		return rs_err(M->err, RS_ENOMEM, "out of memory");
+	for (char *c = list, *next; rc == RS_OK && c && *c; c = next) {
+		next = strchr(c, ',');
+		if (next)
+			*next++ = '\0';
+		if (in_list(mine, c))
+			continue;
+		sqlite3_stmt *st = NULL;
+		char *col = NULL;
+		/* columns_of() lower-cases: the real name from the replica */
+		if (sqlite3_prepare_v2(M->rdb, "SELECT name FROM pragma_table_info(?1) WHERE lower(name) = ?2", -1, &st,
+				       NULL) == SQLITE_OK) {
+			sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 2, c, -1, SQLITE_STATIC);
+			if (sqlite3_step(st) == SQLITE_ROW)
+				col = sqlite3_mprintf("%s", sqlite3_column_text(st, 0));
+		}
+		sqlite3_finalize(st);
+		char *def = col ? rs_tcol_def(server_sql, col) : NULL;
+		if (!def || strcasestr(def, "primary key") || strcasestr(def, "unique")) {
+			rc = rs_err(M->err, RS_ECONFLICT,
+				    "table %s: the server's definition (columns %s) differs from the local one (columns "
+				    "%s) and column %s cannot be added here; make them agree", table,
+				    theirs ? theirs : "?", mine ? mine : "?", col ? col : c);
+		} else {
+			char *q = sqlite3_mprintf("ALTER TABLE \"%w\" ADD COLUMN %s", table, def);
+			rc = q ? exec(M, q, table) : rs_err(M->err, RS_ENOMEM, "out of memory");
+			sqlite3_free(q);
+			if (rc == RS_OK)
+				rs_info("turso merge: column added on the server, added here", "table=%s column=%s",
+					table, col);
+		}
+		sqlite3_free(def);
+		sqlite3_free(col);
+	}
+	sqlite3_free(list);
+	return rc;
+}
+
+/*
+ * The server's UNIQUE index `index` cannot be created here: rows of ours the
+ * server never had (not in the replica) duplicate another row's values in
+ * its columns.  Each is kept in RS_CONFLICTS_TABLE, named in the log, and
+ * leaves the table (it never reached the server, so nothing is deleted
+ * there); a duplicate among rows the server has stops the merge as before.
+ */
+static int aside_duplicates(struct merger *M, const char *index)
+{
+	sqlite3_stmt *st = NULL;
+	char *table = NULL;
+	sqlite3_str *eq = sqlite3_str_new(NULL);
+	int n = 0;
+	if (sqlite3_prepare_v2(M->rdb, "SELECT tbl_name FROM sqlite_schema WHERE type = 'index' AND name = ?1", -1, &st,
+			       NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, index, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			table = sqlite3_mprintf("%s", sqlite3_column_text(st, 0));
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (table && sqlite3_prepare_v2(M->rdb, "SELECT name FROM pragma_index_info(?1) ORDER BY seqno", -1, &st, NULL)
+			     == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, index, -1, SQLITE_STATIC);
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			const char *c = (const char *)sqlite3_column_text(st, 0);
+			if (!c) { /* an expression: not handled */
+				n = 0;
+				break;
+			}
+			sqlite3_str_appendf(eq, " AND b.\"%w\" = a.\"%w\"", c, c);
+			n++;
+		}
+	}
+	sqlite3_finalize(st);
+	char *cond = sqlite3_str_finish(eq);
+	int rc = RS_OK;
+	if (!table || !cond || !n) {
+		rc = rs_err(M->err, RS_ECONFLICT, "%s: the server's UNIQUE index %s cannot be created here: %s",
+			    M->t->cfg->db_path, index, sqlite3_errmsg(M->ldb));
+		sqlite3_free(table);
+		sqlite3_free(cond);
+		return rc;
+	}
+	sqlite3_stmt *dup = NULL, *on_server = NULL;
+	rc = prep(M, M->ldb, &dup, sqlite3_mprintf("SELECT a.rowid FROM \"%w\" AS a WHERE EXISTS (SELECT 1 FROM "
+						    "\"%w\" AS b WHERE b.rowid <> a.rowid%s) ORDER BY a.rowid DESC",
+						    table, table, cond), table);
+	if (rc == RS_OK)
+		rc = prep(M, M->rdb, &on_server, sqlite3_mprintf("SELECT 1 FROM \"%w\" WHERE rowid = ?1", table), table);
+	int64_t *cand = NULL;
+	size_t nc = 0;
+	while (rc == RS_OK && sqlite3_step(dup) == SQLITE_ROW) {
+		int64_t r = sqlite3_column_int64(dup, 0);
+		sqlite3_bind_int64(on_server, 1, r);
+		int known = sqlite3_step(on_server) == SQLITE_ROW;
+		sqlite3_reset(on_server);
+		if (known)
+			continue;
+		int64_t *v = realloc(cand, (nc + 1) * sizeof *v);
+		if (!v)
+			rc = rs_err(M->err, RS_ENOMEM, "out of memory");
+		else
+			(cand = v)[nc++] = r;
+	}
+	sqlite3_finalize(dup);
+	sqlite3_finalize(on_server);
+	if (rc == RS_OK)
+		rc = exec(M, "CREATE TABLE IF NOT EXISTS " RS_CONFLICTS_TABLE "(id INTEGER PRIMARY KEY, at TEXT, tbl TEXT, "
+			  "row_rowid INTEGER, row TEXT, reason TEXT)", NULL);
+	char *cols = rc == RS_OK ? columns_of(M->ldb, table) : NULL;
+	for (size_t i = 0; rc == RS_OK && i < nc; i++) {
+		/* Still a duplicate (an earlier one set aside may have been its pair)? */
+		sqlite3_stmt *still = NULL;
+		rc = prep(M, M->ldb, &still, sqlite3_mprintf("SELECT 1 FROM \"%w\" AS a WHERE a.rowid = %lld AND EXISTS "
+							      "(SELECT 1 FROM \"%w\" AS b WHERE b.rowid <> a.rowid%s)",
+							      table, (long long)cand[i], table, cond), table);
+		int again = rc == RS_OK && sqlite3_step(still) == SQLITE_ROW;
+		sqlite3_finalize(still);
+		if (!again)
+			continue;
+		sqlite3_str *q = sqlite3_str_new(NULL);
+		sqlite3_str_appendf(q, "INSERT INTO " RS_CONFLICTS_TABLE "(at, tbl, row_rowid, row, reason) SELECT "
+				    "strftime('%%Y-%%m-%%dT%%H:%%M:%%fZ', 'now'), %Q, rowid, json_object(", table);
+		int k = 0;
+		for (char *c = cols, *next; c && *c; c = next) {
+			next = strchr(c, ',');
+			if (next)
+				*next = '\0';
+			sqlite3_str_appendf(q, "%s%Q, quote(\"%w\")", k++ ? ", " : "", c, c);
+			if (next)
+				*next++ = ',';
+		}
+		sqlite3_str_appendf(q, "), %Q FROM \"%w\" WHERE rowid = %lld", "duplicates a value of the server's "
+				    "UNIQUE index", table, (long long)cand[i]);
+		char *ins = sqlite3_str_finish(q);
+		rc = ins ? exec(M, ins, table) : rs_err(M->err, RS_ENOMEM, "out of memory");
+		sqlite3_free(ins);
+		char *del = rc == RS_OK ? sqlite3_mprintf("DELETE FROM \"%w\" WHERE rowid = %lld", table,
+							 (long long)cand[i]) : NULL;
+		if (rc == RS_OK)
+			rc = del ? exec(M, del, table) : rs_err(M->err, RS_ENOMEM, "out of memory");
+		sqlite3_free(del);
+		if (rc == RS_OK)
+			rs_warn("turso merge: a row of ours duplicates a value of the server's new UNIQUE index; set aside "
+				"in " RS_CONFLICTS_TABLE, "table=%s rowid=%lld index=%s", table, (long long)cand[i], index);
+	}
+	sqlite3_free(cols);
+	free(cand);
+	sqlite3_free(table);
+	sqlite3_free(cond);
+	return rc;
+}
+
 static int merge_schema(struct merger *M, const rs_change *ch)
 {
 	const char *type = ch->obj_type, *name = ch->obj_name;
@@ -661,6 +1475,14 @@ static int merge_schema(struct merger *M, const rs_change *ch)
 	if (ch->verb == RS_VERB_DROP) {
 		if (!object_exists(M->ldb, type, name))
 			return RS_OK;
+		if (is_table && !M->clear && object_exists(M->rdb, "table", name)) {
+			/* Re-created on the server (another client's push rebuilt it): our table and
+			 * its rows stay, and take the server's new columns below (never a silent loss
+			 * of rows not yet pushed). */
+			rs_info("turso merge: table re-created on the server; keeping ours and its rows", "table=%s",
+				name);
+			return RS_OK;
+		}
 		if (is_table) {
 			char *mine = columns_of(M->ldb, name), *base = M->bdb ? columns_of(M->bdb, name) : NULL;
 			int same = mine && base && strcmp(mine, base) == 0;
@@ -692,15 +1514,20 @@ static int merge_schema(struct merger *M, const rs_change *ch)
 			if (rc == RS_OK)
 				rc = exec(M, ch->sql, name);
 		} else if (!same) {
-			rc = rs_err(M->err, RS_ECONFLICT,
-				    "table %s: the server's definition (columns %s) differs from the local one "
-				    "(columns %s); make them agree (or sync --prefer-remote on a first pairing)",
-				    name, theirs ? theirs : "?", mine ? mine : "?");
+			rc = add_server_columns(M, name, ch->sql, mine, theirs);
 		}
 		sqlite3_free(mine);
 		sqlite3_free(theirs);
 		return rc;
 	}
+	if (strcmp(type, "index") == 0 && sqlite3_exec(M->ldb, ch->sql, NULL, NULL, NULL) != SQLITE_OK &&
+	    sqlite3_extended_errcode(M->ldb) == SQLITE_CONSTRAINT_UNIQUE) {
+		/* A UNIQUE index the server created while we added a duplicate value. */
+		int rc = aside_duplicates(M, name);
+		return rc == RS_OK ? exec(M, ch->sql, NULL) : rc;
+	}
+	if (strcmp(type, "index") == 0 && object_exists(M->ldb, "index", name))
+		return RS_OK;
 	return exec(M, ch->sql, is_table ? name : NULL);
 }
 
@@ -740,6 +1567,13 @@ static int on_change(void *ctx, const rs_change *ch, rs_error *err)
 	return rc == RS_OK ? merge_put(M, x, ch->rowid, ch->newv, NULL, 0) : rc;
 }
 
+/* The diff's end (its tables still alive): parked rows get their values back. */
+static int on_finish(void *ctx, rs_error *err)
+{
+	(void)err;
+	return restore_parked(ctx);
+}
+
 /* ---- pairing ------------------------------------------------------------- */
 
 /* The first table of db (not excluded, not ours) with a row, or NULL; sqlite3_free() it. */
@@ -751,7 +1585,7 @@ static char *first_table_with_rows(rs_turso *t, sqlite3 *db, int *failed, rs_err
 	for (int i = 0; !*failed && !out && i < s->ntab; i++) {
 		const rs_table *tab = s->tab[i];
 		if (tab->kind == RS_TABLE_FTS || tab->kind == RS_TABLE_FTS_EXTERNAL ||
-		    strcmp(tab->name, RS_MIGRATIONS_TABLE) == 0)
+		    strcmp(tab->name, RS_MIGRATIONS_TABLE) == 0 || strcmp(tab->name, RS_CONFLICTS_TABLE) == 0)
 			continue;
 		sqlite3_stmt *st = NULL;
 		char *q = sqlite3_mprintf("SELECT 1 FROM \"%w\" LIMIT 1", tab->name);
@@ -855,6 +1689,10 @@ int rs_turso_merge(rs_turso *t, rs_turso_report *rep, rs_error *err)
 			return rs_err(err, RS_ELOCAL, "%s: cannot remove", t->base_path);
 		return RS_OK;
 	}
+	/* A push whose answer was lost is settled first (its rows are on the server or not). */
+	int prc = rs_turso_resolve_pending(t, err);
+	if (prc != RS_OK)
+		return prc;
 	struct merger M = {.t = t, .rep = rep, .err = err};
 	rs_buf kb = RS_BUF_INIT(0);
 	M.key = kb;
@@ -873,7 +1711,7 @@ int rs_turso_merge(rs_turso *t, rs_turso_report *rep, rs_error *err)
 	}
 	if (rc == RS_OK && take == 1) {
 		rs_diff_opts opts = {.exclude = (const char *const *)t->exclude, .shape_compare = 1};
-		rs_sink sink = {on_change, NULL, &M};
+		rs_sink sink = {on_change, on_finish, &M};
 		rc = rs_engine_diff(M.bdb, M.rdb, &opts, &sink, NULL, err);
 		if (rc == RS_OK && M.rows_started)
 			rc = restore_triggers(&M);

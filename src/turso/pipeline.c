@@ -561,7 +561,7 @@ static json_t *completed(rs_hrana_pipeline *p, int step, int may_fail)
 
 /* Add a chained push step: runs only if the previous one completed. */
 static int push_add(rs_hrana_pipeline *p, const char *sql, const rs_hrana_value *args,
-		    size_t nargs, int may_fail)
+		    size_t nargs, int may_fail, int want_rows)
 {
 	if (p->rc != RS_OK)
 		return p->rc;
@@ -570,7 +570,7 @@ static int push_add(rs_hrana_pipeline *p, const char *sql, const rs_hrana_value 
 	json_t *cond = p->last_step < 0 ? NULL : completed(p, p->last_step, p->last_may_fail);
 	if (p->last_step >= 0 && !cond)
 		return p->rc;
-	int step = rs_hrana_step(p, cond, sql, args, nargs, 0);
+	int step = rs_hrana_step(p, cond, sql, args, nargs, want_rows);
 	if (step < 0)
 		return step;
 	json_t *need = completed(p, step, may_fail);
@@ -591,16 +591,22 @@ int rs_hrana_push_begin(rs_hrana_pipeline *p)
 	p->push = 1;
 	p->last_step = -1;
 	p->last_may_fail = 0;
-	int rc = push_add(p, "BEGIN IMMEDIATE", NULL, 0, 0);
+	int rc = push_add(p, "BEGIN IMMEDIATE", NULL, 0, 0, 0);
 	if (rc >= 0)
-		rc = push_add(p, WATERMARK_DDL, NULL, 0, 0);
+		rc = push_add(p, WATERMARK_DDL, NULL, 0, 0, 0);
 	return rc < 0 ? rc : req;
 }
 
 int rs_hrana_push_step(rs_hrana_pipeline *p, const char *sql, const rs_hrana_value *args,
 		       size_t nargs, int may_fail)
 {
-	return push_add(p, sql, args, nargs, may_fail);
+	return push_add(p, sql, args, nargs, may_fail, 0);
+}
+
+int rs_hrana_push_step_rows(rs_hrana_pipeline *p, const char *sql, const rs_hrana_value *args,
+			    size_t nargs)
+{
+	return push_add(p, sql, args, nargs, 0, 1);
 }
 
 int rs_hrana_push_end(rs_hrana_pipeline *p, const char *client_id, int64_t pull_gen,
@@ -613,7 +619,7 @@ int rs_hrana_push_end(rs_hrana_pipeline *p, const char *client_id, int64_t pull_
 	if (client_id) {
 		rs_hrana_value args[3] = {rs_hrana_text(client_id), rs_hrana_int(pull_gen),
 					  rs_hrana_int(change_id)};
-		int rc = push_add(p, WATERMARK_UPSERT, args, 3, 0);
+		int rc = push_add(p, WATERMARK_UPSERT, args, 3, 0, 0);
 		if (rc < 0)
 			return rc;
 	}

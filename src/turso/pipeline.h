@@ -181,6 +181,9 @@ int rs_hrana_push_begin(rs_hrana_pipeline *p);
  */
 int rs_hrana_push_step(rs_hrana_pipeline *p, const char *sql, const rs_hrana_value *args,
 		       size_t nargs, int may_fail);
+/* The same, not allowed to fail, asking for its rows (INSERT ... RETURNING rowid). */
+int rs_hrana_push_step_rows(rs_hrana_pipeline *p, const char *sql, const rs_hrana_value *args,
+			    size_t nargs);
 
 /*
  * End the push batch: when `client_id` is not NULL, the watermark upsert

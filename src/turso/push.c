@@ -7,25 +7,42 @@
  * (turso/pipeline.h): BEGIN IMMEDIATE, the statements, this client's
  * watermark, COMMIT only if every statement succeeded, else ROLLBACK.
  *
- * Statements, per kind of table (identity rules in state.h):
+ * Statements, per kind of row (identity rules in state.h):
  *
- *   no declared key      INSERT OR REPLACE INTO t(rowid, c...) VALUES (...)
- *                        UPDATE t SET <changed> WHERE rowid = ?
+ *   anon (no declared key, INSERT INTO t(c...) VALUES (...) RETURNING rowid: the server picks
+ *   or a NULL key part)  the rowid (as the official client lets it), so rows two clients
+ *                        inserted at the same local rowid both stay; the answer's rowid is
+ *                        kept in the overlay, and until the merge moves our row there, a
+ *                        later change of the row is UPDATE t SET <all> WHERE rowid = <server's>
+ *                        UPDATE t SET <changed> WHERE rowid = ?  (a row the server has: same rowid)
  *                        DELETE FROM t WHERE rowid = ?
  *   INTEGER PRIMARY KEY  INSERT INTO t(c...) VALUES (...) ON CONFLICT(k) DO UPDATE SET <others>
  *                        UPDATE/DELETE ... WHERE k = ?
  *   other primary key    INSERT OR IGNORE INTO t(rowid, c...) VALUES (...), to keep our rowid
- *                        when it is free, then the upsert ON CONFLICT(k...) (when the rowid was
- *                        taken the server picks one; the next pull aligns ours)
- *                        UPDATE/DELETE ... WHERE k1 IS ? AND k2 IS ?  (NULL-safe)
+ *                        when it is free, then the upsert ON CONFLICT(k...) DO UPDATE SET every
+ *                        column, the key's too (under NOCASE, 'ABC' replaces 'abc'; when the
+ *                        rowid was taken the server picks one; the next pull aligns ours)
+ *                        UPDATE/DELETE ... WHERE k1 = ? AND k2 = ?  ("=": a keyed row has no
+ *                        NULL part, and tursodb scans the whole table for "IS ?")
  *
+ * An UPDATE sets only the columns that changed, so a concurrent change of
+ * another column on the server survives (the merge is per column too).
  * Within a batch, deletes (and the old side of a key change) run before
  * inserts and updates, so a key that moves between rows or a swap of two
- * keys never collides.  Schema: CREATE TABLE/INDEX with IF NOT EXISTS,
+ * keys never collides; the overlay keeps, per identity, the row as written
+ * (a delete of an identity the batch also writes records nothing).  Schema:
+ * CREATE TABLE/INDEX with IF NOT EXISTS,
  * DROP ... IF EXISTS, ALTER TABLE ADD COLUMN (allowed to fail: the column
  * may be there already).  Views and triggers are not pushed, as the
  * official client does not push them either: triggers run on each client,
  * and their effects travel as rows.
+ *
+ * An update that changes a column of a UNIQUE index first releases its old
+ * value early in the batch (release_unique), so hand-overs and swaps go out.
+ * A table the engine would rebuild (DROP, CREATE, every row) is widened on
+ * the server with ALTER TABLE ADD COLUMN when its columns are a subset of
+ * ours (push_widened).  A row the server refuses (a constraint) is named and
+ * left local, and the push starts again without it (refuse_row).
  *
  * Values: integers as strings, REAL as JSON numbers with 17 digits (exact),
  * +-Inf as the literal 9e999 (JSON has no infinity), TEXT that is not valid
@@ -42,11 +59,32 @@
 #include "turso/pipeline.h"
 #include "turso/sync_int.h"
 
+/* Rows the server may refuse in one push before the push fails as a whole. */
+#define RS_TURSO_MAX_REFUSED 32
+
 struct step {
 	char *sql;               /* sqlite3_malloc'd */
 	rs_hrana_value *args;    /* text/blob bytes owned (malloc'd) */
 	size_t nargs;
 	int may_fail;
+	int ins;                 /* index in pusher.ins (INSERT ... RETURNING rowid), or -1 */
+	unsigned char *key;      /* the identity of the row it writes (malloc'd), NULL for schema */
+	size_t klen;
+	int64_t rowid;           /* that row's local rowid */
+};
+
+/* Rows the server refused in this push (a constraint): left out when the push starts again. */
+struct refused {
+	unsigned char **key;
+	size_t *klen;
+	int n;
+};
+
+/* An anon row inserted without a rowid: its identity, and the step whose answer holds the server's rowid. */
+struct anon_ins {
+	unsigned char *key;
+	size_t klen;
+	int step;
 };
 
 struct steps {
@@ -67,6 +105,19 @@ struct pusher {
 	rs_turso_report *rep;
 	int64_t rows;          /* row changes in the open batch */
 	int warned_view;
+	struct anon_ins *ins;  /* of the open batch */
+	size_t nins, cins;
+	int next_ins;          /* add_step: the ins index of the step being added, or -1 */
+	uint64_t *colh;        /* prepare_row: per-column hashes of the row being sent */
+	int ncolh, ccolh;
+	sqlite3 *rdb;          /* the replica (the server as last pulled) */
+	char **widen;          /* tables the engine rebuilds that the server only needs to widen */
+	int nwiden;
+	int in_row;            /* add_step: the step writes the row in P->key (at P->row_rowid) */
+	int64_t row_rowid;
+	struct refused *refused;
+	int restart;           /* flush: the server refused a row; push again without it */
+	int local_key;         /* prepare_row: an anon insert not yet given a server rowid */
 };
 
 /* ---- identity cache (shared with merge.c) ------------------------------ */
@@ -191,10 +242,16 @@ static void st_value(struct stmt *s, const rs_value *v)
 	}
 }
 
-/* " WHERE <identity of the row>" */
+/*
+ * " WHERE <identity of the row>": the rowid (ipk and anon rows, state.h; for
+ * an anon row, the server's rowid), else "k = ?" per key column: a keyed row
+ * has no NULL key part, and "=" lets the server use the key's index where
+ * "IS" made tursodb scan the table.  The server compares under the column's
+ * collation, as our identities do.
+ */
 static void st_where(struct stmt *s, const rs_table *t, const rs_tkey *k, int64_t rowid, const rs_value *v)
 {
-	if (k->by_rowid) {
+	if (k->by_rowid || rs_tkey_anon(t, k, v)) {
 		rs_value r = {SQLITE_INTEGER, rowid, 0, NULL, 0};
 		sqlite3_str_appendf(s->sql, " WHERE %s = ", t->rowid_name);
 		st_value(s, &r);
@@ -202,7 +259,7 @@ static void st_where(struct stmt *s, const rs_table *t, const rs_tkey *k, int64_
 	}
 	for (int i = 0; i < k->npk; i++) {
 		const rs_value *kv = &v[k->pk[i]];
-		sqlite3_str_appendf(s->sql, "%s\"%w\" IS ", i ? " AND " : " WHERE ", t->col[k->pk[i]]);
+		sqlite3_str_appendf(s->sql, "%s\"%w\" = ", i ? " AND " : " WHERE ", t->col[k->pk[i]]);
 		st_value(s, kv);
 	}
 }
@@ -234,7 +291,12 @@ static int add_step(struct pusher *P, int phase, struct stmt *s, int may_fail, r
 		l->v = v;
 		l->cap = cap;
 	}
-	l->v[l->n++] = (struct step){sql, s->args, s->nargs, may_fail};
+	unsigned char *key = NULL;
+	if (P->in_row && (key = malloc(P->key.len ? P->key.len : 1)) != NULL)
+		memcpy(key, P->key.data, P->key.len);
+	l->v[l->n++] = (struct step){sql, s->args, s->nargs, may_fail, P->next_ins, key, key ? P->key.len : 0,
+				     P->row_rowid};
+	P->next_ins = -1;
 	P->bytes += (size_t)len + s->bytes + 64;
 	P->count++;
 	return RS_OK;
@@ -246,6 +308,7 @@ static void clear_steps(struct pusher *P)
 		for (size_t i = 0; i < P->ph[p].n; i++) {
 			struct step *s = &P->ph[p].v[i];
 			sqlite3_free(s->sql);
+			free(s->key);
 			for (size_t a = 0; a < s->nargs; a++)
 				free((void *)s->args[a].p);
 			free(s->args);
@@ -255,6 +318,36 @@ static void clear_steps(struct pusher *P)
 	}
 	P->bytes = P->count = 0;
 	P->rows = 0;
+}
+
+static void clear_ins(struct pusher *P)
+{
+	for (size_t i = 0; i < P->nins; i++)
+		free(P->ins[i].key);
+	P->nins = 0;
+}
+
+/*
+ * The batch committed: each anon row it inserted learns the server's rowid
+ * from its RETURNING answer (tursodb leaves last_insert_rowid empty), and
+ * the overlay maps it (rs_tstate_map_rowid) for the merge that follows.
+ */
+static int learn_rowids(struct pusher *P, const rs_hrana_response *resp, rs_error *err)
+{
+	const rs_hrana_result *r = rs_hrana_response_result(resp, 0);
+	for (size_t i = 0; i < P->nins; i++) {
+		struct anon_ins *a = &P->ins[i];
+		const rs_hrana_value *v = NULL;
+		if (r && r->batch && a->step >= 0 && (size_t)a->step < r->nsteps)
+			v = rs_hrana_cell(&r->steps[a->step], 0, 0);
+		if (!v || v->type != RS_HRANA_INTEGER)
+			return rs_err(err, RS_EREMOTE, "push: the server committed an insert into table %s but did "
+				      "not return its rowid", (const char *)a->key);
+		int rc = rs_tstate_map_rowid(P->t->state, a->key, a->klen, v->i, err);
+		if (rc != RS_OK)
+			return rc;
+	}
+	return RS_OK;
 }
 
 /* ---- sending ----------------------------------------------------------- */
@@ -287,6 +380,44 @@ int rs_turso_resolve_pending(rs_turso *t, rs_error *err)
 }
 
 /* Send the open batch and settle its outcome in the state. */
+/*
+ * The server refused the batch because of one row (a constraint: UNIQUE
+ * against another client's row, CHECK, NOT NULL): name it, and have the push
+ * start again without it, so one row never holds back every other write.
+ * The row stays local and is named again each cycle until it is changed.
+ */
+static int refuse_row(struct pusher *P, unsigned char *key, size_t klen, int64_t rowid, rs_error *err)
+{
+	struct refused *r = P->refused;
+	if (!r || r->n >= RS_TURSO_MAX_REFUSED)
+		return err->code; /* too many: the push fails as it is */
+	unsigned char **k = realloc(r->key, (size_t)(r->n + 1) * sizeof *k);
+	if (k)
+		r->key = k;
+	size_t *l = k ? realloc(r->klen, (size_t)(r->n + 1) * sizeof *l) : NULL;
+	unsigned char *copy = l ? malloc(klen ? klen : 1) : NULL;
+	if (l)
+		r->klen = l;
+	if (!copy)
+		return err->code;
+	memcpy(copy, key, klen);
+	r->key[r->n] = copy;
+	r->klen[r->n++] = klen;
+	rs_warn("turso push: the server refused a row; it stays local and is not pushed until it changes",
+		"table=%s rowid=%lld err=\"%s\"", (const char *)key, (long long)rowid, err->message);
+	rs_err_clear(err);
+	P->restart = 1;
+	return RS_OK;
+}
+
+static int is_refused(const struct pusher *P)
+{
+	for (int i = 0; P->refused && i < P->refused->n; i++)
+		if (P->refused->klen[i] == P->key.len && memcmp(P->refused->key[i], P->key.data, P->key.len) == 0)
+			return 1;
+	return 0;
+}
+
 static int flush(struct pusher *P, rs_error *err)
 {
 	rs_turso *t = P->t;
@@ -305,10 +436,19 @@ static int flush(struct pusher *P, rs_error *err)
 		if (r < 0)
 			rc = rs_err(err, r, "push: cannot start the batch");
 	}
+	/* Which row each step of the batch writes: a refused row is named and left out. */
+	struct step **by_step = calloc(P->count + 8, sizeof *by_step);
+	if (rc == RS_OK && !by_step)
+		rc = rs_err(err, RS_ENOMEM, "out of memory");
 	for (int ph = 0; rc == RS_OK && ph < PH_N; ph++)
 		for (size_t i = 0; rc == RS_OK && i < P->ph[ph].n; i++) {
 			struct step *s = &P->ph[ph].v[i];
-			int r = rs_hrana_push_step(p, s->sql, s->args, s->nargs, s->may_fail);
+			int r = s->ins >= 0 ? rs_hrana_push_step_rows(p, s->sql, s->args, s->nargs)
+					    : rs_hrana_push_step(p, s->sql, s->args, s->nargs, s->may_fail);
+			if (r >= 0 && s->ins >= 0)
+				P->ins[s->ins].step = r;
+			if (r >= 0 && (size_t)r < P->count + 8 && s->key)
+				by_step[r] = s;
 			if (r < 0)
 				rc = rs_err(err, r, "push: cannot encode a statement for the server: %.200s", s->sql);
 		}
@@ -319,6 +459,19 @@ static int flush(struct pusher *P, rs_error *err)
 	}
 	int64_t rows = P->rows, batch = rs_tstate_pending(t->state);
 	size_t steps = P->count;
+	/* Keep the keys of the steps (clear_steps frees the rest). */
+	struct refused sent = {0};
+	sent.key = calloc(steps + 8, sizeof *sent.key);
+	sent.klen = calloc(steps + 8, sizeof *sent.klen);
+	int64_t *sent_rowid = calloc(steps + 8, sizeof *sent_rowid);
+	for (size_t i = 0; by_step && sent.key && sent.klen && sent_rowid && i < steps + 8; i++)
+		if (by_step[i]) {
+			sent.key[i] = by_step[i]->key;
+			sent.klen[i] = by_step[i]->klen;
+			sent_rowid[i] = by_step[i]->rowid;
+			by_step[i]->key = NULL;
+		}
+	free(by_step);
 	clear_steps(P);
 	/* The overlay with this batch pending must be on disk before the server
 	 * can commit it: after a crash, the next cycle asks the watermark. */
@@ -332,9 +485,8 @@ static int flush(struct pusher *P, rs_error *err)
 			(long long)rs_tstate_pending(t->state), (long long)rows, steps);
 		rc = rs_hrana_send(t->http, p, 0, &resp, err);
 		if (rc == RS_OK && rs_turso_crash(t, "push-sent")) {
-			rs_hrana_response_free(resp);
-			rs_hrana_pipeline_free(p);
-			return rs_err(err, RS_EINTERNAL, "simulated crash after the push was sent (test hook)");
+			rc = rs_err(err, RS_EINTERNAL, "simulated crash after the push was sent (test hook)");
+			goto out;
 		}
 		if (rc == RS_OK) {
 			int failed = -1;
@@ -342,8 +494,12 @@ static int flush(struct pusher *P, rs_error *err)
 			if (rc == RS_OK) {
 				rs_tstate_confirm(t->state);
 				P->rep->pushed += rows;
+				rc = learn_rowids(P, resp, err);
 			} else {
 				rs_tstate_rollback(t->state);
+				if (failed >= 0 && (size_t)failed < steps + 8 && sent.key && sent.key[failed] &&
+				    strstr(err->message, "constraint failed"))
+					rc = refuse_row(P, sent.key[failed], sent.klen[failed], sent_rowid[failed], err);
 			}
 			int src = save_state(t, rc == RS_OK ? err : NULL);
 			if (rc == RS_OK)
@@ -363,6 +519,13 @@ static int flush(struct pusher *P, rs_error *err)
 			}
 		}
 	}
+out:
+	clear_ins(P);
+	for (size_t i = 0; sent.key && i < steps + 8; i++)
+		free(sent.key[i]);
+	free(sent.key);
+	free(sent.klen);
+	free(sent_rowid);
 	rs_hrana_response_free(resp);
 	rs_hrana_pipeline_free(p);
 	return rc;
@@ -395,20 +558,49 @@ static int prepare_row(struct pusher *P, const rs_table *t, const rs_tkey *k, in
 {
 	if (rs_tkey_encode(&P->key, t, k, rowid, keyv) != 0)
 		return rs_err(err, RS_ENOMEM, "out of memory");
+	if (P->local_key && P->key.len >= 9)
+		((unsigned char *)P->key.data)[P->key.len - 9] = RS_TKEY_LOCAL;
 	memset(d, 0, sizeof *d);
-	if (newv)
+	P->ncolh = 0;
+	if (newv) {
 		rs_trow_digest(d, t, newv);
+		if (t->ncol > P->ccolh) {
+			uint64_t *h = realloc(P->colh, (size_t)t->ncol * sizeof *h);
+			if (!h)
+				return rs_err(err, RS_ENOMEM, "out of memory");
+			P->colh = h;
+			P->ccolh = t->ncol;
+		}
+		rs_tcol_hashes(P->colh, t, newv);
+		P->ncolh = t->ncol;
+	}
 	const rs_tdigest *was = rs_tstate_pushed(P->t->state, P->key.data, P->key.len);
-	if (was && rs_tdigest_equal(was, d))
+	if ((was && rs_tdigest_equal(was, d)) || is_refused(P))
 		return 1;
+	P->in_row = 1;
+	P->row_rowid = rowid;
 	return reserve(P, err);
+}
+
+/*
+ * A delete of an identity that this batch also writes (a key that moved to
+ * another row: reused, swapped, or changed only in case): the delete runs
+ * first (deletes precede upserts), the row as written is what the overlay
+ * must keep.  Anon identities are rowids: never shared by two changes.
+ */
+static int written_in_batch(struct pusher *P)
+{
+	const rs_tdigest *was = rs_tstate_pushed(P->t->state, P->key.data, P->key.len);
+	return was && was->present && rs_tstate_pending(P->t->state) &&
+	       rs_tstate_pushed_batch(P->t->state, P->key.data, P->key.len) == rs_tstate_pending(P->t->state);
 }
 
 /* After the statements of a row change are in the batch: the overlay records it. */
 static int sent_row(struct pusher *P, int rc, const rs_tdigest *d, rs_error *err)
 {
 	if (rc == RS_OK)
-		rc = rs_tstate_record(P->t->state, P->key.data, P->key.len, d, err);
+		rc = rs_tstate_record_cols(P->t->state, P->key.data, P->key.len, d, d->present ? P->colh : NULL,
+					   d->present ? P->ncolh : 0, err);
 	P->rows++;
 	return rc;
 }
@@ -424,7 +616,12 @@ static int push_delete(struct pusher *P, const rs_table *t, const rs_tkey *k, in
 	st_init(&s);
 	sqlite3_str_appendf(s.sql, "DELETE FROM \"%w\"", t->name);
 	st_where(&s, t, k, rowid, v);
-	return sent_row(P, add_step(P, PH_DEL, &s, 0, err), &none, err);
+	rc = add_step(P, PH_DEL, &s, 0, err);
+	if (rc == RS_OK && written_in_batch(P)) {
+		P->rows++;
+		return RS_OK;
+	}
+	return sent_row(P, rc, &none, err);
 }
 
 static void st_columns(struct stmt *s, const rs_table *t, const char *rowid_name)
@@ -453,60 +650,140 @@ static void st_values(struct stmt *s, const rs_table *t, const int64_t *rowid, c
 	sqlite3_str_appendall(s->sql, ")");
 }
 
-static int is_key_col(const rs_table *t, const rs_tkey *k, int col)
+/* Remember an anon insert of the open batch: the next step added is its INSERT ... RETURNING rowid. */
+static int note_ins(struct pusher *P, rs_error *err)
 {
-	if (k->by_rowid)
-		return col == t->ipk;
-	for (int i = 0; i < k->npk; i++)
-		if (k->pk[i] == col)
-			return 1;
-	return 0;
+	if (P->nins == P->cins) {
+		size_t cap = P->cins ? P->cins * 2 : 16;
+		struct anon_ins *v = realloc(P->ins, cap * sizeof *v);
+		if (!v)
+			return rs_err(err, RS_ENOMEM, "out of memory");
+		P->ins = v;
+		P->cins = cap;
+	}
+	struct anon_ins *a = &P->ins[P->nins];
+	if (!(a->key = malloc(P->key.len)))
+		return rs_err(err, RS_ENOMEM, "out of memory");
+	memcpy(a->key, P->key.data, P->key.len);
+	a->klen = P->key.len;
+	a->step = -1;
+	P->next_ins = (int)P->nins++;
+	return RS_OK;
 }
 
-/* The upsert of a whole row (see the top of the file). */
+/*
+ * A row the server does not have yet (see the top of the file).  An anon
+ * row goes without its rowid (the server assigns one, as with the official
+ * client, so rows two clients inserted at the same local rowid both stay);
+ * once the server's rowid is known (inserted by an earlier batch since the
+ * last pull), later changes to the row address it by that rowid.
+ */
 static int push_upsert(struct pusher *P, const rs_table *t, const rs_tkey *k, int64_t rowid, const rs_value *v,
 		       rs_error *err)
 {
 	rs_tdigest d;
-	int rc = prepare_row(P, t, k, rowid, v, v, &d, err);
+	struct stmt s;
+	int rc;
+	if (rs_tkey_anon(t, k, v)) {
+		int64_t srv = 0;
+		if (rs_tkey_encode(&P->key, t, k, rowid, v) != 0)
+			return rs_err(err, RS_ENOMEM, "out of memory");
+		int mapped = rs_tstate_server_rowid(P->t->state, P->key.data, P->key.len, &srv);
+		P->local_key = !mapped; /* prepare_row: our rowid, apart from the server's */
+		rc = prepare_row(P, t, k, mapped ? srv : rowid, v, v, &d, err);
+		P->local_key = 0;
+		if (rc != RS_OK)
+			return rc > 0 ? RS_OK : rc;
+		st_init(&s);
+		if (mapped) {
+			sqlite3_str_appendf(s.sql, "UPDATE \"%w\" SET ", t->name);
+			for (int i = 0; i < t->ncol; i++) {
+				sqlite3_str_appendf(s.sql, "%s\"%w\" = ", i ? ", " : "", t->col[i]);
+				st_value(&s, &v[i]);
+			}
+			st_where(&s, t, k, srv, v);
+			return sent_row(P, add_step(P, PH_UPS, &s, 0, err), &d, err);
+		}
+		sqlite3_str_appendf(s.sql, "INSERT INTO \"%w\"", t->name);
+		st_columns(&s, t, NULL);
+		st_values(&s, t, NULL, v);
+		sqlite3_str_appendall(s.sql, " RETURNING rowid");
+		rc = note_ins(P, err);
+		if (rc != RS_OK) {
+			st_free(&s);
+			return rc;
+		}
+		return sent_row(P, add_step(P, PH_UPS, &s, 0, err), &d, err);
+	}
+	rc = prepare_row(P, t, k, rowid, v, v, &d, err);
 	if (rc != RS_OK)
 		return rc > 0 ? RS_OK : rc;
-	struct stmt s;
-	if (k->by_rowid && t->ipk < 0) {
+	if (!k->by_rowid) {
 		st_init(&s);
-		sqlite3_str_appendf(s.sql, "INSERT OR REPLACE INTO \"%w\"", t->name);
+		sqlite3_str_appendf(s.sql, "INSERT OR IGNORE INTO \"%w\"", t->name);
 		st_columns(&s, t, t->rowid_name);
 		st_values(&s, t, &rowid, v);
 		rc = add_step(P, PH_UPS, &s, 0, err);
-	} else {
-		if (!k->by_rowid) {
-			st_init(&s);
-			sqlite3_str_appendf(s.sql, "INSERT OR IGNORE INTO \"%w\"", t->name);
-			st_columns(&s, t, t->rowid_name);
-			st_values(&s, t, &rowid, v);
-			rc = add_step(P, PH_UPS, &s, 0, err);
-		}
-		if (rc == RS_OK) {
-			st_init(&s);
-			sqlite3_str_appendf(s.sql, "INSERT INTO \"%w\"", t->name);
-			st_columns(&s, t, NULL);
-			st_values(&s, t, NULL, v);
-			sqlite3_str_appendall(s.sql, " ON CONFLICT(");
-			if (k->by_rowid)
-				sqlite3_str_appendf(s.sql, "\"%w\"", t->col[t->ipk]);
-			for (int i = 0; !k->by_rowid && i < k->npk; i++)
-				sqlite3_str_appendf(s.sql, "%s\"%w\"", i ? ", " : "", t->col[k->pk[i]]);
-			int n = 0;
-			for (int i = 0; i < t->ncol; i++)
-				if (!is_key_col(t, k, i))
-					sqlite3_str_appendf(s.sql, "%s\"%w\" = excluded.\"%w\"",
-							    n++ ? ", " : ") DO UPDATE SET ", t->col[i], t->col[i]);
-			if (!n)
-				sqlite3_str_appendall(s.sql, ") DO NOTHING");
-			rc = add_step(P, PH_UPS, &s, 0, err);
-		}
+	}
+	if (rc == RS_OK) {
+		/* Key columns are set too: under NOCASE, 'ABC' replaces 'abc'. */
+		st_init(&s);
+		sqlite3_str_appendf(s.sql, "INSERT INTO \"%w\"", t->name);
+		st_columns(&s, t, NULL);
+		st_values(&s, t, NULL, v);
+		sqlite3_str_appendall(s.sql, " ON CONFLICT(");
+		if (k->by_rowid)
+			sqlite3_str_appendf(s.sql, "\"%w\"", t->col[t->ipk]);
+		for (int i = 0; !k->by_rowid && i < k->npk; i++)
+			sqlite3_str_appendf(s.sql, "%s\"%w\"", i ? ", " : "", t->col[k->pk[i]]);
+		int n = 0;
+		for (int i = 0; i < t->ncol; i++)
+			if (i != t->ipk)
+				sqlite3_str_appendf(s.sql, "%s\"%w\" = excluded.\"%w\"",
+						    n++ ? ", " : ") DO UPDATE SET ", t->col[i], t->col[i]);
+		if (!n)
+			sqlite3_str_appendall(s.sql, ") DO NOTHING");
+		rc = add_step(P, PH_UPS, &s, 0, err);
 	}
 	return sent_row(P, rc, &d, err);
+}
+
+/*
+ * An update that changes a column of a UNIQUE index (other than the key)
+ * may take a value another row of the batch gives up (a hand-over, a swap):
+ * the server checks UNIQUE per statement, so the row first releases its old
+ * value in the early phase, before any row takes one.  When every such
+ * column allows NULL, the release sets them to NULL and the update follows
+ * as usual; otherwise the row is deleted early and inserted again, whole,
+ * at the same rowid (it is the server's: the update's row is in the replica).
+ */
+static int release_unique(struct pusher *P, const rs_change *ch, const rs_tkey *k, int *reinsert,
+			  rs_error *err)
+{
+	const rs_table *t = ch->tab;
+	int any = 0, nullable = 1;
+	*reinsert = 0;
+	for (int i = 0; k->uniq && i < t->ncol; i++)
+		if (ch->changed[i] && k->uniq[i]) {
+			any = 1;
+			nullable &= k->nullable[i] != 0;
+		}
+	if (!any)
+		return RS_OK;
+	struct stmt s;
+	st_init(&s);
+	if (nullable) {
+		sqlite3_str_appendf(s.sql, "UPDATE \"%w\" SET ", t->name);
+		int n = 0;
+		for (int i = 0; i < t->ncol; i++)
+			if (ch->changed[i] && k->uniq[i])
+				sqlite3_str_appendf(s.sql, "%s\"%w\" = NULL", n++ ? ", " : "", t->col[i]);
+	} else {
+		sqlite3_str_appendf(s.sql, "DELETE FROM \"%w\"", t->name);
+		*reinsert = 1;
+	}
+	st_where(&s, t, k, ch->rowid, ch->oldv);
+	return add_step(P, PH_DEL, &s, 0, err);
 }
 
 static int push_update(struct pusher *P, const rs_change *ch, const rs_tkey *k, rs_error *err)
@@ -516,19 +793,29 @@ static int push_update(struct pusher *P, const rs_change *ch, const rs_tkey *k, 
 	int rc = prepare_row(P, t, k, ch->rowid, ch->newv, ch->newv, &d, err);
 	if (rc != RS_OK)
 		return rc > 0 ? RS_OK : rc;
+	int n = 0, reinsert = 0;
+	for (int i = 0; i < t->ncol; i++)
+		n += ch->changed[i] != 0;
+	if (!n) /* nothing but the rowid moved: nothing the server can see */
+		return RS_OK;
+	if ((rc = release_unique(P, ch, k, &reinsert, err)) != RS_OK)
+		return rc;
 	struct stmt s;
 	st_init(&s);
+	if (reinsert) {
+		int64_t rowid = ch->rowid;
+		sqlite3_str_appendf(s.sql, "INSERT INTO \"%w\"", t->name);
+		st_columns(&s, t, t->ipk < 0 ? t->rowid_name : NULL);
+		st_values(&s, t, t->ipk < 0 ? &rowid : NULL, ch->newv);
+		return sent_row(P, add_step(P, PH_UPS, &s, 0, err), &d, err);
+	}
 	sqlite3_str_appendf(s.sql, "UPDATE \"%w\" SET ", t->name);
-	int n = 0;
+	n = 0;
 	for (int i = 0; i < t->ncol; i++) {
 		if (!ch->changed[i])
 			continue;
 		sqlite3_str_appendf(s.sql, "%s\"%w\" = ", n++ ? ", " : "", t->col[i]);
 		st_value(&s, &ch->newv[i]);
-	}
-	if (!n) { /* nothing but the rowid moved: nothing the server can see */
-		st_free(&s);
-		return RS_OK;
 	}
 	st_where(&s, t, k, ch->rowid, ch->oldv);
 	return sent_row(P, add_step(P, PH_UPS, &s, 0, err), &d, err);
@@ -547,8 +834,112 @@ static char *if_not_exists(const char *sql)
 	return sqlite3_mprintf("%s", sql);
 }
 
+/* The CREATE text of table `name` in db, or NULL; sqlite3_free() it. */
+static char *table_sql(sqlite3 *db, const char *name)
+{
+	sqlite3_stmt *st = NULL;
+	char *out = NULL;
+	if (sqlite3_prepare_v2(db, "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?1 COLLATE NOCASE",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_TEXT)
+			out = sqlite3_mprintf("%s", sqlite3_column_text(st, 0));
+	}
+	sqlite3_finalize(st);
+	return out;
+}
+
+/* 1 when db's table has a column of this name. */
+static int has_column(sqlite3 *db, const char *table, const char *col)
+{
+	sqlite3_stmt *st = NULL;
+	int found = 0;
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2 COLLATE NOCASE", -1, &st,
+			       NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, col, -1, SQLITE_STATIC);
+		found = sqlite3_step(st) == SQLITE_ROW;
+	}
+	sqlite3_finalize(st);
+	return found;
+}
+
+/*
+ * The columns of table `name` only the database has, as ADD COLUMN
+ * definitions, when the server's table can be widened to ours: every column
+ * of the replica's table is ours too and each of ours it lacks can be
+ * added.  Returns the count (0: nothing to add), -1 when it cannot be
+ * widened, -2 out of memory; *defs (sqlite3_free each and the array).
+ */
+static int widen_defs(struct pusher *P, const char *name, char ***defs)
+{
+	*defs = NULL;
+	sqlite3_stmt *st = NULL;
+	int n = 0, ok = 1;
+	char *sql = table_sql(P->ldb, name);
+	if (!sql || !P->rdb || sqlite3_prepare_v2(P->rdb, "SELECT name FROM pragma_table_info(?1)", -1, &st, NULL)
+			       != SQLITE_OK) {
+		sqlite3_free(sql);
+		return -1;
+	}
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	while (ok && sqlite3_step(st) == SQLITE_ROW)
+		ok = has_column(P->ldb, name, (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	st = NULL;
+	if (ok && sqlite3_prepare_v2(P->ldb, "SELECT name FROM pragma_table_info(?1) ORDER BY cid", -1, &st, NULL)
+			  == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		while (ok && sqlite3_step(st) == SQLITE_ROW) {
+			const char *col = (const char *)sqlite3_column_text(st, 0);
+			if (!col || has_column(P->rdb, name, col))
+				continue;
+			char *def = rs_tcol_def(sql, col);
+			char **v = def ? sqlite3_realloc(*defs, (int)sizeof *v * (n + 1)) : NULL;
+			if (!def || !v || strcasestr(def, "primary key") || strcasestr(def, "unique")) {
+				sqlite3_free(def);
+				if (v)
+					*defs = v;
+				ok = 0;
+				break;
+			}
+			*defs = v;
+			v[n++] = def;
+		}
+	} else {
+		ok = 0;
+	}
+	sqlite3_finalize(st);
+	sqlite3_free(sql);
+	if (!ok) {
+		for (int i = 0; i < n; i++)
+			sqlite3_free((*defs)[i]);
+		sqlite3_free(*defs);
+		*defs = NULL;
+		return -1;
+	}
+	return n;
+}
+
+static int has_table(sqlite3 *db, const char *name)
+{
+	char *sql = table_sql(db, name);
+	int found = sql != NULL;
+	sqlite3_free(sql);
+	return found;
+}
+
+static int widened(const struct pusher *P, const char *name)
+{
+	for (int i = 0; i < P->nwiden; i++)
+		if (sqlite3_stricmp(P->widen[i], name) == 0)
+			return 1;
+	return 0;
+}
+
 static int push_schema(struct pusher *P, const rs_change *ch, rs_error *err)
 {
+	P->in_row = 0;
 	int table = strcmp(ch->obj_type, "table") == 0, index = strcmp(ch->obj_type, "index") == 0;
 	if (!table && !index) {
 		if (!P->warned_view++)
@@ -556,6 +947,44 @@ static int push_schema(struct pusher *P, const rs_change *ch, rs_error *err)
 				"first=%s", ch->obj_name);
 		return RS_OK;
 	}
+	/*
+	 * A table the engine rebuilds (its columns changed other than by an append,
+	 * e.g. we and another client each added a column): DROP, CREATE and every
+	 * row would remove rows the server got since our pull.  When the server's
+	 * table only lacks columns of ours, they are added there instead, and the
+	 * rows are compared column by column by name (push_widened).
+	 */
+	if (table && ch->verb == RS_VERB_DROP && P->rdb && has_table(P->ldb, ch->obj_name)) {
+		char **defs = NULL;
+		int n = widen_defs(P, ch->obj_name, &defs);
+		if (n == -2)
+			return rs_err(err, RS_ENOMEM, "out of memory");
+		if (n >= 0) {
+			char **w = realloc(P->widen, (size_t)(P->nwiden + 1) * sizeof *w);
+			char *name = w ? strdup(ch->obj_name) : NULL;
+			if (w)
+				P->widen = w;
+			int rc = name ? RS_OK : rs_err(err, RS_ENOMEM, "out of memory");
+			if (name)
+				P->widen[P->nwiden++] = name;
+			for (int i = 0; rc == RS_OK && i < n; i++) {
+				struct stmt a;
+				if ((rc = reserve(P, err)) != RS_OK)
+					break;
+				st_init(&a);
+				sqlite3_str_appendf(a.sql, "ALTER TABLE \"%w\" ADD COLUMN %s", ch->obj_name, defs[i]);
+				rc = add_step(P, PH_PRE, &a, 1, err);
+			}
+			for (int i = 0; i < n; i++)
+				sqlite3_free(defs[i]);
+			sqlite3_free(defs);
+			rs_info("turso push: table changed here by more than an appended column; widening the "
+				"server's instead of rebuilding it", "table=%s added=%d", ch->obj_name, n);
+			return rc;
+		}
+	}
+	if (table && ch->verb == RS_VERB_CREATE && widened(P, ch->obj_name))
+		return RS_OK;
 	int rc = reserve(P, err);
 	if (rc != RS_OK)
 		return rc;
@@ -578,15 +1007,27 @@ static int push_schema(struct pusher *P, const rs_change *ch, rs_error *err)
 	return add_step(P, phase, &s, may_fail, err);
 }
 
+static int push_row(struct pusher *P, const rs_change *ch, rs_error *err);
+
 static int on_change(void *ctx, const rs_change *ch, rs_error *err)
 {
 	struct pusher *P = ctx;
 	if (ch->derived)
 		return RS_OK;
+	if ((ch->op == RS_CH_SCHEMA && ch->obj_name && sqlite3_stricmp(ch->obj_name, RS_CONFLICTS_TABLE) == 0) ||
+	    (ch->tab && sqlite3_stricmp(ch->tab->name, RS_CONFLICTS_TABLE) == 0))
+		return RS_OK; /* the merge's own (merge.c) */
 	if (ch->op == RS_CH_SCHEMA)
 		return push_schema(P, ch, err);
 	if (ch->op != RS_CH_INSERT && ch->op != RS_CH_UPDATE && ch->op != RS_CH_DELETE)
 		return RS_OK; /* sqlite_sequence is the server's own; FTS never syncs */
+	if (widened(P, ch->tab->name))
+		return RS_OK; /* the engine's rebuild rows: push_widened compares them instead */
+	return push_row(P, ch, err);
+}
+
+static int push_row(struct pusher *P, const rs_change *ch, rs_error *err)
+{
 	P->seen_rows = 1;
 	const rs_tkey *k = rs_tkeys_get(&P->keys, P->ldb, ch->tab, err);
 	if (!k)
@@ -604,6 +1045,105 @@ static int on_change(void *ctx, const rs_change *ch, rs_error *err)
 		return rc == RS_OK ? push_upsert(P, ch->tab, k, ch->rowid, ch->newv, err) : rc;
 	}
 	return push_update(P, ch, k, err);
+}
+
+/*
+ * The rows of a widened table: ours against the replica's, joined by rowid,
+ * columns matched by name (a column only we have counts as NULL on the
+ * server, where ADD COLUMN just put it).  Same changes as the engine's:
+ * inserts, deletes, updates of the changed columns only.
+ */
+static int push_widened(struct pusher *P, const rs_table *lt, rs_error *err)
+{
+	sqlite3_stmt *ls = NULL, *rs = NULL;
+	int n = lt->ncol;
+	sqlite3_str *a = sqlite3_str_new(NULL), *b = sqlite3_str_new(NULL);
+	sqlite3_str_appendf(a, "SELECT %s", lt->rowid_name);
+	sqlite3_str_appendall(b, "SELECT rowid");
+	for (int i = 0; i < n; i++) {
+		sqlite3_str_appendf(a, ", \"%w\"", lt->col[i]);
+		if (has_column(P->rdb, lt->name, lt->col[i]))
+			sqlite3_str_appendf(b, ", \"%w\"", lt->col[i]);
+		else
+			sqlite3_str_appendall(b, ", NULL");
+	}
+	sqlite3_str_appendf(a, " FROM \"%w\" ORDER BY 1", lt->name);
+	sqlite3_str_appendf(b, " FROM \"%w\" ORDER BY 1", lt->name);
+	char *qa = sqlite3_str_finish(a), *qb = sqlite3_str_finish(b);
+	int rc = RS_OK;
+	if (!qa || !qb || sqlite3_prepare_v2(P->ldb, qa, -1, &ls, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(P->rdb, qb, -1, &rs, NULL) != SQLITE_OK)
+		rc = rs_err(err, RS_ELOCAL, "table %s: cannot compare its rows with the server's: %s", lt->name,
+			    sqlite3_errmsg(ls ? P->rdb : P->ldb));
+	sqlite3_free(qa);
+	sqlite3_free(qb);
+	rs_value *ov = calloc((size_t)(n > 0 ? n : 1), sizeof *ov), *nv = calloc((size_t)(n > 0 ? n : 1), sizeof *nv);
+	unsigned char *changed = calloc((size_t)(n > 0 ? n : 1), 1);
+	if (rc == RS_OK && (!ov || !nv || !changed))
+		rc = rs_err(err, RS_ENOMEM, "out of memory");
+	int lr = rc == RS_OK ? sqlite3_step(ls) : SQLITE_DONE, rr = rc == RS_OK ? sqlite3_step(rs) : SQLITE_DONE;
+	while (rc == RS_OK && (lr == SQLITE_ROW || rr == SQLITE_ROW)) {
+		int64_t li = lr == SQLITE_ROW ? sqlite3_column_int64(ls, 0) : 0;
+		int64_t ri = rr == SQLITE_ROW ? sqlite3_column_int64(rs, 0) : 0;
+		int c = lr != SQLITE_ROW ? 1 : rr != SQLITE_ROW ? -1 : li < ri ? -1 : li > ri ? 1 : 0;
+		for (int i = 0; i < n; i++) {
+			if (c <= 0)
+				rs_value_from_column(ls, i + 1, &nv[i]);
+			if (c >= 0)
+				rs_value_from_column(rs, i + 1, &ov[i]);
+		}
+		rs_change ch = {.tab = lt, .rowid = c <= 0 ? li : ri};
+		if (c < 0) {
+			ch.op = RS_CH_INSERT;
+			ch.newv = nv;
+		} else if (c > 0) {
+			ch.op = RS_CH_DELETE;
+			ch.oldv = ov;
+		} else {
+			int any = 0;
+			for (int i = 0; i < n; i++)
+				any |= changed[i] = !rs_value_same(&ov[i], &nv[i]);
+			if (any) {
+				ch.op = RS_CH_UPDATE;
+				ch.oldv = ov;
+				ch.newv = nv;
+				ch.changed = changed;
+			}
+		}
+		if (ch.op)
+			rc = push_row(P, &ch, err);
+		if (c <= 0)
+			lr = sqlite3_step(ls);
+		if (c >= 0)
+			rr = sqlite3_step(rs);
+	}
+	if (rc == RS_OK && (lr != SQLITE_DONE || rr != SQLITE_DONE))
+		rc = rs_err(err, RS_ELOCAL, "table %s: cannot read its rows: %s", lt->name,
+			    sqlite3_errmsg(lr != SQLITE_DONE ? P->ldb : P->rdb));
+	sqlite3_finalize(ls);
+	sqlite3_finalize(rs);
+	free(ov);
+	free(nv);
+	free(changed);
+	return rc;
+}
+
+/* The diff's end: rows of widened tables (the database and replica are still open). */
+static int on_finish(void *ctx, rs_error *err)
+{
+	struct pusher *P = ctx;
+	if (!P->nwiden)
+		return RS_OK;
+	rs_schema *s = NULL;
+	int rc = rs_schema_load(P->ldb, (const char *const *)P->t->exclude, &s, err);
+	for (int i = 0; rc == RS_OK && i < P->nwiden; i++) {
+		int ti = rs_schema_table(s, P->widen[i]);
+		if (ti >= 0)
+			rc = push_widened(P, s->tab[ti], err);
+	}
+	rs_tkeys_free(&P->keys); /* its entries point into s */
+	rs_schema_free(s);
+	return rc;
 }
 
 /* Refuse tables the server cannot hold, naming them and the way out. */
@@ -647,38 +1187,57 @@ int rs_turso_push(rs_turso *t, rs_turso_report *rep, rs_error *err)
 		return RS_OK;
 	}
 	rs_watch_forget(&t->watch);
-	sqlite3 *ldb = NULL, *rdb = NULL;
-	rc = rs_engine_open(t->cfg->db_path, &ldb, err);
-	if (rc == RS_OK)
-		rc = check_tables(t, ldb, err);
-	if (rc == RS_OK)
-		rc = rs_turso_open_ro(rs_replica_path(t->replica), &rdb, err);
-	struct pusher P = {.t = t, .ldb = ldb, .rep = rep};
-	rs_buf k1 = RS_BUF_INIT(0), k2 = RS_BUF_INIT(0);
-	P.key = k1;
-	P.key2 = k2;
-	if (rc == RS_OK) {
-		rs_diff_opts opts = {.exclude = (const char *const *)t->exclude, .shape_compare = 1};
-		rs_sink sink = {on_change, NULL, &P};
-		rc = rs_engine_diff(rdb, ldb, &opts, &sink, NULL, err);
-		/* The read transaction ends before the last batch goes out. */
-		rs_engine_close(ldb);
-		ldb = NULL;
+	struct refused refused = {0};
+	int again = 0;
+	do {
+		again = 0;
+		sqlite3 *ldb = NULL, *rdb = NULL;
+		rc = rs_engine_open(t->cfg->db_path, &ldb, err);
 		if (rc == RS_OK)
-			rc = flush(&P, err);
-		else if (rs_tstate_pending(t->state))
-			rs_tstate_rollback(t->state);
-	}
-	clear_steps(&P);
-	rs_tkeys_free(&P.keys);
-	rs_buf_free(&P.key);
-	rs_buf_free(&P.key2);
-	rs_engine_close(ldb);
-	rs_engine_close(rdb);
+			rc = check_tables(t, ldb, err);
+		if (rc == RS_OK)
+			rc = rs_turso_open_ro(rs_replica_path(t->replica), &rdb, err);
+		struct pusher P = {.t = t, .ldb = ldb, .rep = rep, .next_ins = -1, .rdb = rdb, .refused = &refused};
+		rs_buf k1 = RS_BUF_INIT(0), k2 = RS_BUF_INIT(0);
+		P.key = k1;
+		P.key2 = k2;
+		if (rc == RS_OK) {
+			rs_diff_opts opts = {.exclude = (const char *const *)t->exclude, .shape_compare = 1};
+			rs_sink sink = {on_change, on_finish, &P};
+			rc = rs_engine_diff(rdb, ldb, &opts, &sink, NULL, err);
+			/* The read transaction ends before the last batch goes out. */
+			rs_engine_close(ldb);
+			ldb = NULL;
+			if (rc == RS_OK)
+				rc = flush(&P, err);
+			else if (rs_tstate_pending(t->state))
+				rs_tstate_rollback(t->state);
+		}
+		/* A refused row (refuse_row): the batches after it were never built, and its own batch
+		 * rolled back: diff again without it (batches that committed are in the overlay). */
+		again = rc == RS_OK && P.restart;
+		clear_steps(&P);
+		clear_ins(&P);
+		free(P.ins);
+		free(P.colh);
+		for (int i = 0; i < P.nwiden; i++)
+			free(P.widen[i]);
+		free(P.widen);
+		rs_tkeys_free(&P.keys);
+		rs_buf_free(&P.key);
+		rs_buf_free(&P.key2);
+		rs_engine_close(ldb);
+		rs_engine_close(rdb);
+	} while (again);
+	for (int i = 0; i < refused.n; i++)
+		free(refused.key[i]);
+	free(refused.key);
+	free(refused.klen);
 	if (rc == RS_OK) {
 		t->last_push = rs_now();
 		rs_metrics_set_remote_confirmed(t->metrics, RS_METRICS_TURSO, seen);
-		rs_watch_mark(&t->watch, version);
+		if (!refused.n) /* else the next cycle diffs again and names them again */
+			rs_watch_mark(&t->watch, version);
 	}
 	return rc;
 }
@@ -696,7 +1255,8 @@ struct counter {
 static int count_change(void *ctx, const rs_change *ch, rs_error *err)
 {
 	struct counter *C = ctx;
-	if (ch->derived || (ch->op != RS_CH_INSERT && ch->op != RS_CH_UPDATE && ch->op != RS_CH_DELETE))
+	if (ch->derived || (ch->op != RS_CH_INSERT && ch->op != RS_CH_UPDATE && ch->op != RS_CH_DELETE) ||
+	    sqlite3_stricmp(ch->tab->name, RS_CONFLICTS_TABLE) == 0)
 		return RS_OK;
 	const rs_tkey *k = rs_tkeys_get(&C->keys, C->ldb, ch->tab, err);
 	if (!k)

@@ -15,6 +15,7 @@
 
 #include "core/err.h"
 #include "core/util.h"
+#include "engine/schema.h"
 #include "turso/state.h"
 
 struct entry {
@@ -26,6 +27,10 @@ struct entry {
 	rs_tdigest prev;
 	int64_t prev_push;
 	int dead;           /* removed by a rollback (a tombstone) */
+	uint64_t *colh;     /* per-column hashes of the row as sent (NULL: unknown), ncolh of them */
+	int ncolh;
+	int has_map;        /* a row inserted without a rowid: the other side's rowid */
+	int64_t map;        /* identity entry: our rowid; reverse entry: the server's */
 };
 
 struct rs_tstate {
@@ -73,6 +78,7 @@ static int grow(rs_tstate *s)
 			continue;
 		if (old[i].dead) {
 			free(old[i].key);
+			free(old[i].colh);
 			continue;
 		}
 		*find(s, old[i].key, old[i].klen) = old[i];
@@ -85,8 +91,10 @@ static int grow(rs_tstate *s)
 
 static void clear_table(rs_tstate *s)
 {
-	for (size_t i = 0; i < s->cap; i++)
+	for (size_t i = 0; i < s->cap; i++) {
 		free(s->slot[i].key);
+		free(s->slot[i].colh);
+	}
 	free(s->slot);
 	s->slot = NULL;
 	s->cap = s->used = s->live = 0;
@@ -102,6 +110,10 @@ static struct entry *upsert(rs_tstate *s, const void *key, size_t klen)
 		if (e->dead) {
 			e->dead = 0;
 			e->has_prev = 0;
+			e->has_map = 0;
+			free(e->colh);
+			e->colh = NULL;
+			e->ncolh = 0;
 			s->live++;
 		}
 		return e;
@@ -160,6 +172,22 @@ static int digest_from(rs_tdigest *d, const json_t *j)
 	return n ? unhex(d->d, s, RS_TDIGEST) : 0;
 }
 
+/* Per-column hashes as hex (8 bytes each, little-endian), or null. */
+static json_t *colh_json(const struct entry *e)
+{
+	if (!e->colh || e->ncolh <= 0)
+		return json_null();
+	unsigned char *raw = malloc((size_t)e->ncolh * 8);
+	if (!raw)
+		return NULL;
+	for (int c = 0; c < e->ncolh; c++)
+		for (int b = 0; b < 8; b++)
+			raw[c * 8 + b] = (unsigned char)(e->colh[c] >> (8 * b));
+	json_t *j = hexstr(raw, (size_t)e->ncolh * 8);
+	free(raw);
+	return j;
+}
+
 /* ---- file ---------------------------------------------------------------- */
 
 static int load_entries(rs_tstate *s, json_t *arr)
@@ -169,11 +197,15 @@ static int load_entries(rs_tstate *s, json_t *arr)
 	json_array_foreach(arr, i, row) {
 		json_t *k = json_array_get(row, 0), *d = json_array_get(row, 1);
 		json_t *p = json_array_get(row, 2), *pd = json_array_get(row, 3);
-		json_t *pp = json_array_get(row, 4);
+		json_t *pp = json_array_get(row, 4), *m = json_array_get(row, 5);
 		const char *ks = json_string_value(k);
 		size_t kl = ks ? json_string_length(k) : 1;
-		if (!json_is_array(row) || json_array_size(row) != 5 || !ks || kl % 2 || !json_is_integer(p) ||
-		    !json_is_integer(pp))
+		json_t *ch = json_array_get(row, 6);
+		const char *chs = json_string_value(ch);
+		size_t chl = chs ? json_string_length(ch) : 0;
+		if ((ch && !json_is_null(ch) && (!chs || chl % 16)) ||
+		    !json_is_array(row) || json_array_size(row) < 5 || json_array_size(row) > 7 || !ks || kl % 2 ||
+		    !json_is_integer(p) || !json_is_integer(pp) || (m && !json_is_integer(m) && !json_is_null(m)))
 			return -1;
 		unsigned char *key = malloc(kl / 2 + 1);
 		if (!key || unhex(key, ks, kl / 2) != 0) {
@@ -189,6 +221,24 @@ static int load_entries(rs_tstate *s, json_t *arr)
 		if (e->has_prev && digest_from(&e->prev, pd) != 0)
 			return -1;
 		e->prev_push = json_integer_value(pp);
+		e->has_map = json_is_integer(m);
+		e->map = e->has_map ? json_integer_value(m) : 0;
+		if (chs && chl) {
+			unsigned char *raw = malloc(chl / 2);
+			uint64_t *h = calloc(chl / 16, sizeof *h);
+			int bad = !raw || !h || unhex(raw, chs, chl / 2) != 0;
+			for (size_t c = 0; !bad && c < chl / 16; c++)
+				for (int b = 0; b < 8; b++)
+					h[c] |= (uint64_t)raw[c * 8 + (size_t)b] << (8 * b);
+			free(raw);
+			if (bad) {
+				free(h);
+				return -1;
+			}
+			free(e->colh);
+			e->colh = h;
+			e->ncolh = (int)(chl / 16);
+		}
 	}
 	return 0;
 }
@@ -247,10 +297,12 @@ int rs_tstate_save(rs_tstate *s, rs_error *err)
 		struct entry *e = &s->slot[i];
 		if (!e->key || e->dead)
 			continue;
-		json_t *row = json_pack("[o, o, I, o, I]", hexstr(e->key, e->klen), digest_json(&e->d),
+		json_t *row = json_pack("[o, o, I, o, I, o, o]", hexstr(e->key, e->klen), digest_json(&e->d),
 					(json_int_t)e->push,
 					e->has_prev ? digest_json(&e->prev) : json_null(),
-					(json_int_t)(e->has_prev ? e->prev_push : 0));
+					(json_int_t)(e->has_prev ? e->prev_push : 0),
+					e->has_map ? json_integer((json_int_t)e->map) : json_null(),
+					colh_json(e));
 		oom = !row || json_array_append_new(arr, row) != 0;
 	}
 	json_t *o = oom ? NULL
@@ -295,6 +347,14 @@ const rs_tdigest *rs_tstate_pushed(rs_tstate *s, const void *key, size_t klen)
 	return e->key && !e->dead ? &e->d : NULL;
 }
 
+int64_t rs_tstate_pushed_batch(rs_tstate *s, const void *key, size_t klen)
+{
+	if (!s->cap)
+		return 0;
+	struct entry *e = find(s, key, klen);
+	return e->key && !e->dead ? e->push : 0;
+}
+
 int rs_tstate_record(rs_tstate *s, const void *key, size_t klen, const rs_tdigest *d, rs_error *err)
 {
 	struct entry *e = upsert(s, key, klen);
@@ -308,7 +368,36 @@ int rs_tstate_record(rs_tstate *s, const void *key, size_t klen, const rs_tdiges
 	}
 	e->d = *d;
 	e->push = s->pending;
+	free(e->colh);
+	e->colh = NULL;
+	e->ncolh = 0;
 	return RS_OK;
+}
+
+int rs_tstate_record_cols(rs_tstate *s, const void *key, size_t klen, const rs_tdigest *d, const uint64_t *h,
+			  int n, rs_error *err)
+{
+	int rc = rs_tstate_record(s, key, klen, d, err);
+	if (rc != RS_OK || !h || n <= 0)
+		return rc;
+	struct entry *e = find(s, key, klen);
+	if (!(e->colh = malloc((size_t)n * sizeof *h)))
+		return RS_OK; /* without them the merge falls back to the whole-row rule */
+	memcpy(e->colh, h, (size_t)n * sizeof *h);
+	e->ncolh = n;
+	return RS_OK;
+}
+
+int rs_tstate_pushed_cols(rs_tstate *s, const void *key, size_t klen, const uint64_t **h)
+{
+	*h = NULL;
+	if (!s->cap)
+		return 0;
+	struct entry *e = find(s, key, klen);
+	if (!e->key || e->dead || !e->colh)
+		return 0;
+	*h = e->colh;
+	return e->ncolh;
 }
 
 int64_t rs_tstate_begin_push(rs_tstate *s)
@@ -337,6 +426,9 @@ void rs_tstate_rollback(rs_tstate *s)
 			e->d = e->prev;
 			e->push = e->prev_push;
 			e->has_prev = 0;
+			free(e->colh); /* the earlier row's columns are not kept: whole-row rule */
+			e->colh = NULL;
+			e->ncolh = 0;
 		} else {
 			e->dead = 1; /* a tombstone keeps the probe chains intact */
 			s->live--;
@@ -347,11 +439,209 @@ void rs_tstate_rollback(rs_tstate *s)
 
 void rs_tstate_clear_pushed(rs_tstate *s) { clear_table(s); }
 
+/*
+ * Rows inserted without a rowid (state.h): the identity key ends with a
+ * marker byte and 8 bytes of rowid.  The reverse entry has the same key with
+ * the marker RS_TKEY_MAPPED and our rowid; it holds the server's rowid.
+ */
+static void put_rowid(unsigned char *p, int64_t r)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (unsigned char)((uint64_t)r >> (8 * i));
+}
+
+static int64_t get_rowid(const unsigned char *p)
+{
+	uint64_t r = 0;
+	for (int i = 0; i < 8; i++)
+		r |= (uint64_t)p[i] << (8 * i);
+	return (int64_t)r;
+}
+
+static int anon_key(const void *key, size_t klen)
+{
+	unsigned char m = klen >= 10 ? ((const unsigned char *)key)[klen - 9] : 0;
+	return m == RS_TKEY_ANON || m == RS_TKEY_LOCAL;
+}
+
+int rs_tstate_map_rowid(rs_tstate *s, const void *key, size_t klen, int64_t server, rs_error *err)
+{
+	if (!anon_key(key, klen))
+		return rs_err(err, RS_EINTERNAL, "server rowid for a row with a key");
+	int64_t ours = get_rowid((const unsigned char *)key + klen - 8);
+	unsigned char *k2 = malloc(klen);
+	if (!k2)
+		return rs_err(err, RS_ENOMEM, "out of memory");
+	memcpy(k2, key, klen);
+	struct entry *e = s->cap ? find(s, key, klen) : NULL;
+	rs_tdigest d = {0};
+	int64_t push = s->push_id;
+	uint64_t *colh = NULL;
+	int ncolh = 0;
+	if (e && e->key && !e->dead) {
+		d = e->d;
+		push = e->push;
+		if (e->colh && (colh = malloc((size_t)e->ncolh * sizeof *colh)) != NULL) {
+			memcpy(colh, e->colh, (size_t)e->ncolh * sizeof *colh);
+			ncolh = e->ncolh;
+		}
+		if (ours != server || ((const unsigned char *)key)[klen - 9] != RS_TKEY_ANON) {
+			/* the entry moves to the server's rowid */
+			e->dead = 1;
+			s->live--;
+		}
+	}
+	k2[klen - 9] = RS_TKEY_ANON;
+	put_rowid(k2 + klen - 8, server);
+	struct entry *n = upsert(s, k2, klen);
+	if (n) {
+		n->d = d;
+		n->push = push;
+		n->has_prev = 0;
+		n->has_map = 1;
+		n->map = ours;
+		if (n->colh != colh)
+			free(n->colh);
+		n->colh = colh;
+		n->ncolh = ncolh;
+		colh = NULL;
+		k2[klen - 9] = RS_TKEY_MAPPED;
+		put_rowid(k2 + klen - 8, ours);
+		n = upsert(s, k2, klen);
+	}
+	if (n) {
+		memset(&n->d, 0, sizeof n->d);
+		n->push = push;
+		n->has_prev = 0;
+		n->has_map = 1;
+		n->map = server;
+	}
+	free(k2);
+	free(colh);
+	return n ? RS_OK : rs_err(err, RS_ENOMEM, "out of memory");
+}
+
+int rs_tstate_server_rowid(rs_tstate *s, const void *key, size_t klen, int64_t *server)
+{
+	if (!s->cap || !anon_key(key, klen))
+		return 0;
+	unsigned char *k2 = malloc(klen);
+	if (!k2)
+		return 0;
+	memcpy(k2, key, klen);
+	k2[klen - 9] = RS_TKEY_MAPPED;
+	struct entry *e = find(s, k2, klen);
+	free(k2);
+	if (!e->key || e->dead || !e->has_map)
+		return 0;
+	*server = e->map;
+	return 1;
+}
+
+int rs_tstate_inserted_here(rs_tstate *s, const void *key, size_t klen)
+{
+	if (!s->cap || !anon_key(key, klen))
+		return 0;
+	struct entry *e = find(s, key, klen);
+	return e->key && !e->dead && e->has_map;
+}
+
+int rs_tstate_each_unanswered(rs_tstate *s, const char *table,
+			      int (*fn)(void *ctx, int64_t ours, const rs_tdigest *d), void *ctx)
+{
+	size_t tl = strlen(table) + 1;
+	for (size_t i = 0; i < s->cap; i++) {
+		struct entry *e = &s->slot[i];
+		if (!e->key || e->dead || e->klen != tl + 9 || memcmp(e->key, table, tl) != 0 ||
+		    e->key[tl] != RS_TKEY_LOCAL || !e->d.present || (s->pending && e->push == s->pending))
+			continue;
+		int rc = fn(ctx, get_rowid(e->key + tl + 1), &e->d);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+int rs_tstate_each_mapped(rs_tstate *s, const char *table, int (*fn)(void *ctx, int64_t ours, int64_t server),
+			  void *ctx)
+{
+	size_t tl = strlen(table) + 1;
+	for (size_t i = 0; i < s->cap; i++) {
+		struct entry *e = &s->slot[i];
+		if (!e->key || e->dead || !e->has_map || e->klen != tl + 9 || memcmp(e->key, table, tl) != 0 ||
+		    e->key[tl] != RS_TKEY_MAPPED)
+			continue;
+		int rc = fn(ctx, get_rowid(e->key + tl + 1), e->map);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 /* ---- identities and digests ---------------------------------------------- */
+
+/* RS_COLL_* of a column as declared (BINARY when unknown). */
+static int column_collation(sqlite3 *db, const char *table, const char *col)
+{
+	const char *coll = NULL;
+	if (sqlite3_table_column_metadata(db, NULL, table, col, NULL, &coll, NULL, NULL, NULL) != SQLITE_OK || !coll)
+		return RS_COLL_BINARY;
+	if (sqlite3_stricmp(coll, "NOCASE") == 0)
+		return RS_COLL_NOCASE;
+	if (sqlite3_stricmp(coll, "RTRIM") == 0)
+		return RS_COLL_RTRIM;
+	return RS_COLL_BINARY;
+}
+
+/* k->uniq and k->nullable of table t's columns, from db's declaration. */
+static int load_columns(rs_tkey *k, sqlite3 *db, const rs_table *t, rs_error *err)
+{
+	int n = t->ncol > 0 ? t->ncol : 1;
+	k->uniq = calloc((size_t)n, 1);
+	k->nullable = calloc((size_t)n, 1);
+	if (!k->uniq || !k->nullable)
+		return rs_err(err, RS_ENOMEM, "out of memory");
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(db, "SELECT name, \"notnull\" = 0 FROM pragma_table_info(?1)", -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			const char *name = (const char *)sqlite3_column_text(st, 0);
+			int c = name ? rs_table_col(t, name) : -1;
+			if (c >= 0)
+				k->nullable[c] = (unsigned char)sqlite3_column_int(st, 1);
+		}
+		sqlite3_finalize(st);
+		st = NULL;
+	}
+	/* Columns of UNIQUE indexes and constraints other than the primary key. */
+	if (rc == SQLITE_DONE)
+		rc = sqlite3_prepare_v2(db, "SELECT ii.name FROM pragma_index_list(?1) AS il, pragma_index_info(il.name) "
+					"AS ii WHERE il.\"unique\" AND il.origin <> 'pk' AND ii.name IS NOT NULL",
+					-1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			const char *name = (const char *)sqlite3_column_text(st, 0);
+			int c = name ? rs_table_col(t, name) : -1;
+			if (c >= 0)
+				k->uniq[c] = 1;
+		}
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return rs_err(err, RS_ELOCAL, "table %s: cannot read its columns and indexes: %s", t->name,
+			      sqlite3_errmsg(db));
+	return RS_OK;
+}
 
 int rs_tkey_load(rs_tkey *k, sqlite3 *db, const rs_table *t, rs_error *err)
 {
 	memset(k, 0, sizeof *k);
+	if (load_columns(k, db, t, err) != RS_OK) {
+		rs_tkey_free(k);
+		return err->code;
+	}
 	if (t->ipk >= 0) {
 		k->by_rowid = 1;
 		return RS_OK;
@@ -359,9 +649,11 @@ int rs_tkey_load(rs_tkey *k, sqlite3 *db, const rs_table *t, rs_error *err)
 	sqlite3_stmt *st = NULL;
 	int rc = sqlite3_prepare_v2(db, "SELECT name, pk FROM pragma_table_info(?1) WHERE pk > 0 ORDER BY pk",
 				    -1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return rs_err(err, RS_ELOCAL, "table %s: cannot read its primary key: %s", t->name,
-			      sqlite3_errmsg(db));
+	if (rc != SQLITE_OK) {
+		rs_err(err, RS_ELOCAL, "table %s: cannot read its primary key: %s", t->name, sqlite3_errmsg(db));
+		rs_tkey_free(k);
+		return RS_ELOCAL;
+	}
 	sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
 	int out = RS_OK;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW && out == RS_OK) {
@@ -371,13 +663,18 @@ int rs_tkey_load(rs_tkey *k, sqlite3 *db, const rs_table *t, rs_error *err)
 			if (strcmp(t->col[i], name) == 0)
 				col = i;
 		int *p = realloc(k->pk, (size_t)(k->npk + 1) * sizeof *p);
-		if (!p)
+		if (p)
+			k->pk = p;
+		int *c = p ? realloc(k->coll, (size_t)(k->npk + 1) * sizeof *c) : NULL;
+		if (c)
+			k->coll = c;
+		if (!p || !c)
 			out = rs_err(err, RS_ENOMEM, "out of memory");
 		else if (col < 0)
 			out = rs_err(err, RS_EUNSUPPORTED, "table %s: primary key column %s is not a stored column",
 				     t->name, name ? name : "?");
 		else {
-			k->pk = p;
+			k->coll[k->npk] = column_collation(db, t->name, name);
 			k->pk[k->npk++] = col;
 		}
 	}
@@ -395,6 +692,9 @@ int rs_tkey_load(rs_tkey *k, sqlite3 *db, const rs_table *t, rs_error *err)
 void rs_tkey_free(rs_tkey *k)
 {
 	free(k->pk);
+	free(k->coll);
+	free(k->uniq);
+	free(k->nullable);
 	memset(k, 0, sizeof *k);
 }
 
@@ -428,17 +728,54 @@ static int put_value(rs_buf *b, const rs_value *v)
 	return 0;
 }
 
+int rs_tkey_anon(const rs_table *t, const rs_tkey *k, const rs_value *v)
+{
+	if (k->by_rowid)
+		return t->ipk < 0;
+	for (int i = 0; i < k->npk; i++)
+		if (v[k->pk[i]].type == SQLITE_NULL)
+			return 1;
+	return 0;
+}
+
+/* A key value as its collation sees it: NOCASE folds ASCII letters, RTRIM drops trailing spaces. */
+static int put_key_value(rs_buf *b, const rs_value *v, int coll)
+{
+	if (v->type != SQLITE_TEXT || coll == RS_COLL_BINARY || v->n <= 0)
+		return put_value(b, v);
+	rs_value f = *v;
+	if (coll == RS_COLL_RTRIM) {
+		while (f.n > 0 && f.p[f.n - 1] == ' ')
+			f.n--;
+		return put_value(b, &f);
+	}
+	unsigned char *low = malloc((size_t)v->n);
+	if (!low)
+		return -1;
+	for (int i = 0; i < v->n; i++)
+		low[i] = v->p[i] >= 'A' && v->p[i] <= 'Z' ? (unsigned char)(v->p[i] + 32) : v->p[i];
+	f.p = low;
+	int rc = put_value(b, &f);
+	free(low);
+	return rc;
+}
+
 int rs_tkey_encode(rs_buf *out, const rs_table *t, const rs_tkey *k, int64_t rowid, const rs_value *v)
 {
 	rs_buf_reset(out);
 	if (rs_buf_append(out, t->name, strlen(t->name) + 1) != 0)
 		return -1;
+	if (rs_tkey_anon(t, k, v)) {
+		unsigned char m[9] = {RS_TKEY_ANON};
+		put_rowid(m + 1, rowid);
+		return rs_buf_append(out, m, 9);
+	}
 	if (k->by_rowid) {
 		rs_value r = {SQLITE_INTEGER, rowid, 0, NULL, 0};
 		return put_value(out, &r);
 	}
 	for (int i = 0; i < k->npk; i++)
-		if (put_value(out, &v[k->pk[i]]) != 0)
+		if (put_key_value(out, &v[k->pk[i]], k->coll ? k->coll[i] : RS_COLL_BINARY) != 0)
 			return -1;
 	return 0;
 }
@@ -461,9 +798,112 @@ void rs_trow_digest(rs_tdigest *out, const rs_table *t, const rs_value *v)
 	rs_buf_free(&b);
 }
 
+uint64_t rs_tvalue_hash(const rs_value *v)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+	uint64_t h = 0;
+	rs_buf b = RS_BUF_INIT(0);
+	put_value(&b, v);
+	/* A failed hash (out of memory) is 0 for every value: the column then
+	 * looks unchanged, so the server's value is taken; the row digest, which
+	 * fails the same way, still protects the row as a whole. */
+	if (!b.failed && EVP_Digest(b.data ? b.data : "", b.len, md, &len, EVP_sha256(), NULL) == 1)
+		for (int i = 0; i < 8; i++)
+			h |= (uint64_t)md[i] << (8 * i);
+	rs_buf_free(&b);
+	return h;
+}
+
+void rs_tcol_hashes(uint64_t *out, const rs_table *t, const rs_value *v)
+{
+	for (int i = 0; i < t->ncol; i++)
+		out[i] = rs_tvalue_hash(&v[i]);
+}
+
 int rs_tdigest_equal(const rs_tdigest *a, const rs_tdigest *b)
 {
 	if (a->present != b->present)
 		return 0;
 	return !a->present || memcmp(a->d, b->d, RS_TDIGEST) == 0;
+}
+
+/* ---- column definitions ------------------------------------------------- */
+
+/* Past a quoted run starting at *p ('...', "...", `...`, [...]); returns the next char. */
+static const char *skip_quoted(const char *p)
+{
+	char close = *p == '[' ? ']' : *p;
+	for (p++; *p; p++)
+		if (*p == close) {
+			if (close != ']' && p[1] == close) {
+				p++;
+				continue;
+			}
+			return p + 1;
+		}
+	return p;
+}
+
+/* 1 when definition d (trimmed) declares column col: its first token, unquoted, is col. */
+static int def_declares(const char *d, size_t n, const char *col)
+{
+	char *tok = NULL;
+	if (n && (*d == '"' || *d == '`' || *d == '[')) {
+		const char *e = skip_quoted(d);
+		size_t len = (size_t)(e - d);
+		if (len < 2)
+			return 0;
+		sqlite3_str *s = sqlite3_str_new(NULL);
+		char q = *d == '[' ? ']' : *d;
+		for (size_t i = 1; i + 1 < len; i++) {
+			sqlite3_str_appendchar(s, 1, d[i]);
+			if (d[i] == q && q != ']' && i + 2 < len && d[i + 1] == q)
+				i++;
+		}
+		tok = sqlite3_str_finish(s);
+	} else {
+		size_t len = 0;
+		while (len < n && d[len] != ' ' && d[len] != '\t' && d[len] != '\n' && d[len] != '\r')
+			len++;
+		tok = sqlite3_mprintf("%.*s", (int)len, d);
+	}
+	int same = tok && sqlite3_stricmp(tok, col) == 0;
+	sqlite3_free(tok);
+	return same;
+}
+
+char *rs_tcol_def(const char *create_sql, const char *col)
+{
+	const char *p = create_sql;
+	while (*p && *p != '(') /* the column list's "(" (a quoted table name may hold one) */
+		p = (*p == '"' || *p == '`' || *p == '[' || *p == '\'') ? skip_quoted(p) : p + 1;
+	if (!*p)
+		return NULL;
+	const char *start = ++p;
+	int depth = 0;
+	for (; *p; ) {
+		if (*p == '"' || *p == '`' || *p == '[' || *p == '\'') {
+			p = skip_quoted(p);
+			continue;
+		}
+		if (*p == '(')
+			depth++;
+		if ((*p == ',' || *p == ')') && depth == 0) {
+			const char *a = start, *b = p;
+			while (a < b && (*a == ' ' || *a == '\t' || *a == '\n' || *a == '\r'))
+				a++;
+			while (b > a && (b[-1] == ' ' || b[-1] == '\t' || b[-1] == '\n' || b[-1] == '\r'))
+				b--;
+			if (def_declares(a, (size_t)(b - a), col))
+				return sqlite3_mprintf("%.*s", (int)(b - a), a);
+			if (*p == ')')
+				return NULL;
+			start = p + 1;
+		} else if (*p == ')') {
+			depth--;
+		}
+		p++;
+	}
+	return NULL;
 }

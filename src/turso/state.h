@@ -2,10 +2,10 @@
  * state.h: what the Turso sync strategy remembers between cycles, and how it
  * names rows.
  *
- * Rows are matched between the local database and the server by identity:
- * the declared PRIMARY KEY when the table has one that is not the rowid,
- * else the rowid (tables without a declared key, and INTEGER PRIMARY KEY
- * tables, whose key is the rowid).  Two sides hold "the same row" when
+ * Rows are matched between the local database and the server by identity
+ * (rs_tkey below: the declared key's values under its collation, or the
+ * rowid for INTEGER PRIMARY KEY tables, tables without a declared key and
+ * rows with a NULL key part).  Two sides hold "the same row" when
  * their identities match; its content is compared through a digest of
  * (column name, typed value) pairs, so a row read from SQLite on either side
  * can be checked against what was pushed earlier without keeping the row.
@@ -13,7 +13,8 @@
  * The state file, <replica>-sync.json, replaced atomically:
  *
  *   {"format":1, "paired":true, "push_id":12, "pending":13,
- *    "pushed":[["<hex key>", "<hex digest>", 13, "<hex prev digest>"|null, 12], ...]}
+ *    "pushed":[["<hex key>", "<hex digest>", 13, "<hex prev digest>"|null, 12, <rowid>|null,
+ *                "<hex column hashes>"|null], ...]}
  *
  * paired   the first pairing is settled (see sync.c); until then a pull that
  *          finds data on both sides refuses to merge them
@@ -24,7 +25,9 @@
  *          key (table name, NUL, identity bytes), with the digest of the row
  *          as sent ("" for a delete) and the batch that sent it; while that
  *          batch is pending, the entry it replaced (prev digest and batch)
- *          so an unconfirmed batch can be taken back
+ *          so an unconfirmed batch can be taken back; last, for a row inserted
+ *          without a rowid (anon, below), the rowid on the other side; and
+ *          the hashes of the row's columns as sent, for the per-column merge
  */
 #ifndef RS_TURSO_STATE_H
 #define RS_TURSO_STATE_H
@@ -36,6 +39,9 @@
 #include "engine/engine.h"
 
 #define RS_TDIGEST 16 /* bytes of row digest kept (SHA-256, truncated) */
+
+/* Local rows the merge had to set aside (a UNIQUE conflict with the server), never synced. */
+#define RS_CONFLICTS_TABLE "_resort_sync_conflicts"
 
 /* A row digest; present = 0 for "no row" (a delete was pushed). */
 typedef struct rs_tdigest {
@@ -60,6 +66,16 @@ size_t rs_tstate_pushed_count(const rs_tstate *s);
 /* The overlay entry for key, or NULL. */
 const rs_tdigest *rs_tstate_pushed(rs_tstate *s, const void *key, size_t klen);
 /*
+ * rs_tstate_record, keeping also the row's per-column hashes (n of them;
+ * rs_tcol_hashes) for the merge's per-column rule.
+ */
+int rs_tstate_record_cols(rs_tstate *s, const void *key, size_t klen, const rs_tdigest *d, const uint64_t *h,
+			  int n, rs_error *err);
+/* The per-column hashes recorded with key's entry: their count (0: none) and *h. */
+int rs_tstate_pushed_cols(rs_tstate *s, const void *key, size_t klen, const uint64_t **h);
+/* The batch that last recorded key, or 0. */
+int64_t rs_tstate_pushed_batch(rs_tstate *s, const void *key, size_t klen);
+/*
  * Record that batch `push` sends this row (digest) or delete (present 0).
  * The batch must be the pending one (see rs_tstate_begin_push).
  */
@@ -74,14 +90,59 @@ void rs_tstate_rollback(rs_tstate *s);
 /* A pull brought the server's state: forget the overlay. */
 void rs_tstate_clear_pushed(rs_tstate *s);
 
+/*
+ * An anon row (identity `key`, at our rowid) was inserted by a committed
+ * batch and the server gave it rowid `server`: its overlay entry moves to
+ * the server's rowid and remembers ours, and a reverse entry maps ours to
+ * the server's.  RS_OK or RS_ENOMEM.
+ */
+int rs_tstate_map_rowid(rs_tstate *s, const void *key, size_t klen, int64_t server, rs_error *err);
+/* 1 and *server when the anon row with identity `key` (our rowid) went to the server as `server`. */
+int rs_tstate_server_rowid(rs_tstate *s, const void *key, size_t klen, int64_t *server);
+/* 1 when the anon identity `key` (the server's rowid) is a row we inserted. */
+int rs_tstate_inserted_here(rs_tstate *s, const void *key, size_t klen);
+/* Call fn for each anon row of table inserted by a confirmed batch whose answer was lost (our
+ * rowid, the digest sent); stops at a non-zero return. */
+int rs_tstate_each_unanswered(rs_tstate *s, const char *table,
+			      int (*fn)(void *ctx, int64_t ours, const rs_tdigest *d), void *ctx);
+/* Call fn for each mapped anon row of table (our rowid, the server's); stops at a non-zero return. */
+int rs_tstate_each_mapped(rs_tstate *s, const char *table, int (*fn)(void *ctx, int64_t ours, int64_t server),
+			  void *ctx);
+
 /* ---- identities and digests ------------------------------------------- */
 
-/* How a table's rows are matched (see the top of the file). */
+/*
+ * How a table's rows are matched.  Three kinds of row:
+ *
+ *   keyed   a declared PRIMARY KEY with no NULL part: matched by the key
+ *           values as the key's collation compares them (NOCASE folds ASCII
+ *           case, RTRIM ignores trailing spaces), so 'abc' and 'ABC' under
+ *           NOCASE are one row; SQL matches with "k = ?" (never NULL)
+ *   ipk     an INTEGER PRIMARY KEY: the rowid, sent explicitly
+ *   anon    no declared key, or a NULL in a key part (a rowid table allows
+ *           several rows with NULL key parts, so such a key is no identity):
+ *           matched by rowid; inserted on the server without a rowid, the
+ *           server's rowid learnt from RETURNING and kept in the overlay
+ *           (rs_tstate_map_rowid) until the merge moves our row to it
+ */
 typedef struct rs_tkey {
-	int by_rowid; /* identity is the rowid */
+	int by_rowid; /* identity is the rowid: INTEGER PRIMARY KEY, or no declared key */
 	int npk;      /* else: the declared key's columns, in key order */
 	int *pk;      /* indices into the table's columns */
+	int *coll;    /* RS_COLL_* of each key column */
+	unsigned char *uniq;     /* per column: in a UNIQUE index other than the primary key */
+	unsigned char *nullable; /* per column: may hold NULL */
 } rs_tkey;
+
+/* Marker bytes of anon identities: table, NUL, marker, 8 bytes of rowid. */
+#define RS_TKEY_ANON 0xFE
+#define RS_TKEY_MAPPED 0xFF
+/* An anon row inserted here and sent, whose server rowid is not known yet: its
+ * identity is kept apart from the server's rowids (our rowid may be another row's there). */
+#define RS_TKEY_LOCAL 0xFD
+
+/* 1 when row v of table t is anon (see above). */
+int rs_tkey_anon(const rs_table *t, const rs_tkey *k, const rs_value *v);
 
 /*
  * Work out the identity of table t's rows from db's declaration of it (the
@@ -100,6 +161,17 @@ int rs_tkey_encode(rs_buf *out, const rs_table *t, const rs_tkey *k, int64_t row
 
 /* The digest of a row: t->ncol values named by t->col. */
 void rs_trow_digest(rs_tdigest *out, const rs_table *t, const rs_value *v);
+
+/* A hash of one typed value (8 bytes of its SHA-256); out[i] for each of t->ncol values. */
+uint64_t rs_tvalue_hash(const rs_value *v);
+void rs_tcol_hashes(uint64_t *out, const rs_table *t, const rs_value *v);
+
+/*
+ * The definition of column col in a CREATE TABLE text ("c TEXT NOT NULL
+ * DEFAULT 'x'"), as written there, for ALTER TABLE ADD COLUMN; NULL when it
+ * is not found.  sqlite3_free() it.
+ */
+char *rs_tcol_def(const char *create_sql, const char *col);
 
 /* 1 when both are absent, or both present with the same digest. */
 int rs_tdigest_equal(const rs_tdigest *a, const rs_tdigest *b);

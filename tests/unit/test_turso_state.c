@@ -2,7 +2,9 @@
  * test_turso_state.c: the Turso strategy's state file and push overlay:
  * identities, digests, pending batches confirmed and rolled back (with the
  * entry a pending batch replaced coming back), save and load round trips,
- * a corrupt file refused with its name.
+ * a corrupt file refused with its name; identities under collations and
+ * with NULL key parts, server rowids and column hashes kept across a reload,
+ * column definitions read from CREATE text.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +46,7 @@ TEST(identity_by_key_and_by_rowid)
 	char *cols[] = {"id", "name"};
 	rs_table t = table("t", cols, 2, -1);
 	int pk[] = {0};
-	rs_tkey bykey = {0, 1, pk}, byrow = {1, 0, NULL};
+	rs_tkey bykey = {0, 1, pk, NULL, NULL, NULL}, byrow = {1, 0, NULL, NULL, NULL, NULL};
 	rs_value a[] = {txt("k"), txt("x")}, b[] = {txt("k"), txt("y")}, c[] = {num(0), txt("x")};
 	rs_buf k1 = RS_BUF_INIT(0), k2 = RS_BUF_INIT(0);
 	CHECK(rs_tkey_encode(&k1, &t, &bykey, 1, a) == 0 && rs_tkey_encode(&k2, &t, &bykey, 99, b) == 0);
@@ -151,6 +153,81 @@ TEST(save_and_load_round_trip_with_a_pending_batch)
 	rs_tstate_free(s);
 }
 
+TEST(anon_rows_null_keys_and_collations)
+{
+	char *cols[] = {"k", "v"};
+	rs_table t = table("t", cols, 2, -1);
+	int pk[] = {0}, nocase[] = {RS_COLL_NOCASE}, rtrim[] = {RS_COLL_RTRIM};
+	rs_tkey nc = {0, 1, pk, nocase, NULL, NULL}, rt = {0, 1, pk, rtrim, NULL, NULL};
+	rs_value a[] = {txt("Key"), txt("x")}, b[] = {txt("KEY"), txt("y")}, c[] = {txt("key  "), txt("z")};
+	rs_value n[] = {{SQLITE_NULL, 0, 0, NULL, 0}, txt("x")};
+	rs_buf k1 = RS_BUF_INIT(0), k2 = RS_BUF_INIT(0);
+	/* NOCASE: 'Key' and 'KEY' are one row; RTRIM: 'key  ' and 'key' are one row */
+	CHECK(rs_tkey_encode(&k1, &t, &nc, 1, a) == 0 && rs_tkey_encode(&k2, &t, &nc, 2, b) == 0);
+	CHECK(k1.len == k2.len && memcmp(k1.data, k2.data, k1.len) == 0);
+	rs_value d[] = {txt("key"), txt("w")};
+	CHECK(rs_tkey_encode(&k1, &t, &rt, 1, c) == 0 && rs_tkey_encode(&k2, &t, &rt, 2, d) == 0);
+	CHECK(k1.len == k2.len && memcmp(k1.data, k2.data, k1.len) == 0);
+	/* a NULL key part: anon, matched by rowid */
+	CHECK(rs_tkey_anon(&t, &nc, n) && !rs_tkey_anon(&t, &nc, a));
+	CHECK(rs_tkey_encode(&k1, &t, &nc, 1, n) == 0 && rs_tkey_encode(&k2, &t, &nc, 2, n) == 0);
+	CHECK(memcmp(k1.data, k2.data, k1.len) != 0);
+	rs_buf_free(&k1);
+	rs_buf_free(&k2);
+}
+
+TEST(server_rowids_and_column_hashes_survive_a_reload)
+{
+	rs_error err = {0};
+	rs_tstate *s = NULL;
+	unlink(path);
+	CHECK(rs_tstate_load(&s, path, &err) == RS_OK);
+	char *cols[] = {"m"};
+	rs_table t = table("log", cols, 1, -1);
+	rs_tkey k = {1, 0, NULL, NULL, NULL, NULL};
+	rs_value v[] = {txt("hello")};
+	rs_buf key = RS_BUF_INIT(0), skey = RS_BUF_INIT(0);
+	CHECK(rs_tkey_encode(&key, &t, &k, 1, v) == 0 && rs_tkey_encode(&skey, &t, &k, 7, v) == 0);
+	rs_tdigest d;
+	rs_trow_digest(&d, &t, v);
+	uint64_t h[1];
+	rs_tcol_hashes(h, &t, v);
+	rs_tstate_begin_push(s);
+	CHECK(rs_tstate_record_cols(s, key.data, key.len, &d, h, 1, &err) == RS_OK);
+	rs_tstate_confirm(s);
+	/* our rowid 1 became the server's 7 */
+	CHECK(rs_tstate_map_rowid(s, key.data, key.len, 7, &err) == RS_OK);
+	CHECK(rs_tstate_save(s, &err) == RS_OK);
+	rs_tstate_free(s);
+	CHECK(rs_tstate_load(&s, path, &err) == RS_OK);
+	int64_t srv = 0;
+	CHECK(rs_tstate_server_rowid(s, key.data, key.len, &srv) == 1 && srv == 7);
+	CHECK(rs_tstate_inserted_here(s, skey.data, skey.len) && !rs_tstate_inserted_here(s, key.data, key.len));
+	CHECK(rs_tdigest_equal(rs_tstate_pushed(s, skey.data, skey.len), &d));
+	CHECK(rs_tstate_pushed(s, key.data, key.len) == NULL);
+	const uint64_t *hh = NULL;
+	CHECK(rs_tstate_pushed_cols(s, skey.data, skey.len, &hh) == 1 && hh[0] == h[0]);
+	rs_tstate_free(s);
+	rs_buf_free(&key);
+	rs_buf_free(&skey);
+}
+
+TEST(column_definitions_from_create_text)
+{
+	const char *sql = "CREATE TABLE \"a(b\" (id INTEGER PRIMARY KEY, \"odd, name\" TEXT DEFAULT 'x,y', "
+			  "n REAL CHECK (n > (0)), [w] BLOB, UNIQUE (n))";
+	char *d = rs_tcol_def(sql, "odd, name");
+	CHECK(d && strcmp(d, "\"odd, name\" TEXT DEFAULT 'x,y'") == 0);
+	sqlite3_free(d);
+	d = rs_tcol_def(sql, "N");
+	CHECK(d && strcmp(d, "n REAL CHECK (n > (0))") == 0);
+	sqlite3_free(d);
+	d = rs_tcol_def(sql, "w");
+	CHECK(d && strcmp(d, "[w] BLOB") == 0);
+	sqlite3_free(d);
+	CHECK(rs_tcol_def(sql, "missing") == NULL);
+}
+
 TEST(corrupt_state_is_refused_with_its_name)
 {
 	rs_error err = {0};
@@ -174,6 +251,9 @@ int main(void)
 	RUN(digest_sees_type_value_and_column);
 	RUN(pending_batches_confirm_and_roll_back);
 	RUN(save_and_load_round_trip_with_a_pending_batch);
+	RUN(anon_rows_null_keys_and_collations);
+	RUN(server_rowids_and_column_hashes_survive_a_reload);
+	RUN(column_definitions_from_create_text);
 	RUN(corrupt_state_is_refused_with_its_name);
 	unlink(path);
 	rmdir(dir);

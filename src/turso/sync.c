@@ -32,6 +32,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -107,6 +108,88 @@ static int build_exclude(rs_turso *t, rs_error *err)
 		t->exclude[k++] = t->cfg->turso_exclude[i];
 	for (size_t i = 0; bookkeeping[i]; i++)
 		t->exclude[k++] = (char *)bookkeeping[i];
+	t->nfixed = k;
+	return RS_OK;
+}
+
+static void free_names(char **v)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		sqlite3_free(v[i]);
+	free(v);
+}
+
+static int excluded(const rs_turso *t, const char *name)
+{
+	for (size_t i = 0; i < t->nfixed; i++)
+		if (strcasecmp(t->exclude[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Tables of the database that tursodb cannot hold and that are not
+ * excluded already: those with a generated column (tursodb refuses them
+ * without --experimental-generated-columns, and STORED ones even with it).
+ * They are left out of both directions, as if listed in exclude_tables,
+ * with a warning when the set changes; the status file names them.
+ * Rebuilds t->left_out and the tail of t->exclude.
+ */
+static int find_left_out(rs_turso *t, sqlite3 *ldb, rs_error *err)
+{
+	static const char *const q =
+		"SELECT m.name FROM sqlite_schema AS m WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite\\_%' "
+		"ESCAPE '\\' AND EXISTS (SELECT 1 FROM pragma_table_xinfo(m.name) AS x WHERE x.hidden IN (2, 3)) "
+		"ORDER BY m.name";
+	sqlite3_stmt *st = NULL;
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	int rc = RS_OK, src = sqlite3_prepare_v2(ldb, q, -1, &st, NULL);
+	while (st && rc == RS_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 0);
+		if (!name || excluded(t, name))
+			continue;
+		if (n + 1 >= cap) {
+			cap = cap ? cap * 2 : 8;
+			char **v = realloc(names, cap * sizeof *v);
+			if (!v) {
+				rc = rs_err(err, RS_ENOMEM, "out of memory");
+				break;
+			}
+			names = v;
+		}
+		if (!(names[n] = sqlite3_mprintf("%s", name)))
+			rc = rs_err(err, RS_ENOMEM, "out of memory");
+		else
+			names[++n] = NULL;
+	}
+	if (rc == RS_OK && src != SQLITE_DONE)
+		rc = rs_err(err, RS_ELOCAL, "%s: listing tables with generated columns: %s", t->cfg->db_path,
+			    sqlite3_errmsg(ldb));
+	sqlite3_finalize(st);
+	char **ex = NULL;
+	if (rc == RS_OK && !(ex = realloc(t->exclude, (t->nfixed + n + 1) * sizeof *ex)))
+		rc = rs_err(err, RS_ENOMEM, "out of memory");
+	if (rc != RS_OK) {
+		free_names(names);
+		return rc;
+	}
+	t->exclude = ex;
+	int same = 1;
+	for (size_t i = 0; i < n || (t->left_out && t->left_out[i]); i++)
+		if (i >= n || !t->left_out || !t->left_out[i] || strcmp(names[i], t->left_out[i]) != 0) {
+			same = 0;
+			break;
+		}
+	for (size_t i = 0; i < n; i++) {
+		ex[t->nfixed + i] = names[i];
+		if (!same)
+			rs_warn("turso: table left out: it has a generated column, which tursodb refuses; list it "
+				"in database.sync.turso.exclude_tables to silence this", "table=%s", names[i]);
+	}
+	ex[t->nfixed + n] = NULL;
+	free_names(t->left_out);
+	t->left_out = names;
 	return RS_OK;
 }
 
@@ -229,6 +312,7 @@ void rs_turso_free(rs_turso *t)
 	free(t->base_path);
 	free(t->status_path);
 	free(t->exclude);
+	free_names(t->left_out);
 	free(t);
 }
 
@@ -313,6 +397,13 @@ static int write_status(rs_turso *t, const rs_turso_report *rep, int rc, const r
 	json_object_set_new(o, "kept_local", json_integer(rep->kept));
 	if (rc != RS_OK && err)
 		json_object_set_new(o, "last_error", json_string(err->message));
+	if (t->left_out && t->left_out[0]) {
+		json_t *a = json_array();
+		for (size_t i = 0; a && t->left_out[i]; i++)
+			json_array_append_new(a, json_string(t->left_out[i]));
+		if (a)
+			json_object_set_new(o, "left_out_generated_columns", a);
+	}
 	char *text = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
 	json_decref(o);
 	if (!text)
@@ -347,12 +438,16 @@ static int finish(rs_turso *t, rs_turso_report *rep, double t0, rs_turso_stats *
  * truncated or replaced by accident; syncing it would drop every table on
  * the server, for every client.  Refuse before anything is merged or sent.
  */
-static int check_not_emptied(rs_turso *t, rs_error *err)
+static int check_database(rs_turso *t, rs_error *err)
 {
-	if (!*rs_replica_revision(t->replica))
-		return RS_OK; /* no replica yet: the first pairing decides */
 	sqlite3 *ldb = NULL, *rdb = NULL;
 	int rc = rs_engine_open(t->cfg->db_path, &ldb, err);
+	if (rc == RS_OK)
+		rc = find_left_out(t, ldb, err);
+	if (rc == RS_OK && !*rs_replica_revision(t->replica)) {
+		rs_engine_close(ldb);
+		return RS_OK; /* no replica yet: the first pairing decides */
+	}
 	if (rc == RS_OK)
 		rc = rs_turso_open_ro(rs_replica_path(t->replica), &rdb, err);
 	if (rc == RS_OK) {
@@ -370,6 +465,18 @@ static int check_not_emptied(rs_turso *t, rs_error *err)
 	return rc;
 }
 
+/* A push's refusal of rows too large to send (push.c: the rest was sent) is
+ * kept in *later and the sequence goes on. */
+static void defer_unsupported(int *rc, rs_error *err, rs_error *later)
+{
+	if (*rc != RS_EUNSUPPORTED || !strstr(err->message, "too large to send"))
+		return; /* an unsupported table stops the cycle before anything is sent */
+	*later = *err;
+	rs_warn("turso push: some rows stay local; the cycle goes on", "err=\"%s\"", err->message);
+	rs_err_clear(err);
+	*rc = RS_OK;
+}
+
 /* The start-up sequence (pull, migrations, checkpoint, push) or one cycle
  * (checkpoint, push, pull), each after recovering an interrupted pull. */
 static int sequence(rs_turso *t, int startup, rs_turso_report *rep, rs_error *err)
@@ -383,7 +490,7 @@ static int sequence(rs_turso *t, int startup, rs_turso_report *rep, rs_error *er
 	rs_turso_stats before = t->stats;
 	double t0 = rs_mono();
 	int rc = RS_OK;
-	STEP("database check", check_not_emptied(t, err));
+	STEP("database check", check_database(t, err));
 	STEP("recover (merge an interrupted pull)", rs_turso_merge(t, rep, err));
 	if (startup) {
 		STEP("start-up pull", pull(t, rep, err));
@@ -393,15 +500,24 @@ static int sequence(rs_turso *t, int startup, rs_turso_report *rep, rs_error *er
 		STEP("first pull", pull(t, rep, err)); /* the push needs a replica as its base */
 	}
 	STEP("checkpoint (PASSIVE)", checkpoint(t, err));
+	/* A push that left some rows out (too large for the server) still sent
+	 * the others: the pull goes on, and the refusal is the cycle's error. */
+	rs_error later = {0};
 	if (startup) {
 		STEP("start-up push", rs_turso_push(t, rep, err));
+		defer_unsupported(&rc, err, &later);
 	} else {
 		STEP("push", rs_turso_push(t, rep, err));
+		defer_unsupported(&rc, err, &later);
 		STEP("pull", pull(t, rep, err));
 		if (rc == RS_OK)
 			rs_info("turso cycle done", "pushed=%lld pulled=%lld kept_local=%lld revision=%s",
 				(long long)rep->pushed, (long long)rep->pulled, (long long)rep->kept,
 				rs_replica_revision(t->replica));
+	}
+	if (rc == RS_OK && later.code) {
+		*err = later;
+		rc = later.code;
 	}
 	return finish(t, rep, t0, &before, rc, err);
 }
@@ -494,6 +610,11 @@ int rs_turso_status(const rs_config *cfg, FILE *out, rs_error *err)
 		print_when(out, "last pull", o, "last_pull_unix");
 		if (json_string_value(json_object_get(o, "last_error")))
 			fprintf(out, "%-22s %s\n", "last error", json_string_value(json_object_get(o, "last_error")));
+		json_t *lo = json_object_get(o, "left_out_generated_columns");
+		for (size_t i = 0; i < json_array_size(lo); i++)
+			fprintf(out, "%-22s %s (it has a generated column, which tursodb refuses; list it in "
+				"database.sync.turso.exclude_tables)\n", i ? "" : "tables left out",
+				json_string_value(json_array_get(lo, i)) ? json_string_value(json_array_get(lo, i)) : "?");
 		json_decref(o);
 	}
 	/* Pending rows need the replica still: only when no syncer holds it.

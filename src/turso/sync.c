@@ -47,7 +47,8 @@
 #include "turso/sync_int.h"
 
 /* Tables of the protocol's own that never sync (as in the official client). */
-static const char *const bookkeeping[] = {RS_HRANA_WATERMARK_TABLE, "turso_cdc", "turso_cdc_version", NULL};
+static const char *const bookkeeping[] = {RS_HRANA_WATERMARK_TABLE, "turso_cdc", "turso_cdc_version",
+					  RS_MARK_TABLE, NULL};
 
 int rs_turso_crash(rs_turso *t, const char *point)
 {
@@ -433,6 +434,137 @@ static int finish(rs_turso *t, rs_turso_report *rep, double t0, rs_turso_stats *
 	return rc;
 }
 
+/* ---- the sync generation (an older copy of the database put back) ------ */
+
+/*
+ * Each cycle that changed what the server and the database share (rows
+ * pushed, or merged into the database) ends by raising a counter, the sync
+ * generation, in two places: a one-row table of the database itself
+ * (RS_MARK_TABLE, never synced) and the file <replica>-generation.  The
+ * database first, then the file, so a crash between leaves the database
+ * ahead, which is accepted.
+ *
+ * Why this is exact and cheap: a copy of the database taken before such a
+ * cycle carries a smaller number, whatever happened to its rows since, and
+ * the check is one row read.  What it replaces would not work: the file
+ * change counter is not kept in WAL mode, data_version is per connection,
+ * and a digest of the rows cannot tell "a row deleted by the application"
+ * (to push) from "a row this copy never had" (to keep).  A copy taken after
+ * the last such cycle holds everything the server got from us or gave us,
+ * so syncing it loses nothing on the server.
+ */
+static int read_db_generation(sqlite3 *ldb, int64_t *gen, rs_error *err, const char *path)
+{
+	*gen = 0;
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(ldb, "SELECT generation FROM \"" RS_MARK_TABLE "\" WHERE id = 1", -1, &st, NULL) !=
+	    SQLITE_OK) {
+		sqlite3_finalize(st);
+		return RS_OK; /* no table: never marked (or marked by an older version) */
+	}
+	int src = sqlite3_step(st);
+	if (src == SQLITE_ROW)
+		*gen = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (src != SQLITE_ROW && src != SQLITE_DONE)
+		return rs_err(err, RS_ELOCAL, "%s: reading %s: %s", path, RS_MARK_TABLE, sqlite3_errmsg(ldb));
+	return RS_OK;
+}
+
+static char *generation_path(const rs_turso *t)
+{
+	return rs_path_beside(rs_replica_path(t->replica), "-generation");
+}
+
+/* The generation recorded beside the replica; 0 when there is no file. */
+static int read_recorded_generation(const rs_turso *t, int64_t *gen, rs_error *err)
+{
+	*gen = 0;
+	char *p = generation_path(t);
+	if (!p)
+		return rs_err(err, RS_ENOMEM, "out of memory");
+	int rc = RS_OK;
+	FILE *f = fopen(p, "re");
+	if (!f && errno != ENOENT)
+		rc = rs_err(err, RS_ELOCAL, "%s: cannot open: %s", p, strerror(errno));
+	if (f) {
+		long long v = 0;
+		if (fscanf(f, "%lld", &v) != 1 || v < 0)
+			rc = rs_err(err, RS_ELOCAL, "%s: not a sync generation (remove it to start again)", p);
+		else
+			*gen = v;
+		fclose(f);
+	}
+	free(p);
+	return rc;
+}
+
+/*
+ * Raise the generation after a cycle that changed shared rows.  Failing to
+ * is only logged: the check is then as if that cycle had not happened.
+ */
+static void raise_generation(rs_turso *t)
+{
+	rs_error e = {0};
+	int64_t db_gen = 0, rec = 0;
+	sqlite3 *db = NULL;
+	int rc = read_recorded_generation(t, &rec, &e);
+	if (rc == RS_OK && sqlite3_open_v2(t->cfg->db_path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+			       SQLITE_OK)
+		rc = rs_err(&e, RS_ELOCAL, "%s: %s", t->cfg->db_path, db ? sqlite3_errmsg(db) : "cannot open");
+	if (rc == RS_OK) {
+		sqlite3_busy_timeout(db, 5000);
+		if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+			rc = rs_err(&e, RS_ELOCAL, "%s: %s", t->cfg->db_path, sqlite3_errmsg(db));
+	}
+	if (rc == RS_OK)
+		rc = read_db_generation(db, &db_gen, &e, t->cfg->db_path);
+	int64_t next = (db_gen > rec ? db_gen : rec) + 1;
+	char *sql = sqlite3_mprintf("CREATE TABLE IF NOT EXISTS \"%w\"(id INTEGER PRIMARY KEY CHECK (id = 1), "
+				    "generation INTEGER NOT NULL); INSERT INTO \"%w\" VALUES (1, %lld) "
+				    "ON CONFLICT(id) DO UPDATE SET generation = excluded.generation; COMMIT",
+				    RS_MARK_TABLE, RS_MARK_TABLE, (long long)next);
+	if (rc == RS_OK && (!sql || sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK))
+		rc = rs_err(&e, RS_ELOCAL, "%s: %s", t->cfg->db_path, sql ? sqlite3_errmsg(db) : "out of memory");
+	sqlite3_free(sql);
+	if (db && !sqlite3_get_autocommit(db))
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_close(db);
+	char *p = rc == RS_OK ? generation_path(t) : NULL;
+	if (rc == RS_OK && !p)
+		rc = rs_err(&e, RS_ENOMEM, "out of memory");
+	if (rc == RS_OK) {
+		char text[32];
+		int n = snprintf(text, sizeof text, "%lld\n", (long long)next);
+		rc = rs_write_file_atomic(p, text, (size_t)n, 0644, &e);
+	}
+	free(p);
+	if (rc != RS_OK)
+		rs_warn("turso: cannot record the sync generation; an older copy put back may go unnoticed",
+			"err=\"%s\"", e.message);
+}
+
+/* Refuse a database older than the last cycle that changed shared rows. */
+static int check_not_older(rs_turso *t, sqlite3 *ldb, rs_error *err)
+{
+	int64_t db_gen = 0, rec = 0;
+	int rc = read_db_generation(ldb, &db_gen, err, t->cfg->db_path);
+	if (rc == RS_OK)
+		rc = read_recorded_generation(t, &rec, err);
+	if (rc == RS_OK && db_gen < rec)
+		rc = rs_err(err, RS_ELOCAL,
+			    "%s: the database is older than what this client last synced (sync generation %lld in "
+			    "its %s table, %lld recorded beside the replica %s): was an older copy put back? "
+			    "Refusing to sync: it would delete on the server the rows written since that copy, by "
+			    "this client and others; nothing was merged or sent. To keep the server's rows, remove "
+			    "the replica and its files (%s*) and run `resort-sync sync --prefer-remote` (rows only "
+			    "in this copy are then lost); to make this copy win everywhere, the same with "
+			    "--prefer-local",
+			    t->cfg->db_path, (long long)db_gen, RS_MARK_TABLE, (long long)rec,
+			    rs_replica_path(t->replica), rs_replica_path(t->replica));
+	return rc;
+}
+
 /*
  * A database with no tables where the replica holds some was most likely
  * truncated or replaced by accident; syncing it would drop every table on
@@ -441,6 +573,8 @@ static int finish(rs_turso *t, rs_turso_report *rep, double t0, rs_turso_stats *
 static int check_database(rs_turso *t, rs_error *err)
 {
 	sqlite3 *ldb = NULL, *rdb = NULL;
+	if (!*rs_replica_revision(t->replica) && access(t->cfg->db_path, F_OK) != 0)
+		return RS_OK; /* no database and no replica yet: the first pull makes both */
 	int rc = rs_engine_open(t->cfg->db_path, &ldb, err);
 	if (rc == RS_OK)
 		rc = find_left_out(t, ldb, err);
@@ -460,6 +594,8 @@ static int check_database(rs_turso *t, rs_error *err)
 				    " files to start again from the server's copy",
 				    t->cfg->db_path, rs_replica_path(t->replica), (long long)there);
 	}
+	if (rc == RS_OK)
+		rc = check_not_older(t, ldb, err);
 	rs_engine_close(ldb);
 	rs_engine_close(rdb);
 	return rc;
@@ -515,6 +651,8 @@ static int sequence(rs_turso *t, int startup, rs_turso_report *rep, rs_error *er
 				(long long)rep->pushed, (long long)rep->pulled, (long long)rep->kept,
 				rs_replica_revision(t->replica));
 	}
+	if (rep->pushed > 0 || rep->pulled > 0)
+		raise_generation(t);
 	if (rc == RS_OK && later.code) {
 		*err = later;
 		rc = later.code;

@@ -27,6 +27,8 @@
 
 /* Our own table recording applied migrations (never counted as user data). */
 #define RS_MIGRATIONS_TABLE "_resort_sync_migrations"
+/* Our own one-row table of the database holding its sync generation (sync.c); never synced. */
+#define RS_MARK_TABLE "_resort_sync_generation"
 
 struct rs_turso {
 	const rs_config *cfg;

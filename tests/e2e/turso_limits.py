@@ -152,6 +152,7 @@ def t_restored_backup(d, srv):
         if os.path.exists(a.db + suf):
             os.unlink(a.db + suf)
     shutil.copy(a.db + ".bak", a.db)
+    a.sql("INSERT INTO t VALUES (6, 'written after the restore')")
     rc, out = a.sync()
     report("restored_backup_refused_nothing_deleted",
            rc == 1 and "older" in out and srv.rows("t") == before and len(before) == 4, out[-600:])
@@ -163,6 +164,7 @@ def t_restored_backup(d, srv):
     rc, out = a.sync("--prefer-remote")
     ok, why = same_table(a.db, srv, "t") if rc == 0 else (False, out[-600:])
     report("restored_backup_way_out_converges", ok and count(a.db, "t") == 4, why)
+    b.sync()
     # A database that simply moved on (no restore) is never refused.
     a.sql("INSERT INTO t VALUES (5, 'a5')")
     rc1, o1 = a.sync()

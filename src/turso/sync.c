@@ -43,6 +43,7 @@
 #include "core/util.h"
 #include "daemon/lock.h"
 #include "engine/schema.h"
+#include "turso/objects.h"
 #include "turso/pipeline.h"
 #include "turso/sync_int.h"
 
@@ -630,12 +631,14 @@ static int sequence(rs_turso *t, int startup, rs_turso_report *rep, rs_error *er
 	STEP("recover (merge an interrupted pull)", rs_turso_merge(t, rep, err));
 	if (startup) {
 		STEP("start-up pull", pull(t, rep, err));
+		STEP("views and triggers (after the pull)", rs_turso_objects(t, "pulled", err));
 		if (t->cfg->migrations_dir)
 			STEP("migrations", rs_migrate(t->cfg->db_path, t->cfg->migrations_dir, NULL, err));
 	} else if (!*rs_replica_revision(t->replica)) {
 		STEP("first pull", pull(t, rep, err)); /* the push needs a replica as its base */
 	}
 	STEP("checkpoint (PASSIVE)", checkpoint(t, err));
+	STEP("views and triggers (before the push)", rs_turso_objects(t, "push", err));
 	/* A push that left some rows out (too large for the server) still sent
 	 * the others: the pull goes on, and the refusal is the cycle's error. */
 	rs_error later = {0};
@@ -646,6 +649,7 @@ static int sequence(rs_turso *t, int startup, rs_turso_report *rep, rs_error *er
 		STEP("push", rs_turso_push(t, rep, err));
 		defer_unsupported(&rc, err, &later);
 		STEP("pull", pull(t, rep, err));
+		STEP("views and triggers (after the pull)", rs_turso_objects(t, "pulled", err));
 		if (rc == RS_OK)
 			rs_info("turso cycle done", "pushed=%lld pulled=%lld kept_local=%lld revision=%s",
 				(long long)rep->pushed, (long long)rep->pulled, (long long)rep->kept,

@@ -402,13 +402,19 @@ static int reserve(struct pusher *P, rs_error *err)
  * it and keep the first one's table and key for the error that ends the
  * push (the other rows still go).  Returns 1 when refused.
  */
-static int too_large(struct pusher *P, const rs_table *t, const rs_tkey *k, int64_t rowid,
-		     const rs_value *keyv, const rs_value *v)
+static size_t row_bytes(const rs_table *t, const rs_value *v)
 {
 	size_t bytes = 0;
 	for (int i = 0; i < t->ncol; i++)
 		if (v[i].type == SQLITE_TEXT || v[i].type == SQLITE_BLOB)
 			bytes += (size_t)v[i].n;
+	return bytes;
+}
+
+static int too_large(struct pusher *P, const rs_table *t, const rs_tkey *k, int64_t rowid,
+		     const rs_value *keyv, const rs_value *v)
+{
+	size_t bytes = row_bytes(t, v);
 	if (bytes <= RS_TURSO_MAX_ROW_BYTES)
 		return 0;
 	if (!P->refused++) {
@@ -660,6 +666,9 @@ static int on_change(void *ctx, const rs_change *ch, rs_error *err)
 	    rs_tkey_encode(&P->key2, ch->tab, k, ch->rowid, ch->newv) != 0)
 		return rs_err(err, RS_ENOMEM, "out of memory");
 	if (P->key.len != P->key2.len || memcmp(P->key.data, P->key2.data, P->key.len) != 0) {
+		/* A row too large for its new key keeps its old one on the server too. */
+		if (row_bytes(ch->tab, ch->newv) > RS_TURSO_MAX_ROW_BYTES)
+			return push_upsert(P, ch->tab, k, ch->rowid, ch->newv, err);
 		int rc = push_delete(P, ch->tab, k, ch->rowid, ch->oldv, err);
 		return rc == RS_OK ? push_upsert(P, ch->tab, k, ch->rowid, ch->newv, err) : rc;
 	}

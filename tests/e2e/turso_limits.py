@@ -106,6 +106,15 @@ def t_large_value(d, srv):
     report("large_value_over_cap_refused_every_cycle_row_kept",
            rc == 1 and "too-big" in out and count(a.db, "files") == 4, out[-400:])
     report("large_value_over_cap_pull_still_runs", count(a.db, "notes") == 3, out[-400:])
+    # A row on the server that grows past the cap under a new key: its old version stays there.
+    c = sqlite3.connect(a.db)
+    c.execute("UPDATE files SET id = 'moved', data = ? WHERE id = 'small-file'", (b"\x02" * ((64 << 20) + 1),))
+    c.commit()
+    c.close()
+    rc, out = a.sync()
+    names = [n[0][1] for n in srv.pipeline("SELECT id FROM files ORDER BY id")[0]]
+    report("large_value_over_cap_key_move_keeps_old_row", rc == 1 and b"small-file" in names and b"moved" not in names,
+           "%r %s" % (names, out[-300:]))
 
 
 def t_generated_column(d, srv):

@@ -130,6 +130,38 @@ static int excluded(const rs_turso *t, const char *name)
 }
 
 /*
+ * Indexes stay with their table: those on an excluded table never travel
+ * (the engine leaves them out).  Name them in the log when the set changes.
+ * Views and triggers that read an excluded table are named by objects.c.
+ */
+static void log_left_out_indexes(rs_turso *t, sqlite3 *ldb)
+{
+	sqlite3_stmt *st = NULL;
+	sqlite3_str *s = sqlite3_str_new(NULL);
+	if (sqlite3_prepare_v2(ldb, "SELECT name, tbl_name FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL "
+			       "ORDER BY name", -1, &st, NULL) == SQLITE_OK)
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			const char *name = (const char *)sqlite3_column_text(st, 0);
+			const char *tbl = (const char *)sqlite3_column_text(st, 1);
+			int out = 0;
+			for (char **e = t->exclude; tbl && *e && !out; e++)
+				out = strcasecmp(*e, tbl) == 0;
+			if (out && name)
+				sqlite3_str_appendf(s, "%s%s (on %s)", sqlite3_str_length(s) ? ", " : "", name, tbl);
+		}
+	sqlite3_finalize(st);
+	char *now = sqlite3_str_finish(s);
+	if (now && (!t->left_idx || strcmp(now, t->left_idx) != 0)) {
+		if (*now)
+			rs_info("turso: indexes left out with their excluded tables", "indexes=\"%s\"", now);
+		sqlite3_free(t->left_idx);
+		t->left_idx = now;
+	} else {
+		sqlite3_free(now);
+	}
+}
+
+/*
  * Tables of the database that tursodb cannot hold and that are not
  * excluded already: those with a generated column (tursodb refuses them
  * without --experimental-generated-columns, and STORED ones even with it).
@@ -192,6 +224,7 @@ static int find_left_out(rs_turso *t, sqlite3 *ldb, rs_error *err)
 	ex[t->nfixed + n] = NULL;
 	free_names(t->left_out);
 	t->left_out = names;
+	log_left_out_indexes(t, ldb);
 	return RS_OK;
 }
 
@@ -315,6 +348,7 @@ void rs_turso_free(rs_turso *t)
 	free(t->status_path);
 	free(t->exclude);
 	free_names(t->left_out);
+	sqlite3_free(t->left_idx);
 	free(t);
 }
 

@@ -43,6 +43,7 @@ struct rs_turso {
 	size_t nfixed;       /* entries of exclude before left_out's */
 	char **left_out;     /* NULL-terminated, owned: tables the server cannot hold, left out
 			      * with a warning (generated columns), found at each database check */
+	char *left_idx;      /* sqlite3_malloc'd: the indexes on excluded tables last logged */
 	rs_metrics *metrics;
 	volatile int *cancel;
 	int prefer;

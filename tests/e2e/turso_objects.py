@@ -92,11 +92,14 @@ def t_excluded(d, srv):
     a.sql("CREATE TABLE pub(id INTEGER PRIMARY KEY, v TEXT)", "CREATE TABLE secret(id INTEGER PRIMARY KEY, v TEXT)",
           "CREATE VIEW sv AS SELECT v FROM secret", "CREATE VIEW pv AS SELECT v FROM pub",
           "CREATE TRIGGER st AFTER INSERT ON secret BEGIN SELECT 1; END",
-          "CREATE TRIGGER pt AFTER INSERT ON pub BEGIN SELECT 1; END")
+          "CREATE TRIGGER pt AFTER INSERT ON pub BEGIN SELECT 1; END", "CREATE INDEX secret_v ON secret(v)")
     rc, out = a.sync("-v")
     sent = sorted(r[0][1].decode() for r in srv.pipeline("SELECT name FROM _resort_sync_schema")[0]) if rc == 0 else []
-    report("objects_excluded_left_out", rc == 0 and sent == ["pt", "pv"] and "sv" in out and "st" in out and
-           "left out" in out, "%r %s" % (sent, out[-600:]))
+    report("objects_excluded_left_out", rc == 0 and sent == ["pt", "pv"] and "object=sv" in out and
+           "object=st" in out and "left out" in out, "%r %s" % (sent, out[-600:]))
+    idx = [r[0][1] for r in srv.pipeline("SELECT name FROM sqlite_schema WHERE type = 'index'")[0]]
+    report("objects_excluded_index_named_in_log", b"secret_v" not in idx and "secret_v (on secret)" in out,
+           "%r %s" % (idx, out[-600:]))
 
 
 def main():

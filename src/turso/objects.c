@@ -306,31 +306,146 @@ static int try_create(sqlite3 *db, const struct obj *x, char *why, size_t n)
 	return ok;
 }
 
+/* The database's views and triggers, our table's rows and the server's live objects. */
+static int load_all(rs_turso *t, sqlite3 *db, int attached, struct objs *local, struct objs *table, int *exists,
+		    rs_error *err)
+{
+	const char *path = t->cfg->db_path;
+	struct objs live = {0};
+	int rc = load_schema_objs(db, "main", local, err, path);
+	if (rc == RS_OK)
+		rc = load_table(db, table, exists, err, path);
+	/* Objects live on the server (made there by another program) join the table's. */
+	if (rc == RS_OK && attached) {
+		rc = load_schema_objs(db, "rs_replica", &live, err, path);
+		for (size_t i = 0; rc == RS_OK && i < live.n; i++)
+			if (!objs_find(table, live.v[i].name))
+				rc = objs_add(table, live.v[i].name, live.v[i].type, live.v[i].tbl, live.v[i].sql, 0, err);
+	}
+	objs_free(&live);
+	return rc;
+}
+
+/* What one reconciliation pass did or (dry) would have to do. */
+struct pass {
+	int dry;          /* decide only: stop at the first write needed */
+	int need;         /* dry: a write is needed */
+	int taken, sent;  /* objects taken from the others, rows written */
+	sqlite3_str *left;/* objects left out (reading an excluded table), for the log */
+	struct objs next; /* the new agreed set */
+};
+
+/* The three-way rule of the top of the file, for every name any side knows. */
+static int reconcile(rs_turso *t, sqlite3 *db, const struct objs *local, const struct objs *table,
+		     const struct objs *base, int exists, struct pass *P, rs_error *err)
+{
+	const char *path = t->cfg->db_path;
+	struct objs names = {0};
+	int rc = RS_OK;
+	/* Local first (its order is creation order), then the others'. */
+	for (size_t i = 0; rc == RS_OK && i < local->n; i++)
+		rc = objs_add(&names, local->v[i].name, local->v[i].type, local->v[i].tbl, local->v[i].sql, 0, err);
+	for (size_t i = 0; rc == RS_OK && i < table->n; i++)
+		if (!objs_find(&names, table->v[i].name))
+			rc = objs_add(&names, table->v[i].name, table->v[i].type, table->v[i].tbl, table->v[i].sql, 0, err);
+	for (size_t i = 0; rc == RS_OK && i < base->n; i++)
+		if (!objs_find(&names, base->v[i].name))
+			rc = objs_add(&names, base->v[i].name, base->v[i].type, base->v[i].tbl, base->v[i].sql, 0, err);
+	/* Views before triggers: an INSTEAD OF trigger needs its view. */
+	for (int pass = 0; pass < 2 && rc == RS_OK && !P->need; pass++)
+		for (size_t i = 0; rc == RS_OK && !P->need && i < names.n; i++) {
+			const char *name = names.v[i].name;
+			if ((strcmp(names.v[i].type, "view") == 0) != (pass == 0))
+				continue;
+			const struct obj *l = objs_find(local, name), *tb = objs_find(table, name);
+			const struct obj *b = objs_find(base, name);
+			const struct obj *any = l ? l : tb ? tb : b;
+			char why[160];
+			left_out_why(t, db, any, why, sizeof why);
+			if (why[0]) {
+				if (!b || !b->skipped)
+					sqlite3_str_appendf(P->left, "%s%s (reads %s)", sqlite3_str_length(P->left) ? ", " : "",
+							    name, why);
+				rc = objs_add(&P->next, name, any->type, any->tbl, any->sql, 1, err);
+				continue;
+			}
+			if (same_obj(l, tb)) {
+				if (l)
+					rc = objs_add(&P->next, name, l->type, l->tbl, l->sql, 0, err);
+				continue;
+			}
+			int skipped_here = b && b->skipped && !l;
+			if ((same_obj(l, b) || skipped_here) && !same_obj(tb, b)) {
+				/* Theirs: take it. */
+				if (P->dry) {
+					P->need = 1;
+					break;
+				}
+				if (l)
+					rc = drop_obj(db, l->type, name, err, path);
+				if (rc == RS_OK && tb) {
+					char fail[200];
+					int made = try_create(db, tb, fail, sizeof fail);
+					if (!made)
+						rs_warn("turso: a view or trigger from the server cannot be created here; "
+							"skipped", "object=%s err=\"%s\"", name, fail);
+					rc = objs_add(&P->next, name, tb->type, tb->tbl, tb->sql, !made, err);
+				}
+				P->taken++;
+				continue;
+			}
+			if (skipped_here) { /* never made here: nothing of ours to send */
+				rc = objs_add(&P->next, name, any->type, any->tbl, any->sql, 1, err);
+				continue;
+			}
+			/* Ours: the row follows the database (a row to delete needs the table). */
+			if (!l && !exists) {
+				continue;
+			}
+			if (P->dry) {
+				P->need = 1;
+				break;
+			}
+			if (!exists) {
+				rc = exec(db, "CREATE TABLE IF NOT EXISTS \"" RS_OBJECTS_TABLE "\"(name TEXT PRIMARY KEY, "
+					  "type TEXT NOT NULL, tbl_name TEXT, sql TEXT NOT NULL)", err, path);
+				exists = 1;
+			}
+			if (rc == RS_OK)
+				rc = write_row(db, l, name, err, path);
+			if (rc == RS_OK && l)
+				rc = objs_add(&P->next, name, l->type, l->tbl, l->sql, 0, err);
+			P->sent++;
+		}
+	objs_free(&names);
+	return rc;
+}
+
+/*
+ * A read transaction decides first; only when something must change is the
+ * work done again under a write lock, so a cycle with nothing to reconcile
+ * never takes the database's write lock (nor waits on the application's).
+ */
 int rs_turso_objects(rs_turso *t, const char *when, rs_error *err)
 {
 	const char *path = t->cfg->db_path;
 	char *base_path = rs_path_beside(rs_replica_path(t->replica), "-objects.json");
 	if (!base_path)
 		return rs_err(err, RS_ENOMEM, "out of memory");
-	struct objs local = {0}, table = {0}, base = {0}, live = {0}, next = {0};
+	struct objs base = {0};
 	sqlite3 *db = NULL;
-	int exists = 0, changed = 0, wrote = 0;
+	struct pass P = {0};
 	int rc = load_base(base_path, &base, err);
 	if (rc == RS_OK &&
 	    sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI, NULL) != SQLITE_OK)
 		rc = rs_err(err, RS_ELOCAL, "%s: %s", path, db ? sqlite3_errmsg(db) : "cannot open");
-	if (rc == RS_OK) {
+	if (db)
 		sqlite3_busy_timeout(db, 5000);
-		rc = exec(db, "BEGIN IMMEDIATE", err, path);
-	}
-	if (rc == RS_OK)
-		rc = load_schema_objs(db, "main", &local, err, path);
-	if (rc == RS_OK)
-		rc = load_table(db, &table, &exists, err, path);
-	/* Objects live on the server (made there by another program) join the table's. */
+	/* The replica, read-only (file:<path>?immutable=1, as rs_turso_open_ro()
+	 * reads it: ours, and not changing now), attached outside any
+	 * transaction: a DETACH inside one fails once the schema was read. */
+	int attached = 0;
 	if (rc == RS_OK && *rs_replica_revision(t->replica) && rs_replica_db_size(t->replica) > 0) {
-		/* file:<path>?immutable=1, read-only: the replica is ours and not
-		 * changing now (rs_turso_open_ro() reads it the same way). */
 		sqlite3_str *u = sqlite3_str_new(NULL);
 		sqlite3_str_appendall(u, "file:");
 		for (const char *c = rs_replica_path(t->replica); *c; c++) {
@@ -342,101 +457,47 @@ int rs_turso_objects(rs_turso *t, const char *when, rs_error *err)
 		sqlite3_str_appendall(u, "?immutable=1&mode=ro");
 		char *uri = sqlite3_str_finish(u);
 		char *q = uri ? sqlite3_mprintf("ATTACH %Q AS rs_replica", uri) : NULL;
-		int ok = q && sqlite3_exec(db, q, NULL, NULL, NULL) == SQLITE_OK;
-		if (!ok)
+		attached = q && sqlite3_exec(db, q, NULL, NULL, NULL) == SQLITE_OK;
+		if (!attached)
 			rs_warn("turso: cannot read the server's views and triggers from the replica", "err=\"%s\"",
 				sqlite3_errmsg(db));
 		sqlite3_free(uri);
 		sqlite3_free(q);
-		if (ok) {
-			rc = load_schema_objs(db, "rs_replica", &live, err, path);
-			sqlite3_exec(db, "DETACH rs_replica", NULL, NULL, NULL);
-		}
-		for (size_t i = 0; rc == RS_OK && i < live.n; i++)
-			if (!objs_find(&table, live.v[i].name))
-				rc = objs_add(&table, live.v[i].name, live.v[i].type, live.v[i].tbl, live.v[i].sql, 0, err);
 	}
-	/* Every name any side knows, local first (its order is creation order). */
-	struct objs names = {0};
-	for (size_t i = 0; rc == RS_OK && i < local.n; i++)
-		rc = objs_add(&names, local.v[i].name, local.v[i].type, local.v[i].tbl, local.v[i].sql, 0, err);
-	for (size_t i = 0; rc == RS_OK && i < table.n; i++)
-		if (!objs_find(&names, table.v[i].name))
-			rc = objs_add(&names, table.v[i].name, table.v[i].type, table.v[i].tbl, table.v[i].sql, 0, err);
-	for (size_t i = 0; rc == RS_OK && i < base.n; i++)
-		if (!objs_find(&names, base.v[i].name))
-			rc = objs_add(&names, base.v[i].name, base.v[i].type, base.v[i].tbl, base.v[i].sql, 0, err);
-	/* Views before triggers: an INSTEAD OF trigger needs its view. */
-	for (int pass = 0; pass < 2 && rc == RS_OK; pass++)
-		for (size_t i = 0; rc == RS_OK && i < names.n; i++) {
-			const char *name = names.v[i].name;
-			if ((strcmp(names.v[i].type, "view") == 0) != (pass == 0))
-				continue;
-			const struct obj *l = objs_find(&local, name), *tb = objs_find(&table, name);
-			const struct obj *b = objs_find(&base, name);
-			char why[160];
-			left_out_why(t, db, l ? l : tb ? tb : b, why, sizeof why);
-			if (why[0]) {
-				if (!b || !b->skipped)
-					rs_info("turso: a view or trigger is left out: it reads an excluded table",
-						"object=%s table=%s", name, why);
-				const struct obj *x = l ? l : tb ? tb : b;
-				rc = objs_add(&next, name, x->type, x->tbl, x->sql, 1, err);
-				continue;
-			}
-			if (same_obj(l, tb)) {
-				if (l)
-					rc = objs_add(&next, name, l->type, l->tbl, l->sql, 0, err);
-				continue;
-			}
-			int skipped_here = b && b->skipped && !l;
-			if ((same_obj(l, b) || skipped_here) && !same_obj(tb, b)) {
-				/* Theirs: take it. */
-				if (l)
-					rc = drop_obj(db, l->type, name, err, path);
-				if (rc == RS_OK && tb) {
-					char fail[200];
-					int made = try_create(db, tb, fail, sizeof fail);
-					if (!made)
-						rs_warn("turso: a view or trigger from the server cannot be created here; "
-							"skipped", "object=%s err=\"%s\"", name, fail);
-					rc = objs_add(&next, name, tb->type, tb->tbl, tb->sql, !made, err);
-				}
-				changed = 1;
-				continue;
-			}
-			if (skipped_here) { /* never made here: nothing of ours to send */
-				rc = objs_add(&next, name, tb ? tb->type : b->type, tb ? tb->tbl : b->tbl,
-					      tb ? tb->sql : b->sql, 1, err);
-				continue;
-			}
-			/* Ours: the row follows the database. */
-			if (!exists && l) {
-				rc = exec(db, "CREATE TABLE IF NOT EXISTS \"" RS_OBJECTS_TABLE "\"(name TEXT PRIMARY KEY, "
-					  "type TEXT NOT NULL, tbl_name TEXT, sql TEXT NOT NULL)", err, path);
-				exists = 1;
-			}
-			if (rc == RS_OK && exists)
-				rc = write_row(db, l, name, err, path);
-			if (rc == RS_OK && l)
-				rc = objs_add(&next, name, l->type, l->tbl, l->sql, 0, err);
-			wrote = 1;
-		}
-	objs_free(&names);
-	if (rc == RS_OK)
-		rc = exec(db, "COMMIT", err, path);
-	if (db && !sqlite3_get_autocommit(db))
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	for (int dry = 1; rc == RS_OK && dry >= 0; dry--) {
+		struct objs local = {0}, table = {0};
+		int exists = 0;
+		if (P.left)
+			sqlite3_free(sqlite3_str_finish(P.left));
+		objs_free(&P.next);
+		memset(&P, 0, sizeof P);
+		P.dry = dry;
+		P.left = sqlite3_str_new(NULL);
+		rc = exec(db, dry ? "BEGIN" : "BEGIN IMMEDIATE", err, path);
+		if (rc == RS_OK)
+			rc = load_all(t, db, attached, &local, &table, &exists, err);
+		if (rc == RS_OK)
+			rc = reconcile(t, db, &local, &table, &base, exists, &P, err);
+		if (rc == RS_OK && !P.need)
+			rc = exec(db, "COMMIT", err, path);
+		if (!sqlite3_get_autocommit(db))
+			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		objs_free(&local);
+		objs_free(&table);
+		if (!P.need)
+			break;
+	}
 	sqlite3_close(db);
 	if (rc == RS_OK)
-		rc = save_base(base_path, &next, err);
-	if (rc == RS_OK && (changed || wrote))
-		rs_info("turso: views and triggers reconciled", "when=%s taken=%d sent=%d", when, changed, wrote);
-	objs_free(&local);
-	objs_free(&table);
+		rc = save_base(base_path, &P.next, err);
+	char *left = P.left ? sqlite3_str_finish(P.left) : NULL;
+	if (rc == RS_OK && left && *left)
+		rs_info("turso: views or triggers left out: they read an excluded table", "objects=\"%s\"", left);
+	sqlite3_free(left);
+	if (rc == RS_OK && (P.taken || P.sent))
+		rs_info("turso: views and triggers reconciled", "when=%s taken=%d sent=%d", when, P.taken, P.sent);
 	objs_free(&base);
-	objs_free(&live);
-	objs_free(&next);
+	objs_free(&P.next);
 	free(base_path);
 	return rc;
 }

@@ -4,6 +4,8 @@ Each case starts a fresh `tursodb --sync-server` (helpers shared with
 turso_sync.py) and reads the server through /v2/pipeline, independently of
 our replica:
 
+  push_split_*           past the 20,000 statements one request carries, a push
+                         is split into transactions, says so, and lands whole
   push_atomic_*          a 5,000-row local transaction whose last row a server
                          trigger rejects: nothing of it on the server (another
                          client pulls none of it), the local rows kept, the
@@ -65,6 +67,22 @@ def t_push_atomic(d, srv):
     rc2, out2 = b.sync()
     report("push_atomic_lands_whole_once_allowed",
            ok and count(a.db, "t") == 5000 and rc2 == 0 and count(b.db, "t") == 5000, why + out2[-300:])
+
+
+def t_push_split(d, srv):
+    """Past the one-request bound (20,000 statements) a push is split, says so, and still lands whole."""
+    a, b = Client(d, "a", srv), Client(d, "b", srv)
+    a.sql("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
+    a.sync()
+    c = sqlite3.connect(a.db)
+    c.executemany("INSERT INTO t VALUES (?, ?)", [(i, "v%d" % i) for i in range(1, 25001)])
+    c.commit()
+    c.close()
+    rc, out = a.sync()
+    rc2, _ = b.sync()
+    report("push_split_past_one_request_warns_and_lands",
+           rc == 0 and "several transactions" in out and srv.pipeline("SELECT count(*) FROM t")[0][0][0][1] == 25000
+           and rc2 == 0 and count(b.db, "t") == 25000, out[-500:])
 
 
 def t_large_value(d, srv):
@@ -188,7 +206,7 @@ def main():
         print("SKIP turso_limits: tursodb or node missing (run scripts/deps.sh)")
         return 0
     only = sys.argv[1:]
-    for fn in (t_push_atomic, t_large_value, t_generated_column, t_restored_backup):
+    for fn in (t_push_atomic, t_push_split, t_large_value, t_generated_column, t_restored_backup):
         if not only or fn.__name__ in only:
             case(fn)
     return 1 if ts.e2e.failed else 0

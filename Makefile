@@ -46,7 +46,7 @@ TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all deps test test-only asan valgrind demo bench fuzz soak-d1 clean
+.PHONY: all deps test test-only asan valgrind demo bench fuzz soak-d1 soak-turso clean
 # Generated protobuf sources are kept, not rebuilt on every run.
 .SECONDARY: $(PROTO_C) $(PROTO_C:.c=.h)
 all: $(BUILD)/resort-sync $(BUILD)/libresortsync.a
@@ -119,6 +119,14 @@ soak-d1: deps
 	@$(MAKE) --no-print-directory all-tests
 	@RS_SOAK_SECONDS=$${RS_SOAK_SECONDS:-900} RS_SOAK_REAL=$${RS_SOAK_REAL:-100} RS_SOAK_DAEMON=$${RS_SOAK_DAEMON:-20} \
 	  tests/run.sh $(BUILD) d1_soak && grep -h '^soak' $(BUILD)/test-logs/d1_soak.py.log
+
+# The Turso soak (two SIGKILLed resort-sync clients and the official client on one
+# tursodb) for longer than make test runs it: RS_TURSO_SOAK_SECONDS (default 600);
+# RS_TURSO_SOAK_HARD=1 adds the tables without keys, NOCASE keys and UNIQUE columns.
+soak-turso: deps
+	@$(MAKE) --no-print-directory all-tests
+	@RS_TURSO_SOAK_SECONDS=$${RS_TURSO_SOAK_SECONDS:-600} \
+	  tests/run.sh $(BUILD) turso_soak && grep -h '^soak' $(BUILD)/test-logs/turso_soak.py.log
 
 demo: deps
 	@$(MAKE) --no-print-directory all

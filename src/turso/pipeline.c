@@ -539,6 +539,18 @@ int rs_hrana_pipeline_encode(rs_hrana_pipeline *p, char **out, size_t *len, rs_e
 	return RS_OK;
 }
 
+const char *rs_hrana_pipeline_step_sql(const rs_hrana_pipeline *p, size_t request, size_t step)
+{
+	const json_t *r = json_array_get(p->requests, request);
+	const json_t *stmt = json_object_get(r, "stmt");
+	if (!stmt)
+		stmt = json_object_get(json_array_get(json_object_get(json_object_get(r, "batch"), "steps"), step),
+				       "stmt");
+	else if (step)
+		return NULL;
+	return json_string_value(json_object_get(stmt, "sql"));
+}
+
 /* ---------------------------------------------------------------------- */
 /* Push batches                                                            */
 
@@ -927,9 +939,12 @@ int rs_hrana_send(rs_turso_http *h, rs_hrana_pipeline *p, size_t max_body,
 	if (!max_body)
 		max_body = RS_HRANA_MAX_BODY;
 	if (len > max_body) {
+		/* Not a usage error: the data is what it is, and a daemon that exits 2
+		 * on every cycle for it looks misconfigured.  The server (and our
+		 * memory) cannot take it in one request. */
 		free(body);
-		return rs_err(err, RS_EUSAGE, "pipeline body is %zu bytes, over the %zu-byte limit: "
-			      "split it into smaller batches", len, max_body);
+		return rs_err(err, RS_EUNSUPPORTED, "pipeline body is %zu bytes, over the %zu-byte limit "
+			      "of one request", len, max_body);
 	}
 	rs_buf resp = RS_BUF_INIT(0);
 	rc = rs_turso_http_post(h, "/v2/pipeline", "application/json", body, len, &resp, err);

@@ -15,12 +15,15 @@
  * succeeded; ROLLBACK otherwise.  The server runs every request of every
  * client on one shared connection, so a transaction never spans requests.
  *
- * Size: a pipeline is one HTTP body and servers limit bodies.  Keep each
- * under a limit by watching rs_hrana_pipeline_size() while adding steps,
- * and when the next change would cross it, end the batch and send it,
- * then start a new pipeline (each push batch commits on its own and
- * advances the watermark, so a split push is still exactly-once).
- * rs_hrana_send() refuses bodies above its `max_body`.
+ * Size: a pipeline is one HTTP body.  One push batch is one server
+ * transaction, so a logical push must fit in one body to be all-or-nothing:
+ * the server has no streams (a baton is echoed, not kept), and every
+ * request of every client runs on one shared connection, so a transaction
+ * left open across requests would take in other clients' statements (the
+ * official client's steps run whenever the connection is not in
+ * autocommit) and block everyone if we died.  rs_hrana_send() refuses
+ * bodies above its `max_body`; see RS_HRANA_MAX_BODY for the server's
+ * own limits.
  */
 #ifndef RS_TURSO_PIPELINE_H
 #define RS_TURSO_PIPELINE_H
@@ -156,6 +159,13 @@ json_t *rs_hrana_cond_or(rs_hrana_pipeline *p, json_t **conds, size_t n);
 json_t *rs_hrana_cond_is_autocommit(rs_hrana_pipeline *p);
 
 /*
+ * The SQL text of step `step` of batch request `request` (of the execute
+ * request when `step` is 0), or NULL when there is none.  Points into p.
+ * For naming a failed statement in an error.
+ */
+const char *rs_hrana_pipeline_step_sql(const rs_hrana_pipeline *p, size_t request, size_t step);
+
+/*
  * The body: {"baton":null,"requests":[...]}, compact, floats with 17
  * significant digits.  *out is malloc'd (NUL-terminated).  Returns RS_OK or
  * the sticky error.
@@ -255,13 +265,19 @@ int rs_hrana_push_check(const rs_hrana_response *r, size_t request, int commit_s
 /* ---------------------------------------------------------------------- */
 /* Sending                                                                 */
 
-/* Default body limit of rs_hrana_send(). */
-#define RS_HRANA_MAX_BODY ((size_t)8 << 20)
+/*
+ * Default body limit of rs_hrana_send().  tursodb 0.6 itself has none that
+ * we could find: it took a 120 MB body, a 1.1 GB TEXT value and a batch of
+ * 100,000 steps (76 s).  The bound is ours: a push is one request (one
+ * transaction), built in memory two or three times over (steps, JSON tree,
+ * text), so it stays at the same size as the largest response we accept.
+ */
+#define RS_HRANA_MAX_BODY ((size_t)256 << 20)
 
 /*
  * Encode p, POST it to /v2/pipeline and parse the answer; it must hold one
  * result per request.  `max_body` 0 = RS_HRANA_MAX_BODY; a bigger body is
- * RS_EUSAGE (split it, see above).  Request-level and step errors are NOT
+ * RS_EUNSUPPORTED (nothing is sent).  Request-level and step errors are NOT
  * errors here: look at the results (or use rs_hrana_check()).
  * Returns RS_OK, RS_EUSAGE, RS_ETRANSPORT, RS_EREMOTE or RS_ENOMEM.
  */

@@ -118,6 +118,9 @@ struct pusher {
 	struct refused *refused;
 	int restart;           /* flush: the server refused a row; push again without it */
 	int local_key;         /* prepare_row: an anon insert not yet given a server rowid */
+	int warned_split;
+	int64_t too_large;     /* rows too large to send (left local, named in the error) */
+	char too_large_first[400];
 };
 
 /* ---- identity cache (shared with merge.c) ------------------------------ */
@@ -491,6 +494,12 @@ static int flush(struct pusher *P, rs_error *err)
 		if (rc == RS_OK) {
 			int failed = -1;
 			rc = rs_hrana_push_check(resp, 0, commit, &failed, err);
+			const char *sql = failed >= 0 ? rs_hrana_pipeline_step_sql(p, 0, (size_t)failed) : NULL;
+			if (rc != RS_OK && sql) { /* name the statement, so its table */
+				size_t used = strlen(err->message);
+				snprintf(err->message + used, sizeof err->message - used, " (in %.160s%s)", sql,
+					 strlen(sql) > 160 ? "..." : "");
+			}
 			if (rc == RS_OK) {
 				rs_tstate_confirm(t->state);
 				P->rep->pushed += rows;
@@ -536,6 +545,10 @@ out:
 static int reserve(struct pusher *P, rs_error *err)
 {
 	if (P->count && (P->bytes >= RS_TURSO_BATCH_BYTES || P->count >= RS_TURSO_BATCH_STEPS)) {
+		if (!P->warned_split++)
+			rs_warn("turso push: larger than one request carries; sent as several transactions, so "
+				"another client may see part of it until the last one commits",
+				"statements=%zu bytes=%zu", P->count, P->bytes);
 		int rc = flush(P, err);
 		if (rc != RS_OK)
 			return rc;
@@ -546,6 +559,57 @@ static int reserve(struct pusher *P, rs_error *err)
 }
 
 /* ---- the sink ----------------------------------------------------------- */
+
+/*
+ * A row whose values total more than RS_TURSO_MAX_ROW_BYTES cannot go: count
+ * it and keep the first one's table and key for the error that ends the
+ * push (the other rows still go).  Returns 1 when refused.
+ */
+static size_t row_bytes(const rs_table *t, const rs_value *v)
+{
+	size_t bytes = 0;
+	for (int i = 0; i < t->ncol; i++)
+		if (v[i].type == SQLITE_TEXT || v[i].type == SQLITE_BLOB)
+			bytes += (size_t)v[i].n;
+	return bytes;
+}
+
+static int too_large(struct pusher *P, const rs_table *t, const rs_tkey *k, int64_t rowid,
+		     const rs_value *keyv, const rs_value *v)
+{
+	size_t bytes = row_bytes(t, v);
+	if (bytes <= RS_TURSO_MAX_ROW_BYTES)
+		return 0;
+	if (!P->too_large++) {
+		sqlite3_str *s = sqlite3_str_new(NULL);
+		if (k->by_rowid) {
+			sqlite3_str_appendf(s, "rowid %lld", (long long)rowid);
+		} else {
+			for (int i = 0; i < k->npk; i++) {
+				const rs_value *x = &keyv[k->pk[i]];
+				sqlite3_str_appendf(s, "%s%s = ", i ? ", " : "", t->col[k->pk[i]]);
+				if (x->type == SQLITE_INTEGER)
+					sqlite3_str_appendf(s, "%lld", (long long)x->i);
+				else if (x->type == SQLITE_TEXT) {
+					char head[61]; /* the value is not NUL-terminated */
+					size_t n = x->n < 60 ? (size_t)x->n : 60;
+					memcpy(head, x->p, n);
+					head[n] = '\0';
+					sqlite3_str_appendf(s, "'%q'%s", head, x->n > 60 ? "..." : "");
+				}
+				else
+					sqlite3_str_appendf(s, "(%s)", x->type == SQLITE_NULL ? "NULL" : "a non-text value");
+			}
+		}
+		char *key = sqlite3_str_finish(s);
+		snprintf(P->too_large_first, sizeof P->too_large_first, "table %s, row %s: %zu bytes of values",
+			 t->name, key ? key : "?", bytes);
+		sqlite3_free(key);
+	}
+	rs_warn("turso push: a row is too large to send; it stays local", "table=%s bytes=%zu limit=%zu", t->name,
+		bytes, RS_TURSO_MAX_ROW_BYTES);
+	return 1;
+}
 
 /*
  * Before a row change: the row's identity goes into P->key and the digest of
@@ -561,6 +625,8 @@ static int prepare_row(struct pusher *P, const rs_table *t, const rs_tkey *k, in
 	if (P->local_key && P->key.len >= 9)
 		((unsigned char *)P->key.data)[P->key.len - 9] = RS_TKEY_LOCAL;
 	memset(d, 0, sizeof *d);
+	if (newv && too_large(P, t, k, rowid, keyv, newv))
+		return 1; /* refused: not sent, not recorded as pushed, named at the end */
 	P->ncolh = 0;
 	if (newv) {
 		rs_trow_digest(d, t, newv);
@@ -1041,6 +1107,9 @@ static int push_row(struct pusher *P, const rs_change *ch, rs_error *err)
 	    rs_tkey_encode(&P->key2, ch->tab, k, ch->rowid, ch->newv) != 0)
 		return rs_err(err, RS_ENOMEM, "out of memory");
 	if (P->key.len != P->key2.len || memcmp(P->key.data, P->key2.data, P->key.len) != 0) {
+		/* A row too large for its new key keeps its old one on the server too. */
+		if (row_bytes(ch->tab, ch->newv) > RS_TURSO_MAX_ROW_BYTES)
+			return push_upsert(P, ch->tab, k, ch->rowid, ch->newv, err);
 		int rc = push_delete(P, ch->tab, k, ch->rowid, ch->oldv, err);
 		return rc == RS_OK ? push_upsert(P, ch->tab, k, ch->rowid, ch->newv, err) : rc;
 	}
@@ -1189,6 +1258,8 @@ int rs_turso_push(rs_turso *t, rs_turso_report *rep, rs_error *err)
 	rs_watch_forget(&t->watch);
 	struct refused refused = {0};
 	int again = 0;
+	int64_t too_large_n = 0;
+	char too_large_first[400] = "";
 	do {
 		again = 0;
 		sqlite3 *ldb = NULL, *rdb = NULL;
@@ -1216,6 +1287,8 @@ int rs_turso_push(rs_turso *t, rs_turso_report *rep, rs_error *err)
 		/* A refused row (refuse_row): the batches after it were never built, and its own batch
 		 * rolled back: diff again without it (batches that committed are in the overlay). */
 		again = rc == RS_OK && P.restart;
+		too_large_n = P.too_large;
+		memcpy(too_large_first, P.too_large_first, sizeof too_large_first);
 		clear_steps(&P);
 		clear_ins(&P);
 		free(P.ins);
@@ -1233,6 +1306,12 @@ int rs_turso_push(rs_turso *t, rs_turso_report *rep, rs_error *err)
 		free(refused.key[i]);
 	free(refused.key);
 	free(refused.klen);
+	if (rc == RS_OK && too_large_n)
+		rc = rs_err(err, RS_EUNSUPPORTED,
+			    "%lld row(s) too large to send (over %zu bytes of values) stay local, the other changes "
+			    "were pushed; first: %s. Make the value smaller, or list the table in "
+			    "database.sync.turso.exclude_tables",
+			    (long long)too_large_n, RS_TURSO_MAX_ROW_BYTES, too_large_first);
 	if (rc == RS_OK) {
 		t->last_push = rs_now();
 		rs_metrics_set_remote_confirmed(t->metrics, RS_METRICS_TURSO, seen);

@@ -32,6 +32,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -42,11 +43,13 @@
 #include "core/util.h"
 #include "daemon/lock.h"
 #include "engine/schema.h"
+#include "turso/objects.h"
 #include "turso/pipeline.h"
 #include "turso/sync_int.h"
 
 /* Tables of the protocol's own that never sync (as in the official client). */
-static const char *const bookkeeping[] = {RS_HRANA_WATERMARK_TABLE, "turso_cdc", "turso_cdc_version", NULL};
+static const char *const bookkeeping[] = {RS_HRANA_WATERMARK_TABLE, "turso_cdc", "turso_cdc_version",
+					  RS_MARK_TABLE, NULL};
 
 int rs_turso_crash(rs_turso *t, const char *point)
 {
@@ -107,6 +110,121 @@ static int build_exclude(rs_turso *t, rs_error *err)
 		t->exclude[k++] = t->cfg->turso_exclude[i];
 	for (size_t i = 0; bookkeeping[i]; i++)
 		t->exclude[k++] = (char *)bookkeeping[i];
+	t->nfixed = k;
+	return RS_OK;
+}
+
+static void free_names(char **v)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		sqlite3_free(v[i]);
+	free(v);
+}
+
+static int excluded(const rs_turso *t, const char *name)
+{
+	for (size_t i = 0; i < t->nfixed; i++)
+		if (strcasecmp(t->exclude[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Indexes stay with their table: those on an excluded table never travel
+ * (the engine leaves them out).  Name them in the log when the set changes.
+ * Views and triggers that read an excluded table are named by objects.c.
+ */
+static void log_left_out_indexes(rs_turso *t, sqlite3 *ldb)
+{
+	sqlite3_stmt *st = NULL;
+	sqlite3_str *s = sqlite3_str_new(NULL);
+	if (sqlite3_prepare_v2(ldb, "SELECT name, tbl_name FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL "
+			       "ORDER BY name", -1, &st, NULL) == SQLITE_OK)
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			const char *name = (const char *)sqlite3_column_text(st, 0);
+			const char *tbl = (const char *)sqlite3_column_text(st, 1);
+			int out = 0;
+			for (char **e = t->exclude; tbl && *e && !out; e++)
+				out = strcasecmp(*e, tbl) == 0;
+			if (out && name)
+				sqlite3_str_appendf(s, "%s%s (on %s)", sqlite3_str_length(s) ? ", " : "", name, tbl);
+		}
+	sqlite3_finalize(st);
+	char *now = sqlite3_str_finish(s);
+	if (now && (!t->left_idx || strcmp(now, t->left_idx) != 0)) {
+		if (*now)
+			rs_info("turso: indexes left out with their excluded tables", "indexes=\"%s\"", now);
+		sqlite3_free(t->left_idx);
+		t->left_idx = now;
+	} else {
+		sqlite3_free(now);
+	}
+}
+
+/*
+ * Tables of the database that tursodb cannot hold and that are not
+ * excluded already: those with a generated column (tursodb refuses them
+ * without --experimental-generated-columns, and STORED ones even with it).
+ * They are left out of both directions, as if listed in exclude_tables,
+ * with a warning when the set changes; the status file names them.
+ * Rebuilds t->left_out and the tail of t->exclude.
+ */
+static int find_left_out(rs_turso *t, sqlite3 *ldb, rs_error *err)
+{
+	static const char *const q =
+		"SELECT m.name FROM sqlite_schema AS m WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite\\_%' "
+		"ESCAPE '\\' AND EXISTS (SELECT 1 FROM pragma_table_xinfo(m.name) AS x WHERE x.hidden IN (2, 3)) "
+		"ORDER BY m.name";
+	sqlite3_stmt *st = NULL;
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	int rc = RS_OK, src = sqlite3_prepare_v2(ldb, q, -1, &st, NULL);
+	while (st && rc == RS_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 0);
+		if (!name || excluded(t, name))
+			continue;
+		if (n + 1 >= cap) {
+			cap = cap ? cap * 2 : 8;
+			char **v = realloc(names, cap * sizeof *v);
+			if (!v) {
+				rc = rs_err(err, RS_ENOMEM, "out of memory");
+				break;
+			}
+			names = v;
+		}
+		if (!(names[n] = sqlite3_mprintf("%s", name)))
+			rc = rs_err(err, RS_ENOMEM, "out of memory");
+		else
+			names[++n] = NULL;
+	}
+	if (rc == RS_OK && src != SQLITE_DONE)
+		rc = rs_err(err, RS_ELOCAL, "%s: listing tables with generated columns: %s", t->cfg->db_path,
+			    sqlite3_errmsg(ldb));
+	sqlite3_finalize(st);
+	char **ex = NULL;
+	if (rc == RS_OK && !(ex = realloc(t->exclude, (t->nfixed + n + 1) * sizeof *ex)))
+		rc = rs_err(err, RS_ENOMEM, "out of memory");
+	if (rc != RS_OK) {
+		free_names(names);
+		return rc;
+	}
+	t->exclude = ex;
+	int same = 1;
+	for (size_t i = 0; i < n || (t->left_out && t->left_out[i]); i++)
+		if (i >= n || !t->left_out || !t->left_out[i] || strcmp(names[i], t->left_out[i]) != 0) {
+			same = 0;
+			break;
+		}
+	for (size_t i = 0; i < n; i++) {
+		ex[t->nfixed + i] = names[i];
+		if (!same)
+			rs_warn("turso: table left out: it has a generated column, which tursodb refuses; list it "
+				"in database.sync.turso.exclude_tables to silence this", "table=%s", names[i]);
+	}
+	ex[t->nfixed + n] = NULL;
+	free_names(t->left_out);
+	t->left_out = names;
+	log_left_out_indexes(t, ldb);
 	return RS_OK;
 }
 
@@ -229,6 +347,8 @@ void rs_turso_free(rs_turso *t)
 	free(t->base_path);
 	free(t->status_path);
 	free(t->exclude);
+	free_names(t->left_out);
+	sqlite3_free(t->left_idx);
 	free(t);
 }
 
@@ -313,6 +433,13 @@ static int write_status(rs_turso *t, const rs_turso_report *rep, int rc, const r
 	json_object_set_new(o, "kept_local", json_integer(rep->kept));
 	if (rc != RS_OK && err)
 		json_object_set_new(o, "last_error", json_string(err->message));
+	if (t->left_out && t->left_out[0]) {
+		json_t *a = json_array();
+		for (size_t i = 0; a && t->left_out[i]; i++)
+			json_array_append_new(a, json_string(t->left_out[i]));
+		if (a)
+			json_object_set_new(o, "left_out_generated_columns", a);
+	}
 	char *text = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
 	json_decref(o);
 	if (!text)
@@ -342,17 +469,154 @@ static int finish(rs_turso *t, rs_turso_report *rep, double t0, rs_turso_stats *
 	return rc;
 }
 
+/* ---- the sync generation (an older copy of the database put back) ------ */
+
+/*
+ * Each cycle that changed what the server and the database share (rows
+ * pushed, or merged into the database) ends by raising a counter, the sync
+ * generation, in two places: a one-row table of the database itself
+ * (RS_MARK_TABLE, never synced) and the file <replica>-generation.  The
+ * database first, then the file, so a crash between leaves the database
+ * ahead, which is accepted.
+ *
+ * Why this is exact and cheap: a copy of the database taken before such a
+ * cycle carries a smaller number, whatever happened to its rows since, and
+ * the check is one row read.  What it replaces would not work: the file
+ * change counter is not kept in WAL mode, data_version is per connection,
+ * and a digest of the rows cannot tell "a row deleted by the application"
+ * (to push) from "a row this copy never had" (to keep).  A copy taken after
+ * the last such cycle holds everything the server got from us or gave us,
+ * so syncing it loses nothing on the server.
+ */
+static int read_db_generation(sqlite3 *ldb, int64_t *gen, rs_error *err, const char *path)
+{
+	*gen = 0;
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(ldb, "SELECT generation FROM \"" RS_MARK_TABLE "\" WHERE id = 1", -1, &st, NULL) !=
+	    SQLITE_OK) {
+		sqlite3_finalize(st);
+		return RS_OK; /* no table: never marked (or marked by an older version) */
+	}
+	int src = sqlite3_step(st);
+	if (src == SQLITE_ROW)
+		*gen = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (src != SQLITE_ROW && src != SQLITE_DONE)
+		return rs_err(err, RS_ELOCAL, "%s: reading %s: %s", path, RS_MARK_TABLE, sqlite3_errmsg(ldb));
+	return RS_OK;
+}
+
+static char *generation_path(const rs_turso *t)
+{
+	return rs_path_beside(rs_replica_path(t->replica), "-generation");
+}
+
+/* The generation recorded beside the replica; 0 when there is no file. */
+static int read_recorded_generation(const rs_turso *t, int64_t *gen, rs_error *err)
+{
+	*gen = 0;
+	char *p = generation_path(t);
+	if (!p)
+		return rs_err(err, RS_ENOMEM, "out of memory");
+	int rc = RS_OK;
+	FILE *f = fopen(p, "re");
+	if (!f && errno != ENOENT)
+		rc = rs_err(err, RS_ELOCAL, "%s: cannot open: %s", p, strerror(errno));
+	if (f) {
+		long long v = 0;
+		if (fscanf(f, "%lld", &v) != 1 || v < 0)
+			rc = rs_err(err, RS_ELOCAL, "%s: not a sync generation (remove it to start again)", p);
+		else
+			*gen = v;
+		fclose(f);
+	}
+	free(p);
+	return rc;
+}
+
+/*
+ * Raise the generation after a cycle that changed shared rows.  Failing to
+ * is only logged: the check is then as if that cycle had not happened.
+ */
+static void raise_generation(rs_turso *t)
+{
+	rs_error e = {0};
+	int64_t db_gen = 0, rec = 0;
+	sqlite3 *db = NULL;
+	int rc = read_recorded_generation(t, &rec, &e);
+	if (rc == RS_OK && sqlite3_open_v2(t->cfg->db_path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+			       SQLITE_OK)
+		rc = rs_err(&e, RS_ELOCAL, "%s: %s", t->cfg->db_path, db ? sqlite3_errmsg(db) : "cannot open");
+	if (rc == RS_OK) {
+		sqlite3_busy_timeout(db, 5000);
+		if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+			rc = rs_err(&e, RS_ELOCAL, "%s: %s", t->cfg->db_path, sqlite3_errmsg(db));
+	}
+	if (rc == RS_OK)
+		rc = read_db_generation(db, &db_gen, &e, t->cfg->db_path);
+	int64_t next = (db_gen > rec ? db_gen : rec) + 1;
+	char *sql = sqlite3_mprintf("CREATE TABLE IF NOT EXISTS \"%w\"(id INTEGER PRIMARY KEY CHECK (id = 1), "
+				    "generation INTEGER NOT NULL); INSERT INTO \"%w\" VALUES (1, %lld) "
+				    "ON CONFLICT(id) DO UPDATE SET generation = excluded.generation; COMMIT",
+				    RS_MARK_TABLE, RS_MARK_TABLE, (long long)next);
+	if (rc == RS_OK && (!sql || sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK))
+		rc = rs_err(&e, RS_ELOCAL, "%s: %s", t->cfg->db_path, sql ? sqlite3_errmsg(db) : "out of memory");
+	sqlite3_free(sql);
+	if (db && !sqlite3_get_autocommit(db))
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_close(db);
+	char *p = rc == RS_OK ? generation_path(t) : NULL;
+	if (rc == RS_OK && !p)
+		rc = rs_err(&e, RS_ENOMEM, "out of memory");
+	if (rc == RS_OK) {
+		char text[32];
+		int n = snprintf(text, sizeof text, "%lld\n", (long long)next);
+		rc = rs_write_file_atomic(p, text, (size_t)n, 0644, &e);
+	}
+	free(p);
+	if (rc != RS_OK)
+		rs_warn("turso: cannot record the sync generation; an older copy put back may go unnoticed",
+			"err=\"%s\"", e.message);
+}
+
+/* Refuse a database older than the last cycle that changed shared rows. */
+static int check_not_older(rs_turso *t, sqlite3 *ldb, rs_error *err)
+{
+	int64_t db_gen = 0, rec = 0;
+	int rc = read_db_generation(ldb, &db_gen, err, t->cfg->db_path);
+	if (rc == RS_OK)
+		rc = read_recorded_generation(t, &rec, err);
+	if (rc == RS_OK && db_gen < rec)
+		rc = rs_err(err, RS_ELOCAL,
+			    "%s: the database is older than what this client last synced (sync generation %lld in "
+			    "its %s table, %lld recorded beside the replica %s): was an older copy put back? "
+			    "Refusing to sync: it would delete on the server the rows written since that copy, by "
+			    "this client and others; nothing was merged or sent. To keep the server's rows, remove "
+			    "the replica and its files (%s*) and run `resort-sync sync --prefer-remote` (rows only "
+			    "in this copy are then lost); to make this copy win everywhere, the same with "
+			    "--prefer-local",
+			    t->cfg->db_path, (long long)db_gen, RS_MARK_TABLE, (long long)rec,
+			    rs_replica_path(t->replica), rs_replica_path(t->replica));
+	return rc;
+}
+
 /*
  * A database with no tables where the replica holds some was most likely
  * truncated or replaced by accident; syncing it would drop every table on
  * the server, for every client.  Refuse before anything is merged or sent.
  */
-static int check_not_emptied(rs_turso *t, rs_error *err)
+static int check_database(rs_turso *t, rs_error *err)
 {
-	if (!*rs_replica_revision(t->replica))
-		return RS_OK; /* no replica yet: the first pairing decides */
 	sqlite3 *ldb = NULL, *rdb = NULL;
+	if (!*rs_replica_revision(t->replica) && access(t->cfg->db_path, F_OK) != 0)
+		return RS_OK; /* no database and no replica yet: the first pull makes both */
 	int rc = rs_engine_open(t->cfg->db_path, &ldb, err);
+	if (rc == RS_OK)
+		rc = find_left_out(t, ldb, err);
+	if (rc == RS_OK && !*rs_replica_revision(t->replica)) {
+		rs_engine_close(ldb);
+		return RS_OK; /* no replica yet: the first pairing decides */
+	}
 	if (rc == RS_OK)
 		rc = rs_turso_open_ro(rs_replica_path(t->replica), &rdb, err);
 	if (rc == RS_OK) {
@@ -365,9 +629,23 @@ static int check_not_emptied(rs_turso *t, rs_error *err)
 				    " files to start again from the server's copy",
 				    t->cfg->db_path, rs_replica_path(t->replica), (long long)there);
 	}
+	if (rc == RS_OK)
+		rc = check_not_older(t, ldb, err);
 	rs_engine_close(ldb);
 	rs_engine_close(rdb);
 	return rc;
+}
+
+/* A push's refusal of rows too large to send (push.c: the rest was sent) is
+ * kept in *later and the sequence goes on. */
+static void defer_unsupported(int *rc, rs_error *err, rs_error *later)
+{
+	if (*rc != RS_EUNSUPPORTED || !strstr(err->message, "too large to send"))
+		return; /* an unsupported table stops the cycle before anything is sent */
+	*later = *err;
+	rs_warn("turso push: some rows stay local; the cycle goes on", "err=\"%s\"", err->message);
+	rs_err_clear(err);
+	*rc = RS_OK;
 }
 
 /* The start-up sequence (pull, migrations, checkpoint, push) or one cycle
@@ -383,25 +661,39 @@ static int sequence(rs_turso *t, int startup, rs_turso_report *rep, rs_error *er
 	rs_turso_stats before = t->stats;
 	double t0 = rs_mono();
 	int rc = RS_OK;
-	STEP("database check", check_not_emptied(t, err));
+	STEP("database check", check_database(t, err));
 	STEP("recover (merge an interrupted pull)", rs_turso_merge(t, rep, err));
 	if (startup) {
 		STEP("start-up pull", pull(t, rep, err));
+		STEP("views and triggers (after the pull)", rs_turso_objects(t, "pulled", err));
 		if (t->cfg->migrations_dir)
 			STEP("migrations", rs_migrate(t->cfg->db_path, t->cfg->migrations_dir, NULL, err));
 	} else if (!*rs_replica_revision(t->replica)) {
 		STEP("first pull", pull(t, rep, err)); /* the push needs a replica as its base */
 	}
 	STEP("checkpoint (PASSIVE)", checkpoint(t, err));
+	STEP("views and triggers (before the push)", rs_turso_objects(t, "push", err));
+	/* A push that left some rows out (too large for the server) still sent
+	 * the others: the pull goes on, and the refusal is the cycle's error. */
+	rs_error later = {0};
 	if (startup) {
 		STEP("start-up push", rs_turso_push(t, rep, err));
+		defer_unsupported(&rc, err, &later);
 	} else {
 		STEP("push", rs_turso_push(t, rep, err));
+		defer_unsupported(&rc, err, &later);
 		STEP("pull", pull(t, rep, err));
+		STEP("views and triggers (after the pull)", rs_turso_objects(t, "pulled", err));
 		if (rc == RS_OK)
 			rs_info("turso cycle done", "pushed=%lld pulled=%lld kept_local=%lld revision=%s",
 				(long long)rep->pushed, (long long)rep->pulled, (long long)rep->kept,
 				rs_replica_revision(t->replica));
+	}
+	if (rep->pushed > 0 || rep->pulled > 0)
+		raise_generation(t);
+	if (rc == RS_OK && later.code) {
+		*err = later;
+		rc = later.code;
 	}
 	return finish(t, rep, t0, &before, rc, err);
 }
@@ -494,6 +786,11 @@ int rs_turso_status(const rs_config *cfg, FILE *out, rs_error *err)
 		print_when(out, "last pull", o, "last_pull_unix");
 		if (json_string_value(json_object_get(o, "last_error")))
 			fprintf(out, "%-22s %s\n", "last error", json_string_value(json_object_get(o, "last_error")));
+		json_t *lo = json_object_get(o, "left_out_generated_columns");
+		for (size_t i = 0; i < json_array_size(lo); i++)
+			fprintf(out, "%-22s %s (it has a generated column, which tursodb refuses; list it in "
+				"database.sync.turso.exclude_tables)\n", i ? "" : "tables left out",
+				json_string_value(json_array_get(lo, i)) ? json_string_value(json_array_get(lo, i)) : "?");
 		json_decref(o);
 	}
 	/* Pending rows need the replica still: only when no syncer holds it.

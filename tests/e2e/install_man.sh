@@ -69,6 +69,14 @@ for o in $opts; do
   grep -q -- "$o" contrib/resort-sync.bash-completion || bad "bash completion lacks $o"
 done
 
+# one version everywhere: the header, the pages' .TH lines, debian/changelog
+version=$(sed -n 's/^#define RS_VERSION "\(.*\)"$/\1/p' include/resortsync.h)
+th=$(sed -n 's/^\.TH .*"resort-sync \([^"]*\)".*/\1/p' man/*.[1-8] | sort -u)
+deb=$(sed -n '1s/^resort-sync (\([^)]*\)).*/\1/p' debian/changelog 2>/dev/null)
+[[ $th == "$version" && ( ! -f debian/changelog || $deb == "$version" ) ]] &&
+  ok "version $version in the header, the pages and debian/changelog" ||
+  bad "versions differ: header $version, pages [$(echo $th)], debian/changelog ${deb:-?}"
+
 # rendering
 if ! command -v man >/dev/null || ! command -v groff >/dev/null && ! command -v nroff >/dev/null; then
   echo "SKIP install_man: man-db or groff not installed (scripts/deps.sh installs them as root)"

@@ -69,6 +69,30 @@ for o in $opts; do
   grep -q -- "$o" contrib/resort-sync.bash-completion || bad "bash completion lacks $o"
 done
 
+# the example configuration loads, and so does it with every commented-out
+# "# key = value" line switched on: no unknown key, no type error
+RS_BIN=${RS_BIN:-$ROOT/${BUILD:-build}/resort-sync}
+if [[ -x $RS_BIN ]]; then
+  W=$(mktemp -d /tmp/rs-man-XXXXXX)
+  trap 'rm -rf "$W"' EXIT
+  ex=contrib/resort-sync.toml.example
+  sed -E 's/^# ([a-z_]+ = )/\1/' "$ex" >"$W/all.toml"
+  for f in "$ROOT/$ex" "$W/all.toml"; do
+    # exit 1 is a problem of this machine (no database, no wrangler), not of the file
+    out=$(cd "$W" && env -u TURSO_AUTH_TOKEN "$RS_BIN" -c "$f" check 2>&1 >/dev/null)
+    rc=$?
+    for k in $PENDING; do out=$(grep -v "unknown configuration key.*$k" <<<"$out"); done
+    what=$([[ $f == "$W/all.toml" ]] && echo "every commented key switched on" || echo "as shipped")
+    if [[ $rc -le 1 && -z $(grep -E 'unknown configuration key|^resort-sync: [^ ]*:[0-9]+:' <<<"$out") ]]; then
+      ok "the example configuration loads ($what)"
+    else
+      bad "the example configuration ($what): exit $rc: $out"
+    fi
+  done
+else
+  echo "SKIP install_man: $RS_BIN missing: the example configuration is not loaded"
+fi
+
 # one version everywhere: the header, the pages' .TH lines, debian/changelog
 version=$(sed -n 's/^#define RS_VERSION "\(.*\)"$/\1/p' include/resortsync.h)
 th=$(sed -n 's/^\.TH .*"resort-sync \([^"]*\)".*/\1/p' man/*.[1-8] | sort -u)

@@ -58,7 +58,7 @@ VMINOR  := $(word 2,$(subst ., ,$(VERSION)))
 SONAME  := libresortsync.so.$(VMAJOR)
 SHLIB   := libresortsync.so.$(VMAJOR).$(VMINOR)
 
-.PHONY: all deps test test-only asan valgrind demo bench fuzz soak-d1 clean install uninstall
+.PHONY: all deps test test-only asan valgrind demo bench fuzz soak-d1 clean
 # Generated protobuf sources are kept, not rebuilt on every run.
 .SECONDARY: $(PROTO_C) $(PROTO_C:.c=.h)
 all: $(BUILD)/resort-sync $(BUILD)/libresortsync.a $(BUILD)/$(SHLIB)
@@ -186,6 +186,7 @@ MAN1 := $(wildcard man/*.1)
 MAN5 := $(wildcard man/*.5)
 UNITS := resort-sync.service resort-sync@.service
 D := $(DESTDIR)
+.PHONY: install uninstall
 
 install: all
 	$(INSTALL) -d $(D)$(BINDIR) $(D)$(LIBDIR) $(D)$(INCLUDEDIR) $(D)$(PKGCONFIGDIR) \

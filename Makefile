@@ -50,6 +50,15 @@ TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
+.PHONY: all deps test test-only asan valgrind demo bench fuzz soak-d1 clean
+# Generated protobuf sources are kept, not rebuilt on every run.
+.SECONDARY: $(PROTO_C) $(PROTO_C:.c=.h)
+all: $(BUILD)/resort-sync $(BUILD)/libresortsync.a
+
+$(BUILD)/libresortsync.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
 # The version comes from the public header.  The shared library is
 # libresortsync.so.MAJOR.MINOR with the soname libresortsync.so.MAJOR.
 VERSION := $(shell sed -n 's/^\#define RS_VERSION "\(.*\)"/\1/p' include/resortsync.h)
@@ -58,14 +67,7 @@ VMINOR  := $(word 2,$(subst ., ,$(VERSION)))
 SONAME  := libresortsync.so.$(VMAJOR)
 SHLIB   := libresortsync.so.$(VMAJOR).$(VMINOR)
 
-.PHONY: all deps test test-only asan valgrind demo bench fuzz soak-d1 clean
-# Generated protobuf sources are kept, not rebuilt on every run.
-.SECONDARY: $(PROTO_C) $(PROTO_C:.c=.h)
-all: $(BUILD)/resort-sync $(BUILD)/libresortsync.a $(BUILD)/$(SHLIB)
-
-$(BUILD)/libresortsync.a: $(LIB_OBJ)
-	@rm -f $@
-	ar rcs $@ $^
+all: $(BUILD)/$(SHLIB)
 
 # The shared library exports only the functions resortsync.h declares: the
 # version script is generated from the header (scripts/abi-symbols.sh), and

@@ -1,6 +1,10 @@
 # resort-sync: GNU Makefile.
 #
-#   make            build/resort-sync and build/libresortsync.a
+#   make            build/resort-sync, build/libresortsync.a and the shared
+#                   library build/libresortsync.so.MAJOR.MINOR
+#   make install    into PREFIX (default /usr/local) under DESTDIR; BINDIR,
+#                   LIBDIR, INCLUDEDIR, MANDIR, SYSCONFDIR, ... (see below)
+#   make uninstall  removes what make install put there
 #   make test       install what is missing, build, run every test
 #   make asan       the same tests under AddressSanitizer + UBSan (build-asan/)
 #   make demo       a sample database synced into local D1 and a local Turso server
@@ -32,7 +36,7 @@ PKG_LIBS   += $(shell pkg-config --libs libsystemd)
 endif
 
 CPPFLAGS += -Iinclude -Isrc -I$(BUILD)/gen -D_GNU_SOURCE
-CFLAGS   := -std=c11 $(OPT) $(WARN) $(SANFLAGS) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
+CFLAGS   := -std=c11 -fPIC $(OPT) $(WARN) $(SANFLAGS) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS  += $(SANFLAGS)
 LDLIBS   := $(PKG_LIBS) -lm -lpthread
 
@@ -55,6 +59,32 @@ $(BUILD)/libresortsync.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+# The version comes from the public header.  The shared library is
+# libresortsync.so.MAJOR.MINOR with the soname libresortsync.so.MAJOR.
+VERSION := $(shell sed -n 's/^\#define RS_VERSION "\(.*\)"/\1/p' include/resortsync.h)
+VMAJOR  := $(word 1,$(subst ., ,$(VERSION)))
+VMINOR  := $(word 2,$(subst ., ,$(VERSION)))
+SONAME  := libresortsync.so.$(VMAJOR)
+SHLIB   := libresortsync.so.$(VMAJOR).$(VMINOR)
+
+all: $(BUILD)/$(SHLIB)
+
+# The shared library exports only the functions resortsync.h declares: the
+# version script is generated from the header (scripts/abi-symbols.sh), and
+# tests/e2e/install_abi.sh checks the result with nm -D.  The program itself
+# links the static library (it uses internal functions too).
+$(BUILD)/libresortsync.map: include/resortsync.h scripts/abi-symbols.sh
+	@mkdir -p $(dir $@)
+	CC="$(CC)" scripts/abi-symbols.sh --map $< > $@.tmp && mv $@.tmp $@
+ifndef SAN
+SHLIB_LDFLAGS := -Wl,--no-undefined
+endif
+$(BUILD)/$(SHLIB): $(LIB_OBJ) $(BUILD)/libresortsync.map
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=$(BUILD)/libresortsync.map \
+	  $(SHLIB_LDFLAGS) -Wl,--as-needed $(LDFLAGS) -o $@ $(LIB_OBJ) $(LDLIBS)
+	ln -sf $(SHLIB) $(BUILD)/$(SONAME)
+	ln -sf $(SONAME) $(BUILD)/libresortsync.so
+
 $(BUILD)/resort-sync: $(BUILD)/obj/src/main.o $(BUILD)/libresortsync.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -63,7 +93,7 @@ $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: src/%.proto
 	@mkdir -p $(dir $@)
 	protoc-c --proto_path=src --c_out=$(BUILD)/gen $<
 $(BUILD)/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c
-	$(CC) $(CPPFLAGS) -std=c11 $(OPT) $(SANFLAGS) $(PKG_CFLAGS) -c -o $@ $<
+	$(CC) $(CPPFLAGS) -std=c11 -fPIC $(OPT) $(SANFLAGS) $(PKG_CFLAGS) -c -o $@ $<
 
 $(BUILD)/obj/%.o: %.c | $(PROTO_C)
 	@mkdir -p $(dir $@)
@@ -141,5 +171,60 @@ fuzz: deps
 
 clean:
 	rm -rf build build-asan build-fuzz
+
+# Installation.  Every directory can be set on the command line, e.g.
+#   make install PREFIX=/usr DESTDIR=/tmp/stage
+# SYSCONFDIR is /etc for PREFIX=/usr, PREFIX/etc otherwise.  Systemd units
+# and bash completion go where systemd and bash-completion look for them
+# under PREFIX; packagers set SYSTEMDUNITDIR and BASHCOMPDIR as they need.
+PREFIX         ?= /usr/local
+BINDIR         ?= $(PREFIX)/bin
+LIBDIR         ?= $(PREFIX)/lib
+INCLUDEDIR     ?= $(PREFIX)/include
+DATADIR        ?= $(PREFIX)/share
+MANDIR         ?= $(DATADIR)/man
+SYSCONFDIR     ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+PKGCONFIGDIR   ?= $(LIBDIR)/pkgconfig
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+BASHCOMPDIR    ?= $(DATADIR)/bash-completion/completions
+INSTALL        ?= install
+# What the generated files name: the installed paths, without DESTDIR.
+SUBST := sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	-e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' \
+	-e 's|@VERSION@|$(VERSION)|g' -e 's|@LIBS_PRIVATE@|$(strip $(PKG_LIBS) -lm -lpthread)|g'
+MAN1 := $(wildcard man/*.1)
+MAN5 := $(wildcard man/*.5)
+UNITS := resort-sync.service resort-sync@.service
+D := $(DESTDIR)
+.PHONY: install uninstall
+
+install: all
+	$(INSTALL) -d $(D)$(BINDIR) $(D)$(LIBDIR) $(D)$(INCLUDEDIR) $(D)$(PKGCONFIGDIR) \
+	  $(D)$(MANDIR)/man1 $(D)$(MANDIR)/man5 $(D)$(SYSCONFDIR)/resort-sync \
+	  $(D)$(SYSTEMDUNITDIR) $(D)$(BASHCOMPDIR)
+	$(INSTALL) -m 0755 $(BUILD)/resort-sync $(D)$(BINDIR)/resort-sync
+	$(INSTALL) -m 0644 $(BUILD)/$(SHLIB) $(D)$(LIBDIR)/$(SHLIB)
+	ln -sf $(SHLIB) $(D)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(D)$(LIBDIR)/libresortsync.so
+	$(INSTALL) -m 0644 $(BUILD)/libresortsync.a $(D)$(LIBDIR)/libresortsync.a
+	$(INSTALL) -m 0644 include/resortsync.h $(D)$(INCLUDEDIR)/resortsync.h
+	$(SUBST) contrib/libresortsync.pc.in > $(D)$(PKGCONFIGDIR)/libresortsync.pc
+	chmod 0644 $(D)$(PKGCONFIGDIR)/libresortsync.pc
+	$(INSTALL) -m 0644 $(MAN1) $(D)$(MANDIR)/man1/
+	$(INSTALL) -m 0644 $(MAN5) $(D)$(MANDIR)/man5/
+	$(INSTALL) -m 0644 contrib/resort-sync.toml.example $(D)$(SYSCONFDIR)/resort-sync/resort-sync.toml.example
+	for u in $(UNITS); do \
+	  $(SUBST) contrib/$$u.in > $(D)$(SYSTEMDUNITDIR)/$$u && chmod 0644 $(D)$(SYSTEMDUNITDIR)/$$u || exit 1; \
+	done
+	$(INSTALL) -m 0644 contrib/resort-sync.bash-completion $(D)$(BASHCOMPDIR)/resort-sync
+
+uninstall:
+	rm -f $(D)$(BINDIR)/resort-sync $(D)$(LIBDIR)/$(SHLIB) $(D)$(LIBDIR)/$(SONAME) \
+	  $(D)$(LIBDIR)/libresortsync.so $(D)$(LIBDIR)/libresortsync.a $(D)$(INCLUDEDIR)/resortsync.h \
+	  $(D)$(PKGCONFIGDIR)/libresortsync.pc \
+	  $(addprefix $(D)$(MANDIR)/man1/,$(notdir $(MAN1))) $(addprefix $(D)$(MANDIR)/man5/,$(notdir $(MAN5))) \
+	  $(D)$(SYSCONFDIR)/resort-sync/resort-sync.toml.example \
+	  $(addprefix $(D)$(SYSTEMDUNITDIR)/,$(UNITS)) $(D)$(BASHCOMPDIR)/resort-sync
+	rmdir $(D)$(SYSCONFDIR)/resort-sync 2>/dev/null || true
 
 -include $(shell find $(BUILD)/obj $(BUILD)/obj-hooks -name '*.d' 2>/dev/null)

@@ -29,7 +29,20 @@
 extern "C" {
 #endif
 
+/*
+ * Version of this header.  The shared library's soname carries the major
+ * number (libresortsync.so.0); rs_version() gives the version of the
+ * library actually loaded, which may be newer than the header a program
+ * was compiled with.
+ */
+#define RS_VERSION_MAJOR 0
+#define RS_VERSION_MINOR 1
+#define RS_VERSION_PATCH 0
 #define RS_VERSION "0.1.0"
+#define RS_VERSION_NUMBER (RS_VERSION_MAJOR * 10000 + RS_VERSION_MINOR * 100 + RS_VERSION_PATCH)
+
+/* The loaded library's version, "MAJOR.MINOR.PATCH"; static, never NULL. */
+const char *rs_version(void);
 
 enum {
 	RS_OK = 0,

@@ -2,8 +2,9 @@
 # Install what resort-sync needs to build, test and demo, and nothing that is
 # already there.  Quiet when everything is present.
 #
-#   Debian packages: compiler toolchain pieces, the libraries we link, and the
-#                    tools the tests use as independent oracles (sqldiff).
+#   Debian packages: compiler toolchain pieces, the libraries we link, the
+#                    tools the tests use as independent oracles (sqldiff), and
+#                    man-db + groff-base, which render the manual pages.
 #   npm peers:       tools/package.json + package-lock.json, installed with
 #                    `npm ci` into tools/node_modules (wrangler, tursodb, the
 #                    official @tursodatabase/sync client).
@@ -26,6 +27,8 @@ declare -A PROBE=(
   [python3]=/usr/bin/python3
   [procps]=/usr/bin/pkill
   [valgrind]=/usr/bin/valgrind
+  [man-db]=/usr/bin/man
+  [groff-base]=/usr/bin/groff
 )
 arch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)
 PROBE[libcurl4-openssl-dev]=/usr/include/$arch/curl/curl.h

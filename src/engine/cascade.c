@@ -671,19 +671,18 @@ int rs_cascade_lost(rs_cascade *c, int ti, int64_t rowid, const rs_value *oldv, 
 	return rc == RS_OK ? drain(c, err) : rc;
 }
 
-int rs_cascade_lost_if_changed(rs_cascade *c, int ti, int64_t rowid, const rs_value *oldv,
-			       const unsigned char *changed, rs_error *err)
+int rs_cascade_key_changed(const rs_cascade *c, int ti, const unsigned char *changed)
 {
 	if (!c || !c->t[ti].parent)
-		return RS_OK;
+		return 0;
 	for (int i = 0; i < c->nfkq; i++) {
 		if (c->fkq[i].parent != ti)
 			continue;
 		for (int j = 0; j < c->fkq[i].fk->n; j++)
 			if (changed[c->fkq[i].pcol[j]])
-				return rs_cascade_lost(c, ti, rowid, oldv, err);
+				return 1;
 	}
-	return RS_OK;
+	return 0;
 }
 
 int rs_cascade_force(rs_cascade *c, int ti, int64_t rowid, const rs_value *v, rs_error *err)

@@ -11,11 +11,12 @@
  * ever fires:
  *
  *   1. before anything is written, the parent tables' changes are analysed:
- *      a deleted row, a row whose referenced columns change, and a
- *      hand-over (a row whose new UNIQUE value another row held in OLD and
- *      that row survives: a swap, a rotation, a list reordered) take keys
- *      away; every OLD row that refers to such a key, and every hand-over
- *      row, is marked for *restore*, and a marked row of a parent table
+ *      a deleted row takes its key away; a row whose referenced columns
+ *      change (an UPDATE would fire ON UPDATE actions, also on rows already
+ *      written to refer to the old value) and a hand-over (a row whose new UNIQUE value another row held in OLD and
+ *      that row survives: a swap, a rotation, a list reordered) are deleted
+ *      and inserted instead; every OLD row that refers to a key taken away,
+ *      and every such row, is marked for *restore*, and a marked row of a parent table
  *      takes its own OLD children along (transitively);
  *   2. every marked row is deleted first, children before parents, so when
  *      a parent's key goes no row refers to it any more;
@@ -49,9 +50,8 @@ void rs_cascade_free(rs_cascade *c);
  */
 int rs_cascade_lost(rs_cascade *c, int ti, int64_t rowid, const rs_value *oldv, rs_error *err);
 
-/* rs_cascade_lost() if a column some key with an action refers to is among `changed`. */
-int rs_cascade_lost_if_changed(rs_cascade *c, int ti, int64_t rowid, const rs_value *oldv,
-			       const unsigned char *changed, rs_error *err);
+/* Is a column that some key with an action refers to among `changed`? */
+int rs_cascade_key_changed(const rs_cascade *c, int ti, const unsigned char *changed);
 
 /* Restore row (rowid, or the key columns of v) of table ti. */
 int rs_cascade_force(rs_cascade *c, int ti, int64_t rowid, const rs_value *v, rs_error *err);

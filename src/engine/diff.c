@@ -979,10 +979,10 @@ static int emit_row(struct differ *D, int ti, const rs_change *ch, int write)
 
 /*
  * The analysis pass of a parent table (fk_target), before anything is
- * written: a deleted row, a row whose referenced columns change, and a
- * hand-over (its new UNIQUE value held in OLD by another row that survives)
- * take keys away; every OLD row referring to them, and every hand-over row,
- * is marked for restore (engine/cascade.h).
+ * written: a deleted row takes its key away; a row whose referenced columns
+ * change and a hand-over (its new UNIQUE value held in OLD by another row
+ * that survives) are marked for restore (deleted first, inserted whole), and
+ * so is every OLD row referring to a key taken away (engine/cascade.h).
  */
 static int analyze_row(struct differ *D, int ti, int c, struct side *o, struct side *n, unsigned char *changed)
 {
@@ -998,11 +998,12 @@ static int analyze_row(struct differ *D, int ti, int c, struct side *o, struct s
 		}
 		if (!any)
 			return RS_OK;
+		/* An UPDATE of referenced columns would fire ON UPDATE actions: delete and insert instead. */
+		if (rs_cascade_key_changed(D->cascade, ti, changed))
+			return rs_cascade_force(D->cascade, ti, n->rowid, n->v, D->err);
 		rc = rs_cascade_conflict(D->cascade, ti, n->rowid, n->v, changed, &conflict, D->err);
 		if (rc == RS_OK && conflict)
 			rc = rs_cascade_force(D->cascade, ti, n->rowid, n->v, D->err);
-		else if (rc == RS_OK)
-			rc = rs_cascade_lost_if_changed(D->cascade, ti, o->rowid, o->v, changed, D->err);
 		return rc;
 	}
 	rc = rs_cascade_conflict(D->cascade, ti, n->rowid, n->v, NULL, &conflict, D->err);

@@ -47,7 +47,7 @@ static void log_cycle(const rs_sync_result *r, int rc, const rs_error *err)
 }
 
 static volatile sig_atomic_t g_stop, g_hup;
-static volatile int g_cancel;
+static volatile sig_atomic_t g_cancel;
 
 /* One-shot sync: a signal stops the cycle at the next safe point (wrangler is stopped, the temporary file removed). */
 static void on_signal_once(int sig)

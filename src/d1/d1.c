@@ -73,6 +73,7 @@
 
 #include <jansson.h>
 
+#include "core/claim.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -80,6 +81,7 @@
 #include "d1/d1.h"
 #include "d1/pagefile.h"
 #include "d1/wrangler.h"
+#include "daemon/lock.h"
 #include "emit/key.h"
 #include "emit/sql.h"
 #include "engine/engine.h"
@@ -99,7 +101,9 @@ struct rs_d1 {
 	char *next;
 	char *pages, *pages_new;    /* S.pages: the snapshot's next pages (pagefile.h); S.pages.new while written */
 	char *wconfig, *wcwd;       /* wrangler --config and its directory, absolute; NULL = none */
-	volatile int *cancel;
+	char db_real[PATH_MAX];     /* the database's resolved path (named in the owner mark) */
+	rs_lock *state_lock;        /* S.lock: two databases never share one snapshot */
+	volatile sig_atomic_t *cancel;
 	int tty;                    /* progress on stderr */
 	/* Idle cycles: no diff while nothing committed to the database since the
 	 * last complete cycle and the snapshot is the file that cycle left. */
@@ -517,10 +521,15 @@ static void diagnose(rs_d1 *d, rs_error *err)
 	quick_check(d->snapshot, found, sizeof found);
 	if (!found[0])
 		return;
+	/* Moved aside, never removed: it may hold what someone wants to look at. */
 	rs_error e2 = {0};
-	int gone = reset_to_full_load(d, &e2) == RS_OK;
-	rs_err(err, RS_ELOCAL, "%s; the snapshot %s is damaged (%s)%s", old, d->snapshot, found,
-	       gone ? ": removed, the next cycle does a full load" : "");
+	char moved[PATH_MAX + 64];
+	int gone = rs_move_aside(d->snapshot, moved, sizeof moved, &e2) == RS_OK && reset_to_full_load(d, &e2) == RS_OK;
+	if (gone)
+		rs_err(err, RS_ELOCAL, "%s; the snapshot %s is damaged (%s): moved to %s, the next cycle does a full load",
+		       old, d->snapshot, found, moved);
+	else
+		rs_err(err, RS_ELOCAL, "%s; the snapshot %s is damaged (%s); %s", old, d->snapshot, found, e2.message);
 }
 
 /* ---- payload files ---------------------------------------------------- */
@@ -1063,6 +1072,9 @@ static int same_stat(const char *path, const struct stat *seen)
 
 int rs_d1_cycle(rs_d1 *d, rs_d1_report *rep, rs_error *err)
 {
+	rs_error err_local = {0};
+	if (!err)
+		err = &err_local;
 	rs_d1_report local;
 	if (!rep)
 		rep = &local;
@@ -1070,6 +1082,9 @@ int rs_d1_cycle(rs_d1 *d, rs_d1_report *rep, rs_error *err)
 	rep->mode = "none";
 	rep->status = RS_SYNC_SKIPPED;
 	double t0 = rs_mono();
+	if (rs_claim_lost(d->snapshot, "d1"))
+		return rs_err(err, RS_ECONFIG, "database.sync.d1.snapshot_path: %s is no longer marked as resort-sync's"
+			      " (its .owner file is gone or changed): it is left as it is; nothing was done", d->snapshot);
 	int rc = rs_mkdir_parent(d->snapshot, err);
 	if (rc == RS_OK) {
 		sweep_leftovers(d);
@@ -1125,7 +1140,7 @@ static int wrangler_exec_file(void *ctx, const char *path, int *outcome, rs_erro
 		.timeout_ms = cfg->d1_timeout_ms <= 0 ? 600000 : cfg->d1_timeout_ms > INT_MAX ? INT_MAX
 											 : (int)cfg->d1_timeout_ms,
 		.priority = cfg->d1_wrangler_priority,
-		.cancel = (volatile sig_atomic_t *)d->cancel,
+		.cancel = d->cancel,
 	};
 	struct rs_wrangler_result res;
 	int rc = rs_wrangler_exec_file(&o, path, &res, err);
@@ -1155,9 +1170,39 @@ static char *absolute(const char *path, const char *suffix)
 	return out;
 }
 
+/* The names resort-sync creates beside the snapshot S (S.owner is the mark itself). */
+static const char *const family[] = {".pending.sql", ".pending.sql.new", ".next", ".pages", ".pages.new",
+				     ".status.json", ".lock", ".full-load", "-journal", NULL};
+
+/*
+ * Make sure the snapshot and the files beside it are ours (core/claim.h),
+ * then take S.lock, the snapshot's own lock (the caller holds the
+ * database's).
+ */
+static int claim(rs_d1 *d, rs_error *err)
+{
+	int rc = rs_mkdir_parent(d->snapshot, err);
+	if (rc == RS_OK && rs_resolve_path(d->cfg->db_path, d->db_real) != 0)
+		rc = rs_err(err, RS_ELOCAL, "%s: cannot resolve the database's path: %s", d->cfg->db_path, strerror(errno));
+	if (rc == RS_OK)
+		rc = rs_claim_state(d->snapshot, "d1", d->db_real, family, ".status.json", "database.sync.d1.snapshot_path",
+				    err);
+	char *lockp = rc == RS_OK ? rs_path_beside(d->snapshot, ".lock") : NULL;
+	if (rc == RS_OK && !lockp)
+		rc = rs_err(err, RS_ENOMEM, "out of memory");
+	if (rc == RS_OK)
+		rc = rs_lock_acquire(&d->state_lock, lockp, err);
+	free(lockp);
+	return rc;
+}
+
 int rs_d1_new(rs_d1 **out, const rs_config *cfg, const rs_d1_transport *transport, rs_metrics *metrics,
 	      rs_error *err)
 {
+	rs_error local = {0};
+	int rc;
+	if (!err)
+		err = &local;
 	if (!cfg->d1_database && !transport)
 		return rs_err(err, RS_ECONFIG, "database.sync.d1.database: required for mode d1");
 	rs_d1 *d = calloc(1, sizeof *d);
@@ -1189,6 +1234,10 @@ int rs_d1_new(rs_d1 **out, const rs_config *cfg, const rs_d1_transport *transpor
 		rs_d1_free(d);
 		return RS_ECONFIG;
 	}
+	if ((rc = claim(d, err)) != RS_OK) {
+		rs_d1_free(d);
+		return rc;
+	}
 	d->tty = isatty(2);
 	if (transport) {
 		d->transport = *transport;
@@ -1213,9 +1262,10 @@ void rs_d1_free(rs_d1 *d)
 	free(d->wconfig);
 	free(d->wcwd);
 	rs_watch_close(&d->watch);
+	rs_lock_release(d->state_lock);
 	free(d);
 }
 
 const char *rs_d1_snapshot_path(const rs_d1 *d) { return d->snapshot; }
-void rs_d1_set_cancel(rs_d1 *d, volatile int *flag) { d->cancel = flag; }
+void rs_d1_set_cancel(rs_d1 *d, volatile sig_atomic_t *flag) { d->cancel = flag; }
 void rs_d1_set_metrics(rs_d1 *d, rs_metrics *m) { d->metrics = m; }

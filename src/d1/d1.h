@@ -30,6 +30,7 @@
  */
 #ifndef RS_D1_D1_H
 #define RS_D1_D1_H
+#include <signal.h>
 #include <stdio.h>
 
 #include "config/config.h"
@@ -92,7 +93,7 @@ const char *rs_d1_snapshot_path(const rs_d1 *d);
 void rs_d1_set_metrics(rs_d1 *d, rs_metrics *m);
 
 /* Set by a signal handler to make a running cycle stop at the next safe point. */
-void rs_d1_set_cancel(rs_d1 *d, volatile int *flag);
+void rs_d1_set_cancel(rs_d1 *d, volatile sig_atomic_t *flag);
 
 /*
  * `resort-sync verify` for D1 (verify.c): compare every table of the

@@ -29,7 +29,7 @@ struct rs_turso {
 	char *status_path;   /* <replica>.status.json */
 	char **exclude;      /* NULL-terminated: config list + the protocol's bookkeeping tables */
 	rs_metrics *metrics;
-	volatile int *cancel;
+	volatile sig_atomic_t *cancel;
 	int prefer;
 	char crash[32];      /* test crash point, "" = none */
 	double last_push, last_pull;

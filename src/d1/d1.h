@@ -33,6 +33,8 @@
 #include <signal.h>
 #include <stdio.h>
 
+#include <jansson.h>
+
 #include "config/config.h"
 #include "daemon/metrics.h"
 #include "resortsync.h"
@@ -42,7 +44,8 @@ enum {
 	RS_D1_APPLIED = 0,   /* it ran the file */
 	RS_D1_DUPLICATE = 1, /* it refused it: the file's history record was there already */
 	RS_D1_REJECTED = 2,  /* it ran the file, a statement failed, nothing of it stayed */
-	RS_D1_UNKNOWN = 3    /* no telling whether it ran the file */
+	RS_D1_UNKNOWN = 3,   /* no telling whether it ran the file */
+	RS_D1_NOT_RUN = 4    /* the transport could not even start: nothing was applied */
 };
 
 /* How a payload reaches D1. */
@@ -55,6 +58,13 @@ typedef struct rs_d1_transport {
 	 * RS_D1_UNKNOWN: the file is then sent again later, which is safe.
 	 */
 	int (*exec_file)(void *ctx, const char *path, int *outcome, rs_error *err);
+	/*
+	 * Run SQL that only reads (one statement) and set *rows to its rows,
+	 * an array of objects (json_decref() it).  May be NULL: then D1 is
+	 * never asked (a full load drops only the source's objects; a pending
+	 * payload is sent again rather than looked up).
+	 */
+	int (*query)(void *ctx, const char *sql, json_t **rows, rs_error *err);
 	void *ctx;
 } rs_d1_transport;
 
@@ -68,6 +78,7 @@ typedef struct rs_d1_report {
 	int64_t rows, bytes, statements;
 	int64_t remote_calls;
 	int64_t snapshot_bytes; /* written to advance the snapshot (page file, journal, pages; or a full copy) */
+	int fallback;        /* this cycle's full load replaces a payload D1 refused */
 	double seconds;
 } rs_d1_report;
 

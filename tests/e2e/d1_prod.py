@@ -235,9 +235,228 @@ def case_lock_per_database(tmp):
            "rc=%d left=%s stderr=%s" % (p.returncode, left, p.stderr[-300:]))
 
 
+# ---- 3. liveness after D1 refuses a payload ---------------------------------------
+
+def status_of(env):
+    try:
+        return json.load(open(env.snapshot + ".status.json"))
+    except (OSError, ValueError):
+        return {}
+
+
+def metric_value(text, name):
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def case_refused_diff_falls_back_to_full_load(tmp):
+    env = new_env(tmp, "refused", rows="CREATE TABLE p(id INTEGER PRIMARY KEY, v TEXT);"
+                  "CREATE TABLE c(id INTEGER PRIMARY KEY, pid INTEGER REFERENCES p(id));"
+                  "INSERT INTO p VALUES (1, 'one'), (2, 'two');")
+    p = run(env, "sync")
+    ok = p.returncode == 0
+    # A row only D1 has makes the next diff's DELETE break a foreign key on D1.
+    wrangler_sql(env, "INSERT INTO c VALUES (99, 1)")
+    c = env.connect()
+    c.execute("DELETE FROM p WHERE id = 1")
+    c.execute("INSERT INTO p VALUES (3, 'three')")
+    c.commit()
+    c.close()
+    p1 = run(env, "sync")
+    st = status_of(env)
+    report("refused_diff_recorded",
+           ok and p1.returncode != 0 and "FOREIGN KEY constraint failed" in p1.stderr
+           and "the next cycle sends a full load" in p1.stderr and os.path.exists(env.snapshot + ".full-load")
+           and st.get("refused", {}).get("next_is_full_load") is True,
+           "rc=%d %s status=%s" % (p1.returncode, p1.stderr[-600:], st))
+    # The next cycles (a daemon: a restart since the refusal) converge through a full load, counted.
+    prom = os.path.join(env.tmp, "metrics.prom")
+    d = subprocess.Popen([RS, "-v", "-c", env.cfg, "run", "--metrics-file", prom], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, env=dict(os.environ, WRANGLER_SEND_METRICS="false"))
+    deadline = time.time() + 120
+    while time.time() < deadline and status_of(env).get("last_mode") != "full":
+        time.sleep(0.5)
+    time.sleep(0.5)
+    d.send_signal(signal.SIGTERM)
+    out = d.communicate(timeout=120)[0]
+    text = open(prom).read() if os.path.exists(prom) else ""
+    st = status_of(env)
+    report("refused_diff_then_full_load_converges",
+           st.get("last_mode") == "full" and st.get("last_status") == "success" and not equal(env)
+           and "FOREIGN KEY constraint failed" in out and not os.path.exists(env.snapshot + ".full-load")
+           and "refused" not in st,
+           "status=%s diff=%s log=%s" % (st, equal(env)[:3], out[-800:]))
+    report("refused_diff_fallback_counted", metric_value(text, "resort_sync_d1_fallback_full_loads_total") == 1,
+           [l for l in text.splitlines() if "fallback" in l])
+
+
+def case_refused_twice_not_sent_again(tmp):
+    """Against the stand-in for D1, which can refuse every call: never a third identical send."""
+    d = os.path.join(tmp, "twice")
+    os.makedirs(d)
+    env = faults.Env(d, remote="fake")
+    c = env.connect()
+    c.executescript("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'a');")
+    c.close()
+    p = run(env, "sync")
+    c = env.connect()
+    c.execute("INSERT INTO t VALUES (2, 'b')")
+    c.commit()
+    c.close()
+    env.script("sqlerror", "sqlerror", "sqlerror", "sqlerror")
+    p1 = run(env, "sync")  # the diff: refused ("no such table": D1 is not what the snapshot says)
+    p2 = run(env, "sync")  # a full load: refused with the same error
+    n = len(env.calls())
+    p3 = run(env, "sync")  # the same full load: not sent
+    report("refused_twice_not_sent_a_third_time",
+           p.returncode == 0 and p1.returncode != 0 and p2.returncode != 0 and p3.returncode != 0
+           and "mode=full" in p2.stderr and len(env.calls()) == n and "not sent again" in p3.stderr,
+           "rc=%d,%d,%d calls=%s %s" % (p1.returncode, p2.returncode, p3.returncode, env.calls()[-3:],
+                                        p3.stderr[-500:]))
+    c = env.connect()
+    c.execute("INSERT INTO t VALUES (3, 'c')")
+    c.commit()
+    c.close()
+    env.script()
+    p4 = run(env, "sync")
+    report("refused_twice_then_changed_database_sent",
+           p4.returncode == 0 and "mode full" in p4.stdout and not faults.dbcompare.compare(
+               env.d1_path(), env.db, ignore=faults.IGNORE), "rc=%d %s %s" % (p4.returncode, p4.stdout, p4.stderr[-400:]))
+
+
+# ---- 4. a full load leaves D1 equal to the source, whatever D1 held --------------
+
+def case_full_load_from_any_state(tmp):
+    env = new_env(tmp, "anystate", rows="CREATE TABLE a(id INTEGER PRIMARY KEY, v TEXT);"
+                  "CREATE TABLE b(id INTEGER PRIMARY KEY, v TEXT);"
+                  "CREATE TABLE c(id INTEGER PRIMARY KEY, aid REFERENCES a ON DELETE CASCADE,"
+                  " bid REFERENCES b ON DELETE CASCADE);"
+                  "INSERT INTO a VALUES (1, 'a1'), (2, 'a2'); INSERT INTO b VALUES (1, 'b1'), (2, 'b2');"
+                  "INSERT INTO c VALUES (1, 1, 2), (2, 2, 1);")
+    p = run(env, "sync")
+    ok = p.returncode == 0 and not equal(env)
+    os.remove(env.snapshot)  # the documented recovery
+    c = env.connect()
+    c.execute("INSERT INTO c VALUES (3, 1, 1)")
+    c.commit()
+    c.close()
+    p = run(env, "sync")
+    report("full_load_over_two_cascading_parents",
+           ok and p.returncode == 0 and "mode full" in p.stdout and not equal(env),
+           "rc=%d %s %s" % (p.returncode, p.stderr[-600:], equal(env)[:3]))
+
+    # Objects only D1 has, one of them holding rows that reference the source's tables.
+    wrangler_sql(env, "CREATE TABLE only_d1(x); INSERT INTO only_d1 VALUES (1);"
+                 " CREATE TABLE d1_child(id INTEGER PRIMARY KEY, aid INTEGER REFERENCES a(id));"
+                 " INSERT INTO d1_child VALUES (1, 1); CREATE VIEW only_d1_v AS SELECT * FROM a;"
+                 " CREATE TRIGGER only_d1_t AFTER INSERT ON a BEGIN INSERT INTO only_d1 VALUES (new.id); END")
+    os.remove(env.snapshot)
+    p = run(env, "sync")
+    left = d1_tables(env) & {"only_d1", "d1_child", "only_d1_v"}
+    report("full_load_removes_objects_only_d1_has",
+           p.returncode == 0 and not left and not equal(env),
+           "rc=%d left=%s %s %s" % (p.returncode, left, p.stderr[-600:], equal(env)[:3]))
+
+
+# ---- 5. a pending payload D1 already has -------------------------------------------
+
+def case_pending_payload_asked_not_resent(tmp):
+    env = new_env(tmp, "pending")
+    p = run(env, "sync")
+    ok = p.returncode == 0
+    c = env.connect()
+    c.executemany("INSERT INTO t VALUES (?, ?)", [(i, "x" * 200) for i in range(10, 400)])
+    c.commit()
+    c.close()
+    # Killed after D1 applied the payload, before the snapshot advanced: the payload stays pending.
+    p = run(env, "sync", binary=RS_HOOKS, extra_env={"RS_D1_TEST_CRASH": "sent"})
+    pending = os.path.exists(env.pending)
+    key = open(env.pending).readline().split()[7] if pending else ""
+    n = sum(1 for c in env.calls() if c["key"] == key)
+    p = run(env, "sync")
+    again = sum(1 for c in env.calls() if c["key"] == key) - n
+    report("pending_payload_d1_has_is_not_sent_again",
+           ok and pending and n == 1 and again == 0 and p.returncode == 0 and "duplicate" in p.stdout
+           and not os.path.exists(env.pending) and not equal(env),
+           "pending=%s sent=%d again=%d rc=%d %s %s" % (pending, n, again, p.returncode, p.stdout, p.stderr[-500:]))
+    # Pending but never applied (killed before sending): sent once, after D1 said it does not have it.
+    c = env.connect()
+    c.execute("UPDATE t SET v = 'changed' WHERE id = 1")
+    c.commit()
+    c.close()
+    p = run(env, "sync", binary=RS_HOOKS, extra_env={"RS_D1_TEST_CRASH": "payload"})
+    key = open(env.pending).readline().split()[7] if os.path.exists(env.pending) else ""
+    p = run(env, "sync")
+    sent = sum(1 for c in env.calls() if c["key"] == key)
+    report("pending_payload_d1_lacks_is_sent",
+           key and sent == 1 and p.returncode == 0 and "success" in p.stdout and not equal(env),
+           "key=%s sent=%d rc=%d %s" % (key, sent, p.returncode, p.stderr[-400:]))
+
+
+# ---- 6. D1's limits, per table; exclude_tables -------------------------------------
+
+def case_table_over_d1_limits(tmp):
+    wide = "CREATE TABLE wide(id INTEGER PRIMARY KEY, %s);" % ", ".join("c%d" % i for i in range(101))
+    env = new_env(tmp, "limits", rows="CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);"
+                  "INSERT INTO t VALUES (1, 'one');" + wide + "INSERT INTO wide(id) VALUES (1);"
+                  "CREATE INDEX wide_c1 ON wide(c1);"
+                  "CREATE TABLE secret(id INTEGER PRIMARY KEY, v TEXT); INSERT INTO secret VALUES (1, 's');",
+                  extra_d1='exclude_tables = ["secret"]\n')
+    with open(env.cfg, "a") as f:
+        f.write("[metrics]\nfile = \"%s\"\n" % os.path.join(env.tmp, "m.prom"))
+    p = run(env, "sync")
+    tables = d1_tables(env)
+    st = status_of(env)
+    report("table_over_100_columns_left_out_others_synced",
+           p.returncode == 0 and "wide" in p.stderr and "exclude_tables" in st.get("unsupported", "")
+           and "t" in tables and "wide" not in tables and "secret" not in tables,
+           "rc=%d tables=%s status=%s %s" % (p.returncode, tables, st, p.stderr[-600:]))
+    c = env.connect()
+    c.execute("INSERT INTO t VALUES (2, 'two')")
+    c.execute("INSERT INTO wide(id) VALUES (2)")
+    c.execute("UPDATE secret SET v = 'changed'")
+    c.commit()
+    c.close()
+    p = run(env, "sync")
+    d1 = env.d1_path()
+    rows = sqlite3.connect("file:%s?mode=ro" % d1, uri=True).execute("SELECT count(*) FROM t").fetchone()[0] \
+        if d1 else -1
+    report("table_over_limits_later_cycles_go_on",
+           p.returncode == 0 and rows == 2 and "wide" not in d1_tables(env),
+           "rc=%d rows=%d %s" % (p.returncode, rows, p.stderr[-600:]))
+    # Counted as unsupported, not remote (a daemon's metrics).
+    prom = os.path.join(env.tmp, "run.prom")
+    c = env.connect()
+    c.execute("INSERT INTO t VALUES (3, 'three')")
+    c.commit()
+    c.close()
+    d = subprocess.Popen([RS, "-c", env.cfg, "run", "--metrics-file", prom], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, env=dict(os.environ, WRANGLER_SEND_METRICS="false"))
+    deadline = time.time() + 60
+    while time.time() < deadline and not os.path.exists(prom):
+        time.sleep(0.3)
+    d.send_signal(signal.SIGTERM)
+    d.wait(60)
+    text = open(prom).read() if os.path.exists(prom) else ""
+    unsup = [l for l in text.splitlines() if l.startswith("resort_sync_errors_total") and "unsupported" in l]
+    remote = [l for l in text.splitlines() if l.startswith('resort_sync_errors_total{backend="d1",class="remote"}')]
+    pend = metric_value(text, "resort_sync_pending_changes")
+    report("unsupported_table_counted_as_unsupported",
+           unsup and float(unsup[0].rsplit(" ", 1)[1]) >= 1 and remote and remote[0].endswith(" 0"),
+           "%s %s" % (unsup, remote))
+    report("pending_changes_emitted_in_d1_mode", pend == 0, "pending=%s" % pend)
+
+
 CASES = [
     case_foreign_files,
     case_lock_per_database,
+    case_refused_diff_falls_back_to_full_load,
+    case_refused_twice_not_sent_again,
+    case_full_load_from_any_state,
+    case_pending_payload_asked_not_resent,
+    case_table_over_d1_limits,
 ]
 
 

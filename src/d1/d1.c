@@ -107,6 +107,7 @@ struct rs_d1 {
 	char *marker;               /* S.full-load: D1 refused a payload, the next one is a full load */
 	char **skip;                /* this cycle's exclusions: exclude_tables plus tables D1 cannot hold */
 	char unsupported[1024];     /* this cycle: the tables left out as over D1's limits, "" if none */
+	double verify_seen;         /* time of the last verify result put into the metrics */
 	volatile sig_atomic_t *cancel;
 	int tty;                    /* progress on stderr */
 	/* Idle cycles: no diff while nothing committed to the database since the
@@ -221,6 +222,9 @@ static void page_written(void) { crash_point("snapshot-write"); }
 #endif
 
 /* ---- helpers ---------------------------------------------------------- */
+
+static char *snapshot_of(const rs_config *cfg);
+static void pick_up_verify(rs_d1 *d);
 
 struct tee {
 	rs_sink a, b;
@@ -1216,31 +1220,6 @@ static int settle_pending(rs_d1 *d, rs_d1_report *rep, rs_error *err)
 	return settle(d, &p, rep, err);
 }
 
-/*
- * A full load's first statements: DROP VIEW and DROP TABLE IF EXISTS for
- * what D1 holds (target_objects(): tables children first), so that the load
- * starts from an empty D1 whatever it held (tables only D1 has, any graph of
- * foreign keys, triggers, which go with their tables).  The engine is given
- * the same lists (rs_diff_opts.target_*) and emits the same drops once it
- * implements them; the second DROP ... IF EXISTS of a name is then a no-op.
- * 0, or -1 when writing failed.
- */
-static int write_target_drops(FILE *f, char **views, char **tables)
-{
-	int bad = fputs("PRAGMA defer_foreign_keys = ON;\n", f) < 0;
-	for (size_t i = 0; !bad && views && views[i]; i++) {
-		char *q = sqlite3_mprintf("DROP VIEW IF EXISTS \"%w\";\n", views[i]);
-		bad = !q || fputs(q, f) < 0;
-		sqlite3_free(q);
-	}
-	for (size_t i = 0; !bad && tables && tables[i]; i++) {
-		char *q = sqlite3_mprintf("DROP TABLE IF EXISTS \"%w\";\n", tables[i]);
-		bad = !q || fputs(q, f) < 0;
-		sqlite3_free(q);
-	}
-	return bad ? -1 : 0;
-}
-
 static int write_failed(rs_error *err, const char *path)
 {
 	return rs_err(err, RS_ELOCAL, "%s: write failed: %s", path, strerror(errno ? errno : EIO));
@@ -1345,17 +1324,14 @@ static int send_changes(rs_d1 *d, rs_d1_report *rep, rs_error *err)
 		goto out;
 	}
 	p.from = ftell(f);
-	if (full && write_target_drops(f, tviews, ttables) != 0) {
-		rc = write_failed(err, d->staging);
-		goto out;
-	}
 	if ((rc = rs_sql_sink_new(&sql, f, 0, err)) != RS_OK || (rc = rs_key_sink_new(&ks, err)) != RS_OK)
 		goto out;
 	struct tee tee = {rs_sql_sink_iface(sql), rs_key_sink_iface(ks)};
 	rs_sink sink = {.change = tee_change, .finish = tee_finish, .ctx = &tee};
 	struct progress prog = {.d = d, .sql = sql, .last_log = rs_mono()};
-	rs_diff_opts opts = {.preamble = full, .only = pd, .exclude = (const char *const *)d->skip,
-			     .target_views = (const char *const *)tviews, .target_tables = (const char *const *)ttables};
+	rs_diff_opts opts = {.preamble = full, .only = pd, .fk_target = 1, .refuse_dangling_fk = 1,
+			     .exclude = (const char *const *)d->skip, .target_views = (const char *const *)tviews,
+			     .target_tables = (const char *const *)ttables};
 	if (full) {
 		prog.total = count_rows(live);
 		opts.progress = on_progress;
@@ -1577,6 +1553,7 @@ int rs_d1_cycle(rs_d1 *d, rs_d1_report *rep, rs_error *err)
 		rs_metrics_set_pending(d->metrics, RS_METRICS_D1, 0);
 	else if (rep->rows > 0)
 		rs_metrics_set_pending(d->metrics, RS_METRICS_D1, rep->rows);
+	pick_up_verify(d);
 	write_status(d, rep, rc == RS_OK ? NULL : err);
 	return rc;
 }
@@ -1657,7 +1634,7 @@ static char *absolute(const char *path, const char *suffix)
 
 /* The names resort-sync creates beside the snapshot S (S.owner is the mark itself). */
 static const char *const family[] = {".pending.sql", ".pending.sql.new", ".next", ".pages", ".pages.new",
-				     ".status.json", ".lock", ".full-load", "-journal", NULL};
+				     ".status.json", ".lock", ".full-load", ".verify.json", "-journal", NULL};
 
 /*
  * Make sure the snapshot and the files beside it are ours (core/claim.h),
@@ -1695,8 +1672,7 @@ int rs_d1_new(rs_d1 **out, const rs_config *cfg, const rs_d1_transport *transpor
 		return rs_err(err, RS_ENOMEM, "out of memory");
 	d->cfg = cfg;
 	d->metrics = metrics;
-	d->snapshot = cfg->d1_snapshot_path ? strdup(cfg->d1_snapshot_path)
-					    : rs_path_beside(cfg->db_path, ".d1-sync-snapshot.db");
+	d->snapshot = snapshot_of(cfg);
 	d->pending = d->snapshot ? absolute(d->snapshot, ".pending.sql") : NULL;
 	d->staging = d->snapshot ? absolute(d->snapshot, ".pending.sql.new") : NULL;
 	d->next = d->snapshot ? rs_path_beside(d->snapshot, ".next") : NULL;
@@ -1753,6 +1729,43 @@ void rs_d1_free(rs_d1 *d)
 	rs_watch_close(&d->watch);
 	rs_lock_release(d->state_lock);
 	free(d);
+}
+
+/* The snapshot path cfg configures (malloc'd), or NULL. */
+static char *snapshot_of(const rs_config *cfg)
+{
+	return cfg->d1_snapshot_path ? strdup(cfg->d1_snapshot_path) : rs_path_beside(cfg->db_path, ".d1-sync-snapshot.db");
+}
+
+int rs_d1_note_verify(const rs_config *cfg, int differ, rs_error *err)
+{
+	char *snap = snapshot_of(cfg);
+	char *path = snap ? rs_path_beside(snap, ".verify.json") : NULL;
+	int rc = RS_OK;
+	if (!path) {
+		rc = rs_err(err, RS_ENOMEM, "out of memory");
+	} else if (rs_claim_held(snap, "d1")) {
+		char text[128];
+		int n = snprintf(text, sizeof text, "{\"differ\": %d, \"at\": %.3f}\n", differ, rs_now());
+		rc = rs_write_file_atomic(path, text, (size_t)n, 0644, err);
+	}
+	free(path);
+	free(snap);
+	return rc;
+}
+
+/* A verify result newer than the last one seen goes into the metrics. */
+static void pick_up_verify(rs_d1 *d)
+{
+	char *path = rs_path_beside(d->snapshot, ".verify.json");
+	json_t *o = path ? json_load_file(path, 0, NULL) : NULL;
+	json_t *differ = json_object_get(o, "differ"), *at = json_object_get(o, "at");
+	if (json_is_integer(differ) && json_is_number(at) && json_number_value(at) > d->verify_seen) {
+		d->verify_seen = json_number_value(at);
+		rs_metrics_set_verify_mismatch(d->metrics, RS_METRICS_D1, json_integer_value(differ) > 0);
+	}
+	json_decref(o);
+	free(path);
 }
 
 const char *rs_d1_snapshot_path(const rs_d1 *d) { return d->snapshot; }

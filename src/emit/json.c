@@ -75,6 +75,10 @@ static int sink_change(void *ctx, const rs_change *ch, rs_error *err)
 	bad |= json_object_set_new(o, "op", json_string(ch->op == RS_CH_SCHEMA ? verbs[ch->verb] : ops[ch->op]));
 	if (ch->derived)
 		bad |= json_object_set_new(o, "derived", json_true());
+	if (ch->restore)
+		bad |= json_object_set_new(o, "restore", json_true());
+	if (ch->superseded)
+		bad |= json_object_set_new(o, "superseded", json_true());
 	if (ch->op == RS_CH_SCHEMA) {
 		bad |= json_object_set_new(o, "type", json_string(ch->obj_type));
 		bad |= json_object_set_new(o, "name", json_string(ch->obj_name));

@@ -31,11 +31,12 @@
 #include "emit/sql.h"
 
 /* The pending multi-row statements, flushed in this order. */
-enum { B_DELETE = 0, B_UPSERT, B_FTSDEL, B_FTSINS, NBATCH };
+enum { B_DELETE = 0, B_UPSERT, B_RESTORE, B_FTSDEL, B_FTSINS, NBATCH };
 
 struct batch {
 	const void *owner;  /* table or FTS link the rows belong to */
 	sqlite3_str *s;     /* header + rows so far, or NULL */
+	const char *tail;   /* appended before the statement's end (B_RESTORE's ON CONFLICT clause) */
 	int nrows;
 };
 
@@ -46,6 +47,8 @@ struct rs_sql_sink {
 	struct batch b[NBATCH];
 	int started;         /* the PRAGMA was written */
 	char *head;          /* cached "REPLACE INTO t(...) VALUES" for head_table */
+	char *rhead, *rtail; /* cached restore statement head and ON CONFLICT tail for rtable */
+	const rs_table *rtable;
 	const rs_table *head_table;
 	int head_plain;
 	int failed;
@@ -173,7 +176,9 @@ void rs_sql_literal(sqlite3_str *q, const rs_value *v, sqlite3_stmt *check)
 		real_literal(q, v->r);
 		break;
 	case SQLITE_TEXT:
-		if (rs_utf8_clean(v->p, v->n)) {
+		/* A CR goes hex too: the sqlite3 shell reads a dump line by line and
+		 * drops the CR of a CRLF, even inside a string literal. */
+		if (rs_utf8_clean(v->p, v->n) && !memchr(v->p, '\r', (size_t)v->n)) {
 			/* quotes doubled: each run up to and including a quote, then the quote again */
 			const char *p = (const char *)v->p, *end = p + v->n, *quote;
 			sqlite3_str_appendchar(q, 1, '\'');
@@ -237,10 +242,13 @@ static int flush_batch(rs_sql_sink *s, int k, rs_error *err)
 	struct batch *b = &s->b[k];
 	if (!b->s)
 		return RS_OK;
+	if (b->tail)
+		sqlite3_str_appendall(b->s, b->tail);
 	sqlite3_str_appendall(b->s, k == B_DELETE ? ");\n" : ";\n");
 	int rc = put_str(s, b->s, err);
 	b->s = NULL;
 	b->owner = NULL;
+	b->tail = NULL;
 	b->nrows = 0;
 	return rc;
 }
@@ -345,32 +353,55 @@ static void row_tuple(rs_sql_sink *s, sqlite3_str *q, const rs_table *t, int64_t
 	sqlite3_str_appendchar(q, 1, ')');
 }
 
-/* Append the rest of every value longer than cap with `SET c = c || chunk`. */
+/*
+ * Append the rest of every value longer than cap with `SET c = c || piece`.
+ * A piece is as large as the statement limit allows once the statement's
+ * own text (names, the key in WHERE, which can be long) is counted.
+ */
 static int append_rest(rs_sql_sink *s, const rs_table *t, int64_t rowid, const rs_value *v, size_t cap,
 		       rs_error *err)
 {
 	for (int i = 0; i < t->ncol; i++) {
 		if ((v[i].type != SQLITE_TEXT && v[i].type != SQLITE_BLOB) || (size_t)v[i].n <= cap)
 			continue;
-		for (size_t off = cap; off < (size_t)v[i].n; off += s->chunk) {
-			size_t n = (size_t)v[i].n - off;
-			if (n > s->chunk)
-				n = s->chunk;
-			sqlite3_str *q = sqlite3_str_new(NULL);
-			if (v[i].type == SQLITE_TEXT)
-				sqlite3_str_appendf(q, "UPDATE \"%w\" SET \"%w\" = \"%w\" || CAST(X'", t->name,
-						    t->col[i], t->col[i]);
-			else
-				sqlite3_str_appendf(q, "UPDATE \"%w\" SET \"%w\" = CAST(\"%w\" || X'", t->name,
-						    t->col[i], t->col[i]);
-			append_hex(q, v[i].p + off, (int)n);
-			sqlite3_str_appendall(q, v[i].type == SQLITE_TEXT ? "' AS TEXT)" : "' AS BLOB)");
-			key_where(s, q, t, rowid, v);
-			sqlite3_str_appendall(q, ";\n");
-			int rc = put_str(s, q, err);
-			if (rc != RS_OK)
-				return rc;
+		sqlite3_str *w = sqlite3_str_new(NULL);
+		sqlite3_str_appendall(w, v[i].type == SQLITE_TEXT ? "' AS TEXT)" : "' AS BLOB)");
+		key_where(s, w, t, rowid, v);
+		sqlite3_str_appendall(w, ";\n");
+		int wlen = sqlite3_str_length(w);
+		char *where = sqlite3_str_finish(w);
+		if (!where)
+			return rs_err(err, RS_ENOMEM, "out of memory");
+		char *head = sqlite3_mprintf(v[i].type == SQLITE_TEXT ? "UPDATE \"%w\" SET \"%w\" = \"%w\" || CAST(X'"
+								      : "UPDATE \"%w\" SET \"%w\" = CAST(\"%w\" || X'",
+					     t->name, t->col[i], t->col[i]);
+		size_t fixed = (head ? strlen(head) : 0) + (size_t)wlen;
+		size_t piece = fixed + 64 < s->max ? (s->max - fixed) / 2 : 0;
+		int rc = RS_OK;
+		if (!head) {
+			rc = rs_err(err, RS_ENOMEM, "out of memory");
+		} else if (piece < 1024) {
+			char *kt = key_text(s, t, rowid, v);
+			rc = rs_err(err, RS_EUNSUPPORTED,
+				    "table %s, %s, column %s: the key is too long to append a large value in "
+				    "statements of %zu bytes",
+				    t->name, kt ? kt : "?", t->col[i], s->max);
+			sqlite3_free(kt);
 		}
+		for (size_t off = cap; rc == RS_OK && off < (size_t)v[i].n; off += piece) {
+			size_t n = (size_t)v[i].n - off;
+			if (n > piece)
+				n = piece;
+			sqlite3_str *q = sqlite3_str_new(NULL);
+			sqlite3_str_appendall(q, head);
+			append_hex(q, v[i].p + off, (int)n);
+			sqlite3_str_append(q, where, wlen);
+			rc = put_str(s, q, err);
+		}
+		sqlite3_free(head);
+		sqlite3_free(where);
+		if (rc != RS_OK)
+			return rc;
 	}
 	return RS_OK;
 }
@@ -418,12 +449,13 @@ static size_t row_bound(const rs_table *t, const rs_value *v, int with_rowid)
  * batch is opened).  A row too large for any statement is written alone as
  * a prefix plus appends.
  */
-static int batch_row(rs_sql_sink *s, int k, const void *owner, const char *head, const rs_table *t,
-		     int64_t rowid, const rs_value *v, int with_rowid, rs_error *err)
+static int batch_row(rs_sql_sink *s, int k, const void *owner, const char *head, const char *tail,
+		     const rs_table *t, int64_t rowid, const rs_value *v, int with_rowid, rs_error *err)
 {
+	size_t taillen = tail ? strlen(tail) : 0;
 	struct batch *b = &s->b[k];
 	size_t bound = row_bound(t, v, with_rowid);
-	if (b->s && b->owner == owner && (size_t)sqlite3_str_length(b->s) + 3 + bound <= s->max) {
+	if (b->s && b->owner == owner && (size_t)sqlite3_str_length(b->s) + 3 + taillen + bound <= s->max) {
 		sqlite3_str_append(b->s, ",\n", 2); /* fits for sure: render in place */
 		row_tuple(s, b->s, t, rowid, v, with_rowid, (size_t)-1);
 		b->nrows++;
@@ -438,15 +470,17 @@ static int batch_row(rs_sql_sink *s, int k, const void *owner, const char *head,
 		sqlite3_free(sqlite3_str_finish(row));
 		return rs_err(err, RS_ENOMEM, "out of memory rendering a row of %s", t->name);
 	}
-	if (b->s && (b->owner != owner || (size_t)sqlite3_str_length(b->s) + 3 + (size_t)rlen > s->max))
+	if (b->s && (b->owner != owner || (size_t)sqlite3_str_length(b->s) + 3 + taillen + (size_t)rlen > s->max))
 		rc = flush_batch(s, k, err);
-	if (rc == RS_OK && headlen + (size_t)rlen + 3 > s->max) {
+	if (rc == RS_OK && headlen + (size_t)rlen + 3 + taillen > s->max) {
 		/* Too big for one statement: prefix of each long value, then appends. */
 		sqlite3_free(sqlite3_str_finish(row));
 		size_t cap = s->chunk / 4;
 		sqlite3_str *q = sqlite3_str_new(NULL);
 		sqlite3_str_appendall(q, head);
 		row_tuple(s, q, t, rowid, v, with_rowid, cap);
+		if (tail)
+			sqlite3_str_appendall(q, tail);
 		sqlite3_str_appendall(q, ";\n");
 		if ((size_t)sqlite3_str_length(q) > s->max) {
 			sqlite3_free(sqlite3_str_finish(q));
@@ -473,6 +507,7 @@ static int batch_row(rs_sql_sink *s, int k, const void *owner, const char *head,
 	if (!b->s) {
 		b->s = sqlite3_str_new(NULL);
 		b->owner = owner;
+		b->tail = tail;
 		sqlite3_str_appendall(b->s, head);
 	} else {
 		sqlite3_str_appendall(b->s, ",\n");
@@ -601,6 +636,64 @@ static char *head_for(const rs_table *t, const char *verb, int with_rowid)
 	return sqlite3_str_finish(q);
 }
 
+/*
+ * A restored row (engine/cascade.h): the target may lack it, or hold it
+ * changed by a foreign-key action.  An upsert on the row's own key writes it
+ * whole either way, and deletes nothing (REPLACE would fire the row's own
+ * ON DELETE actions).
+ */
+static int restore_statement(const rs_table *t, char **head, char **tail)
+{
+	*head = head_for(t, "INSERT", lists_rowid(t));
+	sqlite3_str *q = sqlite3_str_new(NULL);
+	sqlite3_str_appendall(q, "\nON CONFLICT(");
+	if (t->kind != RS_TABLE_WITHOUT_ROWID)
+		sqlite3_str_appendall(q, t->ipk >= 0 ? "" : t->rowid_name);
+	if (t->kind != RS_TABLE_WITHOUT_ROWID && t->ipk >= 0)
+		sqlite3_str_appendf(q, "\"%w\"", t->col[t->ipk]);
+	for (int i = 0; t->kind == RS_TABLE_WITHOUT_ROWID && i < t->npk; i++)
+		sqlite3_str_appendf(q, "%s\"%w\"", i ? ", " : "", t->col[t->pk[i]]);
+	sqlite3_str_appendall(q, ") DO ");
+	int n = 0;
+	for (int i = 0; i < t->ncol; i++) {
+		int key = i == t->ipk;
+		for (int j = 0; t->kind == RS_TABLE_WITHOUT_ROWID && j < t->npk; j++)
+			key |= t->pk[j] == i;
+		if (!key)
+			sqlite3_str_appendf(q, "%s\"%w\" = excluded.\"%w\"", n++ ? ", " : "UPDATE SET ", t->col[i],
+					    t->col[i]);
+	}
+	if (!n)
+		sqlite3_str_appendall(q, "NOTHING");
+	*tail = sqlite3_str_finish(q);
+	return *head && *tail ? RS_OK : RS_ENOMEM;
+}
+
+static int do_restore(rs_sql_sink *s, const rs_change *ch, rs_error *err)
+{
+	const rs_table *t = ch->tab;
+	int rc = RS_OK;
+	for (int k = 0; rc == RS_OK && k < NBATCH; k++)
+		if (s->b[k].s && (k != B_RESTORE || s->b[k].owner != t))
+			rc = flush_all(s, err);
+	if (rc != RS_OK)
+		return rc;
+	rc = check_limits(s, t, ch->rowid, ch->newv, err);
+	if (rc != RS_OK)
+		return rc;
+	if (s->rtable != t) {
+		sqlite3_free(s->rhead);
+		sqlite3_free(s->rtail);
+		s->rhead = s->rtail = NULL;
+		s->rtable = NULL;
+		if (restore_statement(t, &s->rhead, &s->rtail) != RS_OK)
+			return rs_err(err, RS_ENOMEM, "out of memory");
+		s->rtable = t;
+	}
+	return batch_row(s, B_RESTORE, t, s->rhead, s->rtail, t, ch->rowid, ch->newv, lists_rowid(t), err);
+}
+
+
 static int sink_change(void *ctx, const rs_change *ch, rs_error *err)
 {
 	rs_sql_sink *s = ctx;
@@ -625,12 +718,18 @@ static int sink_change(void *ctx, const rs_change *ch, rs_error *err)
 		return put_str(s, q, err);
 	}
 	case RS_CH_DELETE:
+		if (ch->superseded)
+			return RS_OK;
 		if (s->b[B_UPSERT].s && s->b[B_UPSERT].owner != t)
 			rc = flush_all(s, err);
 		s->stats.rows++;
 		return rc == RS_OK ? do_delete(s, ch, err) : rc;
 	case RS_CH_INSERT:
 	case RS_CH_UPDATE: {
+		if (ch->restore)
+			return do_restore(s, ch, err);
+		if (ch->superseded)
+			return RS_OK;
 		if ((s->b[B_DELETE].s && s->b[B_DELETE].owner != t) || (s->b[B_UPSERT].s && s->b[B_UPSERT].owner != t))
 			rc = flush_all(s, err);
 		if (rc != RS_OK)
@@ -650,7 +749,7 @@ static int sink_change(void *ctx, const rs_change *ch, rs_error *err)
 			if (!s->head)
 				return rs_err(err, RS_ENOMEM, "out of memory");
 		}
-		return batch_row(s, B_UPSERT, t, s->head, t, ch->rowid, ch->newv, lists_rowid(t), err);
+		return batch_row(s, B_UPSERT, t, s->head, NULL, t, ch->rowid, ch->newv, lists_rowid(t), err);
 	}
 	case RS_CH_SEQ: {
 		rc = flush_all(s, err);
@@ -688,7 +787,7 @@ static int sink_change(void *ctx, const rs_change *ch, rs_error *err)
 			/* INSERT INTO f(f, rowid, cols) VALUES('delete', rowid, old values) */
 			vals[0] = (rs_value){.type = SQLITE_TEXT, .p = (const unsigned char *)"delete", .n = 6};
 			for (int i = 0; i < lk->ncol; i++)
-				vals[i + 1] = src[lk->col_map[i]];
+				vals[i + 1] = lk->col_map[i] < 0 ? (rs_value){.type = SQLITE_NULL} : src[lk->col_map[i]];
 			sqlite3_str_appendf(h, "INSERT INTO \"%w\"(\"%w\", rowid", lk->fts_name, lk->fts_name);
 			for (int i = 0; i < lk->ncol; i++)
 				sqlite3_str_appendf(h, ", \"%w\"", lk->fts_col[i]);
@@ -714,20 +813,20 @@ static int sink_change(void *ctx, const rs_change *ch, rs_error *err)
 			view.ncol = lk->ncol + 2;
 			view.col = cols; /* names unused by row_tuple */
 			char *head = sqlite3_str_finish(h);
-			rc = head ? batch_row(s, k, lk, head, &view, ch->rowid, vals2, 0, err)
+			rc = head ? batch_row(s, k, lk, head, NULL, &view, ch->rowid, vals2, 0, err)
 				  : rs_err(err, RS_ENOMEM, "out of memory");
 			sqlite3_free(head);
 			free(vals2);
 			free(cols);
 		} else {
 			for (int i = 0; i < lk->ncol; i++)
-				vals[i] = src[lk->col_map[i]];
+				vals[i] = lk->col_map[i] < 0 ? (rs_value){.type = SQLITE_NULL} : src[lk->col_map[i]];
 			sqlite3_str_appendf(h, "INSERT INTO \"%w\"(rowid", lk->fts_name);
 			for (int i = 0; i < lk->ncol; i++)
 				sqlite3_str_appendf(h, ", \"%w\"", lk->fts_col[i]);
 			sqlite3_str_appendall(h, ") VALUES\n");
 			char *head = sqlite3_str_finish(h);
-			rc = head ? batch_row(s, k, lk, head, &view, ch->rowid, vals, 1, err)
+			rc = head ? batch_row(s, k, lk, head, NULL, &view, ch->rowid, vals, 1, err)
 				  : rs_err(err, RS_ENOMEM, "out of memory");
 			sqlite3_free(head);
 		}
@@ -738,9 +837,36 @@ static int sink_change(void *ctx, const rs_change *ch, rs_error *err)
 		rc = flush_all(s, err);
 		if (rc != RS_OK)
 			return rc;
+		const rs_fts_link *lk = ch->fts;
 		sqlite3_str *q = sqlite3_str_new(NULL);
-		sqlite3_str_appendf(q, "INSERT INTO \"%w\"(\"%w\") VALUES ('rebuild');\n", ch->fts->fts_name,
-				    ch->fts->fts_name);
+		if (!lk->partial) {
+			sqlite3_str_appendf(q, "INSERT INTO \"%w\"(\"%w\") VALUES ('rebuild');\n", lk->fts_name,
+					    lk->fts_name);
+			return put_str(s, q, err);
+		}
+		/* 'rebuild' reads every FTS column from the content table, and some
+		 * are not there: empty the index, then feed it from the content
+		 * table with NULL for those (UNINDEXED) columns. */
+		sqlite3_str_appendf(q, "INSERT INTO \"%w\"(\"%w\") VALUES ('delete-all');\n", lk->fts_name,
+				    lk->fts_name);
+		rc = put_str(s, q, err);
+		if (rc != RS_OK)
+			return rc;
+		q = sqlite3_str_new(NULL);
+		sqlite3_str_appendf(q, "INSERT INTO \"%w\"(rowid", lk->fts_name);
+		for (int i = 0; i < lk->ncol; i++)
+			sqlite3_str_appendf(q, ", \"%w\"", lk->fts_col[i]);
+		if (lk->rowid_col >= 0)
+			sqlite3_str_appendf(q, ") SELECT \"%w\"", t->col[lk->rowid_col]);
+		else
+			sqlite3_str_appendf(q, ") SELECT %s", t->rowid_name);
+		for (int i = 0; i < lk->ncol; i++) {
+			if (lk->col_map[i] < 0)
+				sqlite3_str_appendall(q, ", NULL");
+			else
+				sqlite3_str_appendf(q, ", \"%w\"", t->col[lk->col_map[i]]);
+		}
+		sqlite3_str_appendf(q, " FROM \"%w\";\n", t->name);
 		return put_str(s, q, err);
 	}
 	}
@@ -778,6 +904,8 @@ void rs_sql_sink_free(rs_sql_sink *s)
 		if (s->b[k].s)
 			sqlite3_free(sqlite3_str_finish(s->b[k].s));
 	sqlite3_free(s->head);
+	sqlite3_free(s->rhead);
+	sqlite3_free(s->rtail);
 	free(s);
 }
 

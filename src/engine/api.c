@@ -11,7 +11,7 @@
 static int run(sqlite3 *old_db, sqlite3 *new_db, int preamble, const rs_pagediff *pd, int format, FILE *out,
 	       rs_diff_stats *stats, rs_error *err)
 {
-	rs_diff_opts opts = {.preamble = preamble && format == RS_FORMAT_SQL, .only = pd};
+	rs_diff_opts opts = {.preamble = preamble && format == RS_FORMAT_SQL, .only = pd, .fk_target = 1};
 	int rc;
 	if (format == RS_FORMAT_JSON) {
 		rs_sink s = rs_json_sink(out);

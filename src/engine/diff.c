@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "core/err.h"
+#include "engine/cascade.h"
 #include "engine/engine.h"
 #include "engine/pages.h"
 #include "engine/schema.h"
@@ -36,6 +37,8 @@ struct differ {
 	rs_diff_stats *stats;
 	struct tstate *ts;    /* per NEW table */
 	unsigned char *dropped_trigger; /* per OLD object: DROP TRIGGER emitted */
+	int triggers_off;     /* every trigger of the target was dropped */
+	rs_cascade *cascade;  /* opts.fk_target: rows foreign-key actions may change, or NULL */
 	rs_error *err;
 };
 
@@ -495,38 +498,73 @@ static int parent_recreated(struct differ *D, const char *tbl)
 	return 0;
 }
 
+/* Is name in the NULL-terminated list l (case-insensitively)? */
+static int in_list(const char *const *l, const char *name)
+{
+	for (; l && *l; l++)
+		if (strcasecmp(*l, name) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * DROP TABLE runs an implicit DELETE, and a child's delete looks up its
+ * parents: with foreign keys on, tables go children first, or a parent
+ * gone before its child fails the child's drop ("no such table").
+ */
+static int drop_tables(struct differ *D, const rs_schema *s, int preamble)
+{
+	int n = s->ntab, rc = RS_OK;
+	int *order = calloc((size_t)n + 1, sizeof *order), *group = calloc((size_t)n + 1, sizeof *group);
+	if (!order || !group)
+		rc = rs_err(D->err, RS_ENOMEM, "out of memory");
+	if (rc == RS_OK)
+		rc = rs_cascade_order(s, 1, order, group, D->err);
+	for (int k = n - 1; rc == RS_OK && k >= 0; k--) {
+		const char *name = s->tab[order[k]]->name;
+		if (preamble) {
+			if (!in_list(D->opts->target_tables, name))
+				rc = emit_schema(D, RS_VERB_DROP, "table", name, NULL, 1);
+			continue;
+		}
+		int nk = rs_schema_table(D->ns, name);
+		if (nk < 0 || D->ts[nk].state == TS_REBUILD)
+			rc = emit_schema(D, RS_VERB_DROP, "table", name, NULL, 0);
+	}
+	free(order);
+	free(group);
+	return rc;
+}
+
 static int schema_drops(struct differ *D)
 {
 	rs_schema *os = D->os, *ns = D->ns;
 	int rc = RS_OK;
 	if (D->opts->preamble) {
+		for (const char *const *v = D->opts->target_views; rc == RS_OK && v && *v; v++)
+			rc = emit_schema(D, RS_VERB_DROP, "view", *v, NULL, 1);
 		for (int i = 0; rc == RS_OK && i < ns->nobj; i++)
-			if (strcmp(ns->obj[i].type, "view") == 0)
+			if (strcmp(ns->obj[i].type, "view") == 0 && !in_list(D->opts->target_views, ns->obj[i].name))
 				rc = emit_schema(D, RS_VERB_DROP, "view", ns->obj[i].name, NULL, 1);
-		for (int i = 0; rc == RS_OK && i < ns->nobj; i++)
-			if (strcmp(ns->obj[i].type, "table") == 0)
-				rc = emit_schema(D, RS_VERB_DROP, "table", ns->obj[i].name, NULL, 1);
+		for (const char *const *t = D->opts->target_tables; rc == RS_OK && t && *t; t++)
+			rc = emit_schema(D, RS_VERB_DROP, "table", *t, NULL, 1);
+		if (rc == RS_OK)
+			rc = drop_tables(D, ns, 1);
 	}
-	static const char *const order[] = {"view", "trigger", "index", "table"};
-	for (int k = 0; rc == RS_OK && k < 4; k++) {
+	static const char *const order[] = {"view", "trigger", "index"};
+	for (int k = 0; rc == RS_OK && k < 3; k++) {
 		for (int i = 0; rc == RS_OK && i < os->nobj; i++) {
 			const rs_obj *o = &os->obj[i];
 			if (strcmp(o->type, order[k]) != 0)
 				continue;
-			int drop;
-			if (k < 3) {
-				drop = old_obj_changed(D, o);
-				if (k == 1 && drop)
-					D->dropped_trigger[i] = 1;
-			} else {
-				int n = rs_schema_table(ns, o->name);
-				drop = n < 0 || D->ts[n].state == TS_REBUILD;
-			}
+			int drop = old_obj_changed(D, o);
+			if (k == 1 && drop)
+				D->dropped_trigger[i] = 1;
 			if (drop)
 				rc = emit_schema(D, RS_VERB_DROP, o->type, o->name, NULL, 0);
 		}
 	}
-	return rc;
+	return rc == RS_OK ? drop_tables(D, os, 0) : rc;
 }
 
 static int schema_creates_tables(struct differ *D)
@@ -574,21 +612,25 @@ static int schema_creates_rest(struct differ *D)
 	return rc;
 }
 
-/* Before the first row change of table t: drop its triggers in the target. */
-static int suppress_triggers(struct differ *D, int tab_idx)
+/*
+ * Before the first row change of the stream: drop every trigger the target
+ * holds (they are re-created at the end).  Not only those of the tables the
+ * stream writes: a foreign-key action of the target can reach any table, and
+ * a trigger fired there would apply effects the stream already carries.
+ */
+static int suppress_triggers(struct differ *D)
 {
-	struct tstate *ts = &D->ts[tab_idx];
-	if (ts->touched)
+	if (D->triggers_off)
 		return RS_OK;
-	ts->touched = 1;
+	D->triggers_off = 1;
 	rs_schema *os = D->os;
-	const char *name = D->ns->tab[tab_idx]->name;
 	int rc = RS_OK;
 	for (int i = 0; rc == RS_OK && i < os->nobj; i++) {
 		const rs_obj *o = &os->obj[i];
-		if (strcmp(o->type, "trigger") != 0 || strcasecmp(o->tbl, name) != 0 || D->dropped_trigger[i])
+		if (strcmp(o->type, "trigger") != 0 || D->dropped_trigger[i])
 			continue;
-		if (ts->state == TS_REBUILD)
+		int k = rs_schema_table(D->ns, o->tbl);
+		if (k >= 0 && D->ts[k].state == TS_REBUILD)
 			continue; /* went with the table */
 		D->dropped_trigger[i] = 1;
 		rc = emit_schema(D, RS_VERB_DROP, "trigger", o->name, NULL, 1);
@@ -914,12 +956,68 @@ static int side_range(struct side *s, sqlite3 *db, const rs_table *t, const stru
 
 enum { PASS_ALL = 3, PASS_DELETES = 1, PASS_UPSERTS = 2 };
 
+static int emit_row(struct differ *D, int ti, const rs_change *ch, int write)
+{
+	rs_table *nt = D->ns->tab[ti];
+	int rc = suppress_triggers(D);
+	rs_change c2 = *ch;
+	c2.superseded = !write;
+	if (rc == RS_OK)
+		rc = emit(D, &c2);
+	if (rc == RS_OK && nt->nfts && !ch->derived)
+		rc = fts_upkeep(D, nt, ch->rowid, ch->op == RS_CH_INSERT ? NULL : ch->oldv,
+				ch->op == RS_CH_DELETE ? NULL : ch->newv);
+	if (D->stats && !ch->derived) {
+		if (ch->op == RS_CH_INSERT) D->stats->inserts++;
+		else if (ch->op == RS_CH_UPDATE) D->stats->updates++;
+		else D->stats->deletes++;
+	}
+	return rc;
+}
+
+/*
+ * In the delete pass of a parent table (fk_target): a row whose new UNIQUE
+ * value another surviving row holds in OLD is a hand-over; it is deleted
+ * now (derived) and restored after the table's upserts.  A row whose
+ * referenced columns change fires ON UPDATE actions: its children are
+ * restored.
+ */
+static int parent_row(struct differ *D, int ti, int c, struct side *o, struct side *n, unsigned char *changed)
+{
+	rs_table *nt = D->ns->tab[ti];
+	int conflict = 0, rc = RS_OK;
+	if (c == 0) {
+		int any = 0;
+		for (int i = 0; i < nt->ncol; i++) {
+			changed[i] = !rs_value_same(&o->v[i], &n->v[i]);
+			any |= changed[i];
+		}
+		if (!any)
+			return RS_OK;
+		rc = rs_cascade_conflict(D->cascade, ti, n->rowid, n->v, changed, &conflict, D->err);
+		if (rc == RS_OK && conflict) {
+			rs_change ch = {.op = RS_CH_DELETE, .derived = 1, .tab = nt, .rowid = o->rowid, .oldv = o->v};
+			rc = emit_row(D, ti, &ch, 1);
+			if (rc == RS_OK)
+				rc = rs_cascade_force(D->cascade, ti, n->rowid, n->v, D->err);
+		} else if (rc == RS_OK) {
+			rc = rs_cascade_lost_if_changed(D->cascade, ti, o->rowid, o->v, changed, D->err);
+		}
+	} else if (c > 0) {
+		rc = rs_cascade_conflict(D->cascade, ti, n->rowid, n->v, NULL, &conflict, D->err);
+		if (rc == RS_OK && conflict)
+			rc = rs_cascade_force(D->cascade, ti, n->rowid, n->v, D->err);
+	}
+	return rc;
+}
+
 /* Merge-join the rows of both sides from their current positions to their ends. */
 static int merge_rows(struct differ *D, int ti, int pass, unsigned char *changed, struct side *o, struct side *n,
 		      int64_t *done)
 {
 	rs_table *nt = D->ns->tab[ti];
 	struct tstate *ts = &D->ts[ti];
+	int parent = pass == PASS_DELETES && rs_cascade_is_parent(D->cascade, ti);
 	int rc = side_step(o, D->old_db, nt->name, D->err);
 	if (rc == RS_OK)
 		rc = side_step(n, D->new_db, nt->name, D->err);
@@ -953,17 +1051,13 @@ static int merge_rows(struct differ *D, int ti, int pass, unsigned char *changed
 			}
 		}
 		if (ch.op) {
-			rc = suppress_triggers(D, ti);
-			if (rc == RS_OK)
-				rc = emit(D, &ch);
-			if (rc == RS_OK && nt->nfts)
-				rc = fts_upkeep(D, nt, ch.rowid, ch.op == RS_CH_INSERT ? NULL : ch.oldv,
-						ch.op == RS_CH_DELETE ? NULL : ch.newv);
-			if (D->stats) {
-				if (ch.op == RS_CH_INSERT) D->stats->inserts++;
-				else if (ch.op == RS_CH_UPDATE) D->stats->updates++;
-				else D->stats->deletes++;
-			}
+			/* A row to be restored is written once, whole, by the restore pass. */
+			int write = ch.op == RS_CH_DELETE || !rs_cascade_forced(D->cascade, ti, ch.rowid, ch.newv);
+			rc = emit_row(D, ti, &ch, write);
+			if (rc == RS_OK && ch.op == RS_CH_DELETE)
+				rc = rs_cascade_lost(D->cascade, ti, o->rowid, o->v, D->err);
+		} else if (parent && c >= 0) {
+			rc = parent_row(D, ti, c, o, n, changed);
 		}
 		if (rc != RS_OK)
 			break;
@@ -1019,36 +1113,65 @@ static int diff_rows_pass(struct differ *D, int ti, int pass, unsigned char *cha
 	return rc;
 }
 
+static int restore_emit(void *ctx, const rs_change *ch)
+{
+	struct differ *D = ctx;
+	int rc = suppress_triggers(D);
+	return rc == RS_OK ? emit(D, ch) : rc;
+}
+
+/* Tables whose rows get a delete pass, then an upsert pass. */
+static int two_pass(struct differ *D, int i)
+{
+	return D->ns->tab[i]->action_parent && !D->ts[i].rewrite;
+}
+
 static int diff_rows(struct differ *D)
 {
 	rs_schema *ns = D->ns;
-	int rc = RS_OK;
+	int n = ns->ntab;
 	int maxcol = 1;
-	for (int i = 0; i < ns->ntab; i++)
+	for (int i = 0; i < n; i++)
 		if (ns->tab[i]->ncol > maxcol)
 			maxcol = ns->tab[i]->ncol;
 	unsigned char *changed = calloc((size_t)maxcol, 1);
-	if (!changed)
-		return rs_err(D->err, RS_ENOMEM, "out of memory");
-	/* Tables that FK actions hang off go first, deletes before upserts. */
-	for (int round = 0; rc == RS_OK && round < 2; round++) {
-		for (int i = 0; rc == RS_OK && i < ns->ntab; i++) {
-			rs_table *t = ns->tab[i];
-			if (t->kind == RS_TABLE_FTS_EXTERNAL)
-				continue;
-			int first = t->action_parent && !D->ts[i].rewrite;
-			if (first != (round == 0))
-				continue;
-			if (first) {
-				rc = diff_rows_pass(D, i, PASS_DELETES, changed);
-				if (rc == RS_OK)
-					rc = diff_rows_pass(D, i, PASS_UPSERTS, changed);
-			} else {
-				rc = diff_rows_pass(D, i, PASS_ALL, changed);
-			}
+	int *order = calloc((size_t)n + 1, sizeof *order), *group = calloc((size_t)n + 1, sizeof *group);
+	int *old_idx = calloc((size_t)n + 1, sizeof *old_idx);
+	int rc = changed && order && group && old_idx ? RS_OK : rs_err(D->err, RS_ENOMEM, "out of memory");
+	if (rc == RS_OK)
+		rc = rs_cascade_order(ns, 0, order, group, D->err);
+	if (rc == RS_OK && D->opts->fk_target && D->old_db) {
+		for (int i = 0; i < n; i++) {
+			struct tstate *ts = &D->ts[i];
+			old_idx[i] = (ts->state == TS_SAME || ts->state == TS_ALTER) && !ts->rewrite ? ts->old_idx : -1;
 		}
+		rc = rs_cascade_new(&D->cascade, D->old_db, D->new_db, D->os, ns, old_idx, D->err);
 	}
+	/*
+	 * Parents first, one group of tables (a cycle of keys with actions) at a
+	 * time: the group's deletes, then its upserts, then its restores.
+	 */
+	for (int g0 = 0; rc == RS_OK && g0 < n;) {
+		int g1 = g0;
+		while (g1 < n && group[g1] == group[g0])
+			g1++;
+		for (int k = g0; rc == RS_OK && k < g1; k++)
+			if (ns->tab[order[k]]->kind != RS_TABLE_FTS_EXTERNAL && two_pass(D, order[k]))
+				rc = diff_rows_pass(D, order[k], PASS_DELETES, changed);
+		for (int k = g0; rc == RS_OK && k < g1; k++)
+			if (ns->tab[order[k]]->kind != RS_TABLE_FTS_EXTERNAL)
+				rc = diff_rows_pass(D, order[k], two_pass(D, order[k]) ? PASS_UPSERTS : PASS_ALL,
+						    changed);
+		for (int k = g0; rc == RS_OK && k < g1; k++)
+			rc = rs_cascade_restore(D->cascade, order[k], restore_emit, D, D->err);
+		g0 = g1;
+	}
+	rs_cascade_free(D->cascade);
+	D->cascade = NULL;
 	free(changed);
+	free(order);
+	free(group);
+	free(old_idx);
 	return rc;
 }
 
@@ -1091,6 +1214,23 @@ static int diff_sequence(struct differ *D)
 	return rc;
 }
 
+static int check_dangling(struct differ *D)
+{
+	for (int i = 0; i < D->ns->nfk; i++) {
+		const rs_fkey *k = &D->ns->fk[i];
+		if (rs_schema_table(D->ns, k->parent) >= 0)
+			continue;
+		const char *child = D->ns->tab[k->child]->name;
+		return rs_err(D->err, RS_EUNSUPPORTED,
+			      "table %s: its foreign key refers to table %s, which %s; the target enforces "
+			      "foreign keys, so no row of %s could be written there: recreate %s without that "
+			      "foreign key, or list %s in exclude_tables",
+			      child, k->parent, in_list(D->opts->exclude, k->parent) ? "is excluded" : "does not exist",
+			      child, child, child);
+	}
+	return RS_OK;
+}
+
 int rs_engine_diff(sqlite3 *old_db, sqlite3 *new_db, const rs_diff_opts *opts, const rs_sink *sink,
 		   rs_diff_stats *stats, rs_error *err)
 {
@@ -1108,6 +1248,8 @@ int rs_engine_diff(sqlite3 *old_db, sqlite3 *new_db, const rs_diff_opts *opts, c
 		if (!D.ts || !D.dropped_trigger)
 			rc = rs_err(err, RS_ENOMEM, "out of memory");
 	}
+	if (rc == RS_OK && D.opts->refuse_dangling_fk)
+		rc = check_dangling(&D);
 	if (rc == RS_OK)
 		rc = classify_tables(&D);
 	if (rc == RS_OK)

@@ -12,11 +12,14 @@
  *   1. preamble drops (full loads only: DROP VIEW/TABLE IF EXISTS)
  *   2. schema drops: views, triggers, indexes, tables (dropped or rebuilt)
  *   3. schema creates: tables (new or rebuilt), ALTER TABLE ADD COLUMN
- *   4. rows, table by table: tables referenced by foreign keys with
- *      actions first (deletes, then inserts/updates), then the rest (one
- *      pass in key order); before a table's first row change, DROP TRIGGER
- *      for its triggers (derived: they are re-created in 6), so the target's
- *      triggers do not fire a second time for effects already in the stream
+ *   4. rows, table by table, parents before children along foreign keys
+ *      with actions (tables in a cycle together): a table such keys refer
+ *      to gets its deletes, then its inserts/updates, the rest one pass in
+ *      key order; with opts.fk_target, rows a foreign-key action may have
+ *      changed are then restored whole (engine/cascade.h).  Before the first
+ *      row change, DROP TRIGGER for every trigger of the target (derived:
+ *      they are re-created in 6), so no trigger fires a second time for
+ *      effects already in the stream, wherever an action reaches
  *   5. sqlite_sequence values; FTS5 external-content upkeep ('delete' and
  *      insert commands, or 'rebuild')
  *   6. schema creates: indexes, views, triggers
@@ -46,9 +49,11 @@ enum { RS_TABLE_ROWID = 1, RS_TABLE_WITHOUT_ROWID, RS_TABLE_FTS, RS_TABLE_FTS_EX
 typedef struct rs_fts_link {
 	char *fts_name;
 	int ncol;
-	int *col_map;   /* FTS column i is content column col_map[i] (index into rs_table.col) */
+	int *col_map;   /* FTS column i is content column col_map[i] (index into rs_table.col), or -1 */
 	char **fts_col; /* FTS column names */
 	int rowid_col;  /* content column holding the FTS rowid, or -1 for the rowid */
+	int partial;    /* some (UNINDEXED) FTS column is not in the content table: col_map -1,
+			   written as NULL; 'rebuild' cannot run (it reads every column) */
 	int rebuild;    /* set by the engine: 'rebuild' instead of per-row upkeep */
 } rs_fts_link;
 
@@ -64,8 +69,11 @@ typedef struct rs_table {
 	int npk;            /* WITHOUT ROWID: key columns, in key order */
 	int *pk;            /* indices into col */
 	int *pk_coll;       /* RS_COLL_* of each key column */
+	int ndpk;           /* the declared PRIMARY KEY's columns, any kind of table, in key order */
+	int *dpk;           /* indices into col (NULL when ndpk is 0) */
 	int action_parent;  /* referenced by a foreign key with an ON DELETE/UPDATE action */
 	int autoinc;
+	unsigned char *unindexed; /* FTS5 table: unindexed[i] when column i is UNINDEXED, or NULL */
 	int nfts;           /* external-content FTS tables fed from this one */
 	rs_fts_link *fts;
 } rs_table;
@@ -88,6 +96,10 @@ typedef struct rs_change {
 	int op;
 	int derived;                  /* follows from other changes; not in the sync key */
 	int rewrite;                  /* row of a table whose rows are all re-sent */
+	int superseded;               /* a restore writes this row later (renderers of rows skip it; the
+					 sync key counts it like any change) */
+	int restore;                  /* derived UPDATE, newv only: the target's row may be missing or
+					 changed by a foreign-key action; write it whole (engine/cascade.h) */
 	const rs_table *tab;
 	int64_t rowid;                /* rowid, for every kind but WITHOUT ROWID */
 	const rs_value *oldv;         /* tab->ncol values, or NULL */
@@ -122,6 +134,12 @@ typedef struct rs_diff_opts {
 	void *progress_ctx;
 	int shape_compare;        /* tables and indexes whose text differs but whose columns do not
 				     are the same (for servers that re-render DDL, like tursodb) */
+	int fk_target;            /* the target enforces foreign keys and fires their actions (D1):
+				     order and restore rows so no action changes what the stream
+				     does not (engine/cascade.h) */
+	int refuse_dangling_fk;   /* fail when a NEW table has a foreign key to a table NEW lacks (or
+				     excludes): a target enforcing foreign keys fails every write to
+				     that table ("no such table") */
 	const struct rs_pagediff *only; /* NULL, or its filter off: every row is compared; else only
 				     the rows it names, in tables whose definition did not change
 				     (engine/pages.h) */

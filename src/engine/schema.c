@@ -134,6 +134,13 @@ static const char *skip_quoted(const char *s)
 	return s;
 }
 
+static void free_list(char **l, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(l[i]);
+	free(l);
+}
+
 /* Remove surrounding quotes of a token in place (doubling undone). */
 static void unquote(char *t)
 {
@@ -167,9 +174,12 @@ static char *trim(char *s)
  * get the module name (lower case) and the values of content= and
  * content_rowid= (NULL when absent).  Returns 0, or -1 when malformed.
  */
-static int parse_vtab(const char *sql, char *module, size_t msize, char **content, char **content_rowid)
+static int parse_vtab(const char *sql, char *module, size_t msize, char **content, char **content_rowid,
+		      char ***unindexed, int *nunindexed)
 {
 	*content = *content_rowid = NULL;
+	*unindexed = NULL;
+	*nunindexed = 0;
 	const char *u = NULL;
 	for (const char *p = sql; *p; p++) {
 		if (*p == '\'' || *p == '"' || *p == '`' || *p == '[') {
@@ -233,6 +243,25 @@ static int parse_vtab(const char *sql, char *module, size_t msize, char **conten
 					*content = strdup(v);
 				else if (strcasecmp(k, "content_rowid") == 0 && !*content_rowid)
 					*content_rowid = strdup(v);
+			} else if (*arg) {
+				/* a column: "name [UNINDEXED]" (name maybe quoted) */
+				char *rest = (*arg == '\'' || *arg == '"' || *arg == '`' || *arg == '[')
+						     ? (char *)skip_quoted(arg)
+						     : arg + strcspn(arg, " \t\n\r");
+				char *opt = trim(rest);
+				if (strcasecmp(opt, "unindexed") == 0) {
+					*rest = '\0';
+					char *name = trim(arg);
+					unquote(name);
+					char **ul = realloc(*unindexed, (*nunindexed + 1) * sizeof *ul);
+					if (ul)
+						*unindexed = ul;
+					if (!ul || !(ul[*nunindexed] = strdup(name))) {
+						free(args);
+						return -1;
+					}
+					(*nunindexed)++;
+				}
 			}
 			if (end != ',')
 				break;
@@ -337,20 +366,128 @@ static int on_pk_index(void *ctx, sqlite3_stmt *st, rs_error *err)
 	return rc;
 }
 
+/* index_list row: is it the index of a declared PRIMARY KEY? */
+static int on_pk_origin(void *ctx, sqlite3_stmt *st, rs_error *err)
+{
+	(void)err;
+	if (strcmp(col_text(st, 3), "pk") == 0)
+		*(int *)ctx = 1;
+	return RS_OK;
+}
+
 struct fk {
 	rs_schema *s;
+	int child;
+	int last_id; /* id of the key being read, or -1 */
 };
 
+static int action_word(const char *a)
+{
+	return strcasecmp(a, "CASCADE") == 0 || strcasecmp(a, "SET NULL") == 0 || strcasecmp(a, "SET DEFAULT") == 0;
+}
+
+/* One row of PRAGMA foreign_key_list: id, seq, table, from, to, on_update, on_delete, match. */
 static int on_fk(void *ctx, sqlite3_stmt *st, rs_error *err)
 {
 	struct fk *F = ctx;
+	rs_schema *s = F->s;
 	const char *on_update = col_text(st, 5), *on_delete = col_text(st, 6);
-	if (strcasecmp(on_update, "NO ACTION") == 0 && strcasecmp(on_delete, "NO ACTION") == 0)
-		return RS_OK;
-	int k = rs_schema_table(F->s, col_text(st, 2));
-	if (k >= 0)
-		F->s->tab[k]->action_parent = 1;
+	int id = sqlite3_column_int(st, 0);
+	if (id != F->last_id) {
+		rs_fkey *k = realloc(s->fk, (s->nfk + 1) * sizeof *k);
+		if (!k)
+			return rs_err(err, RS_ENOMEM, "out of memory loading schema");
+		s->fk = k;
+		k = &s->fk[s->nfk++];
+		memset(k, 0, sizeof *k);
+		k->child = F->child;
+		k->parent = xstrdup(col_text(st, 2));
+		k->actions = action_word(on_update) || action_word(on_delete);
+		k->restrict_ = strcasecmp(on_update, "RESTRICT") == 0 || strcasecmp(on_delete, "RESTRICT") == 0;
+		F->last_id = id;
+		if (!k->parent)
+			return rs_err(err, RS_ENOMEM, "out of memory loading schema");
+	}
+	rs_fkey *k = &s->fk[s->nfk - 1];
+	char **from = realloc(k->from, (k->n + 1) * sizeof *from);
+	if (from)
+		k->from = from;
+	char **to = realloc(k->to, (k->n + 1) * sizeof *to);
+	if (to)
+		k->to = to;
+	if (!from || !to)
+		return rs_err(err, RS_ENOMEM, "out of memory loading schema");
+	k->from[k->n] = xstrdup(col_text(st, 3));
+	k->to[k->n] = sqlite3_column_type(st, 4) == SQLITE_NULL ? NULL : xstrdup(col_text(st, 4));
+	k->n++;
+	if (!k->from[k->n - 1])
+		return rs_err(err, RS_ENOMEM, "out of memory loading schema");
+	if (k->actions) {
+		int p = rs_schema_table(s, k->parent);
+		if (p >= 0)
+			s->tab[p]->action_parent = 1;
+	}
 	return RS_OK;
+}
+
+struct uq {
+	rs_schema *s;
+	int ti;
+	sqlite3 *db;
+};
+
+static int coll_code(const char *coll)
+{
+	return strcasecmp(coll, "NOCASE") == 0 ? RS_COLL_NOCASE : strcasecmp(coll, "RTRIM") == 0 ? RS_COLL_RTRIM
+											       : RS_COLL_BINARY;
+}
+
+/* One row of PRAGMA index_xinfo of a unique index: seqno, cid, name, desc, coll, key. */
+static int on_uniq_col(void *ctx, sqlite3_stmt *st, rs_error *err)
+{
+	struct uq *U = ctx;
+	if (sqlite3_column_int(st, 5) == 0)
+		return RS_OK;
+	rs_unique *u = &U->s->uniq[U->ti][U->s->nuniq[U->ti] - 1];
+	int *col = realloc(u->col, (u->n + 1) * sizeof *col);
+	if (col)
+		u->col = col;
+	int *coll = realloc(u->coll, (u->n + 1) * sizeof *coll);
+	if (coll)
+		u->coll = coll;
+	if (!col || !coll)
+		return rs_err(err, RS_ENOMEM, "out of memory loading schema");
+	const rs_table *t = U->s->tab[U->ti];
+	int c = sqlite3_column_type(st, 2) == SQLITE_NULL ? -1 : rs_table_col(t, col_text(st, 2));
+	if (c < 0 && sqlite3_column_int(st, 1) == -1 && t->ipk >= 0)
+		c = t->ipk; /* the rowid, through its alias */
+	u->col[u->n] = c;
+	u->coll[u->n] = coll_code(col_text(st, 4));
+	if (c < 0)
+		u->expr = 1;
+	u->n++;
+	return RS_OK;
+}
+
+/* One row of PRAGMA index_list: seq, name, unique, origin, partial. */
+static int on_uniq(void *ctx, sqlite3_stmt *st, rs_error *err)
+{
+	struct uq *U = ctx;
+	rs_schema *s = U->s;
+	const rs_table *t = s->tab[U->ti];
+	if (!sqlite3_column_int(st, 2))
+		return RS_OK;
+	if (strcmp(col_text(st, 3), "pk") == 0 && t->kind == RS_TABLE_WITHOUT_ROWID)
+		return RS_OK; /* the table's own key: the row's identity */
+	rs_unique *u = realloc(s->uniq[U->ti], (s->nuniq[U->ti] + 1) * sizeof *u);
+	if (!u)
+		return rs_err(err, RS_ENOMEM, "out of memory loading schema");
+	s->uniq[U->ti] = u;
+	memset(&u[s->nuniq[U->ti]++], 0, sizeof *u);
+	char *q = sqlite3_mprintf("PRAGMA main.index_xinfo(%Q)", col_text(st, 1));
+	int rc = q ? each_row(U->db, q, t->name, on_uniq_col, U, err) : rs_err(err, RS_ENOMEM, "out of memory");
+	sqlite3_free(q);
+	return rc;
 }
 
 static int load_table(struct load *L, const rs_obj *o, rs_error *err)
@@ -379,27 +516,26 @@ static int load_table(struct load *L, const rs_obj *o, rs_error *err)
 	int k = list_find(L, o->name);
 	int virtual = k >= 0 && strcmp(L->list_type[k], "virtual") == 0;
 	t->kind = virtual ? RS_TABLE_FTS : (k >= 0 && L->list_wr[k]) ? RS_TABLE_WITHOUT_ROWID : RS_TABLE_ROWID;
+	char **unidx = NULL; /* FTS columns declared UNINDEXED */
+	int nunidx = 0;
 	if (virtual) {
 		char module[32], *content = NULL, *content_rowid = NULL;
-		if (parse_vtab(o->sql, module, sizeof module, &content, &content_rowid) != 0) {
+		const char *why = NULL;
+		if (parse_vtab(o->sql, module, sizeof module, &content, &content_rowid, &unidx, &nunidx) != 0)
+			why = "cannot read its CREATE VIRTUAL TABLE statement";
+		else if (strcmp(module, "fts5") != 0)
+			why = strcmp(module, "fts4") == 0 || strcmp(module, "fts3") == 0
+				      ? "fts3/fts4 tables are not supported (D1 accepts fts5 only): move it to fts5 "
+					"or list it in exclude_tables"
+				      : "this virtual table module is not supported (fts5 is): list it in exclude_tables";
+		else if (content && content[0] == '\0')
+			why = "a contentless FTS5 table (content='') cannot be replicated, since its text is "
+			      "stored nowhere: use an external-content table or list it in exclude_tables";
+		if (why) {
 			free(content);
 			free(content_rowid);
-			return rs_err(err, RS_EUNSUPPORTED, "table %s: cannot read its CREATE VIRTUAL TABLE statement",
-				      o->name);
-		}
-		if (strcmp(module, "fts5") != 0 && strcmp(module, "fts4") != 0 && strcmp(module, "fts3") != 0) {
-			free(content);
-			free(content_rowid);
-			return rs_err(err, RS_EUNSUPPORTED,
-				      "table %s: virtual tables of module %s are not supported (fts3/4/5 are)",
-				      o->name, module);
-		}
-		if (content && content[0] == '\0') {
-			free(content);
-			free(content_rowid);
-			return rs_err(err, RS_EUNSUPPORTED,
-				      "table %s: a contentless FTS table cannot be replicated (its text is not stored)",
-				      o->name);
+			free_list(unidx, nunidx);
+			return rs_err(err, RS_EUNSUPPORTED, "table %s (module %s): %s", o->name, module, why);
 		}
 		if (content) {
 			t->kind = RS_TABLE_FTS_EXTERNAL;
@@ -408,6 +544,7 @@ static int load_table(struct load *L, const rs_obj *o, rs_error *err)
 			if (!t->fts) {
 				free(content);
 				free(content_rowid);
+				free_list(unidx, nunidx);
 				return rs_err(err, RS_ENOMEM, "out of memory");
 			}
 			t->fts->fts_name = content;          /* temporarily: the content table's name */
@@ -440,13 +577,43 @@ static int load_table(struct load *L, const rs_obj *o, rs_error *err)
 	for (int j = 0; j < C.nall; j++)
 		free(C.all[j]);
 	free(C.all);
+	if (rc == RS_OK && nunidx) {
+		t->unindexed = calloc((size_t)t->ncol + 1, 1);
+		if (!t->unindexed)
+			rc = rs_err(err, RS_ENOMEM, "out of memory");
+		for (int j = 0; rc == RS_OK && j < nunidx; j++) {
+			int c = rs_table_col(t, unidx[j]);
+			if (c >= 0)
+				t->unindexed[c] = 1;
+		}
+	}
+	free_list(unidx, nunidx);
 	if (rc != RS_OK)
 		return rc;
 	if (t->ncol == 0 && t->kind != RS_TABLE_FTS_EXTERNAL)
 		return rs_err(err, RS_ELOCAL, "table %s: no columns", o->name);
 
-	if (t->kind == RS_TABLE_ROWID && C.npk_decl == 1 && C.pk_int)
-		t->ipk = C.pk_idx[0];
+	if (C.npk_decl) {
+		t->dpk = calloc((size_t)C.npk_decl, sizeof *t->dpk);
+		if (!t->dpk)
+			return rs_err(err, RS_ENOMEM, "out of memory");
+		for (int j = 0; j < C.npk_decl; j++)
+			t->dpk[C.pk_ord[j] - 1 < C.npk_decl ? C.pk_ord[j] - 1 : j] = C.pk_idx[j];
+		t->ndpk = C.npk_decl;
+	}
+	/* A single INTEGER key column is the rowid's alias, except where SQLite
+	 * keeps it in an index of its own (INTEGER PRIMARY KEY DESC): ask. */
+	if (t->kind == RS_TABLE_ROWID && C.npk_decl == 1 && C.pk_int) {
+		int has_index = 0;
+		q = sqlite3_mprintf("PRAGMA main.index_list(%Q)", o->name);
+		rc = q ? each_row(L->db, q, o->name, on_pk_origin, &has_index, err)
+		       : rs_err(err, RS_ENOMEM, "out of memory");
+		sqlite3_free(q);
+		if (rc != RS_OK)
+			return rc;
+		if (!has_index)
+			t->ipk = C.pk_idx[0];
+	}
 	if (t->kind == RS_TABLE_WITHOUT_ROWID) {
 		t->npk = C.npk_decl;
 		t->pk = calloc(t->npk ? t->npk : 1, sizeof *t->pk);
@@ -502,18 +669,32 @@ static int link_fts(rs_schema *s, rs_error *err)
 				for (int j = 0; rc == RS_OK && j < f->ncol; j++) {
 					lk->fts_col[j] = xstrdup(f->col[j]);
 					lk->col_map[j] = rs_table_col(t, f->col[j]);
-					if (lk->col_map[j] < 0)
+					if (lk->col_map[j] >= 0)
+						continue;
+					/* Not in the content table: an UNINDEXED column is stored nowhere
+					 * (any value, NULL here, gives the same index); an indexed one
+					 * holds whatever the application's triggers fed it, which the
+					 * content table cannot tell. */
+					if (f->unindexed && f->unindexed[j])
+						lk->partial = 1;
+					else
 						rc = rs_err(err, RS_EUNSUPPORTED,
-							    "table %s: FTS column %s is not a column of content table %s",
-							    f->name, f->col[j], t->name);
+							    "table %s: indexed FTS column %s is not a column of content "
+							    "table %s, so its text is known only to the triggers that fed "
+							    "it: make it UNINDEXED, add it to %s, or list %s in "
+							    "exclude_tables",
+							    f->name, f->col[j], t->name, t->name, f->name);
 				}
 				if (rc == RS_OK && content_rowid) {
 					int c = rs_table_col(t, content_rowid);
-					if (c < 0)
+					int is_rowid = strcasecmp(content_rowid, "rowid") == 0 ||
+						       strcasecmp(content_rowid, "_rowid_") == 0 ||
+						       strcasecmp(content_rowid, "oid") == 0;
+					if (c < 0 && !is_rowid)
 						rc = rs_err(err, RS_EUNSUPPORTED,
 							    "table %s: content_rowid %s is not a column of %s", f->name,
 							    content_rowid, t->name);
-					else if (c != t->ipk)
+					else if (c >= 0 && c != t->ipk)
 						lk->rowid_col = c;
 				}
 			}
@@ -565,9 +746,23 @@ int rs_schema_load(sqlite3 *db, const char *const *exclude, rs_schema **out, rs_
 		for (int i = 0; rc == RS_OK && i < s->ntab; i++) {
 			if (s->tab[i]->kind != RS_TABLE_ROWID && s->tab[i]->kind != RS_TABLE_WITHOUT_ROWID)
 				continue;
-			struct fk F = {.s = s};
+			struct fk F = {.s = s, .child = i, .last_id = -1};
 			char *q = sqlite3_mprintf("PRAGMA main.foreign_key_list(%Q)", s->tab[i]->name);
 			rc = q ? each_row(db, q, s->tab[i]->name, on_fk, &F, err) : rs_err(err, RS_ENOMEM, "out of memory");
+			sqlite3_free(q);
+		}
+		if (rc == RS_OK) {
+			s->nuniq = calloc((size_t)s->ntab + 1, sizeof *s->nuniq);
+			s->uniq = calloc((size_t)s->ntab + 1, sizeof *s->uniq);
+			if (!s->nuniq || !s->uniq)
+				rc = rs_err(err, RS_ENOMEM, "out of memory loading schema");
+		}
+		for (int i = 0; rc == RS_OK && i < s->ntab; i++) {
+			if (s->tab[i]->kind != RS_TABLE_ROWID && s->tab[i]->kind != RS_TABLE_WITHOUT_ROWID)
+				continue;
+			struct uq U = {.s = s, .ti = i, .db = db};
+			char *q = sqlite3_mprintf("PRAGMA main.index_list(%Q)", s->tab[i]->name);
+			rc = q ? each_row(db, q, s->tab[i]->name, on_uniq, &U, err) : rs_err(err, RS_ENOMEM, "out of memory");
 			sqlite3_free(q);
 		}
 		if (rc == RS_OK && list_find(&L, "sqlite_sequence") >= 0)
@@ -600,6 +795,8 @@ static void table_free(rs_table *t)
 	free(t->col);
 	free(t->pk);
 	free(t->pk_coll);
+	free(t->unindexed);
+	free(t->dpk);
 	if (t->kind == RS_TABLE_FTS_EXTERNAL && t->fts) { /* unresolved link (load failed) */
 		free(t->fts->fts_name);
 		free(t->fts->fts_col);
@@ -641,6 +838,25 @@ void rs_schema_free(rs_schema *s)
 		free(s->seq_name[i]);
 	free(s->seq_name);
 	free(s->seq_val);
+	for (int i = 0; i < s->nfk; i++) {
+		for (int j = 0; j < s->fk[i].n; j++) {
+			free(s->fk[i].from[j]);
+			free(s->fk[i].to[j]);
+		}
+		free(s->fk[i].from);
+		free(s->fk[i].to);
+		free(s->fk[i].parent);
+	}
+	free(s->fk);
+	for (int i = 0; s->uniq && i < s->ntab; i++) {
+		for (int j = 0; j < s->nuniq[i]; j++) {
+			free(s->uniq[i][j].col);
+			free(s->uniq[i][j].coll);
+		}
+		free(s->uniq[i]);
+	}
+	free(s->uniq);
+	free(s->nuniq);
 	free(s);
 }
 

@@ -22,12 +22,35 @@ typedef struct rs_colinfo {
 	char *dflt;   /* default expression text, or NULL */
 } rs_colinfo;
 
+/* A foreign key of a child table (rs_schema.fk). */
+typedef struct rs_fkey {
+	int child;       /* index in rs_schema.tab */
+	char *parent;    /* parent table name (may be missing or excluded) */
+	int n;           /* columns */
+	char **from;     /* child column names */
+	char **to;       /* parent column names; NULL entries: the parent's primary key */
+	int actions;     /* ON DELETE or ON UPDATE is CASCADE, SET NULL or SET DEFAULT */
+	int restrict_;   /* ON DELETE or ON UPDATE RESTRICT (checked at once, never deferred) */
+} rs_fkey;
+
+/* A UNIQUE index (or UNIQUE/PRIMARY KEY constraint) of a table, not the table's own key. */
+typedef struct rs_unique {
+	int n;
+	int *col;        /* column indices, or -1 for an expression */
+	int *coll;       /* RS_COLL_* per column (another collation: RS_COLL_BINARY, see cascade.c) */
+	int expr;        /* holds an expression: which columns it reads is unknown */
+} rs_unique;
+
 typedef struct rs_schema {
 	int nobj;
 	rs_obj *obj;        /* in sqlite_schema rowid order (creation order) */
 	int ntab;
 	rs_table **tab;     /* every table we replicate, in schema order */
 	rs_colinfo **colinfo; /* colinfo[i][j]: column j of tab[i] */
+	int nfk;
+	rs_fkey *fk;        /* every foreign key of every table, in table order */
+	int *nuniq;         /* nuniq[i], uniq[i]: UNIQUE indexes of tab[i] other than its key */
+	rs_unique **uniq;
 	int nseq;
 	char **seq_name;    /* sqlite_sequence rows */
 	int64_t *seq_val;

@@ -227,8 +227,12 @@ static int fts_statements(struct merger *M, struct ti *x)
 				sqlite3_str_appendall(s, lt->rowid_name);
 			else
 				sqlite3_str_appendf(s, "\"%w\"", lt->col[f->rowid_col]);
-			for (int c = 0; c < f->ncol; c++)
-				sqlite3_str_appendf(s, ", \"%w\"", lt->col[f->col_map[c]]);
+			for (int c = 0; c < f->ncol; c++) {
+				if (f->col_map[c] < 0) /* UNINDEXED, not in the content table */
+					sqlite3_str_appendall(s, ", NULL");
+				else
+					sqlite3_str_appendf(s, ", \"%w\"", lt->col[f->col_map[c]]);
+			}
 			sqlite3_str_appendf(s, " FROM \"%w\" WHERE %s = ?1", lt->name, lt->rowid_name);
 			rc = prep(M, M->ldb, del ? &x->fts_del[j] : &x->fts_ins[j], sqlite3_str_finish(s), lt->name);
 		}

@@ -142,6 +142,16 @@ int rs_claim_lost(const char *state, const char *kind)
 	return lost;
 }
 
+int rs_claim_held(const char *state, const char *kind)
+{
+	char *owner = rs_path_beside(state, OWNER_SUFFIX);
+	char *db = NULL;
+	int held = owner && read_mark(owner, kind, &db) == 1;
+	free(db);
+	free(owner);
+	return held;
+}
+
 int rs_move_aside(const char *path, char *moved, size_t size, rs_error *err)
 {
 	char stamp[32], *dst = NULL;

@@ -56,6 +56,9 @@ int rs_claim_state(const char *state, const char *kind, const char *db_real, con
  */
 int rs_claim_lost(const char *state, const char *kind);
 
+/* 1 if `<state>.owner` is a mark of this kind (the family is resort-sync's), else 0. */
+int rs_claim_held(const char *state, const char *kind);
+
 /*
  * Move `path` aside to `<path>.damaged-<UTC time>` (never removed: it may
  * be something a person wants to look at).  The new name goes to `moved`

@@ -118,6 +118,13 @@ void rs_d1_set_cancel(rs_d1 *d, volatile sig_atomic_t *flag);
  * mismatch gauge of the d1 backend.  RS_OK even when tables differ.
  */
 int rs_d1_verify(const rs_config *cfg, rs_metrics *metrics, FILE *out, int *differ, rs_error *err);
+/*
+ * Keep the outcome of a completed `verify` beside the snapshot
+ * (<snapshot>.verify.json), so that a running daemon exports it in its
+ * metrics after its next cycle.  Written only when the snapshot's files are
+ * marked as resort-sync's (nothing is created before the first sync).
+ */
+int rs_d1_note_verify(const rs_config *cfg, int differ, rs_error *err);
 /* status --remote: the size of the sync history on D1 (one wrangler call). */
 int rs_d1_remote_status(const rs_config *cfg, FILE *out, rs_error *err);
 #endif

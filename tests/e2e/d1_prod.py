@@ -449,6 +449,78 @@ def case_table_over_d1_limits(tmp):
     report("pending_changes_emitted_in_d1_mode", pend == 0, "pending=%s" % pend)
 
 
+# ---- 7. smaller points -------------------------------------------------------------
+
+def case_small_points(tmp):
+    env = new_env(tmp, "small")
+    p0 = run(env, "sync")
+    # wrangler cannot start: said so, and not "may or may not have applied".
+    c = env.connect()
+    c.execute("INSERT INTO t VALUES (5, 'five')")
+    c.commit()
+    c.close()
+    env.write_config(wrangler=os.path.join(env.tmp, "no-such-wrangler"))
+    p = run(env, "sync")
+    report("wrangler_not_started_logged_as_such",
+           p0.returncode == 0 and p.returncode != 0 and "did not start" in p.stderr
+           and "may or may not" not in p.stderr, p.stderr[-500:])
+    env.write_config()
+    p = run(env, "sync")
+    # A full load left pending (killed before sending) and sent again: reported as a full load.
+    os.remove(env.snapshot)
+    p = run(env, "sync", binary=RS_HOOKS, extra_env={"RS_D1_TEST_CRASH": "payload"})
+    p = run(env, "sync")
+    report("resent_full_load_reported_as_full",
+           p.returncode == 0 and "mode full" in p.stdout and "mode=full" in p.stderr and "mode=diff" not in p.stderr,
+           "%s %s" % (p.stdout, p.stderr[-500:]))
+
+    # run without any configuration file: says so.
+    empty = os.path.join(env.tmp, "empty")
+    os.makedirs(empty)
+    e = {k: v for k, v in os.environ.items() if not k.startswith("RUSTRESORT__")}
+    p = subprocess.run([RS, "run"], capture_output=True, text=True, cwd=empty, env=e, timeout=60)
+    report("run_without_config_warns", p.returncode == 0 and "no configuration file" in p.stderr
+           and "level=warn" in p.stderr, "rc=%d %s" % (p.returncode, p.stderr[-400:]))
+
+    # verify's result reaches the daemon's metrics.
+    wrangler_sql(env, "UPDATE t SET v = 'changed on D1' WHERE id = 1")
+    v = run(env, "verify")
+    prom = os.path.join(env.tmp, "verify.prom")
+    d = subprocess.Popen([RS, "-c", env.cfg, "run", "--metrics-file", prom], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, env=dict(os.environ, WRANGLER_SEND_METRICS="false"))
+    deadline = time.time() + 60
+    while time.time() < deadline and not os.path.exists(prom):
+        time.sleep(0.3)
+    d.send_signal(signal.SIGTERM)
+    d.wait(60)
+    text = open(prom).read() if os.path.exists(prom) else ""
+    report("verify_result_in_daemon_metrics",
+           v.returncode == 1 and 'resort_sync_verify_mismatch{backend="d1"} 1' in text,
+           "verify rc=%d %s" % (v.returncode, [l for l in text.splitlines() if "verify" in l]))
+
+    # SIGHUP when neither the new nor the old configuration can be taken up: exit non-zero, say why.
+    log = open(os.path.join(env.tmp, "hup.log"), "w+")
+    d = subprocess.Popen([RS, "-c", env.cfg, "run"], stdout=log, stderr=subprocess.STDOUT,
+                         env=dict(os.environ, WRANGLER_SEND_METRICS="false"))
+    lockf = env.db + ".resort-sync.lock"
+    deadline = time.time() + 30
+    while time.time() < deadline and not (os.path.exists(lockf) and open(lockf).read().strip() == str(d.pid)):
+        time.sleep(0.1)
+    time.sleep(0.5)
+    os.rename(env.db, env.db + ".away")
+    d.send_signal(signal.SIGHUP)
+    try:
+        rc = d.wait(30)
+    except subprocess.TimeoutExpired:
+        d.kill()
+        rc = "still running"
+    os.rename(env.db + ".away", env.db)
+    log.seek(0)
+    out = log.read()
+    report("reload_losing_the_lock_exits_nonzero", rc not in (0, "still running") and "stopping" in out
+           and env.db in out, "rc=%s %s" % (rc, out[-600:]))
+
+
 CASES = [
     case_foreign_files,
     case_lock_per_database,
@@ -457,6 +529,7 @@ CASES = [
     case_full_load_from_any_state,
     case_pending_payload_asked_not_resent,
     case_table_over_d1_limits,
+    case_small_points,
 ]
 
 

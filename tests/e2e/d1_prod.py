@@ -347,6 +347,13 @@ def case_full_load_from_any_state(tmp):
            ok and p.returncode == 0 and "mode full" in p.stdout and not equal(env),
            "rc=%d %s %s" % (p.returncode, p.stderr[-600:], equal(env)[:3]))
 
+
+
+def case_full_load_removes_d1_only_objects(tmp):
+    env = new_env(tmp, "d1only", rows="CREATE TABLE a(id INTEGER PRIMARY KEY, v TEXT);"
+                  "INSERT INTO a VALUES (1, 'a1'), (2, 'a2');")
+    p = run(env, "sync")
+    ok = p.returncode == 0
     # Objects only D1 has, one of them holding rows that reference the source's tables.
     wrangler_sql(env, "CREATE TABLE only_d1(x); INSERT INTO only_d1 VALUES (1);"
                  " CREATE TABLE d1_child(id INTEGER PRIMARY KEY, aid INTEGER REFERENCES a(id));"
@@ -356,7 +363,7 @@ def case_full_load_from_any_state(tmp):
     p = run(env, "sync")
     left = d1_tables(env) & {"only_d1", "d1_child", "only_d1_v"}
     report("full_load_removes_objects_only_d1_has",
-           p.returncode == 0 and not left and not equal(env),
+           ok and p.returncode == 0 and not left and not equal(env),
            "rc=%d left=%s %s %s" % (p.returncode, left, p.stderr[-600:], equal(env)[:3]))
 
 
@@ -527,6 +534,7 @@ CASES = [
     case_refused_diff_falls_back_to_full_load,
     case_refused_twice_not_sent_again,
     case_full_load_from_any_state,
+    case_full_load_removes_d1_only_objects,
     case_pending_payload_asked_not_resent,
     case_table_over_d1_limits,
     case_small_points,

@@ -47,7 +47,7 @@ static void log_cycle(const rs_sync_result *r, int rc, const rs_error *err)
 }
 
 static volatile sig_atomic_t g_stop, g_hup;
-static volatile int g_cancel;
+static volatile sig_atomic_t g_cancel;
 
 /* One-shot sync: a signal stops the cycle at the next safe point (wrangler is stopped, the temporary file removed). */
 static void on_signal_once(int sig)
@@ -65,6 +65,9 @@ static rs_config *load_enabled(struct rs_cli *cli, int *code)
 	rs_config *cfg = rs_cli_load_config(cli);
 	*code = 2;
 	if (cfg && cfg->mode == RS_MODE_NONE) {
+		if (!cli->config_explicit && access(cli->config_path, F_OK) != 0)
+			rs_warn("no configuration file: sync is disabled (database.sync.mode defaults to none); pass"
+				" -c FILE, or set RUSTRESORT__DATABASE__SYNC__MODE", "looked_for=%s", cli->config_path);
 		rs_info("sync is disabled; exiting", "reason=\"database.sync.mode = none\"");
 		rs_config_free(cfg);
 		cfg = NULL;
@@ -224,6 +227,7 @@ int rs_cmd_run(struct rs_cli *cli)
 		return rs_cli_fail(&err);
 	}
 	notify("READY=1");
+	int reload_lost = 0;
 	double next = rs_mono() + (double)cfg->interval_seconds;
 	while (!g_stop) {
 		sleep_until(next);
@@ -242,8 +246,13 @@ int rs_cmd_run(struct rs_cli *cli)
 					rs_error_log("reload failed; keeping the old configuration", "error=%s",
 						     rs_log_quote(q, sizeof q, e2.message));
 					rs_config_free(fresh);
-					if (rs_syncer_open(&s, cfg, &err) != RS_OK)
+					if (rs_syncer_open(&s, cfg, &err) != RS_OK) {
+						/* The lock was released to reload: without it, no more cycles. */
+						rs_error_log("reload failed and the old configuration cannot be taken up again;"
+							     " stopping", "error=%s", rs_log_quote(q, sizeof q, err.message));
+						reload_lost = 1;
 						break;
+					}
 				} else {
 					rs_config_free(cfg);
 					cfg = fresh;
@@ -272,7 +281,7 @@ int rs_cmd_run(struct rs_cli *cli)
 			next = rs_mono() + (double)cfg->interval_seconds;
 	}
 	notify("STOPPING=1");
-	rc = 0;
+	rc = reload_lost ? 1 : 0;
 	if (final_sync && s && !g_cancel) {
 		rs_info("final sync", NULL);
 		rs_sync_result r = {0};
@@ -432,6 +441,12 @@ int rs_cmd_verify(struct rs_cli *cli)
 		rc = rs_d1_verify(cfg, NULL, stdout, &differ, &err);
 	else
 		rc = rs_err(&err, RS_EUSAGE, "verify: database.sync.mode is none; nothing to compare with");
+	if (rc == RS_OK && cfg->mode == RS_MODE_D1) {
+		/* For a running daemon's metrics; a failure here does not change what verify found. */
+		rs_error e2 = {0};
+		if (rs_d1_note_verify(cfg, differ, &e2) != RS_OK)
+			rs_warn("cannot keep the verify result for the daemon's metrics", "error=\"%s\"", e2.message);
+	}
 	rs_config_free(cfg);
 	if (rc != RS_OK)
 		return rs_cli_fail(&err); /* the metrics file keeps the last completed run (its time tells) */

@@ -44,6 +44,7 @@ struct rs_config {
 	char *d1_wrangler;         /* ours: wrangler executable, default "wrangler" */
 	int64_t d1_timeout_ms;     /* ours: timeout_seconds*1000, default 600000 */
 	int d1_wrangler_priority;  /* ours: wrangler_priority, RS_WPRIO_*; default low */
+	char **d1_exclude;         /* ours: exclude_tables, NULL-terminated, may be NULL */
 
 	/* [metrics] (ours) */
 	char *metrics_listen;      /* "127.0.0.1:9464"; NULL = off */

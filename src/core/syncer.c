@@ -1,9 +1,14 @@
 /*
  * syncer.c: rs_syncer, the mode-independent face of a sync strategy: holds
- * the per-database lock and dispatches to the D1 or Turso strategy.
+ * the per-database lock and dispatches to the D1 or Turso strategy.  Every
+ * public entry point accepts err == NULL.
  */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "config/config.h"
 #include "core/err.h"
@@ -17,30 +22,66 @@
 
 struct rs_syncer {
 	const rs_config *cfg;
-	rs_lock *lock;
+	rs_lock *lock;       /* the database's */
+	rs_lock *state_lock; /* Turso: the replica's */
 	rs_d1 *d1;
 	rs_turso *turso;
 	rs_metrics *metrics;
-	volatile int *cancel;
+	volatile sig_atomic_t *cancel;
 	int prefer;
 	rs_turso_report startup; /* folded into the next cycle's result */
 };
 
+/*
+ * The per-database lock: `<database, resolved>.resort-sync.lock`, so every
+ * configuration naming this database (through any path, link or state
+ * path) meets the same lock.  D1 needs the database to exist (it only reads
+ * it): a missing one is refused before any file is made.  Turso may create
+ * it, so only its directory has to resolve (it is made when missing).
+ */
+static int lock_database(rs_syncer *s, const rs_config *cfg, rs_error *err)
+{
+	char real[PATH_MAX], *lockp = NULL;
+	struct stat st;
+	if (cfg->mode == RS_MODE_D1 && stat(cfg->db_path, &st) != 0)
+		return rs_err(err, RS_ELOCAL, "%s: cannot open the database: %s (database.path); nothing was done",
+			      cfg->db_path, strerror(errno));
+	int rc = RS_OK;
+	if (rs_resolve_path(cfg->db_path, real) != 0) {
+		rc = rs_mkdir_parent(cfg->db_path, err);
+		if (rc == RS_OK && rs_resolve_path(cfg->db_path, real) != 0)
+			rc = rs_err(err, RS_ELOCAL, "%s: cannot resolve the database's path: %s", cfg->db_path,
+				    strerror(errno));
+	}
+	if (rc == RS_OK && asprintf(&lockp, "%s.resort-sync.lock", real) < 0)
+		rc = rs_err(err, RS_ENOMEM, "out of memory");
+	if (rc == RS_OK)
+		rc = rs_lock_acquire(&s->lock, lockp, err);
+	free(lockp);
+	return rc;
+}
+
 int rs_syncer_open(rs_syncer **out, const rs_config *cfg, rs_error *err)
 {
+	rs_error local = {0};
+	if (!err)
+		err = &local;
 	if (cfg->mode == RS_MODE_NONE)
 		return rs_err(err, RS_ECONFIG, "database.sync.mode is none: nothing to sync");
 	rs_syncer *s = calloc(1, sizeof *s);
 	if (!s)
 		return rs_err(err, RS_ENOMEM, "out of memory");
 	s->cfg = cfg;
-	/* The lock comes first: a second instance must not touch the state files. */
-	const char *state = cfg->mode == RS_MODE_TURSO ? cfg->turso_replica_path : cfg->d1_snapshot_path;
-	char *lockp = state ? rs_path_beside(state, ".lock") : NULL;
-	int rc = lockp ? rs_mkdir_parent(lockp, err) : rs_err(err, RS_ENOMEM, "out of memory");
-	if (rc == RS_OK)
-		rc = rs_lock_acquire(&s->lock, lockp, err);
-	free(lockp);
+	/* The locks come first: a second instance must not touch the state files. */
+	int rc = lock_database(s, cfg, err);
+	if (rc == RS_OK && cfg->mode == RS_MODE_TURSO) {
+		/* The replica keeps its own lock as well: two databases must not share one replica. */
+		char *lockp = cfg->turso_replica_path ? rs_path_beside(cfg->turso_replica_path, ".lock") : NULL;
+		rc = lockp ? rs_mkdir_parent(lockp, err) : rs_err(err, RS_ENOMEM, "out of memory");
+		if (rc == RS_OK)
+			rc = rs_lock_acquire(&s->state_lock, lockp, err);
+		free(lockp);
+	}
 	if (rc == RS_OK && cfg->mode == RS_MODE_TURSO)
 		rc = rs_turso_new(&s->turso, cfg, err);
 	else if (rc == RS_OK)
@@ -58,7 +99,7 @@ void rs_syncer_set_metrics(rs_syncer *s, rs_metrics *m)
 	s->metrics = m;
 }
 
-void rs_syncer_set_cancel(rs_syncer *s, volatile int *flag)
+void rs_syncer_set_cancel(rs_syncer *s, volatile sig_atomic_t *flag)
 {
 	s->cancel = flag;
 	if (s->d1)
@@ -81,6 +122,9 @@ const char *rs_syncer_state_path(const rs_syncer *s)
 
 int rs_syncer_startup(rs_syncer *s, rs_error *err)
 {
+	rs_error local = {0};
+	if (!err)
+		err = &local;
 	if (s->turso) {
 		rs_turso_set_metrics(s->turso, s->metrics);
 		return rs_turso_startup(s->turso, &s->startup, err);
@@ -94,6 +138,9 @@ int rs_syncer_startup(rs_syncer *s, rs_error *err)
 
 int rs_syncer_cycle(rs_syncer *s, rs_sync_result *res, rs_error *err)
 {
+	rs_error local = {0};
+	if (!err)
+		err = &local;
 	if (s->turso) {
 		rs_turso_report rep;
 		rs_turso_set_metrics(s->turso, s->metrics);
@@ -132,6 +179,7 @@ void rs_syncer_close(rs_syncer *s)
 		return;
 	rs_d1_free(s->d1);
 	rs_turso_free(s->turso);
+	rs_lock_release(s->state_lock);
 	rs_lock_release(s->lock);
 	free(s);
 }

@@ -225,8 +225,7 @@ int rs_read_file(const char *path, char **out, size_t *len, rs_error *err)
 	return RS_OK;
 }
 
-/* realpath() of path, or of its directory + its last component when missing. */
-static int resolve(const char *path, char *out)
+int rs_resolve_path(const char *path, char *out)
 {
 	if (realpath(path, out))
 		return 0;
@@ -251,7 +250,7 @@ int rs_same_file(const char *a, const char *b)
 	struct stat sa, sb;
 	if (stat(a, &sa) == 0 && stat(b, &sb) == 0)
 		return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-	if (resolve(a, ra) || resolve(b, rb))
+	if (rs_resolve_path(a, ra) || rs_resolve_path(b, rb))
 		return strcmp(a, b) == 0;
 	return strcmp(ra, rb) == 0;
 }

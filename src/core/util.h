@@ -44,6 +44,12 @@ int rs_read_file(const char *path, char **out, size_t *len, rs_error *err);
  */
 int rs_same_file(const char *a, const char *b);
 
+/*
+ * realpath() of path into out (PATH_MAX bytes), or, when path does not exist
+ * yet, realpath() of its directory plus its last component.  0, or -1 when
+ * neither resolves.
+ */
+int rs_resolve_path(const char *path, char *out);
 /* "<dir of db>/<basename of db><suffix>" into a malloc'd string, or NULL. */
 char *rs_path_beside(const char *db_path, const char *suffix);
 #endif

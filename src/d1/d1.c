@@ -68,11 +68,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
+#include "core/claim.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -80,6 +82,7 @@
 #include "d1/d1.h"
 #include "d1/pagefile.h"
 #include "d1/wrangler.h"
+#include "daemon/lock.h"
 #include "emit/key.h"
 #include "emit/sql.h"
 #include "engine/engine.h"
@@ -99,7 +102,13 @@ struct rs_d1 {
 	char *next;
 	char *pages, *pages_new;    /* S.pages: the snapshot's next pages (pagefile.h); S.pages.new while written */
 	char *wconfig, *wcwd;       /* wrangler --config and its directory, absolute; NULL = none */
-	volatile int *cancel;
+	char db_real[PATH_MAX];     /* the database's resolved path (named in the owner mark) */
+	rs_lock *state_lock;        /* S.lock: two databases never share one snapshot */
+	char *marker;               /* S.full-load: D1 refused a payload, the next one is a full load */
+	char **skip;                /* this cycle's exclusions: exclude_tables plus tables D1 cannot hold */
+	char unsupported[1024];     /* this cycle: the tables left out as over D1's limits, "" if none */
+	double verify_seen;         /* time of the last verify result put into the metrics */
+	volatile sig_atomic_t *cancel;
 	int tty;                    /* progress on stderr */
 	/* Idle cycles: no diff while nothing committed to the database since the
 	 * last complete cycle and the snapshot is the file that cycle left. */
@@ -213,6 +222,9 @@ static void page_written(void) { crash_point("snapshot-write"); }
 #endif
 
 /* ---- helpers ---------------------------------------------------------- */
+
+static char *snapshot_of(const rs_config *cfg);
+static void pick_up_verify(rs_d1 *d);
 
 struct tee {
 	rs_sink a, b;
@@ -517,10 +529,354 @@ static void diagnose(rs_d1 *d, rs_error *err)
 	quick_check(d->snapshot, found, sizeof found);
 	if (!found[0])
 		return;
+	/* Moved aside, never removed: it may hold what someone wants to look at. */
 	rs_error e2 = {0};
-	int gone = reset_to_full_load(d, &e2) == RS_OK;
-	rs_err(err, RS_ELOCAL, "%s; the snapshot %s is damaged (%s)%s", old, d->snapshot, found,
-	       gone ? ": removed, the next cycle does a full load" : "");
+	char moved[PATH_MAX + 64];
+	int gone = rs_move_aside(d->snapshot, moved, sizeof moved, &e2) == RS_OK && reset_to_full_load(d, &e2) == RS_OK;
+	if (gone)
+		rs_err(err, RS_ELOCAL, "%s; the snapshot %s is damaged (%s): moved to %s, the next cycle does a full load",
+		       old, d->snapshot, found, moved);
+	else
+		rs_err(err, RS_ELOCAL, "%s; the snapshot %s is damaged (%s); %s", old, d->snapshot, found, e2.message);
+}
+
+/* ---- what D1 holds ---------------------------------------------------- */
+
+#define D1_MAX_COLUMNS 100 /* columns per table (D1's limit, docs) */
+
+/* Free a NULL-terminated list of strings (NULL allowed). */
+static void free_list(char **list)
+{
+	for (size_t i = 0; list && list[i]; i++)
+		free(list[i]);
+	free(list);
+}
+
+/* Names D1 keeps for itself or wrangler keeps, never dropped by a full load. */
+static int d1_own_name(const char *name)
+{
+	return strncasecmp(name, "_cf_", 4) == 0 || strncasecmp(name, "sqlite_", 7) == 0 ||
+	       strcmp(name, HISTORY_TABLE) == 0 || strcmp(name, "d1_migrations") == 0;
+}
+
+static int listed(char *const *list, const char *name)
+{
+	for (size_t i = 0; list && list[i]; i++)
+		if (strcasecmp(list[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Order n tables children first: a table comes before every table it
+ * references.  parent[i] lists the indices table i references (-1 ends it).
+ * A depth-first walk emits a table after its parents; reversed, that is
+ * children first.  A cycle is broken where the walk meets it.
+ */
+static void order_children_first(int n, int *const *parent, int *out)
+{
+	int *state = calloc((size_t)n, sizeof *state), *stack = malloc(sizeof *stack * (size_t)(n ? n : 1));
+	int *edge = calloc((size_t)n, sizeof *edge), k = 0;
+	if (!state || !stack || !edge) {
+		for (int i = 0; i < n; i++) /* out of memory: the given order, still complete */
+			out[i] = i;
+		free(state), free(stack), free(edge);
+		return;
+	}
+	for (int root = 0; root < n; root++) {
+		if (state[root])
+			continue;
+		int sp = 0;
+		stack[sp++] = root;
+		state[root] = 1;
+		while (sp) {
+			int t = stack[sp - 1];
+			int p = parent[t] ? parent[t][edge[t]] : -1;
+			if (p >= 0) {
+				edge[t]++;
+				if (!state[p]) {
+					state[p] = 1;
+					stack[sp++] = p;
+				}
+				continue;
+			}
+			sp--;
+			out[k++] = t; /* every parent already out: parents first */
+		}
+	}
+	for (int i = 0; i < k / 2; i++) {
+		int x = out[i];
+		out[i] = out[k - 1 - i];
+		out[k - 1 - i] = x;
+	}
+	free(state), free(stack), free(edge);
+}
+
+/*
+ * D1's views and tables, for a full load's preamble, in one query: views,
+ * and tables (virtual ones too; their shadow tables go with them) children
+ * before parents.  The foreign keys are read from the tables' own CREATE
+ * text, replayed into a private in-memory database (D1 refuses
+ * pragma_foreign_key_list() over a join).  Left out: D1's and wrangler's own
+ * tables, the sync history, the excluded tables.  *views and *tables are
+ * NULL-terminated (free_list()).
+ */
+static int target_objects(rs_d1 *d, char ***views, char ***tables, rs_error *err)
+{
+	json_t *rows = NULL;
+	sqlite3 *mem = NULL;
+	char **v = NULL, **t = NULL;
+	int **parent = NULL, *order = NULL, nt = 0, nv = 0, rc;
+	*views = *tables = NULL;
+	rc = d->transport.query(d->transport.ctx,
+				"SELECT t.name AS name, t.type AS type, s.sql AS sql FROM pragma_table_list t"
+				" JOIN sqlite_schema s ON s.name = t.name WHERE t.schema = 'main'"
+				" AND t.type IN ('table', 'view', 'virtual')", &rows, err);
+	if (rc != RS_OK)
+		return rs_err_prefix(err, "reading D1's schema before a full load");
+	size_t n = json_array_size(rows);
+	v = calloc(n + 1, sizeof *v);
+	t = calloc(n + 1, sizeof *t);
+	const char **sql = calloc(n + 1, sizeof *sql);
+	if (!v || !t || !sql || sqlite3_open(":memory:", &mem) != SQLITE_OK) {
+		rc = rs_err(err, RS_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		json_t *r = json_array_get(rows, i);
+		const char *name = json_string_value(json_object_get(r, "name"));
+		const char *type = json_string_value(json_object_get(r, "type"));
+		if (!name || !type || d1_own_name(name) || listed(d->cfg->d1_exclude, name))
+			continue;
+		char *copy = strdup(name);
+		if (!copy) {
+			rc = rs_err(err, RS_ENOMEM, "out of memory");
+			goto out;
+		}
+		if (strcmp(type, "view") == 0) {
+			v[nv++] = copy;
+		} else {
+			sql[nt] = strcmp(type, "table") == 0 ? json_string_value(json_object_get(r, "sql")) : NULL;
+			t[nt++] = copy;
+		}
+	}
+	/* Replay the tables' definitions to learn their foreign keys. */
+	parent = calloc((size_t)nt + 1, sizeof *parent);
+	order = calloc((size_t)nt + 1, sizeof *order);
+	if (!parent || !order) {
+		rc = rs_err(err, RS_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (int i = 0; i < nt; i++)
+		if (sql[i] && sqlite3_exec(mem, sql[i], NULL, NULL, NULL) != SQLITE_OK)
+			rs_debug("d1: cannot read the foreign keys of a table on D1; it is dropped in listed order",
+				 "table=%s error=\"%s\"", t[i], sqlite3_errmsg(mem));
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(mem, "SELECT DISTINCT \"table\" FROM pragma_foreign_key_list(?1)", -1, &st, NULL) !=
+	    SQLITE_OK) {
+		rc = rs_err(err, RS_EINTERNAL, "reading foreign keys: %s", sqlite3_errmsg(mem));
+		goto out;
+	}
+	for (int i = 0; i < nt; i++) {
+		parent[i] = malloc(sizeof **parent * ((size_t)nt + 1));
+		if (!parent[i]) {
+			sqlite3_finalize(st);
+			rc = rs_err(err, RS_ENOMEM, "out of memory");
+			goto out;
+		}
+		int np = 0;
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, t[i], -1, SQLITE_STATIC);
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			const char *ref = (const char *)sqlite3_column_text(st, 0);
+			for (int j = 0; ref && j < nt; j++)
+				if (j != i && strcasecmp(t[j], ref) == 0) /* self-references do not order anything */
+					parent[i][np++] = j;
+		}
+		parent[i][np] = -1;
+	}
+	sqlite3_finalize(st);
+	order_children_first(nt, parent, order);
+	char **sorted = calloc((size_t)nt + 1, sizeof *sorted);
+	if (!sorted) {
+		rc = rs_err(err, RS_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (int i = 0; i < nt; i++)
+		sorted[i] = t[order[i]];
+	free(t);
+	t = sorted;
+	rs_debug("d1: D1's objects before the full load", "views=%d tables=%d", nv, nt);
+	*views = v;
+	*tables = t;
+	v = t = NULL;
+out:
+	for (int i = 0; parent && i < nt; i++)
+		free(parent[i]);
+	free(parent);
+	free(order);
+	free(sql);
+	free_list(v);
+	free_list(t);
+	sqlite3_close(mem);
+	json_decref(rows);
+	return rc;
+}
+
+/*
+ * Is the payload with this key recorded in D1's sync history?  1 yes, 0 no
+ * (also when there is no history table yet), -1 no telling (err set).
+ */
+static int history_has(rs_d1 *d, const char *key, rs_error *err)
+{
+	char sql[256];
+	json_t *rows = NULL;
+	snprintf(sql, sizeof sql, "SELECT count(*) AS n FROM " HISTORY_TABLE " WHERE sync_key = '%.64s'", key);
+	int rc = d->transport.query(d->transport.ctx, sql, &rows, err);
+	if (rc != RS_OK) {
+		int absent = strstr(err->message, "no such table") != NULL;
+		return absent ? 0 : -1;
+	}
+	json_t *nv = json_object_get(json_array_get(rows, 0), "n");
+	int has = json_is_integer(nv) ? json_integer_value(nv) > 0 : -1;
+	json_decref(rows);
+	if (has < 0)
+		rs_err(err, RS_EREMOTE, "D1's answer to the history lookup has no count");
+	return has;
+}
+
+/*
+ * The tables of the live database D1 cannot hold (more than 100 columns),
+ * added to this cycle's exclusions with the config's exclude_tables; each
+ * logged and counted, and named in d->unsupported for the status file.
+ */
+static int plan_exclusions(rs_d1 *d, sqlite3 *live, rs_error *err)
+{
+	size_t n = 0, k = 0;
+	free_list(d->skip);
+	d->skip = NULL;
+	d->unsupported[0] = '\0';
+	while (d->cfg->d1_exclude && d->cfg->d1_exclude[n])
+		n++;
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(live, "SELECT t.name, (SELECT count(*) FROM pragma_table_xinfo(t.name)) FROM"
+				     " pragma_table_list t WHERE t.schema = 'main' AND t.type = 'table'"
+				     " AND t.name NOT LIKE 'sqlite\\_%' ESCAPE '\\'", -1, &st, NULL) != SQLITE_OK)
+		return rs_err(err, RS_ELOCAL, "%s: listing tables: %s", d->cfg->db_path, sqlite3_errmsg(live));
+	size_t cap = n + 8;
+	char **list = calloc(cap + 1, sizeof *list);
+	int rc = list ? RS_OK : rs_err(err, RS_ENOMEM, "out of memory");
+	for (size_t i = 0; rc == RS_OK && i < n; i++)
+		if (!(list[k++] = strdup(d->cfg->d1_exclude[i])))
+			rc = rs_err(err, RS_ENOMEM, "out of memory");
+	int s;
+	while (rc == RS_OK && (s = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 0);
+		int64_t cols = sqlite3_column_int64(st, 1);
+		if (!name || cols <= D1_MAX_COLUMNS || listed(list, name))
+			continue;
+		char q[512];
+		rs_error_log("table not synced: D1 allows at most 100 columns per table", "table=%s columns=%lld",
+			     rs_log_quote(q, sizeof q, name), (long long)cols);
+		rs_metrics_record_error(d->metrics, RS_METRICS_D1, RS_EUNSUPPORTED, rs_now());
+		size_t used = strlen(d->unsupported);
+		snprintf(d->unsupported + used, sizeof d->unsupported - used,
+			 "%stable \"%s\" has %lld columns, D1 allows 100: it is not synced (narrow it, or list it in"
+			 " database.sync.d1.exclude_tables)", used ? "; " : "", name, (long long)cols);
+		if (k == cap) {
+			char **more = realloc(list, sizeof *list * (cap * 2 + 1));
+			if (!more) {
+				rc = rs_err(err, RS_ENOMEM, "out of memory");
+				break;
+			}
+			list = more;
+			cap *= 2;
+		}
+		list[k] = strdup(name);
+		list[++k] = NULL;
+		if (!list[k - 1])
+			rc = rs_err(err, RS_ENOMEM, "out of memory");
+	}
+	sqlite3_finalize(st);
+	if (rc != RS_OK) {
+		free_list(list);
+		return rc;
+	}
+	d->skip = list;
+	return RS_OK;
+}
+
+/* ---- after D1 refused a payload -------------------------------------- */
+
+/*
+ * S.full-load records that D1 refused a payload: D1 then does not hold
+ * what the snapshot says (a row or table only D1 has, a damaged index), so
+ * the next payload is a full load, exact whatever D1 holds.  It also counts
+ * refusals with the same error ("strikes") and names the change model last
+ * refused, so that a payload D1 refused twice is not sent a third time
+ * unchanged.  A file, so that a restart keeps the decision:
+ *   {"full_load": true, "reason": "<D1's error>", "strikes": 2, "model": "<hex>"}
+ */
+struct fallback {
+	int present;
+	int full_load;
+	int strikes;
+	char reason[1024];
+	char model[65];
+};
+
+static void fallback_read(const rs_d1 *d, struct fallback *f)
+{
+	memset(f, 0, sizeof *f);
+	json_t *o = json_load_file(d->marker, 0, NULL);
+	if (!json_is_object(o)) {
+		json_decref(o);
+		return;
+	}
+	f->present = 1;
+	f->full_load = json_is_true(json_object_get(o, "full_load"));
+	f->strikes = (int)json_integer_value(json_object_get(o, "strikes"));
+	const char *r = json_string_value(json_object_get(o, "reason"));
+	const char *m = json_string_value(json_object_get(o, "model"));
+	snprintf(f->reason, sizeof f->reason, "%s", r ? r : "");
+	snprintf(f->model, sizeof f->model, "%s", m ? m : "");
+	json_decref(o);
+}
+
+/* D1's errors that mean it does not hold the snapshot's state. */
+static int diverged(const char *msg)
+{
+	static const char *const signs[] = {"SQLITE_CONSTRAINT", "SQLITE_CORRUPT", "SQLITE_MISMATCH", "no such table",
+					    "no such column", "no such index", "no such view", "no such trigger",
+					    "FOREIGN KEY constraint failed", "already exists", NULL};
+	for (int i = 0; signs[i]; i++)
+		if (strstr(msg, signs[i]))
+			return 1;
+	return 0;
+}
+
+/* D1 refused the payload whose change model is `model` with `why`: record it. */
+static void fallback_note(rs_d1 *d, const char *model, const char *why)
+{
+	struct fallback f;
+	char q[1200];
+	fallback_read(d, &f);
+	int same = f.present && strcmp(f.reason, why) == 0;
+	int full = diverged(why) || (f.present && f.full_load);
+	json_t *o = json_pack("{s:b, s:s, s:i, s:s}", "full_load", full, "reason", why, "strikes", same ? f.strikes + 1 : 1,
+			      "model", model ? model : "");
+	char *text = o ? json_dumps(o, JSON_SORT_KEYS) : NULL;
+	rs_error e = {0};
+	if (!text || rs_write_file_atomic(d->marker, text, strlen(text), 0600, &e) != RS_OK)
+		rs_error_log("cannot record that D1 refused the payload", "file=%s error=%s", d->marker,
+			     rs_log_quote(q, sizeof q, text ? e.message : "out of memory"));
+	free(text);
+	json_decref(o);
+	if (full)
+		rs_warn("D1 refused the payload: it does not hold the snapshot's state; the next cycle sends a full load",
+			"reason=%s", rs_log_quote(q, sizeof q, why));
+	else
+		rs_warn("D1 refused the payload; the next cycle builds it again", "reason=%s", rs_log_quote(q, sizeof q, why));
 }
 
 /* ---- payload files ---------------------------------------------------- */
@@ -539,6 +895,8 @@ struct payload {
 	char base[17];
 	char key[65];
 	long from, to;
+	char model[65]; /* in memory only: the change model's key, "" for a payload read back */
+	int fallback;   /* in memory only: a full load sent in place of a refused payload */
 };
 
 /* Read the first line of a payload file; 0, or -1 when it is not one. */
@@ -546,6 +904,7 @@ static int payload_read(const char *path, struct payload *p)
 {
 	char line[256];
 	FILE *f = fopen(path, "rb");
+	memset(p, 0, sizeof *p);
 	int ok = f && fgets(line, sizeof line, f) && strncmp(line, PAYLOAD_TAG, sizeof PAYLOAD_TAG - 1) == 0 &&
 		 sscanf(line + sizeof PAYLOAD_TAG - 1, " %4s %16s %64s %ld %ld", p->mode, p->base, p->key, &p->from,
 			&p->to) == 5 && strlen(p->key) == 64 && p->from > 0 && p->to >= p->from;
@@ -607,6 +966,18 @@ static int write_status(const rs_d1 *d, const rs_d1_report *rep, const rs_error 
 			json_object_set_new(o, "last_snapshot_bytes", json_integer(rep->snapshot_bytes));
 		}
 	}
+	/* What needs a person: tables left out, and a full load owed to a refusal. */
+	if (d->unsupported[0])
+		json_object_set_new(o, "unsupported", json_string(d->unsupported));
+	else
+		json_object_del(o, "unsupported");
+	struct fallback fb;
+	fallback_read(d, &fb);
+	if (fb.present)
+		json_object_set_new(o, "refused", json_pack("{s:s, s:i, s:b}", "reason", fb.reason, "strikes", fb.strikes,
+							     "next_is_full_load", fb.full_load));
+	else
+		json_object_del(o, "refused");
 	char *text = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
 	json_decref(o);
 	int rc = text ? rs_write_file_atomic(path, text, strlen(text), 0644, NULL) : RS_ENOMEM;
@@ -690,21 +1061,37 @@ static void final_key(char out[65], const char *mode, const char *base, const ch
  * Send the pending payload p; when D1 has it (applied now, or before),
  * advance the snapshot by it, then remove the pending file.
  */
-static int deliver(rs_d1 *d, const struct payload *p, rs_d1_report *rep, rs_error *err)
+static int deliver(rs_d1 *d, const struct payload *p, int known, rs_d1_report *rep, rs_error *err)
 {
 	char q[1200];
-	int outcome = RS_D1_UNKNOWN;
-	rs_info("d1 apply", "mode=%s bytes=%ld key=%.16s", p->mode, p->to - p->from, p->key);
-	rep->remote_calls++;
-	int rc = d->transport.exec_file(d->transport.ctx, d->pending, &outcome, err);
+	int outcome = known, rc = RS_OK;
+	if (known == RS_D1_DUPLICATE) {
+		rs_info("d1: D1's history holds the pending payload's key; it is not sent again", "mode=%s key=%.16s",
+			p->mode, p->key);
+	} else {
+		rs_info("d1 apply", "mode=%s bytes=%ld key=%.16s%s", p->mode, p->to - p->from, p->key,
+			p->fallback ? " reason=\"D1 refused the last payload\"" : "");
+		rep->remote_calls++;
+		if (p->fallback)
+			rs_metrics_add_fallback_full_load(d->metrics, RS_METRICS_D1);
+		outcome = RS_D1_UNKNOWN;
+		rc = d->transport.exec_file(d->transport.ctx, d->pending, &outcome, err);
+	}
 	if (rc != RS_OK) {
-		if (outcome == RS_D1_REJECTED)
+		if (outcome == RS_D1_REJECTED) {
 			remove_file(d->pending, NULL); /* D1 ran it and rolled it back */
-		else
-			rs_warn("D1 may or may not have applied the payload; the next cycle sends the same file again",
-				"key=%.16s", p->key);
+			fallback_note(d, p->model, err->message);
+		} else if (outcome == RS_D1_NOT_RUN) {
+			rs_warn("wrangler did not start: nothing was applied; the next cycle sends the same file", "key=%.16s",
+				p->key);
+		} else {
+			rs_warn("D1 may or may not have applied the payload; the next cycle asks D1, and sends the same"
+				" file again if it does not have it", "key=%.16s", p->key);
+		}
 		return rc;
 	}
+	if ((rc = remove_file(d->marker, err)) != RS_OK)
+		return rc;
 	rep->status = outcome == RS_D1_DUPLICATE ? RS_SYNC_DUPLICATE : RS_SYNC_SUCCESS;
 	snprintf(rep->key, sizeof rep->key, "%s", p->key);
 	if (outcome == RS_D1_DUPLICATE)
@@ -761,6 +1148,32 @@ static int prepared_for(const char *next, const char *key)
 }
 
 /*
+ * A pending payload of unknown fate: ask D1 whether its history holds the
+ * key (one small query), and send the file again only when it does not, or
+ * when there is no telling.  Sending it again would be safe either way (the
+ * history record makes a second run fail and change nothing), but a large
+ * payload costs its whole upload and run just to learn it was a duplicate.
+ */
+static int settle(rs_d1 *d, struct payload *p, rs_d1_report *rep, rs_error *err)
+{
+	int known = RS_D1_UNKNOWN;
+	if (d->transport.query) {
+		rs_error e2 = {0};
+		rep->remote_calls++;
+		int has = history_has(d, p->key, &e2);
+		if (has > 0)
+			known = RS_D1_DUPLICATE;
+		else if (has < 0)
+			rs_info("d1: cannot tell from D1's history whether it has the pending payload; sending it again",
+				"key=%.16s error=\"%.200s\"", p->key, e2.message);
+	}
+	if (known != RS_D1_DUPLICATE)
+		rs_info(strcmp(p->mode, "full") == 0 ? "d1 sending a pending full load again"
+						     : "d1 sending a pending payload again", "key=%.16s", p->key);
+	return deliver(d, p, known, rep, err);
+}
+
+/*
  * Step 1 of a cycle (see the top of the file): settle a payload an earlier
  * cycle left pending.  RS_OK once nothing is pending any more.
  */
@@ -785,16 +1198,16 @@ static int settle_pending(rs_d1 *d, rs_d1_report *rep, rs_error *err)
 	}
 	if (readable && chain[0] && strncmp(chain, p.key, 16) == 0)
 		return remove_file(d->pending, err); /* the snapshot advanced before the last cycle ended */
-	if (readable && !chain[0] && strcmp(p.mode, "full") == 0 && prepared_for(d->next, p.key)) {
+	if (readable && strcmp(p.mode, "full") == 0 && prepared_for(d->next, p.key)) {
 		/*
-		 * A full load whose fate is unknown, its new snapshot ready: send it
-		 * again too.  (Another full load instead would not remove what the
-		 * source dropped since, which D1 may have from this one.)
+		 * A full load whose fate is unknown, its new snapshot ready: settle
+		 * it too (a snapshot may be there when it replaces a payload D1
+		 * refused).  Another full load instead would not remove what the
+		 * source dropped since, which D1 may have from this one.
 		 */
 		rep->mode = "full";
 		rep->bytes = p.to - p.from;
-		rs_info("d1 sending a pending full load again", "key=%.16s", p.key);
-		return deliver(d, &p, rep, err);
+		return settle(d, &p, rep, err);
 	}
 	if (!readable || strcmp(p.mode, "diff") != 0 || strcmp(chain, p.base) != 0) {
 		if (chain[0])
@@ -804,8 +1217,7 @@ static int settle_pending(rs_d1 *d, rs_d1_report *rep, rs_error *err)
 	}
 	rep->mode = "diff";
 	rep->bytes = p.to - p.from;
-	rs_info("d1 sending a pending payload again", "key=%.16s", p.key);
-	return deliver(d, &p, rep, err);
+	return settle(d, &p, rep, err);
 }
 
 static int write_failed(rs_error *err, const char *path)
@@ -851,15 +1263,26 @@ static int send_changes(rs_d1 *d, rs_d1_report *rep, rs_error *err)
 	struct payload p;
 	int rc, staged = 0;
 
+	char **tviews = NULL, **ttables = NULL;
+	struct fallback fb;
+
 	memset(&p, 0, sizeof p);
 	memset(p.key, '0', 64);
 	memcpy(p.base, p.key, 16);
+	fallback_read(d, &fb);
+	int full = !file_exists(d->snapshot) || fb.full_load;
+	if (full && fb.full_load)
+		rs_info("d1: sending a full load: D1 refused the last payload", "reason=\"%.600s\"", fb.reason);
+	/* Before the read transaction: D1's objects, so that the full load removes them too. */
+	if (full && d->transport.query && (rc = target_objects(d, &tviews, &ttables, err)) != RS_OK)
+		goto out;
 	if ((rc = rs_image_open(d->cfg->db_path, &live, &live_im, err)) != RS_OK) {
 		if (rc == RS_ELOCAL)
 			diagnose(d, err);
 		goto out;
 	}
-	int full = !file_exists(d->snapshot);
+	if ((rc = plan_exclusions(d, live, err)) != RS_OK)
+		goto out;
 	if (!full) {
 		if ((rc = recover_snapshot(d->snapshot, err)) != RS_OK ||
 		    (rc = rs_image_open(d->snapshot, &old, &old_im, err)) != RS_OK) {
@@ -879,7 +1302,6 @@ static int send_changes(rs_d1 *d, rs_d1_report *rep, rs_error *err)
 		}
 	}
 	memcpy(p.mode, full ? "full" : "diff", 5);
-	rep->mode = full ? "full" : "diff";
 	/* Pages first: only the rows on pages that differ from the snapshot's are read. */
 	if (old_im && live_im && (rc = rs_pagediff_build(old_im, old, live_im, live, &pd, err)) != RS_OK)
 		goto out;
@@ -907,7 +1329,9 @@ static int send_changes(rs_d1 *d, rs_d1_report *rep, rs_error *err)
 	struct tee tee = {rs_sql_sink_iface(sql), rs_key_sink_iface(ks)};
 	rs_sink sink = {.change = tee_change, .finish = tee_finish, .ctx = &tee};
 	struct progress prog = {.d = d, .sql = sql, .last_log = rs_mono()};
-	rs_diff_opts opts = {.preamble = full, .only = pd, .fk_target = 1, .refuse_dangling_fk = 1};
+	rs_diff_opts opts = {.preamble = full, .only = pd, .fk_target = 1, .refuse_dangling_fk = 1,
+			     .exclude = (const char *const *)d->skip, .target_views = (const char *const *)tviews,
+			     .target_tables = (const char *const *)ttables};
 	if (full) {
 		prog.total = count_rows(live);
 		opts.progress = on_progress;
@@ -938,6 +1362,17 @@ static int send_changes(rs_d1 *d, rs_d1_report *rep, rs_error *err)
 		}
 		goto out;
 	}
+	snprintf(p.model, sizeof p.model, "%s", rs_key_sink_hex(ks));
+	if (fb.strikes >= 2 && strcmp(fb.model, p.model) == 0) {
+		/* The same change D1 refused twice with the same error: a third try would meet it again. */
+		rc = rs_err(err, RS_EREMOTE, "D1 refused this same %s twice (%s); it is not sent again until the database"
+			    " changes: make D1 accept it (the error names what it refuses), then the next change is"
+			    " sent", full ? "full load" : "payload", fb.reason);
+		goto out;
+	}
+	p.fallback = full && fb.full_load;
+	rep->fallback = p.fallback;
+	rep->mode = full ? "full" : "diff";
 	rep->rows = stats.inserts + stats.updates + stats.deletes;
 	rep->statements = rs_sql_sink_stats(sql)->statements;
 	rs_ulid(ulid, sizeof ulid);
@@ -1006,7 +1441,7 @@ static int send_changes(rs_d1 *d, rs_d1_report *rep, rs_error *err)
 	if ((rc = rs_fsync_dir_of(d->pending, err)) != RS_OK)
 		goto out;
 	crash_point("payload");
-	rc = deliver(d, &p, rep, err);
+	rc = deliver(d, &p, -1, rep, err);
 out:
 	if (f)
 		fclose(f);
@@ -1019,6 +1454,8 @@ out:
 	rs_image_free(live_im);
 	rs_engine_close(old);
 	rs_engine_close(live);
+	free_list(tviews);
+	free_list(ttables);
 	return rc;
 }
 
@@ -1063,6 +1500,9 @@ static int same_stat(const char *path, const struct stat *seen)
 
 int rs_d1_cycle(rs_d1 *d, rs_d1_report *rep, rs_error *err)
 {
+	rs_error err_local = {0};
+	if (!err)
+		err = &err_local;
 	rs_d1_report local;
 	if (!rep)
 		rep = &local;
@@ -1070,6 +1510,9 @@ int rs_d1_cycle(rs_d1 *d, rs_d1_report *rep, rs_error *err)
 	rep->mode = "none";
 	rep->status = RS_SYNC_SKIPPED;
 	double t0 = rs_mono();
+	if (rs_claim_lost(d->snapshot, "d1"))
+		return rs_err(err, RS_ECONFIG, "database.sync.d1.snapshot_path: %s is no longer marked as resort-sync's"
+			      " (its .owner file is gone or changed): it is left as it is; nothing was done", d->snapshot);
 	int rc = rs_mkdir_parent(d->snapshot, err);
 	if (rc == RS_OK) {
 		sweep_leftovers(d);
@@ -1105,16 +1548,21 @@ int rs_d1_cycle(rs_d1 *d, rs_d1_report *rep, rs_error *err)
 		rs_metrics_record_error(d->metrics, RS_METRICS_D1, rc, rs_now());
 	else if (rep->status != RS_SYNC_SKIPPED)
 		rs_metrics_set_remote_confirmed(d->metrics, RS_METRICS_D1, rs_now());
+	/* Row changes D1 does not have yet, as far as this cycle knows. */
+	if (rc == RS_OK)
+		rs_metrics_set_pending(d->metrics, RS_METRICS_D1, 0);
+	else if (rep->rows > 0)
+		rs_metrics_set_pending(d->metrics, RS_METRICS_D1, rep->rows);
+	pick_up_verify(d);
 	write_status(d, rep, rc == RS_OK ? NULL : err);
 	return rc;
 }
 
 /* ---- set-up ----------------------------------------------------------- */
 
-/* The wrangler transport: `wrangler d1 execute <db> --file F --local|--remote [--config C] --json --yes`. */
-static int wrangler_exec_file(void *ctx, const char *path, int *outcome, rs_error *err)
+/* How wrangler is run for this syncer. */
+static struct rs_wrangler_opts wrangler_opts(const rs_d1 *d)
 {
-	rs_d1 *d = ctx;
 	const rs_config *cfg = d->cfg;
 	struct rs_wrangler_opts o = {
 		.wrangler = cfg->d1_wrangler,
@@ -1125,8 +1573,16 @@ static int wrangler_exec_file(void *ctx, const char *path, int *outcome, rs_erro
 		.timeout_ms = cfg->d1_timeout_ms <= 0 ? 600000 : cfg->d1_timeout_ms > INT_MAX ? INT_MAX
 											 : (int)cfg->d1_timeout_ms,
 		.priority = cfg->d1_wrangler_priority,
-		.cancel = (volatile sig_atomic_t *)d->cancel,
+		.cancel = d->cancel,
 	};
+	return o;
+}
+
+/* The wrangler transport: `wrangler d1 execute <db> --file F --local|--remote [--config C] --json --yes`. */
+static int wrangler_exec_file(void *ctx, const char *path, int *outcome, rs_error *err)
+{
+	rs_d1 *d = ctx;
+	struct rs_wrangler_opts o = wrangler_opts(d);
 	struct rs_wrangler_result res;
 	int rc = rs_wrangler_exec_file(&o, path, &res, err);
 	*outcome = RS_D1_APPLIED;
@@ -1134,8 +1590,29 @@ static int wrangler_exec_file(void *ctx, const char *path, int *outcome, rs_erro
 		*outcome = RS_D1_DUPLICATE;
 		rs_err_clear(err);
 		rc = RS_OK;
+	} else if (rc != RS_OK && strncmp(err->message, "cannot run wrangler", 19) == 0) {
+		*outcome = RS_D1_NOT_RUN; /* wrangler.c's words for "never started" */
 	} else if (rc != RS_OK) {
 		*outcome = rs_wrangler_error_is_sql(&res) ? RS_D1_REJECTED : RS_D1_UNKNOWN;
+	}
+	rs_wrangler_result_free(&res);
+	return rc;
+}
+
+/* The wrangler transport's queries: `--command SQL`; the first statement's rows. */
+static int wrangler_query(void *ctx, const char *sql, json_t **rows, rs_error *err)
+{
+	rs_d1 *d = ctx;
+	struct rs_wrangler_opts o = wrangler_opts(d);
+	struct rs_wrangler_result res;
+	*rows = NULL;
+	int rc = rs_wrangler_exec_command(&o, sql, &res, err);
+	if (rc == RS_OK) {
+		json_t *r = rs_wrangler_rows(&res, 0);
+		if (json_is_array(r))
+			*rows = json_incref(r);
+		else
+			rc = rs_err(err, RS_EREMOTE, "wrangler d1 execute %s: the answer holds no rows", d->cfg->d1_database);
 	}
 	rs_wrangler_result_free(&res);
 	return rc;
@@ -1155,9 +1632,39 @@ static char *absolute(const char *path, const char *suffix)
 	return out;
 }
 
+/* The names resort-sync creates beside the snapshot S (S.owner is the mark itself). */
+static const char *const family[] = {".pending.sql", ".pending.sql.new", ".next", ".pages", ".pages.new",
+				     ".status.json", ".lock", ".full-load", ".verify.json", "-journal", NULL};
+
+/*
+ * Make sure the snapshot and the files beside it are ours (core/claim.h),
+ * then take S.lock, the snapshot's own lock (the caller holds the
+ * database's).
+ */
+static int claim(rs_d1 *d, rs_error *err)
+{
+	int rc = rs_mkdir_parent(d->snapshot, err);
+	if (rc == RS_OK && rs_resolve_path(d->cfg->db_path, d->db_real) != 0)
+		rc = rs_err(err, RS_ELOCAL, "%s: cannot resolve the database's path: %s", d->cfg->db_path, strerror(errno));
+	if (rc == RS_OK)
+		rc = rs_claim_state(d->snapshot, "d1", d->db_real, family, ".status.json", "database.sync.d1.snapshot_path",
+				    err);
+	char *lockp = rc == RS_OK ? rs_path_beside(d->snapshot, ".lock") : NULL;
+	if (rc == RS_OK && !lockp)
+		rc = rs_err(err, RS_ENOMEM, "out of memory");
+	if (rc == RS_OK)
+		rc = rs_lock_acquire(&d->state_lock, lockp, err);
+	free(lockp);
+	return rc;
+}
+
 int rs_d1_new(rs_d1 **out, const rs_config *cfg, const rs_d1_transport *transport, rs_metrics *metrics,
 	      rs_error *err)
 {
+	rs_error local = {0};
+	int rc;
+	if (!err)
+		err = &local;
 	if (!cfg->d1_database && !transport)
 		return rs_err(err, RS_ECONFIG, "database.sync.d1.database: required for mode d1");
 	rs_d1 *d = calloc(1, sizeof *d);
@@ -1165,14 +1672,14 @@ int rs_d1_new(rs_d1 **out, const rs_config *cfg, const rs_d1_transport *transpor
 		return rs_err(err, RS_ENOMEM, "out of memory");
 	d->cfg = cfg;
 	d->metrics = metrics;
-	d->snapshot = cfg->d1_snapshot_path ? strdup(cfg->d1_snapshot_path)
-					    : rs_path_beside(cfg->db_path, ".d1-sync-snapshot.db");
+	d->snapshot = snapshot_of(cfg);
 	d->pending = d->snapshot ? absolute(d->snapshot, ".pending.sql") : NULL;
 	d->staging = d->snapshot ? absolute(d->snapshot, ".pending.sql.new") : NULL;
 	d->next = d->snapshot ? rs_path_beside(d->snapshot, ".next") : NULL;
 	d->pages = d->snapshot ? rs_path_beside(d->snapshot, ".pages") : NULL;
 	d->pages_new = d->snapshot ? rs_path_beside(d->snapshot, ".pages.new") : NULL;
-	int ok = d->snapshot && d->pending && d->staging && d->next && d->pages && d->pages_new;
+	d->marker = d->snapshot ? rs_path_beside(d->snapshot, ".full-load") : NULL;
+	int ok = d->snapshot && d->pending && d->staging && d->next && d->pages && d->pages_new && d->marker;
 	if (ok && cfg->d1_wrangler_config) {
 		/* wrangler runs in the directory of its config, where local D1 keeps its state. */
 		d->wconfig = absolute(cfg->d1_wrangler_config, "");
@@ -1189,11 +1696,16 @@ int rs_d1_new(rs_d1 **out, const rs_config *cfg, const rs_d1_transport *transpor
 		rs_d1_free(d);
 		return RS_ECONFIG;
 	}
+	if ((rc = claim(d, err)) != RS_OK) {
+		rs_d1_free(d);
+		return rc;
+	}
 	d->tty = isatty(2);
 	if (transport) {
 		d->transport = *transport;
 	} else {
 		d->transport.exec_file = wrangler_exec_file;
+		d->transport.query = wrangler_query;
 		d->transport.ctx = d;
 	}
 	*out = d;
@@ -1210,12 +1722,52 @@ void rs_d1_free(rs_d1 *d)
 	free(d->next);
 	free(d->pages);
 	free(d->pages_new);
+	free(d->marker);
+	free_list(d->skip);
 	free(d->wconfig);
 	free(d->wcwd);
 	rs_watch_close(&d->watch);
+	rs_lock_release(d->state_lock);
 	free(d);
 }
 
+/* The snapshot path cfg configures (malloc'd), or NULL. */
+static char *snapshot_of(const rs_config *cfg)
+{
+	return cfg->d1_snapshot_path ? strdup(cfg->d1_snapshot_path) : rs_path_beside(cfg->db_path, ".d1-sync-snapshot.db");
+}
+
+int rs_d1_note_verify(const rs_config *cfg, int differ, rs_error *err)
+{
+	char *snap = snapshot_of(cfg);
+	char *path = snap ? rs_path_beside(snap, ".verify.json") : NULL;
+	int rc = RS_OK;
+	if (!path) {
+		rc = rs_err(err, RS_ENOMEM, "out of memory");
+	} else if (rs_claim_held(snap, "d1")) {
+		char text[128];
+		int n = snprintf(text, sizeof text, "{\"differ\": %d, \"at\": %.3f}\n", differ, rs_now());
+		rc = rs_write_file_atomic(path, text, (size_t)n, 0644, err);
+	}
+	free(path);
+	free(snap);
+	return rc;
+}
+
+/* A verify result newer than the last one seen goes into the metrics. */
+static void pick_up_verify(rs_d1 *d)
+{
+	char *path = rs_path_beside(d->snapshot, ".verify.json");
+	json_t *o = path ? json_load_file(path, 0, NULL) : NULL;
+	json_t *differ = json_object_get(o, "differ"), *at = json_object_get(o, "at");
+	if (json_is_integer(differ) && json_is_number(at) && json_number_value(at) > d->verify_seen) {
+		d->verify_seen = json_number_value(at);
+		rs_metrics_set_verify_mismatch(d->metrics, RS_METRICS_D1, json_integer_value(differ) > 0);
+	}
+	json_decref(o);
+	free(path);
+}
+
 const char *rs_d1_snapshot_path(const rs_d1 *d) { return d->snapshot; }
-void rs_d1_set_cancel(rs_d1 *d, volatile int *flag) { d->cancel = flag; }
+void rs_d1_set_cancel(rs_d1 *d, volatile sig_atomic_t *flag) { d->cancel = flag; }
 void rs_d1_set_metrics(rs_d1 *d, rs_metrics *m) { d->metrics = m; }

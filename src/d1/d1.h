@@ -30,7 +30,10 @@
  */
 #ifndef RS_D1_D1_H
 #define RS_D1_D1_H
+#include <signal.h>
 #include <stdio.h>
+
+#include <jansson.h>
 
 #include "config/config.h"
 #include "daemon/metrics.h"
@@ -41,7 +44,8 @@ enum {
 	RS_D1_APPLIED = 0,   /* it ran the file */
 	RS_D1_DUPLICATE = 1, /* it refused it: the file's history record was there already */
 	RS_D1_REJECTED = 2,  /* it ran the file, a statement failed, nothing of it stayed */
-	RS_D1_UNKNOWN = 3    /* no telling whether it ran the file */
+	RS_D1_UNKNOWN = 3,   /* no telling whether it ran the file */
+	RS_D1_NOT_RUN = 4    /* the transport could not even start: nothing was applied */
 };
 
 /* How a payload reaches D1. */
@@ -54,6 +58,13 @@ typedef struct rs_d1_transport {
 	 * RS_D1_UNKNOWN: the file is then sent again later, which is safe.
 	 */
 	int (*exec_file)(void *ctx, const char *path, int *outcome, rs_error *err);
+	/*
+	 * Run SQL that only reads (one statement) and set *rows to its rows,
+	 * an array of objects (json_decref() it).  May be NULL: then D1 is
+	 * never asked (a full load drops only the source's objects; a pending
+	 * payload is sent again rather than looked up).
+	 */
+	int (*query)(void *ctx, const char *sql, json_t **rows, rs_error *err);
 	void *ctx;
 } rs_d1_transport;
 
@@ -67,6 +78,7 @@ typedef struct rs_d1_report {
 	int64_t rows, bytes, statements;
 	int64_t remote_calls;
 	int64_t snapshot_bytes; /* written to advance the snapshot (page file, journal, pages; or a full copy) */
+	int fallback;        /* this cycle's full load replaces a payload D1 refused */
 	double seconds;
 } rs_d1_report;
 
@@ -92,7 +104,7 @@ const char *rs_d1_snapshot_path(const rs_d1 *d);
 void rs_d1_set_metrics(rs_d1 *d, rs_metrics *m);
 
 /* Set by a signal handler to make a running cycle stop at the next safe point. */
-void rs_d1_set_cancel(rs_d1 *d, volatile int *flag);
+void rs_d1_set_cancel(rs_d1 *d, volatile sig_atomic_t *flag);
 
 /*
  * `resort-sync verify` for D1 (verify.c): compare every table of the
@@ -106,6 +118,13 @@ void rs_d1_set_cancel(rs_d1 *d, volatile int *flag);
  * mismatch gauge of the d1 backend.  RS_OK even when tables differ.
  */
 int rs_d1_verify(const rs_config *cfg, rs_metrics *metrics, FILE *out, int *differ, rs_error *err);
+/*
+ * Keep the outcome of a completed `verify` beside the snapshot
+ * (<snapshot>.verify.json), so that a running daemon exports it in its
+ * metrics after its next cycle.  Written only when the snapshot's files are
+ * marked as resort-sync's (nothing is created before the first sync).
+ */
+int rs_d1_note_verify(const rs_config *cfg, int differ, rs_error *err);
 /* status --remote: the size of the sync history on D1 (one wrangler call). */
 int rs_d1_remote_status(const rs_config *cfg, FILE *out, rs_error *err);
 #endif

@@ -30,7 +30,7 @@
 #include "daemon/metrics.h"
 
 #define NSTATUS 4  /* RS_SYNC_SUCCESS .. RS_SYNC_ERROR */
-#define NCLASS 4   /* config, local, transport, remote */
+#define NCLASS 5   /* config, local, transport, remote, unsupported */
 #define RENDER_MAX ((size_t)4 << 20)
 
 static const double bucket_bounds[RS_METRICS_NBUCKETS] = {
@@ -42,8 +42,8 @@ static const char *const bucket_labels[RS_METRICS_NBUCKETS + 1] = {
 };
 static const char *const backend_names[RS_METRICS_NBACKENDS] = {"d1", "turso"};
 static const char *const status_names[NSTATUS] = {"success", "skipped", "duplicate", "error"};
-static const char *const class_names[NCLASS] = {"config", "local", "transport", "remote"};
-enum { CLASS_CONFIG = 0, CLASS_LOCAL = 1, CLASS_TRANSPORT = 2, CLASS_REMOTE = 3 };
+static const char *const class_names[NCLASS] = {"config", "local", "transport", "remote", "unsupported"};
+enum { CLASS_CONFIG = 0, CLASS_LOCAL = 1, CLASS_TRANSPORT = 2, CLASS_REMOTE = 3, CLASS_UNSUPPORTED = 4 };
 
 struct backend_stats {
 	int used;
@@ -63,6 +63,7 @@ struct backend_stats {
 	double last_error[NCLASS]; /* 0 = never */
 	int have_verify;
 	int verify_mismatch;
+	uint64_t fallback_full_loads; /* D1: full loads sent because D1 refused a payload */
 };
 
 struct state {
@@ -187,8 +188,9 @@ static int class_of(int code)
 	case RS_ETRANSPORT:
 		return CLASS_TRANSPORT;
 	case RS_EREMOTE:
-	case RS_EUNSUPPORTED:
 		return CLASS_REMOTE;
+	case RS_EUNSUPPORTED:
+		return CLASS_UNSUPPORTED;
 	default:
 		return CLASS_LOCAL;
 	}
@@ -242,6 +244,17 @@ int rs_metrics_set_pending(rs_metrics *m, int backend, int64_t rows)
 		return rc;
 	b->have_pending = rows >= 0;
 	b->pending = rows >= 0 ? rows : 0;
+	unlock(m);
+	return RS_OK;
+}
+
+int rs_metrics_add_fallback_full_load(rs_metrics *m, int backend)
+{
+	int rc;
+	struct backend_stats *b = use_backend(m, backend, &rc);
+	if (!b)
+		return rc;
+	b->fallback_full_loads++;
 	unlock(m);
 	return RS_OK;
 }
@@ -544,6 +557,10 @@ int rs_metrics_render(rs_metrics *m, rs_buf *out, double now)
 	render_errors(out, &s);
 	render_per_backend(out, &s, now, "resort_sync_verify_mismatch", "gauge",
 			   RS_METRICS_VERIFY_HELP, V_VERIFY);
+	family(out, "resort_sync_d1_fallback_full_loads_total", "counter",
+	       "Full loads sent to D1 because it refused a payload (the state it holds differed from the snapshot)");
+	if (s.b[RS_METRICS_D1].used)
+		sample_u64(out, "resort_sync_d1_fallback_full_loads_total", NULL, s.b[RS_METRICS_D1].fallback_full_loads);
 	family(out, "resort_sync_build_info", "gauge", "resort-sync build information");
 	const char *l[] = {"version", m->version, NULL};
 	sample_u64(out, "resort_sync_build_info", l, 1);

@@ -30,14 +30,15 @@
  *   resort_sync_errors_total{backend,class}                  counter
  *   resort_sync_last_error_unix_seconds{backend,class}       gauge
  *   resort_sync_verify_mismatch{backend}                     gauge (0/1)
+ *   resort_sync_d1_fallback_full_loads_total                 counter (d1 in use)
  *   resort_sync_build_info{version}                          gauge, always 1
  *
- * Which series appear (HELP and TYPE are always written for all 15
+ * Which series appear (HELP and TYPE are always written for all 16
  * families, even with no sample yet):
  *   - A backend is "in use" once rs_metrics_use_backend() or any record/set
  *     call named it.  For a backend in use, every counter series of every
  *     known label combination is written, starting at 0 (all four statuses
- *     of the sync counter and histogram, all four error classes), so that
+ *     of the sync counter and histogram, all five error classes), so that
  *     rate() and increase() see the first event; so is its
  *     backend_last_success gauge (0 = never, like RustResort's global one).
  *   - rustresort_db_sync_last_success_unix_seconds is always written (0
@@ -94,7 +95,8 @@ int rs_metrics_record_error(rs_metrics *m, int backend, int code, double now);
 
 /*
  * The `class` label of an RS_E* code: RS_ECONFIG and RS_EUSAGE -> "config",
- * RS_ETRANSPORT -> "transport", RS_EREMOTE and RS_EUNSUPPORTED -> "remote",
+ * RS_ETRANSPORT -> "transport", RS_EREMOTE -> "remote", RS_EUNSUPPORTED ->
+ * "unsupported" (the remote cannot hold something: a table, a value),
  * everything else (RS_ELOCAL, RS_ENOMEM, RS_EBUSY, RS_EINTERNAL, RS_EABORT)
  * -> "local".  Never NULL.
  */
@@ -109,6 +111,9 @@ int rs_metrics_set_pending(rs_metrics *m, int backend, int64_t rows);
  * succeeded).  The lag gauge is `now - t` at render time, never negative.
  */
 int rs_metrics_set_remote_confirmed(rs_metrics *m, int backend, double t);
+
+/* D1 refused a payload and a full load was sent in its place: count it. */
+int rs_metrics_add_fallback_full_load(rs_metrics *m, int backend);
 
 /* The last verification found the remote different (1) or equal (0). */
 int rs_metrics_set_verify_mismatch(rs_metrics *m, int backend, int mismatch);

@@ -23,6 +23,7 @@
  */
 #ifndef RS_TURSO_SYNC_H
 #define RS_TURSO_SYNC_H
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -51,7 +52,7 @@ int rs_turso_new(rs_turso **out, const rs_config *cfg, rs_error *err);
 void rs_turso_free(rs_turso *t);
 
 void rs_turso_set_metrics(rs_turso *t, rs_metrics *m);
-void rs_turso_set_cancel(rs_turso *t, volatile int *flag);
+void rs_turso_set_cancel(rs_turso *t, volatile sig_atomic_t *flag);
 /* First pairing with data on both sides: RS_PREFER_*. */
 void rs_turso_set_prefer(rs_turso *t, int prefer);
 const char *rs_turso_replica_path(const rs_turso *t);

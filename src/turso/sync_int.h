@@ -48,7 +48,7 @@ struct rs_turso {
 			      * with a warning (generated columns), found at each database check */
 	char *left_idx;      /* sqlite3_malloc'd: the indexes on excluded tables last logged */
 	rs_metrics *metrics;
-	volatile int *cancel;
+	volatile sig_atomic_t *cancel;
 	int prefer;
 	char crash[32];      /* test crash point, "" = none */
 	double last_push, last_pull;

@@ -69,7 +69,7 @@ FAMILIES = [
     "resort_sync_replication_lag_seconds", "resort_sync_pending_changes", "resort_sync_rows_sent_total",
     "resort_sync_bytes_sent_total", "resort_sync_remote_calls_total", "resort_sync_last_cycle_rows",
     "resort_sync_last_cycle_bytes", "resort_sync_errors_total", "resort_sync_last_error_unix_seconds",
-    "resort_sync_verify_mismatch", "resort_sync_build_info",
+    "resort_sync_verify_mismatch", "resort_sync_d1_fallback_full_loads_total", "resort_sync_build_info",
 ]
 
 
@@ -499,9 +499,9 @@ def main():
             report("scrape_parses_strictly", False, str(e))
         promtool_check("promtool_check_scrape", text)
         err_total = sum(value_of(s, "resort_sync_errors_total", backend="d1", **{"class": k}) or 0
-                        for k in ("config", "local", "transport", "remote"))
+                        for k in ("config", "local", "transport", "remote", "unsupported"))
         last_err = [value_of(s, "resort_sync_last_error_unix_seconds", backend="d1", **{"class": k})
-                    for k in ("config", "local", "transport", "remote")]
+                    for k in ("config", "local", "transport", "remote", "unsupported")]
         report("error_metrics_recorded", err_total >= 1 and any(v and v >= t_change - 0.5 for v in last_err),
                "errors_total %r, last_error %r" % (err_total, last_err))
         os.remove(os.path.join(tmp, "fail"))

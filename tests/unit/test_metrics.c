@@ -32,6 +32,7 @@ static const char *const families[][2] = {
 	{"resort_sync_errors_total", "counter"},
 	{"resort_sync_last_error_unix_seconds", "gauge"},
 	{"resort_sync_verify_mismatch", "gauge"},
+	{"resort_sync_d1_fallback_full_loads_total", "counter"},
 	{"resort_sync_build_info", "gauge"},
 };
 #define NFAMILIES (sizeof families / sizeof families[0])
@@ -204,7 +205,7 @@ TEST(errors_by_class)
 	CHECK_EQ_STR(rs_metrics_error_class(RS_ENOMEM), "local");
 	CHECK_EQ_STR(rs_metrics_error_class(RS_ETRANSPORT), "transport");
 	CHECK_EQ_STR(rs_metrics_error_class(RS_EREMOTE), "remote");
-	CHECK_EQ_STR(rs_metrics_error_class(RS_EUNSUPPORTED), "remote");
+	CHECK_EQ_STR(rs_metrics_error_class(RS_EUNSUPPORTED), "unsupported");
 }
 
 TEST(help_and_type_once_per_family)

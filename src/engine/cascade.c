@@ -913,6 +913,39 @@ static int plan_emit(rs_cascade *c, const struct plan *P, int (*emit)(void *ctx,
 	return rc;
 }
 
+struct frame {
+	struct ref r;
+	struct ref *edge; /* the edge it was reached by (in its parent's kid list), or NULL */
+	size_t next;
+	int cascaded;     /* visiting what a cascade to this row reaches: plans nothing */
+	long need;        /* the last batch holding a row this one must follow */
+};
+
+/* Does marked row k act hard on a row not yet looked at? */
+static int hard_left(const rs_cascade *c, const struct key *k)
+{
+	for (size_t j = 0; j < k->nkid; j++)
+		if (k->kid[j].how == RS_FK_HARD && !c->t[k->kid[j].t].set.k[k->kid[j].k].state)
+			return 1;
+	return 0;
+}
+
+/*
+ * Is kid, on the stack, reached again only through cascades it starts itself
+ * (every frame above its own is a cascade)?  Then the hard action hits a row
+ * that is being deleted anyway: no cycle to cut.
+ */
+static int cascade_origin(const struct frame *st, size_t top, struct ref kid)
+{
+	for (size_t j = top; j-- > 0;) {
+		if (st[j].r.t == kid.t && st[j].r.k == kid.k && !st[j].cascaded)
+			return 1;
+		if (!st[j].cascaded)
+			return 0;
+	}
+	return 0;
+}
+
 int rs_cascade_clear_all(rs_cascade *c, const int *order, int (*emit)(void *ctx, const rs_change *ch), void *ctx,
 			 rs_error *err)
 {
@@ -928,13 +961,7 @@ int rs_cascade_clear_all(rs_cascade *c, const int *order, int (*emit)(void *ctx,
 	 * first, so rows of one table mostly come together and batch.
 	 */
 	size_t cap = 64, top = 0;
-	struct frame {
-		struct ref r;
-		struct ref *edge; /* the edge it was reached by (in its parent's kid list), or NULL */
-		size_t next;
-		int cascaded; /* visiting what a cascade to this row reaches: plans nothing */
-		long need;    /* the last batch holding a row this one must follow */
-	} *st = malloc(cap * sizeof *st);
+	struct frame *st = malloc(cap * sizeof *st);
 	struct plan P = {0};
 	if (!st)
 		return rs_err(err, RS_ENOMEM, "out of memory");
@@ -978,7 +1005,13 @@ int rs_cascade_clear_all(rs_cascade *c, const int *order, int (*emit)(void *ctx,
 							f->need = kk->batch;
 						if (kid.how == RS_FK_CASCADE && kk->cvisit == 2 && kk->need_c > f->need)
 							f->need = kk->need_c;
-						if (kid.how == RS_FK_HARD && kk->state == 1) {
+						if (kid.how == RS_FK_CASCADE && kk->cvisit == 1 && hard_left(c, kk)) {
+							/* a cascade back into a row whose consequences are being looked
+							 * at lower down: what it acts on hard goes before this row too */
+							nf.cascaded = 1;
+							goto push;
+						}
+						if (kid.how == RS_FK_HARD && kk->state == 1 && !cascade_origin(st, top, kid)) {
 							/* a cycle: cut it where it closes, or at another of its edges */
 							struct ref *cut = cuttable(c, kid) ? edge : NULL;
 							for (size_t j = top; !cut && j-- > 1;) {
@@ -994,6 +1027,7 @@ int rs_cascade_clear_all(rs_cascade *c, const int *order, int (*emit)(void *ctx,
 						}
 						continue;
 					}
+				push:
 					if (top == cap) {
 						struct frame *n2 = realloc(st, 2 * cap * sizeof *st);
 						if (!n2) {

@@ -114,7 +114,11 @@ int rs_claim_state(const char *state, const char *kind, const char *db_real, con
 			rc = rs_err(err, RS_ENOMEM, "out of memory");
 			goto out;
 		}
-		if (exists(name))
+		/* An empty lock file is only ever opened and locked, never written or removed: one
+		 * left behind (the state deleted around it) is no one's data. */
+		struct stat st;
+		if (exists(name) && !(strcmp(suffixes[i], ".lock") == 0 && lstat(name, &st) == 0 &&
+				      S_ISREG(st.st_mode) && st.st_size == 0))
 			found = name;
 	}
 	if (found)

@@ -1329,7 +1329,10 @@ static int send_changes(rs_d1 *d, rs_d1_report *rep, rs_error *err)
 	struct tee tee = {rs_sql_sink_iface(sql), rs_key_sink_iface(ks)};
 	rs_sink sink = {.change = tee_change, .finish = tee_finish, .ctx = &tee};
 	struct progress prog = {.d = d, .sql = sql, .last_log = rs_mono()};
+	/* local D1 (wrangler 4.86) refuses CREATE VIRTUAL TABLE ... USING rtree with SQLITE_AUTH */
+	static const char *const d1_modules[] = {"fts5", "fts5vocab", NULL};
 	rs_diff_opts opts = {.preamble = full, .only = pd, .fk_target = 1, .refuse_dangling_fk = 1,
+			     .vtab_modules = d1_modules,
 			     .exclude = (const char *const *)d->skip, .target_views = (const char *const *)tviews,
 			     .target_tables = (const char *const *)ttables};
 	if (full) {

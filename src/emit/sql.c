@@ -9,12 +9,14 @@
  *     that holds a UNIQUE value the new row needs; such a row is itself
  *     changed by the diff (the final state is consistent) and is written or
  *     deleted later, so a swap of two UNIQUE values needs no ordering.
- *   - tables referenced by foreign keys with ON DELETE/UPDATE actions: a
- *     REPLACE would delete the row and fire the action on its children, so
- *     they get plain UPDATE (changed columns only) and INSERT, after their
- *     deletes (the engine sends those first).  A cycle of UNIQUE values
- *     among rows of such a table cannot be ordered; D1 then rejects the
- *     file with the constraint's name and nothing is applied.
+ *   - tables referenced by foreign keys with actions (D1 fires them during
+ *     an apply): a REPLACE would delete the row and fire the action on its
+ *     children, so they get plain UPDATE (changed columns only) and INSERT,
+ *     after their deletes (the engine sends those first).  The engine keeps
+ *     such UPDATEs collision-free and action-free: rows whose referenced
+ *     columns change, UNIQUE hand-overs and rows an action could reach come
+ *     as derived deletes first and restores last (engine/cascade.h), which
+ *     are rendered as an upsert on the row's own key.
  *   - deletes: `DELETE FROM t WHERE rowid IN (...)`, or the primary key of a
  *     WITHOUT ROWID table, packed the same way.
  */

@@ -1236,6 +1236,19 @@ static int diff_sequence(struct differ *D)
 	return rc;
 }
 
+static int check_modules(struct differ *D)
+{
+	for (int i = 0; D->opts->vtab_modules && i < D->ns->ntab; i++) {
+		const rs_table *t = D->ns->tab[i];
+		if (t->module[0] && !in_list(D->opts->vtab_modules, t->module))
+			return rs_err(D->err, RS_EUNSUPPORTED,
+				      "table %s: the target does not accept virtual tables of module %s (D1 refuses to "
+				      "create one: SQLITE_AUTH); list %s in exclude_tables",
+				      t->name, t->module, t->name);
+	}
+	return RS_OK;
+}
+
 static int check_dangling(struct differ *D)
 {
 	for (int i = 0; i < D->ns->nfk; i++) {
@@ -1272,6 +1285,8 @@ int rs_engine_diff(sqlite3 *old_db, sqlite3 *new_db, const rs_diff_opts *opts, c
 	}
 	if (rc == RS_OK && D.opts->refuse_dangling_fk)
 		rc = check_dangling(&D);
+	if (rc == RS_OK)
+		rc = check_modules(&D);
 	if (rc == RS_OK)
 		rc = classify_tables(&D);
 	if (rc == RS_OK)

@@ -65,6 +65,7 @@ typedef struct rs_table {
 	char *sql;
 	int kind;           /* RS_TABLE_* */
 	char rowid_name[8]; /* "rowid", "_rowid_" or "oid": not shadowed by a column */
+	char module[32];    /* a virtual table's module ("fts5", "rtree", ...), else "" */
 	int ncol;           /* stored columns (no generated or hidden ones) */
 	char **col;
 	int ipk;            /* index of the INTEGER PRIMARY KEY (rowid alias), or -1 */
@@ -142,6 +143,8 @@ typedef struct rs_diff_opts {
 	int fk_target;            /* the target enforces foreign keys and fires their actions (D1):
 				     order and restore rows so no action changes what the stream
 				     does not (engine/cascade.h) */
+	const char *const *vtab_modules; /* virtual table modules the target accepts (NULL-terminated),
+				     or NULL: every one the engine supports */
 	int refuse_dangling_fk;   /* fail when a NEW table has a foreign key to a table NEW lacks (or
 				     excludes): a target enforcing foreign keys fails every write to
 				     that table ("no such table") */

@@ -545,6 +545,7 @@ static int load_table(struct load *L, const rs_obj *o, rs_error *err)
 			free_list(unidx, nunidx);
 			return rs_err(err, RS_EUNSUPPORTED, "table %s (module %s): %s", o->name, module, why);
 		}
+		snprintf(t->module, sizeof t->module, "%s", module);
 		if (strcmp(module, "fts5vocab") == 0) {
 			/* A view of another FTS5 table's index: created, never written. */
 			t->kind = RS_TABLE_FTS_EXTERNAL;

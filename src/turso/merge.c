@@ -26,7 +26,7 @@
  *
  * So a merge never undoes a local write, and running it twice changes
  * nothing the second time: after a crash it is simply run again.  The full
- * table of cases is in docs/notes/turso-merge.md.
+ * table of cases is in docs/ARCHITECTURE.md (Turso mode).
  *
  * Identities are compared as the key's collation compares them (state.h).
  * A key that leaves one row of the server and stays on another (reused,

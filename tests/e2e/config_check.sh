@@ -191,7 +191,9 @@ mkdir -p rr/config rr/data
 : >rr/data/rustresort.db
 printf '%s' "$HEAD" >rr/config/default.toml
 if (cd rr && run rustresort_default_only 0 check); then
-  if (cd rr && "$RS_BIN" check 2>/dev/null | grep -qF '# file: "config/default.toml"'); then pass rustresort_default_only
+  # (output captured first: grep -q closing the pipe early would make check die of SIGPIPE)
+  rr_out=$(cd rr && "$RS_BIN" check 2>/dev/null)
+  if has "$rr_out" '# file: "config/default.toml"'; then pass rustresort_default_only
   else fail rustresort_default_only "config/default.toml not read"; fi
 fi
 printf '[database.sync]\ninterval_seconds = 77\n' >rr/config/local.toml
@@ -276,7 +278,7 @@ PY
 printf '[database]\npath = "data/contentless.db"\n[database.sync]\nmode = "d1"\n[database.sync.d1]\ndatabase = "rr"\nwrangler = "%s"\n' \
   "$WORK/bin/wrangler" >schema_d1.toml
 if run schema_refused_d1 1 -c schema_d1.toml check; then
-  if has "$err" 'database data/contentless.db: table notes_idx: a contentless FTS table cannot be replicated' &&
+  if has "$err" 'database data/contentless.db: table notes_idx (module fts5): a contentless FTS5 table' &&
      has "$err" '(sync refuses it)'; then pass schema_refused_d1
   else fail schema_refused_d1 "$err"; fi
 fi

@@ -476,7 +476,7 @@ TEST(rustresort_files)
  * Every TOML 1.0 case of the toml-test suite (github.com/toml-lang/toml-test,
  * its tests/ directory named by RS_TOML_TEST_DIR): each valid/ file parses,
  * each invalid/ file is refused.  Values are compared with the suite's JSON
- * by hand (docs/notes/config.md), not here: this keeps the test free of a
+ * by a script once (docs/RELIABILITY.md, configuration), not here: this keeps the test free of a
  * JSON model of TOML values.
  */
 TEST(toml_test_suite)

@@ -20,6 +20,24 @@ static int exists(const char *path)
 	return lstat(path, &st) == 0;
 }
 
+/* Is path a regular file of at most 32 bytes holding only digits and white space? */
+static int pid_file(const char *path)
+{
+	struct stat st;
+	if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > 32)
+		return 0;
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	char buf[40];
+	size_t n = fread(buf, 1, sizeof buf, f);
+	fclose(f);
+	for (size_t i = 0; i < n; i++)
+		if (!(buf[i] >= '0' && buf[i] <= '9') && buf[i] != '\n' && buf[i] != ' ')
+			return 0;
+	return 1;
+}
+
 /*
  * Read the mark at owner: 1 a mark of this kind (*db set to the database it
  * names, malloc'd), 0 no such file, -1 a file that is not a mark of this
@@ -114,11 +132,9 @@ int rs_claim_state(const char *state, const char *kind, const char *db_real, con
 			rc = rs_err(err, RS_ENOMEM, "out of memory");
 			goto out;
 		}
-		/* An empty lock file is only ever opened and locked, never written or removed: one
-		 * left behind (the state deleted around it) is no one's data. */
-		struct stat st;
-		if (exists(name) && !(strcmp(suffixes[i], ".lock") == 0 && lstat(name, &st) == 0 &&
-				      S_ISREG(st.st_mode) && st.st_size == 0))
+		/* A lock file holding nothing but a pid (ours hold the holder's) left behind when
+		 * the state was deleted around it is no one's data: locking it destroys nothing. */
+		if (exists(name) && !(strcmp(suffixes[i], ".lock") == 0 && pid_file(name)))
 			found = name;
 	}
 	if (found)

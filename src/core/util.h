@@ -52,4 +52,18 @@ int rs_same_file(const char *a, const char *b);
 int rs_resolve_path(const char *path, char *out);
 /* "<dir of db>/<basename of db><suffix>" into a malloc'd string, or NULL. */
 char *rs_path_beside(const char *db_path, const char *suffix);
+/* Little-endian 64-bit integers in a byte buffer (our own file formats). */
+static inline void rs_put_le64(unsigned char *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static inline uint64_t rs_get_le64(const unsigned char *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
 #endif

@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "core/err.h"
+#include "core/util.h"
 #include "engine/cascade.h"
 
 struct ref {
@@ -94,19 +95,6 @@ static uint64_t fnv(const unsigned char *p, size_t n)
 	return h;
 }
 
-static void put64(unsigned char *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint64_t get64(const unsigned char *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
 
 /* The canonical bytes of a row's key: malloc'd, *n set; NULL when out of memory. */
 static unsigned char *key_bytes(const rs_table *t, int64_t rowid, const rs_value *v, size_t *n)
@@ -114,7 +102,7 @@ static unsigned char *key_bytes(const rs_table *t, int64_t rowid, const rs_value
 	if (t->kind != RS_TABLE_WITHOUT_ROWID) {
 		unsigned char *b = malloc(8);
 		if (b)
-			put64(b, (uint64_t)rowid);
+			rs_put_le64(b, (uint64_t)rowid);
 		*n = 8;
 		return b;
 	}
@@ -143,12 +131,12 @@ static unsigned char *key_bytes(const rs_table *t, int64_t rowid, const rs_value
 				*p++ = ch;
 			}
 		} else if (x->type == SQLITE_INTEGER) {
-			put64(p, (uint64_t)x->i);
+			rs_put_le64(p, (uint64_t)x->i);
 			p += 8;
 		} else if (x->type == SQLITE_FLOAT) {
 			uint64_t u;
 			memcpy(&u, &x->r, 8);
-			put64(p, u);
+			rs_put_le64(p, u);
 			p += 8;
 		} else {
 			memset(p, 0, 8);
@@ -163,7 +151,7 @@ static unsigned char *key_bytes(const rs_table *t, int64_t rowid, const rs_value
 static void key_values(const rs_table *t, const unsigned char *b, int64_t *rowid, rs_value *v)
 {
 	if (t->kind != RS_TABLE_WITHOUT_ROWID) {
-		*rowid = (int64_t)get64(b);
+		*rowid = (int64_t)rs_get_le64(b);
 		return;
 	}
 	for (int i = 0; i < t->npk; i++) {
@@ -176,7 +164,7 @@ static void key_values(const rs_table *t, const unsigned char *b, int64_t *rowid
 			x->p = b;
 			b += x->n;
 		} else {
-			uint64_t u = get64(b);
+			uint64_t u = rs_get_le64(b);
 			b += 8;
 			if (x->type == SQLITE_INTEGER)
 				x->i = (int64_t)u;

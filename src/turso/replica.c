@@ -142,19 +142,6 @@ static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
 }
 #define FNV_INIT 0xcbf29ce484222325ULL
 
-static void put64(unsigned char *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint64_t get64(const unsigned char *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
 
 /* 1 when s is a non-empty decimal number that fits in 64 bits (*v = it). */
 static int decimal(const char *s, uint64_t *v)
@@ -276,13 +263,13 @@ static int recover(rs_replica *r, rs_error *err)
 	uint64_t old_size = 0, count = 0, rlen = 0;
 	int valid = n >= 36 && memcmp(p, JMAGIC, 8) == 0;
 	if (valid) {
-		old_size = get64(p + 8);
-		count = get64(p + 16);
+		old_size = rs_get_le64(p + 8);
+		count = rs_get_le64(p + 16);
 		rlen = (uint64_t)p[24] | (uint64_t)p[25] << 8 | (uint64_t)p[26] << 16 |
 		       (uint64_t)p[27] << 24;
 		valid = rlen <= RS_PULL_MAX_REVISION && count <= (n / (8 + PAGE)) &&
 			n == 28 + rlen + count * (8 + PAGE) + 8 &&
-			fnv1a(FNV_INIT, p, n - 8) == get64(p + n - 8) && old_size % PAGE == 0;
+			fnv1a(FNV_INIT, p, n - 8) == rs_get_le64(p + n - 8) && old_size % PAGE == 0;
 	}
 	if (!valid) {
 		/* Torn before it was synced: the replica was never touched. */
@@ -302,7 +289,7 @@ static int recover(rs_replica *r, rs_error *err)
 			rc = local_err(err, r->path, "cannot open for rollback");
 		const unsigned char *e = p + 28 + rlen;
 		for (uint64_t i = 0; fd >= 0 && rc == RS_OK && i < count; i++, e += 8 + PAGE)
-			if (write_at(fd, e + 8, PAGE, get64(e) * PAGE) != 0)
+			if (write_at(fd, e + 8, PAGE, rs_get_le64(e) * PAGE) != 0)
 				rc = local_err(err, r->path, "cannot roll back a page");
 		if (fd >= 0 && rc == RS_OK && ftruncate(fd, (off_t)old_size) != 0)
 			rc = local_err(err, r->path, "cannot truncate during rollback");
@@ -562,8 +549,8 @@ static int apply_incremental(struct pull *pl, const rs_pull_header *h, int *chan
 	size_t rlen = strlen(h->revision);
 	unsigned char hdr[28], idb[8], *page = malloc(PAGE);
 	memcpy(hdr, JMAGIC, 8);
-	put64(hdr + 8, old_pages * PAGE);
-	put64(hdr + 16, count);
+	rs_put_le64(hdr + 8, old_pages * PAGE);
+	rs_put_le64(hdr + 16, count);
 	for (int k = 0; k < 4; k++)
 		hdr[24 + k] = (unsigned char)(rlen >> (8 * k));
 	if (rc == RS_OK && !page)
@@ -584,14 +571,14 @@ static int apply_incremental(struct pull *pl, const rs_pull_header *h, int *chan
 	JWRITE(h->revision, rlen);
 	for (uint64_t k = 0; rc == RS_OK && k < count; k++) {
 		uint64_t id = k < i0 ? pl->pages[k].id : new_pages + (k - i0);
-		put64(idb, id);
+		rs_put_le64(idb, id);
 		if (read_at(fd, page, PAGE, id * PAGE) != 0)
 			rc = local_err(err, r->path, "cannot read a page to journal");
 		JWRITE(idb, 8);
 		JWRITE(page, PAGE);
 	}
 #undef JWRITE
-	put64(idb, sum);
+	rs_put_le64(idb, sum);
 	if (rc == RS_OK && write_at(jfd, idb, 8, jlen) != 0)
 		rc = local_err(err, r->journal_path, "cannot write");
 	if (rc == RS_OK && fsync(jfd) != 0)

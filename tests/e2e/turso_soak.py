@@ -17,7 +17,7 @@ At the end (writers stopped, clean cycles until nothing moves) the server, A,
 B and the official client's copy must be identical, and every acknowledged
 write present: for each writer, rows W-1..W-n and counters(W) = n.
 
-RS_TURSO_SOAK_SECONDS (default 60) is the length; `make soak-turso` runs
+RS_TURSO_SOAK_SECONDS (default 30) is the length; `make soak-turso` runs
 600.  RS_TURSO_SOAK_HARD=1 adds tables the push/merge work is still fixing
 (no declared key, a NOCASE key, a UNIQUE secondary column) and reports what
 they show; off by default.  RS_SEED fixes the random choices.
@@ -38,7 +38,7 @@ import turso_sync as ts  # noqa: E402
 from turso_sync import Client, Server, local_rows, same_table  # noqa: E402
 from e2e import report  # noqa: E402
 
-SECONDS = float(os.environ.get("RS_TURSO_SOAK_SECONDS", "60"))
+SECONDS = float(os.environ.get("RS_TURSO_SOAK_SECONDS", "30"))
 HARD = os.environ.get("RS_TURSO_SOAK_HARD", "") not in ("", "0")
 SEED = int(os.environ.get("RS_SEED", random.randrange(1 << 30)))
 SHARED = 8

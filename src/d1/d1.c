@@ -575,8 +575,9 @@ static int listed(char *const *list, const char *name)
  */
 static void order_children_first(int n, int *const *parent, int *out)
 {
-	int *state = calloc((size_t)n, sizeof *state), *stack = malloc(sizeof *stack * (size_t)(n ? n : 1));
-	int *edge = calloc((size_t)n, sizeof *edge), k = 0;
+	size_t cnt = n > 0 ? (size_t)n : 1;
+	int *state = calloc(cnt, sizeof *state), *stack = malloc(sizeof *stack * cnt);
+	int *edge = calloc(cnt, sizeof *edge), k = 0;
 	if (!state || !stack || !edge) {
 		for (int i = 0; i < n; i++) /* out of memory: the given order, still complete */
 			out[i] = i;

@@ -424,8 +424,14 @@ static int is_refused(const struct pusher *P)
 static int flush(struct pusher *P, rs_error *err)
 {
 	rs_turso *t = P->t;
-	if (!P->count)
+	if (!P->count) {
+		/* A batch opened for rows that were then left out (only the rowid moved, the old
+		 * side of a key already pushed) holds nothing: close it, so no later cycle asks
+		 * the server whether it committed. */
+		if (rs_tstate_pending(t->state))
+			rs_tstate_rollback(t->state);
 		return RS_OK;
+	}
 	if (t->cancel && *t->cancel) {
 		rs_tstate_rollback(t->state);
 		clear_steps(P);
@@ -671,6 +677,74 @@ static int sent_row(struct pusher *P, int rc, const rs_tdigest *d, rs_error *err
 	return rc;
 }
 
+/*
+ * 1 when the database still holds a row of keyed identity (t, k, v's key
+ * values), 0 when not (or the table cannot be read: the delete then goes
+ * as before), -1 on error.  The key columns compare under their own
+ * collations, as the identity does.
+ */
+static int held_locally(struct pusher *P, const rs_table *t, const rs_tkey *k, const rs_value *v, rs_error *err)
+{
+	sqlite3_str *q = sqlite3_str_new(NULL);
+	sqlite3_str_appendf(q, "SELECT 1 FROM \"%w\"", t->name);
+	for (int i = 0; i < k->npk; i++)
+		sqlite3_str_appendf(q, "%s\"%w\" = ?%d", i ? " AND " : " WHERE ", t->col[k->pk[i]], i + 1);
+	sqlite3_str_appendall(q, " LIMIT 1");
+	char *sql = sqlite3_str_finish(q);
+	if (!sql) {
+		rs_err(err, RS_ENOMEM, "out of memory");
+		return -1;
+	}
+	sqlite3_stmt *st = NULL;
+	int held = 0;
+	if (sqlite3_prepare_v2(P->ldb, sql, -1, &st, NULL) == SQLITE_OK) {
+		for (int i = 0; i < k->npk; i++) {
+			const rs_value *x = &v[k->pk[i]];
+			switch (x->type) {
+			case SQLITE_INTEGER: sqlite3_bind_int64(st, i + 1, x->i); break;
+			case SQLITE_FLOAT: sqlite3_bind_double(st, i + 1, x->r); break;
+			case SQLITE_TEXT: sqlite3_bind_text(st, i + 1, (const char *)x->p, x->n, SQLITE_STATIC); break;
+			case SQLITE_BLOB:
+				sqlite3_bind_blob(st, i + 1, x->p ? x->p : (const void *)"", x->n, SQLITE_STATIC);
+				break;
+			default: sqlite3_bind_null(st, i + 1);
+			}
+		}
+		int src = sqlite3_step(st);
+		if (src == SQLITE_ROW)
+			held = 1;
+		else if (src != SQLITE_DONE) {
+			rs_err(err, RS_ELOCAL, "table %s: cannot look a key up: %s", t->name, sqlite3_errmsg(P->ldb));
+			held = -1;
+		}
+	}
+	sqlite3_finalize(st);
+	sqlite3_free(sql);
+	return held;
+}
+
+/*
+ * A delete of a keyed identity that an earlier batch since the last pull
+ * wrote as a row (a key that moved to another row, pushed before: a second
+ * push with no pull between, such as the start-up push and the first
+ * cycle's, or the next transaction of a split push).  The server's row of
+ * that key is the one we wrote; when the database still holds the key, the
+ * delete is only the old side of the move and must not go again: the
+ * upsert that would follow it is left out as already pushed, so the key
+ * would be lost on the server.  Returns 1 (leave it out), 0, or -1.
+ */
+static int moved_and_pushed(struct pusher *P, const rs_table *t, const rs_tkey *k, const rs_value *v,
+			    rs_error *err)
+{
+	if (k->by_rowid || rs_tkey_anon(t, k, v))
+		return 0; /* a rowid identity is never the old side of a move */
+	const rs_tdigest *was = rs_tstate_pushed(P->t->state, P->key.data, P->key.len);
+	if (!was || !was->present ||
+	    rs_tstate_pushed_batch(P->t->state, P->key.data, P->key.len) == rs_tstate_pending(P->t->state))
+		return 0;
+	return held_locally(P, t, k, v, err);
+}
+
 static int push_delete(struct pusher *P, const rs_table *t, const rs_tkey *k, int64_t rowid, const rs_value *v,
 		       rs_error *err)
 {
@@ -678,6 +752,9 @@ static int push_delete(struct pusher *P, const rs_table *t, const rs_tkey *k, in
 	int rc = prepare_row(P, t, k, rowid, v, NULL, &none, err);
 	if (rc != RS_OK)
 		return rc > 0 ? RS_OK : rc;
+	int moved = moved_and_pushed(P, t, k, v, err);
+	if (moved)
+		return moved > 0 ? RS_OK : err->code;
 	struct stmt s;
 	st_init(&s);
 	sqlite3_str_appendf(s.sql, "DELETE FROM \"%w\"", t->name);

@@ -431,6 +431,49 @@ def t_push_refused_row(d, srv):
            [("8", "'fine'"), ("9", "'good'")], "rc %d %r %s" % (rc, quoted_rows_server(srv, "other"), out[-400:]))
 
 
+
+def t_key_swap_pushed_twice(d, srv):
+    """Two rows swap keys; the daemon's start-up push sends the swap, and the application
+    commits again before the first cycle, whose push (no pull since the start-up push) diffs
+    the same swap again.  The old side of each move (key 'b' leaving row 2) must not go out
+    again as a delete: the upsert of 'b' at its new row is already pushed and is not sent
+    again, so the delete took 'b' off the server (other clients then deleted it too)."""
+    import signal
+    import sqlite3
+    a, b = Client(d, "a", srv), Client(d, "b", srv)
+    a.sql("CREATE TABLE t(k TEXT PRIMARY KEY, v TEXT)", "CREATE TABLE other(id INTEGER PRIMARY KEY)",
+          "INSERT INTO t VALUES ('a', '1')", "INSERT INTO t VALUES ('b', '2')")
+    a.sync()
+    b.sync()
+    a.sql("UPDATE t SET k = 'tmp' WHERE k = 'a'", "UPDATE t SET k = 'a' WHERE k = 'b'",
+          "UPDATE t SET k = 'b' WHERE k = 'tmp'")
+    q = "SELECT quote(k), quote(v) FROM t ORDER BY k"
+    want = [("'a'", "'2'"), ("'b'", "'1'")]
+    p = subprocess.Popen([ts.RS, "-v", "-c", a.cfg, "run"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True)
+    lines, after_cycle = [], None
+    try:
+        end = time.time() + 30
+        for line in p.stdout:
+            lines.append(line)
+            if "sync done" in line and len([x for x in lines if "sync done" in x]) == 1:
+                a.sql("INSERT INTO other VALUES (1)")  # a commit between the two pushes
+            if "turso cycle done" in line:
+                after_cycle = [tuple(c[1].decode() for c in r) for r in srv.pipeline(q)[0]]
+                break
+            if time.time() > end:
+                break
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.communicate(timeout=20)
+    rc, out = b.sync()
+    c = sqlite3.connect(b.db)
+    rows_b = [tuple(x) for x in c.execute(q)]
+    c.close()
+    report("key_swap_pushed_twice_keeps_both_keys",
+           after_cycle == want and rc == 0 and rows_b == want,
+           "server after the first cycle %r, B %r rc %d %s" % (after_cycle, rows_b, rc, "".join(lines)[-800:]))
+
 # ---- 7. columns added on two clients ------------------------------------------------
 
 def t_add_columns():
@@ -580,7 +623,8 @@ def main():
     only = sys.argv[1:]
     plain = [t_null_key, t_nokey, t_keys, t_columns, t_unique, t_add_columns]
     with_server = [t_speed, t_nokey_many, t_add_column_alters_server, t_unique_conflict,
-                   t_push_refused_row, t_unique_index_races_duplicates, t_nokey_answer_lost,
+                   t_push_refused_row, t_key_swap_pushed_twice, t_unique_index_races_duplicates,
+                   t_nokey_answer_lost,
                    t_soak_two_clients]
     for fn in plain + with_server:
         if only and fn.__name__ not in only:

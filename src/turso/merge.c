@@ -1689,6 +1689,27 @@ int rs_turso_merge(rs_turso *t, rs_turso_report *rep, rs_error *err)
 			return rs_err(err, RS_ELOCAL, "%s: cannot remove", t->base_path);
 		return RS_OK;
 	}
+	/* The pull the base was made for never applied (the replica rolled it back,
+	 * or it was stopped before the replica changed): the replica is still the
+	 * base, and nothing pushed since the last pull is in it.  Merging would
+	 * forget those pushes (the overlay is cleared after a merge), and the next
+	 * push would send them again: rows without a key twice on the server. */
+	char *brev = NULL;
+	size_t blen = 0;
+	if (access(t->base_rev_path, F_OK) == 0 && rs_read_file(t->base_rev_path, &brev, &blen, err) == RS_OK) {
+		const char *now = rs_replica_revision(t->replica);
+		int same = blen == strlen(now) && memcmp(brev, now, blen) == 0;
+		free(brev);
+		if (same) {
+			rs_info("turso: the interrupted pull never reached the replica; nothing to merge", "revision=%s",
+				now);
+			if (unlink(t->base_path) != 0)
+				return rs_err(err, RS_ELOCAL, "%s: cannot remove", t->base_path);
+			unlink(t->base_rev_path);
+			return rs_fsync_dir_of(t->base_path, err);
+		}
+	}
+	rs_err_clear(err);
 	/* A push whose answer was lost is settled first (its rows are on the server or not). */
 	int prc = rs_turso_resolve_pending(t, err);
 	if (prc != RS_OK)
@@ -1739,6 +1760,8 @@ int rs_turso_merge(rs_turso *t, rs_turso_report *rep, rs_error *err)
 	rc = rs_tstate_save(t->state, err);
 	if (rc == RS_OK && unlink(t->base_path) != 0)
 		rc = rs_err(err, RS_ELOCAL, "%s: cannot remove", t->base_path);
+	if (rc == RS_OK)
+		unlink(t->base_rev_path); /* may be absent (a base from an older build) */
 	if (rc == RS_OK)
 		rc = rs_fsync_dir_of(t->base_path, err);
 	if (rc == RS_OK)

@@ -263,6 +263,13 @@ static int before_apply(void *ctx, int bootstrap, rs_error *err)
 		close(in);
 	if (out >= 0)
 		close(out);
+	/* The revision the base is a copy of, before the base itself: a pull that
+	 * never applied (killed before the replica stored its new revision, the
+	 * replica rolled back) leaves a base equal to the replica, and merging it
+	 * would take the rows pushed since the last pull as on the replica. */
+	const char *rev = rs_replica_revision(t->replica);
+	if (rc == RS_OK)
+		rc = rs_write_file_atomic(t->base_rev_path, rev, strlen(rev), 0600, err);
 	if (rc == RS_OK && rename(tmp, t->base_path) != 0)
 		rc = rs_err(err, RS_ELOCAL, "%s: cannot rename: %s", t->base_path, strerror(errno));
 	if (rc == RS_OK)
@@ -300,9 +307,10 @@ static int turso_new(rs_turso **out, const rs_config *cfg, int remote_only, rs_e
 	}
 	if (rc == RS_OK) {
 		t->base_path = rs_path_beside(rp, "-base");
+		t->base_rev_path = rs_path_beside(rp, "-base-revision");
 		t->status_path = rs_path_beside(rp, ".status.json");
 		char *sp = rs_path_beside(rp, "-sync.json");
-		rc = t->base_path && t->status_path && sp ? rs_tstate_load(&t->state, sp, err)
+		rc = t->base_path && t->base_rev_path && t->status_path && sp ? rs_tstate_load(&t->state, sp, err)
 							  : rs_err(err, RS_ENOMEM, "out of memory");
 		free(sp);
 	}
@@ -314,7 +322,9 @@ static int turso_new(rs_turso **out, const rs_config *cfg, int remote_only, rs_e
 #ifdef RS_TEST_HOOKS
 	/* Test builds only (resort-sync-hooks): the shipped program ignores it. */
 	const char *crash = getenv("RS_TEST_CRASH");
-	if (crash)
+	if (crash && strcmp(crash, "pull-applying") == 0)
+		rs_replica_test_crash_after(2); /* the replica's pages written, its revision not yet */
+	else if (crash)
 		rs_turso_test_crash_at(t, crash);
 #endif
 	*out = t;
@@ -345,6 +355,7 @@ void rs_turso_free(rs_turso *t)
 	rs_turso_http_close(t->http);
 	rs_tstate_free(t->state);
 	free(t->base_path);
+	free(t->base_rev_path);
 	free(t->status_path);
 	free(t->exclude);
 	free_names(t->left_out);

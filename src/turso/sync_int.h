@@ -40,6 +40,7 @@ struct rs_turso {
 	rs_replica *replica;
 	rs_tstate *state;
 	char *base_path;     /* <replica>-base */
+	char *base_rev_path; /* <replica>-base-revision: the replica's revision the base was taken at */
 	char *status_path;   /* <replica>.status.json */
 	char **exclude;      /* NULL-terminated: config list + the protocol's bookkeeping tables
 			      * + left_out */

@@ -362,6 +362,21 @@ def t_crash_points(d, srv):
                                                         b"L2-" + point.encode()} <= keys,
                "rc %d/%d local %r server %r %s" % (rc1, rc2, va, vs, out2[-300:]))
 
+    # pull-applying: a pull stopped while the replica takes its pages (the next run rolls
+    # the replica back).  The rows pushed just before (no key: the server picks their
+    # rowids) are still only in the overlay: they must not be pushed a second time.
+    a.sql("CREATE TABLE nk(v TEXT)")
+    a.sync()
+    a.sql("INSERT INTO nk VALUES ('n1')", "INSERT INTO nk VALUES ('n2')")
+    rc1, out1 = a.sync(env={"RS_TEST_CRASH": "pull-applying"})
+    rc2, out2 = a.sync()
+    rc3, out3 = a.sync()
+    vs, va = srv.rows("nk"), local_rows(a.db, "nk")
+    report("p4_crash_pull_applying_rows_not_pushed_twice",
+           rc1 != 0 and "simulated crash during apply" in out1 and rc2 == 0 and rc3 == 0 and
+           sorted(r[1][1] for r in vs) == [b"n1", b"n2"] and va == vs,
+           "rc %d/%d/%d server %r local %r %s" % (rc1, rc2, rc3, vs, va, (out1 + out2)[-400:]))
+
 
 def t_sigkill_soak(d, srv):
     a = Client(d, "a", srv)

@@ -18,9 +18,12 @@ B and the official client's copy must be identical, and every acknowledged
 write present: for each writer, rows W-1..W-n and counters(W) = n.
 
 RS_TURSO_SOAK_SECONDS (default 30) is the length; `make soak-turso` runs
-600.  RS_TURSO_SOAK_HARD=1 adds tables the push/merge work is still fixing
-(no declared key, a NOCASE key, a UNIQUE secondary column) and reports what
-they show; off by default.  RS_SEED fixes the random choices.
+600.  RS_TURSO_SOAK_HARD=1 adds tables with no declared key, a NOCASE key and
+a UNIQUE secondary column (each writer's row takes one of 8 emails with
+INSERT OR REPLACE), and checks them too: identical on every side, every
+acknowledged no-key row on the server exactly once; the rows set aside in
+_resort_sync_conflicts (UNIQUE values two writers took at once) are counted.
+Off by default.  RS_SEED fixes the random choices.
 """
 import json
 import os
@@ -254,6 +257,27 @@ def run(d, srv):
             name = t.split()[2].split("(")[0]
             print("soak hard %s: server %d, A %d, B %d rows" % (name, len(srv.rows(name)), len(local_rows(a.db, name)),
                                                                 len(local_rows(b.db, name))))
+        for cl in (a, b):
+            c = sqlite3.connect(cl.db)
+            try:
+                aside = c.execute("SELECT tbl, count(*) FROM _resort_sync_conflicts GROUP BY tbl").fetchall()
+            except sqlite3.Error:
+                aside = []
+            c.close()
+            print("soak hard %s: rows set aside in _resort_sync_conflicts: %r"
+                  % (os.path.basename(cl.db), aside))
+        seen = {}
+        for r in srv.rows("nokey"):
+            k = (r[1][1].decode(), int(r[2][1]))
+            seen[k] = seen.get(k, 0) + 1
+        twice = sorted(k for k, n in seen.items() if n > 1 and k[0] in "AB")  # ours (J's retries are its own)
+        gone = [(w, i) for w, n in (("A", wa.acked), ("B", wb.acked), ("J", off.acked))
+                for i in range(1, n + 1) if (w, i) not in seen]
+        print("soak hard nokey: %d acknowledged rows missing on the server %r, %d rows there more than once %r"
+              % (len(gone), gone[:5], len(twice), twice[:8]))
+        report("soak_hard_tables_identical", not hard, "; ".join(hard)[:1500])
+        report("soak_hard_nokey_each_acknowledged_row_once", not gone and not twice,
+               "%d missing %r, %d twice %r" % (len(gone), gone[:5], len(twice), twice[:8]))
         n_nokey = {w: sum(1 for r in srv.rows("nokey") if r[1][1] == w.encode()) for w in "ABJ"}
         print("soak hard nokey rows per writer on the server: %r (acknowledged A %d B %d J %d)"
               % (n_nokey, wa.acked, wb.acked, off.acked))

@@ -456,8 +456,10 @@ def t_key_swap_pushed_twice(d, srv):
         end = time.time() + 30
         for line in p.stdout:
             lines.append(line)
-            if "sync done" in line and len([x for x in lines if "sync done" in x]) == 1:
-                a.sql("INSERT INTO other VALUES (1)")  # a commit between the two pushes
+            if "turso push: sending" in line and len([x for x in lines if "push: sending" in x]) == 1:
+                # The start-up push's diff is done (its read transaction ends before sending):
+                # a commit now is one between the two pushes.
+                a.sql("INSERT INTO other VALUES (1)")
             if "turso cycle done" in line:
                 after_cycle = [tuple(c[1].decode() for c in r) for r in srv.pipeline(q)[0]]
                 break

@@ -61,23 +61,28 @@ struct rs_sql_sink {
 
 /* ---- literals --------------------------------------------------------- */
 
-int rs_utf8_clean(const unsigned char *p, int n)
+/* Valid UTF-8 without NUL, and without CR when no_cr is set. */
+static int utf8_plain(const unsigned char *p, int n, int no_cr)
 {
 	int i = 0;
+	/* w ^ this has a zero byte where w has a CR */
+	const uint64_t cr = no_cr ? UINT64_C(0x0D0D0D0D0D0D0D0D) : 0;
 	while (i < n) {
-		/* Eight bytes at a time while they are ASCII without NUL: a byte in
-		 * 1..0x7f has its top bit clear, and so has that byte minus one (a
-		 * NUL would borrow and set it). */
+		/* Eight bytes at a time while they are ASCII without NUL (or CR): a
+		 * byte in 1..0x7f has its top bit clear, and so has that byte minus
+		 * one (a NUL would borrow and set it). */
 		uint64_t w;
 		if (i + 8 <= n) {
 			memcpy(&w, p + i, 8);
-			if (((w | (w - UINT64_C(0x0101010101010101))) & UINT64_C(0x8080808080808080)) == 0) {
+			uint64_t x = w ^ cr;
+			if (((w | (w - UINT64_C(0x0101010101010101)) | (x - UINT64_C(0x0101010101010101))) &
+			     UINT64_C(0x8080808080808080)) == 0) {
 				i += 8;
 				continue;
 			}
 		}
 		unsigned c = p[i];
-		if (c == 0)
+		if (c == 0 || (no_cr && c == '\r'))
 			return 0;
 		if (c < 0x80) {
 			i++;
@@ -101,6 +106,11 @@ int rs_utf8_clean(const unsigned char *p, int n)
 		i += len;
 	}
 	return 1;
+}
+
+int rs_utf8_clean(const unsigned char *p, int n)
+{
+	return utf8_plain(p, n, 0);
 }
 
 /* The two hex digits of every byte value, "000102...FEFF". */
@@ -198,7 +208,7 @@ void rs_sql_literal(sqlite3_str *q, const rs_value *v, sqlite3_stmt *check)
 	case SQLITE_TEXT:
 		/* A CR goes hex too: the sqlite3 shell reads a dump line by line and
 		 * drops the CR of a CRLF, even inside a string literal. */
-		if (rs_utf8_clean(v->p, v->n) && !memchr(v->p, '\r', (size_t)v->n)) {
+		if (utf8_plain(v->p, v->n, 1)) {
 			/* quotes doubled: each run up to and including a quote, then the quote again */
 			const char *p = (const char *)v->p, *all_end = p + v->n;
 			do {
@@ -466,17 +476,22 @@ static int check_limits(rs_sql_sink *s, const rs_table *t, int64_t rowid, const 
  * worst doubles (quotes) or goes hex, a REAL's exact form is at most ~400
  * bytes.  Lets most rows be rendered straight into their batch.
  */
-static size_t row_bound(const rs_table *t, const rs_value *v, int with_rowid)
+static size_t row_bound(const rs_table *t, const rs_value *v, int with_rowid, size_t *outside)
 {
-	size_t n = 2 + (with_rowid ? 26 : 0);
+	size_t n = 2 + (with_rowid ? 26 : 0), out = 4 + (with_rowid ? 22 : 0);
 	for (int i = 0; i < t->ncol; i++) {
 		switch (v[i].type) {
-		case SQLITE_TEXT: n += 2 * (size_t)v[i].n + (size_t)v[i].n / 128 + 30; break;
-		case SQLITE_BLOB: n += 2 * (size_t)v[i].n + (size_t)v[i].n / 128 + 30; break;
-		case SQLITE_FLOAT: n += RS_REAL_LITERAL_MAX; break;
-		default: n += 28;
+		case SQLITE_TEXT:
+		case SQLITE_BLOB:
+			n += 2 * (size_t)v[i].n + (size_t)v[i].n / 128 + 30;
+			out += 12 + 5 * ((size_t)v[i].n / RS_SQL_PIECE);
+			break;
+		case SQLITE_FLOAT: n += RS_REAL_LITERAL_MAX; out += 26; break;
+		case SQLITE_INTEGER: n += 28; out += 22; break;
+		default: n += 28; out += 6;
 		}
 	}
+	*outside = out;
 	return n;
 }
 
@@ -489,22 +504,6 @@ static size_t row_bound(const rs_table *t, const rs_value *v, int with_rowid)
  * 28 KB for rows of short text, the full limit for rows of long text.
  */
 #define RS_SPLIT_COST 100000000.0
-
-/* About how many bytes of this row's tuple lie outside quoted strings. */
-static size_t row_outside(const rs_table *t, const rs_value *v, int with_rowid)
-{
-	size_t n = 4 + (with_rowid ? 22 : 0);
-	for (int i = 0; i < t->ncol; i++) {
-		switch (v[i].type) {
-		case SQLITE_TEXT:
-		case SQLITE_BLOB: n += 12 + 5 * ((size_t)v[i].n / RS_SQL_PIECE); break;
-		case SQLITE_FLOAT: n += 26; break;
-		case SQLITE_INTEGER: n += 22; break;
-		default: n += 6;
-		}
-	}
-	return n;
-}
 
 static int batch_full(const struct batch *b, size_t add_len, size_t add_outside, size_t max)
 {
@@ -522,7 +521,7 @@ static int batch_row(rs_sql_sink *s, int k, const void *owner, const char *head,
 {
 	size_t taillen = tail ? strlen(tail) : 0;
 	struct batch *b = &s->b[k];
-	size_t bound = row_bound(t, v, with_rowid), out = row_outside(t, v, with_rowid);
+	size_t out, bound = row_bound(t, v, with_rowid, &out); /* out: about how many bytes lie outside strings */
 	if (b->s && b->owner == owner && !batch_full(b, 3 + taillen + bound, out, s->max)) {
 		sqlite3_str_append(b->s, ",\n", 2); /* fits for sure: render in place */
 		row_tuple(s, b->s, t, rowid, v, with_rowid, (size_t)-1);

@@ -900,8 +900,10 @@ static int sink_change(void *ctx, const rs_change *ch, rs_error *err)
 		sqlite3_str *q = sqlite3_str_new(NULL);
 		sqlite3_str_appendf(q, "UPDATE \"%w\" SET ", t->name);
 		for (int i = 0, n = 0; i < t->ncol; i++)
-			if (ch->changed[i])
-				sqlite3_str_appendf(q, "%s\"%w\" = NULL", n++ ? ", " : "", t->col[i]);
+			if (ch->changed[i]) {
+				sqlite3_str_appendf(q, "%s\"%w\" = ", n++ ? ", " : "", t->col[i]);
+				rs_sql_literal(q, &ch->newv[i], NULL);
+			}
 		key_where(s, q, t, ch->rowid, ch->oldv);
 		sqlite3_str_appendall(q, ";\n");
 		return put_str(s, q, err);

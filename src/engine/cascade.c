@@ -837,8 +837,8 @@ static int plan_one(rs_cascade *c, struct plan *P, struct ref r, long need, int 
 
 /*
  * A cycle of rows each of whose deletes would act hard on the next: cut it
- * by setting the referring row's key columns to NULL first (it is deleted
- * and restored anyway), when they may be NULL and nothing refers to them.
+ * by detaching the referring row's key columns first (detached_value; the
+ * row is deleted and restored anyway), when nothing refers to them.
  */
 static int cuttable(rs_cascade *c, struct ref kid)
 {
@@ -848,7 +848,7 @@ static int cuttable(rs_cascade *c, struct ref kid)
 	const rs_table *t = c->ns->tab[kid.t];
 	for (int j = 0; j < fk->n; j++) {
 		int col = rs_table_col(t, fk->from[j]);
-		if (col < 0 || c->ns->colinfo[kid.t][col].notnull)
+		if (col < 0)
 			return 0;
 		for (int i = 0; i < c->ns->nfk; i++) /* a referenced column would fire ON UPDATE */
 			for (int m = 0; m < c->ns->fk[i].n; m++)
@@ -859,7 +859,7 @@ static int cuttable(rs_cascade *c, struct ref kid)
 	return 1;
 }
 
-/* Cut the edge at kid (its row's key columns NULL first); -1 out of memory. */
+/* Cut the edge at kid (its row's key columns detached first: detached_value); -1 out of memory. */
 static int plan_cut(struct plan *P, struct ref *kid)
 {
 	struct ref r = *kid;
@@ -874,6 +874,32 @@ static void key_row(const rs_table *t, const struct key *k, int64_t *rowid, rs_v
 	key_values(t, k->b, rowid, kv);
 }
 
+/*
+ * What a cut sets a key column of a row to (the row is deleted and restored
+ * anyway, and foreign keys are checked only at the end): NULL where the
+ * column allows it, else a value of the column's type that refers to
+ * nothing and differs per cut (a UNIQUE index may hold the column).
+ */
+static rs_value detached_value(rs_cascade *c, int ti, int col, size_t n, char *buf, size_t bufsize)
+{
+	const rs_table *t = c->ns->tab[ti];
+	if (!c->ns->colinfo[ti][col].notnull)
+		return (rs_value){.type = SQLITE_NULL};
+	const char *type = NULL;
+	if (sqlite3_table_column_metadata(c->new_db, "main", t->name, t->col[col], &type, NULL, NULL, NULL, NULL) !=
+		    SQLITE_OK ||
+	    !type)
+		type = "";
+	if (strcasestr(type, "INT"))
+		return (rs_value){.type = SQLITE_INTEGER, .i = INT64_MIN + (int64_t)n};
+	if (strcasestr(type, "REAL") || strcasestr(type, "FLOA") || strcasestr(type, "DOUB"))
+		return (rs_value){.type = SQLITE_FLOAT, .r = -1.0e300 - (double)n * 1.0e285};
+	int len = snprintf(buf, bufsize, "\x01resort-sync detached %zu", n);
+	if (strcasestr(type, "BLOB"))
+		return (rs_value){.type = SQLITE_BLOB, .p = (const unsigned char *)buf, .n = len};
+	return (rs_value){.type = SQLITE_TEXT, .p = (const unsigned char *)buf, .n = len};
+}
+
 static int plan_emit(rs_cascade *c, const struct plan *P, int (*emit)(void *ctx, const rs_change *ch), void *ctx)
 {
 	int rc = RS_OK;
@@ -886,13 +912,19 @@ static int plan_emit(rs_cascade *c, const struct plan *P, int (*emit)(void *ctx,
 		int64_t rowid = 0;
 		key_row(t, &c->t[r.t].set.k[r.k], &rowid, kv);
 		rs_change ch = {.op = RS_CH_DELETE, .derived = 1, .tab = t, .rowid = rowid, .oldv = kv};
+		rs_value nv[t->ncol > 0 ? t->ncol : 1];
+		char text[40];
 		if (cut) {
 			memset(nulls, 0, sizeof nulls);
 			const rs_fkey *fk = &c->ns->fk[r.fk];
-			for (int j = 0; j < fk->n; j++)
-				nulls[rs_table_col(t, fk->from[j])] = 1;
+			for (int j = 0; j < fk->n; j++) {
+				int col = rs_table_col(t, fk->from[j]);
+				nulls[col] = 1;
+				nv[col] = detached_value(c, r.t, col, i, text, sizeof text);
+			}
 			ch.op = RS_CH_DETACH;
 			ch.changed = nulls;
+			ch.newv = nv;
 		} else {
 			ch.barrier = P->barrier[i - P->ncut];
 		}
@@ -955,6 +987,15 @@ int rs_cascade_clear_all(rs_cascade *c, const int *order, int (*emit)(void *ctx,
 		return rs_err(err, RS_ENOMEM, "out of memory");
 	int rc = RS_OK, last_t = -1, again = 1;
 	long batch = 0;
+	/* Every hard edge that can be cut is cut before anything is ordered: then a delete
+	 * acts only by CASCADE (on rows deleted anyway) or softly, in any order. */
+	for (int ti = 0; rc == RS_OK && ti < c->ns->ntab; ti++)
+		for (size_t k = 0; rc == RS_OK && k < c->t[ti].set.n; k++) {
+			struct key *key = &c->t[ti].set.k[k];
+			for (size_t j = 0; rc == RS_OK && j < key->nkid; j++)
+				if (key->kid[j].how == RS_FK_HARD && cuttable(c, key->kid[j]) && plan_cut(&P, &key->kid[j]) < 0)
+					rc = rs_err(err, RS_ENOMEM, "out of memory");
+		}
 	/* A cycle of hard edges that cannot be cut where it closes is cut at another of its edges,
 	 * and the plan made again (a few times at most: each round cuts one edge for good). */
 	for (int round = 0; rc == RS_OK && again && round < 16; round++) {

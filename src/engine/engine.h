@@ -93,7 +93,8 @@ enum {
 	RS_CH_FTS_DELETE, /* fts, tab (content table), rowid, oldv: FTS 'delete' command */
 	RS_CH_FTS_INSERT, /* fts, tab, rowid, newv */
 	RS_CH_FTS_REBUILD, /* fts */
-	RS_CH_DETACH      /* tab, rowid, oldv (key values), changed: set those columns to NULL (derived) */
+	RS_CH_DETACH      /* tab, rowid, oldv (key values), changed, newv: set those columns to those
+			     values, before a delete, so it acts on no other row (derived) */
 };
 enum { RS_VERB_CREATE = 1, RS_VERB_DROP, RS_VERB_ALTER_ADD };
 

@@ -18,8 +18,12 @@
  *      and inserted instead; every OLD row that refers to a key taken away,
  *      and every such row, is marked for *restore*, and a marked row of a parent table
  *      takes its own OLD children along (transitively);
- *   2. every marked row is deleted first, children before parents, so when
- *      a parent's key goes no row refers to it any more;
+ *   2. every marked row is deleted first, so no delete can fail: a hard
+ *      link between marked rows (SET NULL or SET DEFAULT into NOT NULL,
+ *      RESTRICT) is detached first (the referring row's key columns set to
+ *      NULL, or to a value that refers to nothing: the row is restored
+ *      anyway and keys are checked at the end), else the deletes are
+ *      ordered so a row goes after every row its delete would act on hard;
  *   3. tables are then written parents first (a cycle of keys as one group:
  *      its deletes, its upserts without the marked rows, then the marked
  *      rows inserted whole from NEW); every value written is final, so no

@@ -236,11 +236,6 @@ static int set_add(struct keyset *s, unsigned char *b, size_t n, size_t *at)
 
 /* ---- statements ------------------------------------------------------- */
 
-static const char *coll_name(int c)
-{
-	return c == RS_COLL_NOCASE ? "NOCASE" : c == RS_COLL_RTRIM ? "RTRIM" : "BINARY";
-}
-
 /* " WHERE rowid = ?1" or " WHERE "k1" = ?1 COLLATE X AND ..." */
 static void key_where(sqlite3_str *q, const rs_table *t, const char *rowid_name)
 {
@@ -250,7 +245,7 @@ static void key_where(sqlite3_str *q, const rs_table *t, const char *rowid_name)
 	}
 	for (int i = 0; i < t->npk; i++)
 		sqlite3_str_appendf(q, "%s\"%w\" = ?%d COLLATE %s", i ? " AND " : " WHERE ", t->col[t->pk[i]], i + 1,
-				    coll_name(t->pk_coll[i]));
+				    rs_coll_name(t->pk_coll[i]));
 }
 
 /* "rowid" or ""k1", "k2"": the key as selected from table src */
@@ -295,17 +290,6 @@ static int row_stmt(rs_cascade *c, sqlite3 *db, const rs_table *nt, const rs_tab
 	return prep(c, db, q, st, nt->name, err);
 }
 
-static int bind_value(sqlite3_stmt *st, int i, const rs_value *v)
-{
-	switch (v->type) {
-	case SQLITE_INTEGER: return sqlite3_bind_int64(st, i, v->i);
-	case SQLITE_FLOAT: return sqlite3_bind_double(st, i, v->r);
-	case SQLITE_TEXT: return sqlite3_bind_text(st, i, (const char *)v->p, v->n, SQLITE_TRANSIENT);
-	case SQLITE_BLOB: return sqlite3_bind_blob(st, i, v->p, v->n, SQLITE_TRANSIENT);
-	default: return sqlite3_bind_null(st, i);
-	}
-}
-
 static int bind_key(sqlite3_stmt *st, const rs_table *t, int64_t rowid, const rs_value *v)
 {
 	sqlite3_reset(st);
@@ -313,7 +297,7 @@ static int bind_key(sqlite3_stmt *st, const rs_table *t, int64_t rowid, const rs
 	if (t->kind != RS_TABLE_WITHOUT_ROWID)
 		return sqlite3_bind_int64(st, 1, rowid);
 	for (int i = 0; i < t->npk; i++) {
-		int rc = bind_value(st, i + 1, &v[t->pk[i]]);
+		int rc = rs_value_bind(st, i + 1, &v[t->pk[i]], 1);
 		if (rc != SQLITE_OK)
 			return rc;
 	}
@@ -451,7 +435,7 @@ static int setup_unique(rs_cascade *c, int ti, rs_error *err)
 			sqlite3_str_appendf(q, " FROM main.\"%w\"", ot->name);
 			for (int k = 0; k < u->n; k++)
 				sqlite3_str_appendf(q, "%s\"%w\" = ?%d COLLATE %s", k ? " AND " : " WHERE ",
-						    ot->col[u->col[k]], k + 1, coll_name(u->coll[k]));
+						    ot->col[u->col[k]], k + 1, rs_coll_name(u->coll[k]));
 			int rc = prep(c, c->old_db, q, &x.holders, nt->name, err);
 			if (rc != RS_OK) {
 				free(x.ncol);
@@ -590,7 +574,7 @@ static int lost_one(rs_cascade *c, int ti, const rs_value *v, struct ref from, r
 		for (int j = 0; j < x->fk->n; j++) {
 			const rs_value *pv = &v[x->pcol[j]];
 			null |= pv->type == SQLITE_NULL;
-			if (bind_value(st, j + 1, pv) != SQLITE_OK)
+			if (rs_value_bind(st, j + 1, pv, 1) != SQLITE_OK)
 				return step_err(c->old_db, c->ns->tab[x->fk->child]->name, err);
 		}
 		if (null)
@@ -722,7 +706,7 @@ int rs_cascade_conflict(rs_cascade *c, int ti, int64_t rowid, const rs_value *ne
 		int null = 0;
 		for (int k = 0; k < x->u->n; k++) {
 			null |= newv[x->ncol[k]].type == SQLITE_NULL;
-			if (bind_value(st, k + 1, &newv[x->ncol[k]]) != SQLITE_OK)
+			if (rs_value_bind(st, k + 1, &newv[x->ncol[k]], 1) != SQLITE_OK)
 				return step_err(c->old_db, t->name, err);
 		}
 		if (null)

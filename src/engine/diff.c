@@ -406,36 +406,20 @@ static int propagate_rewrites(struct differ *D)
 	rs_schema *ns = D->ns;
 	for (int changed = 1; changed;) {
 		changed = 0;
-		for (int i = 0; i < ns->ntab; i++) {
+		for (int f = 0; f < ns->nfk; f++) { /* the keys schema.c loaded: no second PRAGMA */
+			const rs_fkey *k = &ns->fk[f];
+			int i = k->child;
 			rs_table *t = ns->tab[i];
 			if (D->ts[i].rewrite || D->ts[i].state == TS_NEW || D->ts[i].state == TS_REBUILD ||
-			    (t->kind != RS_TABLE_ROWID && t->kind != RS_TABLE_WITHOUT_ROWID))
+			    (t->kind != RS_TABLE_ROWID && t->kind != RS_TABLE_WITHOUT_ROWID) ||
+			    !(k->actions || k->restrict_))
 				continue;
-			sqlite3_stmt *st;
-			char *q = sqlite3_mprintf("PRAGMA main.foreign_key_list(%Q)", t->name);
-			if (!q)
-				return rs_err(D->err, RS_ENOMEM, "out of memory");
-			int rc = sqlite3_prepare_v2(D->new_db, q, -1, &st, NULL);
-			sqlite3_free(q);
-			if (rc != SQLITE_OK)
-				return rs_err(D->err, RS_ELOCAL, "table %s: %s", t->name, sqlite3_errmsg(D->new_db));
-			while (sqlite3_step(st) == SQLITE_ROW) {
-				const char *parent = (const char *)sqlite3_column_text(st, 2);
-				const char *upd = (const char *)sqlite3_column_text(st, 5);
-				const char *del = (const char *)sqlite3_column_text(st, 6);
-				if (!parent || !del || !upd ||
-				    (strcasecmp(del, "NO ACTION") == 0 && strcasecmp(upd, "NO ACTION") == 0))
-					continue;
-				int pn = rs_schema_table(ns, parent);
-				int po = rs_schema_table(D->os, parent);
-				int hit = (pn >= 0 && (D->ts[pn].state == TS_REBUILD || D->ts[pn].rewrite)) ||
-					  (pn < 0 && po >= 0);
-				if (hit && !D->ts[i].rewrite) {
-					D->ts[i].rewrite = 1;
-					changed = 1;
-				}
+			int pn = rs_schema_table(ns, k->parent);
+			int po = rs_schema_table(D->os, k->parent);
+			if ((pn >= 0 && (D->ts[pn].state == TS_REBUILD || D->ts[pn].rewrite)) || (pn < 0 && po >= 0)) {
+				D->ts[i].rewrite = 1;
+				changed = 1;
 			}
-			sqlite3_finalize(st);
 		}
 	}
 	return RS_OK;
@@ -696,7 +680,7 @@ static int side_step(struct side *s, sqlite3 *db, const char *table, rs_error *e
 	return RS_OK;
 }
 
-static const char *coll_name(int c)
+const char *rs_coll_name(int c)
 {
 	return c == RS_COLL_NOCASE ? "NOCASE" : c == RS_COLL_RTRIM ? "RTRIM" : "BINARY";
 }
@@ -706,7 +690,7 @@ static void key_list(sqlite3_str *q, const rs_table *nt)
 {
 	for (int i = 0; i < nt->npk; i++)
 		sqlite3_str_appendf(q, "%s\"%w\" COLLATE %s", i ? ", " : "", nt->col[nt->pk[i]],
-				    coll_name(nt->pk_coll[i]));
+				    rs_coll_name(nt->pk_coll[i]));
 }
 
 /*
@@ -919,13 +903,14 @@ static int ranges_make(const rs_table *t, const rs_rowset *rs, struct ranges *R,
 	return RS_OK;
 }
 
-static int bind_value(sqlite3_stmt *st, int i, const rs_value *v)
+int rs_value_bind(sqlite3_stmt *st, int i, const rs_value *v, int copy)
 {
+	sqlite3_destructor_type how = copy ? SQLITE_TRANSIENT : SQLITE_STATIC;
 	switch (v->type) {
 	case SQLITE_INTEGER: return sqlite3_bind_int64(st, i, v->i);
 	case SQLITE_FLOAT: return sqlite3_bind_double(st, i, v->r);
-	case SQLITE_TEXT: return sqlite3_bind_text(st, i, (const char *)v->p, v->n, SQLITE_STATIC);
-	case SQLITE_BLOB: return sqlite3_bind_blob(st, i, v->p, v->n, SQLITE_STATIC);
+	case SQLITE_TEXT: return sqlite3_bind_text(st, i, (const char *)v->p, v->n, how);
+	case SQLITE_BLOB: return sqlite3_bind_blob(st, i, v->p, v->n, how);
 	default: return sqlite3_bind_null(st, i);
 	}
 }
@@ -942,9 +927,9 @@ static int side_range(struct side *s, sqlite3 *db, const rs_table *t, const stru
 			rc = sqlite3_bind_int64(s->st, 2, R->hi[r]);
 	}
 	for (int i = 0; rc == SQLITE_OK && t->kind == RS_TABLE_WITHOUT_ROWID && i < t->npk; i++) {
-		rc = bind_value(s->st, i + 1, &R->klo[r][i]);
+		rc = rs_value_bind(s->st, i + 1, &R->klo[r][i], 0);
 		if (rc == SQLITE_OK)
-			rc = bind_value(s->st, t->npk + i + 1, &R->khi[r][i]);
+			rc = rs_value_bind(s->st, t->npk + i + 1, &R->khi[r][i], 0);
 	}
 	if (rc != SQLITE_OK)
 		return rs_err(err, RS_ELOCAL, "%s: table %s: %s", sqlite3_db_filename(db, "main"), t->name,

@@ -182,6 +182,12 @@ int rs_engine_diff(sqlite3 *old_db, sqlite3 *new_db, const rs_diff_opts *opts,
 /* Column i of the current row of st as a value (pointing into st's row). */
 void rs_value_from_column(sqlite3_stmt *st, int i, rs_value *v);
 
+/* Bind v as parameter i of st (copy: SQLite keeps its own copy of TEXT and BLOB bytes). */
+int rs_value_bind(sqlite3_stmt *st, int i, const rs_value *v, int copy);
+
+/* "NOCASE", "RTRIM" or "BINARY" for an RS_COLL_* value. */
+const char *rs_coll_name(int c);
+
 /* Value equality: same type and the same bits or bytes. */
 int rs_value_same(const rs_value *a, const rs_value *b);
 

@@ -24,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <stdint.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "core/err.h"
@@ -44,6 +46,7 @@ struct rs_image {
 	sqlite3_file *wal;  /* its WAL, or NULL when the image takes nothing from it */
 	uint32_t page_size, npage;
 	uint32_t *frame;    /* per page number: the last WAL frame up to the mark holding it, 0: the file */
+	int mapped;         /* the connection's file handle maps the file (see image_fetch) */
 };
 
 uint32_t rs_image_page_size(const rs_image *im) { return im->page_size; }
@@ -89,6 +92,44 @@ int rs_image_read(rs_image *im, uint32_t first, uint32_t n, unsigned char *buf, 
 				      sqlite3_errstr(rc));
 	}
 	return RS_OK;
+}
+
+/*
+ * A run of pages without a copy, through the connection's own memory map
+ * of the file (xFetch: SQLite's mmap, the same handle and locks as every
+ * other read here).  Reading two 322 MB files with pread cost 0.28 s of
+ * system time on the machines of 2026-12 (copies out of the page cache),
+ * mapping them 0.05 s.  NULL when the run cannot be mapped: a page of it is
+ * in the WAL, the file is past the map's limit (SQLite's SQLITE_MAX_MMAP_SIZE,
+ * 2 GB in Debian's build) or the VFS has no xFetch; then read into a buffer.
+ */
+static const unsigned char *image_fetch(rs_image *im, uint32_t first, uint32_t n)
+{
+	if (!im->mapped || im->db->pMethods->iVersion < 3 || !im->db->pMethods->xFetch)
+		return NULL;
+	for (uint32_t i = 0; im->frame && i < n; i++)
+		if (im->frame[first + i])
+			return NULL;
+	void *p = NULL;
+	sqlite3_int64 off = (sqlite3_int64)(first - 1) * im->page_size;
+	if (im->db->pMethods->xFetch(im->db, off, (int)((size_t)n * im->page_size), &p) != SQLITE_OK)
+		return NULL;
+	return p;
+}
+
+/*
+ * Done with a run image_fetch gave: hand it back, and drop its pages from
+ * the process's page tables (MADV_DONTNEED on a shared file map keeps them
+ * in the page cache), so that comparing whole files does not grow the
+ * resident set by their size.
+ */
+static void image_unfetch(rs_image *im, uint32_t first, uint32_t n, const unsigned char *p)
+{
+	size_t len = (size_t)n * im->page_size, os = (size_t)sysconf(_SC_PAGESIZE);
+	uintptr_t a = ((uintptr_t)p + os - 1) / os * os, b = ((uintptr_t)p + len) / os * os;
+	if (b > a)
+		(void)madvise((void *)a, b - a, MADV_DONTNEED); /* advice only: failure changes nothing read */
+	im->db->pMethods->xUnfetch(im->db, (sqlite3_int64)(first - 1) * im->page_size, (void *)p);
 }
 
 const unsigned char *rs_image_page(rs_image *im, uint32_t p, unsigned char *scratch, rs_error *err)
@@ -255,6 +296,10 @@ out:
 		rs_debug("no page image; the diff reads every row", "db=%s reason=%s", path, why);
 		rs_image_free(im);
 		im = NULL;
+	} else {
+		/* Map the file on this handle only (the pager reads through it too). */
+		sqlite3_int64 limit = (sqlite3_int64)1 << 40;
+		im->mapped = sqlite3_file_control(db, "main", SQLITE_FCNTL_MMAP_SIZE, &limit) == SQLITE_OK;
 	}
 	*dbp = db;
 	*imgp = im;
@@ -1106,6 +1151,41 @@ static void filter_off(rs_pagediff *pd, const char *why)
 	}
 }
 
+/*
+ * One run of pages, first .. first+n-1: no of them in the old file at ro,
+ * nn in the new at rn.  Records each page's first word (the freelist's
+ * links), the pages that changed, and what the changed ones belong to.
+ */
+static int compare_run(rs_pagediff *pd, struct side *O, struct side *N, uint32_t first, uint32_t n, uint32_t no,
+		       uint32_t nn, const unsigned char *ro, const unsigned char *rn, rs_error *err)
+{
+	size_t ps = pd->page_size;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t p = first + i;
+		const unsigned char *po = i < no ? ro + (size_t)i * ps : NULL;
+		const unsigned char *pn = i < nn ? rn + (size_t)i * ps : NULL;
+		if (po)
+			O->next[p] = be32(po);
+		if (pn)
+			N->next[p] = be32(pn);
+		int same_bytes = po && pn && memcmp(po, pn, ps) == 0;
+		pd->pages_compared++;
+		if (pn && (!same_bytes || p == 1) && add_changed(pd, p) != 0)
+			return rs_err(err, RS_ENOMEM, "out of memory");
+		if (!pd->filter || (same_bytes && same_role(O, N, p)))
+			continue;
+		pd->pages_differ++;
+		int c = po ? classify(pd, O, p, po) : 0;
+		if (c == 0 && pn)
+			c = classify(pd, N, p, pn);
+		if (c == -2)
+			return rs_err(err, RS_ENOMEM, "out of memory");
+		if (c == -1)
+			filter_off(pd, "a changed leaf page could not be parsed");
+	}
+	return RS_OK;
+}
+
 int rs_pagediff_build(rs_image *old_im, sqlite3 *old_db, rs_image *new_im, sqlite3 *new_db, rs_pagediff **out,
 		      rs_error *err)
 {
@@ -1139,9 +1219,8 @@ int rs_pagediff_build(rs_image *old_im, sqlite3 *old_db, rs_image *new_im, sqlit
 	uint32_t ps = pd->page_size;
 	uint32_t last = pd->old_npage > pd->new_npage ? pd->old_npage : pd->new_npage;
 	/*
-	 * Read both files a run of pages at a time (pread: on the virtual
-	 * machines measured, mapping the files cost more in page faults than
-	 * the copies it saves, and counted the files in the process's RSS).
+	 * Both files a run of pages at a time: mapped when they can be (see
+	 * image_fetch), else read into bo and bn.
 	 */
 	uint32_t run = (256u << 10) / ps ? (256u << 10) / ps : 1;
 	bo = malloc((size_t)run * ps);
@@ -1154,36 +1233,24 @@ int rs_pagediff_build(rs_image *old_im, sqlite3 *old_db, rs_image *new_im, sqlit
 		uint32_t n = last - first + 1 < run ? last - first + 1 : run;
 		uint32_t no = first > O.npage ? 0 : O.npage - first + 1 < n ? O.npage - first + 1 : n;
 		uint32_t nn = first > N.npage ? 0 : N.npage - first + 1 < n ? N.npage - first + 1 : n;
-		if ((no && (rc = rs_image_read(old_im, first, no, bo, err)) != RS_OK) ||
-		    (nn && (rc = rs_image_read(new_im, first, nn, bn, err)) != RS_OK))
+		const unsigned char *mo = no ? image_fetch(old_im, first, no) : NULL;
+		const unsigned char *mn = nn ? image_fetch(new_im, first, nn) : NULL;
+		const unsigned char *ro = mo ? mo : bo, *rn = mn ? mn : bn;
+		if ((no && !mo && (rc = rs_image_read(old_im, first, no, bo, err)) != RS_OK) ||
+		    (nn && !mn && (rc = rs_image_read(new_im, first, nn, bn, err)) != RS_OK)) {
+			if (mo)
+				image_unfetch(old_im, first, no, mo);
+			if (mn)
+				image_unfetch(new_im, first, nn, mn);
 			goto done;
-		for (uint32_t i = 0; i < n; i++) {
-			uint32_t p = first + i;
-			const unsigned char *po = i < no ? bo + (size_t)i * ps : NULL;
-			const unsigned char *pn = i < nn ? bn + (size_t)i * ps : NULL;
-			if (po)
-				O.next[p] = be32(po);
-			if (pn)
-				N.next[p] = be32(pn);
-			int same_bytes = po && pn && memcmp(po, pn, ps) == 0;
-			pd->pages_compared++;
-			if (pn && (!same_bytes || p == 1) && add_changed(pd, p) != 0) {
-				rc = rs_err(err, RS_ENOMEM, "out of memory");
-				goto done;
-			}
-			if (!pd->filter || (same_bytes && same_role(&O, &N, p)))
-				continue;
-			pd->pages_differ++;
-			int c = po ? classify(pd, &O, p, po) : 0;
-			if (c == 0 && pn)
-				c = classify(pd, &N, p, pn);
-			if (c == -2) {
-				rc = rs_err(err, RS_ENOMEM, "out of memory");
-				goto done;
-			}
-			if (c == -1)
-				filter_off(pd, "a changed leaf page could not be parsed");
 		}
+		rc = compare_run(pd, &O, &N, first, n, no, nn, ro, rn, err);
+		if (mo)
+			image_unfetch(old_im, first, no, mo);
+		if (mn)
+			image_unfetch(new_im, first, nn, mn);
+		if (rc != RS_OK)
+			goto done;
 	}
 	for (int s = 0; pd->filter && s < 2; s++) {
 		struct side *S = s ? &N : &O;

@@ -593,6 +593,28 @@ static int column_collation(sqlite3 *db, const char *table, const char *col)
 	return RS_COLL_BINARY;
 }
 
+/*
+ * flags[c] for each column c of t named by the rows of sql (?1: the table;
+ * column 0 a column name, column 1 when `value` the flag, else 1).
+ * SQLITE_DONE when every row was read.
+ */
+static int flag_columns(sqlite3 *db, const char *sql, const rs_table *t, unsigned char *flags, int value)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
+	sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 0);
+		int c = name ? rs_table_col(t, name) : -1;
+		if (c >= 0)
+			flags[c] = value ? (unsigned char)sqlite3_column_int(st, 1) : 1;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
 /* k->uniq and k->nullable of table t's columns, from db's declaration. */
 static int load_columns(rs_tkey *k, sqlite3 *db, const rs_table *t, rs_error *err)
 {
@@ -601,34 +623,11 @@ static int load_columns(rs_tkey *k, sqlite3 *db, const rs_table *t, rs_error *er
 	k->nullable = calloc((size_t)n, 1);
 	if (!k->uniq || !k->nullable)
 		return rs_err(err, RS_ENOMEM, "out of memory");
-	sqlite3_stmt *st = NULL;
-	int rc = sqlite3_prepare_v2(db, "SELECT name, \"notnull\" = 0 FROM pragma_table_info(?1)", -1, &st, NULL);
-	if (rc == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-			const char *name = (const char *)sqlite3_column_text(st, 0);
-			int c = name ? rs_table_col(t, name) : -1;
-			if (c >= 0)
-				k->nullable[c] = (unsigned char)sqlite3_column_int(st, 1);
-		}
-		sqlite3_finalize(st);
-		st = NULL;
-	}
+	int rc = flag_columns(db, "SELECT name, \"notnull\" = 0 FROM pragma_table_info(?1)", t, k->nullable, 1);
 	/* Columns of UNIQUE indexes and constraints other than the primary key. */
 	if (rc == SQLITE_DONE)
-		rc = sqlite3_prepare_v2(db, "SELECT ii.name FROM pragma_index_list(?1) AS il, pragma_index_info(il.name) "
-					"AS ii WHERE il.\"unique\" AND il.origin <> 'pk' AND ii.name IS NOT NULL",
-					-1, &st, NULL);
-	if (rc == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-			const char *name = (const char *)sqlite3_column_text(st, 0);
-			int c = name ? rs_table_col(t, name) : -1;
-			if (c >= 0)
-				k->uniq[c] = 1;
-		}
-	}
-	sqlite3_finalize(st);
+		rc = flag_columns(db, "SELECT ii.name FROM pragma_index_list(?1) AS il, pragma_index_info(il.name) AS ii "
+				  "WHERE il.\"unique\" AND il.origin <> 'pk' AND ii.name IS NOT NULL", t, k->uniq, 0);
 	if (rc != SQLITE_DONE)
 		return rs_err(err, RS_ELOCAL, "table %s: cannot read its columns and indexes: %s", t->name,
 			      sqlite3_errmsg(db));

@@ -206,6 +206,13 @@ int rs_hrana_push_step_rows(rs_hrana_pipeline *p, const char *sql, const rs_hran
 int rs_hrana_push_end(rs_hrana_pipeline *p, const char *client_id, int64_t pull_gen,
 		      int64_t change_id);
 
+/*
+ * End the push batch without committing: ROLLBACK, run if BEGIN succeeded.
+ * For a trial run whose step results are all that is wanted.  Returns the
+ * ROLLBACK step's index or a code.
+ */
+int rs_hrana_push_abandon(rs_hrana_pipeline *p);
+
 /* ---------------------------------------------------------------------- */
 /* Responses                                                               */
 

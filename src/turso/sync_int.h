@@ -52,6 +52,8 @@ struct rs_turso {
 	volatile sig_atomic_t *cancel;
 	int prefer;
 	char crash[32];      /* test crash point, "" = none */
+	size_t batch_steps;  /* statements of one request: RS_TURSO_BATCH_STEPS (test builds may lower it) */
+	char *staged_path;   /* <replica>-staged: present while a staged push may have left scratch tables */
 	double last_push, last_pull;
 	/* The push's diff is skipped while no connection has committed to the
 	 * database since the last complete push and the replica has not changed. */

@@ -16,7 +16,8 @@
  * client on one shared connection, so a transaction never spans requests.
  *
  * Size: a pipeline is one HTTP body.  One push batch is one server
- * transaction, so a logical push must fit in one body to be all-or-nothing:
+ * transaction, and a transaction cannot span bodies (push.c stages a larger
+ * push on the server and applies it with one final batch instead):
  * the server has no streams (a baton is echoed, not kept), and every
  * request of every client runs on one shared connection, so a transaction
  * left open across requests would take in other clients' statements (the

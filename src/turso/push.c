@@ -5,7 +5,9 @@
  * the database, less the rows already pushed since that pull with the same
  * content (the overlay in the state).  They go out as push batches
  * (turso/pipeline.h): BEGIN IMMEDIATE, the statements, this client's
- * watermark, COMMIT only if every statement succeeded, else ROLLBACK.
+ * watermark, COMMIT only if every statement succeeded, else ROLLBACK.  A
+ * push larger than one request is staged on the server and applied by one
+ * final batch, still one transaction (see "Staged pushes" below).
  *
  * Statements, per kind of row (identity rules in state.h):
  *
@@ -1359,7 +1361,7 @@ static int held_locally(struct pusher *P, const rs_table *t, const rs_tkey *k, c
  * A delete of a keyed identity that an earlier batch since the last pull
  * wrote as a row (a key that moved to another row, pushed before: a second
  * push with no pull between, such as the start-up push and the first
- * cycle's, or the next transaction of a split push).  The server's row of
+ * cycle's).  The server's row of
  * that key is the one we wrote; when the database still holds the key, the
  * delete is only the old side of the move and must not go again: the
  * upsert that would follow it is left out as already pushed, so the key

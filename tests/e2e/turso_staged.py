@@ -23,6 +23,8 @@ client what another client sees:
                         nothing on the server or at another client; the next
                         cycle converges with nothing lost or doubled and the
                         scratch tables gone
+  staged_lost_answer_*  the final batch committed, its answer lost: the
+                        next cycle reads the watermark; nothing doubled
 """
 import os
 import shutil
@@ -194,6 +196,24 @@ def t_sigkill(d, srv):
     report("staged_sigkill_scratch_tables_dropped", scratch(srv) == [], "%r" % scratch(srv))
 
 
+def t_lost_answer(d, srv):
+    """The final batch committed but its answer was lost: the next cycle settles it through the watermark."""
+    a, b = setup(d, srv)
+    a.sql("CREATE TABLE log(msg TEXT)")
+    insert_many(a.db, N)
+    c = sqlite3.connect(a.db)
+    c.executemany("INSERT INTO log VALUES (?)", [("line %d" % i,) for i in range(2500)])
+    c.commit()
+    c.close()
+    rc, out = sync(a, {"RS_TEST_CRASH": "push-sent"})
+    landed = rc != 0 and server_count(srv, "t") == N and server_count(srv, "log") == 2500
+    rc, out2 = sync(a)
+    ok, why = same_table(a.db, srv, "t") if rc == 0 else (False, out2[-600:])
+    report("staged_lost_answer_settled_nothing_doubled",
+           landed and ok and server_count(srv, "log") == 2500 and count(a.db, "log") == 2500
+           and "had committed" in out2, why + out[-300:])
+
+
 def main():
     if not os.path.exists(ts.TURSODB) or not shutil.which("node"):
         print("SKIP turso_staged: tursodb or node missing (run scripts/deps.sh)")
@@ -202,7 +222,7 @@ def main():
         print("SKIP turso_staged: %s missing (make all-tests builds it)" % ts.RS_HOOKS)
         return 0
     only = sys.argv[1:]
-    for fn in (t_success, t_rejected, t_refused_row, t_sigkill):
+    for fn in (t_success, t_rejected, t_refused_row, t_sigkill, t_lost_answer):
         if not only or fn.__name__ in only:
             case(fn)
     return 1 if ts.e2e.failed else 0

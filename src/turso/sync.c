@@ -289,6 +289,7 @@ static int turso_new(rs_turso **out, const rs_config *cfg, int remote_only, rs_e
 	if (!t)
 		return rs_err(err, RS_ENOMEM, "out of memory");
 	t->cfg = cfg;
+	t->batch_steps = RS_TURSO_BATCH_STEPS;
 	const char *rp = cfg->turso_replica_path;
 	int rc = build_exclude(t, err);
 	if (rc == RS_OK)
@@ -309,8 +310,9 @@ static int turso_new(rs_turso **out, const rs_config *cfg, int remote_only, rs_e
 		t->base_path = rs_path_beside(rp, "-base");
 		t->base_rev_path = rs_path_beside(rp, "-base-revision");
 		t->status_path = rs_path_beside(rp, ".status.json");
+		t->staged_path = rs_path_beside(rp, "-staged");
 		char *sp = rs_path_beside(rp, "-sync.json");
-		rc = t->base_path && t->base_rev_path && t->status_path && sp ? rs_tstate_load(&t->state, sp, err)
+		rc = t->base_path && t->base_rev_path && t->status_path && t->staged_path && sp ? rs_tstate_load(&t->state, sp, err)
 							  : rs_err(err, RS_ENOMEM, "out of memory");
 		free(sp);
 	}
@@ -321,7 +323,9 @@ static int turso_new(rs_turso **out, const rs_config *cfg, int remote_only, rs_e
 	rs_replica_set_before_apply(t->replica, before_apply, t);
 #ifdef RS_TEST_HOOKS
 	/* Test builds only (resort-sync-hooks): the shipped program ignores it. */
-	const char *crash = getenv("RS_TEST_CRASH");
+	const char *crash = getenv("RS_TEST_CRASH"), *steps = getenv("RS_TEST_PUSH_STEPS");
+	if (steps && atoi(steps) > 0)
+		t->batch_steps = (size_t)atoi(steps); /* a small bound makes a staged push cheap to test */
 	if (crash && strcmp(crash, "pull-applying") == 0)
 		rs_replica_test_crash_after(2); /* the replica's pages written, its revision not yet */
 	else if (crash)
@@ -357,6 +361,7 @@ void rs_turso_free(rs_turso *t)
 	free(t->base_path);
 	free(t->base_rev_path);
 	free(t->status_path);
+	free(t->staged_path);
 	free(t->exclude);
 	free_names(t->left_out);
 	sqlite3_free(t->left_idx);

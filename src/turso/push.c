@@ -676,7 +676,7 @@ static int stage_names(struct pusher *P, rs_error *err)
 	S->ex = sqlite3_mprintf("\"_resort_sync_push_%w_exec\"", cid);
 	S->rid = sqlite3_mprintf("\"_resort_sync_push_%w_rowid\"", cid);
 	S->cnt = sqlite3_mprintf("\"_resort_sync_push_%w_count\"", cid);
-	S->trg = sqlite3_mprintf("_resort_sync_push_%w_t", cid);
+	S->trg = sqlite3_mprintf("_resort_sync_push_%s_t", cid); /* quoted where used */
 	if (!S->st || !S->ex || !S->rid || !S->cnt || !S->trg)
 		return rs_err(err, RS_ENOMEM, "out of memory");
 	return RS_OK;

@@ -77,6 +77,7 @@
 #include "core/claim.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/pageapply.h"
 #include "core/util.h"
 #include "core/watch.h"
 #include "d1/d1.h"
@@ -213,7 +214,12 @@ static const char *snapshot_vfs(void)
 	}
 	return hook_vfs.zName;
 }
-static void page_written(void) { crash_point("snapshot-write"); }
+static int page_written(int step)
+{
+	if (step == RS_PAGEAPPLY_PAGE_WRITTEN)
+		crash_point("snapshot-write");
+	return 0;
+}
 #define PAGE_WRITE_HOOK page_written
 #else
 #define crash_point(point) ((void)0)

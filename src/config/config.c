@@ -837,6 +837,8 @@ int rs_config_from_text(rs_config **out, const char *name, const char *text, siz
 
 int rs_config_load(rs_config **out, const char *path, rs_error *err)
 {
+	rs_error local;
+	err = rs_err_or(err, &local);
 	struct rs_config_file f = {path, 0, NULL, 0};
 	return rs_config_load_layers(out, &f, path ? 1 : 0, 1, NULL, 0, err);
 }
@@ -911,6 +913,8 @@ static void print_key(rs_buf *b, const rs_config *cc, int ki)
 
 int rs_config_print(const rs_config *c, FILE *f, rs_error *err)
 {
+	rs_error local;
+	err = rs_err_or(err, &local);
 	rs_buf b = RS_BUF_INIT(0);
 	const char *sec = NULL;
 	size_t sec_len = 0;

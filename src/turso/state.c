@@ -845,15 +845,13 @@ static const char *skip_quoted(const char *p)
 	return p;
 }
 
-/* 1 when definition d (trimmed) declares column col: its first token, unquoted, is col. */
-static int def_declares(const char *d, size_t n, const char *col)
+char *rs_tcol_name(const char *d, size_t n)
 {
-	char *tok = NULL;
 	if (n && (*d == '"' || *d == '`' || *d == '[')) {
 		const char *e = skip_quoted(d);
 		size_t len = (size_t)(e - d);
-		if (len < 2)
-			return 0;
+		if (len < 2 || len > n)
+			return NULL;
 		sqlite3_str *s = sqlite3_str_new(NULL);
 		char q = *d == '[' ? ']' : *d;
 		for (size_t i = 1; i + 1 < len; i++) {
@@ -861,13 +859,18 @@ static int def_declares(const char *d, size_t n, const char *col)
 			if (d[i] == q && q != ']' && i + 2 < len && d[i + 1] == q)
 				i++;
 		}
-		tok = sqlite3_str_finish(s);
-	} else {
-		size_t len = 0;
-		while (len < n && d[len] != ' ' && d[len] != '\t' && d[len] != '\n' && d[len] != '\r')
-			len++;
-		tok = sqlite3_mprintf("%.*s", (int)len, d);
+		return sqlite3_str_finish(s);
 	}
+	size_t len = 0;
+	while (len < n && d[len] != ' ' && d[len] != '\t' && d[len] != '\n' && d[len] != '\r')
+		len++;
+	return sqlite3_mprintf("%.*s", (int)len, d);
+}
+
+/* 1 when definition d (trimmed) declares column col: its first token, unquoted, is col. */
+static int def_declares(const char *d, size_t n, const char *col)
+{
+	char *tok = rs_tcol_name(d, n);
 	int same = tok && sqlite3_stricmp(tok, col) == 0;
 	sqlite3_free(tok);
 	return same;

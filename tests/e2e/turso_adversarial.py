@@ -517,6 +517,21 @@ def t_add_columns():
         a_writes=["ALTER TABLE t ADD COLUMN c TEXT", "UPDATE t SET c = 'ca' WHERE id = 1"],
         b_writes=["ALTER TABLE t ADD COLUMN c TEXT", "UPDATE t SET c = 'cb' WHERE id = 2"]),
         {"t": [("'ca'", "1", "'one'"), ("'cb'", "2", "'two'")]}, official_right=None)
+    # Quoted column names holding a comma and a space: the merge looks columns up by name, never
+    # by searching a comma-joined list (which took "c, d" for two columns and added it twice).
+    check("add_same_quoted_column_on_both", dict(
+        schema=["CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)"],
+        seed=["INSERT INTO t VALUES (1, 'one')", "INSERT INTO t VALUES (2, 'two')"],
+        a_writes=['ALTER TABLE t ADD COLUMN "c, d" TEXT', "UPDATE t SET \"c, d\" = 'ca' WHERE id = 1"],
+        b_writes=['ALTER TABLE t ADD COLUMN "c, d" TEXT', "UPDATE t SET \"c, d\" = 'cb' WHERE id = 2"]),
+        {"t": [("'ca'", "1", "'one'"), ("'cb'", "2", "'two'")]}, official_right=None)
+    check("add_quoted_columns_on_both_keeps_rows", dict(
+        schema=['CREATE TABLE t(id INTEGER PRIMARY KEY, "v, w" TEXT)'],
+        seed=["INSERT INTO t VALUES (1, 'one')"],
+        a_writes=['ALTER TABLE t ADD COLUMN "a, 1" TEXT', "INSERT INTO t VALUES (2, 'from-a', 'x')"],
+        b_writes=['ALTER TABLE t ADD COLUMN "b 1" TEXT', "INSERT INTO t VALUES (3, 'from-b', 'y')"]),
+        {"t": [("NULL", "NULL", "1", "'one'"), ("'x'", "NULL", "2", "'from-a'"),
+               ("NULL", "'y'", "3", "'from-b'")]}, official_right=None)
 
 
 def t_add_column_alters_server(d, srv):

@@ -701,6 +701,11 @@ static int target_objects(rs_d1 *d, char ***views, char ***tables, rs_error *err
 					parent[i][np++] = j;
 		}
 		parent[i][np] = -1;
+		if (sqlite3_reset(st) != SQLITE_OK) {
+			rc = rs_err(err, RS_EINTERNAL, "reading the foreign keys of %s: %s", t[i], sqlite3_errmsg(mem));
+			sqlite3_finalize(st);
+			goto out;
+		}
 	}
 	sqlite3_finalize(st);
 	order_children_first(nt, parent, order);
@@ -1043,7 +1048,8 @@ static int64_t count_rows(sqlite3 *db)
 		}
 		sqlite3_free(q);
 	}
-	sqlite3_finalize(st);
+	if (sqlite3_finalize(st) != SQLITE_OK) /* only the progress figure suffers: say so */
+		rs_debug("d1: the row count for progress is incomplete", "error=\"%s\"", sqlite3_errmsg(db));
 	return total;
 }
 

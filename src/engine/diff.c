@@ -282,7 +282,8 @@ static int shape_lines(sqlite3 *db, const char *table, char ***out, int *n)
 		*out = l;
 		(*out)[(*n)++] = line;
 	}
-	sqlite3_finalize(st);
+	if (sqlite3_finalize(st) != SQLITE_OK) /* the last step failed: the list is not whole */
+		rc = SQLITE_ERROR;
 	return rc == SQLITE_OK ? 0 : -1;
 }
 
@@ -377,7 +378,8 @@ static char *index_shape(sqlite3 *db, const char *name, const char *tbl)
 	while (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
 		sqlite3_str_appendf(s, "%s %d %s,", sqlite3_column_text(st, 0), sqlite3_column_int(st, 1),
 				    sqlite3_column_text(st, 2));
-	sqlite3_finalize(st);
+	if (sqlite3_finalize(st) != SQLITE_OK && rc == SQLITE_OK)
+		rc = SQLITE_ERROR;
 	char *out = sqlite3_str_finish(s);
 	if (rc != SQLITE_OK) {
 		sqlite3_free(out);

@@ -63,6 +63,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "core/vec.h"
 #include "engine/schema.h"
 #include "turso/sync_int.h"
 
@@ -107,8 +108,10 @@ struct merger {
 	struct ti *ti;
 	int nti, cti;
 	int rows_started;
-	char **trig_name, **trig_sql, **trig_tbl;
-	int ntrig;
+	struct trig {
+		char *name, *sql, *tbl; /* sqlite3_malloc'd */
+	} *trig;
+	size_t ntrig, trig_cap;
 	int clear;                  /* prefer remote: tables emptied, FTS rebuilt at the end */
 	rs_buf key;
 	rs_turso_report *rep;
@@ -829,7 +832,8 @@ static int park_conflicts(struct merger *M, struct ti *x, int64_t self, const rs
 			else
 				sqlite3_str_appendf(set, "%s\"%w\" = NULL", n > 1 ? ", " : "", c);
 		}
-		sqlite3_finalize(ii);
+		if (sqlite3_finalize(ii) != SQLITE_OK && rc == RS_OK)
+			rc = sql_err(M, M->ldb, "cannot read a UNIQUE index", lt->name);
 		ii = NULL;
 		char *qs = sqlite3_str_finish(q), *ss = sqlite3_str_finish(set);
 		sqlite3_stmt *find = NULL;
@@ -842,12 +846,14 @@ static int park_conflicts(struct merger *M, struct ti *x, int64_t self, const rs
 				sqlite3_bind_int64(find, 1, self);
 			while (rc == RS_OK && sqlite3_step(find) == SQLITE_ROW)
 				rc = park_row(M, x, sqlite3_column_int64(find, 0), ss, parked);
-			sqlite3_finalize(find);
+			if (sqlite3_finalize(find) != SQLITE_OK && rc == RS_OK)
+				rc = sql_err(M, M->ldb, "cannot look for conflicting rows", lt->name);
 		}
 		sqlite3_free(qs);
 		sqlite3_free(ss);
 	}
-	sqlite3_finalize(il);
+	if (sqlite3_finalize(il) != SQLITE_OK && rc == RS_OK)
+		rc = sql_err(M, M->ldb, "cannot list UNIQUE indexes", lt->name);
 	return rc;
 }
 
@@ -1249,28 +1255,27 @@ static int drop_triggers(struct merger *M)
 	if (sqlite3_prepare_v2(M->ldb, "SELECT name, sql, tbl_name FROM sqlite_schema WHERE type = 'trigger'", -1, &st,
 			       NULL) != SQLITE_OK)
 		return sql_err(M, M->ldb, "cannot list triggers", NULL);
-	int rc = RS_OK;
-	while (rc == RS_OK && sqlite3_step(st) == SQLITE_ROW) {
-		char **n = realloc(M->trig_name, (size_t)(M->ntrig + 1) * sizeof *n);
-		if (n)
-			M->trig_name = n;
-		char **q = n ? realloc(M->trig_sql, (size_t)(M->ntrig + 1) * sizeof *q) : NULL;
-		if (q)
-			M->trig_sql = q;
-		char **b = q ? realloc(M->trig_tbl, (size_t)(M->ntrig + 1) * sizeof *b) : NULL;
-		if (!b) {
+	int rc = RS_OK, step;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (RS_VEC_GROW(M->trig, M->trig_cap, M->ntrig + 1) != 0) {
 			rc = rs_err(M->err, RS_ENOMEM, "out of memory");
 			break;
 		}
-		M->trig_tbl = b;
-		M->trig_name[M->ntrig] = sqlite3_mprintf("%s", sqlite3_column_text(st, 0));
-		M->trig_sql[M->ntrig] = sqlite3_mprintf("%s", sqlite3_column_text(st, 1));
-		M->trig_tbl[M->ntrig] = sqlite3_mprintf("%s", sqlite3_column_text(st, 2));
-		M->ntrig++;
+		struct trig *t = &M->trig[M->ntrig];
+		t->name = sqlite3_mprintf("%s", sqlite3_column_text(st, 0));
+		t->sql = sqlite3_mprintf("%s", sqlite3_column_text(st, 1));
+		t->tbl = sqlite3_mprintf("%s", sqlite3_column_text(st, 2));
+		M->ntrig++; /* (freed with the merger, whole or not) */
+		if (!t->name || !t->sql || !t->tbl) {
+			rc = rs_err(M->err, RS_ENOMEM, "out of memory");
+			break;
+		}
 	}
+	if (rc == RS_OK && step != SQLITE_DONE)
+		rc = sql_err(M, M->ldb, "cannot list triggers", NULL);
 	sqlite3_finalize(st);
-	for (int i = 0; rc == RS_OK && i < M->ntrig; i++) {
-		char *q = sqlite3_mprintf("DROP TRIGGER \"%w\"", M->trig_name[i]);
+	for (size_t i = 0; rc == RS_OK && i < M->ntrig; i++) {
+		char *q = sqlite3_mprintf("DROP TRIGGER \"%w\"", M->trig[i].name);
 		rc = q ? exec(M, q, NULL) : rs_err(M->err, RS_ENOMEM, "out of memory");
 		sqlite3_free(q);
 	}
@@ -1280,10 +1285,10 @@ static int drop_triggers(struct merger *M)
 static int restore_triggers(struct merger *M)
 {
 	int rc = RS_OK;
-	for (int i = 0; rc == RS_OK && i < M->ntrig; i++)
-		if (!object_exists(M->ldb, "trigger", M->trig_name[i]) &&
-		    (object_exists(M->ldb, "table", M->trig_tbl[i]) || object_exists(M->ldb, "view", M->trig_tbl[i])))
-			rc = exec(M, M->trig_sql[i], M->trig_tbl[i]);
+	for (size_t i = 0; rc == RS_OK && i < M->ntrig; i++)
+		if (!object_exists(M->ldb, "trigger", M->trig[i].name) &&
+		    (object_exists(M->ldb, "table", M->trig[i].tbl) || object_exists(M->ldb, "view", M->trig[i].tbl)))
+			rc = exec(M, M->trig[i].sql, M->trig[i].tbl);
 	return rc;
 }
 
@@ -1401,7 +1406,8 @@ static int aside_duplicates(struct merger *M, const char *index)
 			n++;
 		}
 	}
-	sqlite3_finalize(st);
+	if (sqlite3_finalize(st) != SQLITE_OK) /* the columns could not all be read */
+		n = 0;
 	char *cond = sqlite3_str_finish(eq);
 	int rc = RS_OK;
 	if (!table || !cond || !n) {
@@ -1418,7 +1424,7 @@ static int aside_duplicates(struct merger *M, const char *index)
 	if (rc == RS_OK)
 		rc = prep(M, M->rdb, &on_server, sqlite3_mprintf("SELECT 1 FROM \"%w\" WHERE rowid = ?1", table), table);
 	int64_t *cand = NULL;
-	size_t nc = 0;
+	size_t nc = 0, cap = 0;
 	while (rc == RS_OK && sqlite3_step(dup) == SQLITE_ROW) {
 		int64_t r = sqlite3_column_int64(dup, 0);
 		sqlite3_bind_int64(on_server, 1, r);
@@ -1426,13 +1432,13 @@ static int aside_duplicates(struct merger *M, const char *index)
 		sqlite3_reset(on_server);
 		if (known)
 			continue;
-		int64_t *v = realloc(cand, (nc + 1) * sizeof *v);
-		if (!v)
+		if (RS_VEC_GROW(cand, cap, nc + 1) != 0)
 			rc = rs_err(M->err, RS_ENOMEM, "out of memory");
 		else
-			(cand = v)[nc++] = r;
+			cand[nc++] = r;
 	}
-	sqlite3_finalize(dup);
+	if (sqlite3_finalize(dup) != SQLITE_OK && rc == RS_OK)
+		rc = sql_err(M, M->ldb, "cannot look for duplicates", table);
 	sqlite3_finalize(on_server);
 	if (rc == RS_OK)
 		rc = exec(M, "CREATE TABLE IF NOT EXISTS " RS_CONFLICTS_TABLE "(id INTEGER PRIMARY KEY, at TEXT, tbl TEXT, "
@@ -1627,8 +1633,12 @@ static char *first_table_with_rows(rs_turso *t, sqlite3 *db, int *failed, rs_err
 			continue;
 		sqlite3_stmt *st = NULL;
 		char *q = sqlite3_mprintf("SELECT 1 FROM \"%w\" LIMIT 1", tab->name);
-		if (q && sqlite3_prepare_v2(db, q, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-			out = sqlite3_mprintf("%s", tab->name);
+		int step = q && sqlite3_prepare_v2(db, q, -1, &st, NULL) == SQLITE_OK ? sqlite3_step(st) : SQLITE_NOMEM;
+		if (step == SQLITE_ROW && !(out = sqlite3_mprintf("%s", tab->name)))
+			*failed = rs_err(err, RS_ENOMEM, "out of memory") != RS_OK;
+		else if (step != SQLITE_ROW && step != SQLITE_DONE)
+			*failed = rs_err(err, RS_ELOCAL, "table %s: cannot read it: %s", tab->name,
+					 sqlite3_errstr(step)) != RS_OK;
 		sqlite3_finalize(st);
 		sqlite3_free(q);
 	}
@@ -1681,14 +1691,12 @@ static void merger_free(struct merger *M)
 	free(M->ti);
 	rs_tkeys_free(&M->keys);
 	rs_schema_free(M->ls);
-	for (int i = 0; i < M->ntrig; i++) {
-		sqlite3_free(M->trig_name[i]);
-		sqlite3_free(M->trig_sql[i]);
-		sqlite3_free(M->trig_tbl[i]);
+	for (size_t i = 0; i < M->ntrig; i++) {
+		sqlite3_free(M->trig[i].name);
+		sqlite3_free(M->trig[i].sql);
+		sqlite3_free(M->trig[i].tbl);
 	}
-	free(M->trig_name);
-	free(M->trig_sql);
-	free(M->trig_tbl);
+	free(M->trig);
 	rs_buf_free(&M->key);
 }
 

@@ -1028,7 +1028,8 @@ static int widen_defs(struct pusher *P, const char *name, char ***defs)
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	while (ok && sqlite3_step(st) == SQLITE_ROW)
 		ok = has_column(P->ldb, name, (const char *)sqlite3_column_text(st, 0));
-	sqlite3_finalize(st);
+	if (sqlite3_finalize(st) != SQLITE_OK) /* the server's columns could not all be read */
+		ok = 0;
 	st = NULL;
 	if (ok && sqlite3_prepare_v2(P->ldb, "SELECT name FROM pragma_table_info(?1) ORDER BY cid", -1, &st, NULL)
 			  == SQLITE_OK) {
@@ -1052,7 +1053,8 @@ static int widen_defs(struct pusher *P, const char *name, char ***defs)
 	} else {
 		ok = 0;
 	}
-	sqlite3_finalize(st);
+	if (sqlite3_finalize(st) != SQLITE_OK)
+		ok = 0;
 	sqlite3_free(sql);
 	if (!ok) {
 		for (int i = 0; i < n; i++)

@@ -517,14 +517,16 @@ def t_add_columns():
         a_writes=["ALTER TABLE t ADD COLUMN c TEXT", "UPDATE t SET c = 'ca' WHERE id = 1"],
         b_writes=["ALTER TABLE t ADD COLUMN c TEXT", "UPDATE t SET c = 'cb' WHERE id = 2"]),
         {"t": [("'ca'", "1", "'one'"), ("'cb'", "2", "'two'")]}, official_right=None)
-    # Quoted column names holding a comma and a space: the merge looks columns up by name, never
-    # by searching a comma-joined list (which took "c, d" for two columns and added it twice).
-    check("add_same_quoted_column_on_both", dict(
-        schema=["CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)"],
-        seed=["INSERT INTO t VALUES (1, 'one')", "INSERT INTO t VALUES (2, 'two')"],
-        a_writes=['ALTER TABLE t ADD COLUMN "c, d" TEXT', "UPDATE t SET \"c, d\" = 'ca' WHERE id = 1"],
-        b_writes=['ALTER TABLE t ADD COLUMN "c, d" TEXT', "UPDATE t SET \"c, d\" = 'cb' WHERE id = 2"]),
-        {"t": [("'ca'", "1", "'one'"), ("'cb'", "2", "'two'")]}, official_right=None)
+    # Quoted column names holding a space or a comma: the merge looks columns up by name, never by
+    # searching a comma-joined list (which cut "c d" at its space and added it a second time:
+    # "duplicate column name").
+    for label, col in (("space", '"c d"'), ("comma", '"c, d"'), ("brackets", '[c,d e]')):
+        check("add_same_quoted_column_on_both_" + label, dict(
+            schema=["CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)"],
+            seed=["INSERT INTO t VALUES (1, 'one')", "INSERT INTO t VALUES (2, 'two')"],
+            a_writes=["ALTER TABLE t ADD COLUMN %s TEXT" % col, "UPDATE t SET %s = 'ca' WHERE id = 1" % col],
+            b_writes=["ALTER TABLE t ADD COLUMN %s TEXT" % col, "UPDATE t SET %s = 'cb' WHERE id = 2" % col]),
+            {"t": [("'ca'", "1", "'one'"), ("'cb'", "2", "'two'")]}, official_right=None)
     check("add_quoted_columns_on_both_keeps_rows", dict(
         schema=['CREATE TABLE t(id INTEGER PRIMARY KEY, "v, w" TEXT)'],
         seed=["INSERT INTO t VALUES (1, 'one')"],

@@ -1,15 +1,20 @@
 /*
- * vec.h: growing an array without a realloc per element.
+ * vec.h: appending to an array without a realloc per element.
  *
  *     struct item *v = NULL;
- *     size_t n = 0, cap = 0;
- *     if (RS_VEC_GROW(v, cap, n + 1) != 0)
+ *     int n = 0;
+ *     ...
+ *     if (RS_VEC_ROOM(v, n) != 0)
  *             return rs_err(err, RS_ENOMEM, "out of memory");
  *     v[n++] = item;
  *
- * The capacity doubles (from 8), so appending n elements costs O(n) copies
- * and O(log n) reallocs.  On failure the array and cap are unchanged (still
- * owned by the caller, still to be freed by it).  The array is free()d.
+ * The capacity is not stored: it follows from the count, 8 below 8 and
+ * else the power of two at or above it, so the array is reallocated only
+ * when n is 0 or reaches 8, 16, 32, ...  (O(log n) reallocs for n appends),
+ * and arrays that share one count (parallel arrays) need nothing more.
+ * The rule: the array is NULL or was grown only by RS_VEC_ROOM, and holds
+ * n elements.  On failure the array is unchanged (the caller still owns and
+ * frees it).  The memory is realloc()'s: free() it.
  */
 #ifndef RS_CORE_VEC_H
 #define RS_CORE_VEC_H
@@ -17,26 +22,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Make *(void **)pp hold at least `need` elements of `size` bytes.  0, or -1 when out of memory. */
-static inline int rs_vec_grow(void *pp, size_t *cap, size_t need, size_t size)
+/* Make room for element n in *(void **)pp, an array of n elements of `size` bytes.  0 or -1. */
+static inline int rs_vec_room(void *pp, size_t n, size_t size)
 {
-	if (need <= *cap)
-		return 0;
-	size_t n = *cap ? *cap : 8;
-	while (n < need) {
-		if (n > SIZE_MAX / 2 / size)
-			return -1;
-		n *= 2;
-	}
+	if (n != 0 && (n < 8 || (n & (n - 1)) != 0))
+		return 0; /* below its capacity */
+	size_t cap = n < 8 ? 8 : n * 2;
+	if (cap > SIZE_MAX / size)
+		return -1;
 	void *old, *p;
 	memcpy(&old, pp, sizeof old);
-	if (!(p = realloc(old, n * size)))
+	if (!(p = realloc(old, cap * size)))
 		return -1;
 	memcpy(pp, &p, sizeof p);
-	*cap = n;
 	return 0;
 }
 
-/* arr: an lvalue pointer to the elements; cap: an lvalue size_t. */
-#define RS_VEC_GROW(arr, cap, need) rs_vec_grow(&(arr), &(cap), (size_t)(need), sizeof *(arr))
+/* arr: an lvalue pointer to the elements; n: how many it holds. */
+#define RS_VEC_ROOM(arr, n) rs_vec_room(&(arr), (size_t)(n), sizeof *(arr))
 #endif

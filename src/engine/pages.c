@@ -307,11 +307,9 @@ static void side_free(struct side *S)
 
 static int add_tree(struct side *S, const char *name, const char *owner, int type, int wr, uint32_t root)
 {
-	struct tree *t = realloc(S->tree, (size_t)(S->ntree + 1) * sizeof *t);
-	if (!t)
+	if (RS_VEC_ROOM(S->tree, S->ntree) != 0)
 		return -1;
-	S->tree = t;
-	t = &S->tree[S->ntree];
+	struct tree *t = &S->tree[S->ntree];
 	memset(t, 0, sizeof *t);
 	t->name = strdup(name);
 	t->owner = strdup(owner);
@@ -368,9 +366,8 @@ static int load_trees(struct side *S)
 	if (sqlite3_prepare_v2(S->db, "SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'virtual'",
 			       -1, &st, NULL) != SQLITE_OK)
 		return -1;
-	size_t vcap = 0;
 	while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
-		if (RS_VEC_GROW(vt, vcap, nvt + 1) != 0 || !(vt[nvt] = strdup((const char *)sqlite3_column_text(st, 0))))
+		if (RS_VEC_ROOM(vt, nvt) != 0 || !(vt[nvt] = strdup((const char *)sqlite3_column_text(st, 0))))
 			rc = -1;
 		else
 			nvt++;
@@ -790,11 +787,9 @@ static rs_rowset *rowset(rs_pagediff *pd, const char *table)
 	for (int i = 0; i < pd->nset; i++)
 		if (strcasecmp(pd->set[i].table, table) == 0)
 			return &pd->set[i];
-	rs_rowset *s = realloc(pd->set, (size_t)(pd->nset + 1) * sizeof *s);
-	if (!s)
+	if (RS_VEC_ROOM(pd->set, pd->nset) != 0)
 		return NULL;
-	pd->set = s;
-	s = &pd->set[pd->nset];
+	rs_rowset *s = &pd->set[pd->nset];
 	memset(s, 0, sizeof *s);
 	if (!(s->table = strdup(table)))
 		return NULL;

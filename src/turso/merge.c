@@ -111,7 +111,7 @@ struct merger {
 	struct trig {
 		char *name, *sql, *tbl; /* sqlite3_malloc'd */
 	} *trig;
-	size_t ntrig, trig_cap;
+	size_t ntrig;
 	int clear;                  /* prefer remote: tables emptied, FTS rebuilt at the end */
 	rs_buf key;
 	rs_turso_report *rep;
@@ -1257,7 +1257,7 @@ static int drop_triggers(struct merger *M)
 		return sql_err(M, M->ldb, "cannot list triggers", NULL);
 	int rc = RS_OK, step;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		if (RS_VEC_GROW(M->trig, M->trig_cap, M->ntrig + 1) != 0) {
+		if (RS_VEC_ROOM(M->trig, M->ntrig) != 0) {
 			rc = rs_err(M->err, RS_ENOMEM, "out of memory");
 			break;
 		}
@@ -1424,7 +1424,7 @@ static int aside_duplicates(struct merger *M, const char *index)
 	if (rc == RS_OK)
 		rc = prep(M, M->rdb, &on_server, sqlite3_mprintf("SELECT 1 FROM \"%w\" WHERE rowid = ?1", table), table);
 	int64_t *cand = NULL;
-	size_t nc = 0, cap = 0;
+	size_t nc = 0;
 	while (rc == RS_OK && sqlite3_step(dup) == SQLITE_ROW) {
 		int64_t r = sqlite3_column_int64(dup, 0);
 		sqlite3_bind_int64(on_server, 1, r);
@@ -1432,7 +1432,7 @@ static int aside_duplicates(struct merger *M, const char *index)
 		sqlite3_reset(on_server);
 		if (known)
 			continue;
-		if (RS_VEC_GROW(cand, cap, nc + 1) != 0)
+		if (RS_VEC_ROOM(cand, nc) != 0)
 			rc = rs_err(M->err, RS_ENOMEM, "out of memory");
 		else
 			cand[nc++] = r;

@@ -54,6 +54,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "core/vec.h"
 #include "emit/sql.h"
 #include "engine/schema.h"
 #include "turso/pipeline.h"
@@ -394,15 +395,9 @@ static int refuse_row(struct pusher *P, unsigned char *key, size_t klen, int64_t
 	struct refused *r = P->refused;
 	if (!r || r->n >= RS_TURSO_MAX_REFUSED)
 		return err->code; /* too many: the push fails as it is */
-	unsigned char **k = realloc(r->key, (size_t)(r->n + 1) * sizeof *k);
-	if (k)
-		r->key = k;
-	size_t *l = k ? realloc(r->klen, (size_t)(r->n + 1) * sizeof *l) : NULL;
-	unsigned char *copy = l ? malloc(klen ? klen : 1) : NULL;
-	if (l)
-		r->klen = l;
-	if (!copy)
-		return err->code;
+	unsigned char *copy = NULL;
+	if (RS_VEC_ROOM(r->key, r->n) != 0 || RS_VEC_ROOM(r->klen, r->n) != 0 || !(copy = malloc(klen ? klen : 1)))
+		return err->code; /* (no room to remember it: the push fails as it is) */
 	memcpy(copy, key, klen);
 	r->key[r->n] = copy;
 	r->klen[r->n++] = klen;
@@ -1012,7 +1007,7 @@ static int has_column(sqlite3 *db, const char *table, const char *col)
  * definitions, when the server's table can be widened to ours: every column
  * of the replica's table is ours too and each of ours it lacks can be
  * added.  Returns the count (0: nothing to add), -1 when it cannot be
- * widened, -2 out of memory; *defs (sqlite3_free each and the array).
+ * widened, -2 out of memory; *defs (sqlite3_free each, free the array).
  */
 static int widen_defs(struct pusher *P, const char *name, char ***defs)
 {
@@ -1039,16 +1034,12 @@ static int widen_defs(struct pusher *P, const char *name, char ***defs)
 			if (!col || has_column(P->rdb, name, col))
 				continue;
 			char *def = rs_tcol_def(sql, col);
-			char **v = def ? sqlite3_realloc(*defs, (int)sizeof *v * (n + 1)) : NULL;
-			if (!def || !v || strcasestr(def, "primary key") || strcasestr(def, "unique")) {
+			if (!def || RS_VEC_ROOM(*defs, n) != 0 || strcasestr(def, "primary key") || strcasestr(def, "unique")) {
 				sqlite3_free(def);
-				if (v)
-					*defs = v;
 				ok = 0;
 				break;
 			}
-			*defs = v;
-			v[n++] = def;
+			(*defs)[n++] = def;
 		}
 	} else {
 		ok = 0;
@@ -1059,7 +1050,7 @@ static int widen_defs(struct pusher *P, const char *name, char ***defs)
 	if (!ok) {
 		for (int i = 0; i < n; i++)
 			sqlite3_free((*defs)[i]);
-		sqlite3_free(*defs);
+		free(*defs);
 		*defs = NULL;
 		return -1;
 	}
@@ -1105,10 +1096,7 @@ static int push_schema(struct pusher *P, const rs_change *ch, rs_error *err)
 		if (n == -2)
 			return rs_err(err, RS_ENOMEM, "out of memory");
 		if (n >= 0) {
-			char **w = realloc(P->widen, (size_t)(P->nwiden + 1) * sizeof *w);
-			char *name = w ? strdup(ch->obj_name) : NULL;
-			if (w)
-				P->widen = w;
+			char *name = RS_VEC_ROOM(P->widen, P->nwiden) == 0 ? strdup(ch->obj_name) : NULL;
 			int rc = name ? RS_OK : rs_err(err, RS_ENOMEM, "out of memory");
 			if (name)
 				P->widen[P->nwiden++] = name;
@@ -1122,7 +1110,7 @@ static int push_schema(struct pusher *P, const rs_change *ch, rs_error *err)
 			}
 			for (int i = 0; i < n; i++)
 				sqlite3_free(defs[i]);
-			sqlite3_free(defs);
+			free(defs);
 			rs_info("turso push: table changed here by more than an appended column; widening the "
 				"server's instead of rebuilding it", "table=%s added=%d", ch->obj_name, n);
 			return rc;

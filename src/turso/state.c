@@ -15,6 +15,7 @@
 
 #include "core/err.h"
 #include "core/util.h"
+#include "core/vec.h"
 #include "engine/schema.h"
 #include "turso/state.h"
 
@@ -662,13 +663,7 @@ int rs_tkey_load(rs_tkey *k, sqlite3 *db, const rs_table *t, rs_error *err)
 		for (int i = 0; name && i < t->ncol; i++)
 			if (strcmp(t->col[i], name) == 0)
 				col = i;
-		int *p = realloc(k->pk, (size_t)(k->npk + 1) * sizeof *p);
-		if (p)
-			k->pk = p;
-		int *c = p ? realloc(k->coll, (size_t)(k->npk + 1) * sizeof *c) : NULL;
-		if (c)
-			k->coll = c;
-		if (!p || !c)
+		if (RS_VEC_ROOM(k->pk, k->npk) != 0 || RS_VEC_ROOM(k->coll, k->npk) != 0)
 			out = rs_err(err, RS_ENOMEM, "out of memory");
 		else if (col < 0)
 			out = rs_err(err, RS_EUNSUPPORTED, "table %s: primary key column %s is not a stored column",

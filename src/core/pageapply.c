@@ -57,7 +57,7 @@ static int hook_stops(rs_pageapply *a, int step, rs_error *err)
 	if (!a->hook || !a->hook(step))
 		return 0;
 	a->stopped = 1;
-	rs_err(err, RS_EINTERNAL, "%s: simulated crash after step %d (test hook)", a->target, step);
+	rs_err(err, RS_EINTERNAL, "%s: simulated crash during apply, after step %d (test hook)", a->target, step);
 	return 1;
 }
 
@@ -110,9 +110,12 @@ static int write_journal(rs_pageapply *a, const rs_pageapply_opts *o, int64_t *b
 		rc = rs_err(err, RS_ELOCAL, "%s: cannot read random bytes for the journal", a->journal);
 		goto out;
 	}
-	if ((unlink(a->journal) != 0 && errno != ENOENT) ||
-	    (jfd = open(a->journal, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0) {
-		rc = sys_err(err, a->journal, "cannot create");
+	/* Never over a journal already there: it may be the only copy of pages a crash left half-written. */
+	if ((jfd = open(a->journal, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0) {
+		rc = errno == EEXIST ? rs_err(err, RS_ELOCAL, "%s: a journal of an interrupted page write is still "
+						      "there; it is rolled back before %s is written again",
+					      a->journal, a->target)
+				     : sys_err(err, a->journal, "cannot create");
 		goto out;
 	}
 	/* Every existing page to be overwritten, then every page a shrink cuts off. */

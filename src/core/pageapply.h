@@ -82,7 +82,8 @@ typedef struct rs_pageapply rs_pageapply;
 /*
  * Step 1: write and fsync the journal.  *out: the apply in progress (free it
  * with rs_pageapply_commit or rs_pageapply_abort).  *journal_bytes (may be
- * NULL): the journal's size.  RS_OK, RS_ELOCAL (naming the file), RS_ENOMEM.
+ * NULL): the journal's size.  RS_OK, RS_ELOCAL (naming the file; also when
+ * a journal is already there: rs_pageapply_recover() it first), RS_ENOMEM.
  */
 int rs_pageapply_begin(rs_pageapply **out, const rs_pageapply_opts *o, int64_t *journal_bytes,
 		       rs_error *err);

@@ -224,6 +224,15 @@ TEST(failed_step_rolls_back_now)
 	CHECK_MSG(strstr(e.message, target) != NULL, "%s", e.message);
 	rs_pageapply_abort(a);
 	CHECK(!exists(journal) && file_is(target, sc->old_n, old));
+	/* A journal already there (a rollback that failed) is never overwritten. */
+	CHECK_EQ_INT(rs_write_file_atomic(journal, "keep me", 7, 0600, &e), RS_OK);
+	CHECK_EQ_INT(rs_pageapply_begin(&a, &o, NULL, &e), RS_ELOCAL);
+	CHECK_MSG(strstr(e.message, journal) && strstr(e.message, "still there"), "%s", e.message);
+	char *kept = NULL;
+	CHECK_EQ_INT(rs_read_file(journal, &kept, NULL, &e), RS_OK);
+	CHECK_EQ_STR(kept, "keep me");
+	free(kept);
+	CHECK_EQ_INT(unlink(journal), 0);
 	/* A target that is not whole pages is refused before anything is written. */
 	CHECK_EQ_INT(truncate(target, 100), 0);
 	CHECK_EQ_INT(rs_pageapply_begin(&a, &o, NULL, &e), RS_ELOCAL);

@@ -30,6 +30,7 @@
 #include "core/log.h"
 #include "core/secret.h"
 #include "core/util.h"
+#include "core/vec.h"
 #include "d1/wrangler.h"
 
 /* d1.c hands the setting to the wrangler runner as is. */
@@ -723,16 +724,13 @@ void rs_config_free(rs_config *c)
 /* Remember that file `name` was read (c->source is the last one). */
 static int note_file(rs_config *c, const char *name, rs_error *err)
 {
-	char **f = realloc(c->meta->files, (c->meta->nfiles + 1) * sizeof *f);
-	if (f)
-		c->meta->files = f;
 	char *copy = strdup(name), *copy2 = strdup(name);
-	if (!f || !copy || !copy2) {
+	if (RS_VEC_ROOM(c->meta->files, c->meta->nfiles) != 0 || !copy || !copy2) {
 		free(copy);
 		free(copy2);
 		return rs_err(err, RS_ENOMEM, "out of memory");
 	}
-	f[c->meta->nfiles++] = copy;
+	c->meta->files[c->meta->nfiles++] = copy;
 	free(c->source);
 	c->source = copy2;
 	return RS_OK;
@@ -837,6 +835,8 @@ int rs_config_from_text(rs_config **out, const char *name, const char *text, siz
 
 int rs_config_load(rs_config **out, const char *path, rs_error *err)
 {
+	rs_error local;
+	err = rs_err_or(err, &local);
 	struct rs_config_file f = {path, 0, NULL, 0};
 	return rs_config_load_layers(out, &f, path ? 1 : 0, 1, NULL, 0, err);
 }
@@ -911,6 +911,8 @@ static void print_key(rs_buf *b, const rs_config *cc, int ki)
 
 int rs_config_print(const rs_config *c, FILE *f, rs_error *err)
 {
+	rs_error local;
+	err = rs_err_or(err, &local);
 	rs_buf b = RS_BUF_INIT(0);
 	const char *sec = NULL;
 	size_t sec_len = 0;

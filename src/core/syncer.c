@@ -63,9 +63,8 @@ static int lock_database(rs_syncer *s, const rs_config *cfg, rs_error *err)
 
 int rs_syncer_open(rs_syncer **out, const rs_config *cfg, rs_error *err)
 {
-	rs_error local = {0};
-	if (!err)
-		err = &local;
+	rs_error local;
+	err = rs_err_or(err, &local);
 	if (cfg->mode == RS_MODE_NONE)
 		return rs_err(err, RS_ECONFIG, "database.sync.mode is none: nothing to sync");
 	rs_syncer *s = calloc(1, sizeof *s);
@@ -122,9 +121,8 @@ const char *rs_syncer_state_path(const rs_syncer *s)
 
 int rs_syncer_startup(rs_syncer *s, rs_error *err)
 {
-	rs_error local = {0};
-	if (!err)
-		err = &local;
+	rs_error local;
+	err = rs_err_or(err, &local);
 	if (s->turso) {
 		rs_turso_set_metrics(s->turso, s->metrics);
 		return rs_turso_startup(s->turso, &s->startup, err);
@@ -138,9 +136,8 @@ int rs_syncer_startup(rs_syncer *s, rs_error *err)
 
 int rs_syncer_cycle(rs_syncer *s, rs_sync_result *res, rs_error *err)
 {
-	rs_error local = {0};
-	if (!err)
-		err = &local;
+	rs_error local;
+	err = rs_err_or(err, &local);
 	if (s->turso) {
 		rs_turso_report rep;
 		rs_turso_set_metrics(s->turso, s->metrics);

@@ -41,6 +41,8 @@ static int run(sqlite3 *old_db, sqlite3 *new_db, int preamble, const rs_pagediff
 
 int rs_diff_ex(const char *old_path, const char *new_path, int format, int flags, FILE *out, rs_error *err)
 {
+	rs_error local;
+	err = rs_err_or(err, &local);
 	sqlite3 *o = NULL, *n = NULL;
 	rs_image *oi = NULL, *ni = NULL;
 	rs_pagediff *pd = NULL;
@@ -81,6 +83,8 @@ int rs_diff(const char *old_path, const char *new_path, int format, FILE *out, r
 
 int rs_dump(const char *path, int format, FILE *out, rs_error *err)
 {
+	rs_error local;
+	err = rs_err_or(err, &local);
 	sqlite3 *db = NULL;
 	int rc = rs_engine_open(path, &db, err);
 	if (rc == RS_OK)

@@ -149,7 +149,12 @@ static void log_left_out_indexes(rs_turso *t, sqlite3 *ldb)
 			if (out && name)
 				sqlite3_str_appendf(s, "%s%s (on %s)", sqlite3_str_length(s) ? ", " : "", name, tbl);
 		}
-	sqlite3_finalize(st);
+	if (sqlite3_finalize(st) != SQLITE_OK) {
+		rs_warn("turso: cannot list the indexes left out with excluded tables", "error=\"%s\"",
+			sqlite3_errmsg(ldb));
+		sqlite3_free(sqlite3_str_finish(s));
+		return;
+	}
 	char *now = sqlite3_str_finish(s);
 	if (now && (!t->left_idx || strcmp(now, t->left_idx) != 0)) {
 		if (*now)

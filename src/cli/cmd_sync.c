@@ -29,7 +29,7 @@
 #include "core/util.h"
 #include "d1/d1.h"
 #include "daemon/httpd.h"
-#include "daemon/metrics.h"
+#include "obs/metrics.h"
 #include "turso/sync.h"
 
 static const char *const status_names[] = {"success", "skipped", "duplicate", "error"};

@@ -17,7 +17,7 @@
 #include "core/util.h"
 #include "d1/d1.h"
 #include "core/migrate.h"
-#include "daemon/lock.h"
+#include "core/lock.h"
 #include "turso/sync.h"
 
 struct rs_syncer {

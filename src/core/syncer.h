@@ -3,7 +3,7 @@
 #define RS_CORE_SYNCER_H
 #include <signal.h>
 
-#include "daemon/metrics.h"
+#include "obs/metrics.h"
 #include "resortsync.h"
 
 /* Record into m (may be NULL) from now on. */

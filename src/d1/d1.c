@@ -82,7 +82,7 @@
 #include "d1/d1.h"
 #include "d1/pagefile.h"
 #include "d1/wrangler.h"
-#include "daemon/lock.h"
+#include "core/lock.h"
 #include "emit/key.h"
 #include "emit/sql.h"
 #include "engine/engine.h"

@@ -41,7 +41,7 @@
 #include "core/log.h"
 #include "core/migrate.h"
 #include "core/util.h"
-#include "daemon/lock.h"
+#include "core/lock.h"
 #include "engine/schema.h"
 #include "turso/objects.h"
 #include "turso/pipeline.h"

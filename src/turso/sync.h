@@ -28,7 +28,7 @@
 #include <stdio.h>
 
 #include "resortsync.h"
-#include "daemon/metrics.h"
+#include "obs/metrics.h"
 
 typedef struct rs_turso rs_turso;
 

@@ -1294,8 +1294,8 @@ static int send_changes(rs_d1 *d, rs_d1_report *rep, rs_error *err)
 		}
 		read_chain(old, p.base);
 		/* An empty file where tables were: most likely an accident, not a change to replicate. */
-		int64_t then = rs_schema_count(old, 0);
-		if (rs_schema_count(live, 0) == 0 && then > 0) {
+		int64_t then = rs_schema_count(old, NULL);
+		if (rs_schema_count(live, NULL) == 0 && then > 0) {
 			rc = rs_err(err, RS_ELOCAL, "%s: the database holds no schema objects where %lld were synced"
 				    " (truncated or replaced?): refusing to delete them on D1; nothing was sent",
 				    d->cfg->db_path, (long long)then);
@@ -1738,7 +1738,7 @@ void rs_d1_free(rs_d1 *d)
 /* The snapshot path cfg configures (malloc'd), or NULL. */
 static char *snapshot_of(const rs_config *cfg)
 {
-	return cfg->d1_snapshot_path ? strdup(cfg->d1_snapshot_path) : rs_path_beside(cfg->db_path, ".d1-sync-snapshot.db");
+	return rs_config_d1_snapshot(cfg);
 }
 
 int rs_d1_note_verify(const rs_config *cfg, int differ, rs_error *err)

@@ -631,7 +631,9 @@ static int check_database(rs_turso *t, rs_error *err)
 	if (rc == RS_OK)
 		rc = rs_turso_open_ro(rs_replica_path(t->replica), &rdb, err);
 	if (rc == RS_OK) {
-		int64_t here = rs_schema_count(ldb, 1), there = rs_schema_count(rdb, 1);
+		/* Objects of data: the sync's own bookkeeping tables do not count. */
+		static const char *const ours[] = {"turso_sync_", "_resort_sync_", NULL};
+		int64_t here = rs_schema_count(ldb, ours), there = rs_schema_count(rdb, ours);
 		if (here == 0 && there > 0)
 			rc = rs_err(err, RS_ELOCAL,
 				    "%s: the database holds no tables where the replica %s holds %lld schema objects"

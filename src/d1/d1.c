@@ -9,6 +9,8 @@
  *   S.pending.sql.new  the payload while it is being written
  *   S.next             a full load's new snapshot, until D1 accepted it
  *                      (kept while that full load is pending)
+ *   S.pages            a diff's pages for the snapshot, staged with the
+ *                      payload (S.pages.new while written)
  *   S.status.json      what the last cycle did
  *
  * The invariant: D1 holds the snapshot's state, or the snapshot's state
@@ -36,12 +38,18 @@
  *      Any other failure: the pending file stays for step 1 next time.
  *
  * The snapshot advances in one of two ways, both atomic:
- *   - after a diff: the same payload D1 ran is applied to the snapshot in
- *     one SQLite transaction (its rollback journal makes a crash harmless),
- *     so the bytes written follow the size of the change, not of the
- *     database; should that fail for lack of space or an I/O error, the
- *     payload stays pending and is retried; any other failure removes the
- *     snapshot and the next cycle is a full load (which resets D1's tables);
+ *   - after a diff: by pages (pagefile.h).  While the read transaction
+ *     lasts, the live pages that differ from the snapshot's are staged in
+ *     S.pages (digest-checked); once D1 has the payload they are applied
+ *     to the snapshot behind a rollback journal in SQLite's own format (a
+ *     crash leaves a hot journal: the old state, never a mix), so the
+ *     snapshot stays page-identical to the state it records and only
+ *     changed pages are written.  Only without a page image (e.g. the page
+ *     sizes differ) is the payload itself replayed into the snapshot in one
+ *     SQLite transaction instead.  Should the advance fail for lack of
+ *     space or an I/O error, the payload stays pending and is retried; any
+ *     other failure removes the snapshot and the next cycle is a full load
+ *     (which resets D1's tables);
  *   - after a full load: a copy of the live view the payload was built from
  *     (backup API, same read transaction), written to S.next before the
  *     remote call, fsynced, and renamed over the snapshot once D1 accepted

@@ -158,20 +158,10 @@ static double json_time(json_t *o, const char *key)
 static int d1_status(const void *opts, int remote, rs_status *st, rs_error *err)
 {
 	const rs_d1_options *o = opts;
-	st->state_label = "snapshot";
-	st->state_missing = "none yet: the next sync is a full load";
-	st->remote_label = "target";
-	st->state_exists = access(o->snapshot, F_OK) == 0;
-	char *path = rs_path_beside(o->snapshot, ".status.json");
-	if (!path || rs_opt_str(&st->state_path, o->snapshot) || rs_opt_str(&st->remote, o->database ? o->database : "?")) {
-		free(path);
-		return rs_err(err, RS_ENOMEM, "out of memory");
-	}
-	json_t *j = json_load_file(path, 0, NULL);
-	free(path);
-	int rc = RS_OK;
+	json_t *j = NULL;
+	int rc = rs_status_begin(st, "snapshot", o->snapshot, "none yet: the next sync is a full load", "target",
+				 o->database, &j, err);
 	if (j) {
-		st->ran = 1;
 		st->last_attempt = json_time(j, "last_attempt_unix");
 		st->last_success = json_time(j, "last_success_unix");
 		st->last_error = json_time(j, "last_error_unix");

@@ -4,7 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+#include <unistd.h>
+
 #include "core/err.h"
+#include "core/util.h"
 #include "strategy/strategy.h"
 
 int rs_status_add(rs_status *st, const char *label, double when, rs_error *err, const char *fmt, ...)
@@ -80,4 +84,23 @@ void rs_opt_list_free(char **list)
 	for (size_t i = 0; list && list[i]; i++)
 		free(list[i]);
 	free(list);
+}
+
+int rs_status_begin(rs_status *st, const char *state_label, const char *state_path, const char *missing,
+		    const char *remote_label, const char *remote, json_t **file, rs_error *err)
+{
+	*file = NULL;
+	st->state_label = state_label;
+	st->state_missing = missing;
+	st->remote_label = remote_label;
+	st->state_exists = access(state_path, F_OK) == 0;
+	char *path = rs_path_beside(state_path, ".status.json");
+	if (!path || rs_opt_str(&st->state_path, state_path) || rs_opt_str(&st->remote, remote ? remote : "?")) {
+		free(path);
+		return rs_err(err, RS_ENOMEM, "out of memory");
+	}
+	*file = json_load_file(path, 0, NULL);
+	st->ran = *file != NULL;
+	free(path);
+	return RS_OK;
 }

@@ -92,6 +92,14 @@ typedef struct rs_status {
 int rs_status_add(rs_status *st, const char *label, double when, rs_error *err, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
 void rs_status_free(rs_status *st);
+/*
+ * Start a status: the state file (whether it exists), the remote, and the
+ * target's status file `<state>.status.json` read into *file (NULL when no
+ * sync has run yet; json_decref() it).  The labels are static.
+ */
+struct json_t;
+int rs_status_begin(rs_status *st, const char *state_label, const char *state_path, const char *missing,
+		    const char *remote_label, const char *remote, struct json_t **file, rs_error *err);
 /* What `status_fn` (a target's printer of its remote's answer) prints, into *text (malloc'd). */
 int rs_status_capture(char **text, int (*status_fn)(const rs_config *cfg, FILE *out, rs_error *err),
 		      const rs_config *cfg, rs_error *err);

@@ -230,20 +230,10 @@ static int status_items(json_t *j, rs_status *st, rs_error *err)
 static int turso_status(const void *opts, int remote, rs_status *st, rs_error *err)
 {
 	const turso_options *o = opts;
-	st->state_label = "replica";
-	st->state_missing = "none yet: the next sync bootstraps it";
-	st->remote_label = "server";
-	st->state_exists = access(o->replica, F_OK) == 0;
-	char *path = rs_path_beside(o->replica, ".status.json");
-	if (!path || rs_opt_str(&st->state_path, o->replica) || rs_opt_str(&st->remote, o->url ? o->url : "?")) {
-		free(path);
-		return rs_err(err, RS_ENOMEM, "out of memory");
-	}
-	json_t *j = json_load_file(path, 0, NULL);
-	free(path);
-	int rc = RS_OK;
+	json_t *j = NULL;
+	int rc = rs_status_begin(st, "replica", o->replica, "none yet: the next sync bootstraps it", "server",
+				 o->url, &j, err);
 	if (j) {
-		st->ran = 1;
 		json_t *at = json_object_get(j, "last_cycle_unix");
 		st->last_attempt = json_is_number(at) ? json_number_value(at) : 0;
 		if (rs_opt_str(&st->last_status, str_or(j, "last_status", "?")) ||

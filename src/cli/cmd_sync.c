@@ -44,8 +44,12 @@ static void log_cycle(const rs_sync_result *r, int rc, const rs_error *err)
 			     rs_log_quote(q, sizeof q, err->message), r->seconds * 1000);
 }
 
-static volatile sig_atomic_t g_stop, g_hup;
-static volatile sig_atomic_t g_cancel;
+/*
+ * What the signal handlers set, each a volatile sig_atomic_t (the only
+ * type a handler may write); g_cancel is handed to the target by pointer as
+ * that same type, never cast: stop, reload, cancel the running cycle.
+ */
+static volatile sig_atomic_t g_stop, g_hup, g_cancel;
 
 /* One-shot sync: a signal stops the cycle at the next safe point (wrangler is stopped, the temporary file removed). */
 static void on_signal_once(int sig)

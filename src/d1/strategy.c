@@ -154,6 +154,30 @@ static double json_time(json_t *o, const char *key)
 	return json_is_number(v) ? json_number_value(v) : 0;
 }
 
+/* The status file's facts as items: the last payload, and what needs a person (tables left out, a refusal). */
+static int status_items(json_t *j, rs_status *st, rs_error *err)
+{
+	const char *key = json_string_value(json_object_get(j, "last_key"));
+	const char *unsupported = json_string_value(json_object_get(j, "unsupported"));
+	json_t *refused = json_object_get(j, "refused");
+	int rc = RS_OK;
+	if (key)
+		rc = rs_status_add(st, "last payload", 0, err, "%s (%lld rows, %lld bytes)", key,
+				   (long long)json_integer_value(json_object_get(j, "last_rows")),
+				   (long long)json_integer_value(json_object_get(j, "last_bytes")));
+	if (rc == RS_OK && unsupported)
+		rc = rs_status_add(st, "tables left out", 0, err, "%s", unsupported);
+	if (rc == RS_OK && json_is_object(refused)) {
+		long long strikes = (long long)json_integer_value(json_object_get(refused, "strikes"));
+		const char *reason = json_string_value(json_object_get(refused, "reason"));
+		rc = rs_status_add(st, "refused by D1", 0, err, "%s (%lld time%s; the next sync %s)", reason ? reason : "?",
+				   strikes, strikes == 1 ? "" : "s",
+				   json_is_true(json_object_get(refused, "next_is_full_load")) ? "is a full load"
+											  : "builds the diff again");
+	}
+	return rc;
+}
+
 /* <snapshot>.status.json (written by d1.c after every cycle) into the status shape. */
 static int d1_status(const void *opts, int remote, rs_status *st, rs_error *err)
 {
@@ -168,11 +192,8 @@ static int d1_status(const void *opts, int remote, rs_status *st, rs_error *err)
 		if (json_str(&st->last_status, j, "last_status") || json_str(&st->last_mode, j, "last_mode") ||
 		    json_str(&st->last_error_message, j, "last_error"))
 			rc = rs_err(err, RS_ENOMEM, "out of memory");
-		const char *key = json_string_value(json_object_get(j, "last_key"));
-		if (rc == RS_OK && key)
-			rc = rs_status_add(st, "last payload", 0, err, "%s (%lld rows, %lld bytes)", key,
-					   (long long)json_integer_value(json_object_get(j, "last_rows")),
-					   (long long)json_integer_value(json_object_get(j, "last_bytes")));
+		if (rc == RS_OK)
+			rc = status_items(j, st, err);
 		json_decref(j);
 	}
 	if (rc == RS_OK && remote)

@@ -117,7 +117,9 @@ TEST(d1_status_reads_its_status_file)
 	CHECK(f != NULL);
 	if (f) {
 		fputs("{\"backend\": \"d1\", \"last_status\": \"error\", \"last_mode\": \"diff\", \"last_attempt_unix\": 5,"
-		      " \"last_error_unix\": 5, \"last_error\": \"wrangler said no\"}", f);
+		      " \"last_error_unix\": 5, \"last_error\": \"wrangler said no\", \"unsupported\": \"table \\\"wide\\\" has"
+		      " 101 columns\", \"refused\": {\"reason\": \"no such table: t\", \"strikes\": 2,"
+		      " \"next_is_full_load\": true}}", f);
 		fclose(f);
 	}
 	CHECK_EQ_INT(d1->status(opts, 0, &st, &err), RS_OK);
@@ -125,7 +127,12 @@ TEST(d1_status_reads_its_status_file)
 	CHECK_EQ_STR(st.last_status, "error");
 	CHECK_EQ_STR(st.last_mode, "diff");
 	CHECK_EQ_STR(st.last_error_message, "wrangler said no");
-	CHECK_EQ_INT(st.nitems, 0);
+	/* what needs a person: the tables left out, D1's refusal and what follows it */
+	CHECK_EQ_INT(st.nitems, 2);
+	CHECK_EQ_STR(st.item[0].label, "tables left out");
+	CHECK_EQ_STR(st.item[0].text, "table \"wide\" has 101 columns");
+	CHECK_EQ_STR(st.item[1].label, "refused by D1");
+	CHECK_EQ_STR(st.item[1].text, "no such table: t (2 times; the next sync is a full load)");
 	rs_status_free(&st);
 	unlink(path);
 	d1->options_free(opts);

@@ -31,12 +31,6 @@
 #include "core/secret.h"
 #include "core/util.h"
 #include "core/vec.h"
-#include "d1/wrangler.h"
-
-/* d1.c hands the setting to the wrangler runner as is. */
-_Static_assert((int)RS_WPRIO_IDLE == (int)RS_WRANGLER_PRIO_IDLE && (int)RS_WPRIO_LOW == (int)RS_WRANGLER_PRIO_LOW &&
-		       (int)RS_WPRIO_NORMAL == (int)RS_WRANGLER_PRIO_NORMAL,
-	       "wrangler_priority values");
 
 /* Value kinds of keys[]. */
 enum {
@@ -641,15 +635,30 @@ static const char *origin_of(const rs_config *c, int ki)
 }
 
 /* A derived path: the configured one, or <database path><suffix>. */
-static int derive_path(rs_config *c, int ki, const char *suffix, rs_error *err)
+/* The state files' default names, beside the database. */
+#define D1_SNAPSHOT_SUFFIX ".d1-sync-snapshot.db"
+#define TURSO_REPLICA_SUFFIX ".turso-replica.db"
+
+char *rs_config_d1_snapshot(const rs_config *cfg)
+{
+	return cfg->d1_snapshot_path ? strdup(cfg->d1_snapshot_path) : rs_path_beside(cfg->db_path, D1_SNAPSHOT_SUFFIX);
+}
+
+char *rs_config_turso_replica(const rs_config *cfg)
+{
+	return cfg->turso_replica_path ? strdup(cfg->turso_replica_path)
+				       : rs_path_beside(cfg->db_path, TURSO_REPLICA_SUFFIX);
+}
+
+/* A state path not set by any layer follows the database (set last): its default again. */
+static int derive_path(rs_config *c, int ki, char *(*path_of)(const rs_config *), rs_error *err)
 {
 	if (c->meta->origin[ki] && *str_field(c, ki))
 		return RS_OK;
-	char *p = rs_path_beside(c->db_path, suffix);
-	if (!p)
-		return rs_err(err, RS_ENOMEM, "out of memory");
 	free(*str_field(c, ki));
-	*str_field(c, ki) = p;
+	*str_field(c, ki) = NULL;
+	if (!(*str_field(c, ki) = path_of(c)))
+		return rs_err(err, RS_ENOMEM, "out of memory");
 	return RS_OK;
 }
 
@@ -679,8 +688,8 @@ int rs_config_finish(rs_config *c, rs_error *err)
 	int rc;
 	if (c->turso_token)
 		rs_secret_register(c->turso_token); /* never printed from here on */
-	if ((rc = derive_path(c, KI_TURSO_REPLICA, ".turso-replica.db", err)) != RS_OK ||
-	    (rc = derive_path(c, KI_D1_SNAPSHOT, ".d1-sync-snapshot.db", err)) != RS_OK)
+	if ((rc = derive_path(c, KI_TURSO_REPLICA, rs_config_turso_replica, err)) != RS_OK ||
+	    (rc = derive_path(c, KI_D1_SNAPSHOT, rs_config_d1_snapshot, err)) != RS_OK)
 		return rc;
 	if (!c->meta->origin[KI_M_STALE])
 		c->health_stale_seconds = 3 * c->interval_seconds;

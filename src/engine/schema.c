@@ -865,21 +865,19 @@ int rs_table_col(const rs_table *t, const char *name)
 	return -1;
 }
 
-int64_t rs_schema_count(sqlite3 *db, int data_only)
+int64_t rs_schema_count(sqlite3 *db, const char *const *skip_prefixes)
 {
-#define OBJECTS "SELECT count(*) FROM main.sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
-	static const char *const sql[2] = {
-		OBJECTS,
-		OBJECTS " AND name NOT LIKE 'turso\\_sync\\_%' ESCAPE '\\'"
-			" AND name NOT LIKE '\\_resort\\_sync\\_%' ESCAPE '\\'",
-	};
-#undef OBJECTS
-	sqlite3_stmt *st;
+	sqlite3_str *q = sqlite3_str_new(NULL);
+	sqlite3_str_appendall(q, "SELECT count(*) FROM main.sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'");
+	for (size_t i = 0; skip_prefixes && skip_prefixes[i]; i++)
+		sqlite3_str_appendf(q, " AND lower(substr(name, 1, %d)) <> lower(%Q)", (int)strlen(skip_prefixes[i]),
+				    skip_prefixes[i]);
+	char *sql = sqlite3_str_finish(q);
+	sqlite3_stmt *st = NULL;
 	int64_t n = -1;
-	if (sqlite3_prepare_v2(db, sql[data_only != 0], -1, &st, NULL) != SQLITE_OK)
-		return -1;
-	if (sqlite3_step(st) == SQLITE_ROW)
+	if (sql && sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
 		n = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
+	sqlite3_free(sql);
 	return n;
 }

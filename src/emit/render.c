@@ -1,4 +1,9 @@
-/* api.c: rs_diff() and rs_dump(), the public face of the engine. */
+/*
+ * render.c: rs_diff() and rs_dump(), the public face of the diff: the engine
+ * produces the change stream, and this file picks the renderer (SQL, JSON
+ * lines or the sync key) by format.  It lives in emit/, above the engine, so
+ * that the engine knows nothing of its consumers.
+ */
 #include <inttypes.h>
 
 #include "core/err.h"

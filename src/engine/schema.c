@@ -467,6 +467,101 @@ static int on_uniq(void *ctx, sqlite3_stmt *st, rs_error *err)
 	return rc;
 }
 
+/*
+ * What a virtual table's declaration says: its module (refused unless one
+ * we can replicate), an external-content link to resolve later, and the
+ * columns declared UNINDEXED (*unidx, *nunidx: the caller frees them).
+ */
+static int load_vtab(rs_table *t, const rs_obj *o, char ***unidx, int *nunidx, rs_error *err)
+{
+	char module[32], *content = NULL, *content_rowid = NULL;
+	const char *why = NULL;
+	if (parse_vtab(o->sql, module, sizeof module, &content, &content_rowid, unidx, nunidx) != 0)
+		why = "cannot read its CREATE VIRTUAL TABLE statement";
+	else if (strcmp(module, "fts5") != 0 && strcmp(module, "fts5vocab") != 0 && strcmp(module, "rtree") != 0 &&
+		 strcmp(module, "rtree_i32") != 0)
+		why = strcmp(module, "fts4") == 0 || strcmp(module, "fts3") == 0
+			      ? "fts3/fts4 tables are not supported (D1 accepts fts5 only): move it to fts5 "
+				"or list it in exclude_tables"
+			      : "this virtual table module is not supported (fts5, fts5vocab and rtree are): "
+				"list it in exclude_tables";
+	else if (content && content[0] == '\0')
+		why = "a contentless FTS5 table (content='') cannot be replicated, since its text is "
+		      "stored nowhere: use an external-content table or list it in exclude_tables";
+	if (why) {
+		free(content);
+		free(content_rowid);
+		free_list(*unidx, *nunidx);
+		*unidx = NULL;
+		*nunidx = 0;
+		return rs_err(err, RS_EUNSUPPORTED, "table %s (module %s): %s", o->name, module, why);
+	}
+	snprintf(t->module, sizeof t->module, "%s", module);
+	if (strcmp(module, "fts5vocab") == 0) {
+		/* A view of another FTS5 table's index: created, never written. */
+		t->kind = RS_TABLE_FTS_EXTERNAL;
+		free(content);
+		free(content_rowid);
+	} else if (strncmp(module, "rtree", 5) == 0) {
+		t->vtab_rowid_col0 = 1; /* an r-tree's first column is its rowid */
+		free(content);
+		free(content_rowid);
+	} else if (content) {
+		t->kind = RS_TABLE_FTS_EXTERNAL;
+		/* Stash the link target in sql-adjacent fields until links are resolved. */
+		t->fts = calloc(1, sizeof *t->fts);
+		if (!t->fts) {
+			free(content);
+			free(content_rowid);
+			free_list(*unidx, *nunidx);
+			*unidx = NULL;
+			*nunidx = 0;
+			return rs_err(err, RS_ENOMEM, "out of memory");
+		}
+		t->fts->fts_name = content;          /* temporarily: the content table's name */
+		t->fts->fts_col = (char **)content_rowid; /* temporarily: content_rowid or NULL */
+	} else {
+		free(content_rowid);
+	}
+	return RS_OK;
+}
+
+/* t's rowid alias, or for a WITHOUT ROWID table its key columns and their collations. */
+static int load_keys(struct load *L, rs_table *t, const rs_obj *o, const struct cols *C, rs_error *err)
+{
+	char *q;
+	int rc;
+	/* A single INTEGER key column is the rowid's alias, except where SQLite
+	 * keeps it in an index of its own (INTEGER PRIMARY KEY DESC): ask. */
+	if (t->kind == RS_TABLE_ROWID && C->npk_decl == 1 && C->pk_int) {
+		int has_index = 0;
+		q = sqlite3_mprintf("PRAGMA main.index_list(%Q)", o->name);
+		rc = q ? each_row(L->db, q, o->name, on_pk_origin, &has_index, err)
+		       : rs_err(err, RS_ENOMEM, "out of memory");
+		sqlite3_free(q);
+		if (rc != RS_OK)
+			return rc;
+		if (!has_index)
+			t->ipk = C->pk_idx[0];
+	}
+	if (t->kind == RS_TABLE_WITHOUT_ROWID) {
+		t->npk = C->npk_decl;
+		t->pk = calloc(t->npk ? t->npk : 1, sizeof *t->pk);
+		t->pk_coll = calloc(t->npk ? t->npk : 1, sizeof *t->pk_coll);
+		if (!t->pk || !t->pk_coll)
+			return rs_err(err, RS_ENOMEM, "out of memory");
+		struct pkcoll P = {.t = t, .db = L->db};
+		q = sqlite3_mprintf("PRAGMA main.index_list(%Q)", o->name);
+		rc = q ? each_row(L->db, q, o->name, on_pk_index, &P, err) : rs_err(err, RS_ENOMEM, "out of memory");
+		sqlite3_free(q);
+		if (rc != RS_OK)
+			return rc;
+		if (P.n != t->npk)
+			return rs_err(err, RS_ELOCAL, "table %s: cannot find its primary key index", o->name);
+	}
+	return RS_OK;
+}
+
 static int load_table(struct load *L, const rs_obj *o, rs_error *err)
 {
 	rs_schema *s = L->s;
@@ -492,51 +587,9 @@ static int load_table(struct load *L, const rs_obj *o, rs_error *err)
 	char **unidx = NULL; /* FTS columns declared UNINDEXED */
 	int nunidx = 0;
 	if (virtual) {
-		char module[32], *content = NULL, *content_rowid = NULL;
-		const char *why = NULL;
-		if (parse_vtab(o->sql, module, sizeof module, &content, &content_rowid, &unidx, &nunidx) != 0)
-			why = "cannot read its CREATE VIRTUAL TABLE statement";
-		else if (strcmp(module, "fts5") != 0 && strcmp(module, "fts5vocab") != 0 && strcmp(module, "rtree") != 0 &&
-			 strcmp(module, "rtree_i32") != 0)
-			why = strcmp(module, "fts4") == 0 || strcmp(module, "fts3") == 0
-				      ? "fts3/fts4 tables are not supported (D1 accepts fts5 only): move it to fts5 "
-					"or list it in exclude_tables"
-				      : "this virtual table module is not supported (fts5, fts5vocab and rtree are): "
-					"list it in exclude_tables";
-		else if (content && content[0] == '\0')
-			why = "a contentless FTS5 table (content='') cannot be replicated, since its text is "
-			      "stored nowhere: use an external-content table or list it in exclude_tables";
-		if (why) {
-			free(content);
-			free(content_rowid);
-			free_list(unidx, nunidx);
-			return rs_err(err, RS_EUNSUPPORTED, "table %s (module %s): %s", o->name, module, why);
-		}
-		snprintf(t->module, sizeof t->module, "%s", module);
-		if (strcmp(module, "fts5vocab") == 0) {
-			/* A view of another FTS5 table's index: created, never written. */
-			t->kind = RS_TABLE_FTS_EXTERNAL;
-			free(content);
-			free(content_rowid);
-		} else if (strncmp(module, "rtree", 5) == 0) {
-			t->vtab_rowid_col0 = 1; /* an r-tree's first column is its rowid */
-			free(content);
-			free(content_rowid);
-		} else if (content) {
-			t->kind = RS_TABLE_FTS_EXTERNAL;
-			/* Stash the link target in sql-adjacent fields until links are resolved. */
-			t->fts = calloc(1, sizeof *t->fts);
-			if (!t->fts) {
-				free(content);
-				free(content_rowid);
-				free_list(unidx, nunidx);
-				return rs_err(err, RS_ENOMEM, "out of memory");
-			}
-			t->fts->fts_name = content;          /* temporarily: the content table's name */
-			t->fts->fts_col = (char **)content_rowid; /* temporarily: content_rowid or NULL */
-		} else {
-			free(content_rowid);
-		}
+		int rc = load_vtab(t, o, &unidx, &nunidx, err);
+		if (rc != RS_OK)
+			return rc;
 	}
 
 	struct cols C = {.t = t};
@@ -586,34 +639,9 @@ static int load_table(struct load *L, const rs_obj *o, rs_error *err)
 			t->dpk[C.pk_ord[j] - 1 < C.npk_decl ? C.pk_ord[j] - 1 : j] = C.pk_idx[j];
 		t->ndpk = C.npk_decl;
 	}
-	/* A single INTEGER key column is the rowid's alias, except where SQLite
-	 * keeps it in an index of its own (INTEGER PRIMARY KEY DESC): ask. */
-	if (t->kind == RS_TABLE_ROWID && C.npk_decl == 1 && C.pk_int) {
-		int has_index = 0;
-		q = sqlite3_mprintf("PRAGMA main.index_list(%Q)", o->name);
-		rc = q ? each_row(L->db, q, o->name, on_pk_origin, &has_index, err)
-		       : rs_err(err, RS_ENOMEM, "out of memory");
-		sqlite3_free(q);
-		if (rc != RS_OK)
-			return rc;
-		if (!has_index)
-			t->ipk = C.pk_idx[0];
-	}
-	if (t->kind == RS_TABLE_WITHOUT_ROWID) {
-		t->npk = C.npk_decl;
-		t->pk = calloc(t->npk ? t->npk : 1, sizeof *t->pk);
-		t->pk_coll = calloc(t->npk ? t->npk : 1, sizeof *t->pk_coll);
-		if (!t->pk || !t->pk_coll)
-			return rs_err(err, RS_ENOMEM, "out of memory");
-		struct pkcoll P = {.t = t, .db = L->db};
-		q = sqlite3_mprintf("PRAGMA main.index_list(%Q)", o->name);
-		rc = q ? each_row(L->db, q, o->name, on_pk_index, &P, err) : rs_err(err, RS_ENOMEM, "out of memory");
-		sqlite3_free(q);
-		if (rc != RS_OK)
-			return rc;
-		if (P.n != t->npk)
-			return rs_err(err, RS_ELOCAL, "table %s: cannot find its primary key index", o->name);
-	}
+	rc = load_keys(L, t, o, &C, err);
+	if (rc != RS_OK)
+		return rc;
 	if (t->vtab_rowid_col0 && t->ncol > 0)
 		t->ipk = 0;
 	/* AUTOINCREMENT only matters for sqlite_sequence, which is diffed by name anyway. */

@@ -151,6 +151,8 @@ struct pusher {
 	sqlite3 *rdb;          /* the replica (the server as last pulled) */
 	char **widen;          /* tables the engine rebuilds that the server only needs to widen */
 	int nwiden;
+	struct rs_talter *alt; /* tables altered on the server instead (rebase.c), also in widen */
+	int nalt;
 	int in_row;            /* add_step: the step writes the row in P->key (at P->row_rowid) */
 	int64_t row_rowid;
 	struct refused *refused;
@@ -1712,13 +1714,59 @@ static int widened(const struct pusher *P, const char *name)
 	for (int i = 0; i < P->nwiden; i++)
 		if (sqlite3_stricmp(P->widen[i], name) == 0)
 			return 1;
+	for (int i = 0; i < P->nalt; i++)
+		if (sqlite3_stricmp(P->alt[i].server, name) == 0)
+			return 1;
 	return 0;
+}
+
+static const struct rs_talter *altered(const struct pusher *P, const char *name)
+{
+	for (int i = 0; i < P->nalt; i++)
+		if (sqlite3_stricmp(P->alt[i].local, name) == 0)
+			return &P->alt[i];
+	return NULL;
+}
+
+/*
+ * Tables whose columns were renamed, dropped or appended here, or that were
+ * renamed whole: ALTER TABLE on the server (each may fail: done already by
+ * an earlier push before the next pull), then their rows by column
+ * (push_widened), never a rebuild (rebase.c).
+ */
+static int push_alters(struct pusher *P, rs_error *err)
+{
+	int rc = rs_turso_alter_plans(P->t, P->ldb, P->rdb, &P->alt, &P->nalt, err);
+	for (int k = 0; rc == RS_OK && k < P->nalt; k++) {
+		char **w = realloc(P->widen, (size_t)(P->nwiden + 1) * sizeof *w);
+		char *name = w ? strdup(P->alt[k].local) : NULL;
+		if (w)
+			P->widen = w;
+		if (!name)
+			return rs_err(err, RS_ENOMEM, "out of memory");
+		P->widen[P->nwiden++] = name;
+		for (int i = 0; rc == RS_OK && i < P->alt[k].nstmts; i++) {
+			struct stmt a;
+			if ((rc = reserve(P, err)) != RS_OK)
+				break;
+			st_init(&a);
+			sqlite3_str_appendall(a.sql, P->alt[k].stmts[i]);
+			rc = add_step(P, PH_PRE, &a, 1, err);
+		}
+		if (rc == RS_OK)
+			rs_info("turso push: table definition changed here; altering the server's (not rebuilding it)",
+				"table=%s server_table=%s statements=%d", P->alt[k].local, P->alt[k].server,
+				P->alt[k].nstmts);
+	}
+	return rc;
 }
 
 static int push_schema(struct pusher *P, const rs_change *ch, rs_error *err)
 {
 	P->in_row = 0;
 	int table = strcmp(ch->obj_type, "table") == 0, index = strcmp(ch->obj_type, "index") == 0;
+	if (table && widened(P, ch->obj_name))
+		return RS_OK; /* altered or widened: its DROP and CREATE are not sent */
 	if (!table && !index) {
 		if (!P->warned_view++)
 			rs_info("turso push: views and triggers stay local (as with the official client)",
@@ -1839,17 +1887,26 @@ static int push_widened(struct pusher *P, const rs_table *lt, rs_error *err)
 	sqlite3_stmt *ls = NULL, *rs = NULL;
 	int n = lt->ncol;
 	sqlite3_str *a = sqlite3_str_new(NULL), *b = sqlite3_str_new(NULL);
+	const struct rs_talter *alt = altered(P, lt->name);
+	const char *srv = alt ? alt->server : lt->name;
 	sqlite3_str_appendf(a, "SELECT %s", lt->rowid_name);
 	sqlite3_str_appendall(b, "SELECT rowid");
 	for (int i = 0; i < n; i++) {
+		const char *sc = lt->col[i];
+		if (alt) { /* the server's name of our column (renamed), NULL: added here */
+			sc = NULL;
+			for (int j = 0; j < alt->ncol; j++)
+				if (sqlite3_stricmp(alt->lcol[j], lt->col[i]) == 0)
+					sc = alt->scol[j];
+		}
 		sqlite3_str_appendf(a, ", \"%w\"", lt->col[i]);
-		if (has_column(P->rdb, lt->name, lt->col[i]))
-			sqlite3_str_appendf(b, ", \"%w\"", lt->col[i]);
+		if (sc && has_column(P->rdb, srv, sc))
+			sqlite3_str_appendf(b, ", \"%w\"", sc);
 		else
 			sqlite3_str_appendall(b, ", NULL");
 	}
 	sqlite3_str_appendf(a, " FROM \"%w\" ORDER BY 1", lt->name);
-	sqlite3_str_appendf(b, " FROM \"%w\" ORDER BY 1", lt->name);
+	sqlite3_str_appendf(b, " FROM \"%w\" ORDER BY 1", srv);
 	char *qa = sqlite3_str_finish(a), *qb = sqlite3_str_finish(b);
 	int rc = RS_OK;
 	if (!qa || !qb || sqlite3_prepare_v2(P->ldb, qa, -1, &ls, NULL) != SQLITE_OK ||
@@ -1989,6 +2046,8 @@ int rs_turso_push(rs_turso *t, rs_turso_report *rep, rs_error *err)
 		rs_buf k1 = RS_BUF_INIT(0), k2 = RS_BUF_INIT(0);
 		P.key = k1;
 		P.key2 = k2;
+		if (rc == RS_OK)
+			rc = push_alters(&P, err);
 		if (rc == RS_OK) {
 			rs_diff_opts opts = {.exclude = (const char *const *)t->exclude, .shape_compare = 1};
 			rs_sink sink = {on_change, on_finish, &P};
@@ -2016,6 +2075,7 @@ int rs_turso_push(rs_turso *t, rs_turso_report *rep, rs_error *err)
 		for (int i = 0; i < P.nwiden; i++)
 			free(P.widen[i]);
 		free(P.widen);
+		rs_turso_alters_free(P.alt, P.nalt);
 		rs_tkeys_free(&P.keys);
 		rs_buf_free(&P.key);
 		rs_buf_free(&P.key2);

@@ -34,9 +34,11 @@
  * rows win for every row it has, and rows only we have are kept (the next
  * push inserts them).  Nothing of the server's is deleted or reverted.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "core/err.h"
 #include "core/log.h"
@@ -214,6 +216,8 @@ static int same_value(sqlite3_value *a, sqlite3_value *b)
 	}
 	}
 }
+
+static int add_str(char ***v, int *n, char *s);
 
 /* ---- one table taken over --------------------------------------------- */
 
@@ -622,9 +626,37 @@ static int save_indexes(struct takeover *T, char ***out, int *n)
 	return rc;
 }
 
+/* Our triggers on the table (a rebase inside the merge finds none: the merge dropped them all). */
+static int save_triggers(struct takeover *T, char ***out, int *n)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = RS_OK;
+	if (sqlite3_prepare_v2(T->ldb, "SELECT name, sql FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = ?1",
+			       -1, &st, NULL) != SQLITE_OK)
+		return sql_fail(T, T->ldb, "cannot list our triggers");
+	sqlite3_bind_text(st, 1, T->from, -1, SQLITE_STATIC);
+	while (rc == RS_OK && sqlite3_step(st) == SQLITE_ROW)
+		if (add_str(out, n, dup_text(st, 0)) || add_str(out, n, dup_text(st, 1)))
+			rc = rs_err(T->err, RS_ENOMEM, "out of memory");
+	sqlite3_finalize(st);
+	for (int i = 0; rc == RS_OK && i + 1 < *n; i += 2)
+		rc = exec_sql(T, sqlite3_mprintf("DROP TRIGGER \"%w\"", (*out)[i]));
+	return rc;
+}
+
 static int takeover(struct takeover *T)
 {
-	int rc = map_columns(T);
+	if (!T->L.n) { /* not here at all: the server's table as it is */
+		char *sql = table_sql(T->rdb, T->to);
+		int rc = sql ? exec_sql(T, sql) : rs_err(T->err, RS_ELOCAL, "table %s: cannot read its definition "
+							 "on the server", T->to);
+		return rc == RS_OK ? copy_server(T) : rc;
+	}
+	char **trig = NULL;
+	int ntrig = 0;
+	int rc = save_triggers(T, &trig, &ntrig);
+	if (rc == RS_OK)
+		rc = map_columns(T);
 	if (rc == RS_OK)
 		rc = load_defaults(T);
 	if (rc == RS_OK)
@@ -685,6 +717,13 @@ static int takeover(struct takeover *T)
 			rs_warn("turso merge: an index of ours does not fit the server's new definition; dropped",
 				"table=%s index=%s err=\"%s\"", T->to, idx[i], sqlite3_errmsg(T->ldb));
 	}
+	for (int i = 0; rc == RS_OK && i + 1 < ntrig; i += 2)
+		if (trig[i + 1] && sqlite3_exec(T->ldb, trig[i + 1], NULL, NULL, NULL) != SQLITE_OK)
+			rs_warn("turso: a trigger of ours does not fit the table's new definition; dropped",
+				"table=%s trigger=%s err=\"%s\"", T->to, trig[i], sqlite3_errmsg(T->ldb));
+	for (int i = 0; i < ntrig; i++)
+		sqlite3_free(trig[i]);
+	free(trig);
 	for (int i = 0; i < nidx; i++)
 		sqlite3_free(idx[i]);
 	free(idx);
@@ -1093,5 +1132,74 @@ int rs_turso_alter_plans(rs_turso *t, sqlite3 *ldb, sqlite3 *rdb, struct rs_talt
 			rc = rs_err(err, RS_ENOMEM, "out of memory");
 	}
 	sqlite3_finalize(st);
+	return rc;
+}
+
+/* ---- a table coming (back) into sync ------------------------------------ */
+
+static int listed(char **list, const char *name)
+{
+	for (char **e = list; e && *e; e++)
+		if (sqlite3_stricmp(*e, name) == 0)
+			return 1;
+	return 0;
+}
+
+int rs_turso_reinclude(rs_turso *t, rs_error *err)
+{
+	if (!*rs_replica_revision(t->replica))
+		return RS_OK;
+	char *path = rs_path_beside(rs_replica_path(t->replica), "-outside");
+	sqlite3_str *s = sqlite3_str_new(NULL);
+	for (char **e = t->exclude; e && *e; e++)
+		sqlite3_str_appendf(s, "%s\n", *e);
+	char *now = sqlite3_str_finish(s), *old = NULL;
+	int rc = path && now ? RS_OK : rs_err(err, RS_ENOMEM, "out of memory");
+	if (rc == RS_OK && access(path, F_OK) == 0)
+		rc = rs_read_file(path, &old, NULL, err);
+	int differ = !old || !now || strcmp(old, now) != 0;
+	sqlite3 *ldb = NULL, *rdb = NULL;
+	int began = 0;
+	for (char *line = old, *next; rc == RS_OK && line && *line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		if (!*line || listed(t->exclude, line))
+			continue;
+		if (!rdb && (rc = rs_turso_open_ro(rs_replica_path(t->replica), &rdb, err)) != RS_OK)
+			break;
+		if (!has_table(rdb, line))
+			continue; /* the server never had it: the next push creates it */
+		if (!ldb) {
+			if (sqlite3_open_v2(t->cfg->db_path, &ldb, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+				rc = rs_err(err, RS_ELOCAL, "%s: cannot open: %s", t->cfg->db_path,
+					    ldb ? sqlite3_errmsg(ldb) : "out of memory");
+				break;
+			}
+			sqlite3_busy_timeout(ldb, 5000);
+			if (sqlite3_exec(ldb, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+				rc = rs_err(err, RS_EBUSY, "%s: cannot start a write transaction: %s", t->cfg->db_path,
+					    sqlite3_errmsg(ldb));
+				break;
+			}
+			began = 1;
+		}
+		rs_warn("turso: table back in sync (it was excluded or left out): the server's rows win for "
+			"every row it has; rows only this database has are kept and pushed", "table=%s", line);
+		rc = take_table(t, ldb, NULL, rdb, line, line, err);
+	}
+	if (began) {
+		if (rc == RS_OK && sqlite3_exec(ldb, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+			rc = rs_err(err, RS_ELOCAL, "%s: cannot commit: %s", t->cfg->db_path, sqlite3_errmsg(ldb));
+		if (rc != RS_OK)
+			sqlite3_exec(ldb, "ROLLBACK", NULL, NULL, NULL);
+	}
+	sqlite3_close(ldb);
+	rs_engine_close(rdb);
+	if (rc == RS_OK && differ)
+		rc = rs_write_file_atomic(path, now, strlen(now), 0600, err);
+	free(old);
+	sqlite3_free(now);
+	free(path);
 	return rc;
 }

@@ -678,6 +678,7 @@ static int sequence(rs_turso *t, int startup, rs_turso_report *rep, rs_error *er
 	double t0 = rs_mono();
 	int rc = RS_OK;
 	STEP("database check", check_database(t, err));
+	STEP("tables back in sync", rs_turso_reinclude(t, err));
 	STEP("recover (merge an interrupted pull)", rs_turso_merge(t, rep, err));
 	if (startup) {
 		STEP("start-up pull", pull(t, rep, err));

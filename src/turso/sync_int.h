@@ -87,6 +87,15 @@ int rs_turso_rebase(rs_turso *t, sqlite3 *ldb, sqlite3 *bdb, sqlite3 *rdb, int (
 void rs_turso_names_free(char **v);
 
 /*
+ * Tables that left the excluded set since the last run (exclude_tables, or
+ * a generated column dropped) are taken over like a first sync of that
+ * table (rebase.c): the server's rows win for every row it has, rows only
+ * we have stay (the next push inserts them).  The set is kept in
+ * <replica>-outside.
+ */
+int rs_turso_reinclude(rs_turso *t, rs_error *err);
+
+/*
  * The push's side (rebase.c): a table of ours whose columns differ from the
  * server's by renames in place, drops and appends, or that was renamed
  * whole, goes out as ALTER TABLE statements (each may fail: a push sent

@@ -52,10 +52,12 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/err.h"
@@ -151,6 +153,7 @@ struct pusher {
 	sqlite3 *rdb;          /* the replica (the server as last pulled) */
 	char **widen;          /* tables the engine rebuilds that the server only needs to widen */
 	int nwiden;
+	int64_t released;      /* temporary UNIQUE values handed out (release_value) */
 	struct rs_talter *alt; /* tables altered on the server instead (rebase.c), also in widen */
 	int nalt;
 	int in_row;            /* add_step: the step writes the row in P->key (at P->row_rowid) */
@@ -1537,6 +1540,31 @@ static int push_upsert(struct pusher *P, const rs_table *t, const rs_tkey *k, in
  * as usual; otherwise the row is deleted early and inserted again, whole,
  * at the same rowid (it is the server's: the update's row is in the replica).
  */
+/* A temporary value for UNIQUE NOT NULL column i, of its declared type, unlike any real value. */
+static void release_value(struct pusher *P, sqlite3_str *out, const rs_table *t, int i)
+{
+	char *def = rs_tcol_def(t->sql, t->col[i]);
+	const char *type = def ? def : ""; /* past the column's name, as written (maybe quoted) */
+	if (*type == '"' || *type == '`' || *type == '[') {
+		const char *end = strchr(type + 1, *type == '[' ? ']' : *type);
+		type = end ? end + 1 : "";
+	} else {
+		type += strcspn(type, " \t\n");
+	}
+	uint64_t n = (uint64_t)++P->released, tag = ((uint64_t)getpid() << 20) ^ (uint64_t)time(NULL);
+	if (strcasestr(type, "int"))
+		sqlite3_str_appendf(out, "%lld", (long long)(INT64_MIN + 1 + (int64_t)((tag & 0xfffff) << 32) +
+							    (int64_t)(n & 0xffffffff)));
+	else if (strcasestr(type, "real") || strcasestr(type, "floa") || strcasestr(type, "doub"))
+		sqlite3_str_appendf(out, "%!.17g", -1e300 * (1.0 + (double)(n % 1000000) * 1e-9));
+	else if (strcasestr(type, "blob"))
+		sqlite3_str_appendf(out, "x'00726573%016llx%016llx'", (unsigned long long)tag, (unsigned long long)n);
+	else
+		sqlite3_str_appendf(out, "'resort-sync released %llx %llu'", (unsigned long long)tag,
+				    (unsigned long long)n);
+	sqlite3_free(def);
+}
+
 static int release_unique(struct pusher *P, const rs_change *ch, const rs_tkey *k, int *reinsert,
 			  rs_error *err)
 {
@@ -1552,12 +1580,22 @@ static int release_unique(struct pusher *P, const rs_change *ch, const rs_tkey *
 		return RS_OK;
 	struct stmt s;
 	st_init(&s);
-	if (nullable) {
+	/* A delete would fire ON DELETE actions where the server enforces foreign keys (one
+	 * client's PRAGMA foreign_keys=ON holds for tursodb's shared connection): children
+	 * cascade away.  A temporary value keeps the row; a CHECK might refuse it, so a table
+	 * with one and no such action keeps the delete. */
+	int temp = !nullable && (t->action_parent || !t->sql || !strcasestr(t->sql, "check"));
+	if (nullable || temp) {
 		sqlite3_str_appendf(s.sql, "UPDATE \"%w\" SET ", t->name);
 		int n = 0;
 		for (int i = 0; i < t->ncol; i++)
-			if (ch->changed[i] && k->uniq[i])
-				sqlite3_str_appendf(s.sql, "%s\"%w\" = NULL", n++ ? ", " : "", t->col[i]);
+			if (ch->changed[i] && k->uniq[i]) {
+				sqlite3_str_appendf(s.sql, "%s\"%w\" = ", n++ ? ", " : "", t->col[i]);
+				if (nullable)
+					sqlite3_str_appendall(s.sql, "NULL");
+				else
+					release_value(P, s.sql, t, i);
+			}
 	} else {
 		sqlite3_str_appendf(s.sql, "DELETE FROM \"%w\"", t->name);
 		*reinsert = 1;

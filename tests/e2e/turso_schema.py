@@ -11,9 +11,12 @@ with its rows kept.  Server content is read through /v2/pipeline.
 """
 import os
 import shutil
+import signal
 import sqlite3
+import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import turso_sync as ts  # noqa: E402
@@ -193,6 +196,44 @@ def t_fk_cascade(d, srv):
            and got[2] == want_p, "rc %d %r %s" % (rc, got, out[-500:]))
 
 
+def t_daemon_push_first(d, srv):
+    """B's daemon pushes before it pulls: its push, refused by the server's new definition, is
+    followed by the pull (which replays B's rows onto it) and the push again."""
+    a, b = start(d, srv)
+    p = subprocess.Popen([ts.RS, "-v", "-c", b.cfg, "run"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True)
+    want = [(1, "B1"), (2, "b"), (3, "c")]
+    q = "SELECT * FROM t ORDER BY id"
+    got, ok = None, False
+    try:
+        end = time.time() + 20
+        while time.time() < end and not os.path.exists(b.db + ".turso-replica.db.status.json"):
+            time.sleep(0.2)
+        time.sleep(1.5)  # past the start-up: cycles (push, then pull) now
+        p.send_signal(signal.SIGSTOP)  # B waits between cycles (or inside one) while A changes t
+        a.sql("ALTER TABLE t DROP COLUMN junk")
+        rc_a, oa = a.sync()
+        b.sql("INSERT INTO t VALUES (3, 'c', 'j3')", "UPDATE t SET v = 'B1' WHERE id = 1")
+        p.send_signal(signal.SIGCONT)
+        end = time.time() + 20
+        while time.time() < end and not ok:
+            time.sleep(0.5)
+            a.sync()
+            try:
+                got = [norm(rows(x.db, q)) for x in (a, b)] + [srows(srv, q)]
+            except sqlite3.OperationalError:
+                continue
+            ok = all(g == want for g in got)
+    finally:
+        p.send_signal(signal.SIGCONT)
+        p.send_signal(signal.SIGTERM)
+        out = p.communicate(timeout=20)[0]
+    retried = "pulling its changes first, then pushing again" in out
+    report("schema_daemon_push_refused_then_pull_then_push", ok and p.returncode == 0,
+           "%r rc %s retried=%s %s" % (got, p.returncode, retried, out[-800:]))
+    print("# daemon case: the refused-push path was %s" % ("taken" if retried else "not taken (B pulled first)"))
+
+
 def case(fn):
     d = tempfile.mkdtemp(prefix="rs-turso-schema-")
     srv = Server(d)
@@ -211,7 +252,7 @@ def main():
         return 0
     only = sys.argv[1:]
     for fn in (t_drop_column, t_rename_column, t_rename_table, t_drop_table, t_same_added_column,
-               t_exclude, t_generated, t_fk_cascade):
+               t_exclude, t_generated, t_fk_cascade, t_daemon_push_first):
         if not only or fn.__name__ in only:
             case(fn)
     return 1 if e2e.failed else 0

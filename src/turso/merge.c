@@ -52,8 +52,9 @@
  * Schema changes from the server are merged too: new tables, added
  * columns, indexes and views are created when missing; a table or index
  * the server dropped is dropped when ours still has the base's columns.  A
- * table present on both sides with different columns is a conflict, and
- * the merge stops with its name.
+ * table whose columns the server changed other than by appending, or that
+ * it renamed, is taken over before the diff with our changes replayed onto
+ * it, and one it dropped while we changed it stops the merge (rebase.c).
  */
 #include <stdlib.h>
 #include <string.h>

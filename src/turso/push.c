@@ -43,7 +43,9 @@
  * value early in the batch (release_unique), so hand-overs and swaps go out.
  * A table the engine would rebuild (DROP, CREATE, every row) is widened on
  * the server with ALTER TABLE ADD COLUMN when its columns are a subset of
- * ours (push_widened).  A row the server refuses (a constraint) is named and
+ * ours (push_widened); one whose columns were renamed in place, dropped or
+ * appended, or that was renamed, is altered there instead (push_alters,
+ * rebase.c).  A row the server refuses (a constraint) is named and
  * left local, and the push starts again without it (refuse_row).
  *
  * Values: integers as strings, REAL as JSON numbers with 17 digits (exact),

@@ -734,11 +734,11 @@ static int takeover(struct takeover *T)
 
 static void takeover_free(struct takeover *T)
 {
+	for (int i = 0; T->dflt && i < T->L.n + 1; i++)
+		sqlite3_value_free(T->dflt[i]);
 	cols_free(&T->L);
 	cols_free(&T->B);
 	cols_free(&T->R);
-	for (int i = 0; T->dflt && i < T->L.n + 1; i++)
-		sqlite3_value_free(T->dflt[i]);
 	free(T->dflt);
 	free(T->l2r);
 	free(T->l2b);

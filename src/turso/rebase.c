@@ -232,6 +232,7 @@ struct takeover {
 	sqlite3 *dflt_db;
 	int *key;                   /* identity: L columns of the declared key, nkey 0: rowid */
 	int nkey;
+	int anon;                   /* no declared key: our rowid names no row of the server's */
 	int64_t replayed, dropped_values;
 	rs_error *err;
 };
@@ -266,11 +267,14 @@ static int map_columns(struct takeover *T)
 	for (int i = 0; i < T->L.n; i++) {
 		const char *name = T->L.v[i].name;
 		int b = T->bdb ? find_col(&T->B, name) : find_col(&T->R, name);
-		T->l2b[i] = b;
 		int r = find_col(&T->R, name);
 		if (r < 0 && T->bdb && b >= 0 && b < T->R.n && find_col(&T->B, T->R.v[b].name) < 0 &&
 		    find_col(&T->L, T->R.v[b].name) < 0)
 			r = b; /* renamed on the server */
+		if (b < 0 && r >= 0 && T->bdb && r < T->B.n && find_col(&T->R, T->B.v[r].name) < 0 &&
+		    find_col(&T->L, T->B.v[r].name) < 0)
+			b = r; /* renamed here and on the server alike (our own change, pushed) */
+		T->l2b[i] = b;
 		T->l2r[i] = r;
 	}
 	return RS_OK;
@@ -301,6 +305,10 @@ static int pick_identity(struct takeover *T)
 	T->nkey = 0;
 	if (T->L.ipk)
 		return RS_OK;
+	T->anon = 1;
+	for (int i = 0; i < T->L.n; i++)
+		if (T->L.v[i].pk)
+			T->anon = 0;
 	for (int part = 1; part <= T->L.n; part++)
 		for (int i = 0; i < T->L.n; i++)
 			if (T->L.v[i].pk == part) {
@@ -358,15 +366,18 @@ static int put_whole(struct takeover *T, sqlite3_stmt *row, const char *what)
 {
 	sqlite3_str *u = sqlite3_str_new(NULL), *ic = sqlite3_str_new(NULL), *iv = sqlite3_str_new(NULL);
 	sqlite3_str_appendf(u, "UPDATE \"%w\" SET ", T->to);
-	sqlite3_str_appendall(ic, T->nkey ? "(" : "(rowid");
-	sqlite3_str_appendall(iv, T->nkey ? "(" : "(?1");
+	/* A row without a declared key gets a new rowid (as the server gives one to a
+	 * pushed one): ours may name another client's row there. */
+	int with_rowid = !T->nkey && !T->anon;
+	sqlite3_str_appendall(ic, with_rowid ? "(rowid" : "(");
+	sqlite3_str_appendall(iv, with_rowid ? "(?1" : "(");
 	int n = 0;
 	for (int i = 0; i < T->L.n; i++) {
 		if (T->l2r[i] < 0)
 			continue;
 		sqlite3_str_appendf(u, "%s\"%w\" = ?%d", n ? ", " : "", T->R.v[T->l2r[i]].name, i + 2);
-		sqlite3_str_appendf(ic, "%s\"%w\"", n || !T->nkey ? ", " : "", T->R.v[T->l2r[i]].name);
-		sqlite3_str_appendf(iv, "%s?%d", n || !T->nkey ? ", " : "", i + 2);
+		sqlite3_str_appendf(ic, "%s\"%w\"", n || with_rowid ? ", " : "", T->R.v[T->l2r[i]].name);
+		sqlite3_str_appendf(iv, "%s?%d", n || with_rowid ? ", " : "", i + 2);
 		n++;
 	}
 	where_id(T, u, 'R', T->L.n + 2);
@@ -382,7 +393,7 @@ static int put_whole(struct takeover *T, sqlite3_stmt *row, const char *what)
 	describe_row(T, row, desc, sizeof desc);
 	for (int pass = 0; pass < 2 && rc == RS_OK; pass++) {
 		const char *q = pass == 0 ? uq : iq;
-		if (pass == 0 && !n)
+		if (pass == 0 && (!n || T->anon))
 			continue;
 		if (!q) {
 			rc = rs_err(T->err, RS_ENOMEM, "out of memory");
@@ -869,9 +880,9 @@ int rs_turso_rebase(rs_turso *t, sqlite3 *ldb, sqlite3 *bdb, sqlite3 *rdb, int (
 		}
 		char *to = NULL;
 		int need = 0;
-		if (r.n && same_cols(&l, &r)) {
-			need = 0; /* ours is the server's already (the change was ours) */
-		} else if (r.n) {
+		if (r.n) {
+			/* Also when ours is the server's already (the change was ours): the engine's diff
+			 * of a rebuilt table is every row inserted, which would move rows without a key. */
 			need = !is_prefix(&b, &r);
 			/* A column we added that the server has too, declared otherwise (both added it). */
 			for (int i = 0; !need && i < l.n; i++) {

@@ -119,6 +119,31 @@ def t_drop_table(d, srv):
     report("schema_drop_table_way_out_rename", rc3 == 0 and all(g == kept for g in got), "%r %s" % (got, o3[-500:]))
 
 
+def t_other_shapes(d, srv):
+    """The same race on a table keyed by a NOCASE TEXT key and on one without a key (rows matched by
+    rowid, which names no row across clients: a third party's row must not be overwritten)."""
+    a, b = Client(d, "a", srv), Client(d, "b", srv)
+    a.sql("CREATE TABLE keep(id INTEGER PRIMARY KEY)",
+          "CREATE TABLE k(k TEXT COLLATE NOCASE PRIMARY KEY, v, junk)", "INSERT INTO k VALUES ('a', '1', 'j'), ('b', '2', 'j')",
+          "CREATE TABLE n(v, junk)", "INSERT INTO n VALUES ('1', 'j'), ('2', 'j')")
+    a.sync()
+    b.sync()
+    a.sql("ALTER TABLE k DROP COLUMN junk", "ALTER TABLE n RENAME COLUMN v TO w")
+    a.sync()
+    srv.pipeline("INSERT INTO n(rowid, w, junk) VALUES (3, 'third', 'j')")  # another client's row at rowid 3
+    b.sql("UPDATE k SET v = 'B' WHERE k = 'A'", "INSERT INTO k VALUES ('c', '3', 'x')", "DELETE FROM k WHERE k = 'b'",
+          "UPDATE n SET v = 'B' WHERE rowid = 1", "INSERT INTO n VALUES ('b3', 'x')")
+    rc_b, ob = b.sync()
+    a.sync()
+    gk = [norm(rows(x.db, "SELECT * FROM k ORDER BY k")) for x in (a, b)] + [srows(srv, "SELECT * FROM k ORDER BY k")]
+    q = "SELECT w, junk FROM n ORDER BY w"
+    gn = [norm(rows(x.db, q)) for x in (a, b)] + [srows(srv, q)]
+    report("schema_drop_column_nocase_key", rc_b == 0 and all(g == [("a", "B"), ("c", "3")] for g in gk),
+           "%r %s" % (gk, ob[-400:]))
+    report("schema_rename_column_no_key_table_third_row_kept",
+           all(g == [("2", "j"), ("B", "j"), ("b3", "x"), ("third", "j")] for g in gn), "%r %s" % (gn, ob[-400:]))
+
+
 def t_same_added_column(d, srv):
     a, b = Client(d, "a", srv), Client(d, "b", srv)
     a.sql("CREATE TABLE t(id INTEGER PRIMARY KEY, v)", "INSERT INTO t VALUES (1, 'a'), (2, 'b')")
@@ -251,7 +276,7 @@ def main():
         print("SKIP turso_schema: tursodb missing (run scripts/deps.sh)")
         return 0
     only = sys.argv[1:]
-    for fn in (t_drop_column, t_rename_column, t_rename_table, t_drop_table, t_same_added_column,
+    for fn in (t_drop_column, t_rename_column, t_rename_table, t_drop_table, t_other_shapes, t_same_added_column,
                t_exclude, t_generated, t_fk_cascade, t_daemon_push_first):
         if not only or fn.__name__ in only:
             case(fn)

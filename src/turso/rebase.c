@@ -361,6 +361,39 @@ static void describe_row(struct takeover *T, sqlite3_stmt *row, char *out, size_
 	}
 }
 
+/*
+ * Our change of a row cannot be replayed: a constraint of the server's
+ * definition refuses it (a UNIQUE value the server gave another row, a
+ * NOT NULL column it added).  The row is kept in RS_CONFLICTS_TABLE (every
+ * value of ours, the reason; never synced) and named, as the merge does
+ * with a UNIQUE conflict; the table keeps the server's version of it.
+ */
+static int set_aside(struct takeover *T, sqlite3_stmt *row, const char *what)
+{
+	char desc[300], *why = sqlite3_mprintf("%s not replayed onto the server's definition: %s", what,
+					       sqlite3_errmsg(T->ldb));
+	describe_row(T, row, desc, sizeof desc);
+	int rc = exec_sql(T, sqlite3_mprintf("CREATE TABLE IF NOT EXISTS " RS_CONFLICTS_TABLE "(id INTEGER PRIMARY "
+					     "KEY, at TEXT, tbl TEXT, row_rowid INTEGER, row TEXT, reason TEXT)"));
+	sqlite3_str *q = sqlite3_str_new(NULL);
+	sqlite3_str_appendf(q, "INSERT INTO " RS_CONFLICTS_TABLE "(at, tbl, row_rowid, row, reason) SELECT "
+			    "strftime('%%Y-%%m-%%dT%%H:%%M:%%fZ', 'now'), %Q, rowid, json_object(", T->from);
+	for (int i = 0; i < T->L.n; i++)
+		sqlite3_str_appendf(q, "%s%Q, quote(\"%w\")", i ? ", " : "", T->L.v[i].name, T->L.v[i].name);
+	sqlite3_str_appendf(q, "), %Q FROM \"" OLD_NAME "\" WHERE rowid = %lld", why,
+			    (long long)sqlite3_column_int64(row, 0));
+	char *sql = sqlite3_str_finish(q);
+	if (rc == RS_OK)
+		rc = why ? exec_sql(T, sql) : rs_err(T->err, RS_ENOMEM, "out of memory");
+	else
+		sqlite3_free(sql);
+	if (rc == RS_OK)
+		rs_warn("turso merge: our change of a row cannot be replayed onto the server's definition; set aside "
+			"in " RS_CONFLICTS_TABLE, "table=%s row=\"%s\" reason=\"%s\"", T->from, desc, why);
+	sqlite3_free(why);
+	return rc;
+}
+
 /* Insert our whole row (mapped columns) into the server's table, or overwrite the row with its identity. */
 static int put_whole(struct takeover *T, sqlite3_stmt *row, const char *what)
 {
@@ -411,6 +444,10 @@ static int put_whole(struct takeover *T, sqlite3_stmt *row, const char *what)
 		int s = sqlite3_step(st);
 		sqlite3_finalize(st);
 		st = NULL;
+		if (s != SQLITE_DONE && (sqlite3_extended_errcode(T->ldb) & 0xff) == SQLITE_CONSTRAINT) {
+			rc = set_aside(T, row, what);
+			break;
+		}
 		if (s != SQLITE_DONE)
 			rc = rs_err(T->err, RS_ELOCAL, "table %s: our %s of row %s cannot be replayed onto the server's "
 				    "definition of %s: %s; nothing was merged, the row stays as it is here", T->from,
@@ -507,7 +544,9 @@ static int replay(struct takeover *T)
 		int s = sqlite3_step(st), gone = s == SQLITE_DONE && sqlite3_changes(T->ldb) == 0;
 		char desc[300];
 		describe_row(T, ls, desc, sizeof desc);
-		if (s != SQLITE_DONE)
+		if (s != SQLITE_DONE && (sqlite3_extended_errcode(T->ldb) & 0xff) == SQLITE_CONSTRAINT)
+			rc = set_aside(T, ls, "update");
+		else if (s != SQLITE_DONE)
 			rc = rs_err(T->err, RS_ELOCAL, "table %s: our update of row %s cannot be replayed onto the "
 				    "server's definition of %s: %s; nothing was merged, the row stays as it is here",
 				    T->from, desc, T->to, sqlite3_errmsg(T->ldb));

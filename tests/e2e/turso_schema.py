@@ -144,6 +144,27 @@ def t_other_shapes(d, srv):
            all(g == [("2", "j"), ("B", "j"), ("b3", "x"), ("third", "j")] for g in gn), "%r %s" % (gn, ob[-400:]))
 
 
+def t_replay_refused(d, srv):
+    """B's insert, replayed onto the server's new definition, takes a UNIQUE value the server gave
+    another row: it is set aside in _resort_sync_conflicts and named, not lost, and the rest goes."""
+    a, b = Client(d, "a", srv), Client(d, "b", srv)
+    a.sql("CREATE TABLE keep(id INTEGER PRIMARY KEY)", "CREATE TABLE t(id INTEGER PRIMARY KEY, u TEXT UNIQUE, junk)",
+          "INSERT INTO t VALUES (1, 'p', 'j')")
+    a.sync()
+    b.sync()
+    a.sql("ALTER TABLE t DROP COLUMN junk", "INSERT INTO t VALUES (2, 'x')")
+    a.sync()
+    b.sql("INSERT INTO t VALUES (3, 'x', 'jj')", "UPDATE t SET u = 'q' WHERE id = 1")
+    rc, out = b.sync()
+    a.sync()
+    q = "SELECT * FROM t ORDER BY id"
+    got = [norm(rows(x.db, q)) for x in (a, b)] + [srows(srv, q)]
+    aside = rows(b.db, "SELECT tbl, row_rowid, row FROM _resort_sync_conflicts")
+    report("schema_replay_refused_row_set_aside", rc == 0 and all(g == [(1, "q"), (2, "x")] for g in got)
+           and aside == [("t", 3, '{"id":"3","u":"\'x\'","junk":"\'jj\'"}')]
+           and "set aside in _resort_sync_conflicts" in out, "%r %r %s" % (got, aside, out[-400:]))
+
+
 def t_same_added_column(d, srv):
     a, b = Client(d, "a", srv), Client(d, "b", srv)
     a.sql("CREATE TABLE t(id INTEGER PRIMARY KEY, v)", "INSERT INTO t VALUES (1, 'a'), (2, 'b')")
@@ -276,7 +297,8 @@ def main():
         print("SKIP turso_schema: tursodb missing (run scripts/deps.sh)")
         return 0
     only = sys.argv[1:]
-    for fn in (t_drop_column, t_rename_column, t_rename_table, t_drop_table, t_other_shapes, t_same_added_column,
+    for fn in (t_drop_column, t_rename_column, t_rename_table, t_drop_table, t_other_shapes, t_replay_refused,
+               t_same_added_column,
                t_exclude, t_generated, t_fk_cascade, t_daemon_push_first):
         if not only or fn.__name__ in only:
             case(fn)

@@ -317,6 +317,27 @@ def t_daemon_push_first(d, srv):
     print("# daemon case: the refused-push path was %s" % ("taken" if retried else "not taken (B pulled first)"))
 
 
+def t_fk_cascade_official(d, srv):
+    """The reference: the official client pushes the same swap on a server enforcing foreign keys."""
+    if not shutil.which("node"):
+        print("SKIP fk_unique_swap_official_reference: node missing")
+        return
+    from turso_adversarial import Official
+    o = Official(d, "o", srv)
+    o.run("pull")
+    o.run("write", "CREATE TABLE p(id INTEGER PRIMARY KEY, code TEXT NOT NULL UNIQUE)",
+          "CREATE TABLE c(id INTEGER PRIMARY KEY, pid INTEGER REFERENCES p(id) ON DELETE CASCADE, x)",
+          "INSERT INTO p VALUES (1, 'A'), (2, 'B')", "INSERT INTO c VALUES (1, 1, 'c1'), (2, 2, 'c2')")
+    o.run("push")
+    srv.pipeline("PRAGMA foreign_keys=ON")
+    o.run("write", "UPDATE p SET code = 'tmp' WHERE id = 1", "UPDATE p SET code = 'A' WHERE id = 2",
+          "UPDATE p SET code = 'B' WHERE id = 1")
+    o.run("push")
+    got = srows(srv, "SELECT * FROM c ORDER BY id")
+    report("fk_unique_swap_official_reference", got == [(1, 1, "c1"), (2, 2, "c2")],
+           "the official client no longer keeps the children: %r" % (got,))
+
+
 def case(fn):
     d = tempfile.mkdtemp(prefix="rs-turso-schema-")
     srv = Server(d)

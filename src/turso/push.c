@@ -1771,10 +1771,7 @@ static int push_alters(struct pusher *P, rs_error *err)
 {
 	int rc = rs_turso_alter_plans(P->t, P->ldb, P->rdb, &P->alt, &P->nalt, err);
 	for (int k = 0; rc == RS_OK && k < P->nalt; k++) {
-		char **w = realloc(P->widen, (size_t)(P->nwiden + 1) * sizeof *w);
-		char *name = w ? strdup(P->alt[k].local) : NULL;
-		if (w)
-			P->widen = w;
+		char *name = RS_VEC_ROOM(P->widen, P->nwiden) == 0 ? strdup(P->alt[k].local) : NULL;
 		if (!name)
 			return rs_err(err, RS_ENOMEM, "out of memory");
 		P->widen[P->nwiden++] = name;

@@ -43,6 +43,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "core/vec.h"
 #include "turso/sync_int.h"
 
 #define OLD_NAME "_resort_sync_rebase_old"
@@ -87,13 +88,11 @@ static int load_cols(sqlite3 *db, const char *table, struct cols *c)
 	sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
 	int npk = 0, ipk = 0, rc = 0;
 	while (sqlite3_step(st) == SQLITE_ROW) {
-		struct col *v = realloc(c->v, (size_t)(c->n + 1) * sizeof *v);
-		if (!v) {
+		if (RS_VEC_ROOM(c->v, c->n) != 0) {
 			rc = -1;
 			break;
 		}
-		c->v = v;
-		struct col *x = &v[c->n++];
+		struct col *x = &c->v[c->n++];
 		x->name = dup_text(st, 0);
 		x->type = dup_text(st, 1);
 		x->notnull = sqlite3_column_int(st, 2);
@@ -660,16 +659,9 @@ static int save_indexes(struct takeover *T, char ***out, int *n)
 			       "AND sql IS NOT NULL", -1, &st, NULL) != SQLITE_OK)
 		return sql_fail(T, T->ldb, "cannot list our indexes");
 	sqlite3_bind_text(st, 1, T->from, -1, SQLITE_STATIC);
-	while (rc == RS_OK && sqlite3_step(st) == SQLITE_ROW) {
-		char **v = realloc(*out, (size_t)(*n + 2) * sizeof *v);
-		if (!v) {
+	while (rc == RS_OK && sqlite3_step(st) == SQLITE_ROW)
+		if (add_str(out, n, dup_text(st, 0)) || add_str(out, n, dup_text(st, 1)))
 			rc = rs_err(T->err, RS_ENOMEM, "out of memory");
-			break;
-		}
-		*out = v;
-		v[(*n)++] = dup_text(st, 0);
-		v[(*n)++] = dup_text(st, 1);
-	}
 	sqlite3_finalize(st);
 	for (int i = 0; rc == RS_OK && i < *n; i += 2)
 		rc = exec_sql(T, sqlite3_mprintf("DROP INDEX \"%w\"", (*out)[i]));
@@ -859,13 +851,11 @@ static int changed_here(sqlite3 *ldb, sqlite3 *bdb, const char *table)
 
 static int add_name(char ***v, int *n, const char *name)
 {
-	char **x = realloc(*v, (size_t)(*n + 2) * sizeof *x);
-	if (!x)
+	if (RS_VEC_ROOM(*v, *n) != 0 || RS_VEC_ROOM(*v, *n + 1) != 0)
 		return -1;
-	*v = x;
-	if (!(x[*n] = sqlite3_mprintf("%s", name)))
+	if (!((*v)[*n] = sqlite3_mprintf("%s", name)))
 		return -1;
-	x[++*n] = NULL;
+	(*v)[++*n] = NULL;
 	return 0;
 }
 
@@ -983,13 +973,11 @@ void rs_turso_names_free(char **v)
 
 static int add_str(char ***v, int *n, char *s)
 {
-	char **x = s ? realloc(*v, (size_t)(*n + 1) * sizeof *x) : NULL;
-	if (!x) {
+	if (!s || RS_VEC_ROOM(*v, *n) != 0) {
 		sqlite3_free(s);
 		return -1;
 	}
-	*v = x;
-	x[(*n)++] = s;
+	(*v)[(*n)++] = s;
 	return 0;
 }
 
@@ -1171,14 +1159,12 @@ int rs_turso_alter_plans(rs_turso *t, sqlite3 *ldb, sqlite3 *rdb, struct rs_talt
 		}
 		cols_free(&l);
 		cols_free(&r);
-		struct rs_talter *v = got > 0 ? realloc(*out, (size_t)(*nout + 1) * sizeof *v) : NULL;
-		if (got > 0 && v) {
-			*out = v;
-			v[(*nout)++] = a;
-		} else {
+		int room = got > 0 && RS_VEC_ROOM(*out, *nout) == 0;
+		if (room)
+			(*out)[(*nout)++] = a;
+		else
 			alter_clear(&a);
-		}
-		if (rc == RS_OK && (got < 0 || (got > 0 && !v)))
+		if (rc == RS_OK && (got < 0 || (got > 0 && !room)))
 			rc = rs_err(err, RS_ENOMEM, "out of memory");
 	}
 	sqlite3_finalize(st);

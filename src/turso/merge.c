@@ -52,8 +52,9 @@
  * Schema changes from the server are merged too: new tables, added
  * columns, indexes and views are created when missing; a table or index
  * the server dropped is dropped when ours still has the base's columns.  A
- * table present on both sides with different columns is a conflict, and
- * the merge stops with its name.
+ * table whose columns the server changed other than by appending, or that
+ * it renamed, is taken over before the diff with our changes replayed onto
+ * it, and one it dropped while we changed it stops the merge (rebase.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -1333,6 +1334,13 @@ static int start_rows(struct merger *M)
 	return rc;
 }
 
+/* rs_turso_rebase's hook: triggers off before its first row is written. */
+static int rows_hook(void *ctx)
+{
+	struct merger *M = ctx;
+	return M->rows_started ? RS_OK : start_rows(M);
+}
+
 /* ---- schema ------------------------------------------------------------ */
 
 /*
@@ -1776,8 +1784,24 @@ int rs_turso_merge(rs_turso *t, rs_turso_report *rep, rs_error *err)
 		rs_engine_close(M.bdb);
 		M.bdb = NULL;
 	}
+	char **skip = NULL, **exclude = NULL;
+	if (rc == RS_OK && take == 1 && M.bdb) {
+		rc = rs_turso_rebase(t, M.ldb, M.bdb, M.rdb, rows_hook, &M, &skip, err);
+		if (rc == RS_OK && skip)
+			rc = reload_schema(&M);
+		size_t ne = 0, ns = 0;
+		while (t->exclude[ne])
+			ne++;
+		while (skip && skip[ns])
+			ns++;
+		if (rc == RS_OK && !(exclude = calloc(ne + ns + 1, sizeof *exclude)))
+			rc = rs_err(err, RS_ENOMEM, "out of memory");
+		for (size_t i = 0; exclude && i < ne + ns; i++)
+			exclude[i] = i < ne ? t->exclude[i] : skip[i - ne];
+	}
 	if (rc == RS_OK && take == 1) {
-		rs_diff_opts opts = {.exclude = (const char *const *)t->exclude, .shape_compare = 1};
+		rs_diff_opts opts = {.exclude = (const char *const *)(exclude ? exclude : t->exclude),
+				     .shape_compare = 1};
 		rs_sink sink = {on_change, on_finish, &M};
 		rc = rs_engine_diff(M.bdb, M.rdb, &opts, &sink, NULL, err);
 		if (rc == RS_OK && M.rows_started)
@@ -1792,6 +1816,8 @@ int rs_turso_merge(rs_turso *t, rs_turso_report *rep, rs_error *err)
 		if (rc != RS_OK)
 			sqlite3_exec(M.ldb, "ROLLBACK", NULL, NULL, NULL);
 	}
+	free(exclude);
+	rs_turso_names_free(skip);
 	merger_free(&M);
 	if (M.ldb)
 		sqlite3_close(M.ldb);

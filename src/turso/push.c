@@ -43,7 +43,9 @@
  * value early in the batch (release_unique), so hand-overs and swaps go out.
  * A table the engine would rebuild (DROP, CREATE, every row) is widened on
  * the server with ALTER TABLE ADD COLUMN when its columns are a subset of
- * ours (push_widened).  A row the server refuses (a constraint) is named and
+ * ours (push_widened); one whose columns were renamed in place, dropped or
+ * appended, or that was renamed, is altered there instead (push_alters,
+ * rebase.c).  A row the server refuses (a constraint) is named and
  * left local, and the push starts again without it (refuse_row).
  *
  * Values: integers as strings, REAL as JSON numbers with 17 digits (exact),
@@ -52,10 +54,12 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/err.h"
@@ -152,6 +156,9 @@ struct pusher {
 	sqlite3 *rdb;          /* the replica (the server as last pulled) */
 	char **widen;          /* tables the engine rebuilds that the server only needs to widen */
 	int nwiden;
+	int64_t released;      /* temporary UNIQUE values handed out (release_value) */
+	struct rs_talter *alt; /* tables altered on the server instead (rebase.c), also in widen */
+	int nalt;
 	int in_row;            /* add_step: the step writes the row in P->key (at P->row_rowid) */
 	int64_t row_rowid;
 	struct refused *refused;
@@ -1530,6 +1537,31 @@ static int push_upsert(struct pusher *P, const rs_table *t, const rs_tkey *k, in
  * as usual; otherwise the row is deleted early and inserted again, whole,
  * at the same rowid (it is the server's: the update's row is in the replica).
  */
+/* A temporary value for UNIQUE NOT NULL column i, of its declared type, unlike any real value. */
+static void release_value(struct pusher *P, sqlite3_str *out, const rs_table *t, int i)
+{
+	char *def = rs_tcol_def(t->sql, t->col[i]);
+	const char *type = def ? def : ""; /* past the column's name, as written (maybe quoted) */
+	if (*type == '"' || *type == '`' || *type == '[') {
+		const char *end = strchr(type + 1, *type == '[' ? ']' : *type);
+		type = end ? end + 1 : "";
+	} else {
+		type += strcspn(type, " \t\n");
+	}
+	uint64_t n = (uint64_t)++P->released, tag = ((uint64_t)getpid() << 20) ^ (uint64_t)time(NULL);
+	if (strcasestr(type, "int"))
+		sqlite3_str_appendf(out, "%lld", (long long)(INT64_MIN + 1 + (int64_t)((tag & 0xfffff) << 32) +
+							    (int64_t)(n & 0xffffffff)));
+	else if (strcasestr(type, "real") || strcasestr(type, "floa") || strcasestr(type, "doub"))
+		sqlite3_str_appendf(out, "%!.17g", -1e300 * (1.0 + (double)(n % 1000000) * 1e-9));
+	else if (strcasestr(type, "blob"))
+		sqlite3_str_appendf(out, "x'00726573%016llx%016llx'", (unsigned long long)tag, (unsigned long long)n);
+	else
+		sqlite3_str_appendf(out, "'resort-sync released %llx %llu'", (unsigned long long)tag,
+				    (unsigned long long)n);
+	sqlite3_free(def);
+}
+
 static int release_unique(struct pusher *P, const rs_change *ch, const rs_tkey *k, int *reinsert,
 			  rs_error *err)
 {
@@ -1545,12 +1577,22 @@ static int release_unique(struct pusher *P, const rs_change *ch, const rs_tkey *
 		return RS_OK;
 	struct stmt s;
 	st_init(&s);
-	if (nullable) {
+	/* A delete would fire ON DELETE actions where the server enforces foreign keys (one
+	 * client's PRAGMA foreign_keys=ON holds for tursodb's shared connection): children
+	 * cascade away.  A temporary value keeps the row; a CHECK might refuse it, so a table
+	 * with one and no such action keeps the delete. */
+	int temp = !nullable && (t->action_parent || !t->sql || !strcasestr(t->sql, "check"));
+	if (nullable || temp) {
 		sqlite3_str_appendf(s.sql, "UPDATE \"%w\" SET ", t->name);
 		int n = 0;
 		for (int i = 0; i < t->ncol; i++)
-			if (ch->changed[i] && k->uniq[i])
-				sqlite3_str_appendf(s.sql, "%s\"%w\" = NULL", n++ ? ", " : "", t->col[i]);
+			if (ch->changed[i] && k->uniq[i]) {
+				sqlite3_str_appendf(s.sql, "%s\"%w\" = ", n++ ? ", " : "", t->col[i]);
+				if (nullable)
+					sqlite3_str_appendall(s.sql, "NULL");
+				else
+					release_value(P, s.sql, t, i);
+			}
 	} else {
 		sqlite3_str_appendf(s.sql, "DELETE FROM \"%w\"", t->name);
 		*reinsert = 1;
@@ -1705,13 +1747,56 @@ static int widened(const struct pusher *P, const char *name)
 	for (int i = 0; i < P->nwiden; i++)
 		if (sqlite3_stricmp(P->widen[i], name) == 0)
 			return 1;
+	for (int i = 0; i < P->nalt; i++)
+		if (sqlite3_stricmp(P->alt[i].server, name) == 0)
+			return 1;
 	return 0;
+}
+
+static const struct rs_talter *altered(const struct pusher *P, const char *name)
+{
+	for (int i = 0; i < P->nalt; i++)
+		if (sqlite3_stricmp(P->alt[i].local, name) == 0)
+			return &P->alt[i];
+	return NULL;
+}
+
+/*
+ * Tables whose columns were renamed, dropped or appended here, or that were
+ * renamed whole: ALTER TABLE on the server (each may fail: done already by
+ * an earlier push before the next pull), then their rows by column
+ * (push_widened), never a rebuild (rebase.c).
+ */
+static int push_alters(struct pusher *P, rs_error *err)
+{
+	int rc = rs_turso_alter_plans(P->t, P->ldb, P->rdb, &P->alt, &P->nalt, err);
+	for (int k = 0; rc == RS_OK && k < P->nalt; k++) {
+		char *name = RS_VEC_ROOM(P->widen, P->nwiden) == 0 ? strdup(P->alt[k].local) : NULL;
+		if (!name)
+			return rs_err(err, RS_ENOMEM, "out of memory");
+		P->widen[P->nwiden++] = name;
+		for (int i = 0; rc == RS_OK && i < P->alt[k].nstmts; i++) {
+			struct stmt a;
+			if ((rc = reserve(P, err)) != RS_OK)
+				break;
+			st_init(&a);
+			sqlite3_str_appendall(a.sql, P->alt[k].stmts[i]);
+			rc = add_step(P, PH_PRE, &a, 1, err);
+		}
+		if (rc == RS_OK)
+			rs_info("turso push: table definition changed here; altering the server's (not rebuilding it)",
+				"table=%s server_table=%s statements=%d", P->alt[k].local, P->alt[k].server,
+				P->alt[k].nstmts);
+	}
+	return rc;
 }
 
 static int push_schema(struct pusher *P, const rs_change *ch, rs_error *err)
 {
 	P->in_row = 0;
 	int table = strcmp(ch->obj_type, "table") == 0, index = strcmp(ch->obj_type, "index") == 0;
+	if (table && widened(P, ch->obj_name))
+		return RS_OK; /* altered or widened: its DROP and CREATE are not sent */
 	if (!table && !index) {
 		if (!P->warned_view++)
 			rs_info("turso push: views and triggers stay local (as with the official client)",
@@ -1829,17 +1914,26 @@ static int push_widened(struct pusher *P, const rs_table *lt, rs_error *err)
 	sqlite3_stmt *ls = NULL, *rs = NULL;
 	int n = lt->ncol;
 	sqlite3_str *a = sqlite3_str_new(NULL), *b = sqlite3_str_new(NULL);
+	const struct rs_talter *alt = altered(P, lt->name);
+	const char *srv = alt ? alt->server : lt->name;
 	sqlite3_str_appendf(a, "SELECT %s", lt->rowid_name);
 	sqlite3_str_appendall(b, "SELECT rowid");
 	for (int i = 0; i < n; i++) {
+		const char *sc = lt->col[i];
+		if (alt) { /* the server's name of our column (renamed), NULL: added here */
+			sc = NULL;
+			for (int j = 0; j < alt->ncol; j++)
+				if (sqlite3_stricmp(alt->lcol[j], lt->col[i]) == 0)
+					sc = alt->scol[j];
+		}
 		sqlite3_str_appendf(a, ", \"%w\"", lt->col[i]);
-		if (has_column(P->rdb, lt->name, lt->col[i]))
-			sqlite3_str_appendf(b, ", \"%w\"", lt->col[i]);
+		if (sc && has_column(P->rdb, srv, sc))
+			sqlite3_str_appendf(b, ", \"%w\"", sc);
 		else
 			sqlite3_str_appendall(b, ", NULL");
 	}
 	sqlite3_str_appendf(a, " FROM \"%w\" ORDER BY 1", lt->name);
-	sqlite3_str_appendf(b, " FROM \"%w\" ORDER BY 1", lt->name);
+	sqlite3_str_appendf(b, " FROM \"%w\" ORDER BY 1", srv);
 	char *qa = sqlite3_str_finish(a), *qb = sqlite3_str_finish(b);
 	int rc = RS_OK;
 	if (!qa || !qb || sqlite3_prepare_v2(P->ldb, qa, -1, &ls, NULL) != SQLITE_OK ||
@@ -1979,6 +2073,8 @@ int rs_turso_push(rs_turso *t, rs_turso_report *rep, rs_error *err)
 		rs_buf k1 = RS_BUF_INIT(0), k2 = RS_BUF_INIT(0);
 		P.key = k1;
 		P.key2 = k2;
+		if (rc == RS_OK)
+			rc = push_alters(&P, err);
 		if (rc == RS_OK) {
 			rs_diff_opts opts = {.exclude = (const char *const *)t->exclude, .shape_compare = 1};
 			rs_sink sink = {on_change, on_finish, &P};
@@ -2006,6 +2102,7 @@ int rs_turso_push(rs_turso *t, rs_turso_report *rep, rs_error *err)
 		for (int i = 0; i < P.nwiden; i++)
 			free(P.widen[i]);
 		free(P.widen);
+		rs_turso_alters_free(P.alt, P.nalt);
 		rs_tkeys_free(&P.keys);
 		rs_buf_free(&P.key);
 		rs_buf_free(&P.key2);

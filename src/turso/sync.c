@@ -685,6 +685,7 @@ static int sequence(rs_turso *t, int startup, rs_turso_report *rep, rs_error *er
 	double t0 = rs_mono();
 	int rc = RS_OK;
 	STEP("database check", check_database(t, err));
+	STEP("tables back in sync", rs_turso_reinclude(t, err));
 	STEP("recover (merge an interrupted pull)", rs_turso_merge(t, rep, err));
 	if (startup) {
 		STEP("start-up pull", pull(t, rep, err));
@@ -705,6 +706,20 @@ static int sequence(rs_turso *t, int startup, rs_turso_report *rep, rs_error *er
 	} else {
 		STEP("push", rs_turso_push(t, rep, err));
 		defer_unsupported(&rc, err, &later);
+		if (rc == RS_EREMOTE && strstr(err->message, "push not committed")) {
+			/* The server refused a statement: its schema may have moved on (another client
+			 * dropped or renamed a column, or the table).  Nothing of the push is there; the
+			 * pull brings the change and replays our rows onto it (rebase.c), then the push
+			 * goes again, once. */
+			rs_warn("turso push refused by the server; pulling its changes first, then pushing again",
+				"err=\"%s\"", err->message);
+			rs_err_clear(err);
+			rc = RS_OK;
+			STEP("pull", pull(t, rep, err));
+			STEP("views and triggers (after the pull)", rs_turso_objects(t, "pulled", err));
+			STEP("push again", rs_turso_push(t, rep, err));
+			defer_unsupported(&rc, err, &later);
+		}
 		STEP("pull", pull(t, rep, err));
 		STEP("views and triggers (after the pull)", rs_turso_objects(t, "pulled", err));
 		if (rc == RS_OK)

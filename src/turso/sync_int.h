@@ -74,6 +74,45 @@ int rs_turso_push(rs_turso *t, rs_turso_report *rep, rs_error *err);
 /* Resolve a push whose answer was lost, through the server's watermark. */
 int rs_turso_resolve_pending(rs_turso *t, rs_error *err);
 
+/*
+ * Tables whose definition the server changed other than by appending columns
+ * (rebase.c): taken over from the replica with our changes since the base
+ * replayed onto them, in ldb's open transaction; before(ctx) runs once
+ * before the first change.  *skip: the tables handled (NULL-terminated, free
+ * with rs_turso_names_free), for the diff to leave out.  A table the server
+ * dropped while we changed it is refused (RS_ECONFLICT).
+ */
+int rs_turso_rebase(rs_turso *t, sqlite3 *ldb, sqlite3 *bdb, sqlite3 *rdb, int (*before)(void *), void *ctx,
+		    char ***skip, rs_error *err);
+void rs_turso_names_free(char **v);
+
+/*
+ * Tables that left the excluded set since the last run (exclude_tables, or
+ * a generated column dropped) are taken over like a first sync of that
+ * table (rebase.c): the server's rows win for every row it has, rows only
+ * we have stay (the next push inserts them).  The set is kept in
+ * <replica>-outside.
+ */
+int rs_turso_reinclude(rs_turso *t, rs_error *err);
+
+/*
+ * The push's side (rebase.c): a table of ours whose columns differ from the
+ * server's by renames in place, drops and appends, or that was renamed
+ * whole, goes out as ALTER TABLE statements (each may fail: a push sent
+ * again before the next pull finds them done), never as a rebuild that
+ * would remove rows the server got since our pull.  lcol[i] (our column)
+ * compares with scol[i] (the server's, NULL: added here).
+ */
+struct rs_talter {
+	char *local, *server;   /* our table's name; the server's */
+	char **stmts;
+	int nstmts;
+	char **lcol, **scol;
+	int ncol;
+};
+int rs_turso_alter_plans(rs_turso *t, sqlite3 *ldb, sqlite3 *rdb, struct rs_talter **out, int *n, rs_error *err);
+void rs_turso_alters_free(struct rs_talter *v, int n);
+
 /* Merge base -> replica into the database when a base exists (see merge.c). */
 int rs_turso_merge(rs_turso *t, rs_turso_report *rep, rs_error *err);
 

@@ -49,7 +49,7 @@
 
 /* Tables of the protocol's own that never sync (as in the official client). */
 static const char *const bookkeeping[] = {RS_HRANA_WATERMARK_TABLE, "turso_cdc", "turso_cdc_version",
-					  RS_MARK_TABLE, NULL};
+					  RS_MARK_TABLE, RS_MERGED_TABLE, RS_SERVER_TABLE, NULL};
 
 int rs_turso_crash(rs_turso *t, const char *point)
 {
@@ -267,9 +267,24 @@ static int before_apply(void *ctx, int bootstrap, rs_error *err)
 	 * never applied (killed before the replica stored its new revision, the
 	 * replica rolled back) leaves a base equal to the replica, and merging it
 	 * would take the rows pushed since the last pull as on the replica. */
+	/* Then a token naming this merge: the merge commits it into the database
+	 * (RS_MERGED_TABLE) with its rows, so a merge run again after a crash
+	 * between its COMMIT and the overlay's reset knows it is done (merging
+	 * again is not idempotent for rows without a key: see rs_turso_merge). */
 	const char *rev = rs_replica_revision(t->replica);
+	unsigned char tok[16];
+	char text[sizeof tok * 2 + 1];
+	char *content = NULL;
+	if (rc == RS_OK && rs_random(tok, sizeof tok) != 0)
+		rc = rs_err(err, RS_ELOCAL, "cannot read random bytes for a merge token");
+	if (rc == RS_OK) {
+		rs_hex(text, tok, sizeof tok);
+		if (!(content = sqlite3_mprintf("%s\n%s", rev, text)))
+			rc = rs_err(err, RS_ENOMEM, "out of memory");
+	}
 	if (rc == RS_OK)
-		rc = rs_write_file_atomic(t->base_rev_path, rev, strlen(rev), 0600, err);
+		rc = rs_write_file_atomic(t->base_rev_path, content, strlen(content), 0600, err);
+	sqlite3_free(content);
 	if (rc == RS_OK && rename(tmp, t->base_path) != 0)
 		rc = rs_err(err, RS_ELOCAL, "%s: cannot rename: %s", t->base_path, strerror(errno));
 	if (rc == RS_OK)

@@ -35,6 +35,10 @@
 #define RS_MIGRATIONS_TABLE "_resort_sync_migrations"
 /* Our own one-row table of the database holding its sync generation (sync.c); never synced. */
 #define RS_MARK_TABLE "_resort_sync_generation"
+/* Our own one-row table of the database: the token of the last merge committed (merge.c); never synced. */
+#define RS_MERGED_TABLE "_resort_sync_merged"
+/* Our own one-row table on the server: its identity and history generation (identity.c); never synced. */
+#define RS_SERVER_TABLE "_resort_sync_server"
 
 struct rs_turso {
 	const rs_config *cfg;

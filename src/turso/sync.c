@@ -232,6 +232,18 @@ static int find_left_out(rs_turso *t, sqlite3 *ldb, rs_error *err)
 static int before_apply(void *ctx, int bootstrap, rs_error *err)
 {
 	rs_turso *t = ctx;
+	/* The pages must be our server's and follow our replica's history
+	 * (identity.c): checked before the replica changes. */
+	int history = 0;
+	int rc0 = rs_turso_identity(t, 0, &history, err);
+	if (rc0 != RS_OK)
+		return rc0;
+	if (history && !bootstrap) {
+		t->history_changed = 1;
+		return rs_err(err, RS_EREMOTE, "the server's history changed: bootstrapping again");
+	}
+	if (history && (rc0 = rs_turso_history_reset(t, 0, err)) != RS_OK) /* a bootstrap already */
+		return rc0;
 	char *tmp = rs_path_beside(t->base_path, ".tmp");
 	if (!tmp)
 		return rs_err(err, RS_ENOMEM, "out of memory");
@@ -408,13 +420,31 @@ static int checkpoint(rs_turso *t, rs_error *err)
 
 static int pull(rs_turso *t, rs_turso_report *rep, rs_error *err)
 {
-	int changed = 0;
+	int changed = 0, history = 0;
+	t->history_changed = 0;
 	int rc = rs_replica_pull(t->replica, t->http, &changed, err);
-	if (rc == RS_EREMOTE && strstr(err->message, "went backwards")) {
-		rs_warn("turso pull: the server's revision went backwards (was it reset?); bootstrapping again "
-			"and merging without dropping local rows", "err=\"%s\"", err->message);
+	if (rc != RS_OK && t->history_changed) {
+		/* before_apply: the server's history is not the replica's (left untouched) */
 		rs_err_clear(err);
-		rc = rs_replica_reset(t->replica, err);
+		history = 1;
+		rc = RS_OK;
+	} else if (rc == RS_EREMOTE && strstr(err->message, "re-bootstrap needed")) {
+		/* The revision went backwards, or the pages do not fit the replica: the same
+		 * server (restored, reset) or another one (a wrong URL)? */
+		int back = strstr(err->message, "went backwards") != NULL;
+		rs_error first = *err;
+		rs_warn("turso pull: the server's pages do not follow the replica", "err=\"%s\"", err->message);
+		rs_err_clear(err);
+		rc = rs_turso_identity(t, back, &history, err);
+		if (rc == RS_OK && !history && back) /* nothing of ours to compare with: bootstrap, as before */
+			rc = rs_replica_reset(t->replica, err);
+		else if (rc == RS_OK && !history) {
+			*err = first;
+			rc = first.code;
+		}
+	}
+	if (rc == RS_OK && history) {
+		rc = rs_turso_history_reset(t, 1, err);
 		if (rc == RS_OK)
 			rc = rs_replica_pull(t->replica, t->http, &changed, err);
 	}
@@ -667,6 +697,18 @@ static int check_database(rs_turso *t, rs_error *err)
 	return rc;
 }
 
+/* Before the first push: the server's identity (each push is guarded by it). */
+static int record_identity(rs_turso *t, rs_error *err)
+{
+	int history = 0;
+	int rc = rs_turso_identity(t, 0, &history, err);
+	if (rc == RS_OK && history)
+		rc = rs_turso_history_reset(t, 1, err);
+	if (rc == RS_OK && history)
+		rc = rs_err(err, RS_EREMOTE, "the server's history changed; the next pull bootstraps again");
+	return rc;
+}
+
 /* A push's refusal of rows too large to send (push.c: the rest was sent) is
  * kept in *later and the sequence goes on. */
 static void defer_unsupported(int *rc, rs_error *err, rs_error *later)
@@ -702,6 +744,8 @@ static int sequence(rs_turso *t, int startup, rs_turso_report *rep, rs_error *er
 	} else if (!*rs_replica_revision(t->replica)) {
 		STEP("first pull", pull(t, rep, err)); /* the push needs a replica as its base */
 	}
+	if (!*rs_tstate_server_id(t->state, NULL))
+		STEP("server identity", record_identity(t, err));
 	STEP("checkpoint (PASSIVE)", checkpoint(t, err));
 	STEP("views and triggers (before the push)", rs_turso_objects(t, "push", err));
 	/* A push that left some rows out (too large for the server) still sent

@@ -138,9 +138,9 @@ static int refuse(rs_turso *t, const struct seen *s, rs_error *err)
 		      "%s is %s, but this client (replica %s) was synced with the server %s: a wrong remote_url, "
 		      "or a server wiped or replaced? Refusing to sync; nothing was pushed or pulled. If the "
 		      "URL is wrong, correct it: the client works again as it was. If this is the server to use "
-		      "from now on, remove the replica and its files (%s*) and run `resort-sync sync --merge` "
-		      "(both sides keep their rows and tables; rows equal on both sides are kept once)",
-		      t->cfg->turso_url, theirs, rs_replica_path(t->replica), mine, rs_replica_path(t->replica));
+		      "from now on, run `resort-sync sync --merge` once (both sides keep their rows and tables; "
+		      "rows of tables without a key equal on both sides are kept once)",
+		      t->cfg->turso_url, theirs, rs_replica_path(t->replica), mine);
 }
 
 int rs_turso_identity(rs_turso *t, int rewound, int *history, rs_error *err)
@@ -150,7 +150,9 @@ int rs_turso_identity(rs_turso *t, int rewound, int *history, rs_error *err)
 	struct seen s = {0};
 	*history = 0;
 	int rc = ask(t, NULL, NULL, 0, &s, err);
-	if (rc == RS_OK && !s.has && !*rid) {
+	/* sync --merge: this server is the one to use from now on (README, Recovery). */
+	int adopt = rc == RS_OK && *rid && t->prefer == RS_PREFER_MERGE && (!s.has || strcmp(s.id, rid) != 0);
+	if (rc == RS_OK && !s.has && (!*rid || adopt)) {
 		/* A server no resort-sync client marked yet: mark it (two clients racing
 		 * here both read the one row that won). */
 		unsigned char u[16];
@@ -175,6 +177,16 @@ int rs_turso_identity(rs_turso *t, int rewound, int *history, rs_error *err)
 		rs_info("turso: server identity recorded", "server_id=%s generation=%lld", s.id, (long long)s.gen);
 		rs_tstate_set_server(t->state, s.id, s.gen);
 		return rs_tstate_save(t->state, err);
+	}
+	if (adopt) {
+		rs_warn("turso: --merge: this client now syncs with this server; its replica is bootstrapped again "
+			"and merged with the database (rows without a key matched by value)", "url=%s server_id=%s "
+			"was=%s", t->cfg->turso_url, s.id, rid);
+		snprintf(t->adopt_id, sizeof t->adopt_id, "%s", s.id);
+		t->seen_gen = s.gen;
+		t->seen_change = s.wm ? s.change : 0;
+		*history = 1;
+		return RS_OK;
 	}
 	if (!s.has || strcmp(s.id, rid) != 0)
 		return refuse(t, &s, err);
@@ -218,7 +230,9 @@ int rs_turso_history_reset(rs_turso *t, int replica, rs_error *err)
 	int rc = replica ? rs_replica_reset(t->replica, err) : RS_OK;
 	if (rc == RS_OK) {
 		char keep[RS_TSERVER_ID];
-		snprintf(keep, sizeof keep, "%s", id);
+		snprintf(keep, sizeof keep, "%s", t->adopt_id[0] ? t->adopt_id : id);
+		if (t->adopt_id[0])
+			gen = 0;
 		/* Our push ids go on from the server's watermark, so pushes it lost are
 		 * not taken for lost again at the next check. */
 		rs_tstate_rewind(t->state, t->seen_change);

@@ -1730,6 +1730,11 @@ static int pairing(struct merger *M)
 				"(--prefer-local), the next push makes the server match it", "local=%s remote=%s",
 				mine, theirs);
 			rc = 0;
+		} else if (t->prefer == RS_PREFER_MERGE) {
+			rs_info("turso first pairing: both sides hold data; merging them (--merge): rows without a "
+				"key are matched by value, a key on both sides keeps the local row", "local=%s remote=%s",
+				mine, theirs);
+			M->rebootstrap = 1;
 		} else if (t->prefer == RS_PREFER_REMOTE) {
 			rs_info("turso first pairing: both sides hold data; taking the server's content "
 				"(--prefer-remote)", "local=%s remote=%s", mine, theirs);
@@ -1738,8 +1743,9 @@ static int pairing(struct merger *M)
 			rc = rs_err(M->err, RS_ECONFLICT,
 				    "first pairing with %s: both %s (e.g. table %s) and the server (e.g. table %s) "
 				    "hold data and there is no sync state to merge them by; run once with "
-				    "`resort-sync sync --prefer-local` (the server takes the local content) or "
-				    "`--prefer-remote` (the local database takes the server's)",
+				    "`resort-sync sync --prefer-local` (the server takes the local content), "
+				    "`--prefer-remote` (the local database takes the server's) or `--merge` (both keep "
+				    "their rows and tables)",
 				    t->cfg->turso_url, t->cfg->db_path, mine, theirs);
 		}
 	}

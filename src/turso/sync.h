@@ -45,7 +45,7 @@ typedef struct rs_turso_report {
 	char revision[64];
 } rs_turso_report;
 
-enum { RS_PREFER_NONE = 0, RS_PREFER_LOCAL = 1, RS_PREFER_REMOTE = 2 };
+enum { RS_PREFER_NONE = 0, RS_PREFER_LOCAL = 1, RS_PREFER_REMOTE = 2, RS_PREFER_MERGE = 3 };
 
 /* A strategy for cfg (mode turso; cfg must outlive it). */
 int rs_turso_new(rs_turso **out, const rs_config *cfg, rs_error *err);

@@ -64,6 +64,7 @@ struct rs_turso {
 	double last_push, last_pull;
 	int64_t seen_gen;    /* identity.c: the server's generation, when it differs from the recorded one */
 	int64_t seen_change; /* and this client's watermark there (0: none) */
+	char adopt_id[RS_TSERVER_ID]; /* sync --merge: the other server's identity, taken as ours */
 	int history_changed; /* before_apply found the server's history changed: pull() bootstraps again */
 	/* The push's diff is skipped while no connection has committed to the
 	 * database since the last complete push and the replica has not changed. */

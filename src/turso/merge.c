@@ -24,9 +24,10 @@
  *                              against a change on the other: the next push
  *                              sends ours)
  *
- * So a merge never undoes a local write, and running it twice changes
- * nothing the second time: after a crash it is simply run again.  The full
- * table of cases is in docs/ARCHITECTURE.md (Turso mode).
+ * So a merge never undoes a local write.  After a crash before its COMMIT
+ * it is simply run again; after the COMMIT, the token it committed with its
+ * rows (merged_already) says it is done.  The full table of cases is in
+ * docs/ARCHITECTURE.md (Turso mode).
  *
  * Identities are compared as the key's collation compares them (state.h).
  * A key that leaves one row of the server and stays on another (reused,

@@ -24,9 +24,14 @@
  *     what was pushed, so nothing is sent twice
  *   - during the replica's update: the replica rolls itself back (replica.c);
  *     the base then equals it, and the merge finds nothing
- *   - after the replica's update, before or after the merge's COMMIT: the
- *     base is still there, the merge runs again and changes only what it
- *     did not change before
+ *   - after the replica's update, before the merge's COMMIT: the base is
+ *     still there, the merge runs again
+ *   - after the merge's COMMIT, before the base is removed: the merge's
+ *     token (written with the base's revision, committed with the rows)
+ *     is in the database; only the bookkeeping is finished (merge.c)
+ *
+ * Before a pull changes the replica, and before the first push, the
+ * server's identity is checked (identity.c); every push is guarded by it.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -702,14 +702,18 @@ static int check_database(rs_turso *t, rs_error *err)
 	return rc;
 }
 
-/* Before the first push: the server's identity (each push is guarded by it). */
-static int record_identity(rs_turso *t, rs_error *err)
+/*
+ * Before the first push: the server's identity (each push is guarded by it).
+ * With `pulling` (sync --merge, before the start-up pull) a changed history
+ * only resets the replica, which that pull then bootstraps.
+ */
+static int record_identity(rs_turso *t, int pulling, rs_error *err)
 {
 	int history = 0;
 	int rc = rs_turso_identity(t, 0, &history, err);
 	if (rc == RS_OK && history)
 		rc = rs_turso_history_reset(t, 1, err);
-	if (rc == RS_OK && history)
+	if (rc == RS_OK && history && !pulling)
 		rc = rs_err(err, RS_EREMOTE, "the server's history changed; the next pull bootstraps again");
 	return rc;
 }
@@ -741,6 +745,8 @@ static int sequence(rs_turso *t, int startup, rs_turso_report *rep, rs_error *er
 	int rc = RS_OK;
 	STEP("database check", check_database(t, err));
 	STEP("recover (merge an interrupted pull)", rs_turso_merge(t, rep, err));
+	if (startup && t->prefer == RS_PREFER_MERGE && *rs_tstate_server_id(t->state, NULL))
+		STEP("server identity (--merge)", record_identity(t, 1, err)); /* even when the pull brings nothing */
 	if (startup) {
 		STEP("start-up pull", pull(t, rep, err));
 		STEP("views and triggers (after the pull)", rs_turso_objects(t, "pulled", err));
@@ -750,7 +756,7 @@ static int sequence(rs_turso *t, int startup, rs_turso_report *rep, rs_error *er
 		STEP("first pull", pull(t, rep, err)); /* the push needs a replica as its base */
 	}
 	if (!*rs_tstate_server_id(t->state, NULL))
-		STEP("server identity", record_identity(t, err));
+		STEP("server identity", record_identity(t, 0, err));
 	STEP("checkpoint (PASSIVE)", checkpoint(t, err));
 	STEP("views and triggers (before the push)", rs_turso_objects(t, "push", err));
 	/* A push that left some rows out (too large for the server) still sent

@@ -4,10 +4,11 @@
 //   node turso_bench.js pull URL PATH     time the bootstrap pull of a fresh client
 //   node turso_bench.js edits URL DIR     on a server holding table k (TEXT key): bootstrap client A
 //                                         and client B, then in A update every 5th row and push, B
-//                                         pulls, A deletes another 5th and pushes, B pulls
+//                                         pulls, A deletes another 5th and pushes, B pulls, B pulls
+//                                         again with nothing new
 //
 // push and pull print one JSON line: {"seconds": <the operation alone>, "rows": <rows in t>};
-// edits prints {"bootstrap", "update_push", "update_pull", "delete_push", "delete_pull": seconds of
+// edits prints {"bootstrap", "update_push", "update_pull", "delete_push", "delete_pull", "idle_pull": seconds of
 // each operation alone, "updated", "deleted": rows changed, "rows_a", "rows_b": rows in k at the end, "updated_b": updated rows B holds}.
 const path = require('path');
 const { pathToFileURL } = require('url');
@@ -69,6 +70,9 @@ async function edits(connect, url, dir) {
   t0 = process.hrtime.bigint();
   await b.pull();
   out.delete_pull = secs(t0);
+  t0 = process.hrtime.bigint();
+  await b.pull();
+  out.idle_pull = secs(t0);
   out.rows_a = await count(a, 'SELECT count(*) AS c FROM k');
   out.rows_b = await count(b, 'SELECT count(*) AS c FROM k');
   out.updated_b = await count(b, "SELECT count(*) AS c FROM k WHERE name LIKE '% updated'");

@@ -23,6 +23,8 @@ before either client starts, so both sides start from the same server:
   update pull  client B, bootstrapped before, takes those updates
   delete push  A deletes another 10,000 rows and pushes
   delete pull  B takes the deletes
+  idle pull    B again, nothing new: for ours the fixed cost of a `sync`
+               process, which every figure above includes
 
 Ours: the wall time of each `resort-sync sync` (process start, start-up
 pull, push, pull).  Theirs: the operation alone (connect() with its
@@ -102,7 +104,7 @@ def theirs(n):
         subprocess.run(["rm", "-rf", d])
 
 
-EDITS = ("bootstrap", "update_push", "update_pull", "delete_push", "delete_pull")
+EDITS = ("bootstrap", "update_push", "update_pull", "delete_push", "delete_pull", "idle_pull")
 
 
 def seed(srv, rows):
@@ -153,6 +155,7 @@ def ours_edits(rows):
         a.sql("DELETE FROM k WHERE rowid % 5 = 1")
         r["delete_push"] = timed_sync(a)
         r["delete_pull"] = timed_sync(b)
+        r["idle_pull"] = timed_sync(b)
         on_server = srv.pipeline("SELECT count(*), sum(name LIKE '% updated') FROM k")[0][0]
         assert (on_server[0][1], on_server[1][1]) == (rows - dele, upd), on_server
         assert count(b.db, "SELECT count(*) FROM k") == rows - dele
@@ -208,7 +211,8 @@ def main():
     lines.append("edits of a %d-row TEXT-key table (%d updated, %d deleted), medians (seconds)" % (rows, upd, dele))
     label = {"bootstrap": "bootstrap of %d rows" % rows, "update_push": "push of %d updates" % upd,
              "update_pull": "pull of %d updates" % upd, "delete_push": "push of %d deletes" % dele,
-             "delete_pull": "pull of %d deletes" % dele}
+             "delete_pull": "pull of %d deletes" % dele,
+             "idle_pull": "pull with nothing new (ours: a whole idle `sync`, the fixed cost in every row above)"}
     for k in EDITS:
         mo, mt = statistics.median(x[k] for x in oe), statistics.median(x[k] for x in te)
         lines.append("%-12s resort-sync %.3f   official client %.3f   ratio %.2f" % (k, mo, mt, mo / mt))

@@ -30,6 +30,8 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "core/util.h"
+#include "core/vec.h"
 #include "engine/pages.h"
 
 /* ---- reading pages ---------------------------------------------------- */
@@ -59,12 +61,6 @@ void rs_image_free(rs_image *im)
 	free(im);
 }
 
-static uint32_t be32(const unsigned char *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static unsigned be16(const unsigned char *p) { return (unsigned)p[0] << 8 | p[1]; }
 
 /* n bytes at off; past the end of the file, zeros.  0, or an SQLite error code. */
 static int file_read(sqlite3_file *f, void *buf, size_t n, int64_t off)
@@ -179,12 +175,12 @@ static int plain_image(rs_image *im)
 		im->npage = 0;
 		return 0;
 	}
-	uint32_t ps = be16(h + 16);
+	uint32_t ps = rs_get_be16(h + 16);
 	im->page_size = ps == 1 ? 65536 : ps;
 	if (im->page_size < 512 || (im->page_size & (im->page_size - 1)))
 		return -1;
 	uint64_t by_len = (uint64_t)size / im->page_size;
-	uint32_t in_hdr = be32(h + 28);
+	uint32_t in_hdr = rs_get_be32(h + 28);
 	im->npage = in_hdr && memcmp(h + 24, h + 92, 4) == 0 && in_hdr <= by_len ? in_hdr : (uint32_t)by_len;
 	return 0;
 }
@@ -206,7 +202,7 @@ static int wal_image(rs_image *im, sqlite3 *db, const unsigned char *h)
 	unsigned char wh[32], fh[24];
 	if (sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &im->wal) != SQLITE_OK || !im->wal ||
 	    !im->wal->pMethods || im->wal->pMethods->xRead(im->wal, wh, 32, 0) != SQLITE_OK ||
-	    be32(wh + 8) != im->page_size || memcmp(wh + 16, h + 32, 8) != 0)
+	    rs_get_be32(wh + 8) != im->page_size || memcmp(wh + 16, h + 32, 8) != 0)
 		return -1;
 	im->frame = calloc((size_t)im->npage + 1, sizeof *im->frame);
 	if (!im->frame)
@@ -215,7 +211,7 @@ static int wal_image(rs_image *im, sqlite3 *db, const unsigned char *h)
 		int64_t off = 32 + (int64_t)(f - 1) * (int64_t)(im->page_size + 24);
 		if (im->wal->pMethods->xRead(im->wal, fh, 24, off) != SQLITE_OK || memcmp(fh + 8, h + 32, 8) != 0)
 			return -1;
-		uint32_t pg = be32(fh);
+		uint32_t pg = rs_get_be32(fh);
 		if (pg >= 1 && pg <= im->npage)
 			im->frame[pg] = f;
 	}
@@ -356,11 +352,9 @@ static void side_free(struct side *S)
 
 static int add_tree(struct side *S, const char *name, const char *owner, int type, int wr, uint32_t root)
 {
-	struct tree *t = realloc(S->tree, (size_t)(S->ntree + 1) * sizeof *t);
-	if (!t)
+	if (RS_VEC_ROOM(S->tree, S->ntree) != 0)
 		return -1;
-	S->tree = t;
-	t = &S->tree[S->ntree];
+	struct tree *t = &S->tree[S->ntree];
 	memset(t, 0, sizeof *t);
 	t->name = strdup(name);
 	t->owner = strdup(owner);
@@ -418,16 +412,13 @@ static int load_trees(struct side *S)
 			       -1, &st, NULL) != SQLITE_OK)
 		return -1;
 	while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
-		char **v = realloc(vt, (size_t)(nvt + 1) * sizeof *vt);
-		if (!v || !(v[nvt] = strdup((const char *)sqlite3_column_text(st, 0))))
+		if (RS_VEC_ROOM(vt, nvt) != 0 || !(vt[nvt] = strdup((const char *)sqlite3_column_text(st, 0))))
 			rc = -1;
-		if (v) {
-			vt = v;
-			if (rc == 0)
-				nvt++;
-		}
+		else
+			nvt++;
 	}
-	sqlite3_finalize(st);
+	if (sqlite3_finalize(st) != SQLITE_OK) /* the list of virtual tables is not whole */
+		rc = -1;
 	if (rc == 0 &&
 	    sqlite3_prepare_v2(S->db, "SELECT s.type, s.name, s.rootpage, coalesce(l.type, ''), coalesce(l.wr, 0)"
 				      " FROM main.sqlite_schema AS s LEFT JOIN pragma_table_list AS l"
@@ -461,7 +452,8 @@ static int load_trees(struct side *S)
 		    (t == T_WR && wr_key(S->db, &S->tree[S->ntree - 1]) != 0))
 			rc = -1;
 	}
-	sqlite3_finalize(st);
+	if (sqlite3_finalize(st) != SQLITE_OK)
+		rc = -1;
 	for (int i = 0; i < nvt; i++)
 		free(vt[i]);
 	free(vt);
@@ -480,7 +472,7 @@ static int page_cells(const struct side *S, uint32_t p, const unsigned char *pg,
 {
 	unsigned h = p == 1 ? 100 : 0;
 	int interior = pg[h] == 2 || pg[h] == 5;
-	*ncell = be16(pg + h + 3);
+	*ncell = rs_get_be16(pg + h + 3);
 	*cells = h + (interior ? 12 : 8);
 	return *cells + 2 * *ncell <= S->usable ? 0 : -1;
 }
@@ -506,10 +498,10 @@ static int walk_tree(struct side *S, int t, rs_pagediff *pd, rs_error *err)
 			break;
 		if (S->pg[h] != inner_type || page_cells(S, p, S->pg, &n, &cells) != 0)
 			return -1;
-		unsigned off = n ? be16(S->pg + cells) : 0;
+		unsigned off = n ? rs_get_be16(S->pg + cells) : 0;
 		if (n && off + 4 > S->usable)
 			return -1;
-		p = n ? be32(S->pg + off) : be32(S->pg + h + 8);
+		p = n ? rs_get_be32(S->pg + off) : rs_get_be32(S->pg + h + 8);
 		depth++;
 	}
 	struct item { uint32_t p; int level; } *stack = NULL;
@@ -550,14 +542,14 @@ static int walk_tree(struct side *S, int t, rs_pagediff *pd, rs_error *err)
 			break;
 		}
 		for (unsigned i = 0; i < n; i++) {
-			unsigned off = be16(S->pg + cells + 2 * i);
+			unsigned off = rs_get_be16(S->pg + cells + 2 * i);
 			if (off + 4 > S->usable) {
 				rc = -1;
 				goto out;
 			}
-			PUSH(be32(S->pg + off), it.level + 1);
+			PUSH(rs_get_be32(S->pg + off), it.level + 1);
 		}
-		PUSH(be32(S->pg + h + 8), it.level + 1);
+		PUSH(rs_get_be32(S->pg + h + 8), it.level + 1);
 	}
 #undef PUSH
 out:
@@ -570,26 +562,26 @@ out:
 /* Freelist, pointer-map and lock-byte pages.  -1: a malformed freelist. */
 static int mark_other(struct side *S, const unsigned char *page1, rs_pagediff *pd, rs_error *err)
 {
-	uint32_t trunk = be32(page1 + 32), seen = 0;
+	uint32_t trunk = rs_get_be32(page1 + 32), seen = 0;
 	while (trunk) {
 		if (trunk > S->npage || S->kind[trunk] != K_NONE || ++seen > S->npage)
 			return -1;
 		S->kind[trunk] = K_FREE;
 		if (read_page(S, trunk, pd, err) != RS_OK)
 			return -2;
-		uint32_t n = be32(S->pg + 4);
+		uint32_t n = rs_get_be32(S->pg + 4);
 		if (n > S->usable / 4 - 2)
 			return -1;
 		for (uint32_t i = 0; i < n; i++) {
-			uint32_t leaf = be32(S->pg + 8 + 4 * i);
+			uint32_t leaf = rs_get_be32(S->pg + 8 + 4 * i);
 			if (leaf < 1 || leaf > S->npage || S->kind[leaf] != K_NONE)
 				return -1;
 			S->kind[leaf] = K_FREE;
 		}
-		trunk = be32(S->pg);
+		trunk = rs_get_be32(S->pg);
 	}
 	uint32_t lock = (uint32_t)(0x40000000u / S->ps) + 1;
-	if (be32(page1 + 52)) { /* auto-vacuum: pointer-map pages */
+	if (rs_get_be32(page1 + 52)) { /* auto-vacuum: pointer-map pages */
 		uint32_t per = S->usable / 5 + 1;
 		for (uint64_t p = 2; p <= S->npage; p += per) {
 			uint32_t q = (uint32_t)p == lock ? (uint32_t)p + 1 : (uint32_t)p;
@@ -632,7 +624,7 @@ static int side_load(struct side *S, rs_image *im, sqlite3 *db, rs_pagediff *pd,
 		return rc;
 	}
 	S->usable = S->ps - page1[20];
-	S->utf8 = be32(page1 + 56) <= 1;
+	S->utf8 = rs_get_be32(page1 + 56) <= 1;
 	int bad = S->usable < 480 || load_trees(S) != 0 || S->ntree > 65535;
 	for (int t = 0; !bad && t < S->ntree; t++) {
 		int w = walk_tree(S, t, pd, err);
@@ -708,7 +700,7 @@ static int tree_cell(const struct side *S, const struct tree *T, uint32_t p, con
 	if (page_cells(S, p, pg, &n, &cells) != 0 || i >= n)
 		return -1;
 	const unsigned char *end = pg + S->usable;
-	const unsigned char *q = pg + be16(pg + cells + 2 * i);
+	const unsigned char *q = pg + rs_get_be16(pg + cells + 2 * i);
 	if (pg[p == 1 ? 100 : 0] == 2)
 		q += 4;
 	if (q >= end)
@@ -733,7 +725,7 @@ static int tree_cell(const struct side *S, const struct tree *T, uint32_t p, con
 	if (c->nlocal < c->payload) {
 		if (q + c->nlocal + 4 > end)
 			return -1;
-		c->overflow = be32(q + c->nlocal);
+		c->overflow = rs_get_be32(q + c->nlocal);
 	}
 	return 0;
 }
@@ -840,11 +832,9 @@ static rs_rowset *rowset(rs_pagediff *pd, const char *table)
 	for (int i = 0; i < pd->nset; i++)
 		if (strcasecmp(pd->set[i].table, table) == 0)
 			return &pd->set[i];
-	rs_rowset *s = realloc(pd->set, (size_t)(pd->nset + 1) * sizeof *s);
-	if (!s)
+	if (RS_VEC_ROOM(pd->set, pd->nset) != 0)
 		return NULL;
-	pd->set = s;
-	s = &pd->set[pd->nset];
+	rs_rowset *s = &pd->set[pd->nset];
 	memset(s, 0, sizeof *s);
 	if (!(s->table = strdup(table)))
 		return NULL;
@@ -1165,9 +1155,9 @@ static int compare_run(rs_pagediff *pd, struct side *O, struct side *N, uint32_t
 		const unsigned char *po = i < no ? ro + (size_t)i * ps : NULL;
 		const unsigned char *pn = i < nn ? rn + (size_t)i * ps : NULL;
 		if (po)
-			O->next[p] = be32(po);
+			O->next[p] = rs_get_be32(po);
 		if (pn)
-			N->next[p] = be32(pn);
+			N->next[p] = rs_get_be32(pn);
 		int same_bytes = po && pn && memcmp(po, pn, ps) == 0;
 		pd->pages_compared++;
 		if (pn && (!same_bytes || p == 1) && add_changed(pd, p) != 0)

@@ -61,6 +61,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "core/vec.h"
 #include "emit/sql.h"
 #include "engine/schema.h"
 #include "turso/pipeline.h"
@@ -448,15 +449,9 @@ static int refuse_row(struct pusher *P, unsigned char *key, size_t klen, int64_t
 	struct refused *r = P->refused;
 	if (!r || r->n >= RS_TURSO_MAX_REFUSED)
 		return err->code; /* too many: the push fails as it is */
-	unsigned char **k = realloc(r->key, (size_t)(r->n + 1) * sizeof *k);
-	if (k)
-		r->key = k;
-	size_t *l = k ? realloc(r->klen, (size_t)(r->n + 1) * sizeof *l) : NULL;
-	unsigned char *copy = l ? malloc(klen ? klen : 1) : NULL;
-	if (l)
-		r->klen = l;
-	if (!copy)
-		return err->code;
+	unsigned char *copy = NULL;
+	if (RS_VEC_ROOM(r->key, r->n) != 0 || RS_VEC_ROOM(r->klen, r->n) != 0 || !(copy = malloc(klen ? klen : 1)))
+		return err->code; /* (no room to remember it: the push fails as it is) */
 	memcpy(copy, key, klen);
 	r->key[r->n] = copy;
 	r->klen[r->n++] = klen;
@@ -682,7 +677,7 @@ static int stage_names(struct pusher *P, rs_error *err)
 	S->ex = sqlite3_mprintf("\"_resort_sync_push_%w_exec\"", cid);
 	S->rid = sqlite3_mprintf("\"_resort_sync_push_%w_rowid\"", cid);
 	S->cnt = sqlite3_mprintf("\"_resort_sync_push_%w_count\"", cid);
-	S->trg = sqlite3_mprintf("_resort_sync_push_%w_t", cid);
+	S->trg = sqlite3_mprintf("_resort_sync_push_%s_t", cid); /* quoted where used */
 	if (!S->st || !S->ex || !S->rid || !S->cnt || !S->trg)
 		return rs_err(err, RS_ENOMEM, "out of memory");
 	return RS_OK;
@@ -1658,7 +1653,7 @@ static int has_column(sqlite3 *db, const char *table, const char *col)
  * definitions, when the server's table can be widened to ours: every column
  * of the replica's table is ours too and each of ours it lacks can be
  * added.  Returns the count (0: nothing to add), -1 when it cannot be
- * widened, -2 out of memory; *defs (sqlite3_free each and the array).
+ * widened, -2 out of memory; *defs (sqlite3_free each, free the array).
  */
 static int widen_defs(struct pusher *P, const char *name, char ***defs)
 {
@@ -1674,7 +1669,8 @@ static int widen_defs(struct pusher *P, const char *name, char ***defs)
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	while (ok && sqlite3_step(st) == SQLITE_ROW)
 		ok = has_column(P->ldb, name, (const char *)sqlite3_column_text(st, 0));
-	sqlite3_finalize(st);
+	if (sqlite3_finalize(st) != SQLITE_OK) /* the server's columns could not all be read */
+		ok = 0;
 	st = NULL;
 	if (ok && sqlite3_prepare_v2(P->ldb, "SELECT name FROM pragma_table_info(?1) ORDER BY cid", -1, &st, NULL)
 			  == SQLITE_OK) {
@@ -1684,26 +1680,23 @@ static int widen_defs(struct pusher *P, const char *name, char ***defs)
 			if (!col || has_column(P->rdb, name, col))
 				continue;
 			char *def = rs_tcol_def(sql, col);
-			char **v = def ? sqlite3_realloc(*defs, (int)sizeof *v * (n + 1)) : NULL;
-			if (!def || !v || strcasestr(def, "primary key") || strcasestr(def, "unique")) {
+			if (!def || RS_VEC_ROOM(*defs, n) != 0 || strcasestr(def, "primary key") || strcasestr(def, "unique")) {
 				sqlite3_free(def);
-				if (v)
-					*defs = v;
 				ok = 0;
 				break;
 			}
-			*defs = v;
-			v[n++] = def;
+			(*defs)[n++] = def;
 		}
 	} else {
 		ok = 0;
 	}
-	sqlite3_finalize(st);
+	if (sqlite3_finalize(st) != SQLITE_OK)
+		ok = 0;
 	sqlite3_free(sql);
 	if (!ok) {
 		for (int i = 0; i < n; i++)
 			sqlite3_free((*defs)[i]);
-		sqlite3_free(*defs);
+		free(*defs);
 		*defs = NULL;
 		return -1;
 	}
@@ -1749,10 +1742,7 @@ static int push_schema(struct pusher *P, const rs_change *ch, rs_error *err)
 		if (n == -2)
 			return rs_err(err, RS_ENOMEM, "out of memory");
 		if (n >= 0) {
-			char **w = realloc(P->widen, (size_t)(P->nwiden + 1) * sizeof *w);
-			char *name = w ? strdup(ch->obj_name) : NULL;
-			if (w)
-				P->widen = w;
+			char *name = RS_VEC_ROOM(P->widen, P->nwiden) == 0 ? strdup(ch->obj_name) : NULL;
 			int rc = name ? RS_OK : rs_err(err, RS_ENOMEM, "out of memory");
 			if (name)
 				P->widen[P->nwiden++] = name;
@@ -1766,7 +1756,7 @@ static int push_schema(struct pusher *P, const rs_change *ch, rs_error *err)
 			}
 			for (int i = 0; i < n; i++)
 				sqlite3_free(defs[i]);
-			sqlite3_free(defs);
+			free(defs);
 			rs_info("turso push: table changed here by more than an appended column; widening the "
 				"server's instead of rebuilding it", "table=%s added=%d", ch->obj_name, n);
 			return rc;

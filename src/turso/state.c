@@ -15,6 +15,7 @@
 
 #include "core/err.h"
 #include "core/util.h"
+#include "core/vec.h"
 #include "engine/schema.h"
 #include "turso/state.h"
 
@@ -704,13 +705,7 @@ int rs_tkey_load(rs_tkey *k, sqlite3 *db, const rs_table *t, rs_error *err)
 		for (int i = 0; name && i < t->ncol; i++)
 			if (strcmp(t->col[i], name) == 0)
 				col = i;
-		int *p = realloc(k->pk, (size_t)(k->npk + 1) * sizeof *p);
-		if (p)
-			k->pk = p;
-		int *c = p ? realloc(k->coll, (size_t)(k->npk + 1) * sizeof *c) : NULL;
-		if (c)
-			k->coll = c;
-		if (!p || !c)
+		if (RS_VEC_ROOM(k->pk, k->npk) != 0 || RS_VEC_ROOM(k->coll, k->npk) != 0)
 			out = rs_err(err, RS_ENOMEM, "out of memory");
 		else if (col < 0)
 			out = rs_err(err, RS_EUNSUPPORTED, "table %s: primary key column %s is not a stored column",
@@ -887,15 +882,13 @@ static const char *skip_quoted(const char *p)
 	return p;
 }
 
-/* 1 when definition d (trimmed) declares column col: its first token, unquoted, is col. */
-static int def_declares(const char *d, size_t n, const char *col)
+char *rs_tcol_name(const char *d, size_t n)
 {
-	char *tok = NULL;
 	if (n && (*d == '"' || *d == '`' || *d == '[')) {
 		const char *e = skip_quoted(d);
 		size_t len = (size_t)(e - d);
-		if (len < 2)
-			return 0;
+		if (len < 2 || len > n)
+			return NULL;
 		sqlite3_str *s = sqlite3_str_new(NULL);
 		char q = *d == '[' ? ']' : *d;
 		for (size_t i = 1; i + 1 < len; i++) {
@@ -903,13 +896,18 @@ static int def_declares(const char *d, size_t n, const char *col)
 			if (d[i] == q && q != ']' && i + 2 < len && d[i + 1] == q)
 				i++;
 		}
-		tok = sqlite3_str_finish(s);
-	} else {
-		size_t len = 0;
-		while (len < n && d[len] != ' ' && d[len] != '\t' && d[len] != '\n' && d[len] != '\r')
-			len++;
-		tok = sqlite3_mprintf("%.*s", (int)len, d);
+		return sqlite3_str_finish(s);
 	}
+	size_t len = 0;
+	while (len < n && d[len] != ' ' && d[len] != '\t' && d[len] != '\n' && d[len] != '\r')
+		len++;
+	return sqlite3_mprintf("%.*s", (int)len, d);
+}
+
+/* 1 when definition d (trimmed) declares column col: its first token, unquoted, is col. */
+static int def_declares(const char *d, size_t n, const char *col)
+{
+	char *tok = rs_tcol_name(d, n);
 	int same = tok && sqlite3_stricmp(tok, col) == 0;
 	sqlite3_free(tok);
 	return same;

@@ -98,12 +98,16 @@ int rs_cmd_sync(struct rs_cli *cli)
 			prefer = RS_PREFER_LOCAL;
 		else if (strcmp(cli->argv[i], "--prefer-remote") == 0)
 			prefer = RS_PREFER_REMOTE;
+		else if (strcmp(cli->argv[i], "--merge") == 0)
+			prefer = RS_PREFER_MERGE;
 		else
-			return rs_cli_usage(cli, "usage: resort-sync sync [--prefer-local|--prefer-remote]\n",
+			return rs_cli_usage(cli, "usage: resort-sync sync [--prefer-local|--prefer-remote|--merge]\n",
 					    "\nOne sync now, then exit (turso: the start-up sequence and one cycle).\n"
 					    "  --prefer-local   at the first pairing, when both sides hold data:\n"
 					    "                   the database wins (the server's tables are replaced)\n"
 					    "  --prefer-remote  the server wins (the database's tables are replaced)\n"
+					    "  --merge          both keep their rows and tables (a row on both sides\n"
+					    "                   by key: ours; rows without a key equal on both: once)\n"
 					    "Exit 0 success or nothing to do, 1 the sync failed, 2 usage or config.\n");
 	}
 	int code;

@@ -39,8 +39,8 @@
 #include "obs/metrics.h"
 #include "resortsync.h"
 
-/* A two-way target's first pairing when both sides hold data (`sync --prefer-*`). */
-enum { RS_PREFER_NONE = 0, RS_PREFER_LOCAL = 1, RS_PREFER_REMOTE = 2 };
+/* A two-way target's first pairing when both sides hold data (`sync --prefer-*`, `--merge`). */
+enum { RS_PREFER_NONE = 0, RS_PREFER_LOCAL = 1, RS_PREFER_REMOTE = 2, RS_PREFER_MERGE = 3 };
 
 /* What the caller sets around a run; read at every startup and cycle. */
 typedef struct rs_strategy_run {

@@ -24,9 +24,10 @@
  *                              against a change on the other: the next push
  *                              sends ours)
  *
- * So a merge never undoes a local write, and running it twice changes
- * nothing the second time: after a crash it is simply run again.  The full
- * table of cases is in docs/ARCHITECTURE.md (Turso mode).
+ * So a merge never undoes a local write.  After a crash before its COMMIT
+ * it is simply run again; after the COMMIT, the token it committed with its
+ * rows (merged_already) says it is done.  The full table of cases is in
+ * docs/ARCHITECTURE.md (Turso mode).
  *
  * Identities are compared as the key's collation compares them (state.h).
  * A key that leaves one row of the server and stays on another (reused,
@@ -92,6 +93,8 @@ struct ti {
 	int64_t *un_rowid;
 	rs_tdigest *un_d;
 	int nun, cun;
+	/* A re-bootstrap (match_by_value): local rows by value, the replica's row by rowid. */
+	sqlite3_stmt *by_value, *server_at;
 };
 
 struct parked {
@@ -114,6 +117,7 @@ struct merger {
 	} *trig;
 	size_t ntrig;
 	int clear;                  /* prefer remote: tables emptied, FTS rebuilt at the end */
+	int rebootstrap;            /* a bootstrap over a paired database: anon rows matched by value */
 	rs_buf key;
 	rs_turso_report *rep;
 	rs_error *err;
@@ -309,6 +313,8 @@ static void ti_free(struct ti *x)
 	sqlite3_finalize(x->find_rowid);
 	sqlite3_finalize(x->on_server);
 	sqlite3_finalize(x->find_base);
+	sqlite3_finalize(x->by_value);
+	sqlite3_finalize(x->server_at);
 	sqlite3_finalize(x->at);
 	sqlite3_finalize(x->del);
 	sqlite3_finalize(x->upd);
@@ -1157,6 +1163,108 @@ static int match_unanswered(struct merger *M, struct ti *x, int64_t rowid, const
 	return RS_OK;
 }
 
+/* The digest of the replica's row at rowid (absent: none). */
+static int server_row_at(struct merger *M, struct ti *x, int64_t rowid, rs_tdigest *d)
+{
+	const rs_table *ct = x->ct;
+	memset(d, 0, sizeof *d);
+	if (!x->server_at) {
+		sqlite3_str *s = sqlite3_str_new(NULL);
+		sqlite3_str_appendall(s, "SELECT rowid");
+		for (int i = 0; i < ct->ncol; i++)
+			sqlite3_str_appendf(s, ", \"%w\"", ct->col[i]);
+		sqlite3_str_appendf(s, " FROM \"%w\" WHERE rowid = ?1", ct->name);
+		int rc = prep(M, M->rdb, &x->server_at, sqlite3_str_finish(s), ct->name);
+		if (rc != RS_OK)
+			return rc;
+	}
+	sqlite3_bind_int64(x->server_at, 1, rowid);
+	int src = sqlite3_step(x->server_at);
+	if (src == SQLITE_ROW) {
+		rs_value v[ct->ncol > 0 ? ct->ncol : 1];
+		for (int i = 0; i < ct->ncol; i++)
+			rs_value_from_column(x->server_at, i + 1, &v[i]);
+		rs_trow_digest(d, ct, v);
+	}
+	sqlite3_reset(x->server_at);
+	return src == SQLITE_ROW || src == SQLITE_DONE ? RS_OK : sql_err(M, M->rdb, "cannot read a row", ct->name);
+}
+
+/*
+ * A bootstrap over a database already paired with the server (the replica
+ * was lost or damaged, or the server's history changed: restored from a
+ * backup): there is no base, and rows without a key have no identity but
+ * their rowid, which the two sides need not share.  The server's anon row v
+ * (at rowid) is matched by value, as in a multiset: a local row equal to it
+ * is that row (moved to the server's rowid if elsewhere), unless that local
+ * row already sits at a rowid where the replica holds an equal row (it is
+ * that one).  Local rows left unmatched are ours alone and are pushed; so a
+ * row is never doubled, and of rows equal in every column each side keeps
+ * the larger count.  *matched: 1 when v is now at rowid in the database.
+ */
+static int match_by_value(struct merger *M, struct ti *x, int64_t rowid, const rs_value *v, int *matched)
+{
+	const rs_table *ct = x->ct;
+	rs_tdigest remote, cur, there;
+	int found = 0, rc;
+	int64_t l = 0, take = 0;
+	*matched = 0;
+	rs_trow_digest(&remote, ct, v);
+	if ((rc = find_local(M, x, rowid, v, &found, &l, &cur)) != RS_OK)
+		return rc;
+	if (found && rs_tdigest_equal(&cur, &remote)) {
+		*matched = 1;
+		return RS_OK;
+	}
+	if (!x->by_value) {
+		/* IS compares under the columns' affinities and collations: a superset of the
+		 * rows equal value for value, which the digests then settle. */
+		sqlite3_str *s = sqlite3_str_new(NULL);
+		sqlite3_str_appendf(s, "SELECT %s FROM \"%w\" WHERE 1", x->lt->rowid_name, x->lt->name);
+		for (int i = 0; i < ct->ncol; i++)
+			sqlite3_str_appendf(s, " AND \"%w\" IS ?%d", x->lt->col[x->map[i]], i + 1);
+		if ((rc = prep(M, M->ldb, &x->by_value, sqlite3_str_finish(s), ct->name)) != RS_OK)
+			return rc;
+	}
+	for (int i = 0; i < ct->ncol; i++)
+		bind_value(x->by_value, i + 1, &v[i]);
+	int64_t *cand = NULL;
+	size_t n = 0, cap = 0;
+	int src;
+	while ((src = sqlite3_step(x->by_value)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 8;
+			int64_t *c = realloc(cand, cap * sizeof *c);
+			if (!c) {
+				sqlite3_reset(x->by_value);
+				free(cand);
+				return rs_err(M->err, RS_ENOMEM, "out of memory");
+			}
+			cand = c;
+		}
+		cand[n++] = sqlite3_column_int64(x->by_value, 0);
+	}
+	sqlite3_reset(x->by_value);
+	if (src != SQLITE_DONE)
+		rc = sql_err(M, M->ldb, "cannot read rows", ct->name);
+	for (size_t i = 0; rc == RS_OK && !take && i < n; i++) {
+		if (cand[i] == rowid)
+			continue;
+		if ((rc = find_local(M, x, cand[i], v, &found, &l, &cur)) != RS_OK || !found ||
+		    !rs_tdigest_equal(&cur, &remote))
+			continue;
+		if ((rc = server_row_at(M, x, cand[i], &there)) == RS_OK && !rs_tdigest_equal(&there, &remote))
+			take = cand[i]; /* not the replica's row at its own rowid: free to be this one */
+	}
+	free(cand);
+	if (rc == RS_OK && take) {
+		if ((rc = vacate(M, x, rowid)) == RS_OK)
+			rc = move_row(M, x, take, rowid);
+		*matched = rc == RS_OK;
+	}
+	return rc;
+}
+
 /* The server has row v (at rowid) where the base had basev (NULL: look it up). */
 static int merge_put(struct merger *M, struct ti *x, int64_t rowid, const rs_value *v, const rs_value *basev,
 		     int base_known)
@@ -1175,6 +1283,13 @@ static int merge_put(struct merger *M, struct ti *x, int64_t rowid, const rs_val
 		if ((rc = match_unanswered(M, x, rowid, v, &matched)) != RS_OK)
 			return rc;
 		if (matched) /* our own row, sent by a batch whose answer was lost: now at the server's rowid */
+			return RS_OK;
+	}
+	if (M->rebootstrap && rs_tkey_anon(x->ct, x->k, v) && !basev) {
+		int matched = 0;
+		if ((rc = match_by_value(M, x, rowid, v, &matched)) != RS_OK)
+			return rc;
+		if (matched)
 			return RS_OK;
 	}
 	if (found && rs_tkey_anon(x->ct, x->k, v) && !basev &&
@@ -1672,6 +1787,11 @@ static int pairing(struct merger *M)
 				"(--prefer-local), the next push makes the server match it", "local=%s remote=%s",
 				mine, theirs);
 			rc = 0;
+		} else if (t->prefer == RS_PREFER_MERGE) {
+			rs_info("turso first pairing: both sides hold data; merging them (--merge): rows without a "
+				"key are matched by value, a key on both sides keeps the local row", "local=%s remote=%s",
+				mine, theirs);
+			M->rebootstrap = 1;
 		} else if (t->prefer == RS_PREFER_REMOTE) {
 			rs_info("turso first pairing: both sides hold data; taking the server's content "
 				"(--prefer-remote)", "local=%s remote=%s", mine, theirs);
@@ -1680,8 +1800,9 @@ static int pairing(struct merger *M)
 			rc = rs_err(M->err, RS_ECONFLICT,
 				    "first pairing with %s: both %s (e.g. table %s) and the server (e.g. table %s) "
 				    "hold data and there is no sync state to merge them by; run once with "
-				    "`resort-sync sync --prefer-local` (the server takes the local content) or "
-				    "`--prefer-remote` (the local database takes the server's)",
+				    "`resort-sync sync --prefer-local` (the server takes the local content), "
+				    "`--prefer-remote` (the local database takes the server's) or `--merge` (both keep "
+				    "their rows and tables)",
 				    t->cfg->turso_url, t->cfg->db_path, mine, theirs);
 		}
 	}
@@ -1732,6 +1853,55 @@ static int open_local(rs_turso *t, sqlite3 **out, rs_error *err)
 	return RS_OK;
 }
 
+/*
+ * The merge of a base is not idempotent for rows without a key (rows we
+ * inserted move to the server's rowids, a local row at a rowid the server
+ * newly filled moves away): run again after its COMMIT, it would move rows
+ * that already sit where they belong, and push them as new.  So the merge
+ * commits its base's token into RS_MERGED_TABLE with its rows, and a merge
+ * that finds its token there only finishes (the overlay's reset, the base's
+ * removal).
+ */
+static int merged_already(rs_turso *t, const char *token, int *done, rs_error *err)
+{
+	*done = 0;
+	if (!*token || access(t->cfg->db_path, F_OK) != 0)
+		return RS_OK; /* no database yet: nothing merged into it */
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int rc = RS_OK;
+	if (sqlite3_open_v2(t->cfg->db_path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		rc = rs_err(err, RS_ELOCAL, "%s: cannot open: %s", t->cfg->db_path, db ? sqlite3_errmsg(db) : "?");
+	} else {
+		sqlite3_busy_timeout(db, 5000);
+		if (sqlite3_prepare_v2(db, "SELECT token FROM \"" RS_MERGED_TABLE "\" WHERE id = 1", -1, &st, NULL) ==
+		    SQLITE_OK) { /* no table: no merge of this build committed yet */
+			int src = sqlite3_step(st);
+			if (src == SQLITE_ROW)
+				*done = sqlite3_column_text(st, 0) &&
+					strcmp((const char *)sqlite3_column_text(st, 0), token) == 0;
+			else if (src != SQLITE_DONE)
+				rc = rs_err(err, RS_ELOCAL, "%s: reading %s: %s", t->cfg->db_path, RS_MERGED_TABLE,
+					    sqlite3_errmsg(db));
+		}
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return rc;
+}
+
+static int mark_merged(struct merger *M, const char *token)
+{
+	char *sql = sqlite3_mprintf("CREATE TABLE IF NOT EXISTS \"%w\"(id INTEGER PRIMARY KEY CHECK (id = 1), "
+				    "token TEXT NOT NULL); INSERT INTO \"%w\" VALUES (1, %Q) ON CONFLICT(id) DO "
+				    "UPDATE SET token = excluded.token", RS_MERGED_TABLE, RS_MERGED_TABLE, token);
+	if (!sql)
+		return rs_err(M->err, RS_ENOMEM, "out of memory");
+	int rc = exec(M, sql, RS_MERGED_TABLE);
+	sqlite3_free(sql);
+	return rc;
+}
+
 int rs_turso_merge(rs_turso *t, rs_turso_report *rep, rs_error *err)
 {
 	if (access(t->base_path, F_OK) != 0)
@@ -1748,11 +1918,18 @@ int rs_turso_merge(rs_turso *t, rs_turso_report *rep, rs_error *err)
 	 * base, and nothing pushed since the last pull is in it.  Merging would
 	 * forget those pushes (the overlay is cleared after a merge), and the next
 	 * push would send them again: rows without a key twice on the server. */
-	char *brev = NULL;
+	char *brev = NULL, token[40] = "";
 	size_t blen = 0;
+	int rebootstrap = 0;
 	if (access(t->base_rev_path, F_OK) == 0 && rs_read_file(t->base_rev_path, &brev, &blen, err) == RS_OK) {
 		const char *now = rs_replica_revision(t->replica);
+		char *nl = memchr(brev, '\n', blen); /* "<revision>\n<merge token>" (older builds: no token) */
+		if (nl) {
+			snprintf(token, sizeof token, "%s", nl + 1);
+			blen = (size_t)(nl - brev);
+		}
 		int same = blen == strlen(now) && memcmp(brev, now, blen) == 0;
+		rebootstrap = blen == 0 && rs_tstate_paired(t->state); /* the base of a bootstrap is empty */
 		free(brev);
 		if (same) {
 			rs_info("turso: the interrupted pull never reached the replica; nothing to merge", "revision=%s",
@@ -1768,10 +1945,21 @@ int rs_turso_merge(rs_turso *t, rs_turso_report *rep, rs_error *err)
 	int prc = rs_turso_resolve_pending(t, err);
 	if (prc != RS_OK)
 		return prc;
-	struct merger M = {.t = t, .rep = rep, .err = err};
+	struct merger M = {.t = t, .rep = rep, .err = err, .rebootstrap = rebootstrap};
+	if (rebootstrap)
+		rs_info("turso merge: a bootstrap over a database already synced; rows of tables without a key "
+			"are matched by value, only the surplus goes out", "db=%s", t->cfg->db_path);
 	rs_buf kb = RS_BUF_INIT(0);
 	M.key = kb;
-	int rc = rs_turso_open_ro(t->base_path, &M.bdb, err);
+	int done = 0;
+	int rc = merged_already(t, token, &done, err);
+	if (rc != RS_OK || done) {
+		if (done)
+			rs_info("turso: the interrupted pull's merge had committed; not merging it again", "token=%s",
+				token);
+		goto merged;
+	}
+	rc = rs_turso_open_ro(t->base_path, &M.bdb, err);
 	if (rc == RS_OK)
 		rc = rs_turso_open_ro(rs_replica_path(t->replica), &M.rdb, err);
 	if (rc == RS_OK)
@@ -1810,6 +1998,8 @@ int rs_turso_merge(rs_turso *t, rs_turso_report *rep, rs_error *err)
 			rc = rebuild_fts(&M);
 	}
 	if (M.ldb) {
+		if (rc == RS_OK && *token)
+			rc = mark_merged(&M, token);
 		if (rc == RS_OK && sqlite3_exec(M.ldb, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 			rc = rs_err(err, RS_ELOCAL, "%s: cannot commit the merge: %s", t->cfg->db_path,
 				    sqlite3_errmsg(M.ldb));
@@ -1827,6 +2017,9 @@ int rs_turso_merge(rs_turso *t, rs_turso_report *rep, rs_error *err)
 		return rc;
 	if (rs_turso_crash(t, "pull-merged"))
 		return rs_err(err, RS_EINTERNAL, "simulated crash after the merge committed (test hook)");
+merged:
+	if (rc != RS_OK)
+		return rc;
 	rs_tstate_clear_pushed(t->state);
 	rs_tstate_set_paired(t->state);
 	rc = rs_tstate_save(t->state, err);

@@ -165,6 +165,7 @@ struct pusher {
 	int restart;           /* flush: the server refused a row; push again without it */
 	int local_key;         /* prepare_row: an anon insert not yet given a server rowid */
 	struct stage stage;
+	int guard;             /* the batch's identity guard step (identity.c) */
 	int64_t too_large;     /* rows too large to send (left local, named in the error) */
 	char too_large_first[400];
 };
@@ -502,6 +503,8 @@ static int flush(struct pusher *P, rs_error *err)
 	int commit = -1;
 	if (rc == RS_OK) {
 		int r = rs_hrana_push_begin(p);
+		if (r >= 0)
+			r = P->guard = rs_turso_push_guard(t, p);
 		if (r < 0)
 			rc = rs_err(err, r, "push: cannot start the batch");
 	}
@@ -570,6 +573,9 @@ static int flush(struct pusher *P, rs_error *err)
 				rs_tstate_confirm(t->state);
 				P->rep->pushed += rows;
 				rc = learn_rowids(P, resp, err);
+			} else if (failed >= 0 && failed == P->guard) {
+				rs_tstate_rollback(t->state);
+				rc = rs_turso_guard_failed(t, err);
 			} else {
 				rs_tstate_rollback(t->state);
 				if (failed >= 0 && (size_t)failed < steps + 8 && sent.key && sent.key[failed] &&
@@ -1014,6 +1020,8 @@ static int stage_final(struct pusher *P, rs_hrana_pipeline *p, int64_t upto, int
 	struct stage *S = &P->stage;
 	*exec = *rid = -1;
 	int r = rs_hrana_push_begin(p);
+	if (r >= 0)
+		r = P->guard = rs_turso_push_guard(P->t, p);
 	for (size_t i = 0; r >= 0 && i < S->keep[0].n; i++)
 		r = rs_hrana_push_step(p, S->keep[0].v[i].sql, S->keep[0].v[i].args, S->keep[0].v[i].nargs,
 				       S->keep[0].v[i].may_fail);
@@ -1162,6 +1170,9 @@ static int flush_staged(struct pusher *P, rs_error *err)
 				rs_tstate_confirm(t->state);
 				P->rep->pushed += S->rows;
 				rc = learn_staged_rowids(P, resp, rid, err);
+			} else if (failed >= 0 && failed == P->guard) {
+				rs_tstate_rollback(t->state);
+				rc = rs_turso_guard_failed(t, err);
 			} else {
 				rs_tstate_rollback(t->state);
 				ssize_t at = failed == exec ? locate_failure(P, err) : -1;

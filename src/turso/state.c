@@ -38,6 +38,8 @@ struct rs_tstate {
 	char *path;
 	int paired;
 	int64_t push_id, pending;
+	char server_id[RS_TSERVER_ID];  /* the server's identity ("" = not recorded yet) */
+	int64_t server_gen;             /* and the generation of its history */
 	struct entry *slot;
 	size_t cap, used, live;
 };
@@ -276,7 +278,17 @@ int rs_tstate_load(rs_tstate **out, const char *path, rs_error *err)
 		s->paired = paired;
 		s->push_id = push_id;
 		s->pending = pending;
-		bad = load_entries(s, pushed) != 0;
+		/* Optional (older files have none): the server's identity. */
+		const char *sid = json_string_value(json_object_get(o, "server_id"));
+		json_t *gen = json_object_get(o, "server_generation");
+		if (sid && (strlen(sid) >= sizeof s->server_id || !json_is_integer(gen)))
+			bad = 1;
+		else if (sid) {
+			snprintf(s->server_id, sizeof s->server_id, "%s", sid);
+			s->server_gen = json_integer_value(gen);
+		}
+		if (!bad)
+			bad = load_entries(s, pushed) != 0;
 	}
 	json_decref(o);
 	if (bad) {
@@ -312,6 +324,14 @@ int rs_tstate_save(rs_tstate *s, rs_error *err)
 				    (json_int_t)s->pending, "pushed", arr);
 	if (!o && !oom)
 		arr = NULL; /* json_pack stole it even on failure */
+	if (o && s->server_id[0] &&
+	    (json_object_set_new(o, "server_id", json_string(s->server_id)) != 0 ||
+	     json_object_set_new(o, "server_generation", json_integer((json_int_t)s->server_gen)) != 0)) {
+		json_decref(o); /* arr with it */
+		o = NULL;
+		arr = NULL;
+		oom = 1;
+	}
 	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
 	if (!o)
@@ -338,6 +358,17 @@ int rs_tstate_paired(const rs_tstate *s) { return s->paired; }
 void rs_tstate_set_paired(rs_tstate *s) { s->paired = 1; }
 int64_t rs_tstate_push_id(const rs_tstate *s) { return s->push_id; }
 int64_t rs_tstate_pending(const rs_tstate *s) { return s->pending; }
+const char *rs_tstate_server_id(const rs_tstate *s, int64_t *generation)
+{
+	if (generation)
+		*generation = s->server_gen;
+	return s->server_id;
+}
+void rs_tstate_set_server(rs_tstate *s, const char *id, int64_t generation)
+{
+	snprintf(s->server_id, sizeof s->server_id, "%s", id ? id : "");
+	s->server_gen = generation;
+}
 size_t rs_tstate_pushed_count(const rs_tstate *s) { return s->live; }
 
 const rs_tdigest *rs_tstate_pushed(rs_tstate *s, const void *key, size_t klen)
@@ -439,6 +470,18 @@ void rs_tstate_rollback(rs_tstate *s)
 }
 
 void rs_tstate_clear_pushed(rs_tstate *s) { clear_table(s); }
+
+void rs_tstate_rewind(rs_tstate *s, int64_t server_change)
+{
+	if (s->pending) {
+		if (server_change >= s->pending)
+			rs_tstate_confirm(s);
+		else
+			rs_tstate_rollback(s);
+	}
+	if (server_change < s->push_id)
+		s->push_id = server_change;
+}
 
 /*
  * Rows inserted without a rowid (state.h): the identity key ends with a

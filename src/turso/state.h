@@ -16,6 +16,8 @@
  *    "pushed":[["<hex key>", "<hex digest>", 13, "<hex prev digest>"|null, 12, <rowid>|null,
  *                "<hex column hashes>"|null], ...]}
  *
+ * server_id, server_generation (optional): the identity of the server this
+ *          state belongs to and the generation of its history (identity.c)
  * paired   the first pairing is settled (see sync.c); until then a pull that
  *          finds data on both sides refuses to merge them
  * push_id  the last push batch the server confirmed (its watermark)
@@ -61,6 +63,12 @@ int rs_tstate_paired(const rs_tstate *s);
 void rs_tstate_set_paired(rs_tstate *s);
 int64_t rs_tstate_push_id(const rs_tstate *s);
 int64_t rs_tstate_pending(const rs_tstate *s);
+/* Room for a server identity (state.h's server_id), its NUL included. */
+#define RS_TSERVER_ID 80
+/* The server identity recorded ("" = none yet) and *generation (may be NULL). */
+const char *rs_tstate_server_id(const rs_tstate *s, int64_t *generation);
+/* Record the server's identity (id "" forgets it); saved with the next rs_tstate_save. */
+void rs_tstate_set_server(rs_tstate *s, const char *id, int64_t generation);
 size_t rs_tstate_pushed_count(const rs_tstate *s);
 
 /* The overlay entry for key, or NULL. */
@@ -87,6 +95,9 @@ int64_t rs_tstate_begin_push(rs_tstate *s);
 void rs_tstate_confirm(rs_tstate *s);
 /* The pending batch did not commit: undo its overlay entries, pending = 0. */
 void rs_tstate_rollback(rs_tstate *s);
+/* The server's history changed and holds our pushes up to server_change: settle a
+ * pending batch by it, and go on numbering from there. */
+void rs_tstate_rewind(rs_tstate *s, int64_t server_change);
 /* A pull brought the server's state: forget the overlay. */
 void rs_tstate_clear_pushed(rs_tstate *s);
 

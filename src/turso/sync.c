@@ -24,9 +24,14 @@
  *     what was pushed, so nothing is sent twice
  *   - during the replica's update: the replica rolls itself back (replica.c);
  *     the base then equals it, and the merge finds nothing
- *   - after the replica's update, before or after the merge's COMMIT: the
- *     base is still there, the merge runs again and changes only what it
- *     did not change before
+ *   - after the replica's update, before the merge's COMMIT: the base is
+ *     still there, the merge runs again
+ *   - after the merge's COMMIT, before the base is removed: the merge's
+ *     token (written with the base's revision, committed with the rows)
+ *     is in the database; only the bookkeeping is finished (merge.c)
+ *
+ * Before a pull changes the replica, and before the first push, the
+ * server's identity is checked (identity.c); every push is guarded by it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -49,7 +54,7 @@
 
 /* Tables of the protocol's own that never sync (as in the official client). */
 static const char *const bookkeeping[] = {RS_HRANA_WATERMARK_TABLE, "turso_cdc", "turso_cdc_version",
-					  RS_MARK_TABLE, NULL};
+					  RS_MARK_TABLE, RS_MERGED_TABLE, RS_SERVER_TABLE, NULL};
 
 int rs_turso_crash(rs_turso *t, const char *point)
 {
@@ -237,6 +242,18 @@ static int find_left_out(rs_turso *t, sqlite3 *ldb, rs_error *err)
 static int before_apply(void *ctx, int bootstrap, rs_error *err)
 {
 	rs_turso *t = ctx;
+	/* The pages must be our server's and follow our replica's history
+	 * (identity.c): checked before the replica changes. */
+	int history = 0;
+	int rc0 = rs_turso_identity(t, 0, &history, err);
+	if (rc0 != RS_OK)
+		return rc0;
+	if (history && !bootstrap) {
+		t->history_changed = 1;
+		return rs_err(err, RS_EREMOTE, "the server's history changed: bootstrapping again");
+	}
+	if (history && (rc0 = rs_turso_history_reset(t, 0, err)) != RS_OK) /* a bootstrap already */
+		return rc0;
 	char *tmp = rs_path_beside(t->base_path, ".tmp");
 	if (!tmp)
 		return rs_err(err, RS_ENOMEM, "out of memory");
@@ -272,9 +289,24 @@ static int before_apply(void *ctx, int bootstrap, rs_error *err)
 	 * never applied (killed before the replica stored its new revision, the
 	 * replica rolled back) leaves a base equal to the replica, and merging it
 	 * would take the rows pushed since the last pull as on the replica. */
+	/* Then a token naming this merge: the merge commits it into the database
+	 * (RS_MERGED_TABLE) with its rows, so a merge run again after a crash
+	 * between its COMMIT and the overlay's reset knows it is done (merging
+	 * again is not idempotent for rows without a key: see rs_turso_merge). */
 	const char *rev = rs_replica_revision(t->replica);
+	unsigned char tok[16];
+	char text[sizeof tok * 2 + 1];
+	char *content = NULL;
+	if (rc == RS_OK && rs_random(tok, sizeof tok) != 0)
+		rc = rs_err(err, RS_ELOCAL, "cannot read random bytes for a merge token");
+	if (rc == RS_OK) {
+		rs_hex(text, tok, sizeof tok);
+		if (!(content = sqlite3_mprintf("%s\n%s", rev, text)))
+			rc = rs_err(err, RS_ENOMEM, "out of memory");
+	}
 	if (rc == RS_OK)
-		rc = rs_write_file_atomic(t->base_rev_path, rev, strlen(rev), 0600, err);
+		rc = rs_write_file_atomic(t->base_rev_path, content, strlen(content), 0600, err);
+	sqlite3_free(content);
 	if (rc == RS_OK && rename(tmp, t->base_path) != 0)
 		rc = rs_err(err, RS_ELOCAL, "%s: cannot rename: %s", t->base_path, strerror(errno));
 	if (rc == RS_OK)
@@ -398,13 +430,31 @@ static int checkpoint(rs_turso *t, rs_error *err)
 
 static int pull(rs_turso *t, rs_turso_report *rep, rs_error *err)
 {
-	int changed = 0;
+	int changed = 0, history = 0;
+	t->history_changed = 0;
 	int rc = rs_replica_pull(t->replica, t->http, &changed, err);
-	if (rc == RS_EREMOTE && strstr(err->message, "went backwards")) {
-		rs_warn("turso pull: the server's revision went backwards (was it reset?); bootstrapping again "
-			"and merging without dropping local rows", "err=\"%s\"", err->message);
+	if (rc != RS_OK && t->history_changed) {
+		/* before_apply: the server's history is not the replica's (left untouched) */
 		rs_err_clear(err);
-		rc = rs_replica_reset(t->replica, err);
+		history = 1;
+		rc = RS_OK;
+	} else if (rc == RS_EREMOTE && strstr(err->message, "re-bootstrap needed")) {
+		/* The revision went backwards, or the pages do not fit the replica: the same
+		 * server (restored, reset) or another one (a wrong URL)? */
+		int back = strstr(err->message, "went backwards") != NULL;
+		rs_error first = *err;
+		rs_warn("turso pull: the server's pages do not follow the replica", "err=\"%s\"", err->message);
+		rs_err_clear(err);
+		rc = rs_turso_identity(t, back, &history, err);
+		if (rc == RS_OK && !history && back) /* nothing of ours to compare with: bootstrap, as before */
+			rc = rs_replica_reset(t->replica, err);
+		else if (rc == RS_OK && !history) {
+			*err = first;
+			rc = first.code;
+		}
+	}
+	if (rc == RS_OK && history) {
+		rc = rs_turso_history_reset(t, 1, err);
 		if (rc == RS_OK)
 			rc = rs_replica_pull(t->replica, t->http, &changed, err);
 	}
@@ -659,6 +709,22 @@ static int check_database(rs_turso *t, rs_error *err)
 	return rc;
 }
 
+/*
+ * Before the first push: the server's identity (each push is guarded by it).
+ * With `pulling` (sync --merge, before the start-up pull) a changed history
+ * only resets the replica, which that pull then bootstraps.
+ */
+static int record_identity(rs_turso *t, int pulling, rs_error *err)
+{
+	int history = 0;
+	int rc = rs_turso_identity(t, 0, &history, err);
+	if (rc == RS_OK && history)
+		rc = rs_turso_history_reset(t, 1, err);
+	if (rc == RS_OK && history && !pulling)
+		rc = rs_err(err, RS_EREMOTE, "the server's history changed; the next pull bootstraps again");
+	return rc;
+}
+
 /* A push's refusal of rows too large to send (push.c: the rest was sent) is
  * kept in *later and the sequence goes on. */
 static void defer_unsupported(int *rc, rs_error *err, rs_error *later)
@@ -687,6 +753,8 @@ static int sequence(rs_turso *t, int startup, rs_turso_report *rep, rs_error *er
 	STEP("database check", check_database(t, err));
 	STEP("tables back in sync", rs_turso_reinclude(t, err));
 	STEP("recover (merge an interrupted pull)", rs_turso_merge(t, rep, err));
+	if (startup && t->prefer == RS_PREFER_MERGE && *rs_tstate_server_id(t->state, NULL))
+		STEP("server identity (--merge)", record_identity(t, 1, err)); /* even when the pull brings nothing */
 	if (startup) {
 		STEP("start-up pull", pull(t, rep, err));
 		STEP("views and triggers (after the pull)", rs_turso_objects(t, "pulled", err));
@@ -695,6 +763,8 @@ static int sequence(rs_turso *t, int startup, rs_turso_report *rep, rs_error *er
 	} else if (!*rs_replica_revision(t->replica)) {
 		STEP("first pull", pull(t, rep, err)); /* the push needs a replica as its base */
 	}
+	if (!*rs_tstate_server_id(t->state, NULL))
+		STEP("server identity", record_identity(t, 0, err));
 	STEP("checkpoint (PASSIVE)", checkpoint(t, err));
 	STEP("views and triggers (before the push)", rs_turso_objects(t, "push", err));
 	/* A push that left some rows out (too large for the server) still sent

@@ -35,6 +35,10 @@
 #define RS_MIGRATIONS_TABLE "_resort_sync_migrations"
 /* Our own one-row table of the database holding its sync generation (sync.c); never synced. */
 #define RS_MARK_TABLE "_resort_sync_generation"
+/* Our own one-row table of the database: the token of the last merge committed (merge.c); never synced. */
+#define RS_MERGED_TABLE "_resort_sync_merged"
+/* Our own one-row table on the server: its identity and history generation (identity.c); never synced. */
+#define RS_SERVER_TABLE "_resort_sync_server"
 
 struct rs_turso {
 	const rs_config *cfg;
@@ -58,6 +62,10 @@ struct rs_turso {
 	size_t batch_steps;  /* statements of one request: RS_TURSO_BATCH_STEPS (test builds may lower it) */
 	char *staged_path;   /* <replica>-staged: present while a staged push may have left scratch tables */
 	double last_push, last_pull;
+	int64_t seen_gen;    /* identity.c: the server's generation, when it differs from the recorded one */
+	int64_t seen_change; /* and this client's watermark there (0: none) */
+	char adopt_id[RS_TSERVER_ID]; /* sync --merge: the other server's identity, taken as ours */
+	int history_changed; /* before_apply found the server's history changed: pull() bootstraps again */
 	/* The push's diff is skipped while no connection has committed to the
 	 * database since the last complete push and the replica has not changed. */
 	rs_watch watch;
@@ -112,6 +120,23 @@ struct rs_talter {
 };
 int rs_turso_alter_plans(rs_turso *t, sqlite3 *ldb, sqlite3 *rdb, struct rs_talter **out, int *n, rs_error *err);
 void rs_turso_alters_free(struct rs_talter *v, int n);
+
+/*
+ * The server's identity against the one recorded (identity.c): RS_OK, with
+ * *history = 1 when the server is ours but its history is not the
+ * replica's (then rs_turso_history_reset before pulling); RS_ECONFLICT when
+ * it is another server (nothing must be pushed or pulled).  `rewound`: the
+ * caller saw the revision go backwards.  One request (two or three the
+ * first time, or when the generation is raised).
+ */
+int rs_turso_identity(rs_turso *t, int rewound, int *history, rs_error *err);
+/* Forget the replica (when `replica`) and the overlay, record the server's new generation. */
+int rs_turso_history_reset(rs_turso *t, int replica, rs_error *err);
+struct rs_hrana_pipeline;
+/* Add the identity guard to a push batch: its step index, or a negative code. */
+int rs_turso_push_guard(rs_turso *t, struct rs_hrana_pipeline *p);
+/* The guard failed: ask the server why; sets err (the push did not commit), returns its code. */
+int rs_turso_guard_failed(rs_turso *t, rs_error *err);
 
 /* Merge base -> replica into the database when a base exists (see merge.c). */
 int rs_turso_merge(rs_turso *t, rs_turso_report *rep, rs_error *err);

@@ -600,13 +600,17 @@ def t_server_down_and_reset(d, srv):
     rc, out = a.sync()
     ok, why = same_table(a.db, srv, "t") if rc == 0 else (False, out[-400:])
     report("server_back_converges", ok and len(srv.rows("t")) == 2, why)
-    # The server is replaced by an empty one: its revision goes backwards.  The
-    # replica is bootstrapped again and nothing local is dropped: it is pushed.
+    # The server is replaced by an empty one: its revision goes backwards, and it
+    # has not the identity this client recorded (tests/e2e/turso_identity.py):
+    # refused, nothing pushed; `sync --merge` takes it as ours, the replica is
+    # bootstrapped again and nothing local is dropped: it is pushed.
     srv.wipe()
     a.sql("INSERT INTO t VALUES ('3', 'after reset')")
-    rc, out = a.sync()
+    rc0, out0 = a.sync()
+    refused = rc0 == 1 and "--merge" in out0 and "without a resort-sync identity" in out0
+    rc, out = a.sync("--merge")
     ok, why = same_table(a.db, srv, "t") if rc == 0 else (False, out[-400:])
-    report("server_reset_keeps_local_rows", ok and len(srv.rows("t")) == 3, why or out[-300:])
+    report("server_reset_keeps_local_rows", refused and ok and len(srv.rows("t")) == 3, why or out0[-300:])
 
 
 def t_daemon(d, srv):

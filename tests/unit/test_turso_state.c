@@ -153,6 +153,40 @@ TEST(save_and_load_round_trip_with_a_pending_batch)
 	rs_tstate_free(s);
 }
 
+TEST(server_identity_round_trip_and_rewind)
+{
+	rs_error err = {0};
+	rs_tstate *s = NULL;
+	unlink(path);
+	CHECK(rs_tstate_load(&s, path, &err) == RS_OK);
+	int64_t gen = -1;
+	CHECK(strcmp(rs_tstate_server_id(s, &gen), "") == 0 && gen == 0);
+	rs_tdigest one = dg(1);
+	rs_tstate_set_server(s, "rs-0123", 7);
+	for (int i = 0; i < 3; i++) { /* confirmed pushes 1..3, then 4 pending */
+		rs_tstate_begin_push(s);
+		CHECK(rs_tstate_record(s, "a", 1, &one, &err) == RS_OK);
+		if (i < 2)
+			rs_tstate_confirm(s);
+	}
+	CHECK(rs_tstate_save(s, &err) == RS_OK);
+	rs_tstate_free(s);
+	CHECK(rs_tstate_load(&s, path, &err) == RS_OK);
+	CHECK(strcmp(rs_tstate_server_id(s, &gen), "rs-0123") == 0 && gen == 7);
+	CHECK(rs_tstate_push_id(s) == 2 && rs_tstate_pending(s) == 3);
+	/* the server holds our pushes up to 1 only: batch 3 did not commit, ids go on from 1 */
+	rs_tstate_rewind(s, 1);
+	CHECK(rs_tstate_push_id(s) == 1 && rs_tstate_pending(s) == 0);
+	CHECK(rs_tstate_begin_push(s) == 2);
+	rs_tstate_free(s);
+	/* a state file with a server id but no generation is refused, naming the file */
+	FILE *f = fopen(path, "w");
+	CHECK(f != NULL);
+	fputs("{\"format\":1,\"paired\":true,\"push_id\":0,\"pending\":0,\"pushed\":[],\"server_id\":\"x\"}\n", f);
+	fclose(f);
+	CHECK(rs_tstate_load(&s, path, &err) == RS_ELOCAL && strstr(err.message, path) != NULL);
+}
+
 TEST(anon_rows_null_keys_and_collations)
 {
 	char *cols[] = {"k", "v"};
@@ -251,6 +285,7 @@ int main(void)
 	RUN(digest_sees_type_value_and_column);
 	RUN(pending_batches_confirm_and_roll_back);
 	RUN(save_and_load_round_trip_with_a_pending_batch);
+	RUN(server_identity_round_trip_and_rewind);
 	RUN(anon_rows_null_keys_and_collations);
 	RUN(server_rowids_and_column_hashes_survive_a_reload);
 	RUN(column_definitions_from_create_text);

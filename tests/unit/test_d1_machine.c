@@ -644,55 +644,58 @@ static int crash_cycle(struct env *e, const char *point)
 	return WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL;
 }
 
-struct crash_case {
-	const char *mode; /* "full", "diff", or "resend" (crash at "payload" first, then at the point) */
-	const char *point;
-};
-
-static const struct crash_case crash_cases[] = {
-	{"full", "payload"},  {"full", "sent"},     {"full", "advanced"},
-	{"diff", "diffed"},   {"diff", "payload"},  {"diff", "sent"},
-	{"diff", "snapshot-write:1"}, {"diff", "snapshot-write:3"}, {"diff", "advanced"},
-	{"resend", "sent"},
-};
-
-TEST(crash_between_steps_converges_without_repeats)
+/*
+ * One crash case, named in failures by mode and point: mode "full" (a first
+ * sync: no snapshot, an empty D1), "diff", or "resend" (a crash at
+ * "payload" first, then at the point while the pending payload is sent
+ * again).  The source is written before the crash and again between the
+ * crash and the next cycle; every change set adds a column, which D1
+ * refuses to add twice.  The next cycle must settle the crashed payload
+ * and send the new change as a diff: no refusal, no full load to paper
+ * over a repeat, no payload run twice (nor sent again while D1's history
+ * holds it), and the fake equal to the source.
+ */
+static void test_crash(const char *mode, const char *point)
 {
 	struct env e;
 	rs_d1_report rep;
-	char why[1200];
-	CHECK(env_open(&e, "crash", 1) == 0);
-	CYCLE_OK(&e, &rep);
-	for (size_t i = 0; i < sizeof crash_cases / sizeof *crash_cases; i++) {
-		const struct crash_case *c = &crash_cases[i];
-		if (strcmp(c->mode, "full") == 0) {
-			/* A first sync: no snapshot, an empty D1. */
-			CHECK(unlink(e.snap) == 0 && unlink(e.fake.db) == 0);
-		}
-		CHECK(mutate(&e) == 0);
-		if (strcmp(c->mode, "resend") == 0) {
-			CHECK_MSG(crash_cycle(&e, "payload") == 1, "%s/%s: the setup crash did not happen", c->mode,
-				  c->point);
-			CHECK(beside_exists(&e, ".pending.sql"));
-		}
-		int rejected = fake_count(&e.fake, "rejected", NULL);
-		CHECK_MSG(crash_cycle(&e, c->point) == 1, "%s/%s: the child was not killed there", c->mode, c->point);
-		CHECK(mutate(&e) == 0); /* written between the crash and the next cycle */
-		rs_error err = {0};
-		int rc = cycle(&e, &rep, &err);
-		CHECK_MSG(rc == RS_OK, "%s/%s: the next cycle: %s", c->mode, c->point, err.message);
-		/* No refusal (a repeated ADD COLUMN would be one) and no full load to paper over a repeat. */
-		CHECK_MSG(fake_count(&e.fake, "rejected", NULL) == rejected, "%s/%s: D1 refused a payload", c->mode,
-			  c->point);
-		CHECK_MSG(rep.fallback == 0, "%s/%s: fell back to a full load", c->mode, c->point);
-		CHECK_MSG(!differs(&e, why, sizeof why)[0], "%s/%s: %s", c->mode, c->point, why);
-		CHECK_MSG(fake_most_applied(&e.fake) == 1, "%s/%s: a payload was applied twice", c->mode, c->point);
-		CHECK_MSG(fake_count(&e.fake, "duplicate", NULL) == 0, "%s/%s: a payload was sent again though D1's"
-			  " history holds it", c->mode, c->point);
+	rs_error err = {0};
+	char name[64], why[1200];
+	snprintf(name, sizeof name, "crash-%s-%s", mode, point);
+	CHECK(env_open(&e, name, 1) == 0);
+	if (strcmp(mode, "full") != 0)
+		CYCLE_OK(&e, &rep);
+	CHECK(mutate(&e) == 0);
+	if (strcmp(mode, "resend") == 0) {
+		CHECK_MSG(crash_cycle(&e, "payload") == 1, "%s: the setup crash at payload did not happen", name);
+		CHECK(beside_exists(&e, ".pending.sql"));
 	}
+	CHECK_MSG(crash_cycle(&e, point) == 1, "%s: the child was not killed there", name);
+	CHECK(mutate(&e) == 0);
+	int rc = cycle(&e, &rep, &err);
+	CHECK_MSG(rc == RS_OK, "%s: the next cycle: %s", name, err.message);
+	CHECK_MSG(fake_count(&e.fake, "rejected", NULL) == 0, "%s: D1 refused a payload", name);
+	CHECK_MSG(rep.fallback == 0 && strcmp(rep.mode, "diff") == 0, "%s: the next cycle was a %s load", name,
+		  rep.mode);
+	CHECK_MSG(!differs(&e, why, sizeof why)[0], "%s: %s", name, why);
+	CHECK_MSG(fake_most_applied(&e.fake) == 1, "%s: a payload was applied twice", name);
+	CHECK_MSG(fake_count(&e.fake, "duplicate", NULL) == 0,
+		  "%s: a payload was sent again though D1's history holds it", name);
 	CHECK_CONVERGED(&e);
 	env_close(&e);
 }
+
+/* The points d1.c's test hooks know (see RS_TEST_HOOKS there and tests/e2e/d1_crash.py). */
+TEST(crash_full_at_payload) { test_crash("full", "payload"); }
+TEST(crash_full_at_sent) { test_crash("full", "sent"); }
+TEST(crash_full_at_advanced) { test_crash("full", "advanced"); }
+TEST(crash_diff_at_diffed) { test_crash("diff", "diffed"); }
+TEST(crash_diff_at_payload) { test_crash("diff", "payload"); }
+TEST(crash_diff_at_sent) { test_crash("diff", "sent"); }
+TEST(crash_diff_at_snapshot_write_1) { test_crash("diff", "snapshot-write:1"); }
+TEST(crash_diff_at_snapshot_write_3) { test_crash("diff", "snapshot-write:3"); }
+TEST(crash_diff_at_advanced) { test_crash("diff", "advanced"); }
+TEST(crash_resend_at_sent) { test_crash("resend", "sent"); }
 
 int main(void)
 {
@@ -708,7 +711,16 @@ int main(void)
 	RUN(refused_payload_is_built_again);
 	RUN(same_refusal_twice_is_not_sent_a_third_time);
 	RUN(refusal_meaning_d1_differs_falls_back_to_full_load);
-	RUN(crash_between_steps_converges_without_repeats);
+	RUN(crash_full_at_payload);
+	RUN(crash_full_at_sent);
+	RUN(crash_full_at_advanced);
+	RUN(crash_diff_at_diffed);
+	RUN(crash_diff_at_payload);
+	RUN(crash_diff_at_sent);
+	RUN(crash_diff_at_snapshot_write_1);
+	RUN(crash_diff_at_snapshot_write_3);
+	RUN(crash_diff_at_advanced);
+	RUN(crash_resend_at_sent);
 	char cmd[PATH_MAX + 16];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	if (!th_failed_total && system(cmd) != 0)

@@ -114,6 +114,13 @@ $(BUILD)/obj-hooks/%.o: %.c | $(PROTO_C)
 $(BUILD)/resort-sync-hooks: $(HOOK_OBJ) $(filter-out $(patsubst %.c,$(BUILD)/obj/%.o,$(HOOK_SRC)),$(BUILD)/obj/src/main.o $(LIB_OBJ))
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# test_d1_machine kills forked cycles at D1's crash points (RS_D1_TEST_CRASH),
+# so it links the test-hook objects ahead of the library's own.
+HOOK_LIB_OBJ := $(filter-out $(BUILD)/obj-hooks/src/main.o,$(HOOK_OBJ))
+$(BUILD)/tests/test_d1_machine: tests/unit/test_d1_machine.c tests/harness.h $(HOOK_LIB_OBJ) $(BUILD)/libresortsync.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Itests -o $@ $< $(HOOK_LIB_OBJ) $(BUILD)/libresortsync.a $(LDFLAGS) $(LDLIBS)
+
 $(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libresortsync.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(BUILD)/libresortsync.a $(LDFLAGS) $(LDLIBS)

@@ -33,22 +33,27 @@ SEED = int(os.environ.get("RS_SEED", random.randrange(1 << 30)))
 report = faults.Reporter(SEED)
 
 # mode, text the error must contain, did D1 apply the file, does D1's history hold it afterwards
+# The timeout of the cases that hang, and of every other call: long enough
+# for the stand-in to start on a machine running other tests beside this one.
+HANG = 4
+SLOW = 60
+
 CASES = [
     ("sqlerror", "wrangler d1 execute testdb: no such table: nope: SQLITE_ERROR", False, False),
     ("exit1", "wrangler d1 execute testdb: exited with status 1 and no message", False, False),
     ("garbage", "wrangler d1 execute testdb: output is not a JSON array: \"Segmentation fault", False, False),
-    ("hang", "wrangler d1 execute testdb: timed out after 1 s", False, False),
+    ("hang", "wrangler d1 execute testdb: timed out after %d s" % HANG, False, False),
     ("kill", "wrangler d1 execute testdb: killed by signal 9", False, False),
     ("apply-exit1", "wrangler d1 execute testdb: exited with status 1 and no message", True, True),
     ("apply-garbage", "output is not a JSON array: \"Segmentation fault (core dumped)", True, True),
-    ("apply-hang", "wrangler d1 execute testdb: timed out after 1 s", True, True),
+    ("apply-hang", "wrangler d1 execute testdb: timed out after %d s" % HANG, True, True),
 ]
 
 
 def main():
     tmp = faults.new_tmp("rs-d1-remote-")
     try:
-        env = faults.Env(tmp, remote="fake", timeout=1)
+        env = faults.Env(tmp, remote="fake", timeout=SLOW)
         g = gen.Gen(random.Random(SEED))
         if not env.first_sync(g, report):
             return 1
@@ -58,7 +63,9 @@ def main():
             before = env.snapshot_digest()
             n0 = len(env.calls())
             env.script(mode)
+            env.write_config(timeout=HANG if "hang" in mode else SLOW)
             p = env.sync()
+            env.write_config(timeout=SLOW)
             calls = env.calls()[n0:]
             report(name + "_fails_with_a_clear_message", p.returncode == 1 and text in p.stderr,
                    "rc=%d stderr=%r" % (p.returncode, p.stderr[-400:]))
@@ -85,11 +92,11 @@ def main():
 
         # wrangler that cannot be run: a clear error, then a clean retry once it is there.
         env.mutate(g)
-        env.write_config(timeout=1, wrangler=os.path.join(tmp, "no-such-wrangler"))
+        env.write_config(timeout=SLOW, wrangler=os.path.join(tmp, "no-such-wrangler"))
         p = env.sync()
         report("missing_wrangler_fails_clearly", p.returncode == 1 and "cannot run wrangler '%s': No such file or "
                "directory" % os.path.join(tmp, "no-such-wrangler") in p.stderr, p.stderr[-300:])
-        env.write_config(timeout=1)
+        env.write_config(timeout=SLOW)
         p = env.sync()
         d1 = env.d1_differences() if p.returncode == 0 else [p.stderr[-500:]]
         report("missing_wrangler_then_converges", p.returncode == 0 and not d1, d1[:5])

@@ -1775,3 +1775,34 @@ static void pick_up_verify(rs_d1 *d)
 const char *rs_d1_snapshot_path(const rs_d1 *d) { return d->snapshot; }
 void rs_d1_set_cancel(rs_d1 *d, volatile sig_atomic_t *flag) { d->cancel = flag; }
 void rs_d1_set_metrics(rs_d1 *d, rs_metrics *m) { d->metrics = m; }
+
+/*
+ * After a restore (restore.c): the database holds exactly what D1 holds, so
+ * the snapshot becomes a copy of it, with a fresh chain id (no key built
+ * on it can be one D1's history already holds).  What earlier cycles left
+ * (a pending payload, a full-load marker, staged pages) is removed: it
+ * describes a database that is gone.
+ */
+int rs_d1_adopt(rs_d1 *d, rs_error *err)
+{
+	const char *stale[] = {d->pending, d->staging, d->next, d->pages, d->pages_new, d->marker, NULL};
+	int rc = RS_OK;
+	for (int i = 0; rc == RS_OK && stale[i]; i++)
+		rc = remove_file(stale[i], err);
+	unsigned char r[32];
+	char key[65];
+	if (rc == RS_OK && rs_random(r, sizeof r) != 0)
+		rc = rs_err(err, RS_EINTERNAL, "no random bytes from the kernel");
+	rs_hex(key, r, sizeof r);
+	sqlite3 *live = NULL;
+	if (rc == RS_OK)
+		rc = rs_engine_open(d->cfg->db_path, &live, err);
+	if (rc == RS_OK)
+		rc = snapshot_prepare(live, d->next, key, err);
+	rs_engine_close(live);
+	if (rc == RS_OK)
+		rc = snapshot_commit(d->next, d->snapshot, err);
+	if (rc != RS_OK)
+		rs_err_prefix(err, "restore: writing the D1 snapshot %s", d->snapshot);
+	return rc;
+}

@@ -106,20 +106,20 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "d1/d1.h"
+#include "d1/read.h"
 #include "d1/wrangler.h"
 #include "engine/engine.h"
 #include "engine/schema.h"
 
-#define HISTORY_TABLE "_rustresort_sync_history"
-#define PAGE_ROWS_MAX 20000            /* rows per page statement */
-#define CALL_VALUES 200000             /* values (JSON strings) per wrangler call */
-#define CALL_BYTES ((int64_t)8 << 20)  /* bytes of values per wrangler call, before hex */
-#define CALL_SQL_MAX 100000            /* D1's statement limit; we keep a whole --command under it */
-#define CALL_STATEMENTS 16             /* page statements per wrangler call */
-#define INLINE_MAX (256 << 10)         /* longer TEXT/BLOB values are read in chunks */
-#define CHUNK_BYTES (512 << 10)        /* hex of a chunk: 1 MiB, under D1's 2 MB string limit */
+#define HISTORY_TABLE RS_D1_HISTORY_TABLE
+#define PAGE_ROWS_MAX RS_D1_PAGE_ROWS_MAX
+#define CALL_VALUES RS_D1_CALL_VALUES
+#define CALL_BYTES RS_D1_CALL_BYTES
+#define CALL_SQL_MAX RS_D1_CALL_SQL_MAX
+#define CALL_STATEMENTS RS_D1_CALL_STATEMENTS
+#define INLINE_MAX RS_D1_INLINE_MAX
+#define CHUNK_BYTES RS_D1_CHUNK_BYTES
 #define KEY_LITERAL_MAX 40000          /* a cursor's key literals, in SQL text */
-#define OUTPUT_MAX ((size_t)128 << 20) /* wrangler's stdout kept */
 
 static char *printable_name(const char *name);
 
@@ -174,7 +174,7 @@ static void put_tag_u64(struct fold *f, char tag, uint64_t v, int *bad)
 
 /* ---- tokens ------------------------------------------------------------ */
 
-static int hexval(int c)
+int rs_d1_hexval(int c)
 {
 	return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
@@ -187,7 +187,7 @@ static int put_hex(struct fold *f, const char *s, size_t n, uint64_t *bytes, int
 	if (n % 2)
 		return -1;
 	for (size_t i = 0; i < n; i += 2) {
-		int hi = hexval((unsigned char)s[i]), lo = hexval((unsigned char)s[i + 1]);
+		int hi = rs_d1_hexval((unsigned char)s[i]), lo = rs_d1_hexval((unsigned char)s[i + 1]);
 		if (hi < 0 || lo < 0)
 			return -1;
 		buf[k++] = (unsigned char)(hi << 4 | lo);
@@ -203,7 +203,7 @@ static int put_hex(struct fold *f, const char *s, size_t n, uint64_t *bytes, int
 }
 
 /* A decimal int64 filling exactly s[0..n); 0, or -1. */
-static int parse_i64(const char *s, size_t n, int64_t *out)
+int rs_d1_parse_i64(const char *s, size_t n, int64_t *out)
 {
 	char tmp[32];
 	if (n == 0 || n >= sizeof tmp)
@@ -220,7 +220,7 @@ static int parse_i64(const char *s, size_t n, int64_t *out)
 }
 
 /* The REAL of an 'r' token (without the 'r'); 0, or -1. */
-static int parse_real(const char *s, size_t n, double *out)
+int rs_d1_parse_real(const char *s, size_t n, double *out)
 {
 	if (n == 1 && s[0] == '0')
 		*out = 0.0;
@@ -233,7 +233,7 @@ static int parse_real(const char *s, size_t n, double *out)
 	else {
 		const char *p = memchr(s, 'p', n);
 		int64_t y, e;
-		if (!p || parse_i64(s, (size_t)(p - s), &y) != 0 || parse_i64(p + 1, n - (size_t)(p - s) - 1, &e) != 0)
+		if (!p || rs_d1_parse_i64(s, (size_t)(p - s), &y) != 0 || rs_d1_parse_i64(p + 1, n - (size_t)(p - s) - 1, &e) != 0)
 			return -1;
 		if (y == 0 || y >= (INT64_C(1) << 56) || y <= -(INT64_C(1) << 56) || e < -1200 || e > 1200)
 			return -1;
@@ -352,7 +352,7 @@ static void token_expr(sqlite3_str *s, int n)
  * `cursor` (NULL: from the first), at most `rows` rows and about `bytes`
  * bytes.  sqlite3_free() the result; NULL when out of memory.
  */
-static char *page_sql(const rs_table *t, const char *cursor, int64_t rows, int64_t bytes)
+char *rs_d1_page_sql(const rs_table *t, const char *cursor, int64_t rows, int64_t bytes)
 {
 	sqlite3_str *s = sqlite3_str_new(NULL);
 	int nk = nkeys(t);
@@ -427,7 +427,7 @@ static int key_literal(sqlite3_str *s, const char *tok, size_t n)
 	double d;
 	switch (tok[0]) {
 	case 'i':
-		if (parse_i64(tok + 1, n - 1, &i) != 0)
+		if (rs_d1_parse_i64(tok + 1, n - 1, &i) != 0)
 			return -1;
 		if (i == INT64_MIN)
 			sqlite3_str_appendall(s, "(-9223372036854775807-1)");
@@ -435,7 +435,7 @@ static int key_literal(sqlite3_str *s, const char *tok, size_t n)
 			sqlite3_str_appendf(s, "%lld", (long long)i);
 		return 0;
 	case 'r':
-		if (parse_real(tok + 1, n - 1, &d) != 0)
+		if (rs_d1_parse_real(tok + 1, n - 1, &d) != 0)
 			return -1;
 		if (d == 0)
 			sqlite3_str_appendall(s, signbit(d) ? "-0.0" : "0.0");
@@ -453,7 +453,7 @@ static int key_literal(sqlite3_str *s, const char *tok, size_t n)
 	case 't':
 	case 'b':
 		for (size_t k = 1; k < n; k++)
-			if (hexval((unsigned char)tok[k]) < 0)
+			if (rs_d1_hexval((unsigned char)tok[k]) < 0)
 				return -1;
 		if ((n - 1) % 2)
 			return -1;
@@ -469,12 +469,12 @@ static int key_literal(sqlite3_str *s, const char *tok, size_t n)
  * rowid) or whose column tokens are tok (WITHOUT ROWID): the cursor for the
  * next page (op ">") or the row's address (op "=").  sqlite3_free() it.
  */
-static char *key_cond(const rs_table *t, const char *k, size_t klen, const char *const *tok, const size_t *len,
+char *rs_d1_key_cond(const rs_table *t, const char *k, size_t klen, const char *const *tok, const size_t *len,
 		      const char *op, rs_error *err)
 {
 	if (has_rowid(t)) {
 		int64_t rowid;
-		if (!k || parse_i64(k, klen, &rowid) != 0) {
+		if (!k || rs_d1_parse_i64(k, klen, &rowid) != 0) {
 			rs_err(err, RS_EREMOTE, "table %s: a rowid is not an integer", t->name);
 			return NULL;
 		}
@@ -623,7 +623,7 @@ static int fold_row(struct verify *V, struct vtab *vt, int remote, const char *k
 	int bad = 0, rc = RS_OK;
 	if (has_rowid(t)) {
 		int64_t rowid;
-		if (!k || parse_i64(k, klen, &rowid) != 0)
+		if (!k || rs_d1_parse_i64(k, klen, &rowid) != 0)
 			return rs_err(err, remote ? RS_EREMOTE : RS_ELOCAL, "verify: table %s: a rowid from %s is not an integer",
 				      t->name, side_name(remote));
 		put_tag_u64(f, 'k', (uint64_t)rowid, &bad);
@@ -641,11 +641,11 @@ static int fold_row(struct verify *V, struct vtab *vt, int remote, const char *k
 			put(f, "n", 1, &bad);
 			break;
 		case 'i':
-			ok = parse_i64(s + 1, n - 1, &i) == 0;
+			ok = rs_d1_parse_i64(s + 1, n - 1, &i) == 0;
 			put_tag_u64(f, 'i', (uint64_t)i, &bad);
 			break;
 		case 'r':
-			ok = parse_real(s + 1, n - 1, &d) == 0;
+			ok = rs_d1_parse_real(s + 1, n - 1, &d) == 0;
 			memcpy(&u, &d, sizeof u);
 			put_tag_u64(f, 'r', ok ? u : 0, &bad);
 			break;
@@ -656,11 +656,11 @@ static int fold_row(struct verify *V, struct vtab *vt, int remote, const char *k
 			break;
 		case 'T':
 		case 'B': {
-			ok = parse_i64(s + 1, n - 1, &i) == 0 && i > INLINE_MAX;
+			ok = rs_d1_parse_i64(s + 1, n - 1, &i) == 0 && i > INLINE_MAX;
 			if (!ok)
 				break;
 			put_tag_u64(f, s[0] == 'T' ? 't' : 'b', (uint64_t)i, &bad);
-			char *where = key_cond(t, k, klen, tok, len, "=", err);
+			char *where = rs_d1_key_cond(t, k, klen, tok, len, "=", err);
 			rc = where ? fold_long(V, t, remote, j, (uint64_t)i, where, f, &bad, err) : err->code;
 			sqlite3_free(where);
 			break;
@@ -700,7 +700,7 @@ static int local_table(struct verify *V, struct vtab *vt, rs_error *err)
 		rc = rs_err(err, RS_ENOMEM, "out of memory");
 	for (int more = 1; more && rc == RS_OK;) {
 		int64_t rows = page_rows(V, t, 1), n = 0, m = 0;
-		char *q = page_sql(t, cursor, rows, V->bytes_max);
+		char *q = rs_d1_page_sql(t, cursor, rows, V->bytes_max);
 		sqlite3_stmt *st = NULL;
 		if (!q) {
 			rc = rs_err(err, RS_ENOMEM, "out of memory");
@@ -722,7 +722,7 @@ static int local_table(struct verify *V, struct vtab *vt, rs_error *err)
 			rc = fold_row(V, vt, 0, k, klen, tok, len, err);
 			if (rc == RS_OK) {
 				sqlite3_free(cursor);
-				cursor = key_cond(t, k, klen, tok, len, ">", err);
+				cursor = rs_d1_key_cond(t, k, klen, tok, len, ">", err);
 				if (!cursor)
 					rc = err->code ? err->code : RS_ENOMEM;
 			}
@@ -1026,9 +1026,12 @@ static int compare_schema(struct verify *V, rs_error *err)
 /* 1 if t is an FTS5 table (CREATE VIRTUAL TABLE ... USING fts5). */
 static int is_fts5(const rs_table *t)
 {
-	if (t->kind != RS_TABLE_FTS && t->kind != RS_TABLE_FTS_EXTERNAL)
-		return 0;
-	const char *u = t->sql ? strcasestr(t->sql, "using") : NULL;
+	return (t->kind == RS_TABLE_FTS || t->kind == RS_TABLE_FTS_EXTERNAL) && rs_d1_sql_is_fts5(t->sql);
+}
+
+int rs_d1_sql_is_fts5(const char *sql)
+{
+	const char *u = sql ? strcasestr(sql, "using") : NULL;
 	if (!u)
 		return 0;
 	for (u += 5; *u == ' ' || *u == '\t' || *u == '\n' || *u == '\r'; u++)
@@ -1372,7 +1375,7 @@ static int d1_page_rows(struct verify *V, struct vtab *vt, json_t *rows, int64_t
 			break;
 		if (i + 1 == n) {
 			sqlite3_free(vt->cursor);
-			vt->cursor = key_cond(t, json_string_value(k), json_string_value(k) ? json_string_length(k) : 0, tok,
+			vt->cursor = rs_d1_key_cond(t, json_string_value(k), json_string_value(k) ? json_string_length(k) : 0, tok,
 					      len, ">", err);
 			if (!vt->cursor)
 				rc = err->code ? err->code : RS_ENOMEM;
@@ -1402,7 +1405,7 @@ static int d1_tables(struct verify *V, rs_error *err)
 		for (int i = 0; i < np && rc == RS_OK; i++) {
 			struct vtab *vt = &V->v[pick[i]];
 			want[i] = page_rows(V, vt->t, np);
-			char *q = page_sql(vt->t, vt->cursor, want[i], V->bytes_max / np);
+			char *q = rs_d1_page_sql(vt->t, vt->cursor, want[i], V->bytes_max / np);
 			if (!q) {
 				rc = rs_err(err, RS_ENOMEM, "out of memory");
 				break;
@@ -1456,29 +1459,38 @@ static char *absolute(const char *path)
 	return out;
 }
 
-/* How wrangler is run: as the sync runs it (see d1.c). */
-static int wrangler_setup(struct verify *V, rs_error *err)
+int rs_d1_read_setup(const rs_config *cfg, struct rs_wrangler_opts *wo, char **wconfig, char **wcwd, rs_error *err)
 {
-	const rs_config *cfg = V->cfg;
+	*wconfig = *wcwd = NULL;
 	if (!cfg->d1_database)
 		return rs_err(err, RS_ECONFIG, "database.sync.d1.database: required for mode d1");
 	if (cfg->d1_wrangler_config) {
 		/* wrangler runs in the directory of its config, where local D1 keeps its state */
-		V->wconfig = absolute(cfg->d1_wrangler_config);
-		const char *slash = V->wconfig ? strrchr(V->wconfig, '/') : NULL;
-		V->wcwd = slash ? strndup(V->wconfig, (size_t)(slash - V->wconfig) + (slash == V->wconfig)) : NULL;
-		if (!V->wcwd)
+		*wconfig = absolute(cfg->d1_wrangler_config);
+		const char *slash = *wconfig ? strrchr(*wconfig, '/') : NULL;
+		*wcwd = slash ? strndup(*wconfig, (size_t)(slash - *wconfig) + (slash == *wconfig)) : NULL;
+		if (!*wcwd) {
+			free(*wconfig);
+			*wconfig = NULL;
 			return rs_err(err, RS_ENOMEM, "out of memory");
+		}
 	}
-	V->wo.wrangler = cfg->d1_wrangler;
-	V->wo.database = cfg->d1_database;
-	V->wo.config = V->wconfig;
-	V->wo.cwd = V->wcwd;
-	V->wo.location = cfg->d1_remote ? RS_WRANGLER_REMOTE : RS_WRANGLER_LOCAL;
-	V->wo.timeout_ms = cfg->d1_timeout_ms <= 0 ? 600000 : cfg->d1_timeout_ms > INT_MAX ? INT_MAX : (int)cfg->d1_timeout_ms;
-	V->wo.priority = cfg->d1_wrangler_priority;
-	V->wo.output_max = OUTPUT_MAX;
+	memset(wo, 0, sizeof *wo);
+	wo->wrangler = cfg->d1_wrangler;
+	wo->database = cfg->d1_database;
+	wo->config = *wconfig;
+	wo->cwd = *wcwd;
+	wo->location = cfg->d1_remote ? RS_WRANGLER_REMOTE : RS_WRANGLER_LOCAL;
+	wo->timeout_ms = cfg->d1_timeout_ms <= 0 ? 600000 : cfg->d1_timeout_ms > INT_MAX ? INT_MAX : (int)cfg->d1_timeout_ms;
+	wo->priority = cfg->d1_wrangler_priority;
+	wo->output_max = RS_D1_OUTPUT_MAX;
 	return RS_OK;
+}
+
+/* How wrangler is run: as the sync runs it (see d1.c). */
+static int wrangler_setup(struct verify *V, rs_error *err)
+{
+	return rs_d1_read_setup(V->cfg, &V->wo, &V->wconfig, &V->wcwd, err);
 }
 
 /* The local database: UTF-8 (TEXT is compared as D1 stores it) and SQLite's math functions. */

@@ -103,6 +103,14 @@ def fts5_check(path):
     return out
 
 
+def injected(db):
+    """Rows the wrapper wrote into D1 as another syncer."""
+    c = sqlite3.connect("file:%s?mode=ro" % db, uri=True)
+    n = c.execute("SELECT count(*) FROM parent WHERE code LIKE 'injected%'").fetchone()[0]
+    c.close()
+    return n
+
+
 def wrap(env, **plan):
     """Point the config at a misbehaving wrangler wrapper (plan: see WRAPPER)."""
     path = os.path.join(env.tmp, "wrangler-wrap")
@@ -190,15 +198,15 @@ def property_case():
         # D1 changing once: read again, and the result is D1's new state
         wrap(env, change_from=2, change_once=True)
         old = digest(env.db)
+        injected_before = injected(env.d1_path())
         p = run(env, "restore", "--force")
         d1 = env.d1_path()
         diffs = dbcompare.compare(d1, env.db, ignore=faults.IGNORE, fts_queries=gen.FTS_QUERIES) \
             if p.returncode == 0 else [p.stderr[-800:]]
-        c = sqlite3.connect(env.db)
-        injected = c.execute("SELECT count(*) FROM parent WHERE code LIKE 'injected%'").fetchone()[0]
-        c.close()
+        got = (injected_before, injected(d1), injected(env.db))
         report("remote_changing_once_is_read_again", p.returncode == 0 and "reading it again" in p.stderr
-               and injected == 1 and not diffs, "%s injected=%d %s" % (p.stderr[-600:], injected, diffs[:4]))
+               and got[1] == got[0] + 1 == got[2] and not diffs, "%s injected (before, D1, restored) %r %s"
+               % (p.stderr[-600:], got, diffs[:4]))
         report("force_keeps_the_old_file", digest(env.db + ".before-restore") == old and not temporaries(env),
                "before-restore %s" % os.path.exists(env.db + ".before-restore"))
     finally:

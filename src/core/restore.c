@@ -100,6 +100,8 @@ static int move_beside(const char *from, const char *to, const char *suffix, rs_
 	int rc = RS_OK;
 	if (!a || !b)
 		rc = rs_err(err, RS_ENOMEM, "out of memory");
+	else if (access(a, F_OK) != 0)
+		; /* nothing to move */
 	else if (unlink(b) != 0 && errno != ENOENT)
 		rc = rs_err(err, RS_ELOCAL, "restore: %s: cannot remove: %s", b, strerror(errno));
 	else if (rename(a, b) != 0 && errno != ENOENT)
@@ -120,18 +122,21 @@ int rs_restore_commit(rs_restore_target *t, const rs_restore_opts *o, rs_error *
 	if (rc == RS_OK && exists && objects_in(t->path) != 0 && !o->force) /* it changed since begin */
 		rc = rs_err(err, RS_ELOCAL, "restore: %s: a database holding tables appeared meanwhile; nothing was"
 			    " replaced", t->path);
-	if (rc == RS_OK && exists) {
-		/*
-		 * The old file stays readable as <path>.before-restore: a hard
-		 * link first (the target is never missing), its WAL and journal
-		 * moved beside it (they belong to it, and SQLite would otherwise
-		 * play them into the new file).  A file system without hard
-		 * links gets a rename.
-		 */
+	/*
+	 * The old file stays readable as <path>.before-restore (when it holds
+	 * anything): a hard link first (the target is never missing; a file
+	 * system without hard links gets a rename).  Its WAL and journal go
+	 * beside it under that name, also when the database itself is gone:
+	 * they belong to the old file, and SQLite would play them into the new
+	 * one.
+	 */
+	if (rc == RS_OK && (exists && st.st_size > 0)) {
 		if (unlink(keep) != 0 && errno != ENOENT)
 			rc = rs_err(err, RS_ELOCAL, "restore: %s: cannot remove: %s", keep, strerror(errno));
 		if (rc == RS_OK && link(t->path, keep) != 0 && rename(t->path, keep) != 0)
 			rc = rs_err(err, RS_ELOCAL, "restore: cannot keep %s as %s: %s", t->path, keep, strerror(errno));
+	}
+	if (rc == RS_OK) {
 		for (int i = 0; rc == RS_OK && beside[i]; i++)
 			rc = move_beside(t->path, keep, beside[i], err);
 		char *shm = rs_path_beside(t->path, "-shm");
@@ -145,7 +150,7 @@ int rs_restore_commit(rs_restore_target *t, const rs_restore_opts *o, rs_error *
 		rc = rs_err(err, RS_ELOCAL, "restore: cannot rename %s to %s: %s", t->tmp, t->path, strerror(errno));
 	if (rc == RS_OK)
 		rc = rs_fsync_dir_of(t->path, err);
-	if (rc == RS_OK && exists)
+	if (rc == RS_OK && exists && st.st_size > 0)
 		rs_info("restore: the old database is kept", "path=%s kept=%s", t->path, keep);
 	free(keep);
 	return rc;

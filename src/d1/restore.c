@@ -1098,8 +1098,9 @@ int rs_d1_restore(const rs_config *cfg, const rs_restore_opts *o, rs_error *err)
 		int64_t rows = R.prog.rows, bytes = R.prog.bytes, ntab = R.ntab;
 		attempt_free(&R);
 		if (rc == RS_OK && changed) {
-			rs_restore_end(&tgt);
-			rc = rs_restore_begin(cfg, o, &tgt, err); /* a fresh temporary file */
+			/* a fresh temporary file; the lock stays held */
+			if (unlink(tgt.tmp) != 0 && errno != ENOENT)
+				rc = rs_err(err, RS_ELOCAL, "restore: %s: cannot remove: %s", tgt.tmp, strerror(errno));
 			continue;
 		}
 		if (rc == RS_OK)

@@ -10,17 +10,20 @@
   - the official client (@tursodatabase/sync) writes the server first: a fresh
     configuration restores its rows, and the next sync pushes nothing;
   - a database holding tables is refused without --force (untouched, no temporary
-    file); with --force the old file is kept as <db>.before-restore.
+    file); with --force the old file is kept as <db>.before-restore; a running daemon's
+    lock is respected.
 """
 import glob
 import hashlib
 import os
 import re
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 
 ROOT = os.environ.get("ROOT", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
@@ -132,6 +135,20 @@ def t_restore_ours(d, srv):
     report("force_restores_and_keeps_the_old_file", ok and digest(a.db + ".before-restore") == before, why)
     rc, out = a.sync("-v")
     report("sync_after_forced_restore_pushes_nothing", rc == 0 and "pushed=0 pulled=0" in out, out[-500:])
+
+    # a daemon syncing the database holds its lock: refused, nothing touched
+    dmn = subprocess.Popen([ts.RS, "-c", a.cfg, "run"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    lockf = os.path.realpath(a.db) + ".resort-sync.lock"
+    for _ in range(100):
+        if os.path.exists(lockf) and open(lockf).read().strip() == str(dmn.pid):
+            break
+        time.sleep(0.1)
+    before = digest(a.db)
+    rc, out = restore(a, "--force")
+    dmn.send_signal(signal.SIGTERM)
+    dmn.wait(timeout=60)
+    report("refuses_beside_a_running_daemon", rc == 1 and "another resort-sync (pid %d)" % dmn.pid in out
+           and digest(a.db) == before and not glob.glob(a.db + ".restore-tmp*"), out[-500:])
 
 
 def t_restore_after_official(d, srv):

@@ -6,11 +6,12 @@ no virtual table, ~13 MB) is loaded into wrangler's local D1 by a full sync;
 then, interleaved, in the same run:
 
   ours    resort-sync restore --to OUT --force   (wrangler --command reads, a new file)
-  theirs  wrangler d1 export DB --local --output X.sql, then sqlite3 OUT < X.sql
+  theirs  wrangler d1 export DB --local --output X.sql, then sqlite3 OUT BEGIN ".read X.sql" COMMIT
+          (one transaction: without it sqlite3 commits, and syncs, every INSERT)
 
-Reported: median wall time, peak RSS (the largest process of each side: ours is
-resort-sync itself plus the wrangler processes it starts; theirs wrangler's and
-sqlite3's), the ratio, and that both results hold the same rows.
+Reported: median wall time, peak RSS (the largest process of each side's tree, which
+is wrangler's node on both; and resort-sync's own), the ratio, and that both results
+hold the same rows.
 
 Turso: a server seeded with N rows (bench/turso_bench.js), then
 resort-sync restore into a fresh configuration against the official client's
@@ -44,28 +45,37 @@ import turso_sync as ts  # noqa: E402
 
 RS = os.environ.get("RS_BIN", os.path.join(ROOT, os.environ.get("BUILD", "build"), "resort-sync"))
 ts.RS = RS
-TIME = "/usr/bin/time"
 
 
 def timed(argv, stdin=None):
-    """Wall seconds and peak RSS (KiB, the largest process of the tree) of one run; raises on failure.
+    """Wall seconds, peak RSS of the whole process tree and of the command's own process (KiB).
 
-    RUSAGE_CHILDREN of a fresh python child that runs the command: ru_maxrss is the
-    largest RSS among all the processes it waited for (wrangler's node and workerd
-    included), never python's own.
+    The tree's peak is wait4's ru_maxrss (the largest of the command and every process it
+    waited for: wrangler's node and workerd included); the command's own is its VmHWM, read
+    from /proc every 20 ms while it runs.
     """
-    helper = ("import resource, subprocess, sys, json, time\n"
-              "t0 = time.perf_counter()\n"
-              "p = subprocess.run(sys.argv[2:], stdin=open(sys.argv[1]) if sys.argv[1] != '-' else None,"
-              " stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)\n"
-              "w = time.perf_counter() - t0\n"
-              "print(json.dumps([p.returncode, w, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,"
-              " p.stderr.decode(errors='replace')[-400:]]))\n")
-    p = subprocess.run([sys.executable, "-c", helper, stdin or "-"] + argv, capture_output=True, text=True)
-    rc, wall, rss, err = json.loads(p.stdout)
-    if rc != 0:
-        raise RuntimeError("%s exited %d: %s" % (" ".join(argv), rc, err))
-    return wall, rss
+    t0 = time.perf_counter()
+    p = subprocess.Popen(argv, stdin=open(stdin) if stdin else None, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
+    own = 0
+    while True:
+        pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+        if pid:
+            break
+        try:
+            with open("/proc/%d/status" % p.pid) as f:
+                for line in f:
+                    if line.startswith("VmHWM"):
+                        own = max(own, int(line.split()[1]))
+        except OSError:
+            pass
+        time.sleep(0.02)
+    wall = time.perf_counter() - t0
+    err = p.stderr.read().decode(errors="replace")[-400:]
+    p.stderr.close()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError("%s exited %d: %s" % (" ".join(argv), os.waitstatus_to_exitcode(status), err))
+    return wall, ru.ru_maxrss, own
 
 
 def rows_of(db):
@@ -101,21 +111,29 @@ def d1(rounds, lines):
                 if side == "ours":
                     res["ours"].append(timed(ours_argv))
                 else:
-                    w1, m1 = timed(export_argv)
-                    w2, m2 = timed(["sqlite3", ref], stdin=sqlf)
-                    res["theirs"].append((w1 + w2, max(m1, m2)))
-                print("  %s %.2f s %.0f MiB" % (side, res[side][-1][0], res[side][-1][1] / 1024), flush=True)
+                    w1, m1, o1 = timed(export_argv)
+                    # loaded in one transaction (the fast way; without it every INSERT commits)
+                    w2, m2, o2 = timed(["sqlite3", ref, "BEGIN", ".read " + sqlf, "COMMIT"])
+                    res["theirs"].append((w1 + w2, max(m1, m2), max(o1, o2)))
+                print("  %s %.2f s, tree %.0f MiB, own %.0f MiB" % (side, res[side][-1][0], res[side][-1][1] / 1024,
+                                                                 res[side][-1][2] / 1024), flush=True)
         same = rows_of(out) == rows_of(ref) == rows_of(src)
         mo = statistics.median(x[0] for x in res["ours"])
         mt = statistics.median(x[0] for x in res["theirs"])
         ro = max(x[1] for x in res["ours"]) / 1024
         rt = max(x[1] for x in res["theirs"]) / 1024
+        oo = max(x[2] for x in res["ours"]) / 1024
         lines += ["## D1: 50,000 rows (bench/gen.py small.db, %.1f MB), %d rounds" % (os.path.getsize(src) / 1e6, rounds),
                   "",
                   "| | resort-sync restore | wrangler d1 export --local + sqlite3 | ratio |",
                   "|---|---:|---:|---:|",
                   "| median wall time | %.2f s | %.2f s | %.2f of the time |" % (mo, mt, mo / mt),
-                  "| peak RSS (largest process) | %.0f MiB | %.0f MiB | %.2f |" % (ro, rt, ro / rt),
+                  "| peak RSS, largest process (wrangler's node on both sides) | %.0f MiB | %.0f MiB | %.2f |"
+                  % (ro, rt, ro / rt),
+                  "| peak RSS of resort-sync itself | %.0f MiB | | |" % oo,
+                  "",
+                  "Times: %s (ours), %s (theirs: export + sqlite3 in one transaction)."
+                  % (", ".join("%.1f s" % x[0] for x in res["ours"]), ", ".join("%.1f s" % x[0] for x in res["theirs"])),
                   "",
                   "Both results hold the source's rows: %s." % ("yes" if same else "NO"), ""]
     finally:

@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "config/config.h"
 #include "d1/wrangler.h"
 #include "engine/engine.h"
@@ -70,4 +72,28 @@ char *rs_d1_page_sql(const rs_table *t, const char *cursor, int64_t rows, int64_
  */
 char *rs_d1_key_cond(const rs_table *t, const char *k, size_t klen, const char *const *tok, const size_t *len,
 		     const char *op, rs_error *err);
+
+/* Rows per page statement for t when `share` statements share a call, at most rows_max. */
+int64_t rs_d1_page_rows(const rs_table *t, int share, int64_t rows_max);
+
+/*
+ * The SQL of one wrangler call reading the next page of each of the n
+ * tables t[i] (after cursor[i]), as many as fit under D1's statement
+ * limit: *used of them; want[i] the rows asked of table i (bytes_max is
+ * shared among the n).  sqlite3_free() it; NULL with err set on failure.
+ */
+char *rs_d1_page_call(const rs_table *const *t, char *const *cursor, int n, int64_t rows_max, int64_t bytes_max,
+		      int64_t *want, int *used, rs_error *err);
+
+/* Called for every row of a page: k/klen the rowid token (NULL for WITHOUT ROWID), tok/len the columns'. */
+typedef int (*rs_d1_row_fn)(void *ctx, const char *k, size_t klen, const char *const *tok, const size_t *len,
+			    rs_error *err);
+
+/*
+ * Walk the rows D1 returned for one page statement of t (asked for `want`
+ * rows), calling row() for each; then move *cursor (sqlite3_malloc'd)
+ * past the last row and set *done when the table is read to its end.
+ */
+int rs_d1_page_walk(const rs_table *t, json_t *rows, int64_t want, char **cursor, int *done, rs_d1_row_fn row,
+		    void *ctx, rs_error *err);
 #endif

@@ -747,74 +747,34 @@ static int bind_token(struct restore *R, struct rtab *rt, int j, int p, const ch
 	return RS_OK;
 }
 
-/* The rows of one page statement, into the new database; the cursor moves on. */
-static int page_rows(struct restore *R, struct rtab *rt, json_t *rows, int64_t want, rs_error *err)
-{
-	const rs_table *t = &rt->t;
-	int nc = t->ncol, rc = RS_OK, rowid = t->kind != RS_TABLE_WITHOUT_ROWID;
-	if (!json_is_array(rows))
-		return rs_err(err, RS_EREMOTE, "restore: table %s: D1 returned no rows array", t->name);
-	const char **tok = calloc((size_t)nc, sizeof *tok);
-	size_t *len = calloc((size_t)nc, sizeof *len);
-	if (!tok || !len) {
-		free(tok);
-		free(len);
-		return rs_err(err, RS_ENOMEM, "out of memory");
-	}
-	size_t n = json_array_size(rows), i;
-	json_int_t m = 0;
-	json_t *r;
-	json_array_foreach(rows, i, r) {
-		char name[24];
-		m = json_integer_value(json_object_get(r, "m"));
-		for (int j = 0; j < nc; j++) {
-			snprintf(name, sizeof name, "c%d", j);
-			json_t *c = json_object_get(r, name);
-			tok[j] = json_string_value(c);
-			len[j] = tok[j] ? json_string_length(c) : 0;
-		}
-		json_t *kj = json_object_get(r, "k");
-		const char *k = json_string_value(kj);
-		size_t klen = k ? json_string_length(kj) : 0;
-		if (rowid) {
-			int64_t id;
-			if (!k || rs_d1_parse_i64(k, klen, &id) != 0) {
-				rc = rs_err(err, RS_EREMOTE, "restore: table %s: a rowid from D1 is not an integer", t->name);
-				break;
-			}
-			if (sqlite3_bind_int64(rt->ins, 1, id) != SQLITE_OK) {
-				rc = local_fail(R, t->name, err);
-				break;
-			}
-		}
-		for (int j = 0; j < nc && rc == RS_OK; j++)
-			rc = bind_token(R, rt, j, j + 1 + rowid, k, klen, tok, len, err);
-		if (rc == RS_OK && sqlite3_step(rt->ins) != SQLITE_DONE)
-			rc = rs_err(err, RS_ELOCAL, "restore: table %s: writing a row from D1: %s", t->name, sqlite3_errmsg(R->db));
-		sqlite3_reset(rt->ins);
-		sqlite3_clear_bindings(rt->ins);
-		if (rc != RS_OK)
-			break;
-		R->prog.rows++;
-		if (i + 1 == n) {
-			sqlite3_free(rt->cursor);
-			rt->cursor = rs_d1_key_cond(t, k, klen, tok, len, ">", err);
-			if (!rt->cursor)
-				rc = err->code ? err->code : RS_ENOMEM;
-		}
-	}
-	if (rc == RS_OK)
-		rt->done = n == 0 || ((json_int_t)n >= m && m < want);
-	free(tok);
-	free(len);
-	return rc;
-}
+/* One row of a page from D1, into the table's INSERT. */
+struct row_ctx {
+	struct restore *R;
+	struct rtab *rt;
+};
 
-/* Rows per page statement when `share` statements share a call. */
-static int64_t rows_per_page(const struct restore *R, const rs_table *t, int share)
+static int insert_row(void *ctx, const char *k, size_t klen, const char *const *tok, const size_t *len, rs_error *err)
 {
-	int64_t r = RS_D1_CALL_VALUES / ((int64_t)share * (t->ncol + 2));
-	return r < 1 ? 1 : r > R->rows_max ? R->rows_max : r;
+	struct restore *R = ((struct row_ctx *)ctx)->R;
+	struct rtab *rt = ((struct row_ctx *)ctx)->rt;
+	const rs_table *t = &rt->t;
+	int rc = RS_OK, rowid = t->kind != RS_TABLE_WITHOUT_ROWID;
+	if (rowid) {
+		int64_t id;
+		if (!k || rs_d1_parse_i64(k, klen, &id) != 0)
+			return rs_err(err, RS_EREMOTE, "restore: table %s: a rowid from D1 is not an integer", t->name);
+		if (sqlite3_bind_int64(rt->ins, 1, id) != SQLITE_OK)
+			return local_fail(R, t->name, err);
+	}
+	for (int j = 0; j < t->ncol && rc == RS_OK; j++)
+		rc = bind_token(R, rt, j, j + 1 + rowid, k, klen, tok, len, err);
+	if (rc == RS_OK && sqlite3_step(rt->ins) != SQLITE_DONE)
+		rc = rs_err(err, RS_ELOCAL, "restore: table %s: writing a row from D1: %s", t->name, sqlite3_errmsg(R->db));
+	sqlite3_reset(rt->ins);
+	sqlite3_clear_bindings(rt->ins);
+	if (rc == RS_OK)
+		R->prog.rows++;
+	return rc;
 }
 
 /* Every table's rows, several tables' pages per call. */
@@ -822,48 +782,37 @@ static int copy_rows(struct restore *R, rs_error *err)
 {
 	int rc = RS_OK;
 	while (rc == RS_OK) {
-		int pick[RS_D1_CALL_STATEMENTS], np = 0;
+		int pick[RS_D1_CALL_STATEMENTS], np = 0, used = 0;
+		const rs_table *pt[RS_D1_CALL_STATEMENTS];
+		char *pc[RS_D1_CALL_STATEMENTS];
 		for (int i = 0; i < R->ntab && np < RS_D1_CALL_STATEMENTS; i++)
-			if (!R->tab[i].done)
+			if (!R->tab[i].done) {
+				pt[np] = &R->tab[i].t;
+				pc[np] = R->tab[i].cursor;
 				pick[np++] = i;
+			}
 		if (np == 0)
 			break;
-		struct batch b = {0};
 		int64_t want[RS_D1_CALL_STATEMENTS];
-		int used = 0;
-		for (int i = 0; i < np && rc == RS_OK; i++) {
-			struct rtab *rt = &R->tab[pick[i]];
-			want[i] = rows_per_page(R, &rt->t, np);
-			char *q = rs_d1_page_sql(&rt->t, rt->cursor, want[i], R->bytes_max / np);
-			size_t l = q ? strlen(q) : 0;
-			int added = l > RS_D1_CALL_SQL_MAX - 2 ? 2 : batch_add(&b, q);
-			sqlite3_free(q);
-			if (added < 0)
-				rc = rs_err(err, RS_ENOMEM, "out of memory");
-			else if (added == 2)
-				rc = rs_err(err, RS_EUNSUPPORTED, "restore: table %s: the query that reads it is %zu bytes, over D1's"
-					    " %d-byte statement limit (too many or too long column names)", rt->t.name, l,
-					    RS_D1_CALL_SQL_MAX);
-			else if (added == 1)
-				break;
-			else
-				used++;
-		}
-		char *sql = batch_take(&b);
-		if (rc != RS_OK) {
-			sqlite3_free(sql);
-			break;
+		char *sql = rs_d1_page_call(pt, pc, np, R->rows_max, R->bytes_max, want, &used, err);
+		if (!sql) {
+			rs_err_prefix(err, "restore");
+			return err->code;
 		}
 		char what[200];
-		snprintf(what, sizeof what, "table %.100s%s", R->tab[pick[0]].t.name, used > 1 ? " and others" : "");
+		snprintf(what, sizeof what, "table %.100s%s", pt[0]->name, used > 1 ? " and others" : "");
 		struct rs_wrangler_result res;
-		rc = sql ? call(R, sql, (size_t)used, what, &res, err) : rs_err(err, RS_ENOMEM, "out of memory");
+		rc = call(R, sql, (size_t)used, what, &res, err);
 		sqlite3_free(sql);
-		for (int i = 0; rc == RS_OK && i < used; i++)
-			rc = page_rows(R, &R->tab[pick[i]], rs_wrangler_rows(&res, (size_t)i), want[i], err);
+		for (int i = 0; rc == RS_OK && i < used; i++) {
+			struct rtab *rt = &R->tab[pick[i]];
+			struct row_ctx rc_ = {R, rt};
+			rc = rs_d1_page_walk(&rt->t, rs_wrangler_rows(&res, (size_t)i), want[i], &rt->cursor, &rt->done,
+					     insert_row, &rc_, err);
+		}
 		rs_wrangler_result_free(&res);
 		if (rc == RS_OK)
-			rs_restore_progress_show(&R->prog, R->tab[pick[used - 1]].t.name);
+			rs_restore_progress_show(&R->prog, pt[used - 1]->name);
 	}
 	return rc;
 }

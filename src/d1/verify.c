@@ -679,11 +679,10 @@ static int fold_row(struct verify *V, struct vtab *vt, int remote, const char *k
 	return rc;
 }
 
-/* Rows per page statement when `share` statements share a call. */
-static int64_t page_rows(const struct verify *V, const rs_table *t, int share)
+int64_t rs_d1_page_rows(const rs_table *t, int share, int64_t rows_max)
 {
 	int64_t r = CALL_VALUES / ((int64_t)share * (t->ncol + 2));
-	return r < 1 ? 1 : r > V->rows_max ? V->rows_max : r;
+	return r < 1 ? 1 : r > rows_max ? rows_max : r;
 }
 
 /* ---- the local side ------------------------------------------------------ */
@@ -699,7 +698,7 @@ static int local_table(struct verify *V, struct vtab *vt, rs_error *err)
 	if (!tok || !len)
 		rc = rs_err(err, RS_ENOMEM, "out of memory");
 	for (int more = 1; more && rc == RS_OK;) {
-		int64_t rows = page_rows(V, t, 1), n = 0, m = 0;
+		int64_t rows = rs_d1_page_rows(t, 1, V->rows_max), n = 0, m = 0;
 		char *q = rs_d1_page_sql(t, cursor, rows, V->bytes_max);
 		sqlite3_stmt *st = NULL;
 		if (!q) {
@@ -1344,18 +1343,18 @@ static int d1_schema(struct verify *V, rs_error *err)
 	return rc;
 }
 
-/* The rows of statement i of a page call, folded into vt->remote; the cursor moves on. */
-static int d1_page_rows(struct verify *V, struct vtab *vt, json_t *rows, int64_t want, rs_error *err)
+int rs_d1_page_walk(const rs_table *t, json_t *rows, int64_t want, char **cursor, int *done, rs_d1_row_fn row,
+		    void *ctx, rs_error *err)
 {
-	const rs_table *t = vt->t;
 	int nc = t->ncol, rc = RS_OK;
+	if (!json_is_array(rows))
+		return rs_err(err, RS_EREMOTE, "table %s: D1 returned no rows array", t->name);
 	const char **tok = calloc((size_t)nc, sizeof *tok);
 	size_t *len = calloc((size_t)nc, sizeof *len);
-	if (!tok || !len || !rows) {
+	if (!tok || !len) {
 		free(tok);
 		free(len);
-		return rows ? rs_err(err, RS_ENOMEM, "out of memory")
-			    : rs_err(err, RS_EREMOTE, "verify: table %s: D1 returned no rows array", t->name);
+		return rs_err(err, RS_ENOMEM, "out of memory");
 	}
 	size_t n = json_array_size(rows), i;
 	json_int_t m = 0;
@@ -1369,78 +1368,106 @@ static int d1_page_rows(struct verify *V, struct vtab *vt, json_t *rows, int64_t
 			tok[j] = json_string_value(c);
 			len[j] = tok[j] ? json_string_length(c) : 0;
 		}
-		json_t *k = json_object_get(r, "k");
-		rc = fold_row(V, vt, 1, json_string_value(k), json_string_value(k) ? json_string_length(k) : 0, tok, len, err);
+		json_t *kj = json_object_get(r, "k");
+		const char *k = json_string_value(kj);
+		size_t klen = k ? json_string_length(kj) : 0;
+		rc = row(ctx, k, klen, tok, len, err);
 		if (rc != RS_OK)
 			break;
 		if (i + 1 == n) {
-			sqlite3_free(vt->cursor);
-			vt->cursor = rs_d1_key_cond(t, json_string_value(k), json_string_value(k) ? json_string_length(k) : 0, tok,
-					      len, ">", err);
-			if (!vt->cursor)
+			sqlite3_free(*cursor);
+			*cursor = rs_d1_key_cond(t, k, klen, tok, len, ">", err);
+			if (!*cursor)
 				rc = err->code ? err->code : RS_ENOMEM;
 		}
 	}
 	if (rc == RS_OK)
-		vt->done = n == 0 || ((json_int_t)n >= m && m < want);
+		*done = n == 0 || ((json_int_t)n >= m && m < want);
 	free(tok);
 	free(len);
 	return rc;
+}
+
+char *rs_d1_page_call(const rs_table *const *t, char *const *cursor, int n, int64_t rows_max, int64_t bytes_max,
+		      int64_t *want, int *used, rs_error *err)
+{
+	sqlite3_str *s = sqlite3_str_new(NULL);
+	int rc = RS_OK;
+	*used = 0;
+	for (int i = 0; i < n && rc == RS_OK; i++) {
+		want[i] = rs_d1_page_rows(t[i], n, rows_max);
+		char *q = rs_d1_page_sql(t[i], cursor[i], want[i], bytes_max / n);
+		if (!q) {
+			rc = rs_err(err, RS_ENOMEM, "out of memory");
+			break;
+		}
+		size_t l = strlen(q);
+		if (l > CALL_SQL_MAX - 2)
+			rc = rs_err(err, RS_EUNSUPPORTED, "table %s: the query that reads it is %zu bytes, over D1's %d-byte "
+				    "statement limit (too many or too long column names)", t[i]->name, l, CALL_SQL_MAX);
+		else if (*used && (size_t)sqlite3_str_length(s) + l + 2 > CALL_SQL_MAX)
+			n = i; /* the rest goes in the next call */
+		else
+			sqlite3_str_appendf(s, "%s%s", (*used)++ ? ";\n" : "", q);
+		sqlite3_free(q);
+	}
+	char *sql = sqlite3_str_finish(s);
+	if (rc == RS_OK && !sql)
+		rc = rs_err(err, RS_ENOMEM, "out of memory");
+	if (rc != RS_OK) {
+		sqlite3_free(sql);
+		return NULL;
+	}
+	return sql;
+}
+
+/* One row of a page from D1, folded into the table's remote fingerprint. */
+struct remote_row {
+	struct verify *V;
+	struct vtab *vt;
+};
+
+static int fold_remote_row(void *ctx, const char *k, size_t klen, const char *const *tok, const size_t *len,
+			   rs_error *err)
+{
+	struct remote_row *r = ctx;
+	return fold_row(r->V, r->vt, 1, k, klen, tok, len, err);
 }
 
 /* Read every compared table from D1, several tables' pages per call. */
 static int d1_tables(struct verify *V, rs_error *err)
 {
 	int rc = RS_OK;
-	for (;;) {
-		int pick[CALL_STATEMENTS], np = 0;
+	while (rc == RS_OK) {
+		int pick[CALL_STATEMENTS], np = 0, used = 0;
+		const rs_table *pt[CALL_STATEMENTS];
+		char *pc[CALL_STATEMENTS];
 		for (int i = 0; i < V->nv && np < CALL_STATEMENTS; i++)
-			if (V->v[i].how == CMP_ROWS && !V->v[i].done)
+			if (V->v[i].how == CMP_ROWS && !V->v[i].done) {
+				pt[np] = V->v[i].t;
+				pc[np] = V->v[i].cursor;
 				pick[np++] = i;
+			}
 		if (np == 0)
 			break;
-		sqlite3_str *s = sqlite3_str_new(NULL);
 		int64_t want[CALL_STATEMENTS];
-		int used = 0;
-		for (int i = 0; i < np && rc == RS_OK; i++) {
-			struct vtab *vt = &V->v[pick[i]];
-			want[i] = page_rows(V, vt->t, np);
-			char *q = rs_d1_page_sql(vt->t, vt->cursor, want[i], V->bytes_max / np);
-			if (!q) {
-				rc = rs_err(err, RS_ENOMEM, "out of memory");
-				break;
-			}
-			size_t l = strlen(q);
-			if (l > CALL_SQL_MAX - 2) {
-				rc = rs_err(err, RS_EUNSUPPORTED, "verify: table %s: the query that reads it is %zu bytes, "
-					    "over D1's %d-byte statement limit (too many or too long column names)",
-					    vt->t->name, l, CALL_SQL_MAX);
-			} else if (used && (size_t)sqlite3_str_length(s) + l + 2 > CALL_SQL_MAX) {
-				sqlite3_free(q);
-				break;
-			} else {
-				sqlite3_str_appendf(s, "%s%s", used ? ";\n" : "", q);
-				used++;
-			}
-			sqlite3_free(q);
-		}
-		char *sql = sqlite3_str_finish(s);
-		if (rc == RS_OK && !sql)
-			rc = rs_err(err, RS_ENOMEM, "out of memory");
-		if (rc != RS_OK) {
-			sqlite3_free(sql);
-			break;
+		char *sql = rs_d1_page_call(pt, pc, np, V->rows_max, V->bytes_max, want, &used, err);
+		if (!sql) {
+			rs_err_prefix(err, "verify");
+			return err->code;
 		}
 		char what[200];
-		snprintf(what, sizeof what, "table %s%s", V->v[pick[0]].t->name, used > 1 ? " and others" : "");
+		snprintf(what, sizeof what, "table %s%s", pt[0]->name, used > 1 ? " and others" : "");
 		struct rs_wrangler_result res;
 		rc = d1_run(V, sql, (size_t)used, what, &res, err);
 		sqlite3_free(sql);
-		for (int i = 0; rc == RS_OK && i < used; i++)
-			rc = d1_page_rows(V, &V->v[pick[i]], rs_wrangler_rows(&res, (size_t)i), want[i], err);
+		for (int i = 0; rc == RS_OK && i < used; i++) {
+			struct vtab *vt = &V->v[pick[i]];
+			struct remote_row rr = {V, vt};
+			rc = rs_d1_page_walk(vt->t, rs_wrangler_rows(&res, (size_t)i), want[i], &vt->cursor, &vt->done,
+					     fold_remote_row, &rr, err);
+		}
 		rs_wrangler_result_free(&res);
-		if (rc != RS_OK)
-			break;
 	}
 	return rc;
 }

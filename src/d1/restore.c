@@ -525,44 +525,67 @@ static char *count_sql(const struct restore *R, const struct rtab *rt)
 	return sqlite3_str_finish(s);
 }
 
+/*
+ * Step 2's statements from table *next on, as many as fit one call: the
+ * marker first when `first` (and D1 has a history: *head = 1), then the
+ * counts.  *next moves past the tables added.
+ */
+static int count_batch(struct restore *R, struct batch *b, int first, int *next, int *head, rs_error *err)
+{
+	*head = first && R->has_history;
+	if (*head && batch_add(b, MARKER_SQL) != 0)
+		return rs_err(err, RS_ENOMEM, "out of memory");
+	int from = *next;
+	while (*next < R->ntab) {
+		char *q = count_sql(R, &R->tab[*next]);
+		int added = batch_add(b, q);
+		sqlite3_free(q);
+		if (added < 0)
+			return rs_err(err, RS_ENOMEM, "out of memory");
+		if (added != 0)
+			break;
+		++*next;
+	}
+	if (from == *next && *next < R->ntab && !*head)
+		return rs_err(err, RS_EUNSUPPORTED, "restore: table %s: its name is too long for a D1 statement",
+			      R->tab[*next].t.name);
+	return RS_OK;
+}
+
+/* The results of count_batch's statements for tables [from, next). */
+static int count_results(struct restore *R, const struct rs_wrangler_result *res, int from, int next, int head,
+			 rs_error *err)
+{
+	if (head && !(R->marker = marker_of(rs_wrangler_rows(res, 0))))
+		return rs_err(err, RS_ENOMEM, "out of memory");
+	for (int i = from; i < next; i++) {
+		json_t *r = json_array_get(rs_wrangler_rows(res, (size_t)(i - from + head)), 0);
+		if (!json_is_integer(json_object_get(r, "n")))
+			return rs_err(err, RS_EREMOTE, "restore: D1 returned no row count for table %s", R->tab[i].t.name);
+		R->tab[i].rows = json_integer_value(json_object_get(r, "n"));
+		R->tab[i].bytes = json_integer_value(json_object_get(r, "b"));
+		R->tab[i].done = R->tab[i].rows == 0;
+		R->prog.total_rows += R->tab[i].rows;
+	}
+	return RS_OK;
+}
+
+/* Step 2 in calls of its own. */
 static int count_rows(struct restore *R, rs_error *err)
 {
 	int rc = RS_OK, next = 0, first = 1;
 	while (rc == RS_OK && (first || next < R->ntab)) {
 		struct batch b = {0};
-		int head = first && R->has_history, from = next;
-		if (head && batch_add(&b, MARKER_SQL) != 0)
-			rc = rs_err(err, RS_ENOMEM, "out of memory");
-		while (rc == RS_OK && next < R->ntab) {
-			char *q = count_sql(R, &R->tab[next]);
-			int added = batch_add(&b, q);
-			sqlite3_free(q);
-			if (added < 0)
-				rc = rs_err(err, RS_ENOMEM, "out of memory");
-			if (added != 0)
-				break;
-			next++;
-		}
+		int head = 0, from = next;
+		rc = count_batch(R, &b, first, &next, &head, err);
 		char *sql = batch_take(&b);
-		if (rc == RS_OK && from == next && !head)
-			rc = sql ? rs_err(err, RS_EUNSUPPORTED, "restore: table %s: its name is too long for a D1 statement",
-					  R->tab[next].t.name) : RS_OK;
 		struct rs_wrangler_result res;
 		memset(&res, 0, sizeof res);
 		if (rc == RS_OK && sql)
 			rc = call(R, sql, (size_t)(next - from + head), "the size of every table", &res, err);
 		sqlite3_free(sql);
-		if (rc == RS_OK && head && !(R->marker = marker_of(rs_wrangler_rows(&res, 0))))
-			rc = rs_err(err, RS_ENOMEM, "out of memory");
-		for (int i = from; rc == RS_OK && i < next; i++) {
-			json_t *r = json_array_get(rs_wrangler_rows(&res, (size_t)(i - from + head)), 0);
-			if (!json_is_integer(json_object_get(r, "n")))
-				rc = rs_err(err, RS_EREMOTE, "restore: D1 returned no row count for table %s", R->tab[i].t.name);
-			R->tab[i].rows = json_integer_value(json_object_get(r, "n"));
-			R->tab[i].bytes = json_integer_value(json_object_get(r, "b"));
-			R->tab[i].done = R->tab[i].rows == 0;
-			R->prog.total_rows += R->tab[i].rows;
-		}
+		if (rc == RS_OK)
+			rc = count_results(R, &res, from, next, head, err);
 		rs_wrangler_result_free(&res);
 		first = 0;
 	}
@@ -777,12 +800,25 @@ static int insert_row(void *ctx, const char *k, size_t klen, const char *const *
 	return rc;
 }
 
-/* Every table's rows, several tables' pages per call. */
+/*
+ * Every table's rows, several tables' pages per call.  Step 2 goes in the
+ * first call when it fits there (a wrangler call costs a second or more of
+ * start-up), else in calls of its own before it.
+ */
 static int copy_rows(struct restore *R, rs_error *err)
 {
-	int rc = RS_OK;
+	struct batch b = {0};
+	int rc = RS_OK, ncount = 0, head = 0;
+	if (R->ntab > 0)
+		rc = count_batch(R, &b, 1, &ncount, &head, err);
+	char *counts = batch_take(&b);
+	if (rc == RS_OK && (R->ntab == 0 || ncount < R->ntab)) {
+		sqlite3_free(counts);
+		counts = NULL;
+		rc = count_rows(R, err);
+	}
 	while (rc == RS_OK) {
-		int pick[RS_D1_CALL_STATEMENTS], np = 0, used = 0;
+		int pick[RS_D1_CALL_STATEMENTS], np = 0, used = 0, off = 0;
 		const rs_table *pt[RS_D1_CALL_STATEMENTS];
 		char *pc[RS_D1_CALL_STATEMENTS];
 		for (int i = 0; i < R->ntab && np < RS_D1_CALL_STATEMENTS; i++)
@@ -797,23 +833,43 @@ static int copy_rows(struct restore *R, rs_error *err)
 		char *sql = rs_d1_page_call(pt, pc, np, R->rows_max, R->bytes_max, want, &used, err);
 		if (!sql) {
 			rs_err_prefix(err, "restore");
-			return err->code;
+			rc = err->code;
+			break;
 		}
+		if (counts && strlen(counts) + strlen(sql) + 2 <= RS_D1_CALL_SQL_MAX) {
+			char *both = sqlite3_mprintf("%s;\n%s", counts, sql);
+			sqlite3_free(sql);
+			if (!(sql = both)) {
+				rc = rs_err(err, RS_ENOMEM, "out of memory");
+				break;
+			}
+			off = ncount + head;
+		} else if (counts) {
+			rc = count_rows(R, err);
+		}
+		sqlite3_free(counts);
+		counts = NULL;
 		char what[200];
-		snprintf(what, sizeof what, "table %.100s%s", pt[0]->name, used > 1 ? " and others" : "");
+		snprintf(what, sizeof what, "%stable %.100s%s", off ? "the size of every table and " : "", pt[0]->name,
+			 used > 1 ? " and others" : "");
 		struct rs_wrangler_result res;
-		rc = call(R, sql, (size_t)used, what, &res, err);
+		memset(&res, 0, sizeof res);
+		if (rc == RS_OK)
+			rc = call(R, sql, (size_t)(off + used), what, &res, err);
 		sqlite3_free(sql);
+		if (rc == RS_OK && off)
+			rc = count_results(R, &res, 0, ncount, head, err);
 		for (int i = 0; rc == RS_OK && i < used; i++) {
 			struct rtab *rt = &R->tab[pick[i]];
 			struct row_ctx rc_ = {R, rt};
-			rc = rs_d1_page_walk(&rt->t, rs_wrangler_rows(&res, (size_t)i), want[i], &rt->cursor, &rt->done,
+			rc = rs_d1_page_walk(&rt->t, rs_wrangler_rows(&res, (size_t)(off + i)), want[i], &rt->cursor, &rt->done,
 					     insert_row, &rc_, err);
 		}
 		rs_wrangler_result_free(&res);
 		if (rc == RS_OK)
 			rs_restore_progress_show(&R->prog, pt[used - 1]->name);
 	}
+	sqlite3_free(counts);
 	return rc;
 }
 
@@ -966,10 +1022,10 @@ static int attempt(struct restore *R, const char *path, const rs_restore_target 
 		rc = create_tables(R, err);
 	if (rc == RS_OK)
 		rc = plan_tables(R, err);
-	if (rc == RS_OK)
+	if (rc == RS_OK && R->o->dry_run) {
 		rc = count_rows(R, err);
-	if (rc == RS_OK && R->o->dry_run)
-		return print_dry_run(R, tgt, err);
+		return rc == RS_OK ? print_dry_run(R, tgt, err) : rc;
+	}
 	if (rc == RS_OK)
 		rc = copy_rows(R, err);
 	if (R->o->progress)

@@ -196,7 +196,7 @@ def property_case():
                 ["changed while it was read, 3 times", "sync history"])
 
         # D1 changing once: read again, and the result is D1's new state
-        wrap(env, change_from=2, change_once=True)
+        wrap(env, change_from=3, change_once=True)
         old = digest(env.db)
         injected_before = injected(env.d1_path())
         p = run(env, "restore", "--force")

@@ -1088,6 +1088,11 @@ int rs_d1_restore(const rs_config *cfg, const rs_restore_opts *o, rs_error *err)
 	}
 	if (rc == RS_OK)
 		rc = rs_restore_begin(cfg, o, &tgt, err);
+	/* the snapshot's files are claimed and locked before anything is read: a file there that is not ours
+	 * stops the restore now, not after the database was replaced */
+	rs_d1 *d = NULL;
+	if (rc == RS_OK && tgt.configured)
+		rc = rs_d1_new(&d, cfg, NULL, NULL, err);
 	char first_why[512] = "";
 	for (int n = 1; rc == RS_OK; n++) {
 		rc = attempt(&R, tgt.tmp, &tgt, err);
@@ -1117,18 +1122,15 @@ int rs_d1_restore(const rs_config *cfg, const rs_restore_opts *o, rs_error *err)
 		break;
 	}
 	/* the sync state: the snapshot records what was restored (the configured database only) */
-	if (rc == RS_OK && tgt.configured) {
-		rs_d1 *d = NULL;
-		rc = rs_d1_new(&d, cfg, NULL, NULL, err);
-		if (rc == RS_OK)
-			rc = rs_d1_adopt(d, err);
+	if (rc == RS_OK && d) {
+		rc = rs_d1_adopt(d, err);
 		if (rc == RS_OK)
 			rs_info("d1 restore: the snapshot records the restored database; the next sync sends nothing",
 				"snapshot=%s", rs_d1_snapshot_path(d));
-		rs_d1_free(d);
 	} else if (rc == RS_OK) {
 		rs_info("d1 restore: not the configured database; its sync state is left as it is", "path=%s", tgt.path);
 	}
+	rs_d1_free(d);
 out:
 	if (rc != RS_OK)
 		attempt_free(&R);

@@ -80,19 +80,6 @@ int rs_restore_begin(const rs_config *cfg, const rs_restore_opts *o, rs_restore_
 	return RS_OK;
 }
 
-static int fsync_file(const char *path, rs_error *err)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fsync(fd) != 0) {
-		int e = errno;
-		if (fd >= 0)
-			close(fd);
-		return rs_err(err, RS_ELOCAL, "restore: %s: cannot sync: %s", path, strerror(e));
-	}
-	close(fd);
-	return RS_OK;
-}
-
 /* Rename from+suffix to to+suffix when it exists (to+suffix removed first). */
 static int move_beside(const char *from, const char *to, const char *suffix, rs_error *err)
 {
@@ -113,7 +100,7 @@ static int move_beside(const char *from, const char *to, const char *suffix, rs_
 
 int rs_restore_commit(rs_restore_target *t, const rs_restore_opts *o, rs_error *err)
 {
-	int rc = fsync_file(t->tmp, err);
+	int rc = rs_fsync_file(t->tmp, err);
 	struct stat st;
 	int exists = stat(t->path, &st) == 0;
 	char *keep = rs_path_beside(t->path, ".before-restore");

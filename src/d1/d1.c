@@ -304,19 +304,6 @@ static void chain_pragmas(char *buf, size_t size, const char *key)
 		 (int32_t)strtoul(a, NULL, 16), (int32_t)strtoul(u, NULL, 16));
 }
 
-static int fsync_path(const char *path, rs_error *err)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fsync(fd) != 0) {
-		int e = errno;
-		if (fd >= 0)
-			close(fd);
-		return rs_err(err, RS_ELOCAL, "%s: cannot sync: %s", path, strerror(e));
-	}
-	close(fd);
-	return RS_OK;
-}
-
 /*
  * Write a copy of live's current read snapshot to `next` (the snapshot path
  * plus ".next"), tagged with the chain id of key, and fsync it.  It replaces
@@ -356,7 +343,7 @@ static int snapshot_prepare(sqlite3 *live, const char *next, const char *key, rs
 		unlink(next);
 		return rs_err(err, RS_ELOCAL, "%s: closing the new snapshot failed", next);
 	}
-	if ((rc = fsync_path(next, err)) != RS_OK)
+	if ((rc = rs_fsync_file(next, err)) != RS_OK)
 		unlink(next);
 	return rc;
 }

@@ -46,6 +46,14 @@
  */
 int rs_d1_read_setup(const rs_config *cfg, struct rs_wrangler_opts *wo, char **wconfig, char **wcwd, rs_error *err);
 
+/*
+ * One `wrangler d1 execute --command SQL` of nstmt statements (counted in
+ * *calls, logged at debug); an error says `<who>: reading <what> from D1`
+ * before wrangler's words.  rs_wrangler_result_free(res) either way.
+ */
+int rs_d1_read_call(const struct rs_wrangler_opts *wo, const char *who, const char *sql, size_t nstmt,
+		    const char *what, int64_t *calls, struct rs_wrangler_result *res, rs_error *err);
+
 /* 1 if sql is CREATE VIRTUAL TABLE ... USING fts5, else 0. */
 int rs_d1_sql_is_fts5(const char *sql);
 /* The value of a hex digit, or -1. */

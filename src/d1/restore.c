@@ -139,15 +139,7 @@ static int call(struct restore *R, const char *sql, size_t nstmt, const char *wh
 	memset(res, 0, sizeof *res);
 	if (R->o->cancel && *R->o->cancel)
 		return rs_err(err, RS_EABORT, "restore: stopped by a signal; nothing was written");
-	rs_debug("d1 restore: wrangler call", "reading=\"%s\" statements=%zu bytes=%zu", what, nstmt, strlen(sql));
-	int rc = rs_wrangler_exec_command(&R->wo, sql, res, err);
-	R->calls++;
-	if (rc == RS_OK && rs_wrangler_statements(res) != nstmt)
-		rc = rs_err(err, RS_EREMOTE, "wrangler d1 execute %s: %zu statement results, expected %zu",
-			    R->cfg->d1_database, rs_wrangler_statements(res), nstmt);
-	if (rc != RS_OK)
-		rs_err_prefix(err, "restore: reading %s from D1", what);
-	return rc;
+	return rs_d1_read_call(&R->wo, "restore", sql, nstmt, what, &R->calls, res, err);
 }
 
 /* Statements joined into calls of at most RS_D1_CALL_SQL_MAX bytes. */

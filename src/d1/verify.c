@@ -515,19 +515,25 @@ char *rs_d1_key_cond(const rs_table *t, const char *k, size_t klen, const char *
 
 static const char *side_name(int remote) { return remote ? "D1" : "the local database"; }
 
+int rs_d1_read_call(const struct rs_wrangler_opts *wo, const char *who, const char *sql, size_t nstmt,
+		    const char *what, int64_t *calls, struct rs_wrangler_result *res, rs_error *err)
+{
+	rs_debug("d1: wrangler call", "for=%s reading=\"%s\" statements=%zu bytes=%zu", who, what, nstmt, strlen(sql));
+	int rc = rs_wrangler_exec_command(wo, sql, res, err);
+	++*calls;
+	if (rc == RS_OK && rs_wrangler_statements(res) != nstmt)
+		rc = rs_err(err, RS_EREMOTE, "wrangler d1 execute %s: %zu statement results, expected %zu", wo->database,
+			    rs_wrangler_statements(res), nstmt);
+	if (rc != RS_OK)
+		rs_err_prefix(err, "%s: reading %s from D1", who, what);
+	return rc;
+}
+
 /* One wrangler call of nstmt statements; errors say what was being read. */
 static int d1_run(struct verify *V, const char *sql, size_t nstmt, const char *what, struct rs_wrangler_result *res,
 		  rs_error *err)
 {
-	rs_debug("d1 verify: wrangler call", "reading=\"%s\" statements=%zu bytes=%zu", what, nstmt, strlen(sql));
-	int rc = rs_wrangler_exec_command(&V->wo, sql, res, err);
-	V->calls++;
-	if (rc == RS_OK && rs_wrangler_statements(res) != nstmt)
-		rc = rs_err(err, RS_EREMOTE, "wrangler d1 execute %s: %zu statement results, expected %zu",
-			    V->cfg->d1_database, rs_wrangler_statements(res), nstmt);
-	if (rc != RS_OK)
-		rs_err_prefix(err, "verify: reading %s from D1", what);
-	return rc;
+	return rs_d1_read_call(&V->wo, "verify", sql, nstmt, what, &V->calls, res, err);
 }
 
 /*

@@ -54,6 +54,14 @@ int rs_d1_read_setup(const rs_config *cfg, struct rs_wrangler_opts *wo, char **w
 int rs_d1_read_call(const struct rs_wrangler_opts *wo, const char *who, const char *sql, size_t nstmt,
 		    const char *what, int64_t *calls, struct rs_wrangler_result *res, rs_error *err);
 
+/*
+ * From the rows of D1's PRAGMA table_list: its shadow tables (main
+ * schema) appended to *shadow (names malloc'd, *nshadow counted), and
+ * whether it has sqlite_sequence (*has_seq = 1) and the sync history
+ * (*has_history = 1; may be NULL).
+ */
+int rs_d1_table_list(json_t *list, char ***shadow, int *nshadow, int *has_seq, int *has_history, rs_error *err);
+
 /* 1 if sql is CREATE VIRTUAL TABLE ... USING fts5, else 0. */
 int rs_d1_sql_is_fts5(const char *sql);
 /* The value of a hex digit, or -1. */

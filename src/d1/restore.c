@@ -215,29 +215,8 @@ static int read_schema(struct restore *R, rs_error *err)
 	size_t i;
 	if (rc == RS_OK && (!json_is_array(list) || !json_is_array(objs)))
 		rc = rs_err(err, RS_EREMOTE, "restore: D1 returned no list of tables");
-	if (rc == RS_OK) {
-		json_array_foreach(list, i, r) {
-			const char *name = json_string_value(json_object_get(r, "name"));
-			const char *type = json_string_value(json_object_get(r, "type"));
-			const char *schema = json_string_value(json_object_get(r, "schema"));
-			if (!name || !type || !schema || strcmp(schema, "main") != 0)
-				continue;
-			if (strcmp(name, "sqlite_sequence") == 0)
-				R->has_seq = 1;
-			if (strcmp(name, RS_D1_HISTORY_TABLE) == 0)
-				R->has_history = 1;
-			if (strcmp(type, "shadow") != 0)
-				continue;
-			char **d = realloc(R->shadow, (size_t)(R->nshadow + 1) * sizeof *d);
-			if (d)
-				R->shadow = d;
-			if (!d || !(R->shadow[R->nshadow] = strdup(name))) {
-				rc = rs_err(err, RS_ENOMEM, "out of memory");
-				break;
-			}
-			R->nshadow++;
-		}
-	}
+	if (rc == RS_OK)
+		rc = rs_d1_table_list(list, &R->shadow, &R->nshadow, &R->has_seq, &R->has_history, err);
 	if (rc == RS_OK && !(R->schema_seen = schema_text(objs)))
 		rc = rs_err(err, RS_ENOMEM, "out of memory");
 	if (rc == RS_OK) {

@@ -902,7 +902,7 @@ static int is_d1_shadow(const struct verify *V, const char *name)
  * sqlite_sequence (PRAGMA table_list), and its schema objects
  * (sqlite_schema), internal objects, autoindexes and shadow tables left out.
  */
-static int d1_objects(struct verify *V, json_t *list, json_t *objs, rs_error *err)
+int rs_d1_table_list(json_t *list, char ***shadow, int *nshadow, int *has_seq, int *has_history, rs_error *err)
 {
 	json_t *r;
 	size_t i;
@@ -913,16 +913,28 @@ static int d1_objects(struct verify *V, json_t *list, json_t *objs, rs_error *er
 		if (!name || !type || !schema || strcmp(schema, "main") != 0)
 			continue;
 		if (strcmp(name, "sqlite_sequence") == 0)
-			V->d1_has_seq = 1;
+			*has_seq = 1;
+		if (has_history && strcmp(name, HISTORY_TABLE) == 0)
+			*has_history = 1;
 		if (strcmp(type, "shadow") != 0)
 			continue;
-		char **d = realloc(V->d1_shadow, (size_t)(V->nd1_shadow + 1) * sizeof *d);
+		char **d = realloc(*shadow, (size_t)(*nshadow + 1) * sizeof *d);
 		if (d)
-			V->d1_shadow = d;
-		if (!d || !(V->d1_shadow[V->nd1_shadow] = strdup(name)))
+			*shadow = d;
+		if (!d || !((*shadow)[*nshadow] = strdup(name)))
 			return rs_err(err, RS_ENOMEM, "out of memory");
-		V->nd1_shadow++;
+		++*nshadow;
 	}
+	return RS_OK;
+}
+
+static int d1_objects(struct verify *V, json_t *list, json_t *objs, rs_error *err)
+{
+	json_t *r;
+	size_t i;
+	int rc = rs_d1_table_list(list, &V->d1_shadow, &V->nd1_shadow, &V->d1_has_seq, NULL, err);
+	if (rc != RS_OK)
+		return rc;
 	if (!json_is_array(objs))
 		return rs_err(err, RS_EREMOTE, "verify: D1 returned no rows for its sqlite_schema");
 	json_array_foreach(objs, i, r) {

@@ -10,8 +10,9 @@
  *
  * What is read, in this order (every step names its calls in the log):
  *   1. PRAGMA table_list and sqlite_schema (one call);
- *   2. the row count of every table, and the sync history's newest record
- *      (the "marker"), in as few calls as fit;
+ *   2. the row count of every table, and the sync history's size and newest
+ *      record (the "marker"): in the first call of step 3 when they fit
+ *      there, else in calls of their own;
  *   3. the rows of every table, and of every shadow table of a virtual
  *      table, so that an FTS index comes back as D1 holds it, byte for
  *      byte: its segments, its per-row sizes, its configuration.  An

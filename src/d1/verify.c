@@ -1071,7 +1071,18 @@ static int64_t fts_expected(const struct verify *V, const rs_table *t, const cha
 	return -1;
 }
 
-/* D1's sqlite_sequence entry for table name, or -1; rows from `SELECT name, seq FROM sqlite_sequence`. */
+/*
+ * The value of a row's seq, sent as text: wrangler's JSON numbers lose
+ * integers beyond 2^53.  -1 when it is not an integer.
+ */
+static int64_t seq_of(json_t *r)
+{
+	json_t *j = json_object_get(r, "seq");
+	int64_t v;
+	return json_is_string(j) && rs_d1_parse_i64(json_string_value(j), json_string_length(j), &v) == 0 ? v : -1;
+}
+
+/* D1's sqlite_sequence entry for table name, or -1; rows from `SELECT name, CAST(seq AS TEXT) AS seq ...`. */
 static int64_t d1_seq(json_t *rows, const char *name, int *found)
 {
 	json_t *r;
@@ -1081,7 +1092,7 @@ static int64_t d1_seq(json_t *rows, const char *name, int *found)
 		const char *n = json_string_value(json_object_get(r, "name"));
 		if (n && strcmp(n, name) == 0) {
 			*found = 1;
-			return json_integer_value(json_object_get(r, "seq"));
+			return seq_of(r);
 		}
 	}
 	return -1;
@@ -1120,7 +1131,7 @@ static int compare_seq(struct verify *V, json_t *rows, rs_error *err)
 			known |= strcmp(V->schema->seq_name[i], name) == 0;
 		if (!known)
 			sqlite3_str_appendf(s, "%s%s: none locally, D1 %lld", ndiff++ ? "; " : "", name,
-					    (long long)json_integer_value(json_object_get(r, "seq")));
+					    (long long)seq_of(r));
 	}
 	char *text = sqlite3_str_finish(s), *shown = NULL; /* NULL also when nothing differs: an empty string */
 	if (ndiff && (!text || !(shown = printable_name(text))))
@@ -1164,7 +1175,7 @@ static int d1_extras(struct verify *V, rs_error *err)
 	sqlite3_str *s = sqlite3_str_new(NULL);
 	size_t nstmt = 0;
 	if (V->d1_has_seq) {
-		sqlite3_str_appendall(s, "SELECT name, seq FROM main.sqlite_sequence");
+		sqlite3_str_appendall(s, "SELECT name, CAST(seq AS TEXT) AS seq FROM main.sqlite_sequence");
 		nstmt++;
 	}
 	for (int j = 0; j < nf; j++) {

@@ -2,11 +2,12 @@
 
   - the property-test database (tests/e2e/engine_property.py: every type, REAL bits,
     integers at the 64-bit edges, rowids with gaps in a table without a key,
-    sqlite_sequence, WITHOUT ROWID and STRICT tables, generated columns, an
+    sqlite_sequence (one counter beyond 2^53), WITHOUT ROWID and STRICT tables, generated columns, an
     external-content and a content-owning FTS5 table, views, triggers, indexes) is
     synced, then the database and every snapshot file are deleted; `restore --dry-run`
     writes nothing; `restore` rebuilds a database equal to the source
-    (tests/lib/dbcompare.py, FTS MATCH, FTS5 integrity-check); the next sync makes no
+    (tests/lib/dbcompare.py, FTS MATCH, FTS5 integrity-check) and `verify` finds it
+    equal to D1 (sqlite_sequence read exactly); the next sync makes no
     wrangler --file call; a later change goes as a diff and D1 equals the source;
   - refusals, each leaving the old file byte for byte and no temporary file: a
     database holding tables without --force; a daemon (`resort-sync run`) holding the
@@ -144,6 +145,14 @@ def property_case():
         g = gen.Gen(random.Random(SEED))
         if not env.first_sync(g, report):
             return
+        # an AUTOINCREMENT counter beyond 2^53 (JSON numbers would round it)
+        c = env.connect()
+        c.execute("UPDATE sqlite_sequence SET seq = 4611686018427387906 WHERE name = 'auto'")
+        c.commit()
+        c.close()
+        p = env.sync()
+        if not report("sequence_beyond_2_53_synced", p.returncode == 0, p.stderr[-500:]):
+            return
         source = os.path.join(tmp, "source.db")
         env.copy_source(source)
         forget(env)
@@ -157,6 +166,9 @@ def property_case():
         diffs = dbcompare.compare(source, env.db, fts_queries=gen.FTS_QUERIES) if p.returncode == 0 else [p.stderr[-800:]]
         diffs += fts5_check(env.db) if p.returncode == 0 else []
         report("restored_equals_source", not diffs and not temporaries(env), diffs[:5])
+        p = run(env, "verify")
+        report("verify_finds_the_restored_database_equal_to_d1", p.returncode == 0 and "DIFFERS" not in p.stdout,
+               p.stdout[-800:] + p.stderr[-300:])
         calls = [l for l in p.stderr.splitlines() if "d1 restore done" in l]
         print("  " + (calls[0] if calls else "(no done line)"))
         report("restore_logs_its_wrangler_calls", calls and "wrangler_calls=" in calls[0], p.stderr[-500:])

@@ -166,9 +166,9 @@ def property_case():
         diffs = dbcompare.compare(source, env.db, fts_queries=gen.FTS_QUERIES) if p.returncode == 0 else [p.stderr[-800:]]
         diffs += fts5_check(env.db) if p.returncode == 0 else []
         report("restored_equals_source", not diffs and not temporaries(env), diffs[:5])
-        p = run(env, "verify")
-        report("verify_finds_the_restored_database_equal_to_d1", p.returncode == 0 and "DIFFERS" not in p.stdout,
-               p.stdout[-800:] + p.stderr[-300:])
+        v = run(env, "verify")
+        report("verify_finds_the_restored_database_equal_to_d1", v.returncode == 0 and "DIFFERS" not in v.stdout,
+               v.stdout[-800:] + v.stderr[-300:])
         calls = [l for l in p.stderr.splitlines() if "d1 restore done" in l]
         print("  " + (calls[0] if calls else "(no done line)"))
         report("restore_logs_its_wrangler_calls", calls and "wrangler_calls=" in calls[0], p.stderr[-500:])

@@ -52,4 +52,5 @@ int rs_cmd_status(struct rs_cli *cli);
 int rs_cmd_sync(struct rs_cli *cli);
 int rs_cmd_run(struct rs_cli *cli);
 int rs_cmd_verify(struct rs_cli *cli);
+int rs_cmd_restore(struct rs_cli *cli);
 #endif

@@ -14,7 +14,7 @@
 const struct rs_cli_command rs_cli_commands[] = {
 	{"run", rs_cmd_run},       {"sync", rs_cmd_sync},     {"diff", rs_cmd_diff},
 	{"dump", rs_cmd_dump},     {"check", rs_cmd_check},   {"status", rs_cmd_status},
-	{"verify", rs_cmd_verify},
+	{"verify", rs_cmd_verify}, {"restore", rs_cmd_restore},
 	{NULL, NULL},
 };
 

@@ -35,26 +35,30 @@ struct rs_syncer {
  * that may create it (Turso) only needs its directory to resolve (it is
  * made when missing).
  */
-static int lock_database(rs_syncer *s, const rs_config *cfg, rs_error *err)
+int rs_lock_database(const char *db_path, int must_exist, rs_lock **out, rs_error *err)
 {
 	char real[PATH_MAX], *lockp = NULL;
 	struct stat st;
-	if (!s->target->creates_database && stat(cfg->db_path, &st) != 0)
+	if (must_exist && stat(db_path, &st) != 0)
 		return rs_err(err, RS_ELOCAL, "%s: cannot open the database: %s (database.path); nothing was done",
-			      cfg->db_path, strerror(errno));
+			      db_path, strerror(errno));
 	int rc = RS_OK;
-	if (rs_resolve_path(cfg->db_path, real) != 0) {
-		rc = rs_mkdir_parent(cfg->db_path, err);
-		if (rc == RS_OK && rs_resolve_path(cfg->db_path, real) != 0)
-			rc = rs_err(err, RS_ELOCAL, "%s: cannot resolve the database's path: %s", cfg->db_path,
-				    strerror(errno));
+	if (rs_resolve_path(db_path, real) != 0) {
+		rc = rs_mkdir_parent(db_path, err);
+		if (rc == RS_OK && rs_resolve_path(db_path, real) != 0)
+			rc = rs_err(err, RS_ELOCAL, "%s: cannot resolve the database's path: %s", db_path, strerror(errno));
 	}
 	if (rc == RS_OK && asprintf(&lockp, "%s.resort-sync.lock", real) < 0)
 		rc = rs_err(err, RS_ENOMEM, "out of memory");
 	if (rc == RS_OK)
-		rc = rs_lock_acquire(&s->lock, lockp, err);
+		rc = rs_lock_acquire(out, lockp, err);
 	free(lockp);
 	return rc;
+}
+
+static int lock_database(rs_syncer *s, const rs_config *cfg, rs_error *err)
+{
+	return rs_lock_database(cfg->db_path, !s->target->creates_database, &s->lock, err);
 }
 
 int rs_syncer_open(rs_syncer **out, const rs_config *cfg, rs_error *err)

@@ -3,6 +3,7 @@
 #define RS_CORE_SYNCER_H
 #include <signal.h>
 
+#include "core/lock.h"
 #include "obs/metrics.h"
 #include "resortsync.h"
 
@@ -16,4 +17,10 @@ const char *rs_syncer_state_path(const rs_syncer *s);
 const char *rs_syncer_target_name(const rs_syncer *s);
 /* First pairing of a two-way target when both sides hold data: RS_PREFER_* (strategy/strategy.h). */
 void rs_syncer_set_prefer(rs_syncer *s, int prefer);
+/*
+ * Take the per-database lock every syncer of db_path takes
+ * (`<resolved path>.resort-sync.lock`, see core/lock.h); must_exist:
+ * refuse a database that does not exist.  RS_EBUSY names the holder's pid.
+ */
+int rs_lock_database(const char *db_path, int must_exist, rs_lock **out, rs_error *err);
 #endif

@@ -148,6 +148,19 @@ int rs_fsync_dir_of(const char *path, rs_error *err)
 	return rc;
 }
 
+int rs_fsync_file(const char *path, rs_error *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) != 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return rs_err(err, RS_ELOCAL, "%s: cannot sync: %s", path, strerror(e));
+	}
+	close(fd);
+	return RS_OK;
+}
+
 int rs_write_file_atomic(const char *path, const void *data, size_t len, int mode,
 			 rs_error *err)
 {

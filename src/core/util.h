@@ -24,6 +24,9 @@ void rs_hex(char *out, const unsigned char *p, size_t n);
 /* mkdir -p for the directory part of `path` (the file itself is not made). */
 int rs_mkdir_parent(const char *path, rs_error *err);
 
+/* fsync the file at `path` (RS_ELOCAL naming it). */
+int rs_fsync_file(const char *path, rs_error *err);
+
 /* fsync the directory holding `path`. */
 int rs_fsync_dir_of(const char *path, rs_error *err);
 

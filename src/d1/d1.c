@@ -318,19 +318,6 @@ static void chain_pragmas(char *buf, size_t size, const char *key)
 		 (int32_t)strtoul(a, NULL, 16), (int32_t)strtoul(u, NULL, 16));
 }
 
-static int fsync_path(const char *path, rs_error *err)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fsync(fd) != 0) {
-		int e = errno;
-		if (fd >= 0)
-			close(fd);
-		return rs_err(err, RS_ELOCAL, "%s: cannot sync: %s", path, strerror(e));
-	}
-	close(fd);
-	return RS_OK;
-}
-
 /*
  * Write a copy of live's current read snapshot to `next` (the snapshot path
  * plus ".next"), tagged with the chain id of key, and fsync it.  It replaces
@@ -370,7 +357,7 @@ static int snapshot_prepare(sqlite3 *live, const char *next, const char *key, rs
 		unlink(next);
 		return rs_err(err, RS_ELOCAL, "%s: closing the new snapshot failed", next);
 	}
-	if ((rc = fsync_path(next, err)) != RS_OK)
+	if ((rc = rs_fsync_file(next, err)) != RS_OK)
 		unlink(next);
 	return rc;
 }
@@ -1795,3 +1782,34 @@ static void pick_up_verify(rs_d1 *d)
 const char *rs_d1_snapshot_path(const rs_d1 *d) { return d->snapshot; }
 void rs_d1_set_cancel(rs_d1 *d, volatile sig_atomic_t *flag) { d->cancel = flag; }
 void rs_d1_set_metrics(rs_d1 *d, rs_metrics *m) { d->metrics = m; }
+
+/*
+ * After a restore (restore.c): the database holds exactly what D1 holds, so
+ * the snapshot becomes a copy of it, with a fresh chain id (no key built
+ * on it can be one D1's history already holds).  What earlier cycles left
+ * (a pending payload, a full-load marker, staged pages) is removed: it
+ * describes a database that is gone.
+ */
+int rs_d1_adopt(rs_d1 *d, rs_error *err)
+{
+	const char *stale[] = {d->pending, d->staging, d->next, d->pages, d->pages_new, d->marker, NULL};
+	int rc = RS_OK;
+	for (int i = 0; rc == RS_OK && stale[i]; i++)
+		rc = remove_file(stale[i], err);
+	unsigned char r[32];
+	char key[65];
+	if (rc == RS_OK && rs_random(r, sizeof r) != 0)
+		rc = rs_err(err, RS_EINTERNAL, "no random bytes from the kernel");
+	rs_hex(key, r, sizeof r);
+	sqlite3 *live = NULL;
+	if (rc == RS_OK)
+		rc = rs_engine_open(d->cfg->db_path, &live, err);
+	if (rc == RS_OK)
+		rc = snapshot_prepare(live, d->next, key, err);
+	rs_engine_close(live);
+	if (rc == RS_OK)
+		rc = snapshot_commit(d->next, d->snapshot, err);
+	if (rc != RS_OK)
+		rs_err_prefix(err, "restore: writing the D1 snapshot %s", d->snapshot);
+	return rc;
+}

@@ -125,6 +125,12 @@ int rs_d1_verify(const rs_config *cfg, rs_metrics *metrics, FILE *out, int *diff
  * marked as resort-sync's (nothing is created before the first sync).
  */
 int rs_d1_note_verify(const rs_config *cfg, int differ, rs_error *err);
+/*
+ * The database now holds exactly what D1 holds (a restore): make the
+ * snapshot a copy of it, so the next cycle sends nothing, and drop what
+ * earlier cycles left pending.
+ */
+int rs_d1_adopt(rs_d1 *d, rs_error *err);
 /* status --remote: the size of the sync history on D1 (one wrangler call). */
 int rs_d1_remote_status(const rs_config *cfg, FILE *out, rs_error *err);
 #endif

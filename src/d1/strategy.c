@@ -17,6 +17,7 @@
 #include "d1/d1.h"
 #include "d1/options.h"
 #include "d1/wrangler.h"
+#include "d1/restore.h"
 #include "strategy/strategy.h"
 
 /* The configuration's wrangler_priority is handed to the wrangler runner as is. */
@@ -214,6 +215,12 @@ static int d1_verify(const void *opts, FILE *out, int *differ, rs_error *err)
 	return rc;
 }
 
+/* restore: the target's own, on the configuration lent to it (o->view). */
+static int d1_restore(const void *opts, const rs_restore_opts *ro, rs_error *err)
+{
+	return rs_d1_restore(&((const rs_d1_options *)opts)->view, ro, err);
+}
+
 const rs_strategy rs_strategy_d1 = {
 	.name = "d1",
 	.mode = RS_MODE_D1,
@@ -229,6 +236,6 @@ const rs_strategy rs_strategy_d1 = {
 	.free = d1_free,
 	.status = d1_status,
 	.verify = d1_verify,
-	.restore = rs_strategy_no_restore,
+	.restore = d1_restore,
 	.check = rs_d1_check,
 };

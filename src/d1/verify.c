@@ -107,20 +107,20 @@
 #include "core/util.h"
 #include "core/vec.h"
 #include "d1/d1.h"
+#include "d1/read.h"
 #include "d1/wrangler.h"
 #include "engine/engine.h"
 #include "engine/schema.h"
 
-#define HISTORY_TABLE "_rustresort_sync_history"
-#define PAGE_ROWS_MAX 20000            /* rows per page statement */
-#define CALL_VALUES 200000             /* values (JSON strings) per wrangler call */
-#define CALL_BYTES ((int64_t)8 << 20)  /* bytes of values per wrangler call, before hex */
-#define CALL_SQL_MAX 100000            /* D1's statement limit; we keep a whole --command under it */
-#define CALL_STATEMENTS 16             /* page statements per wrangler call */
-#define INLINE_MAX (256 << 10)         /* longer TEXT/BLOB values are read in chunks */
-#define CHUNK_BYTES (512 << 10)        /* hex of a chunk: 1 MiB, under D1's 2 MB string limit */
+#define HISTORY_TABLE RS_D1_HISTORY_TABLE
+#define PAGE_ROWS_MAX RS_D1_PAGE_ROWS_MAX
+#define CALL_VALUES RS_D1_CALL_VALUES
+#define CALL_BYTES RS_D1_CALL_BYTES
+#define CALL_SQL_MAX RS_D1_CALL_SQL_MAX
+#define CALL_STATEMENTS RS_D1_CALL_STATEMENTS
+#define INLINE_MAX RS_D1_INLINE_MAX
+#define CHUNK_BYTES RS_D1_CHUNK_BYTES
 #define KEY_LITERAL_MAX 40000          /* a cursor's key literals, in SQL text */
-#define OUTPUT_MAX ((size_t)128 << 20) /* wrangler's stdout kept */
 
 static char *printable_name(const char *name);
 
@@ -175,7 +175,7 @@ static void put_tag_u64(struct fold *f, char tag, uint64_t v, int *bad)
 
 /* ---- tokens ------------------------------------------------------------ */
 
-static int hexval(int c)
+int rs_d1_hexval(int c)
 {
 	return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
@@ -188,7 +188,7 @@ static int put_hex(struct fold *f, const char *s, size_t n, uint64_t *bytes, int
 	if (n % 2)
 		return -1;
 	for (size_t i = 0; i < n; i += 2) {
-		int hi = hexval((unsigned char)s[i]), lo = hexval((unsigned char)s[i + 1]);
+		int hi = rs_d1_hexval((unsigned char)s[i]), lo = rs_d1_hexval((unsigned char)s[i + 1]);
 		if (hi < 0 || lo < 0)
 			return -1;
 		buf[k++] = (unsigned char)(hi << 4 | lo);
@@ -204,7 +204,7 @@ static int put_hex(struct fold *f, const char *s, size_t n, uint64_t *bytes, int
 }
 
 /* A decimal int64 filling exactly s[0..n); 0, or -1. */
-static int parse_i64(const char *s, size_t n, int64_t *out)
+int rs_d1_parse_i64(const char *s, size_t n, int64_t *out)
 {
 	char tmp[32];
 	if (n == 0 || n >= sizeof tmp)
@@ -221,7 +221,7 @@ static int parse_i64(const char *s, size_t n, int64_t *out)
 }
 
 /* The REAL of an 'r' token (without the 'r'); 0, or -1. */
-static int parse_real(const char *s, size_t n, double *out)
+int rs_d1_parse_real(const char *s, size_t n, double *out)
 {
 	if (n == 1 && s[0] == '0')
 		*out = 0.0;
@@ -234,7 +234,7 @@ static int parse_real(const char *s, size_t n, double *out)
 	else {
 		const char *p = memchr(s, 'p', n);
 		int64_t y, e;
-		if (!p || parse_i64(s, (size_t)(p - s), &y) != 0 || parse_i64(p + 1, n - (size_t)(p - s) - 1, &e) != 0)
+		if (!p || rs_d1_parse_i64(s, (size_t)(p - s), &y) != 0 || rs_d1_parse_i64(p + 1, n - (size_t)(p - s) - 1, &e) != 0)
 			return -1;
 		if (y == 0 || y >= (INT64_C(1) << 56) || y <= -(INT64_C(1) << 56) || e < -1200 || e > 1200)
 			return -1;
@@ -353,7 +353,7 @@ static void token_expr(sqlite3_str *s, int n)
  * `cursor` (NULL: from the first), at most `rows` rows and about `bytes`
  * bytes.  sqlite3_free() the result; NULL when out of memory.
  */
-static char *page_sql(const rs_table *t, const char *cursor, int64_t rows, int64_t bytes)
+char *rs_d1_page_sql(const rs_table *t, const char *cursor, int64_t rows, int64_t bytes)
 {
 	sqlite3_str *s = sqlite3_str_new(NULL);
 	int nk = nkeys(t);
@@ -428,7 +428,7 @@ static int key_literal(sqlite3_str *s, const char *tok, size_t n)
 	double d;
 	switch (tok[0]) {
 	case 'i':
-		if (parse_i64(tok + 1, n - 1, &i) != 0)
+		if (rs_d1_parse_i64(tok + 1, n - 1, &i) != 0)
 			return -1;
 		if (i == INT64_MIN)
 			sqlite3_str_appendall(s, "(-9223372036854775807-1)");
@@ -436,7 +436,7 @@ static int key_literal(sqlite3_str *s, const char *tok, size_t n)
 			sqlite3_str_appendf(s, "%lld", (long long)i);
 		return 0;
 	case 'r':
-		if (parse_real(tok + 1, n - 1, &d) != 0)
+		if (rs_d1_parse_real(tok + 1, n - 1, &d) != 0)
 			return -1;
 		if (d == 0)
 			sqlite3_str_appendall(s, signbit(d) ? "-0.0" : "0.0");
@@ -454,7 +454,7 @@ static int key_literal(sqlite3_str *s, const char *tok, size_t n)
 	case 't':
 	case 'b':
 		for (size_t k = 1; k < n; k++)
-			if (hexval((unsigned char)tok[k]) < 0)
+			if (rs_d1_hexval((unsigned char)tok[k]) < 0)
 				return -1;
 		if ((n - 1) % 2)
 			return -1;
@@ -470,12 +470,12 @@ static int key_literal(sqlite3_str *s, const char *tok, size_t n)
  * rowid) or whose column tokens are tok (WITHOUT ROWID): the cursor for the
  * next page (op ">") or the row's address (op "=").  sqlite3_free() it.
  */
-static char *key_cond(const rs_table *t, const char *k, size_t klen, const char *const *tok, const size_t *len,
+char *rs_d1_key_cond(const rs_table *t, const char *k, size_t klen, const char *const *tok, const size_t *len,
 		      const char *op, rs_error *err)
 {
 	if (has_rowid(t)) {
 		int64_t rowid;
-		if (!k || parse_i64(k, klen, &rowid) != 0) {
+		if (!k || rs_d1_parse_i64(k, klen, &rowid) != 0) {
 			rs_err(err, RS_EREMOTE, "table %s: a rowid is not an integer", t->name);
 			return NULL;
 		}
@@ -516,19 +516,25 @@ static char *key_cond(const rs_table *t, const char *k, size_t klen, const char 
 
 static const char *side_name(int remote) { return remote ? "D1" : "the local database"; }
 
+int rs_d1_read_call(const struct rs_wrangler_opts *wo, const char *who, const char *sql, size_t nstmt,
+		    const char *what, int64_t *calls, struct rs_wrangler_result *res, rs_error *err)
+{
+	rs_debug("d1: wrangler call", "for=%s reading=\"%s\" statements=%zu bytes=%zu", who, what, nstmt, strlen(sql));
+	int rc = rs_wrangler_exec_command(wo, sql, res, err);
+	++*calls;
+	if (rc == RS_OK && rs_wrangler_statements(res) != nstmt)
+		rc = rs_err(err, RS_EREMOTE, "wrangler d1 execute %s: %zu statement results, expected %zu", wo->database,
+			    rs_wrangler_statements(res), nstmt);
+	if (rc != RS_OK)
+		rs_err_prefix(err, "%s: reading %s from D1", who, what);
+	return rc;
+}
+
 /* One wrangler call of nstmt statements; errors say what was being read. */
 static int d1_run(struct verify *V, const char *sql, size_t nstmt, const char *what, struct rs_wrangler_result *res,
 		  rs_error *err)
 {
-	rs_debug("d1 verify: wrangler call", "reading=\"%s\" statements=%zu bytes=%zu", what, nstmt, strlen(sql));
-	int rc = rs_wrangler_exec_command(&V->wo, sql, res, err);
-	V->calls++;
-	if (rc == RS_OK && rs_wrangler_statements(res) != nstmt)
-		rc = rs_err(err, RS_EREMOTE, "wrangler d1 execute %s: %zu statement results, expected %zu",
-			    V->cfg->d1_database, rs_wrangler_statements(res), nstmt);
-	if (rc != RS_OK)
-		rs_err_prefix(err, "verify: reading %s from D1", what);
-	return rc;
+	return rs_d1_read_call(&V->wo, "verify", sql, nstmt, what, &V->calls, res, err);
 }
 
 /*
@@ -624,7 +630,7 @@ static int fold_row(struct verify *V, struct vtab *vt, int remote, const char *k
 	int bad = 0, rc = RS_OK;
 	if (has_rowid(t)) {
 		int64_t rowid;
-		if (!k || parse_i64(k, klen, &rowid) != 0)
+		if (!k || rs_d1_parse_i64(k, klen, &rowid) != 0)
 			return rs_err(err, remote ? RS_EREMOTE : RS_ELOCAL, "verify: table %s: a rowid from %s is not an integer",
 				      t->name, side_name(remote));
 		put_tag_u64(f, 'k', (uint64_t)rowid, &bad);
@@ -642,11 +648,11 @@ static int fold_row(struct verify *V, struct vtab *vt, int remote, const char *k
 			put(f, "n", 1, &bad);
 			break;
 		case 'i':
-			ok = parse_i64(s + 1, n - 1, &i) == 0;
+			ok = rs_d1_parse_i64(s + 1, n - 1, &i) == 0;
 			put_tag_u64(f, 'i', (uint64_t)i, &bad);
 			break;
 		case 'r':
-			ok = parse_real(s + 1, n - 1, &d) == 0;
+			ok = rs_d1_parse_real(s + 1, n - 1, &d) == 0;
 			memcpy(&u, &d, sizeof u);
 			put_tag_u64(f, 'r', ok ? u : 0, &bad);
 			break;
@@ -657,11 +663,11 @@ static int fold_row(struct verify *V, struct vtab *vt, int remote, const char *k
 			break;
 		case 'T':
 		case 'B': {
-			ok = parse_i64(s + 1, n - 1, &i) == 0 && i > INLINE_MAX;
+			ok = rs_d1_parse_i64(s + 1, n - 1, &i) == 0 && i > INLINE_MAX;
 			if (!ok)
 				break;
 			put_tag_u64(f, s[0] == 'T' ? 't' : 'b', (uint64_t)i, &bad);
-			char *where = key_cond(t, k, klen, tok, len, "=", err);
+			char *where = rs_d1_key_cond(t, k, klen, tok, len, "=", err);
 			rc = where ? fold_long(V, t, remote, j, (uint64_t)i, where, f, &bad, err) : err->code;
 			sqlite3_free(where);
 			break;
@@ -680,11 +686,10 @@ static int fold_row(struct verify *V, struct vtab *vt, int remote, const char *k
 	return rc;
 }
 
-/* Rows per page statement when `share` statements share a call. */
-static int64_t page_rows(const struct verify *V, const rs_table *t, int share)
+int64_t rs_d1_page_rows(const rs_table *t, int share, int64_t rows_max)
 {
 	int64_t r = CALL_VALUES / ((int64_t)share * (t->ncol + 2));
-	return r < 1 ? 1 : r > V->rows_max ? V->rows_max : r;
+	return r < 1 ? 1 : r > rows_max ? rows_max : r;
 }
 
 /* ---- the local side ------------------------------------------------------ */
@@ -700,8 +705,8 @@ static int local_table(struct verify *V, struct vtab *vt, rs_error *err)
 	if (!tok || !len)
 		rc = rs_err(err, RS_ENOMEM, "out of memory");
 	for (int more = 1; more && rc == RS_OK;) {
-		int64_t rows = page_rows(V, t, 1), n = 0, m = 0;
-		char *q = page_sql(t, cursor, rows, V->bytes_max);
+		int64_t rows = rs_d1_page_rows(t, 1, V->rows_max), n = 0, m = 0;
+		char *q = rs_d1_page_sql(t, cursor, rows, V->bytes_max);
 		sqlite3_stmt *st = NULL;
 		if (!q) {
 			rc = rs_err(err, RS_ENOMEM, "out of memory");
@@ -723,7 +728,7 @@ static int local_table(struct verify *V, struct vtab *vt, rs_error *err)
 			rc = fold_row(V, vt, 0, k, klen, tok, len, err);
 			if (rc == RS_OK) {
 				sqlite3_free(cursor);
-				cursor = key_cond(t, k, klen, tok, len, ">", err);
+				cursor = rs_d1_key_cond(t, k, klen, tok, len, ">", err);
 				if (!cursor)
 					rc = err->code ? err->code : RS_ENOMEM;
 			}
@@ -896,7 +901,7 @@ static int is_d1_shadow(const struct verify *V, const char *name)
  * sqlite_sequence (PRAGMA table_list), and its schema objects
  * (sqlite_schema), internal objects, autoindexes and shadow tables left out.
  */
-static int d1_objects(struct verify *V, json_t *list, json_t *objs, rs_error *err)
+int rs_d1_table_list(json_t *list, char ***shadow, int *nshadow, int *has_seq, int *has_history, rs_error *err)
 {
 	json_t *r;
 	size_t i;
@@ -907,13 +912,25 @@ static int d1_objects(struct verify *V, json_t *list, json_t *objs, rs_error *er
 		if (!name || !type || !schema || strcmp(schema, "main") != 0)
 			continue;
 		if (strcmp(name, "sqlite_sequence") == 0)
-			V->d1_has_seq = 1;
+			*has_seq = 1;
+		if (has_history && strcmp(name, HISTORY_TABLE) == 0)
+			*has_history = 1;
 		if (strcmp(type, "shadow") != 0)
 			continue;
-		if (RS_VEC_ROOM(V->d1_shadow, V->nd1_shadow) != 0 || !(V->d1_shadow[V->nd1_shadow] = strdup(name)))
+		if (RS_VEC_ROOM(*shadow, *nshadow) != 0 || !((*shadow)[*nshadow] = strdup(name)))
 			return rs_err(err, RS_ENOMEM, "out of memory");
-		V->nd1_shadow++;
+		++*nshadow;
 	}
+	return RS_OK;
+}
+
+static int d1_objects(struct verify *V, json_t *list, json_t *objs, rs_error *err)
+{
+	json_t *r;
+	size_t i;
+	int rc = rs_d1_table_list(list, &V->d1_shadow, &V->nd1_shadow, &V->d1_has_seq, NULL, err);
+	if (rc != RS_OK)
+		return rc;
 	if (!json_is_array(objs))
 		return rs_err(err, RS_EREMOTE, "verify: D1 returned no rows for its sqlite_schema");
 	json_array_foreach(objs, i, r) {
@@ -1020,9 +1037,12 @@ static int compare_schema(struct verify *V, rs_error *err)
 /* 1 if t is an FTS5 table (CREATE VIRTUAL TABLE ... USING fts5). */
 static int is_fts5(const rs_table *t)
 {
-	if (t->kind != RS_TABLE_FTS && t->kind != RS_TABLE_FTS_EXTERNAL)
-		return 0;
-	const char *u = t->sql ? strcasestr(t->sql, "using") : NULL;
+	return (t->kind == RS_TABLE_FTS || t->kind == RS_TABLE_FTS_EXTERNAL) && rs_d1_sql_is_fts5(t->sql);
+}
+
+int rs_d1_sql_is_fts5(const char *sql)
+{
+	const char *u = sql ? strcasestr(sql, "using") : NULL;
 	if (!u)
 		return 0;
 	for (u += 5; *u == ' ' || *u == '\t' || *u == '\n' || *u == '\r'; u++)
@@ -1045,7 +1065,18 @@ static int64_t fts_expected(const struct verify *V, const rs_table *t, const cha
 	return -1;
 }
 
-/* D1's sqlite_sequence entry for table name, or -1; rows from `SELECT name, seq FROM sqlite_sequence`. */
+/*
+ * The value of a row's seq, sent as text: wrangler's JSON numbers lose
+ * integers beyond 2^53.  -1 when it is not an integer.
+ */
+static int64_t seq_of(json_t *r)
+{
+	json_t *j = json_object_get(r, "seq");
+	int64_t v;
+	return json_is_string(j) && rs_d1_parse_i64(json_string_value(j), json_string_length(j), &v) == 0 ? v : -1;
+}
+
+/* D1's sqlite_sequence entry for table name, or -1; rows from `SELECT name, CAST(seq AS TEXT) AS seq ...`. */
 static int64_t d1_seq(json_t *rows, const char *name, int *found)
 {
 	json_t *r;
@@ -1055,7 +1086,7 @@ static int64_t d1_seq(json_t *rows, const char *name, int *found)
 		const char *n = json_string_value(json_object_get(r, "name"));
 		if (n && strcmp(n, name) == 0) {
 			*found = 1;
-			return json_integer_value(json_object_get(r, "seq"));
+			return seq_of(r);
 		}
 	}
 	return -1;
@@ -1094,7 +1125,7 @@ static int compare_seq(struct verify *V, json_t *rows, rs_error *err)
 			known |= strcmp(V->schema->seq_name[i], name) == 0;
 		if (!known)
 			sqlite3_str_appendf(s, "%s%s: none locally, D1 %lld", ndiff++ ? "; " : "", name,
-					    (long long)json_integer_value(json_object_get(r, "seq")));
+					    (long long)seq_of(r));
 	}
 	char *text = sqlite3_str_finish(s), *shown = NULL; /* NULL also when nothing differs: an empty string */
 	if (ndiff && (!text || !(shown = printable_name(text))))
@@ -1138,7 +1169,7 @@ static int d1_extras(struct verify *V, rs_error *err)
 	sqlite3_str *s = sqlite3_str_new(NULL);
 	size_t nstmt = 0;
 	if (V->d1_has_seq) {
-		sqlite3_str_appendall(s, "SELECT name, seq FROM main.sqlite_sequence");
+		sqlite3_str_appendall(s, "SELECT name, CAST(seq AS TEXT) AS seq FROM main.sqlite_sequence");
 		nstmt++;
 	}
 	for (int j = 0; j < nf; j++) {
@@ -1333,18 +1364,18 @@ static int d1_schema(struct verify *V, rs_error *err)
 	return rc;
 }
 
-/* The rows of statement i of a page call, folded into vt->remote; the cursor moves on. */
-static int d1_page_rows(struct verify *V, struct vtab *vt, json_t *rows, int64_t want, rs_error *err)
+int rs_d1_page_walk(const rs_table *t, json_t *rows, int64_t want, char **cursor, int *done, rs_d1_row_fn row,
+		    void *ctx, rs_error *err)
 {
-	const rs_table *t = vt->t;
 	int nc = t->ncol, rc = RS_OK;
+	if (!json_is_array(rows))
+		return rs_err(err, RS_EREMOTE, "table %s: D1 returned no rows array", t->name);
 	const char **tok = calloc((size_t)nc, sizeof *tok);
 	size_t *len = calloc((size_t)nc, sizeof *len);
-	if (!tok || !len || !rows) {
+	if (!tok || !len) {
 		free(tok);
 		free(len);
-		return rows ? rs_err(err, RS_ENOMEM, "out of memory")
-			    : rs_err(err, RS_EREMOTE, "verify: table %s: D1 returned no rows array", t->name);
+		return rs_err(err, RS_ENOMEM, "out of memory");
 	}
 	size_t n = json_array_size(rows), i;
 	json_int_t m = 0;
@@ -1358,78 +1389,106 @@ static int d1_page_rows(struct verify *V, struct vtab *vt, json_t *rows, int64_t
 			tok[j] = json_string_value(c);
 			len[j] = tok[j] ? json_string_length(c) : 0;
 		}
-		json_t *k = json_object_get(r, "k");
-		rc = fold_row(V, vt, 1, json_string_value(k), json_string_value(k) ? json_string_length(k) : 0, tok, len, err);
+		json_t *kj = json_object_get(r, "k");
+		const char *k = json_string_value(kj);
+		size_t klen = k ? json_string_length(kj) : 0;
+		rc = row(ctx, k, klen, tok, len, err);
 		if (rc != RS_OK)
 			break;
 		if (i + 1 == n) {
-			sqlite3_free(vt->cursor);
-			vt->cursor = key_cond(t, json_string_value(k), json_string_value(k) ? json_string_length(k) : 0, tok,
-					      len, ">", err);
-			if (!vt->cursor)
+			sqlite3_free(*cursor);
+			*cursor = rs_d1_key_cond(t, k, klen, tok, len, ">", err);
+			if (!*cursor)
 				rc = err->code ? err->code : RS_ENOMEM;
 		}
 	}
 	if (rc == RS_OK)
-		vt->done = n == 0 || ((json_int_t)n >= m && m < want);
+		*done = n == 0 || ((json_int_t)n >= m && m < want);
 	free(tok);
 	free(len);
 	return rc;
+}
+
+char *rs_d1_page_call(const rs_table *const *t, char *const *cursor, int n, int64_t rows_max, int64_t bytes_max,
+		      int64_t *want, int *used, rs_error *err)
+{
+	sqlite3_str *s = sqlite3_str_new(NULL);
+	int rc = RS_OK;
+	*used = 0;
+	for (int i = 0; i < n && rc == RS_OK; i++) {
+		want[i] = rs_d1_page_rows(t[i], n, rows_max);
+		char *q = rs_d1_page_sql(t[i], cursor[i], want[i], bytes_max / n);
+		if (!q) {
+			rc = rs_err(err, RS_ENOMEM, "out of memory");
+			break;
+		}
+		size_t l = strlen(q);
+		if (l > CALL_SQL_MAX - 2)
+			rc = rs_err(err, RS_EUNSUPPORTED, "table %s: the query that reads it is %zu bytes, over D1's %d-byte "
+				    "statement limit (too many or too long column names)", t[i]->name, l, CALL_SQL_MAX);
+		else if (*used && (size_t)sqlite3_str_length(s) + l + 2 > CALL_SQL_MAX)
+			n = i; /* the rest goes in the next call */
+		else
+			sqlite3_str_appendf(s, "%s%s", (*used)++ ? ";\n" : "", q);
+		sqlite3_free(q);
+	}
+	char *sql = sqlite3_str_finish(s);
+	if (rc == RS_OK && !sql)
+		rc = rs_err(err, RS_ENOMEM, "out of memory");
+	if (rc != RS_OK) {
+		sqlite3_free(sql);
+		return NULL;
+	}
+	return sql;
+}
+
+/* One row of a page from D1, folded into the table's remote fingerprint. */
+struct remote_row {
+	struct verify *V;
+	struct vtab *vt;
+};
+
+static int fold_remote_row(void *ctx, const char *k, size_t klen, const char *const *tok, const size_t *len,
+			   rs_error *err)
+{
+	struct remote_row *r = ctx;
+	return fold_row(r->V, r->vt, 1, k, klen, tok, len, err);
 }
 
 /* Read every compared table from D1, several tables' pages per call. */
 static int d1_tables(struct verify *V, rs_error *err)
 {
 	int rc = RS_OK;
-	for (;;) {
-		int pick[CALL_STATEMENTS], np = 0;
+	while (rc == RS_OK) {
+		int pick[CALL_STATEMENTS], np = 0, used = 0;
+		const rs_table *pt[CALL_STATEMENTS];
+		char *pc[CALL_STATEMENTS];
 		for (int i = 0; i < V->nv && np < CALL_STATEMENTS; i++)
-			if (V->v[i].how == CMP_ROWS && !V->v[i].done)
+			if (V->v[i].how == CMP_ROWS && !V->v[i].done) {
+				pt[np] = V->v[i].t;
+				pc[np] = V->v[i].cursor;
 				pick[np++] = i;
+			}
 		if (np == 0)
 			break;
-		sqlite3_str *s = sqlite3_str_new(NULL);
 		int64_t want[CALL_STATEMENTS];
-		int used = 0;
-		for (int i = 0; i < np && rc == RS_OK; i++) {
-			struct vtab *vt = &V->v[pick[i]];
-			want[i] = page_rows(V, vt->t, np);
-			char *q = page_sql(vt->t, vt->cursor, want[i], V->bytes_max / np);
-			if (!q) {
-				rc = rs_err(err, RS_ENOMEM, "out of memory");
-				break;
-			}
-			size_t l = strlen(q);
-			if (l > CALL_SQL_MAX - 2) {
-				rc = rs_err(err, RS_EUNSUPPORTED, "verify: table %s: the query that reads it is %zu bytes, "
-					    "over D1's %d-byte statement limit (too many or too long column names)",
-					    vt->t->name, l, CALL_SQL_MAX);
-			} else if (used && (size_t)sqlite3_str_length(s) + l + 2 > CALL_SQL_MAX) {
-				sqlite3_free(q);
-				break;
-			} else {
-				sqlite3_str_appendf(s, "%s%s", used ? ";\n" : "", q);
-				used++;
-			}
-			sqlite3_free(q);
-		}
-		char *sql = sqlite3_str_finish(s);
-		if (rc == RS_OK && !sql)
-			rc = rs_err(err, RS_ENOMEM, "out of memory");
-		if (rc != RS_OK) {
-			sqlite3_free(sql);
-			break;
+		char *sql = rs_d1_page_call(pt, pc, np, V->rows_max, V->bytes_max, want, &used, err);
+		if (!sql) {
+			rs_err_prefix(err, "verify");
+			return err->code;
 		}
 		char what[200];
-		snprintf(what, sizeof what, "table %s%s", V->v[pick[0]].t->name, used > 1 ? " and others" : "");
+		snprintf(what, sizeof what, "table %s%s", pt[0]->name, used > 1 ? " and others" : "");
 		struct rs_wrangler_result res;
 		rc = d1_run(V, sql, (size_t)used, what, &res, err);
 		sqlite3_free(sql);
-		for (int i = 0; rc == RS_OK && i < used; i++)
-			rc = d1_page_rows(V, &V->v[pick[i]], rs_wrangler_rows(&res, (size_t)i), want[i], err);
+		for (int i = 0; rc == RS_OK && i < used; i++) {
+			struct vtab *vt = &V->v[pick[i]];
+			struct remote_row rr = {V, vt};
+			rc = rs_d1_page_walk(vt->t, rs_wrangler_rows(&res, (size_t)i), want[i], &vt->cursor, &vt->done,
+					     fold_remote_row, &rr, err);
+		}
 		rs_wrangler_result_free(&res);
-		if (rc != RS_OK)
-			break;
 	}
 	return rc;
 }
@@ -1448,29 +1507,38 @@ static char *absolute(const char *path)
 	return out;
 }
 
-/* How wrangler is run: as the sync runs it (see d1.c). */
-static int wrangler_setup(struct verify *V, rs_error *err)
+int rs_d1_read_setup(const rs_config *cfg, struct rs_wrangler_opts *wo, char **wconfig, char **wcwd, rs_error *err)
 {
-	const rs_config *cfg = V->cfg;
+	*wconfig = *wcwd = NULL;
 	if (!cfg->d1_database)
 		return rs_err(err, RS_ECONFIG, "database.sync.d1.database: required for mode d1");
 	if (cfg->d1_wrangler_config) {
 		/* wrangler runs in the directory of its config, where local D1 keeps its state */
-		V->wconfig = absolute(cfg->d1_wrangler_config);
-		const char *slash = V->wconfig ? strrchr(V->wconfig, '/') : NULL;
-		V->wcwd = slash ? strndup(V->wconfig, (size_t)(slash - V->wconfig) + (slash == V->wconfig)) : NULL;
-		if (!V->wcwd)
+		*wconfig = absolute(cfg->d1_wrangler_config);
+		const char *slash = *wconfig ? strrchr(*wconfig, '/') : NULL;
+		*wcwd = slash ? strndup(*wconfig, (size_t)(slash - *wconfig) + (slash == *wconfig)) : NULL;
+		if (!*wcwd) {
+			free(*wconfig);
+			*wconfig = NULL;
 			return rs_err(err, RS_ENOMEM, "out of memory");
+		}
 	}
-	V->wo.wrangler = cfg->d1_wrangler;
-	V->wo.database = cfg->d1_database;
-	V->wo.config = V->wconfig;
-	V->wo.cwd = V->wcwd;
-	V->wo.location = cfg->d1_remote ? RS_WRANGLER_REMOTE : RS_WRANGLER_LOCAL;
-	V->wo.timeout_ms = cfg->d1_timeout_ms <= 0 ? 600000 : cfg->d1_timeout_ms > INT_MAX ? INT_MAX : (int)cfg->d1_timeout_ms;
-	V->wo.priority = cfg->d1_wrangler_priority;
-	V->wo.output_max = OUTPUT_MAX;
+	memset(wo, 0, sizeof *wo);
+	wo->wrangler = cfg->d1_wrangler;
+	wo->database = cfg->d1_database;
+	wo->config = *wconfig;
+	wo->cwd = *wcwd;
+	wo->location = cfg->d1_remote ? RS_WRANGLER_REMOTE : RS_WRANGLER_LOCAL;
+	wo->timeout_ms = cfg->d1_timeout_ms <= 0 ? 600000 : cfg->d1_timeout_ms > INT_MAX ? INT_MAX : (int)cfg->d1_timeout_ms;
+	wo->priority = cfg->d1_wrangler_priority;
+	wo->output_max = RS_D1_OUTPUT_MAX;
 	return RS_OK;
+}
+
+/* How wrangler is run: as the sync runs it (see d1.c). */
+static int wrangler_setup(struct verify *V, rs_error *err)
+{
+	return rs_d1_read_setup(V->cfg, &V->wo, &V->wconfig, &V->wcwd, err);
 }
 
 /* The local database: UTF-8 (TEXT is compared as D1 stores it) and SQLite's math functions. */

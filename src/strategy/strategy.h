@@ -37,6 +37,7 @@
 
 #include "config/config.h"
 #include "obs/metrics.h"
+#include "core/restore.h"
 #include "resortsync.h"
 
 /* A two-way target's first pairing when both sides hold data (`sync --prefer-*`, `--merge`). */
@@ -47,12 +48,6 @@ typedef struct rs_strategy_run {
 	rs_metrics *metrics; /* may be NULL */
 	int prefer;          /* RS_PREFER_* (one-way targets ignore it) */
 } rs_strategy_run;
-
-/* Flags of restore. */
-enum {
-	RS_RESTORE_FORCE = 1,  /* write over an existing target file */
-	RS_RESTORE_DRY_RUN = 2 /* say what would be done, write nothing */
-};
 
 /* One line of `status` a target adds (its own facts: revision, last payload, ...). */
 typedef struct rs_status_item {
@@ -154,18 +149,15 @@ typedef struct rs_strategy {
 	 */
 	int (*verify)(const void *opts, FILE *out, int *differ, rs_error *err);
 	/*
-	 * Write the remote's copy of the database to `target` (a path); with
-	 * RS_RESTORE_FORCE over an existing file, with RS_RESTORE_DRY_RUN only
-	 * say what would be done.
+	 * Rebuild the database (o->to, or the configured one) from the remote
+	 * (core/restore.h: temporary file, lock, --force, --dry-run); never
+	 * writes to the remote.
 	 */
-	int (*restore)(const void *opts, const char *target, int flags, rs_error *err);
+	int (*restore)(const void *opts, const rs_restore_opts *o, rs_error *err);
 	/* `check`: what this target needs from the machine; db_ok: the database is there and readable. */
 	void (*check)(const void *opts, int db_ok, rs_check *c);
 } rs_strategy;
 
 /* The target serving RS_MODE_* `mode`, or NULL (RS_MODE_NONE, unknown). */
 const rs_strategy *rs_strategy_for(int mode);
-
-/* The restore slot's answer until a target's restore is built in: RS_EUNSUPPORTED, saying so. */
-int rs_strategy_no_restore(const void *opts, const char *target, int flags, rs_error *err);
 #endif

@@ -24,10 +24,3 @@ const rs_strategy *rs_strategy_for(int mode)
 	return NULL;
 }
 
-int rs_strategy_no_restore(const void *opts, const char *target, int flags, rs_error *err)
-{
-	(void)opts;
-	(void)flags;
-	return rs_err(err, RS_EUNSUPPORTED, "restore%s%s: restore is not available in this build", target ? " " : "",
-		      target ? target : "");
-}

@@ -15,6 +15,7 @@
 #include "core/lock.h"
 #include "core/util.h"
 #include "engine/schema.h"
+#include "turso/restore.h"
 #include "strategy/strategy.h"
 #include "turso/sync.h"
 
@@ -286,6 +287,12 @@ static void turso_check(const void *opts, int db_ok, rs_check *c)
 				"fine for a server without authentication\n");
 }
 
+/* restore: the target's own, on the configuration lent to it (o->view). */
+static int turso_restore(const void *opts, const rs_restore_opts *ro, rs_error *err)
+{
+	return rs_turso_restore(&((const turso_options *)opts)->view, ro, err);
+}
+
 const rs_strategy rs_strategy_turso = {
 	.name = "turso",
 	.mode = RS_MODE_TURSO,
@@ -301,6 +308,6 @@ const rs_strategy rs_strategy_turso = {
 	.free = turso_free,
 	.status = turso_status,
 	.verify = turso_verify,
-	.restore = rs_strategy_no_restore,
+	.restore = turso_restore,
 	.check = turso_check,
 };

@@ -1032,18 +1032,29 @@ static int sink_change(void *ctx, const rs_change *ch, rs_error *err)
 	return rs_err(err, RS_EINTERNAL, "unknown change op %d", ch->op);
 }
 
-static int sink_finish(void *ctx, rs_error *err)
+/* Write out the pending rows and drop the scratch table, if made. */
+static int sink_end(rs_sql_sink *s, rs_error *err)
 {
-	rs_sql_sink *s = ctx;
 	int rc = flush_all(s, err);
 	if (rc == RS_OK && s->scratch) {
 		static const char drop[] = "DROP TABLE IF EXISTS \"" SCRATCH "\";\n";
 		rc = put(s, drop, sizeof drop - 1, err);
 		s->stats.statements++;
+		s->scratch = 0;
 	}
 	if (rc == RS_OK && fflush(s->f) != 0)
 		rc = rs_err(err, RS_ELOCAL, "writing SQL: %s", strerror(errno));
 	return rc;
+}
+
+static int sink_finish(void *ctx, rs_error *err)
+{
+	return sink_end(ctx, err);
+}
+
+int rs_sql_sink_cut(rs_sql_sink *s, rs_error *err)
+{
+	return sink_end(s, err);
 }
 
 int rs_sql_sink_new(rs_sql_sink **out, FILE *f, size_t statement_max, rs_error *err)

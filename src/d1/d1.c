@@ -645,13 +645,13 @@ static int diverged(const char *msg)
 }
 
 /* D1 refused the payload whose change model is `model` with `why`: record it. */
-static void fallback_note(rs_d1 *d, const char *model, const char *why)
+static void fallback_note(rs_d1 *d, const char *model, const char *why, int force_full)
 {
 	struct fallback f;
 	char q[1200];
 	d1_fallback_read(d, &f);
 	int same = f.present && strcmp(f.reason, why) == 0;
-	int full = diverged(why) || (f.present && f.full_load);
+	int full = force_full || diverged(why) || (f.present && f.full_load);
 	json_t *o = json_pack("{s:b, s:s, s:i, s:s}", "full_load", full, "reason", why, "strikes", same ? f.strikes + 1 : 1,
 			      "model", model ? model : "");
 	char *text = o ? json_dumps(o, JSON_SORT_KEYS) : NULL;
@@ -788,26 +788,40 @@ static void final_key(char out[65], const char *mode, const char *base, const ch
 static int deliver(rs_d1 *d, const struct payload *p, int known, rs_d1_report *rep, rs_error *err)
 {
 	char q[1200];
-	int outcome = known, rc = RS_OK;
+	int outcome = known, rc = RS_OK, full = strcmp(p->mode, "full") == 0;
+	struct d1_parts parts = {0};
 	if (known == RS_D1_DUPLICATE) {
 		rs_info("d1: D1's history holds the pending payload's key; it is not sent again", "mode=%s key=%.16s",
 			p->mode, p->key);
+	} else if (full && (rc = d1_parts_read(d->pending, p, &parts, err)) != RS_OK) {
+		outcome = RS_D1_NOT_RUN;
 	} else {
-		rs_info("d1 apply", "mode=%s bytes=%ld key=%.16s%s", p->mode, p->to - p->from, p->key,
-			p->fallback ? " reason=\"D1 refused the last payload\"" : "");
-		rep->remote_calls++;
+		rs_info("d1 apply", "mode=%s bytes=%ld key=%.16s parts=%d%s", p->mode, p->to - p->from, p->key,
+			full ? parts.n : 1, p->fallback ? " reason=\"D1 refused the last payload\"" : "");
 		if (p->fallback)
 			rs_metrics_add_fallback_full_load(d->metrics, RS_METRICS_D1);
 		outcome = RS_D1_UNKNOWN;
-		rc = d->transport.exec_file(d->transport.ctx, d->pending, &outcome, err);
+		if (full && parts.n > 1) {
+			/* A pending load being settled: D1 may hold some of its parts. */
+			rc = d1_parts_send(d, p, &parts, known == RS_D1_UNKNOWN, &outcome, rep, err);
+		} else {
+			rep->remote_calls++;
+			if (full)
+				rs_metrics_set_d1_parts(d->metrics, 1, 0);
+			rc = d->transport.exec_file(d->transport.ctx, d->pending, &outcome, err);
+			if (full && rc == RS_OK)
+				rs_metrics_set_d1_parts(d->metrics, 1, 1);
+		}
 	}
+	d1_parts_free(&parts);
 	if (rc != RS_OK) {
 		if (outcome == RS_D1_REJECTED) {
 			d1_remove_file(d->pending, NULL); /* D1 ran it and rolled it back */
-			fallback_note(d, p->model, err->message);
+			/* A full load D1 refused may have left earlier parts there: only another full load is exact. */
+			fallback_note(d, p->model, err->message, full);
 		} else if (outcome == RS_D1_NOT_RUN) {
-			rs_warn("wrangler did not start: nothing was applied; the next cycle sends the same file", "key=%.16s",
-				p->key);
+			rs_warn("nothing was applied (wrangler did not start, or the part was not written);"
+				" the next cycle sends the same file", "key=%.16s", p->key);
 		} else {
 			rs_warn("D1 may or may not have applied the payload; the next cycle asks D1, and sends the same"
 				" file again if it does not have it", "key=%.16s", p->key);
@@ -922,17 +936,31 @@ static int settle_pending(rs_d1 *d, rs_d1_report *rep, rs_error *err)
 	}
 	if (readable && chain[0] && strncmp(chain, p.key, 16) == 0)
 		return d1_remove_file(d->pending, err); /* the snapshot advanced before the last cycle ended */
-	if (readable && strcmp(p.mode, "full") == 0 && prepared_for(d->next, p.key)) {
+	int full = readable && strcmp(p.mode, "full") == 0;
+	if (full && prepared_for(d->next, p.key)) {
 		/*
 		 * A full load whose fate is unknown, its new snapshot ready: settle
 		 * it too (a snapshot may be there when it replaces a payload D1
-		 * refused).  Another full load instead would not remove what the
-		 * source dropped since, which D1 may have from this one.
+		 * refused), from the first part D1 lacks.  Another full load instead
+		 * would not remove what the source dropped since, which D1 may have
+		 * from this one; and what the source changed since the load was
+		 * built follows as a diff once it is complete.
 		 */
-		rep->mode = "full";
-		rep->bytes = p.to - p.from;
-		return settle(d, &p, rep, err);
+		struct d1_parts parts;
+		rs_error e2 = {0};
+		if (d1_parts_read(d->pending, &p, &parts, &e2) == RS_OK) {
+			d1_parts_free(&parts);
+			rep->mode = "full";
+			rep->bytes = p.to - p.from;
+			return settle(d, &p, rep, err);
+		}
+		rs_warn("d1: an interrupted full load cannot be resumed; starting over with a new full load",
+			"reason=\"%.600s\"", e2.message);
+		return reset_to_full_load(d, err);
 	}
+	if (full)
+		rs_warn("d1: an interrupted full load cannot be resumed: its new snapshot is gone; starting over with a"
+			" new full load", "next=%s", d->next);
 	if (!readable || strcmp(p.mode, "diff") != 0 || strcmp(chain, p.base) != 0) {
 		if (chain[0])
 			rs_warn("a pending payload does not follow the snapshot; the next payload is a full load",
@@ -971,6 +999,231 @@ static int refresh_pages(rs_d1 *d, rs_image *live_im, const rs_pagediff *pd, con
 	return rc;
 }
 
+/* What one cycle's steps 2 and 3 hold between their phases (send_changes). */
+struct cycle {
+	int full;                      /* no snapshot, or D1 refused a payload: a full load */
+	struct fallback fb;
+	char **tviews, **ttables;      /* a full load: D1's objects, dropped first */
+	sqlite3 *live, *old;           /* read transactions: the database, the snapshot (NULL: full) */
+	rs_image *live_im, *old_im;
+	rs_pagediff *pd;               /* which pages differ (NULL: every row is read) */
+	FILE *f;                       /* the payload being written to d->staging */
+	int staged;                    /* d->staging is ours to remove */
+	rs_sql_sink *sql;
+	rs_key_sink *ks;
+	d1_cutter *cutter;             /* a full load: where its parts begin */
+	struct payload p;
+	char ulid[27];
+	rs_diff_stats stats;
+};
+
+/* Close the read transactions (the snapshot's first: pagefile.h). */
+static void cycle_close_views(struct cycle *c)
+{
+	rs_image_free(c->old_im);
+	c->old_im = NULL;
+	rs_engine_close(c->old);
+	c->old = NULL;
+	rs_image_free(c->live_im);
+	c->live_im = NULL;
+	rs_engine_close(c->live);
+	c->live = NULL;
+}
+
+static void cycle_free(rs_d1 *d, struct cycle *c)
+{
+	if (c->f)
+		fclose(c->f);
+	if (c->staged)
+		unlink(d->staging);
+	d1_cutter_free(c->cutter);
+	rs_sql_sink_free(c->sql);
+	rs_key_sink_free(c->ks);
+	rs_pagediff_free(c->pd);
+	cycle_close_views(c);
+	free_list(c->tviews);
+	free_list(c->ttables);
+}
+
+/*
+ * Phase 1, the guards: decide between a full load and a diff, read D1's
+ * objects for a full load, open the read transactions, leave out the tables
+ * D1 cannot hold, and refuse to replicate a database emptied by accident.
+ */
+static int cycle_open(rs_d1 *d, struct cycle *c, rs_error *err)
+{
+	int rc;
+	memset(c->p.key, '0', 64);
+	memcpy(c->p.base, c->p.key, 16);
+	d1_fallback_read(d, &c->fb);
+	c->full = !file_exists(d->snapshot) || c->fb.full_load;
+	if (c->full && c->fb.full_load)
+		rs_info("d1: sending a full load: D1 refused the last payload", "reason=\"%.600s\"", c->fb.reason);
+	/* Before the read transaction: D1's objects, so that the full load removes them too. */
+	if (c->full && d->transport.query && (rc = target_objects(d, &c->tviews, &c->ttables, err)) != RS_OK)
+		return rc;
+	if ((rc = rs_image_open(d->cfg->db_path, &c->live, &c->live_im, err)) != RS_OK) {
+		if (rc == RS_ELOCAL)
+			diagnose(d, err);
+		return rc;
+	}
+	if ((rc = plan_exclusions(d, c->live, err)) != RS_OK)
+		return rc;
+	memcpy(c->p.mode, c->full ? "full" : "diff", 5);
+	if (c->full)
+		return RS_OK;
+	if ((rc = recover_snapshot(d->snapshot, err)) != RS_OK ||
+	    (rc = rs_image_open(d->snapshot, &c->old, &c->old_im, err)) != RS_OK) {
+		rs_err_prefix(err, "snapshot");
+		if (rc == RS_ELOCAL)
+			diagnose(d, err);
+		return rc;
+	}
+	read_chain(c->old, c->p.base);
+	/* An empty file where tables were: most likely an accident, not a change to replicate. */
+	int64_t then = rs_schema_count(c->old, 0);
+	if (rs_schema_count(c->live, 0) == 0 && then > 0)
+		return rs_err(err, RS_ELOCAL, "%s: the database holds no schema objects where %lld were synced"
+			      " (truncated or replaced?): refusing to delete them on D1; nothing was sent",
+			      d->cfg->db_path, (long long)then);
+	/* Pages first: only the rows on pages that differ from the snapshot's are read. */
+	if (c->old_im && c->live_im && (rc = rs_pagediff_build(c->old_im, c->old, c->live_im, c->live, &c->pd, err)) != RS_OK)
+		return rc;
+	if (c->pd)
+		rs_debug("d1 page comparison", "pages=%llu differ=%llu filter=%s", (unsigned long long)c->pd->pages_compared,
+			 (unsigned long long)c->pd->pages_differ, c->pd->filter ? "on" : c->pd->why_not);
+	else
+		rs_debug("d1 page comparison unavailable; every row is read", "db=%s", d->cfg->db_path);
+	return RS_OK;
+}
+
+/*
+ * Phase 2, the build: diff into d->staging behind a placeholder head, the
+ * sync key computed on the way; a full load cut into parts as it is written
+ * (parts.c).  The payload proper is [p.from, p.to) of the file.
+ */
+static int cycle_build(rs_d1 *d, struct cycle *c, rs_error *err)
+{
+	int rc;
+	memset(c->ulid, '0', 26);
+	c->ulid[26] = '\0';
+	if (!(c->f = d1_create_private(d->staging, err)))
+		return err->code;
+	c->staged = 1;
+	if (d1_write_head(c->f, &c->p, c->ulid, c->ulid) != 0)
+		return write_failed(err, d->staging);
+	c->p.from = ftell(c->f);
+	if ((rc = rs_sql_sink_new(&c->sql, c->f, 0, err)) != RS_OK || (rc = rs_key_sink_new(&c->ks, err)) != RS_OK)
+		return rc;
+	struct tee tee = {rs_sql_sink_iface(c->sql), rs_key_sink_iface(c->ks)};
+	rs_sink sink = {.change = tee_change, .finish = tee_finish, .ctx = &tee};
+	if (c->full) {
+		rc = d1_cutter_new(&c->cutter, c->live, (const char *const *)d->skip, c->sql, c->f, d->cfg->d1_part_bytes,
+				   sink, err);
+		if (rc != RS_OK)
+			return rc;
+		sink = d1_cutter_iface(c->cutter);
+	}
+	struct progress prog = {.d = d, .sql = c->sql, .last_log = rs_mono()};
+	/* local D1 (wrangler 4.86) refuses CREATE VIRTUAL TABLE ... USING rtree with SQLITE_AUTH */
+	static const char *const d1_modules[] = {"fts5", "fts5vocab", NULL};
+	rs_diff_opts opts = {.preamble = c->full, .only = c->pd, .fk_target = 1, .refuse_dangling_fk = 1,
+			     .vtab_modules = d1_modules,
+			     .exclude = (const char *const *)d->skip, .target_views = (const char *const *)c->tviews,
+			     .target_tables = (const char *const *)c->ttables};
+	if (c->full) {
+		prog.total = count_rows(c->live);
+		opts.progress = on_progress;
+		opts.progress_ctx = &prog;
+	}
+	rc = rs_engine_diff(c->old, c->live, &opts, &sink, &c->stats, err);
+	if (c->full && d->tty)
+		fputc('\n', stderr);
+	if (rc != RS_OK) {
+		if (ferror(c->f))
+			rs_err_prefix(err, "%s", d->staging);
+		else if (rc == RS_ELOCAL)
+			diagnose(d, err);
+		return rc;
+	}
+	c->p.to = ftell(c->f);
+	d1_crash_point("diffed");
+	return RS_OK;
+}
+
+/*
+ * Phase 3, the stage: fill in the key and the head, add the pruning and the
+ * parts' trailer, fsync; prepare the snapshot's advance (a full load's copy
+ * to S.next, a diff's pages to S.pages); end the read transactions; rename
+ * the payload to d->pending.  After this, the payload is pending.
+ */
+static int cycle_stage(rs_d1 *d, struct cycle *c, rs_d1_report *rep, rs_error *err)
+{
+	int rc, stage = c->pd && !c->pd->all_pages; /* else the snapshot advances by the payload's SQL */
+	char at[40], nonce[40];
+	c->p.fallback = c->full && c->fb.full_load;
+	rep->fallback = c->p.fallback;
+	rep->mode = c->full ? "full" : "diff";
+	rep->rows = c->stats.inserts + c->stats.updates + c->stats.deletes;
+	rep->statements = rs_sql_sink_stats(c->sql)->statements;
+	rs_ulid(c->ulid, sizeof c->ulid);
+	rs_rfc3339(at, sizeof at, rs_now());
+	snprintf(nonce, sizeof nonce, "full:%s", c->ulid);
+	final_key(c->p.key, c->p.mode, c->full ? nonce : c->p.base, rs_key_sink_hex(c->ks));
+	if (d->cfg->d1_history_retention > 0 &&
+	    fprintf(c->f, "DELETE FROM " HISTORY_TABLE " WHERE rowid NOT IN (SELECT rowid FROM " HISTORY_TABLE
+		       " ORDER BY sync_at DESC, sync_name DESC LIMIT %lld);\n",
+		    (long long)d->cfg->d1_history_retention) < 0)
+		return write_failed(err, d->staging);
+	if (c->cutter) {
+		int ncuts;
+		const long *cuts = d1_cutter_cuts(c->cutter, &ncuts);
+		if ((rc = d1_parts_write_trailer(c->f, d->staging, &c->p, cuts, ncuts, err)) != RS_OK)
+			return rc;
+		if (ncuts)
+			rs_info("d1 full load built in parts", "parts=%d bytes=%ld part_bytes=%lld", ncuts + 1,
+				c->p.to - c->p.from, (long long)d->cfg->d1_part_bytes);
+	}
+	errno = 0;
+	if (fflush(c->f) != 0 || fseek(c->f, 0, SEEK_SET) != 0 || d1_write_head(c->f, &c->p, c->ulid, at) != 0 ||
+	    ftell(c->f) != c->p.from || fflush(c->f) != 0 || fsync(fileno(c->f)) != 0)
+		return write_failed(err, d->staging);
+	int closed = fclose(c->f);
+	c->f = NULL;
+	if (closed != 0)
+		return write_failed(err, d->staging);
+	rep->bytes = c->p.to - c->p.from;
+	/*
+	 * The live view is needed only for local work: a full load copies it now
+	 * (to S.next), then the read transaction ends before the remote call,
+	 * so the application's checkpoints are not held back while wrangler runs.
+	 */
+	if (c->full && (rc = snapshot_prepare(c->live, d->next, c->p.key, err)) != RS_OK)
+		return rc;
+	struct stat nst;
+	if (c->full && stat(d->next, &nst) == 0)
+		rep->snapshot_bytes += nst.st_size;
+	d1_remove_file(d->pages, NULL);
+	if (!c->full && stage) {
+		int64_t written = 0;
+		if ((rc = rs_pagefile_write(d->pages_new, c->live_im, c->pd, c->p.key, &written, err)) != RS_OK)
+			return rc;
+		rep->snapshot_bytes += written;
+		if (rename(d->pages_new, d->pages) != 0)
+			return rs_err(err, RS_ELOCAL, "%s: cannot rename to %s: %s", d->pages_new, d->pages, strerror(errno));
+	}
+	cycle_close_views(c);
+	if (d->cancel && *d->cancel)
+		return rs_err(err, RS_EABORT, "stopped before sending");
+	if (rename(d->staging, d->pending) != 0)
+		return rs_err(err, RS_ELOCAL, "%s: cannot rename to %s: %s", d->staging, d->pending, strerror(errno));
+	c->staged = 0;
+	if ((rc = rs_fsync_dir_of(d->pending, err)) != RS_OK)
+		return rc;
+	d1_crash_point("payload");
+	return RS_OK;
+}
+
 /*
  * Steps 2 and 3 of a cycle: diff the snapshot (none: a full load) against
  * one read transaction on the live database into the pending file, send
@@ -978,212 +1231,36 @@ static int refresh_pages(rs_d1 *d, rs_image *live_im, const rs_pagediff *pd, con
  */
 static int send_changes(rs_d1 *d, rs_d1_report *rep, rs_error *err)
 {
-	sqlite3 *live = NULL, *old = NULL;
-	rs_image *live_im = NULL, *old_im = NULL;
-	rs_pagediff *pd = NULL;
-	rs_sql_sink *sql = NULL;
-	rs_key_sink *ks = NULL;
-	FILE *f = NULL;
-	struct payload p;
-	int rc, staged = 0;
-
-	char **tviews = NULL, **ttables = NULL;
-	struct fallback fb;
-
-	memset(&p, 0, sizeof p);
-	memset(p.key, '0', 64);
-	memcpy(p.base, p.key, 16);
-	d1_fallback_read(d, &fb);
-	int full = !file_exists(d->snapshot) || fb.full_load;
-	if (full && fb.full_load)
-		rs_info("d1: sending a full load: D1 refused the last payload", "reason=\"%.600s\"", fb.reason);
-	/* Before the read transaction: D1's objects, so that the full load removes them too. */
-	if (full && d->transport.query && (rc = target_objects(d, &tviews, &ttables, err)) != RS_OK)
-		goto out;
-	if ((rc = rs_image_open(d->cfg->db_path, &live, &live_im, err)) != RS_OK) {
-		if (rc == RS_ELOCAL)
-			diagnose(d, err);
-		goto out;
-	}
-	if ((rc = plan_exclusions(d, live, err)) != RS_OK)
-		goto out;
-	if (!full) {
-		if ((rc = recover_snapshot(d->snapshot, err)) != RS_OK ||
-		    (rc = rs_image_open(d->snapshot, &old, &old_im, err)) != RS_OK) {
-			rs_err_prefix(err, "snapshot");
-			if (rc == RS_ELOCAL)
-				diagnose(d, err);
-			goto out;
-		}
-		read_chain(old, p.base);
-		/* An empty file where tables were: most likely an accident, not a change to replicate. */
-		int64_t then = rs_schema_count(old, 0);
-		if (rs_schema_count(live, 0) == 0 && then > 0) {
-			rc = rs_err(err, RS_ELOCAL, "%s: the database holds no schema objects where %lld were synced"
-				    " (truncated or replaced?): refusing to delete them on D1; nothing was sent",
-				    d->cfg->db_path, (long long)then);
-			goto out;
-		}
-	}
-	memcpy(p.mode, full ? "full" : "diff", 5);
-	/* Pages first: only the rows on pages that differ from the snapshot's are read. */
-	if (old_im && live_im && (rc = rs_pagediff_build(old_im, old, live_im, live, &pd, err)) != RS_OK)
-		goto out;
-	if (pd)
-		rs_debug("d1 page comparison", "pages=%llu differ=%llu filter=%s", (unsigned long long)pd->pages_compared,
-			 (unsigned long long)pd->pages_differ, pd->filter ? "on" : pd->why_not);
-	else if (!full)
-		rs_debug("d1 page comparison unavailable; every row is read", "db=%s", d->cfg->db_path);
-
-	char ulid[27], at[40];
-	memset(ulid, '0', 26);
-	ulid[26] = '\0';
-	if (!(f = d1_create_private(d->staging, err))) {
-		rc = err->code;
-		goto out;
-	}
-	staged = 1;
-	if (d1_write_head(f, &p, ulid, ulid) != 0) {
-		rc = write_failed(err, d->staging);
-		goto out;
-	}
-	p.from = ftell(f);
-	if ((rc = rs_sql_sink_new(&sql, f, 0, err)) != RS_OK || (rc = rs_key_sink_new(&ks, err)) != RS_OK)
-		goto out;
-	struct tee tee = {rs_sql_sink_iface(sql), rs_key_sink_iface(ks)};
-	rs_sink sink = {.change = tee_change, .finish = tee_finish, .ctx = &tee};
-	struct progress prog = {.d = d, .sql = sql, .last_log = rs_mono()};
-	/* local D1 (wrangler 4.86) refuses CREATE VIRTUAL TABLE ... USING rtree with SQLITE_AUTH */
-	static const char *const d1_modules[] = {"fts5", "fts5vocab", NULL};
-	rs_diff_opts opts = {.preamble = full, .only = pd, .fk_target = 1, .refuse_dangling_fk = 1,
-			     .vtab_modules = d1_modules,
-			     .exclude = (const char *const *)d->skip, .target_views = (const char *const *)tviews,
-			     .target_tables = (const char *const *)ttables};
-	if (full) {
-		prog.total = count_rows(live);
-		opts.progress = on_progress;
-		opts.progress_ctx = &prog;
-	}
-	rs_diff_stats stats;
-	rc = rs_engine_diff(old, live, &opts, &sink, &stats, err);
-	if (full && d->tty)
-		fputc('\n', stderr);
-	if (rc != RS_OK) {
-		if (ferror(f))
-			rs_err_prefix(err, "%s", d->staging);
-		else if (rc == RS_ELOCAL)
-			diagnose(d, err);
-		goto out;
-	}
-	p.to = ftell(f);
-	d1_crash_point("diffed");
-	int stage = pd && !pd->all_pages; /* else the snapshot advances by the payload's SQL */
-	if (rs_key_sink_empty(ks)) {
+	struct cycle c;
+	memset(&c, 0, sizeof c);
+	int rc = cycle_open(d, &c, err);
+	if (rc == RS_OK)
+		rc = cycle_build(d, &c, err);
+	if (rc == RS_OK && rs_key_sink_empty(c.ks)) {
 		/* Nothing for D1; pages that moved all the same keep the snapshot page-identical. */
-		if (stage && (pd->nchanged > 1 || pd->old_npage != pd->new_npage)) {
-			rs_image_free(old_im);
-			old_im = NULL;
-			rs_engine_close(old);
-			old = NULL;
-			rc = refresh_pages(d, live_im, pd, p.base, rep, err);
+		if (c.pd && !c.pd->all_pages && (c.pd->nchanged > 1 || c.pd->old_npage != c.pd->new_npage)) {
+			rs_image_free(c.old_im);
+			c.old_im = NULL;
+			rs_engine_close(c.old);
+			c.old = NULL;
+			rc = refresh_pages(d, c.live_im, c.pd, c.p.base, rep, err);
 		}
-		goto out;
+		cycle_free(d, &c);
+		return rc;
 	}
-	snprintf(p.model, sizeof p.model, "%s", rs_key_sink_hex(ks));
-	if (fb.strikes >= 2 && strcmp(fb.model, p.model) == 0) {
-		/* The same change D1 refused twice with the same error: a third try would meet it again. */
-		rc = rs_err(err, RS_EREMOTE, "D1 refused this same %s twice (%s); it is not sent again until the database"
-			    " changes: make D1 accept it (the error names what it refuses), then the next change is"
-			    " sent", full ? "full load" : "payload", fb.reason);
-		goto out;
+	if (rc == RS_OK) {
+		snprintf(c.p.model, sizeof c.p.model, "%s", rs_key_sink_hex(c.ks));
+		if (c.fb.strikes >= 2 && strcmp(c.fb.model, c.p.model) == 0)
+			/* The same change D1 refused twice with the same error: a third try would meet it again. */
+			rc = rs_err(err, RS_EREMOTE, "D1 refused this same %s twice (%s); it is not sent again until the"
+				    " database changes: make D1 accept it (the error names what it refuses), then the next"
+				    " change is sent", c.full ? "full load" : "payload", c.fb.reason);
 	}
-	p.fallback = full && fb.full_load;
-	rep->fallback = p.fallback;
-	rep->mode = full ? "full" : "diff";
-	rep->rows = stats.inserts + stats.updates + stats.deletes;
-	rep->statements = rs_sql_sink_stats(sql)->statements;
-	rs_ulid(ulid, sizeof ulid);
-	rs_rfc3339(at, sizeof at, rs_now());
-	char nonce[40];
-	snprintf(nonce, sizeof nonce, "full:%s", ulid);
-	final_key(p.key, p.mode, full ? nonce : p.base, rs_key_sink_hex(ks));
-	if (d->cfg->d1_history_retention > 0 &&
-	    fprintf(f, "DELETE FROM " HISTORY_TABLE " WHERE rowid NOT IN (SELECT rowid FROM " HISTORY_TABLE
-		       " ORDER BY sync_at DESC, sync_name DESC LIMIT %lld);\n",
-		    (long long)d->cfg->d1_history_retention) < 0) {
-		rc = write_failed(err, d->staging);
-		goto out;
-	}
-	errno = 0;
-	if (fflush(f) != 0 || fseek(f, 0, SEEK_SET) != 0 || d1_write_head(f, &p, ulid, at) != 0 ||
-	    ftell(f) != p.from || fflush(f) != 0 || fsync(fileno(f)) != 0) {
-		rc = write_failed(err, d->staging);
-		goto out;
-	}
-	int closed = fclose(f);
-	f = NULL;
-	if (closed != 0) {
-		rc = write_failed(err, d->staging);
-		goto out;
-	}
-	rep->bytes = p.to - p.from;
-	/*
-	 * The live view is needed only for local work: a full load copies it now
-	 * (to S.next), then the read transaction ends before the remote call,
-	 * so the application's checkpoints are not held back while wrangler runs.
-	 */
-	if (full && (rc = snapshot_prepare(live, d->next, p.key, err)) != RS_OK)
-		goto out;
-	struct stat nst;
-	if (full && stat(d->next, &nst) == 0)
-		rep->snapshot_bytes += nst.st_size;
-	d1_remove_file(d->pages, NULL);
-	if (!full && stage) {
-		int64_t written = 0;
-		if ((rc = rs_pagefile_write(d->pages_new, live_im, pd, p.key, &written, err)) != RS_OK)
-			goto out;
-		rep->snapshot_bytes += written;
-		if (rename(d->pages_new, d->pages) != 0) {
-			rc = rs_err(err, RS_ELOCAL, "%s: cannot rename to %s: %s", d->pages_new, d->pages, strerror(errno));
-			goto out;
-		}
-	}
-	rs_image_free(live_im);
-	live_im = NULL;
-	rs_image_free(old_im);
-	old_im = NULL;
-	rs_engine_close(live);
-	live = NULL;
-	rs_engine_close(old);
-	old = NULL;
-	if (d->cancel && *d->cancel) {
-		rc = rs_err(err, RS_EABORT, "stopped before sending");
-		goto out;
-	}
-	if (rename(d->staging, d->pending) != 0) {
-		rc = rs_err(err, RS_ELOCAL, "%s: cannot rename to %s: %s", d->staging, d->pending, strerror(errno));
-		goto out;
-	}
-	staged = 0;
-	if ((rc = rs_fsync_dir_of(d->pending, err)) != RS_OK)
-		goto out;
-	d1_crash_point("payload");
-	rc = deliver(d, &p, -1, rep, err);
-out:
-	if (f)
-		fclose(f);
-	if (staged)
-		unlink(d->staging);
-	rs_sql_sink_free(sql);
-	rs_key_sink_free(ks);
-	rs_pagediff_free(pd);
-	rs_image_free(old_im);
-	rs_image_free(live_im);
-	rs_engine_close(old);
-	rs_engine_close(live);
-	free_list(tviews);
-	free_list(ttables);
-	return rc;
+	if (rc == RS_OK)
+		rc = cycle_stage(d, &c, rep, err);
+	struct payload p = c.p;
+	cycle_free(d, &c);
+	return rc == RS_OK ? deliver(d, &p, -1, rep, err) : rc;
 }
 
 /*
@@ -1194,6 +1271,7 @@ out:
 static void sweep_leftovers(const rs_d1 *d)
 {
 	unlink(d->staging);
+	unlink(d->part);
 	unlink(d->pages_new);
 	if (!file_exists(d->pending)) {
 		unlink(d->next); /* else it may belong to a pending full load */
@@ -1360,7 +1438,7 @@ static char *absolute(const char *path, const char *suffix)
 }
 
 /* The names resort-sync creates beside the snapshot S (S.owner is the mark itself). */
-static const char *const family[] = {".pending.sql", ".pending.sql.new", ".next", ".pages", ".pages.new",
+static const char *const family[] = {".pending.sql", ".pending.sql.new", ".part.sql", ".next", ".pages", ".pages.new",
 				     ".status.json", ".lock", ".full-load", ".verify.json", "-journal", NULL};
 
 /*
@@ -1402,11 +1480,12 @@ int rs_d1_new(rs_d1 **out, const rs_config *cfg, const rs_d1_transport *transpor
 	d->snapshot = d1_snapshot_of(cfg);
 	d->pending = d->snapshot ? absolute(d->snapshot, ".pending.sql") : NULL;
 	d->staging = d->snapshot ? absolute(d->snapshot, ".pending.sql.new") : NULL;
+	d->part = d->snapshot ? absolute(d->snapshot, ".part.sql") : NULL;
 	d->next = d->snapshot ? rs_path_beside(d->snapshot, ".next") : NULL;
 	d->pages = d->snapshot ? rs_path_beside(d->snapshot, ".pages") : NULL;
 	d->pages_new = d->snapshot ? rs_path_beside(d->snapshot, ".pages.new") : NULL;
 	d->marker = d->snapshot ? rs_path_beside(d->snapshot, ".full-load") : NULL;
-	int ok = d->snapshot && d->pending && d->staging && d->next && d->pages && d->pages_new && d->marker;
+	int ok = d->snapshot && d->pending && d->staging && d->part && d->next && d->pages && d->pages_new && d->marker;
 	if (ok && cfg->d1_wrangler_config) {
 		/* wrangler runs in the directory of its config, where local D1 keeps its state. */
 		d->wconfig = absolute(cfg->d1_wrangler_config, "");
@@ -1446,6 +1525,7 @@ void rs_d1_free(rs_d1 *d)
 	free(d->snapshot);
 	free(d->pending);
 	free(d->staging);
+	free(d->part);
 	free(d->next);
 	free(d->pages);
 	free(d->pages_new);

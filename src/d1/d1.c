@@ -9,7 +9,8 @@
  *   S.pending.sql.new  the payload while it is being written
  *   S.next             a full load's new snapshot, until D1 accepted it
  *                      (kept while that full load is pending)
- *   S.status.json      what the last cycle did
+ *   S.part.sql         the part of a full load being sent (parts.c)
+ *   S.status.json      what the last cycle did (status.c)
  *
  * The invariant: D1 holds the snapshot's state, or the snapshot's state
  * plus the pending payload.  A new diff is only built when nothing is
@@ -30,7 +31,9 @@
  *      new full load follows.
  *   2. The changes since the snapshot are diffed into S.pending.sql.new,
  *      fsynced, and renamed to S.pending.sql before the remote call.
- *   3. The remote call.  Applied or duplicate: the snapshot advances, then
+ *   3. The remote call (a full load larger than full_load_part_kb: one
+ *      call per part, parts.c; settled by resuming from the first part D1
+ *      lacks).  Applied or duplicate: the snapshot advances, then
  *      the pending file goes.  Rejected by an SQL error (D1 ran the file
  *      and rolled it back): the pending file goes, nothing else changes.
  *      Any other failure: the pending file stays for step 1 next time.

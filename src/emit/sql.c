@@ -538,8 +538,10 @@ static int batch_row(rs_sql_sink *s, int k, const void *owner, const char *head,
 		sqlite3_free(sqlite3_str_finish(row));
 		return rs_err(err, RS_ENOMEM, "out of memory rendering a row of %s", t->name);
 	}
+	/* Every pending batch, in their order: batch k alone would overtake the changes held in the
+	 * batches before it (an FTS insert of a row ahead of the 'delete' of its old values). */
 	if (b->s && (b->owner != owner || batch_full(b, 3 + taillen + (size_t)rlen, out, s->max)))
-		rc = flush_batch(s, k, err);
+		rc = flush_all(s, err);
 	if (rc == RS_OK && headlen + (size_t)rlen + 3 + taillen > s->max) {
 		/* Too big for one statement: prefix of each long value, then appends. */
 		sqlite3_free(sqlite3_str_finish(row));

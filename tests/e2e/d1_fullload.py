@@ -180,15 +180,22 @@ def differences(proj, db, tmp):
         return ["no D1 database"]
     diffs = dbcompare.compare(p, db, ignore=IGNORE, fts_queries=FTS_QUERIES)
     copy = os.path.join(tmp, "d1copy.sqlite")
-    shutil.copyfile(p, copy)
+    for sfx in ("", "-wal"):  # local D1 keeps recent pages in its WAL
+        if os.path.exists(copy + sfx):
+            os.remove(copy + sfx)
+        if os.path.exists(p + sfx):
+            shutil.copyfile(p + sfx, copy + sfx)
     c = sqlite3.connect(copy)
     try:
         c.execute("INSERT INTO statuses_fts(statuses_fts) VALUES ('integrity-check')")
+        n = c.execute("SELECT count(*) FROM statuses").fetchone()[0]
+        m = c.execute("SELECT count(*) FROM statuses_fts_docsize").fetchone()[0]
+        if n != m:
+            diffs.append("statuses has %d rows, statuses_fts indexes %d" % (n, m))
     except sqlite3.DatabaseError as e:
         diffs.append("FTS integrity-check on D1: %s" % e)
     c.close()
-    os.remove(copy)
-    return diffs
+    return [d[:400] for d in diffs]
 
 
 class Env:

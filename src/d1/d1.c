@@ -767,19 +767,25 @@ static int64_t count_rows(sqlite3 *db)
 	return total;
 }
 
-static void final_key(char out[65], const char *mode, const char *base, const char *model)
+int d1_sha256_hex(char out[65], const char *msg)
 {
 	unsigned char d[32];
 	unsigned int n = 0;
 	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	int ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 && EVP_DigestUpdate(c, msg, strlen(msg)) == 1 &&
+		 EVP_DigestFinal_ex(c, d, &n) == 1;
+	EVP_MD_CTX_free(c);
+	if (ok)
+		rs_hex(out, d, 32);
+	return ok ? 0 : -1;
+}
+
+static void final_key(char out[65], const char *mode, const char *base, const char *model)
+{
 	char msg[256];
 	snprintf(msg, sizeof msg, "resort-sync d1 1\n%s\n%s\n%s\n", mode, base, model);
-	if (c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 && EVP_DigestUpdate(c, msg, strlen(msg)) == 1 &&
-	    EVP_DigestFinal_ex(c, d, &n) == 1)
-		rs_hex(out, d, 32);
-	else
+	if (d1_sha256_hex(out, msg) != 0)
 		snprintf(out, 65, "%s", model);
-	EVP_MD_CTX_free(c);
 }
 
 /* ---- the cycle -------------------------------------------------------- */
@@ -797,7 +803,9 @@ static int deliver(rs_d1 *d, const struct payload *p, int known, rs_d1_report *r
 		rs_info("d1: D1's history holds the pending payload's key; it is not sent again", "mode=%s key=%.16s",
 			p->mode, p->key);
 	} else if (full && (rc = d1_parts_read(d->pending, p, &parts, err)) != RS_OK) {
-		outcome = RS_D1_NOT_RUN;
+		rs_warn("d1: the pending full load cannot be read back; nothing of it was sent now, the next cycle starts"
+			" over", "pending=%s", d->pending);
+		return rc;
 	} else {
 		rs_info("d1 apply", "mode=%s bytes=%ld key=%.16s parts=%d%s", p->mode, p->to - p->from, p->key,
 			full ? parts.n : 1, p->fallback ? " reason=\"D1 refused the last payload\"" : "");
@@ -823,8 +831,8 @@ static int deliver(rs_d1 *d, const struct payload *p, int known, rs_d1_report *r
 			/* A full load D1 refused may have left earlier parts there: only another full load is exact. */
 			fallback_note(d, p->model, err->message, full);
 		} else if (outcome == RS_D1_NOT_RUN) {
-			rs_warn("nothing was applied (wrangler did not start, or the part was not written);"
-				" the next cycle sends the same file", "key=%.16s", p->key);
+			rs_warn("wrangler did not start: nothing was applied; the next cycle sends the same file", "key=%.16s",
+				p->key);
 		} else {
 			rs_warn("D1 may or may not have applied the payload; the next cycle asks D1, and sends the same"
 				" file again if it does not have it", "key=%.16s", p->key);

@@ -75,6 +75,8 @@ struct payload {
 int d1_write_head(FILE *f, const struct payload *p, const char *ulid, const char *at);
 FILE *d1_create_private(const char *path, rs_error *err);
 int d1_remove_file(const char *path, rs_error *err);
+/* SHA-256 of msg as 64 hex digits in out: 0, or -1 (out untouched) when libcrypto fails. */
+int d1_sha256_hex(char out[65], const char *msg);
 
 /* ---- parts.c: a full load in parts ------------------------------------ */
 

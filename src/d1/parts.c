@@ -356,16 +356,9 @@ out:
 static void part_key(char out[65], const char *load_key, int i, int n)
 {
 	char msg[160];
-	unsigned char d[32];
-	unsigned int dn = 0;
 	snprintf(msg, sizeof msg, "resort-sync d1 part\n%.64s\n%d\n%d\n", load_key, i, n);
-	EVP_MD_CTX *c = EVP_MD_CTX_new();
-	if (c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 && EVP_DigestUpdate(c, msg, strlen(msg)) == 1 &&
-	    EVP_DigestFinal_ex(c, d, &dn) == 1)
-		rs_hex(out, d, 32);
-	else /* no digest: still distinct per part, and a duplicate still refused */
+	if (d1_sha256_hex(out, msg) != 0) /* no digest: still distinct per part, and a duplicate still refused */
 		snprintf(out, 65, "%.40s%012u%012u", load_key, (unsigned)i, (unsigned)n);
-	EVP_MD_CTX_free(c);
 }
 
 /* Copy bytes [from, to) of in to out. */
@@ -490,12 +483,12 @@ int d1_parts_send(rs_d1 *d, const struct payload *p, const struct d1_parts *part
 		if (applied[i])
 			continue;
 		if (d->cancel && *d->cancel) {
-			*outcome = RS_D1_NOT_RUN;
+			*outcome = RS_D1_UNKNOWN; /* parts before this one may be on D1: the next cycle asks */
 			rc = rs_err(err, RS_EABORT, "stopped between parts of the full load (%d of %d on D1)", done, n);
 			break;
 		}
 		if ((rc = write_part(d, p, parts, i, keys[i], err)) != RS_OK) {
-			*outcome = RS_D1_NOT_RUN;
+			*outcome = RS_D1_UNKNOWN; /* as for a cancel */
 			break;
 		}
 		long bytes = parts->at[i + 1] - parts->at[i];

@@ -26,8 +26,8 @@ history holds no 'part' record any more (the marker of a load under way
 was there while it was), and the metrics of the daemon (`run`), which
 makes the second resume, count the parts and the resume.
 
-Env: RS_FULLLOAD_STATUSES (long statuses, default 40), RS_FULLLOAD_ROWS
-(other rows, default 2400), RS_FULLLOAD_PART_KB (default 256),
+Env: RS_FULLLOAD_STATUSES (long statuses, default 16), RS_FULLLOAD_ROWS
+(other rows, default 1600), RS_FULLLOAD_PART_KB (default 320),
 RS_FULLLOAD_QUICK=1 (only the first interruption; `make soak-d1` runs it
 with 200,000 rows), RS_SEED.
 """
@@ -54,9 +54,9 @@ from e2e import report  # noqa: E402
 import e2e  # noqa: E402
 
 SEED = int(os.environ.get("RS_SEED", random.randrange(1 << 30)))
-STATUSES = int(os.environ.get("RS_FULLLOAD_STATUSES", "40"))
-ROWS = int(os.environ.get("RS_FULLLOAD_ROWS", "2400"))
-PART_KB = int(os.environ.get("RS_FULLLOAD_PART_KB", "256"))
+STATUSES = int(os.environ.get("RS_FULLLOAD_STATUSES", "16"))
+ROWS = int(os.environ.get("RS_FULLLOAD_ROWS", "1600"))
+PART_KB = int(os.environ.get("RS_FULLLOAD_PART_KB", "320"))
 QUICK = os.environ.get("RS_FULLLOAD_QUICK") == "1"
 IGNORE = ("_rustresort_sync_history", "_cf_KV", "_cf_METADATA", "d1_migrations")
 FTS_QUERIES = [("statuses_fts", "resort"), ("statuses_fts", "federation"), ("statuses_fts", "quote")]
@@ -134,10 +134,12 @@ def fill(db, rng, statuses, rows):
                   [("m%06d" % i, "st%07d" % rng.randrange(nst), "https://cdn.example/%d.png" % i,
                     bytes(rng.randrange(256) for _ in range(24))) for i in range(rows // 10)])
     # Each conversation refers to the next one: in key order every child comes before its parent.
+    # A quarter larger than a part, so a cut inside it would fail D1's foreign-key check.
     nconv = max(50, rows // 8)
+    pad = "x" * max(100, PART_KB * 1250 // nconv)
     c.execute("PRAGMA defer_foreign_keys = ON")
     c.executemany("INSERT INTO conversations VALUES (?, ?, ?)",
-                  [(i, i + 1 if i + 1 < nconv else None, "topic %d %s" % (i, "x" * 60)) for i in range(nconv)])
+                  [(i, i + 1 if i + 1 < nconv else None, "topic %d %s" % (i, pad)) for i in range(nconv)])
     c.executemany("INSERT INTO settings VALUES (?, ?)", [("k%03d" % i, "v%d" % i) for i in range(20)])
     c.commit()
     c.close()
@@ -255,10 +257,16 @@ def parts_in_log(stderr):
     return int(m.group(1)) if m else 0
 
 
+def payload_bytes(stderr):
+    m = re.search(r"d1 full load built in parts.*?bytes=(\d+)", stderr)
+    return int(m.group(1)) if m else 0
+
+
 def scenario_killed(env, rng, tmp):
     t0 = time.time()
     p = env.sync(binary=RS_HOOKS, extra={"RS_D1_TEST_CRASH": "part:3"})
-    nparts = parts_in_log(p.stderr)
+    t1 = time.time()
+    nparts, nbytes = parts_in_log(p.stderr), payload_bytes(p.stderr)
     before = env.sent()
     report("load_needs_several_parts", nparts >= 5, "parts=%d (want >= 5); stderr %s" % (nparts, p.stderr[-500:]))
     report("killed_after_part_3", p.returncode == -9 and "test hook: crash at part" in p.stderr and len(before) == 3,
@@ -266,7 +274,9 @@ def scenario_killed(env, rng, tmp):
     marker = d1_query(env.proj, "SELECT count(*) FROM _rustresort_sync_history WHERE sync_mode = 'part'")
     report("marker_while_under_way", marker == [(3,)], "part records on D1: %r" % marker)
     mutate(env.db, rng, 1)  # the application writes while the load is interrupted
+    t2 = time.time()
     p = env.sync()
+    t3 = time.time()
     after = env.sent()[len(before):]
     resent = {c["key"] for c in before} & {c["key"] for c in after}
     report("resumed_run_succeeds", p.returncode == 0, "rc=%d %s" % (p.returncode, p.stderr[-800:]))
@@ -286,8 +296,9 @@ def scenario_killed(env, rng, tmp):
         "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite%' AND name NOT LIKE"
         " 'statuses_fts%'").fetchall())
     src.close()
-    print("fullload: %d rows, payload %d parts of about %d KB, %d wrangler file calls, %.1f s in all" % (
-        rows, nparts, PART_KB, len(env.sent()), time.time() - t0))
+    print("fullload: %d rows, payload %d bytes in %d parts (part size %d KB), %d wrangler file calls; build and"
+          " parts 1-3 until the kill %.1f s, resume (parts 4-%d and the diff) %.1f s" % (
+              rows, nbytes, nparts, PART_KB, len(env.sent()), t1 - t0, nparts, t3 - t2))
     return nparts
 
 

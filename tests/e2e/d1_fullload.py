@@ -26,7 +26,7 @@ history holds no 'part' record any more (the marker of a load under way
 was there while it was), and the metrics of the daemon (`run`), which
 makes the second resume, count the parts and the resume.
 
-Env: RS_FULLLOAD_STATUSES (long statuses, default 16), RS_FULLLOAD_ROWS
+Env: RS_FULLLOAD_STATUSES (long statuses, default 26), RS_FULLLOAD_ROWS
 (other rows, default 1600), RS_FULLLOAD_PART_KB (default 320),
 RS_FULLLOAD_QUICK=1 (only the first interruption; `make soak-d1` runs it
 with 200,000 rows), RS_SEED.
@@ -54,7 +54,7 @@ from e2e import report  # noqa: E402
 import e2e  # noqa: E402
 
 SEED = int(os.environ.get("RS_SEED", random.randrange(1 << 30)))
-STATUSES = int(os.environ.get("RS_FULLLOAD_STATUSES", "16"))
+STATUSES = int(os.environ.get("RS_FULLLOAD_STATUSES", "26"))
 ROWS = int(os.environ.get("RS_FULLLOAD_ROWS", "1600"))
 PART_KB = int(os.environ.get("RS_FULLLOAD_PART_KB", "320"))
 QUICK = os.environ.get("RS_FULLLOAD_QUICK") == "1"

@@ -70,6 +70,7 @@ def main():
     ap.add_argument("--dir", required=True, help="with old.db and new.db (bench/gen.py)")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--out", help="append a markdown section to this file")
+    ap.add_argument("--label", default="", help="said in the section's heading (e.g. a baseline build)")
     a = ap.parse_args()
     apply_sql = os.path.join(os.path.dirname(os.path.abspath(a.bin)), "tools", "apply_sql")
     old, new = os.path.join(a.dir, "old.db"), os.path.join(a.dir, "new.db")
@@ -142,7 +143,7 @@ def main():
               % (ratio, "MET" if ratio >= 10 else "NOT MET"))
         if a.out:
             with open(a.out, "a") as f:
-                f.write("\n## D1 cycle, local work (bench/d1_cycle.py)\n\n")
+                f.write("\n## D1 cycle, local work (bench/d1_cycle.py)%s\n\n" % (", " + a.label if a.label else ""))
                 f.write("Database %.0f MB (`%s`), ~100 changed rows per cycle, %d runs each, interleaved;"
                         " load average %s.  resort-sync: `resort-sync sync` (mode d1, wrangler stubbed);"
                         " original: `sqlite3 live.db \"VACUUM INTO 'src.db'\"` + `sqldiff snapshot.db src.db`"

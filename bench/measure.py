@@ -142,6 +142,7 @@ def main():
     ap.add_argument("--out", default="bench/results/latest.md")
     ap.add_argument("--checks", help="file with correctness-check lines from run.sh")
     ap.add_argument("--commit", default="")
+    ap.add_argument("--baseline", help="another resort-sync build, timed against this one in the same run")
     a = ap.parse_args()
 
     old = os.path.join(a.dir, "old.db")
@@ -171,6 +172,15 @@ def main():
             "cb": statistics.median(run[2] for run in r["b"]),
             "rss_a": max(run[1] for run in r["a"]), "rss_b": max(run[1] for run in r["b"]),
         })
+    base = []
+    if a.baseline:
+        # The same commands with an earlier build, interleaved with this one:
+        # what the code changed, apart from what the machine did.
+        for name, la, aa, lb, ab in pairs:
+            print("bench: %s, this build against %s ..." % (name, a.baseline), flush=True)
+            r = measure_pair(aa, [a.baseline] + aa[1:], a.runs)
+            base.append((name, statistics.median(x[0] for x in r["a"]), statistics.median(x[0] for x in r["b"]),
+                         statistics.median(x[2] for x in r["a"]), statistics.median(x[2] for x in r["b"])))
     elapsed = time.time() - t_start
     load_after = open("/proc/loadavg").read().split()[:3]
 
@@ -256,6 +266,17 @@ def main():
     md.append("|---|---:|---|")
     for text, val, ok in bars:
         md.append("| %s | %s | %s |" % (text, val, "met" if ok else "**NOT met**"))
+    if base:
+        md.append("")
+        md.append("## Against an earlier build, same run")
+        md.append("")
+        md.append("Baseline: `%s`, the same commands, interleaved with this build, %d runs each after a "
+                  "warm-up.  Ratio = baseline / this build (above 1: this build is faster)." % (a.baseline, a.runs))
+        md.append("")
+        md.append("| command | this build median (s) | baseline median (s) | ratio | CPU this / baseline (s) |")
+        md.append("|---|---:|---:|---:|---:|")
+        for name, ma, mb, ca, cb in base:
+            md.append("| %s | %s | %s | %.2f | %s / %s |" % (name, fmt_s(ma), fmt_s(mb), mb / ma, fmt_s(ca), fmt_s(cb)))
     if a.checks and os.path.exists(a.checks):
         md.append("")
         md.append("## Correctness checks (untimed)")

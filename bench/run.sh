@@ -12,6 +12,8 @@
 #   BENCH_CHECK_SQLDIFF=1  also check sqldiff's own round trip at full size
 #                      (informational; always done in quick mode)
 #   BENCH_OUT=...      markdown report (default bench/results/latest.md)
+#   BENCH_BASELINE=BIN an earlier resort-sync build: its diff, diff --plain and
+#                      dump timed against this build's in the same run
 #
 # Nothing here writes outside BENCH_DIR except the report.
 set -euo pipefail
@@ -137,11 +139,15 @@ if [[ -n $(git -C "$root" status --porcelain -- src/engine src/emit/sql.c src/em
 fi
 commit="$commit; binary built $(date -u -r "$bin" '+%Y-%m-%d %H:%M UTC')"
 python3 "$here/measure.py" --bin "$bin" --dir "$dir" --runs "$runs" --mode "$mode" \
-	--out "$out" --checks "$checks" --commit "$commit"
+	--out "$out" --checks "$checks" --commit "$commit" ${BENCH_BASELINE:+--baseline "$BENCH_BASELINE"}
 
 # A whole D1 cycle's local work against the original strategy's (appends to the report).
 if [[ -x $build/tools/apply_sql ]]; then
 	python3 "$here/d1_cycle.py" --bin "$bin" --dir "$dir" --runs "$runs" --out "$out"
+	if [[ -n ${BENCH_BASELINE:-} && -x $(dirname "$BENCH_BASELINE")/tools/apply_sql ]]; then
+		python3 "$here/d1_cycle.py" --bin "$BENCH_BASELINE" --dir "$dir" --runs "$runs" --out "$out" \
+			--label "baseline $BENCH_BASELINE"
+	fi
 else
 	echo "bench: d1 cycle skipped: $build/tools/apply_sql not built (make BUILD=... all-tests)"
 fi

@@ -16,7 +16,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <jansson.h>
 #ifdef RS_HAVE_SYSTEMD
 #include <systemd/sd-daemon.h>
 #endif
@@ -27,10 +26,9 @@
 #include "core/log.h"
 #include "core/syncer.h"
 #include "core/util.h"
-#include "d1/d1.h"
 #include "daemon/httpd.h"
-#include "daemon/metrics.h"
-#include "turso/sync.h"
+#include "obs/metrics.h"
+#include "strategy/strategy.h"
 
 static const char *const status_names[] = {"success", "skipped", "duplicate", "error"};
 
@@ -46,8 +44,12 @@ static void log_cycle(const rs_sync_result *r, int rc, const rs_error *err)
 			     rs_log_quote(q, sizeof q, err->message), r->seconds * 1000);
 }
 
-static volatile sig_atomic_t g_stop, g_hup;
-static volatile sig_atomic_t g_cancel;
+/*
+ * What the signal handlers set, each a volatile sig_atomic_t (the only
+ * type a handler may write); g_cancel is handed to the target by pointer as
+ * that same type, never cast: stop, reload, cancel the running cycle.
+ */
+static volatile sig_atomic_t g_stop, g_hup, g_cancel;
 
 /* One-shot sync: a signal stops the cycle at the next safe point (wrangler is stopped, the temporary file removed). */
 static void on_signal_once(int sig)
@@ -90,12 +92,12 @@ static void catch_signals(void (*fn)(int), int with_hup)
 
 int rs_cmd_sync(struct rs_cli *cli)
 {
-	int prefer = 0;
+	int prefer = RS_PREFER_NONE;
 	for (int i = 0; i < cli->argc; i++) {
 		if (strcmp(cli->argv[i], "--prefer-local") == 0)
-			prefer = 1;
+			prefer = RS_PREFER_LOCAL;
 		else if (strcmp(cli->argv[i], "--prefer-remote") == 0)
-			prefer = 2;
+			prefer = RS_PREFER_REMOTE;
 		else
 			return rs_cli_usage(cli, "usage: resort-sync sync [--prefer-local|--prefer-remote]\n",
 					    "\nOne sync now, then exit (turso: the start-up sequence and one cycle).\n"
@@ -123,7 +125,7 @@ int rs_cmd_sync(struct rs_cli *cli)
 		log_cycle(&r, rc, &err);
 		if (rc == RS_OK)
 			printf("%s: %s, mode %s, %lld rows, %lld bytes, %lld remote calls, %.2f s, %lld bytes written"
-			       " locally\n", cfg->mode == RS_MODE_D1 ? "d1" : "turso", status_names[r.status], r.mode,
+			       " locally\n", rs_syncer_target_name(s), status_names[r.status], r.mode,
 			       (long long)r.rows, (long long)r.bytes, (long long)r.remote_calls, r.seconds,
 			       (long long)r.local_bytes);
 	}
@@ -169,15 +171,26 @@ static void notify(const char *state)
 #endif
 }
 
-int rs_cmd_run(struct rs_cli *cli)
+/* The daemon's state across its phases. */
+struct daemon {
+	struct rs_cli *cli;
+	rs_config *cfg;
+	const char *metrics_file; /* --metrics-file, else [metrics] file; may be NULL */
+	int final_sync;
+	rs_metrics *m;
+	rs_httpd *h;
+	rs_syncer *s; /* NULL once a reload lost the database's lock */
+};
+
+/* Arguments of `run`: -1 when they are fine, else the exit code (usage printed). */
+static int run_args(struct daemon *d)
 {
-	int final_sync = 0;
-	const char *metrics_file = NULL;
+	struct rs_cli *cli = d->cli;
 	for (int i = 0; i < cli->argc; i++) {
 		if (strcmp(cli->argv[i], "--final-sync") == 0)
-			final_sync = 1;
+			d->final_sync = 1;
 		else if (strcmp(cli->argv[i], "--metrics-file") == 0 && i + 1 < cli->argc)
-			metrics_file = cli->argv[++i];
+			d->metrics_file = cli->argv[++i];
 		else
 			return rs_cli_usage(cli, "usage: resort-sync run [--final-sync] [--metrics-file PATH]\n",
 					    "\nRun as a service: the start-up sequence, then a cycle every\n"
@@ -188,130 +201,206 @@ int rs_cmd_run(struct rs_cli *cli)
 					    "                       (node_exporter's textfile collector)\n"
 					    "Metrics over HTTP: [metrics] listen in the config.\n");
 	}
-	int code;
-	rs_config *cfg = load_enabled(cli, &code);
-	if (!cfg)
-		return code;
-	if (!metrics_file)
-		metrics_file = cfg->metrics_file;
+	return -1;
+}
 
-	catch_signals(on_signal, 1);
-	signal(SIGPIPE, SIG_IGN);
-
-	rs_error err = {0};
-	rs_metrics *m = NULL;
-	rs_httpd *h = NULL;
-	rs_syncer *s = NULL;
-	int rc = rs_metrics_new(&m, RS_VERSION, rs_now(), &err);
-	double stale = cfg->health_stale_seconds > 0 ? (double)cfg->health_stale_seconds : 3.0 * (double)cfg->interval_seconds;
+/* Start-up: metrics, their endpoint, the syncer (and its lock), the target's start-up sequence. */
+static int daemon_start(struct daemon *d, rs_error *err)
+{
+	const rs_config *cfg = d->cfg;
+	int rc = rs_metrics_new(&d->m, RS_VERSION, rs_now(), err);
+	double stale = cfg->health_stale_seconds > 0 ? (double)cfg->health_stale_seconds
+						     : 3.0 * (double)cfg->interval_seconds;
 	if (rc == RS_OK && cfg->metrics_listen) {
-		rc = rs_httpd_start(&h, cfg->metrics_listen, m, stale, &err);
+		rc = rs_httpd_start(&d->h, cfg->metrics_listen, d->m, stale, err);
 		if (rc == RS_OK)
 			rs_info("metrics endpoint listening", "listen=%s port=%u", cfg->metrics_listen,
-				(unsigned)rs_httpd_port(h));
+				(unsigned)rs_httpd_port(d->h));
 	}
 	if (rc == RS_OK)
-		rc = rs_syncer_open(&s, cfg, &err);
+		rc = rs_syncer_open(&d->s, cfg, err);
 	if (rc == RS_OK) {
-		rs_syncer_set_metrics(s, m);
-		rs_syncer_set_cancel(s, &g_cancel);
-		rs_info("start-up", "mode=%s interval=%lld state=%s", cfg->mode == RS_MODE_D1 ? "d1" : "turso",
-			(long long)cfg->interval_seconds, rs_syncer_state_path(s));
-		rc = rs_syncer_startup(s, &err);
+		rs_syncer_set_metrics(d->s, d->m);
+		rs_syncer_set_cancel(d->s, &g_cancel);
+		rs_info("start-up", "mode=%s interval=%lld state=%s", rs_syncer_target_name(d->s),
+			(long long)cfg->interval_seconds, rs_syncer_state_path(d->s));
+		rc = rs_syncer_startup(d->s, err);
 	}
-	if (rc != RS_OK) {
-		rs_syncer_close(s);
-		rs_httpd_stop(h);
-		rs_metrics_free(m);
-		rs_config_free(cfg);
-		return rs_cli_fail(&err);
+	return rc;
+}
+
+/*
+ * SIGHUP: read the configuration again.  A broken one, or one that cannot
+ * be opened, keeps the old configuration.  The syncer is closed before the
+ * new one opens (they may name the same database, whose lock is taken
+ * again), so keeping the old one means opening it again: when even that
+ * fails, the lock is lost and no cycle can run.  Returns 0 to go on, or -1
+ * (logged, with the reason) to stop with a failure.
+ */
+static int daemon_reload(struct daemon *d)
+{
+	char q[1100];
+	rs_config *fresh = rs_cli_load_config(d->cli);
+	if (!fresh) {
+		rs_error_log("reload failed; keeping the old configuration", NULL);
+		return 0;
 	}
-	notify("READY=1");
-	int reload_lost = 0;
-	double next = rs_mono() + (double)cfg->interval_seconds;
+	rs_syncer *ns = NULL;
+	rs_error e = {0};
+	rs_syncer_close(d->s); /* release the lock before taking it again */
+	d->s = NULL;
+	if (rs_syncer_open(&ns, fresh, &e) == RS_OK) {
+		rs_config_free(d->cfg);
+		d->cfg = fresh;
+		d->s = ns;
+		rs_info("configuration reloaded", "interval=%lld", (long long)d->cfg->interval_seconds);
+	} else {
+		rs_error_log("reload failed; keeping the old configuration", "error=%s",
+			     rs_log_quote(q, sizeof q, e.message));
+		rs_config_free(fresh);
+		e = (rs_error){0};
+		if (rs_syncer_open(&d->s, d->cfg, &e) != RS_OK) {
+			d->s = NULL;
+			rs_error_log("reload failed and the old configuration cannot be taken up again; stopping",
+				     "error=%s", rs_log_quote(q, sizeof q, e.message));
+			return -1;
+		}
+	}
+	rs_syncer_set_metrics(d->s, d->m);
+	rs_syncer_set_cancel(d->s, &g_cancel);
+	return 0;
+}
+
+/* One cycle, logged; the metrics file written after it.  The cycle's code. */
+static int daemon_cycle(struct daemon *d)
+{
+	rs_sync_result r = {0};
+	rs_error e = {0};
+	int rc = rs_syncer_cycle(d->s, &r, &e);
+	log_cycle(&r, rc, &e);
+	if (d->metrics_file) {
+		rs_error fe = {0};
+		if (rs_metrics_write_file(d->m, d->metrics_file, rs_now(), &fe) != RS_OK)
+			rs_warn("cannot write the metrics file", "error=\"%s\"", fe.message);
+	}
+	return rc;
+}
+
+/*
+ * The schedule: the first cycle one interval after start-up, then one
+ * interval after the previous one ends if it ran long (cycles never
+ * overlap), until SIGTERM/SIGINT.  0, or 1 when a reload lost the lock.
+ */
+static int daemon_loop(struct daemon *d)
+{
+	double next = rs_mono() + (double)d->cfg->interval_seconds;
 	while (!g_stop) {
 		sleep_until(next);
 		if (g_hup) {
 			g_hup = 0;
-			rs_config *fresh = rs_cli_load_config(cli);
-			if (!fresh) {
-				rs_error_log("reload failed; keeping the old configuration", NULL);
-			} else {
-				rs_syncer *ns = NULL;
-				rs_syncer_close(s); /* release the lock before taking it again */
-				s = NULL;
-				rs_error e2 = {0};
-				if (rs_syncer_open(&ns, fresh, &e2) != RS_OK) {
-					char q[1100];
-					rs_error_log("reload failed; keeping the old configuration", "error=%s",
-						     rs_log_quote(q, sizeof q, e2.message));
-					rs_config_free(fresh);
-					if (rs_syncer_open(&s, cfg, &err) != RS_OK) {
-						/* The lock was released to reload: without it, no more cycles. */
-						rs_error_log("reload failed and the old configuration cannot be taken up again;"
-							     " stopping", "error=%s", rs_log_quote(q, sizeof q, err.message));
-						reload_lost = 1;
-						break;
-					}
-				} else {
-					rs_config_free(cfg);
-					cfg = fresh;
-					s = ns;
-					rs_info("configuration reloaded", "interval=%lld", (long long)cfg->interval_seconds);
-				}
-				rs_syncer_set_metrics(s, m);
-				rs_syncer_set_cancel(s, &g_cancel);
-			}
+			if (daemon_reload(d) != 0)
+				return 1;
 			continue;
 		}
 		if (g_stop)
 			break;
-		rs_sync_result r = {0};
-		rs_error e = {0};
-		int crc = rs_syncer_cycle(s, &r, &e);
-		log_cycle(&r, crc, &e);
-		if (metrics_file) {
-			rs_error fe = {0};
-			if (rs_metrics_write_file(m, metrics_file, rs_now(), &fe) != RS_OK)
-				rs_warn("cannot write the metrics file", "error=\"%s\"", fe.message);
-		}
-		/* Cycles never overlap: the next one is an interval after this one ends if it ran long. */
-		next += (double)cfg->interval_seconds;
+		daemon_cycle(d);
+		next += (double)d->cfg->interval_seconds;
 		if (next < rs_mono())
-			next = rs_mono() + (double)cfg->interval_seconds;
+			next = rs_mono() + (double)d->cfg->interval_seconds;
 	}
-	notify("STOPPING=1");
-	rc = reload_lost ? 1 : 0;
-	if (final_sync && s && !g_cancel) {
+	return 0;
+}
+
+/* Stopping: the final sync when asked (not after a cancel), the last metrics, everything freed. */
+static int daemon_stop(struct daemon *d, int rc)
+{
+	if (d->final_sync && d->s && !g_cancel) {
 		rs_info("final sync", NULL);
-		rs_sync_result r = {0};
-		rs_error e = {0};
-		int crc = rs_syncer_cycle(s, &r, &e);
-		log_cycle(&r, crc, &e);
-		if (crc != RS_OK)
+		if (daemon_cycle(d) != RS_OK)
 			rc = 1;
+	} else if (d->metrics_file) {
+		rs_metrics_write_file(d->m, d->metrics_file, rs_now(), NULL);
 	}
-	if (metrics_file)
-		rs_metrics_write_file(m, metrics_file, rs_now(), NULL);
 	rs_info("stopped", NULL);
-	rs_syncer_close(s);
-	rs_httpd_stop(h);
-	rs_metrics_free(m);
-	rs_config_free(cfg);
+	rs_syncer_close(d->s);
+	rs_httpd_stop(d->h);
+	rs_metrics_free(d->m);
+	rs_config_free(d->cfg);
 	return rc;
+}
+
+int rs_cmd_run(struct rs_cli *cli)
+{
+	struct daemon d = {.cli = cli};
+	int code = run_args(&d);
+	if (code >= 0)
+		return code;
+	if (!(d.cfg = load_enabled(cli, &code)))
+		return code;
+	if (!d.metrics_file)
+		d.metrics_file = d.cfg->metrics_file;
+	catch_signals(on_signal, 1);
+	signal(SIGPIPE, SIG_IGN);
+	rs_error err = {0};
+	if (daemon_start(&d, &err) != RS_OK) {
+		rs_syncer_close(d.s);
+		rs_httpd_stop(d.h);
+		rs_metrics_free(d.m);
+		rs_config_free(d.cfg);
+		return rs_cli_fail(&err);
+	}
+	notify("READY=1");
+	int rc = daemon_loop(&d);
+	notify("STOPPING=1");
+	return daemon_stop(&d, rc);
 }
 
 /* ---- status ----------------------------------------------------------- */
 
-static void print_time(const char *label, json_t *o, const char *key)
+#define LABEL "%-22s "
+
+/* "<label> <time> (N s ago)", or nothing when the time was not recorded. */
+static void print_time(const char *label, double t, const char *tail)
 {
-	json_t *v = json_object_get(o, key);
-	if (!json_is_number(v))
-		return;
-	double t = json_number_value(v);
 	char buf[40];
+	if (t <= 0)
+		return;
 	rs_rfc3339(buf, sizeof buf, t);
-	printf("%-18s %s (%.0f s ago)\n", label, buf, rs_now() - t);
+	printf(LABEL "%s (%.0f s ago)%s%s\n", label, buf, rs_now() - t, tail && *tail ? " " : "", tail ? tail : "");
+}
+
+/* The status shape, printed the same way for every target. */
+static void print_status(const rs_status *st)
+{
+	printf(LABEL "%s%s%s%s\n", st->state_label, st->state_path, st->state_exists ? "" : " (",
+	       st->state_exists ? "" : st->state_missing, st->state_exists ? "" : ")");
+	printf(LABEL "%s\n", st->remote_label, st->remote);
+	if (!st->ran) {
+		printf("no sync has run yet\n");
+	} else {
+		printf(LABEL "%s", "last sync", st->last_status ? st->last_status : "?");
+		if (st->last_mode)
+			printf(" (mode %s)", st->last_mode);
+		printf("\n");
+		print_time("last attempt", st->last_attempt, NULL);
+		print_time("last success", st->last_success, NULL);
+		print_time("last error", st->last_error, NULL);
+		if (st->last_error_message)
+			printf(LABEL "%s\n", "last error msg", st->last_error_message);
+	}
+	for (int i = 0; i < st->nitems; i++) {
+		if (st->item[i].when > 0)
+			print_time(st->item[i].label, st->item[i].when, st->item[i].text);
+		else
+			printf(LABEL "%s\n", st->item[i].label, st->item[i].text);
+	}
+	if (st->pending_shown && st->pending >= 0)
+		printf("pending local changes: %lld\n", (long long)st->pending);
+	else if (st->pending_shown)
+		printf(LABEL "unknown: %s\n", "pending local changes", st->pending_why ? st->pending_why : "?");
+	if (st->remote_text)
+		fputs(st->remote_text, stdout);
 }
 
 int rs_cmd_status(struct rs_cli *cli)
@@ -331,61 +420,31 @@ int rs_cmd_status(struct rs_cli *cli)
 	rs_config *cfg = rs_cli_load_config(cli);
 	if (!cfg)
 		return 2;
-	const char *modes[] = {"none", "turso", "d1"};
-	printf("%-18s %s\n", "mode", modes[cfg->mode]);
-	printf("%-18s %s\n", "database", cfg->db_path);
-	if (cfg->mode != RS_MODE_D1) {
-		int rc = 0;
-		if (cfg->mode == RS_MODE_TURSO) {
-			rs_error err = {0};
-			if (rs_turso_status(cfg, stdout, &err) != RS_OK ||
-			    (remote && rs_turso_remote_status(cfg, stdout, &err) != RS_OK)) {
-				fprintf(stderr, "resort-sync: status: %s\n", err.message);
-				rc = 1;
-			}
-		} else if (remote) {
+	const rs_strategy *target = rs_strategy_for(cfg->mode);
+	printf(LABEL "%s\n", "mode", target ? target->name : "none");
+	printf(LABEL "%s\n", "database", cfg->db_path);
+	if (!target) {
+		if (remote)
 			printf("--remote: nothing to ask, sync is off (mode none)\n");
-		}
 		rs_config_free(cfg);
-		return rc;
+		return 0;
 	}
-	char *snap = cfg->d1_snapshot_path ? strdup(cfg->d1_snapshot_path)
-					   : rs_path_beside(cfg->db_path, ".d1-sync-snapshot.db");
-	char *st = snap ? rs_path_beside(snap, ".status.json") : NULL;
-	printf("%-18s %s%s\n", "snapshot", snap ? snap : "?", snap && access(snap, F_OK) == 0 ? "" : " (none yet: the next sync is a full load)");
-	printf("%-18s %s\n", "target", cfg->d1_database ? cfg->d1_database : "?");
-	json_t *o = st ? json_load_file(st, 0, NULL) : NULL;
-	if (!o) {
-		printf("no sync has run yet\n");
-	} else {
-		json_t *ls = json_object_get(o, "last_status");
-		printf("%-18s %s (mode %s)\n", "last sync", json_string_value(ls) ? json_string_value(ls) : "?",
-		       json_string_value(json_object_get(o, "last_mode")) ? json_string_value(json_object_get(o, "last_mode")) : "?");
-		print_time("last attempt", o, "last_attempt_unix");
-		print_time("last success", o, "last_success_unix");
-		print_time("last error", o, "last_error_unix");
-		if (json_string_value(json_object_get(o, "last_error")))
-			printf("%-18s %s\n", "last error msg", json_string_value(json_object_get(o, "last_error")));
-		if (json_string_value(json_object_get(o, "last_key")))
-			printf("%-18s %s (%lld rows, %lld bytes)\n", "last payload",
-			       json_string_value(json_object_get(o, "last_key")),
-			       (long long)json_integer_value(json_object_get(o, "last_rows")),
-			       (long long)json_integer_value(json_object_get(o, "last_bytes")));
-		json_decref(o);
+	rs_error err = {0};
+	rs_status st = {0};
+	void *opts = NULL;
+	int rc = target->options_new(&opts, cfg, &err);
+	if (rc == RS_OK) {
+		rc = target->status(opts, remote, &st, &err);
+		if (st.state_path) /* what is known is shown, also when the remote could not be asked */
+			print_status(&st);
 	}
-	free(st);
-	free(snap);
-	int rc = 0;
-	if (remote) {
-		rs_error err = {0};
-		fflush(stdout);
-		if (rs_d1_remote_status(cfg, stdout, &err) != RS_OK) {
-			fprintf(stderr, "resort-sync: status: %s\n", err.message);
-			rc = 1;
-		}
-	}
+	fflush(stdout);
+	if (rc != RS_OK)
+		fprintf(stderr, "resort-sync: status: %s\n", err.message);
+	rs_status_free(&st);
+	target->options_free(opts);
 	rs_config_free(cfg);
-	return rc;
+	return rc == RS_OK ? 0 : 1;
 }
 
 /* ---- verify ----------------------------------------------------------- */
@@ -434,19 +493,15 @@ int rs_cmd_verify(struct rs_cli *cli)
 		return 2;
 	rs_error err = {0};
 	int differ = 0, rc;
-	const char *backend = cfg->mode == RS_MODE_TURSO ? "turso" : "d1";
-	if (cfg->mode == RS_MODE_TURSO)
-		rc = rs_turso_verify_config(cfg, stdout, &differ, &err);
-	else if (cfg->mode == RS_MODE_D1)
-		rc = rs_d1_verify(cfg, NULL, stdout, &differ, &err);
-	else
+	const rs_strategy *target = rs_strategy_for(cfg->mode);
+	const char *backend = target ? target->name : "none";
+	void *opts = NULL;
+	if (!target)
 		rc = rs_err(&err, RS_EUSAGE, "verify: database.sync.mode is none; nothing to compare with");
-	if (rc == RS_OK && cfg->mode == RS_MODE_D1) {
-		/* For a running daemon's metrics; a failure here does not change what verify found. */
-		rs_error e2 = {0};
-		if (rs_d1_note_verify(cfg, differ, &e2) != RS_OK)
-			rs_warn("cannot keep the verify result for the daemon's metrics", "error=\"%s\"", e2.message);
-	}
+	else if ((rc = target->options_new(&opts, cfg, &err)) == RS_OK)
+		rc = target->verify(opts, stdout, &differ, &err);
+	if (target)
+		target->options_free(opts);
 	rs_config_free(cfg);
 	if (rc != RS_OK)
 		return rs_cli_fail(&err); /* the metrics file keeps the last completed run (its time tells) */

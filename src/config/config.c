@@ -30,12 +30,7 @@
 #include "core/log.h"
 #include "core/secret.h"
 #include "core/util.h"
-#include "d1/wrangler.h"
-
-/* d1.c hands the setting to the wrangler runner as is. */
-_Static_assert((int)RS_WPRIO_IDLE == (int)RS_WRANGLER_PRIO_IDLE && (int)RS_WPRIO_LOW == (int)RS_WRANGLER_PRIO_LOW &&
-		       (int)RS_WPRIO_NORMAL == (int)RS_WRANGLER_PRIO_NORMAL,
-	       "wrangler_priority values");
+#include "core/vec.h"
 
 /* Value kinds of keys[]. */
 enum {
@@ -642,15 +637,30 @@ static const char *origin_of(const rs_config *c, int ki)
 }
 
 /* A derived path: the configured one, or <database path><suffix>. */
-static int derive_path(rs_config *c, int ki, const char *suffix, rs_error *err)
+/* The state files' default names, beside the database. */
+#define D1_SNAPSHOT_SUFFIX ".d1-sync-snapshot.db"
+#define TURSO_REPLICA_SUFFIX ".turso-replica.db"
+
+char *rs_config_d1_snapshot(const rs_config *cfg)
+{
+	return cfg->d1_snapshot_path ? strdup(cfg->d1_snapshot_path) : rs_path_beside(cfg->db_path, D1_SNAPSHOT_SUFFIX);
+}
+
+char *rs_config_turso_replica(const rs_config *cfg)
+{
+	return cfg->turso_replica_path ? strdup(cfg->turso_replica_path)
+				       : rs_path_beside(cfg->db_path, TURSO_REPLICA_SUFFIX);
+}
+
+/* A state path not set by any layer follows the database (set last): its default again. */
+static int derive_path(rs_config *c, int ki, char *(*path_of)(const rs_config *), rs_error *err)
 {
 	if (c->meta->origin[ki] && *str_field(c, ki))
 		return RS_OK;
-	char *p = rs_path_beside(c->db_path, suffix);
-	if (!p)
-		return rs_err(err, RS_ENOMEM, "out of memory");
 	free(*str_field(c, ki));
-	*str_field(c, ki) = p;
+	*str_field(c, ki) = NULL;
+	if (!(*str_field(c, ki) = path_of(c)))
+		return rs_err(err, RS_ENOMEM, "out of memory");
 	return RS_OK;
 }
 
@@ -680,8 +690,8 @@ int rs_config_finish(rs_config *c, rs_error *err)
 	int rc;
 	if (c->turso_token)
 		rs_secret_register(c->turso_token); /* never printed from here on */
-	if ((rc = derive_path(c, KI_TURSO_REPLICA, ".turso-replica.db", err)) != RS_OK ||
-	    (rc = derive_path(c, KI_D1_SNAPSHOT, ".d1-sync-snapshot.db", err)) != RS_OK)
+	if ((rc = derive_path(c, KI_TURSO_REPLICA, rs_config_turso_replica, err)) != RS_OK ||
+	    (rc = derive_path(c, KI_D1_SNAPSHOT, rs_config_d1_snapshot, err)) != RS_OK)
 		return rc;
 	if (!c->meta->origin[KI_M_STALE])
 		c->health_stale_seconds = 3 * c->interval_seconds;
@@ -725,16 +735,13 @@ void rs_config_free(rs_config *c)
 /* Remember that file `name` was read (c->source is the last one). */
 static int note_file(rs_config *c, const char *name, rs_error *err)
 {
-	char **f = realloc(c->meta->files, (c->meta->nfiles + 1) * sizeof *f);
-	if (f)
-		c->meta->files = f;
 	char *copy = strdup(name), *copy2 = strdup(name);
-	if (!f || !copy || !copy2) {
+	if (RS_VEC_ROOM(c->meta->files, c->meta->nfiles) != 0 || !copy || !copy2) {
 		free(copy);
 		free(copy2);
 		return rs_err(err, RS_ENOMEM, "out of memory");
 	}
-	f[c->meta->nfiles++] = copy;
+	c->meta->files[c->meta->nfiles++] = copy;
 	free(c->source);
 	c->source = copy2;
 	return RS_OK;
@@ -839,6 +846,8 @@ int rs_config_from_text(rs_config **out, const char *name, const char *text, siz
 
 int rs_config_load(rs_config **out, const char *path, rs_error *err)
 {
+	rs_error local;
+	err = rs_err_or(err, &local);
 	struct rs_config_file f = {path, 0, NULL, 0};
 	return rs_config_load_layers(out, &f, path ? 1 : 0, 1, NULL, 0, err);
 }
@@ -913,6 +922,8 @@ static void print_key(rs_buf *b, const rs_config *cc, int ki)
 
 int rs_config_print(const rs_config *c, FILE *f, rs_error *err)
 {
+	rs_error local;
+	err = rs_err_or(err, &local);
 	rs_buf b = RS_BUF_INIT(0);
 	const char *sec = NULL;
 	size_t sec_len = 0;

@@ -64,6 +64,14 @@ struct rs_config {
  */
 int rs_config_set(rs_config *cfg, const char *key, const char *value, rs_error *err);
 
+/*
+ * The state files' paths, each computed here only: the configured one, or
+ * by default beside the database (<database>.d1-sync-snapshot.db,
+ * <database>.turso-replica.db).  malloc'd; NULL when out of memory.
+ */
+char *rs_config_d1_snapshot(const rs_config *cfg);
+char *rs_config_turso_replica(const rs_config *cfg);
+
 /* Re-run validation and defaults (after rs_config_set). */
 int rs_config_finish(rs_config *cfg, rs_error *err);
 

@@ -8,6 +8,7 @@
 
 #include "core/claim.h"
 #include "core/err.h"
+#include "core/lock.h"
 #include "core/log.h"
 #include "core/util.h"
 
@@ -18,24 +19,6 @@ static int exists(const char *path)
 {
 	struct stat st;
 	return lstat(path, &st) == 0;
-}
-
-/* Is path a regular file of at most 32 bytes holding only digits and white space? */
-static int pid_file(const char *path)
-{
-	struct stat st;
-	if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > 32)
-		return 0;
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return 0;
-	char buf[40];
-	size_t n = fread(buf, 1, sizeof buf, f);
-	fclose(f);
-	for (size_t i = 0; i < n; i++)
-		if (!(buf[i] >= '0' && buf[i] <= '9') && buf[i] != '\n' && buf[i] != ' ')
-			return 0;
-	return 1;
 }
 
 /*
@@ -134,7 +117,7 @@ int rs_claim_state(const char *state, const char *kind, const char *db_real, con
 		}
 		/* A lock file holding nothing but a pid (ours hold the holder's) left behind when
 		 * the state was deleted around it is no one's data: locking it destroys nothing. */
-		if (exists(name) && !(strcmp(suffixes[i], ".lock") == 0 && pid_file(name)))
+		if (exists(name) && !(strcmp(suffixes[i], ".lock") == 0 && rs_lock_file_bare(name)))
 			found = name;
 	}
 	if (found)

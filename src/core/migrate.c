@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/migrate.h"
 #include "core/util.h"
+#include "core/vec.h"
 
 static int by_name(const void *a, const void *b)
 {
@@ -32,10 +33,7 @@ static int list_files(const char *dir, char ***out, size_t *n, rs_error *err)
 		size_t len = strlen(e->d_name);
 		if (len < 5 || strcmp(e->d_name + len - 4, ".sql") != 0 || e->d_name[0] == '.')
 			continue;
-		char **v = realloc(*out, (*n + 1) * sizeof *v);
-		if (v)
-			*out = v;
-		if (!v || !(v[*n] = strdup(e->d_name)))
+		if (RS_VEC_ROOM(*out, *n) != 0 || !((*out)[*n] = strdup(e->d_name)))
 			rc = rs_err(err, RS_ENOMEM, "out of memory");
 		else
 			(*n)++;

@@ -1,7 +1,8 @@
 /*
- * syncer.c: rs_syncer, the mode-independent face of a sync strategy: holds
- * the per-database lock and dispatches to the D1 or Turso strategy.  Every
- * public entry point accepts err == NULL.
+ * syncer.c: rs_syncer, the mode-independent face of a sync target: takes
+ * the per-database lock, builds the target's options from the configuration
+ * and calls the target only through its strategy table entry
+ * (strategy/strategy.h).  Every public entry point accepts err == NULL.
  */
 #include <errno.h>
 #include <limits.h>
@@ -12,38 +13,33 @@
 
 #include "config/config.h"
 #include "core/err.h"
+#include "core/lock.h"
 #include "core/log.h"
 #include "core/syncer.h"
 #include "core/util.h"
-#include "d1/d1.h"
-#include "core/migrate.h"
-#include "daemon/lock.h"
-#include "turso/sync.h"
+#include "strategy/strategy.h"
 
 struct rs_syncer {
-	const rs_config *cfg;
+	const rs_strategy *target;
+	void *opts;          /* the target's options */
+	void *h;             /* the target's handle */
 	rs_lock *lock;       /* the database's */
-	rs_lock *state_lock; /* Turso: the replica's */
-	rs_d1 *d1;
-	rs_turso *turso;
-	rs_metrics *metrics;
-	volatile sig_atomic_t *cancel;
-	int prefer;
-	rs_turso_report startup; /* folded into the next cycle's result */
+	rs_strategy_run run; /* metrics, first-pairing preference */
 };
 
 /*
  * The per-database lock: `<database, resolved>.resort-sync.lock`, so every
  * configuration naming this database (through any path, link or state
- * path) meets the same lock.  D1 needs the database to exist (it only reads
- * it): a missing one is refused before any file is made.  Turso may create
- * it, so only its directory has to resolve (it is made when missing).
+ * path) meets the same lock.  A target that only reads the database (D1)
+ * needs it to exist: a missing one is refused before any file is made.  One
+ * that may create it (Turso) only needs its directory to resolve (it is
+ * made when missing).
  */
 static int lock_database(rs_syncer *s, const rs_config *cfg, rs_error *err)
 {
 	char real[PATH_MAX], *lockp = NULL;
 	struct stat st;
-	if (cfg->mode == RS_MODE_D1 && stat(cfg->db_path, &st) != 0)
+	if (!s->target->creates_database && stat(cfg->db_path, &st) != 0)
 		return rs_err(err, RS_ELOCAL, "%s: cannot open the database: %s (database.path); nothing was done",
 			      cfg->db_path, strerror(errno));
 	int rc = RS_OK;
@@ -63,29 +59,21 @@ static int lock_database(rs_syncer *s, const rs_config *cfg, rs_error *err)
 
 int rs_syncer_open(rs_syncer **out, const rs_config *cfg, rs_error *err)
 {
-	rs_error local = {0};
-	if (!err)
-		err = &local;
-	if (cfg->mode == RS_MODE_NONE)
+	rs_error local;
+	err = rs_err_or(err, &local);
+	const rs_strategy *target = rs_strategy_for(cfg->mode);
+	if (!target)
 		return rs_err(err, RS_ECONFIG, "database.sync.mode is none: nothing to sync");
 	rs_syncer *s = calloc(1, sizeof *s);
 	if (!s)
 		return rs_err(err, RS_ENOMEM, "out of memory");
-	s->cfg = cfg;
-	/* The locks come first: a second instance must not touch the state files. */
-	int rc = lock_database(s, cfg, err);
-	if (rc == RS_OK && cfg->mode == RS_MODE_TURSO) {
-		/* The replica keeps its own lock as well: two databases must not share one replica. */
-		char *lockp = cfg->turso_replica_path ? rs_path_beside(cfg->turso_replica_path, ".lock") : NULL;
-		rc = lockp ? rs_mkdir_parent(lockp, err) : rs_err(err, RS_ENOMEM, "out of memory");
-		if (rc == RS_OK)
-			rc = rs_lock_acquire(&s->state_lock, lockp, err);
-		free(lockp);
-	}
-	if (rc == RS_OK && cfg->mode == RS_MODE_TURSO)
-		rc = rs_turso_new(&s->turso, cfg, err);
-	else if (rc == RS_OK)
-		rc = rs_d1_new(&s->d1, cfg, NULL, NULL, err);
+	s->target = target;
+	/* The database's lock comes first: a second instance must not touch the state files. */
+	int rc = target->options_new(&s->opts, cfg, err);
+	if (rc == RS_OK)
+		rc = lock_database(s, cfg, err);
+	if (rc == RS_OK)
+		rc = target->open(&s->h, s->opts, err);
 	if (rc != RS_OK) {
 		rs_syncer_close(s);
 		return rc;
@@ -96,90 +84,50 @@ int rs_syncer_open(rs_syncer **out, const rs_config *cfg, rs_error *err)
 
 void rs_syncer_set_metrics(rs_syncer *s, rs_metrics *m)
 {
-	s->metrics = m;
+	s->run.metrics = m;
 }
 
 void rs_syncer_set_cancel(rs_syncer *s, volatile sig_atomic_t *flag)
 {
-	s->cancel = flag;
-	if (s->d1)
-		rs_d1_set_cancel(s->d1, flag);
-	if (s->turso)
-		rs_turso_set_cancel(s->turso, flag);
+	s->target->cancel(s->h, flag);
 }
 
 void rs_syncer_set_prefer(rs_syncer *s, int prefer)
 {
-	s->prefer = prefer;
-	if (s->turso)
-		rs_turso_set_prefer(s->turso, prefer);
+	s->run.prefer = prefer;
 }
 
 const char *rs_syncer_state_path(const rs_syncer *s)
 {
-	return s->d1 ? rs_d1_snapshot_path(s->d1) : s->turso ? rs_turso_replica_path(s->turso) : "";
+	return s->target->state_path(s->opts);
+}
+
+const char *rs_syncer_target_name(const rs_syncer *s)
+{
+	return s->target->name;
 }
 
 int rs_syncer_startup(rs_syncer *s, rs_error *err)
 {
-	rs_error local = {0};
-	if (!err)
-		err = &local;
-	if (s->turso) {
-		rs_turso_set_metrics(s->turso, s->metrics);
-		return rs_turso_startup(s->turso, &s->startup, err);
-	}
-	/* D1 has no start-up sync (the first cycle does the full load); the
-	 * migrations still run before it, as in the original's start-up. */
-	if (s->cfg->migrations_dir)
-		return rs_migrate(s->cfg->db_path, s->cfg->migrations_dir, NULL, err);
-	return RS_OK;
+	rs_error local;
+	err = rs_err_or(err, &local);
+	return s->target->startup(s->h, &s->run, NULL, err);
 }
 
 int rs_syncer_cycle(rs_syncer *s, rs_sync_result *res, rs_error *err)
 {
-	rs_error local = {0};
-	if (!err)
-		err = &local;
-	if (s->turso) {
-		rs_turso_report rep;
-		rs_turso_set_metrics(s->turso, s->metrics);
-		int rc = rs_turso_cycle(s->turso, &rep, err);
-		if (res) {
-			const rs_turso_report *su = &s->startup;
-			res->status = rep.status;
-			res->mode = rep.mode;
-			res->rows = rep.pushed + rep.pulled + su->pushed + su->pulled;
-			res->bytes = rep.bytes + su->bytes;
-			res->remote_calls = rep.remote_calls + su->remote_calls;
-			res->seconds = rep.seconds + su->seconds;
-			res->local_bytes = 0;
-		}
-		memset(&s->startup, 0, sizeof s->startup);
-		return rc;
-	}
-	rs_d1_report rep;
-	rs_d1_set_metrics(s->d1, s->metrics);
-	int rc = rs_d1_cycle(s->d1, &rep, err);
-	if (res) {
-		res->status = rep.status;
-		res->mode = rep.mode;
-		res->rows = rep.rows;
-		res->bytes = rep.bytes;
-		res->remote_calls = rep.remote_calls;
-		res->seconds = rep.seconds;
-		res->local_bytes = rep.snapshot_bytes;
-	}
-	return rc;
+	rs_error local;
+	err = rs_err_or(err, &local);
+	return s->target->cycle(s->h, &s->run, res, err);
 }
 
 void rs_syncer_close(rs_syncer *s)
 {
 	if (!s)
 		return;
-	rs_d1_free(s->d1);
-	rs_turso_free(s->turso);
-	rs_lock_release(s->state_lock);
+	if (s->h)
+		s->target->free(s->h);
 	rs_lock_release(s->lock);
+	s->target->options_free(s->opts);
 	free(s);
 }

@@ -3,15 +3,17 @@
 #define RS_CORE_SYNCER_H
 #include <signal.h>
 
-#include "daemon/metrics.h"
+#include "obs/metrics.h"
 #include "resortsync.h"
 
 /* Record into m (may be NULL) from now on. */
 void rs_syncer_set_metrics(rs_syncer *s, rs_metrics *m);
 /* A flag a signal handler sets to stop a running cycle at the next safe point. */
 void rs_syncer_set_cancel(rs_syncer *s, volatile sig_atomic_t *flag);
-/* The lock file held, and the state path (snapshot or replica) used. */
+/* The state path (snapshot or replica) used. */
 const char *rs_syncer_state_path(const rs_syncer *s);
-/* Turso first pairing: 0 refuse when both sides hold data, 1 prefer local, 2 prefer remote. */
+/* The target's name ("d1", "turso"). */
+const char *rs_syncer_target_name(const rs_syncer *s);
+/* First pairing of a two-way target when both sides hold data: RS_PREFER_* (strategy/strategy.h). */
 void rs_syncer_set_prefer(rs_syncer *s, int prefer);
 #endif

@@ -187,13 +187,62 @@ fail:;
 	return rs_err(err, RS_ELOCAL, "%s: cannot write: %s", path, strerror(e));
 }
 
-int rs_read_file(const char *path, char **out, size_t *len, rs_error *err)
+int rs_pwrite_all(int fd, const void *buf, size_t n, int64_t off)
 {
+	const char *c = buf;
+	while (n) {
+		ssize_t w = pwrite(fd, c, n, (off_t)off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		if (w == 0) {
+			errno = EIO;
+			return -1;
+		}
+		c += w;
+		n -= (size_t)w;
+		off += w;
+	}
+	return 0;
+}
+
+int rs_pread_all(int fd, void *buf, size_t n, int64_t off)
+{
+	char *c = buf;
+	while (n) {
+		ssize_t r = pread(fd, c, n, (off_t)off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -1;
+		if (r == 0) {
+			errno = EIO;
+			return -1;
+		}
+		c += r;
+		n -= (size_t)r;
+		off += r;
+	}
+	return 0;
+}
+
+int rs_read_file_max(const char *path, char **out, size_t *len, size_t max, rs_error *err)
+{
+	*out = NULL;
 	FILE *f = fopen(path, "rb");
 	if (!f)
 		return rs_err(err, RS_ELOCAL, "%s: cannot open: %s", path, strerror(errno));
+	struct stat st;
+	if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size > max) {
+		fclose(f);
+		return rs_err(err, RS_ELOCAL, "%s: too large (%lld bytes; at most %zu are read)", path,
+			      (long long)st.st_size, max);
+	}
+	/* The size is checked again while reading: the file may grow, or be a pipe. */
 	size_t cap = 4096, n = 0;
 	char *p = malloc(cap);
+	int too_big = 0;
 	while (p) {
 		if (n + 1 >= cap) {
 			char *q = realloc(p, cap * 2);
@@ -207,6 +256,10 @@ int rs_read_file(const char *path, char **out, size_t *len, rs_error *err)
 		}
 		size_t r = fread(p + n, 1, cap - n - 1, f);
 		n += r;
+		if (n > max) {
+			too_big = 1;
+			break;
+		}
 		if (r == 0)
 			break;
 	}
@@ -214,15 +267,21 @@ int rs_read_file(const char *path, char **out, size_t *len, rs_error *err)
 	fclose(f);
 	if (!p)
 		return rs_err(err, RS_ENOMEM, "%s: out of memory reading file", path);
-	if (bad) {
+	if (bad || too_big) {
 		free(p);
-		return rs_err(err, RS_ELOCAL, "%s: read error", path);
+		return too_big ? rs_err(err, RS_ELOCAL, "%s: too large (more than %zu bytes)", path, max)
+			       : rs_err(err, RS_ELOCAL, "%s: read error", path);
 	}
 	p[n] = '\0';
 	*out = p;
 	if (len)
 		*len = n;
 	return RS_OK;
+}
+
+int rs_read_file(const char *path, char **out, size_t *len, rs_error *err)
+{
+	return rs_read_file_max(path, out, len, RS_READ_FILE_MAX, err);
 }
 
 int rs_resolve_path(const char *path, char *out)

@@ -35,7 +35,14 @@ int rs_fsync_dir_of(const char *path, rs_error *err);
 int rs_write_file_atomic(const char *path, const void *data, size_t len, int mode,
 			 rs_error *err);
 
-/* Read a whole file (NUL-terminated) into *out (free()); *len may be NULL. */
+/*
+ * Read a whole file (NUL-terminated) into *out (free()); *len may be NULL.
+ * A file over `max` bytes (rs_read_file: RS_READ_FILE_MAX, for the small
+ * config, state and migration files it reads) is refused with RS_ELOCAL
+ * naming it, before anything is allocated for it.
+ */
+#define RS_READ_FILE_MAX (64u << 20)
+int rs_read_file_max(const char *path, char **out, size_t *len, size_t max, rs_error *err);
 int rs_read_file(const char *path, char **out, size_t *len, rs_error *err);
 
 /*
@@ -52,6 +59,29 @@ int rs_same_file(const char *a, const char *b);
 int rs_resolve_path(const char *path, char *out);
 /* "<dir of db>/<basename of db><suffix>" into a malloc'd string, or NULL. */
 char *rs_path_beside(const char *db_path, const char *suffix);
+/*
+ * Write/read exactly n bytes at offset off, retrying on EINTR and short
+ * transfers.  0, or -1 with errno set (EIO for a read past the end).
+ */
+int rs_pwrite_all(int fd, const void *buf, size_t n, int64_t off);
+int rs_pread_all(int fd, void *buf, size_t n, int64_t off);
+
+/* Big-endian integers in a byte buffer (SQLite's file formats). */
+static inline void rs_put_be32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)(v >> 24);
+	p[1] = (unsigned char)(v >> 16);
+	p[2] = (unsigned char)(v >> 8);
+	p[3] = (unsigned char)v;
+}
+
+static inline uint32_t rs_get_be32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static inline unsigned rs_get_be16(const unsigned char *p) { return (unsigned)p[0] << 8 | p[1]; }
+
 /* Little-endian 64-bit integers in a byte buffer (our own file formats). */
 static inline void rs_put_le64(unsigned char *p, uint64_t v)
 {

@@ -9,6 +9,8 @@
  *   S.pending.sql.new  the payload while it is being written
  *   S.next             a full load's new snapshot, until D1 accepted it
  *                      (kept while that full load is pending)
+ *   S.pages            a diff's pages for the snapshot, staged with the
+ *                      payload (S.pages.new while written)
  *   S.part.sql         the part of a full load being sent (parts.c)
  *   S.status.json      what the last cycle did (status.c)
  *
@@ -39,12 +41,18 @@
  *      Any other failure: the pending file stays for step 1 next time.
  *
  * The snapshot advances in one of two ways, both atomic:
- *   - after a diff: the same payload D1 ran is applied to the snapshot in
- *     one SQLite transaction (its rollback journal makes a crash harmless),
- *     so the bytes written follow the size of the change, not of the
- *     database; should that fail for lack of space or an I/O error, the
- *     payload stays pending and is retried; any other failure removes the
- *     snapshot and the next cycle is a full load (which resets D1's tables);
+ *   - after a diff: by pages (pagefile.h).  While the read transaction
+ *     lasts, the live pages that differ from the snapshot's are staged in
+ *     S.pages (digest-checked); once D1 has the payload they are applied
+ *     to the snapshot behind a rollback journal in SQLite's own format (a
+ *     crash leaves a hot journal: the old state, never a mix), so the
+ *     snapshot stays page-identical to the state it records and only
+ *     changed pages are written.  Only without a page image (e.g. the page
+ *     sizes differ) is the payload itself replayed into the snapshot in one
+ *     SQLite transaction instead.  Should the advance fail for lack of
+ *     space or an I/O error, the payload stays pending and is retried; any
+ *     other failure removes the snapshot and the next cycle is a full load
+ *     (which resets D1's tables);
  *   - after a full load: a copy of the live view the payload was built from
  *     (backup API, same read transaction), written to S.next before the
  *     remote call, fsynced, and renamed over the snapshot once D1 accepted
@@ -84,14 +92,15 @@
 
 #include "core/claim.h"
 #include "core/err.h"
+#include "core/lock.h"
 #include "core/log.h"
+#include "core/pageapply.h"
 #include "core/util.h"
 #include "core/watch.h"
 #include "d1/d1.h"
 #include "d1/d1_int.h"
 #include "d1/pagefile.h"
 #include "d1/wrangler.h"
-#include "daemon/lock.h"
 #include "emit/key.h"
 #include "emit/sql.h"
 #include "engine/cascade.h"
@@ -763,7 +772,8 @@ static int64_t count_rows(sqlite3 *db)
 		}
 		sqlite3_free(q);
 	}
-	sqlite3_finalize(st);
+	if (sqlite3_finalize(st) != SQLITE_OK) /* only the progress figure suffers: say so */
+		rs_debug("d1: the row count for progress is incomplete", "error=\"%s\"", sqlite3_errmsg(db));
 	return total;
 }
 
@@ -1092,8 +1102,8 @@ static int cycle_open(rs_d1 *d, struct cycle *c, rs_error *err)
 	}
 	read_chain(c->old, c->p.base);
 	/* An empty file where tables were: most likely an accident, not a change to replicate. */
-	int64_t then = rs_schema_count(c->old, 0);
-	if (rs_schema_count(c->live, 0) == 0 && then > 0)
+	int64_t then = rs_schema_count(c->old, NULL);
+	if (rs_schema_count(c->live, NULL) == 0 && then > 0)
 		return rs_err(err, RS_ELOCAL, "%s: the database holds no schema objects where %lld were synced"
 			      " (truncated or replaced?): refusing to delete them on D1; nothing was sent",
 			      d->cfg->db_path, (long long)then);

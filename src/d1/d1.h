@@ -36,7 +36,7 @@
 #include <jansson.h>
 
 #include "config/config.h"
-#include "daemon/metrics.h"
+#include "obs/metrics.h"
 #include "resortsync.h"
 
 /* What the remote did with a payload file (see rs_d1_transport). */

@@ -15,7 +15,7 @@
 
 #include "core/watch.h"
 #include "d1/d1.h"
-#include "daemon/lock.h"
+#include "core/lock.h"
 #include "emit/sql.h"
 #include "engine/engine.h"
 
@@ -157,7 +157,7 @@ char *d1_snapshot_of(const rs_config *cfg);
 void d1_crash_point(const char *point);
 /* The VFS to open the snapshot with for an advance (NULL: the default). */
 const char *d1_snapshot_vfs(void);
-void d1_page_written(void);
+int d1_page_written(int step);
 #define D1_PAGE_WRITE_HOOK d1_page_written
 #else
 #define d1_crash_point(point) ((void)0)

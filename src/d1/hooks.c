@@ -12,6 +12,7 @@
 
 #include <sqlite3.h>
 
+#include "core/pageapply.h"
 #include "d1/d1_int.h"
 
 /*
@@ -108,7 +109,12 @@ const char *d1_snapshot_vfs(void)
 	}
 	return hook_vfs.zName;
 }
-void d1_page_written(void) { d1_crash_point("snapshot-write"); }
+int d1_page_written(int step)
+{
+	if (step == RS_PAGEAPPLY_PAGE_WRITTEN)
+		d1_crash_point("snapshot-write");
+	return 0;
+}
 #else
 typedef int d1_hooks_not_built; /* ISO C wants something in a translation unit */
 #endif

@@ -9,12 +9,12 @@
  * snapshot.  Only changed pages are written, three times at most: the page
  * file, the rollback journal, the snapshot.
  *
- * Applying is crash-safe the way SQLite itself is: the snapshot's old
- * pages go first to a rollback journal in SQLite's own format (documented
- * in fileformat2.html, "The Rollback Journal"), fsynced, then the new pages
- * are written in place, then the journal is deleted.  A crash before the
- * deletion leaves a hot journal, which SQLite (or the next cycle's
- * recovery) rolls back: the snapshot is the old state, never a mix.
+ * Applying is crash-safe the way SQLite itself is (core/pageapply.h): the
+ * snapshot's old pages go first to <snapshot>-journal, a rollback journal
+ * in SQLite's own format, fsynced, then the new pages are written in place,
+ * then the journal is deleted.  A crash before the deletion leaves a hot
+ * journal, which SQLite rolls back when the next cycle opens the snapshot
+ * (d1.c's recover_snapshot): the snapshot is the old state, never a mix.
  *
  * Page file layout (integers big-endian):
  *   "RSPAGES1", page size (4), new size in pages (4), page count (4),
@@ -40,10 +40,10 @@ int rs_pagefile_chain(const char *path, char chain[17]);
 
 /*
  * Apply the page file to the snapshot (no connection may have it open).
- * after_write, if not NULL, is called after each page written to the
- * snapshot (test builds crash there).  *bytes: bytes written (journal and
- * pages).
+ * hook: NULL, or a test hook (rs_pageapply_opts.hook: test builds crash
+ * there).  *bytes: bytes written (journal and pages).  On a failure the
+ * snapshot is rolled back at once, or else by its journal at the next open.
  */
-int rs_pagefile_apply(const char *path, const char *snapshot, void (*after_write)(void), int64_t *bytes,
+int rs_pagefile_apply(const char *path, const char *snapshot, int (*hook)(int step), int64_t *bytes,
 		      rs_error *err);
 #endif

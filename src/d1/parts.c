@@ -57,7 +57,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "d1/d1_int.h"
-#include "daemon/metrics.h"
+#include "obs/metrics.h"
 #include "engine/cascade.h"
 #include "engine/schema.h"
 

@@ -85,7 +85,7 @@ int d1_write_status(const rs_d1 *d, const rs_d1_report *rep, const rs_error *err
 /* The snapshot path cfg configures (malloc'd), or NULL. */
 char *d1_snapshot_of(const rs_config *cfg)
 {
-	return cfg->d1_snapshot_path ? strdup(cfg->d1_snapshot_path) : rs_path_beside(cfg->db_path, ".d1-sync-snapshot.db");
+	return rs_config_d1_snapshot(cfg);
 }
 
 int rs_d1_note_verify(const rs_config *cfg, int differ, rs_error *err)

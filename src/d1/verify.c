@@ -105,6 +105,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "core/vec.h"
 #include "d1/d1.h"
 #include "d1/wrangler.h"
 #include "engine/engine.h"
@@ -870,11 +871,9 @@ static int add_line(struct verify *V, int differs, const char *name, rs_error *e
 	va_start(ap, fmt);
 	int w = vasprintf(&text, fmt, ap);
 	va_end(ap);
-	struct line *l = realloc(V->lines, (size_t)(V->nlines + 1) * sizeof *l);
-	if (l)
-		V->lines = l;
+	int full = RS_VEC_ROOM(V->lines, V->nlines) != 0;
 	char *nm = strdup(name);
-	if (w < 0 || !l || !nm) {
+	if (w < 0 || full || !nm) {
 		free(nm);
 		if (w >= 0)
 			free(text);
@@ -911,10 +910,7 @@ static int d1_objects(struct verify *V, json_t *list, json_t *objs, rs_error *er
 			V->d1_has_seq = 1;
 		if (strcmp(type, "shadow") != 0)
 			continue;
-		char **d = realloc(V->d1_shadow, (size_t)(V->nd1_shadow + 1) * sizeof *d);
-		if (d)
-			V->d1_shadow = d;
-		if (!d || !(V->d1_shadow[V->nd1_shadow] = strdup(name)))
+		if (RS_VEC_ROOM(V->d1_shadow, V->nd1_shadow) != 0 || !(V->d1_shadow[V->nd1_shadow] = strdup(name)))
 			return rs_err(err, RS_ENOMEM, "out of memory");
 		V->nd1_shadow++;
 	}
@@ -928,11 +924,9 @@ static int d1_objects(struct verify *V, json_t *list, json_t *objs, rs_error *er
 		if (!type || !name || !tbl || !sql || reserved_on_d1(name) || reserved_on_d1(tbl) ||
 		    (strcmp(type, "table") == 0 && is_d1_shadow(V, name)))
 			continue;
-		struct sobj *o = realloc(V->d1obj, (size_t)(V->nd1obj + 1) * sizeof *o);
-		if (!o)
+		if (RS_VEC_ROOM(V->d1obj, V->nd1obj) != 0)
 			return rs_err(err, RS_ENOMEM, "out of memory");
-		V->d1obj = o;
-		o = &V->d1obj[V->nd1obj];
+		struct sobj *o = &V->d1obj[V->nd1obj];
 		memset(o, 0, sizeof *o);
 		o->type = strdup(type);
 		o->name = strdup(name);
@@ -1310,10 +1304,8 @@ static int d1_schema(struct verify *V, rs_error *err)
 							      : "rowid";
 					continue;
 				}
-				char **d = realloc(V->d1_only, (size_t)(V->nd1_only + 1) * sizeof *d);
-				if (d)
-					V->d1_only = d;
-				if (!d || !(V->d1_only[V->nd1_only] = strdup(name))) {
+				if (RS_VEC_ROOM(V->d1_only, V->nd1_only) != 0 ||
+				    !(V->d1_only[V->nd1_only] = strdup(name))) {
 					rc = rs_err(err, RS_ENOMEM, "out of memory");
 					break;
 				}

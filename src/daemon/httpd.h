@@ -18,7 +18,7 @@
 #include <stdint.h>
 
 #include "resortsync.h"
-#include "daemon/metrics.h"
+#include "obs/metrics.h"
 
 typedef struct rs_httpd rs_httpd;
 

@@ -30,6 +30,7 @@
 
 #include "core/err.h"
 #include "core/util.h"
+#include "core/vec.h"
 #include "emit/key.h"
 
 struct rec {
@@ -127,15 +128,12 @@ static void put_value(rs_key_sink *k, const rs_value *v)
 
 static int keep_record(rs_key_sink *k, struct rec **arr, int *n, rs_error *err)
 {
-	struct rec *a = realloc(*arr, (size_t)(*n + 1) * sizeof *a);
 	unsigned char *copy = malloc(k->slen ? k->slen : 1);
-	if (!a || !copy || k->oom) {
-		if (a)
-			*arr = a;
+	if (RS_VEC_ROOM(*arr, *n) != 0 || !copy || k->oom) {
 		free(copy);
 		return rs_err(err, RS_ENOMEM, "out of memory computing the sync key");
 	}
-	*arr = a;
+	struct rec *a = *arr;
 	memcpy(copy, k->scratch, k->slen);
 	a[*n].p = copy;
 	a[*n].n = k->slen;
@@ -147,11 +145,9 @@ static int end_table(rs_key_sink *k, rs_error *err)
 {
 	if (!k->cur)
 		return RS_OK;
-	struct tabsum *t = realloc(k->tabs, (size_t)(k->ntabs + 1) * sizeof *t);
-	if (!t)
+	if (RS_VEC_ROOM(k->tabs, k->ntabs) != 0)
 		return rs_err(err, RS_ENOMEM, "out of memory computing the sync key");
-	k->tabs = t;
-	t = &k->tabs[k->ntabs];
+	struct tabsum *t = &k->tabs[k->ntabs];
 	unsigned int len = 0;
 	t->name = strdup(k->cur->name);
 	if (!t->name || EVP_DigestFinal_ex(k->tctx, t->digest, &len) != 1)

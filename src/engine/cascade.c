@@ -15,6 +15,7 @@
 
 #include "core/err.h"
 #include "core/util.h"
+#include "core/vec.h"
 #include "engine/cascade.h"
 
 struct ref {
@@ -399,13 +400,11 @@ static int setup_fk(rs_cascade *c, const rs_fkey *fk, rs_error *err)
 		if (ci && ci->notnull && (fk->on_delete == RS_FK_SETNULL || (fk->on_delete == RS_FK_SETDEFAULT && !ci->dflt)))
 			x.how = RS_FK_HARD;
 	}
-	struct fkq *a = realloc(c->fkq, (c->nfkq + 1) * sizeof *a);
-	if (!a) {
+	if (RS_VEC_ROOM(c->fkq, c->nfkq) != 0) {
 		sqlite3_finalize(x.children);
 		free(x.pcol);
 		return rs_err(err, RS_ENOMEM, "out of memory");
 	}
-	c->fkq = a;
 	c->fkq[c->nfkq++] = x;
 	c->t[p].parent = 1;
 	return RS_OK;
@@ -442,13 +441,11 @@ static int setup_unique(rs_cascade *c, int ti, rs_error *err)
 				return rc;
 			}
 		}
-		struct uqq *a = realloc(c->uqq, (c->nuqq + 1) * sizeof *a);
-		if (!a) {
+		if (RS_VEC_ROOM(c->uqq, c->nuqq) != 0) {
 			sqlite3_finalize(x.holders);
 			free(x.ncol);
 			return rs_err(err, RS_ENOMEM, "out of memory");
 		}
-		c->uqq = a;
 		c->uqq[c->nuqq++] = x;
 	}
 	return RS_OK;

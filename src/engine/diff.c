@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "core/err.h"
+#include "core/vec.h"
 #include "engine/cascade.h"
 #include "engine/engine.h"
 #include "engine/pages.h"
@@ -187,10 +188,8 @@ static int split_defs(const char *mid, char ***out, int *n)
 		size_t len = (size_t)(p - start);
 		while (len && (start[len - 1] == ' ' || start[len - 1] == '\n'))
 			len--;
-		char **a = realloc(*out, (*n + 1) * sizeof *a);
-		if (!a)
+		if (RS_VEC_ROOM(*out, *n) != 0)
 			return -1;
-		*out = a;
 		(*out)[*n] = strndup(start, len);
 		if (!(*out)[*n])
 			return -1;
@@ -273,16 +272,15 @@ static int shape_lines(sqlite3 *db, const char *table, char ***out, int *n)
 	while (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
 		char *line = sqlite3_mprintf("%s|%s|%d", sqlite3_column_text(st, 0), sqlite3_column_text(st, 1),
 					     sqlite3_column_int(st, 2));
-		char **l = line ? realloc(*out, (size_t)(*n + 1) * sizeof *l) : NULL;
-		if (!l) {
+		if (!line || RS_VEC_ROOM(*out, *n) != 0) {
 			sqlite3_free(line);
 			rc = SQLITE_NOMEM;
 			break;
 		}
-		*out = l;
 		(*out)[(*n)++] = line;
 	}
-	sqlite3_finalize(st);
+	if (sqlite3_finalize(st) != SQLITE_OK) /* the last step failed: the list is not whole */
+		rc = SQLITE_ERROR;
 	return rc == SQLITE_OK ? 0 : -1;
 }
 
@@ -377,7 +375,8 @@ static char *index_shape(sqlite3 *db, const char *name, const char *tbl)
 	while (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
 		sqlite3_str_appendf(s, "%s %d %s,", sqlite3_column_text(st, 0), sqlite3_column_int(st, 1),
 				    sqlite3_column_text(st, 2));
-	sqlite3_finalize(st);
+	if (sqlite3_finalize(st) != SQLITE_OK && rc == SQLITE_OK)
+		rc = SQLITE_ERROR;
 	char *out = sqlite3_str_finish(s);
 	if (rc != SQLITE_OK) {
 		sqlite3_free(out);

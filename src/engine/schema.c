@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "core/err.h"
+#include "core/vec.h"
 #include "engine/schema.h"
 
 static char *xstrdup(const char *s)
@@ -64,19 +65,15 @@ static int on_table_list(void *ctx, sqlite3_stmt *st, rs_error *err)
 	struct load *L = ctx;
 	if (strcmp(col_text(st, 0), "main") != 0)
 		return RS_OK;
-	int n = L->nlist + 1;
-	char **a = realloc(L->list_name, n * sizeof *a);
-	if (a) L->list_name = a;
-	char **b = realloc(L->list_type, n * sizeof *b);
-	if (b) L->list_type = b;
-	int *c = realloc(L->list_wr, n * sizeof *c);
-	if (c) L->list_wr = c;
-	if (!a || !b || !c)
+	if (RS_VEC_ROOM(L->list_name, L->nlist) != 0 || RS_VEC_ROOM(L->list_type, L->nlist) != 0 ||
+	    RS_VEC_ROOM(L->list_wr, L->nlist) != 0)
 		return rs_err(err, RS_ENOMEM, "out of memory loading schema");
 	L->list_name[L->nlist] = xstrdup(col_text(st, 1));
 	L->list_type[L->nlist] = xstrdup(col_text(st, 2));
 	L->list_wr[L->nlist] = sqlite3_column_int(st, 4);
-	L->nlist = n;
+	L->nlist++; /* (freed with the loader, whole or not) */
+	if (!L->list_name[L->nlist - 1] || !L->list_type[L->nlist - 1])
+		return rs_err(err, RS_ENOMEM, "out of memory loading schema");
 	return RS_OK;
 }
 
@@ -102,11 +99,9 @@ static int on_schema_row(void *ctx, sqlite3_stmt *st, rs_error *err)
 			return RS_OK;
 	}
 	rs_schema *s = L->s;
-	rs_obj *o = realloc(s->obj, (s->nobj + 1) * sizeof *o);
-	if (!o)
+	if (RS_VEC_ROOM(s->obj, s->nobj) != 0)
 		return rs_err(err, RS_ENOMEM, "out of memory loading schema");
-	s->obj = o;
-	o = &s->obj[s->nobj++];
+	rs_obj *o = &s->obj[s->nobj++];
 	o->type = xstrdup(type);
 	o->name = xstrdup(name);
 	o->tbl = xstrdup(tbl);
@@ -253,10 +248,8 @@ static int parse_vtab(const char *sql, char *module, size_t msize, char **conten
 					*rest = '\0';
 					char *name = trim(arg);
 					unquote(name);
-					char **ul = realloc(*unindexed, (*nunindexed + 1) * sizeof *ul);
-					if (ul)
-						*unindexed = ul;
-					if (!ul || !(ul[*nunindexed] = strdup(name))) {
+					if (RS_VEC_ROOM(*unindexed, *nunindexed) != 0 ||
+					    !((*unindexed)[*nunindexed] = strdup(name))) {
 						free(args);
 						return -1;
 					}
@@ -294,22 +287,16 @@ static int on_xinfo(void *ctx, sqlite3_stmt *st, rs_error *err)
 	struct cols *C = ctx;
 	const char *name = col_text(st, 1), *type = col_text(st, 2);
 	int pk = sqlite3_column_int(st, 5), hidden = sqlite3_column_int(st, 6);
-	char **all = realloc(C->all, (C->nall + 1) * sizeof *all);
-	if (!all)
+	if (RS_VEC_ROOM(C->all, C->nall) != 0)
 		return rs_err(err, RS_ENOMEM, "out of memory loading schema");
-	C->all = all;
-	C->all[C->nall++] = xstrdup(name);
+	if (!(C->all[C->nall] = xstrdup(name)))
+		return rs_err(err, RS_ENOMEM, "out of memory loading schema");
+	C->nall++;
 	if (hidden != 0)
 		return RS_OK;
 	rs_table *t = C->t;
-	char **col = realloc(t->col, (t->ncol + 1) * sizeof *col);
-	if (!col)
+	if (RS_VEC_ROOM(t->col, t->ncol) != 0 || RS_VEC_ROOM(C->ci, t->ncol) != 0)
 		return rs_err(err, RS_ENOMEM, "out of memory loading schema");
-	t->col = col;
-	rs_colinfo *ci = realloc(C->ci, (t->ncol + 1) * sizeof *ci);
-	if (!ci)
-		return rs_err(err, RS_ENOMEM, "out of memory loading schema");
-	C->ci = ci;
 	C->ci[t->ncol].dflt = sqlite3_column_type(st, 4) == SQLITE_NULL ? NULL : xstrdup(col_text(st, 4));
 	C->ci[t->ncol].notnull = sqlite3_column_int(st, 3);
 	t->col[t->ncol] = xstrdup(name);
@@ -395,11 +382,9 @@ static int on_fk(void *ctx, sqlite3_stmt *st, rs_error *err)
 	const char *on_update = col_text(st, 5), *on_delete = col_text(st, 6);
 	int id = sqlite3_column_int(st, 0);
 	if (id != F->last_id) {
-		rs_fkey *k = realloc(s->fk, (s->nfk + 1) * sizeof *k);
-		if (!k)
+		if (RS_VEC_ROOM(s->fk, s->nfk) != 0)
 			return rs_err(err, RS_ENOMEM, "out of memory loading schema");
-		s->fk = k;
-		k = &s->fk[s->nfk++];
+		rs_fkey *k = &s->fk[s->nfk++];
 		memset(k, 0, sizeof *k);
 		k->child = F->child;
 		k->parent = xstrdup(col_text(st, 2));
@@ -415,13 +400,7 @@ static int on_fk(void *ctx, sqlite3_stmt *st, rs_error *err)
 			return rs_err(err, RS_ENOMEM, "out of memory loading schema");
 	}
 	rs_fkey *k = &s->fk[s->nfk - 1];
-	char **from = realloc(k->from, (k->n + 1) * sizeof *from);
-	if (from)
-		k->from = from;
-	char **to = realloc(k->to, (k->n + 1) * sizeof *to);
-	if (to)
-		k->to = to;
-	if (!from || !to)
+	if (RS_VEC_ROOM(k->from, k->n) != 0 || RS_VEC_ROOM(k->to, k->n) != 0)
 		return rs_err(err, RS_ENOMEM, "out of memory loading schema");
 	k->from[k->n] = xstrdup(col_text(st, 3));
 	k->to[k->n] = sqlite3_column_type(st, 4) == SQLITE_NULL ? NULL : xstrdup(col_text(st, 4));
@@ -455,13 +434,7 @@ static int on_uniq_col(void *ctx, sqlite3_stmt *st, rs_error *err)
 	if (sqlite3_column_int(st, 5) == 0)
 		return RS_OK;
 	rs_unique *u = &U->s->uniq[U->ti][U->s->nuniq[U->ti] - 1];
-	int *col = realloc(u->col, (u->n + 1) * sizeof *col);
-	if (col)
-		u->col = col;
-	int *coll = realloc(u->coll, (u->n + 1) * sizeof *coll);
-	if (coll)
-		u->coll = coll;
-	if (!col || !coll)
+	if (RS_VEC_ROOM(u->col, u->n) != 0 || RS_VEC_ROOM(u->coll, u->n) != 0)
 		return rs_err(err, RS_ENOMEM, "out of memory loading schema");
 	const rs_table *t = U->s->tab[U->ti];
 	int c = sqlite3_column_type(st, 2) == SQLITE_NULL ? -1 : rs_table_col(t, col_text(st, 2));
@@ -485,11 +458,9 @@ static int on_uniq(void *ctx, sqlite3_stmt *st, rs_error *err)
 		return RS_OK;
 	if (strcmp(col_text(st, 3), "pk") == 0 && t->kind == RS_TABLE_WITHOUT_ROWID)
 		return RS_OK; /* the table's own key: the row's identity */
-	rs_unique *u = realloc(s->uniq[U->ti], (s->nuniq[U->ti] + 1) * sizeof *u);
-	if (!u)
+	if (RS_VEC_ROOM(s->uniq[U->ti], s->nuniq[U->ti]) != 0)
 		return rs_err(err, RS_ENOMEM, "out of memory loading schema");
-	s->uniq[U->ti] = u;
-	memset(&u[s->nuniq[U->ti]++], 0, sizeof *u);
+	memset(&s->uniq[U->ti][s->nuniq[U->ti]++], 0, sizeof **s->uniq);
 	char *q = sqlite3_mprintf("PRAGMA main.index_xinfo(%Q)", col_text(st, 1));
 	int rc = q ? each_row(U->db, q, t->name, on_uniq_col, U, err) : rs_err(err, RS_ENOMEM, "out of memory");
 	sqlite3_free(q);
@@ -502,11 +473,7 @@ static int load_table(struct load *L, const rs_obj *o, rs_error *err)
 	rs_table *t = calloc(1, sizeof *t);
 	if (!t)
 		return rs_err(err, RS_ENOMEM, "out of memory loading schema");
-	rs_table **tabs = realloc(s->tab, (s->ntab + 1) * sizeof *tabs);
-	rs_colinfo **cis = realloc(s->colinfo, (s->ntab + 1) * sizeof *cis);
-	if (tabs) s->tab = tabs;
-	if (cis) s->colinfo = cis;
-	if (!tabs || !cis) {
+	if (RS_VEC_ROOM(s->tab, s->ntab) != 0 || RS_VEC_ROOM(s->colinfo, s->ntab) != 0) {
 		free(t);
 		return rs_err(err, RS_ENOMEM, "out of memory loading schema");
 	}
@@ -672,12 +639,10 @@ static int link_fts(rs_schema *s, rs_error *err)
 				    "table %s: external-content FTS over %s, which is not a rowid table here",
 				    f->name, content);
 		} else {
-			rs_fts_link *lk = realloc(t->fts, (t->nfts + 1) * sizeof *lk);
-			if (!lk) {
+			if (RS_VEC_ROOM(t->fts, t->nfts) != 0) {
 				rc = rs_err(err, RS_ENOMEM, "out of memory");
 			} else {
-				t->fts = lk;
-				lk = &t->fts[t->nfts++];
+				rs_fts_link *lk = &t->fts[t->nfts++];
 				memset(lk, 0, sizeof *lk);
 				lk->fts_name = xstrdup(f->name);
 				lk->ncol = f->ncol;
@@ -734,11 +699,7 @@ static int on_seq(void *ctx, sqlite3_stmt *st, rs_error *err)
 	const char *name = col_text(st, 0);
 	if (is_excluded(L->exclude, name))
 		return RS_OK;
-	char **n = realloc(s->seq_name, (s->nseq + 1) * sizeof *n);
-	if (n) s->seq_name = n;
-	int64_t *v = realloc(s->seq_val, (s->nseq + 1) * sizeof *v);
-	if (v) s->seq_val = v;
-	if (!n || !v)
+	if (RS_VEC_ROOM(s->seq_name, s->nseq) != 0 || RS_VEC_ROOM(s->seq_val, s->nseq) != 0)
 		return rs_err(err, RS_ENOMEM, "out of memory");
 	s->seq_name[s->nseq] = xstrdup(name);
 	s->seq_val[s->nseq] = sqlite3_column_int64(st, 1);
@@ -904,21 +865,19 @@ int rs_table_col(const rs_table *t, const char *name)
 	return -1;
 }
 
-int64_t rs_schema_count(sqlite3 *db, int data_only)
+int64_t rs_schema_count(sqlite3 *db, const char *const *skip_prefixes)
 {
-#define OBJECTS "SELECT count(*) FROM main.sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
-	static const char *const sql[2] = {
-		OBJECTS,
-		OBJECTS " AND name NOT LIKE 'turso\\_sync\\_%' ESCAPE '\\'"
-			" AND name NOT LIKE '\\_resort\\_sync\\_%' ESCAPE '\\'",
-	};
-#undef OBJECTS
-	sqlite3_stmt *st;
+	sqlite3_str *q = sqlite3_str_new(NULL);
+	sqlite3_str_appendall(q, "SELECT count(*) FROM main.sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'");
+	for (size_t i = 0; skip_prefixes && skip_prefixes[i]; i++)
+		sqlite3_str_appendf(q, " AND lower(substr(name, 1, %d)) <> lower(%Q)", (int)strlen(skip_prefixes[i]),
+				    skip_prefixes[i]);
+	char *sql = sqlite3_str_finish(q);
+	sqlite3_stmt *st = NULL;
 	int64_t n = -1;
-	if (sqlite3_prepare_v2(db, sql[data_only != 0], -1, &st, NULL) != SQLITE_OK)
-		return -1;
-	if (sqlite3_step(st) == SQLITE_ROW)
+	if (sql && sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
 		n = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
+	sqlite3_free(sql);
 	return n;
 }

@@ -72,10 +72,12 @@ const rs_obj *rs_schema_find(const rs_schema *s, const char *type, const char *n
 int rs_schema_table(const rs_schema *s, const char *name);
 /*
  * Schema objects (tables, indexes, views, triggers) of db's main schema,
- * not counting SQLite's own; with `data_only`, not counting the sync
- * bookkeeping either (turso_sync_*, _resort_sync_*).  -1: unreadable.
+ * not counting SQLite's own (sqlite_*) nor those whose name starts with one
+ * of `skip_prefixes` (NULL-terminated, compared case-insensitively for
+ * ASCII; may be NULL): a target passes its own bookkeeping tables, which
+ * the engine does not know.  -1: unreadable or out of memory.
  */
-int64_t rs_schema_count(sqlite3 *db, int data_only);
+int64_t rs_schema_count(sqlite3 *db, const char *const *skip_prefixes);
 /* Index of column `name` in t->col, or -1. */
 int rs_table_col(const rs_table *t, const char *name);
 #endif

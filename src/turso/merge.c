@@ -63,6 +63,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "core/vec.h"
 #include "engine/schema.h"
 #include "turso/sync_int.h"
 
@@ -107,8 +108,10 @@ struct merger {
 	struct ti *ti;
 	int nti, cti;
 	int rows_started;
-	char **trig_name, **trig_sql, **trig_tbl;
-	int ntrig;
+	struct trig {
+		char *name, *sql, *tbl; /* sqlite3_malloc'd */
+	} *trig;
+	size_t ntrig;
 	int clear;                  /* prefer remote: tables emptied, FTS rebuilt at the end */
 	rs_buf key;
 	rs_turso_report *rep;
@@ -163,18 +166,85 @@ static int run(struct merger *M, sqlite3_stmt *st, const char *table)
 }
 
 /* "a,b,c": a table's column names in order (lower case), or NULL when it does not exist. */
-static char *columns_of(sqlite3 *db, const char *table)
+/*
+ * The columns of a table as the database's own schema lists them
+ * (pragma_table_info, in order), compared as SQLite compares names: without
+ * regard to ASCII case.  Names are kept whole: a quoted name may hold a
+ * comma or a space.
+ */
+struct collist {
+	int n;
+	char **name; /* sqlite3_malloc'd */
+};
+
+static void collist_free(struct collist *c)
+{
+	for (int i = 0; i < c->n; i++)
+		sqlite3_free(c->name[i]);
+	sqlite3_free(c->name);
+	c->n = 0;
+	c->name = NULL;
+}
+
+/* RS_OK (a missing table has no columns), or an error naming the table. */
+static int collist_load(sqlite3 *db, const char *table, struct collist *c, rs_error *err)
 {
 	sqlite3_stmt *st = NULL;
-	char *q = sqlite3_mprintf("SELECT lower(group_concat(name, ',')) FROM (SELECT name FROM "
-				  "pragma_table_info(%Q) ORDER BY cid)", table);
-	char *out = NULL;
-	if (q && sqlite3_prepare_v2(db, q, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW &&
-	    sqlite3_column_type(st, 0) != SQLITE_NULL)
-		out = sqlite3_mprintf("%s", sqlite3_column_text(st, 0));
+	int rc = SQLITE_OK, cap = 0;
+	memset(c, 0, sizeof *c);
+	if ((rc = sqlite3_prepare_v2(db, "SELECT name FROM pragma_table_info(?1) ORDER BY cid", -1, &st, NULL)) ==
+	    SQLITE_OK)
+		rc = sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (c->n == cap) {
+			char **v = sqlite3_realloc64(c->name, (sqlite3_uint64)(cap ? cap * 2 : 8) * sizeof *v);
+			if (!v) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			c->name = v;
+			cap = cap ? cap * 2 : 8;
+		}
+		if (!(c->name[c->n] = sqlite3_mprintf("%s", (const char *)sqlite3_column_text(st, 0)))) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		c->n++;
+		rc = SQLITE_OK;
+	}
 	sqlite3_finalize(st);
-	sqlite3_free(q);
-	return out;
+	if (rc == SQLITE_DONE)
+		return RS_OK;
+	collist_free(c);
+	return rc == SQLITE_NOMEM ? rs_err(err, RS_ENOMEM, "out of memory")
+				  : rs_err(err, RS_ELOCAL, "table %s: reading its columns: %s", table, sqlite3_errstr(rc));
+}
+
+static int collist_has(const struct collist *c, const char *name)
+{
+	for (int i = 0; i < c->n; i++)
+		if (sqlite3_stricmp(c->name[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+static int collist_same(const struct collist *a, const struct collist *b)
+{
+	if (a->n != b->n)
+		return 0;
+	for (int i = 0; i < a->n; i++)
+		if (sqlite3_stricmp(a->name[i], b->name[i]) != 0)
+			return 0;
+	return 1;
+}
+
+/* "a, \"b c\"" for messages (sqlite3_free), or NULL. */
+static char *collist_text(const struct collist *c)
+{
+	sqlite3_str *s = sqlite3_str_new(NULL);
+	for (int i = 0; i < c->n; i++)
+		sqlite3_str_appendf(s, "%s\"%w\"", i ? ", " : "", c->name[i]);
+	return sqlite3_str_finish(s);
 }
 
 static int object_exists(sqlite3 *db, const char *type, const char *name)
@@ -428,20 +498,18 @@ static struct ti *ti_get(struct merger *M, const rs_table *ct)
 	if (rc == RS_OK && M->bdb && !x->k->by_rowid && object_exists(M->bdb, "table", ct->name)) {
 		/* The base's row by key (only keyed tables need it: by rowid, an insert
 		 * at a rowid means the base had no row there). */
-		char *bcols = columns_of(M->bdb, ct->name);
+		struct collist bcols;
+		if (collist_load(M->bdb, ct->name, &bcols, M->err) != RS_OK)
+			return NULL;
 		s = sqlite3_str_new(NULL);
 		sqlite3_str_appendall(s, "SELECT ");
 		for (int i = 0; i < ct->ncol; i++) {
-			char *lc = sqlite3_mprintf(",%s,", ct->col[i]), *cols = sqlite3_mprintf(",%s,", bcols);
-			int has = lc && cols && strcasestr(cols, lc) != NULL;
-			sqlite3_free(lc);
-			sqlite3_free(cols);
-			if (has)
+			if (collist_has(&bcols, ct->col[i]))
 				sqlite3_str_appendf(s, "%s\"%w\"", i ? ", " : "", ct->col[i]);
 			else
 				sqlite3_str_appendf(s, "%sNULL", i ? ", " : "");
 		}
-		sqlite3_free(bcols);
+		collist_free(&bcols);
 		sqlite3_str_appendf(s, " FROM \"%w\"", ct->name);
 		where_identity(s, ct, x->k, "rowid");
 		rc = prep(M, M->bdb, &x->find_base, sqlite3_str_finish(s), ct->name);
@@ -764,7 +832,8 @@ static int park_conflicts(struct merger *M, struct ti *x, int64_t self, const rs
 			else
 				sqlite3_str_appendf(set, "%s\"%w\" = NULL", n > 1 ? ", " : "", c);
 		}
-		sqlite3_finalize(ii);
+		if (sqlite3_finalize(ii) != SQLITE_OK && rc == RS_OK)
+			rc = sql_err(M, M->ldb, "cannot read a UNIQUE index", lt->name);
 		ii = NULL;
 		char *qs = sqlite3_str_finish(q), *ss = sqlite3_str_finish(set);
 		sqlite3_stmt *find = NULL;
@@ -777,12 +846,14 @@ static int park_conflicts(struct merger *M, struct ti *x, int64_t self, const rs
 				sqlite3_bind_int64(find, 1, self);
 			while (rc == RS_OK && sqlite3_step(find) == SQLITE_ROW)
 				rc = park_row(M, x, sqlite3_column_int64(find, 0), ss, parked);
-			sqlite3_finalize(find);
+			if (sqlite3_finalize(find) != SQLITE_OK && rc == RS_OK)
+				rc = sql_err(M, M->ldb, "cannot look for conflicting rows", lt->name);
 		}
 		sqlite3_free(qs);
 		sqlite3_free(ss);
 	}
-	sqlite3_finalize(il);
+	if (sqlite3_finalize(il) != SQLITE_OK && rc == RS_OK)
+		rc = sql_err(M, M->ldb, "cannot list UNIQUE indexes", lt->name);
 	return rc;
 }
 
@@ -1184,28 +1255,27 @@ static int drop_triggers(struct merger *M)
 	if (sqlite3_prepare_v2(M->ldb, "SELECT name, sql, tbl_name FROM sqlite_schema WHERE type = 'trigger'", -1, &st,
 			       NULL) != SQLITE_OK)
 		return sql_err(M, M->ldb, "cannot list triggers", NULL);
-	int rc = RS_OK;
-	while (rc == RS_OK && sqlite3_step(st) == SQLITE_ROW) {
-		char **n = realloc(M->trig_name, (size_t)(M->ntrig + 1) * sizeof *n);
-		if (n)
-			M->trig_name = n;
-		char **q = n ? realloc(M->trig_sql, (size_t)(M->ntrig + 1) * sizeof *q) : NULL;
-		if (q)
-			M->trig_sql = q;
-		char **b = q ? realloc(M->trig_tbl, (size_t)(M->ntrig + 1) * sizeof *b) : NULL;
-		if (!b) {
+	int rc = RS_OK, step;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (RS_VEC_ROOM(M->trig, M->ntrig) != 0) {
 			rc = rs_err(M->err, RS_ENOMEM, "out of memory");
 			break;
 		}
-		M->trig_tbl = b;
-		M->trig_name[M->ntrig] = sqlite3_mprintf("%s", sqlite3_column_text(st, 0));
-		M->trig_sql[M->ntrig] = sqlite3_mprintf("%s", sqlite3_column_text(st, 1));
-		M->trig_tbl[M->ntrig] = sqlite3_mprintf("%s", sqlite3_column_text(st, 2));
-		M->ntrig++;
+		struct trig *t = &M->trig[M->ntrig];
+		t->name = sqlite3_mprintf("%s", sqlite3_column_text(st, 0));
+		t->sql = sqlite3_mprintf("%s", sqlite3_column_text(st, 1));
+		t->tbl = sqlite3_mprintf("%s", sqlite3_column_text(st, 2));
+		M->ntrig++; /* (freed with the merger, whole or not) */
+		if (!t->name || !t->sql || !t->tbl) {
+			rc = rs_err(M->err, RS_ENOMEM, "out of memory");
+			break;
+		}
 	}
+	if (rc == RS_OK && step != SQLITE_DONE)
+		rc = sql_err(M, M->ldb, "cannot list triggers", NULL);
 	sqlite3_finalize(st);
-	for (int i = 0; rc == RS_OK && i < M->ntrig; i++) {
-		char *q = sqlite3_mprintf("DROP TRIGGER \"%w\"", M->trig_name[i]);
+	for (size_t i = 0; rc == RS_OK && i < M->ntrig; i++) {
+		char *q = sqlite3_mprintf("DROP TRIGGER \"%w\"", M->trig[i].name);
 		rc = q ? exec(M, q, NULL) : rs_err(M->err, RS_ENOMEM, "out of memory");
 		sqlite3_free(q);
 	}
@@ -1215,10 +1285,10 @@ static int drop_triggers(struct merger *M)
 static int restore_triggers(struct merger *M)
 {
 	int rc = RS_OK;
-	for (int i = 0; rc == RS_OK && i < M->ntrig; i++)
-		if (!object_exists(M->ldb, "trigger", M->trig_name[i]) &&
-		    (object_exists(M->ldb, "table", M->trig_tbl[i]) || object_exists(M->ldb, "view", M->trig_tbl[i])))
-			rc = exec(M, M->trig_sql[i], M->trig_tbl[i]);
+	for (size_t i = 0; rc == RS_OK && i < M->ntrig; i++)
+		if (!object_exists(M->ldb, "trigger", M->trig[i].name) &&
+		    (object_exists(M->ldb, "table", M->trig[i].tbl) || object_exists(M->ldb, "view", M->trig[i].tbl)))
+			rc = exec(M, M->trig[i].sql, M->trig[i].tbl);
 	return rc;
 }
 
@@ -1265,16 +1335,6 @@ static int start_rows(struct merger *M)
 
 /* ---- schema ------------------------------------------------------------ */
 
-/* 1 when name is in the comma-separated lower-case list (columns_of). */
-static int in_list(const char *list, const char *name)
-{
-	char *hay = sqlite3_mprintf(",%s,", list ? list : ""), *needle = sqlite3_mprintf(",%s,", name);
-	int in = hay && needle && strcasestr(hay, needle) != NULL;
-	sqlite3_free(hay);
-	sqlite3_free(needle);
-	return in;
-}
-
 /*
  * A table whose columns differ here and on the server (two clients each
  * added one; or a rebuild on the server): the server's columns we lack are
@@ -1282,36 +1342,23 @@ static int in_list(const char *list, const char *name)
  * and go out with the next push (ALTER TABLE ADD COLUMN there).  A column
  * that cannot be added (PRIMARY KEY, UNIQUE) stops the merge naming it.
  */
-static int add_server_columns(struct merger *M, const char *table, const char *server_sql, const char *mine,
-			      const char *theirs)
+static int add_server_columns(struct merger *M, const char *table, const char *server_sql,
+			      const struct collist *mine, const struct collist *theirs)
 {
 	int rc = RS_OK;
-	char *list = sqlite3_mprintf("%s", theirs ? theirs : "");
-	if (!list)
-		return rs_err(M->err, RS_ENOMEM, "out of memory");
-	for (char *c = list, *next; rc == RS_OK && c && *c; c = next) {
-		next = strchr(c, ',');
-		if (next)
-			*next++ = '\0';
-		if (in_list(mine, c))
+	for (int i = 0; rc == RS_OK && i < theirs->n; i++) {
+		const char *col = theirs->name[i];
+		if (collist_has(mine, col))
 			continue;
-		sqlite3_stmt *st = NULL;
-		char *col = NULL;
-		/* columns_of() lower-cases: the real name from the replica */
-		if (sqlite3_prepare_v2(M->rdb, "SELECT name FROM pragma_table_info(?1) WHERE lower(name) = ?2", -1, &st,
-				       NULL) == SQLITE_OK) {
-			sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
-			sqlite3_bind_text(st, 2, c, -1, SQLITE_STATIC);
-			if (sqlite3_step(st) == SQLITE_ROW)
-				col = sqlite3_mprintf("%s", sqlite3_column_text(st, 0));
-		}
-		sqlite3_finalize(st);
-		char *def = col ? rs_tcol_def(server_sql, col) : NULL;
+		char *def = rs_tcol_def(server_sql, col);
 		if (!def || strcasestr(def, "primary key") || strcasestr(def, "unique")) {
+			char *m = collist_text(mine), *t = collist_text(theirs);
 			rc = rs_err(M->err, RS_ECONFLICT,
 				    "table %s: the server's definition (columns %s) differs from the local one (columns "
-				    "%s) and column %s cannot be added here; make them agree", table,
-				    theirs ? theirs : "?", mine ? mine : "?", col ? col : c);
+				    "%s) and column \"%s\" cannot be added here; make them agree", table, t ? t : "?",
+				    m ? m : "?", col);
+			sqlite3_free(m);
+			sqlite3_free(t);
 		} else {
 			char *q = sqlite3_mprintf("ALTER TABLE \"%w\" ADD COLUMN %s", table, def);
 			rc = q ? exec(M, q, table) : rs_err(M->err, RS_ENOMEM, "out of memory");
@@ -1321,9 +1368,7 @@ static int add_server_columns(struct merger *M, const char *table, const char *s
 					table, col);
 		}
 		sqlite3_free(def);
-		sqlite3_free(col);
 	}
-	sqlite3_free(list);
 	return rc;
 }
 
@@ -1361,7 +1406,8 @@ static int aside_duplicates(struct merger *M, const char *index)
 			n++;
 		}
 	}
-	sqlite3_finalize(st);
+	if (sqlite3_finalize(st) != SQLITE_OK) /* the columns could not all be read */
+		n = 0;
 	char *cond = sqlite3_str_finish(eq);
 	int rc = RS_OK;
 	if (!table || !cond || !n) {
@@ -1386,18 +1432,20 @@ static int aside_duplicates(struct merger *M, const char *index)
 		sqlite3_reset(on_server);
 		if (known)
 			continue;
-		int64_t *v = realloc(cand, (nc + 1) * sizeof *v);
-		if (!v)
+		if (RS_VEC_ROOM(cand, nc) != 0)
 			rc = rs_err(M->err, RS_ENOMEM, "out of memory");
 		else
-			(cand = v)[nc++] = r;
+			cand[nc++] = r;
 	}
-	sqlite3_finalize(dup);
+	if (sqlite3_finalize(dup) != SQLITE_OK && rc == RS_OK)
+		rc = sql_err(M, M->ldb, "cannot look for duplicates", table);
 	sqlite3_finalize(on_server);
 	if (rc == RS_OK)
 		rc = exec(M, "CREATE TABLE IF NOT EXISTS " RS_CONFLICTS_TABLE "(id INTEGER PRIMARY KEY, at TEXT, tbl TEXT, "
 			  "row_rowid INTEGER, row TEXT, reason TEXT)", NULL);
-	char *cols = rc == RS_OK ? columns_of(M->ldb, table) : NULL;
+	struct collist cols = {0};
+	if (rc == RS_OK)
+		rc = collist_load(M->ldb, table, &cols, M->err);
 	for (size_t i = 0; rc == RS_OK && i < nc; i++) {
 		/* Still a duplicate (an earlier one set aside may have been its pair)? */
 		sqlite3_stmt *still = NULL;
@@ -1411,15 +1459,8 @@ static int aside_duplicates(struct merger *M, const char *index)
 		sqlite3_str *q = sqlite3_str_new(NULL);
 		sqlite3_str_appendf(q, "INSERT INTO " RS_CONFLICTS_TABLE "(at, tbl, row_rowid, row, reason) SELECT "
 				    "strftime('%%Y-%%m-%%dT%%H:%%M:%%fZ', 'now'), %Q, rowid, json_object(", table);
-		int k = 0;
-		for (char *c = cols, *next; c && *c; c = next) {
-			next = strchr(c, ',');
-			if (next)
-				*next = '\0';
-			sqlite3_str_appendf(q, "%s%Q, quote(\"%w\")", k++ ? ", " : "", c, c);
-			if (next)
-				*next++ = ',';
-		}
+		for (int k = 0; k < cols.n; k++)
+			sqlite3_str_appendf(q, "%s%Q, quote(\"%w\")", k ? ", " : "", cols.name[k], cols.name[k]);
 		sqlite3_str_appendf(q, "), %Q FROM \"%w\" WHERE rowid = %lld", "duplicates a value of the server's "
 				    "UNIQUE index", table, (long long)cand[i]);
 		char *ins = sqlite3_str_finish(q);
@@ -1434,7 +1475,7 @@ static int aside_duplicates(struct merger *M, const char *index)
 			rs_warn("turso merge: a row of ours duplicates a value of the server's new UNIQUE index; set aside "
 				"in " RS_CONFLICTS_TABLE, "table=%s rowid=%lld index=%s", table, (long long)cand[i], index);
 	}
-	sqlite3_free(cols);
+	collist_free(&cols);
 	free(cand);
 	sqlite3_free(table);
 	sqlite3_free(cond);
@@ -1449,26 +1490,22 @@ static int merge_schema(struct merger *M, const rs_change *ch)
 		return RS_OK; /* triggers are each client's own (see push.c) */
 	M->schema_dirty = 1;
 	if (ch->verb == RS_VERB_ALTER_ADD) {
-		char *def = sqlite3_mprintf("%s", ch->sql), *sp = def ? strpbrk(def, " \t\n") : NULL;
-		if (sp)
-			*sp = '\0';
-		/* The column's name is the definition's first word, maybe quoted. */
-		const char *col = def ? def : "";
-		char *unq = NULL;
-		if (*col == '"' || *col == '`' || *col == '[')
-			unq = sqlite3_mprintf("%.*s", (int)strlen(col) - 2, col + 1), col = unq ? unq : col;
-		char *have = columns_of(M->ldb, name), *needle = sqlite3_mprintf(",%s,", col);
-		char *hay = sqlite3_mprintf(",%s,", have ? have : "");
-		int exists = needle && hay && strcasestr(hay, needle);
-		sqlite3_free(def);
-		sqlite3_free(unq);
-		sqlite3_free(have);
-		sqlite3_free(needle);
-		sqlite3_free(hay);
-		if (exists)
-			return RS_OK;
+		/* The column's name is the definition's first token, maybe quoted (and then
+		 * holding anything, a comma or a space too). */
+		const char *d = ch->sql;
+		while (*d == ' ' || *d == '\t' || *d == '\n' || *d == '\r')
+			d++;
+		char *col = rs_tcol_name(d, strlen(d));
+		struct collist have;
+		if (!col)
+			return rs_err(M->err, RS_ENOMEM, "table %s: cannot read the column name of \"%s\"", name, ch->sql);
+		int rc = collist_load(M->ldb, name, &have, M->err), exists = rc == RS_OK && collist_has(&have, col);
+		sqlite3_free(col);
+		collist_free(&have);
+		if (rc != RS_OK || exists)
+			return rc;
 		char *q = sqlite3_mprintf("ALTER TABLE \"%w\" ADD COLUMN %s", name, ch->sql);
-		int rc = q ? exec(M, q, name) : rs_err(M->err, RS_ENOMEM, "out of memory");
+		rc = q ? exec(M, q, name) : rs_err(M->err, RS_ENOMEM, "out of memory");
 		sqlite3_free(q);
 		return rc;
 	}
@@ -1484,10 +1521,15 @@ static int merge_schema(struct merger *M, const rs_change *ch)
 			return RS_OK;
 		}
 		if (is_table) {
-			char *mine = columns_of(M->ldb, name), *base = M->bdb ? columns_of(M->bdb, name) : NULL;
-			int same = mine && base && strcmp(mine, base) == 0;
-			sqlite3_free(mine);
-			sqlite3_free(base);
+			struct collist mine = {0}, base = {0};
+			int rc = collist_load(M->ldb, name, &mine, M->err);
+			if (rc == RS_OK && M->bdb)
+				rc = collist_load(M->bdb, name, &base, M->err);
+			int same = rc == RS_OK && M->bdb && mine.n && collist_same(&mine, &base);
+			collist_free(&mine);
+			collist_free(&base);
+			if (rc != RS_OK)
+				return rc;
 			if (!same) {
 				rs_warn("turso merge: the server dropped a table that changed here; kept", "table=%s",
 					name);
@@ -1504,20 +1546,22 @@ static int merge_schema(struct merger *M, const rs_change *ch)
 	if (object_exists(M->ldb, type, name)) {
 		if (!is_table)
 			return RS_OK;
-		char *mine = columns_of(M->ldb, name), *theirs = columns_of(M->rdb, name);
-		int same = mine && theirs && strcmp(mine, theirs) == 0;
-		int rc = RS_OK;
-		if (!same && M->clear) {
+		struct collist mine = {0}, theirs = {0};
+		int rc = collist_load(M->ldb, name, &mine, M->err);
+		if (rc == RS_OK)
+			rc = collist_load(M->rdb, name, &theirs, M->err);
+		int same = rc == RS_OK && mine.n && collist_same(&mine, &theirs);
+		if (rc == RS_OK && !same && M->clear) {
 			char *q = sqlite3_mprintf("DROP TABLE \"%w\"", name);
 			rc = q ? exec(M, q, name) : rs_err(M->err, RS_ENOMEM, "out of memory");
 			sqlite3_free(q);
 			if (rc == RS_OK)
 				rc = exec(M, ch->sql, name);
-		} else if (!same) {
-			rc = add_server_columns(M, name, ch->sql, mine, theirs);
+		} else if (rc == RS_OK && !same) {
+			rc = add_server_columns(M, name, ch->sql, &mine, &theirs);
 		}
-		sqlite3_free(mine);
-		sqlite3_free(theirs);
+		collist_free(&mine);
+		collist_free(&theirs);
 		return rc;
 	}
 	if (strcmp(type, "index") == 0 && sqlite3_exec(M->ldb, ch->sql, NULL, NULL, NULL) != SQLITE_OK &&
@@ -1589,8 +1633,12 @@ static char *first_table_with_rows(rs_turso *t, sqlite3 *db, int *failed, rs_err
 			continue;
 		sqlite3_stmt *st = NULL;
 		char *q = sqlite3_mprintf("SELECT 1 FROM \"%w\" LIMIT 1", tab->name);
-		if (q && sqlite3_prepare_v2(db, q, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-			out = sqlite3_mprintf("%s", tab->name);
+		int step = q && sqlite3_prepare_v2(db, q, -1, &st, NULL) == SQLITE_OK ? sqlite3_step(st) : SQLITE_NOMEM;
+		if (step == SQLITE_ROW && !(out = sqlite3_mprintf("%s", tab->name)))
+			*failed = rs_err(err, RS_ENOMEM, "out of memory") != RS_OK;
+		else if (step != SQLITE_ROW && step != SQLITE_DONE)
+			*failed = rs_err(err, RS_ELOCAL, "table %s: cannot read it: %s", tab->name,
+					 sqlite3_errstr(step)) != RS_OK;
 		sqlite3_finalize(st);
 		sqlite3_free(q);
 	}
@@ -1643,14 +1691,12 @@ static void merger_free(struct merger *M)
 	free(M->ti);
 	rs_tkeys_free(&M->keys);
 	rs_schema_free(M->ls);
-	for (int i = 0; i < M->ntrig; i++) {
-		sqlite3_free(M->trig_name[i]);
-		sqlite3_free(M->trig_sql[i]);
-		sqlite3_free(M->trig_tbl[i]);
+	for (size_t i = 0; i < M->ntrig; i++) {
+		sqlite3_free(M->trig[i].name);
+		sqlite3_free(M->trig[i].sql);
+		sqlite3_free(M->trig[i].tbl);
 	}
-	free(M->trig_name);
-	free(M->trig_sql);
-	free(M->trig_tbl);
+	free(M->trig);
 	rs_buf_free(&M->key);
 }
 

@@ -658,6 +658,25 @@ int rs_hrana_push_end(rs_hrana_pipeline *p, const char *client_id, int64_t pull_
 	return commit;
 }
 
+int rs_hrana_push_abandon(rs_hrana_pipeline *p)
+{
+	if (p->rc != RS_OK)
+		return p->rc;
+	if (!p->push)
+		return pfail(p, RS_EUSAGE, "push abandoned without a push batch");
+	json_t *cond = rs_hrana_cond_ok(p, 0);
+	if (!cond)
+		return p->rc;
+	int rc = rs_hrana_step(p, cond, "ROLLBACK", NULL, 0, 0);
+	if (rc < 0)
+		return rc;
+	json_decref(p->commit);
+	p->commit = NULL;
+	p->push = 0;
+	p->steps = NULL;
+	return rc;
+}
+
 /* ---------------------------------------------------------------------- */
 /* Responses                                                               */
 

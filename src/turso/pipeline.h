@@ -16,7 +16,8 @@
  * client on one shared connection, so a transaction never spans requests.
  *
  * Size: a pipeline is one HTTP body.  One push batch is one server
- * transaction, so a logical push must fit in one body to be all-or-nothing:
+ * transaction, and a transaction cannot span bodies (push.c stages a larger
+ * push on the server and applies it with one final batch instead):
  * the server has no streams (a baton is echoed, not kept), and every
  * request of every client runs on one shared connection, so a transaction
  * left open across requests would take in other clients' statements (the
@@ -205,6 +206,13 @@ int rs_hrana_push_step_rows(rs_hrana_pipeline *p, const char *sql, const rs_hran
  */
 int rs_hrana_push_end(rs_hrana_pipeline *p, const char *client_id, int64_t pull_gen,
 		      int64_t change_id);
+
+/*
+ * End the push batch without committing: ROLLBACK, run if BEGIN succeeded.
+ * For a trial run whose step results are all that is wanted.  Returns the
+ * ROLLBACK step's index or a code.
+ */
+int rs_hrana_push_abandon(rs_hrana_pipeline *p);
 
 /* ---------------------------------------------------------------------- */
 /* Responses                                                               */

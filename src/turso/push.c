@@ -5,7 +5,9 @@
  * the database, less the rows already pushed since that pull with the same
  * content (the overlay in the state).  They go out as push batches
  * (turso/pipeline.h): BEGIN IMMEDIATE, the statements, this client's
- * watermark, COMMIT only if every statement succeeded, else ROLLBACK.
+ * watermark, COMMIT only if every statement succeeded, else ROLLBACK.  A
+ * push larger than one request is staged on the server and applied by one
+ * final batch, still one transaction (see "Staged pushes" below).
  *
  * Statements, per kind of row (identity rules in state.h):
  *
@@ -48,12 +50,18 @@
  * +-Inf as the literal 9e999 (JSON has no infinity), TEXT that is not valid
  * UTF-8 or holds NUL as CAST(blob AS TEXT), byte for byte.
  */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "core/vec.h"
 #include "emit/sql.h"
 #include "engine/schema.h"
 #include "turso/pipeline.h"
@@ -71,6 +79,7 @@ struct step {
 	unsigned char *key;      /* the identity of the row it writes (malloc'd), NULL for schema */
 	size_t klen;
 	int64_t rowid;           /* that row's local rowid */
+	size_t *pos;             /* offset in sql of the '?' of each argument (malloc'd) */
 };
 
 /* Rows the server refused in this push (a constraint): left out when the push starts again. */
@@ -85,6 +94,7 @@ struct anon_ins {
 	unsigned char *key;
 	size_t klen;
 	int step;
+	int64_t seq;             /* a staged push: its row's place in the stage (-1 until staged) */
 };
 
 struct steps {
@@ -94,6 +104,35 @@ struct steps {
 
 enum { PH_PRE, PH_DEL, PH_UPS, PH_POST, PH_N };
 
+/* A row statement staged on the server (a staged push): where it went, and the row it writes. */
+struct staged_row {
+	int64_t seq;
+	unsigned char *key;      /* malloc'd */
+	size_t klen;
+	int64_t rowid;
+	int tpl;
+};
+
+/*
+ * A push larger than one request, staged on the server (see "Staged
+ * pushes" below): the scratch tables' names, the statement templates (one
+ * temporary trigger each), the schema statements kept for the final batch,
+ * and every row statement staged so far.
+ */
+struct stage {
+	int on;
+	char *st, *ex, *rid, *cnt, *trg; /* sqlite3_mprintf'd identifiers, quoted ("...") */
+	int ncols;               /* argument columns a1..aN of the stage and exec tables */
+	char **tpl;              /* templates (sqlite3_mprintf'd), by id */
+	size_t ntpl, ctpl;
+	size_t *slot;            /* hash of templates: id + 1, 0 = free */
+	size_t nslot;
+	struct steps *keep;      /* [2]: schema statements before (PRE) and after (POST) the rows */
+	struct staged_row *row;
+	size_t nrow, crow;
+	int64_t next[PH_N];      /* next sequence number of each phase */
+	int64_t rows;            /* row changes staged */
+};
 struct pusher {
 	rs_turso *t;
 	sqlite3 *ldb;
@@ -118,7 +157,7 @@ struct pusher {
 	struct refused *refused;
 	int restart;           /* flush: the server refused a row; push again without it */
 	int local_key;         /* prepare_row: an anon insert not yet given a server rowid */
-	int warned_split;
+	struct stage stage;
 	int64_t too_large;     /* rows too large to send (left local, named in the error) */
 	char too_large_first[400];
 };
@@ -164,6 +203,7 @@ void rs_tkeys_free(struct rs_tkeys *c)
 struct stmt {
 	sqlite3_str *sql;
 	rs_hrana_value *args;
+	size_t *pos;             /* where each argument's '?' is in sql */
 	size_t nargs, cap;
 	size_t bytes;
 	int oom;
@@ -180,6 +220,7 @@ static void st_free(struct stmt *s)
 	for (size_t i = 0; i < s->nargs; i++)
 		free((void *)s->args[i].p);
 	free(s->args);
+	free(s->pos);
 	sqlite3_free(sqlite3_str_finish(s->sql));
 }
 
@@ -190,13 +231,18 @@ static void st_arg(struct stmt *s, rs_hrana_value v, const void *bytes, size_t n
 	if (s->nargs == s->cap) {
 		size_t cap = s->cap ? s->cap * 2 : 8;
 		rs_hrana_value *a = realloc(s->args, cap * sizeof *a);
-		if (!a) {
+		if (a)
+			s->args = a;
+		size_t *pos = a ? realloc(s->pos, cap * sizeof *pos) : NULL;
+		if (!pos) {
 			s->oom = 1;
 			return;
 		}
-		s->args = a;
+		s->pos = pos;
 		s->cap = cap;
 	}
+	/* The '?' just appended: a staged push replaces it by the stage's column. */
+	s->pos[s->nargs] = (size_t)sqlite3_str_length(s->sql) - 1;
 	if (bytes) {
 		char *c = malloc(n ? n : 1);
 		if (!c) {
@@ -232,8 +278,9 @@ static void st_value(struct stmt *s, const rs_value *v)
 			sqlite3_str_appendall(s->sql, "?");
 			st_arg(s, rs_hrana_textn(NULL, 0), v->p, (size_t)v->n);
 		} else {
-			sqlite3_str_appendall(s->sql, "CAST(? AS TEXT)");
+			sqlite3_str_appendall(s->sql, "CAST(?");
 			st_arg(s, rs_hrana_blob(NULL, 0), v->p, (size_t)v->n);
+			sqlite3_str_appendall(s->sql, " AS TEXT)");
 		}
 		break;
 	case SQLITE_BLOB:
@@ -279,6 +326,7 @@ static int add_step(struct pusher *P, int phase, struct stmt *s, int may_fail, r
 		for (size_t i = 0; i < s->nargs; i++)
 			free((void *)s->args[i].p);
 		free(s->args);
+		free(s->pos);
 		return rs_err(err, RS_ENOMEM, "out of memory");
 	}
 	if (l->n == l->cap) {
@@ -289,6 +337,7 @@ static int add_step(struct pusher *P, int phase, struct stmt *s, int may_fail, r
 			for (size_t i = 0; i < s->nargs; i++)
 				free((void *)s->args[i].p);
 			free(s->args);
+			free(s->pos);
 			return rs_err(err, RS_ENOMEM, "out of memory");
 		}
 		l->v = v;
@@ -298,27 +347,32 @@ static int add_step(struct pusher *P, int phase, struct stmt *s, int may_fail, r
 	if (P->in_row && (key = malloc(P->key.len ? P->key.len : 1)) != NULL)
 		memcpy(key, P->key.data, P->key.len);
 	l->v[l->n++] = (struct step){sql, s->args, s->nargs, may_fail, P->next_ins, key, key ? P->key.len : 0,
-				     P->row_rowid};
+				     P->row_rowid, s->pos};
 	P->next_ins = -1;
 	P->bytes += (size_t)len + s->bytes + 64;
 	P->count++;
 	return RS_OK;
 }
 
+static void free_steps(struct steps *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		struct step *s = &l->v[i];
+		sqlite3_free(s->sql);
+		free(s->key);
+		free(s->pos);
+		for (size_t a = 0; a < s->nargs; a++)
+			free((void *)s->args[a].p);
+		free(s->args);
+	}
+	free(l->v);
+	memset(l, 0, sizeof *l);
+}
+
 static void clear_steps(struct pusher *P)
 {
-	for (int p = 0; p < PH_N; p++) {
-		for (size_t i = 0; i < P->ph[p].n; i++) {
-			struct step *s = &P->ph[p].v[i];
-			sqlite3_free(s->sql);
-			free(s->key);
-			for (size_t a = 0; a < s->nargs; a++)
-				free((void *)s->args[a].p);
-			free(s->args);
-		}
-		free(P->ph[p].v);
-		memset(&P->ph[p], 0, sizeof P->ph[p]);
-	}
+	for (int p = 0; p < PH_N; p++)
+		free_steps(&P->ph[p]);
 	P->bytes = P->count = 0;
 	P->rows = 0;
 }
@@ -394,15 +448,9 @@ static int refuse_row(struct pusher *P, unsigned char *key, size_t klen, int64_t
 	struct refused *r = P->refused;
 	if (!r || r->n >= RS_TURSO_MAX_REFUSED)
 		return err->code; /* too many: the push fails as it is */
-	unsigned char **k = realloc(r->key, (size_t)(r->n + 1) * sizeof *k);
-	if (k)
-		r->key = k;
-	size_t *l = k ? realloc(r->klen, (size_t)(r->n + 1) * sizeof *l) : NULL;
-	unsigned char *copy = l ? malloc(klen ? klen : 1) : NULL;
-	if (l)
-		r->klen = l;
-	if (!copy)
-		return err->code;
+	unsigned char *copy = NULL;
+	if (RS_VEC_ROOM(r->key, r->n) != 0 || RS_VEC_ROOM(r->klen, r->n) != 0 || !(copy = malloc(klen ? klen : 1)))
+		return err->code; /* (no room to remember it: the push fails as it is) */
 	memcpy(copy, key, klen);
 	r->key[r->n] = copy;
 	r->klen[r->n++] = klen;
@@ -421,9 +469,14 @@ static int is_refused(const struct pusher *P)
 	return 0;
 }
 
+static int flush_staged(struct pusher *P, rs_error *err);
+static int stage_open(struct pusher *P, rs_error *err);
+
 static int flush(struct pusher *P, rs_error *err)
 {
 	rs_turso *t = P->t;
+	if (P->stage.on)
+		return flush_staged(P, err);
 	if (!P->count) {
 		/* A batch opened for rows that were then left out (only the rowid moved, the old
 		 * side of a key already pushed) holds nothing: close it, so no later cycle asks
@@ -550,18 +603,594 @@ out:
  * a batch, open it in the state (its overlay entries are tagged with it). */
 static int reserve(struct pusher *P, rs_error *err)
 {
-	if (P->count && (P->bytes >= RS_TURSO_BATCH_BYTES || P->count >= RS_TURSO_BATCH_STEPS)) {
-		if (!P->warned_split++)
-			rs_warn("turso push: larger than one request carries; sent as several transactions, so "
-				"another client may see part of it until the last one commits",
-				"statements=%zu bytes=%zu", P->count, P->bytes);
-		int rc = flush(P, err);
+	if (P->count && (P->bytes >= RS_TURSO_BATCH_BYTES || P->count >= P->t->batch_steps)) {
+		int rc = stage_open(P, err);
 		if (rc != RS_OK)
 			return rc;
 	}
 	if (!rs_tstate_pending(P->t->state))
 		rs_tstate_begin_push(P->t->state);
 	return RS_OK;
+}
+
+/* ---- staged pushes ------------------------------------------------------ */
+
+/*
+ * A push larger than one request (RS_TURSO_BATCH_STEPS statements or
+ * RS_TURSO_BATCH_BYTES) is still one server transaction.  tursodb has no
+ * streams and runs every client on one shared connection, so a transaction
+ * cannot stay open across requests (pipeline.h).  Instead the statements
+ * are staged, request by request, in TEMP tables of that connection, which
+ * live outside the database file: no pull ever carries them, so no other
+ * client sees anything of the push while it is staged.  Then one small
+ * final batch applies them all in one transaction:
+ *
+ *   staging requests (each in autocommit, temp schema only):
+ *     CREATE TEMP TABLE st(seq INTEGER PRIMARY KEY, tpl INTEGER, a1, a2, ...)
+ *     CREATE TEMP TABLE ex(<the same columns>)        nothing is ever kept in it
+ *     CREATE TEMP TABLE rid(seq INTEGER PRIMARY KEY, r INTEGER)
+ *     per distinct statement text, with each '?' turned into NEW.aK:
+ *       CREATE TEMP TRIGGER trN AFTER INSERT ON ex WHEN NEW.tpl = N
+ *       BEGIN <the statement>; END
+ *       (an anon insert's trigger records the server's rowid in rid instead of RETURNING)
+ *     INSERT INTO st(seq, tpl, a1..) VALUES (...), (...), ...  the row statements
+ *   the final batch (one transaction, all or nothing, as a one-request push):
+ *     BEGIN IMMEDIATE; CREATE TABLE IF NOT EXISTS turso_sync_last_change_id;
+ *     the schema statements that precede rows;
+ *     CREATE TEMP TABLE cnt(n INTEGER CHECK (n = <rows staged>));
+ *     INSERT INTO cnt SELECT count(*) FROM st      (the stage is whole)
+ *     INSERT INTO ex SELECT * FROM st ORDER BY seq (each row fires its statement, in order)
+ *     SELECT seq, r FROM rid ORDER BY seq          (anon inserts: the server's rowids)
+ *     the schema statements that follow rows; the watermark; COMMIT; ROLLBACK
+ *   then DROP TABLE IF EXISTS ex, st, rid, cnt (dropping ex drops its triggers).
+ *
+ * seq = phase << 40 | n, so every delete of the push runs before every
+ * insert and update, as within one batch.  The names carry this client's
+ * id, so two clients never share scratch tables.  A client killed while
+ * staging leaves them behind on the server's connection, invisible; the
+ * file <replica>-staged, written before the first staging request, makes
+ * the next push drop them first.  A server restart drops them itself; the
+ * final batch's count then fails, nothing commits and the next cycle
+ * pushes again.  When the final batch fails on a row, trial runs that
+ * always roll back (a bisection over the staged rows) find which one, so
+ * it is named, and refused like a row of a one-request push.
+ */
+
+#define STAGE_SEQ(phase, n) (((int64_t)(phase) << 40) | (n))
+/* Rows per INSERT into the stage, and its arguments' bound (SQLite's default is 32766). */
+#define STAGE_ROWS_PER_INSERT 200
+#define STAGE_MAX_ARGS 30000
+
+static int stage_names(struct pusher *P, rs_error *err)
+{
+	struct stage *S = &P->stage;
+	if (S->st)
+		return RS_OK;
+	const char *cid = rs_replica_client_id(P->t->replica);
+	S->st = sqlite3_mprintf("\"_resort_sync_push_%w_stage\"", cid);
+	S->ex = sqlite3_mprintf("\"_resort_sync_push_%w_exec\"", cid);
+	S->rid = sqlite3_mprintf("\"_resort_sync_push_%w_rowid\"", cid);
+	S->cnt = sqlite3_mprintf("\"_resort_sync_push_%w_count\"", cid);
+	S->trg = sqlite3_mprintf("_resort_sync_push_%s_t", cid); /* quoted where used */
+	if (!S->st || !S->ex || !S->rid || !S->cnt || !S->trg)
+		return rs_err(err, RS_ENOMEM, "out of memory");
+	return RS_OK;
+}
+
+static void stage_free(struct stage *S)
+{
+	sqlite3_free(S->st);
+	sqlite3_free(S->ex);
+	sqlite3_free(S->rid);
+	sqlite3_free(S->cnt);
+	sqlite3_free(S->trg);
+	for (size_t i = 0; i < S->ntpl; i++)
+		sqlite3_free(S->tpl[i]);
+	free(S->tpl);
+	free(S->slot);
+	if (S->keep) {
+		free_steps(&S->keep[0]);
+		free_steps(&S->keep[1]);
+		free(S->keep);
+	}
+	for (size_t i = 0; i < S->nrow; i++)
+		free(S->row[i].key);
+	free(S->row);
+	memset(S, 0, sizeof *S);
+}
+
+/* Append the scratch tables' DROPs to p (exec first: its triggers go with it). */
+static int stage_drops(struct stage *S, rs_hrana_pipeline *p)
+{
+	const char *tab[4] = {S->ex, S->st, S->rid, S->cnt};
+	for (int i = 0; i < 4; i++) {
+		char *sql = sqlite3_mprintf("DROP TABLE IF EXISTS temp.%s", tab[i]);
+		int r = sql ? rs_hrana_execute(p, sql, NULL, 0, 0) : RS_ENOMEM;
+		sqlite3_free(sql);
+		if (r < 0)
+			return r;
+	}
+	return RS_OK;
+}
+
+/*
+ * Drop this client's scratch tables on the server, and the marker file.
+ * Best effort: a failure is logged, and the marker stays so the next push
+ * tries again (the tables are invisible to every client meanwhile).
+ */
+static void stage_cleanup(struct pusher *P)
+{
+	rs_error e = {0};
+	rs_hrana_pipeline *p = NULL;
+	rs_hrana_response *r = NULL;
+	int rc = stage_names(P, &e);
+	if (rc == RS_OK)
+		rc = rs_hrana_pipeline_new(&p, &e);
+	if (rc == RS_OK && stage_drops(&P->stage, p) != RS_OK)
+		rc = rs_hrana_pipeline_encode(p, NULL, NULL, &e); /* reports the sticky error */
+	if (rc == RS_OK)
+		rc = rs_hrana_send(P->t->http, p, 0, &r, &e);
+	for (size_t i = 0; rc == RS_OK && i < rs_hrana_response_count(r); i++)
+		rc = rs_hrana_check(r, i, &e);
+	rs_hrana_response_free(r);
+	rs_hrana_pipeline_free(p);
+	if (rc == RS_OK) {
+		if (unlink(P->t->staged_path) != 0 && errno != ENOENT)
+			rs_warn("turso push: cannot remove the staging marker", "path=%s errno=%d", P->t->staged_path,
+				errno);
+	} else {
+		rs_warn("turso push: cannot drop the scratch tables of a staged push on the server; they are "
+			"invisible to other clients and the next push drops them", "err=\"%s\"", e.message);
+	}
+}
+
+static size_t tpl_hash(const char *s)
+{
+	size_t h = 1469598103934665603u;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211u;
+	return h;
+}
+
+/*
+ * The template of a row statement: its SQL with the i-th '?' replaced by
+ * NEW.a<i+1>; an anon insert (RETURNING rowid) records the server's rowid
+ * in the rowid table instead.  sqlite3_free() it; NULL when out of memory.
+ */
+static char *make_template(const struct stage *S, const struct step *s)
+{
+	static const char ret[] = " RETURNING rowid";
+	size_t len = strlen(s->sql);
+	if (s->ins >= 0 && len >= sizeof ret - 1 && strcmp(s->sql + len - (sizeof ret - 1), ret) == 0)
+		len -= sizeof ret - 1;
+	sqlite3_str *q = sqlite3_str_new(NULL);
+	size_t at = 0;
+	for (size_t i = 0; i < s->nargs; i++) {
+		sqlite3_str_append(q, s->sql + at, (int)(s->pos[i] - at));
+		sqlite3_str_appendf(q, "NEW.a%lld", (long long)i + 1);
+		at = s->pos[i] + 1;
+	}
+	sqlite3_str_append(q, s->sql + at, (int)(len - at));
+	if (s->ins >= 0)
+		sqlite3_str_appendf(q, "; INSERT INTO %s(seq, r) VALUES (NEW.seq, last_insert_rowid())", S->rid);
+	if (sqlite3_str_errcode(q) != SQLITE_OK) {
+		sqlite3_free(sqlite3_str_finish(q));
+		return NULL;
+	}
+	return sqlite3_str_finish(q);
+}
+
+/*
+ * The id of step s's template; a new one also gets its trigger, appended
+ * to p.  Returns the id (>= 0) or a negative RS_E* code.
+ */
+static int template_id(struct stage *S, const struct step *s, rs_hrana_pipeline *p)
+{
+	char *tpl = make_template(S, s);
+	if (!tpl)
+		return RS_ENOMEM;
+	if (S->ntpl * 2 >= S->nslot) { /* grow and rehash: at most half full */
+		size_t n = S->nslot ? S->nslot * 2 : 64;
+		size_t *slot = calloc(n, sizeof *slot);
+		if (!slot) {
+			sqlite3_free(tpl);
+			return RS_ENOMEM;
+		}
+		for (size_t i = 0; i < S->ntpl; i++) {
+			size_t h = tpl_hash(S->tpl[i]) & (n - 1);
+			while (slot[h])
+				h = (h + 1) & (n - 1);
+			slot[h] = i + 1;
+		}
+		free(S->slot);
+		S->slot = slot;
+		S->nslot = n;
+	}
+	size_t h = tpl_hash(tpl) & (S->nslot - 1);
+	for (; S->slot[h]; h = (h + 1) & (S->nslot - 1))
+		if (strcmp(S->tpl[S->slot[h] - 1], tpl) == 0) {
+			sqlite3_free(tpl);
+			return (int)(S->slot[h] - 1);
+		}
+	if (S->ntpl == S->ctpl) {
+		size_t cap = S->ctpl ? S->ctpl * 2 : 32;
+		char **v = realloc(S->tpl, cap * sizeof *v);
+		if (!v) {
+			sqlite3_free(tpl);
+			return RS_ENOMEM;
+		}
+		S->tpl = v;
+		S->ctpl = cap;
+	}
+	int id = (int)S->ntpl;
+	S->tpl[S->ntpl++] = tpl;
+	S->slot[h] = (size_t)id + 1;
+	char *sql = sqlite3_mprintf("CREATE TEMP TRIGGER \"%w%d\" AFTER INSERT ON %s WHEN NEW.tpl = %d BEGIN %s; END",
+				    S->trg, id, S->ex, id, tpl);
+	int r = sql ? rs_hrana_execute(p, sql, NULL, 0, 0) : RS_ENOMEM;
+	sqlite3_free(sql);
+	return r < 0 ? r : id;
+}
+
+/* Append to p the INSERTs of steps v[from..to) (same argument count) into the stage. */
+static int stage_insert(struct stage *S, rs_hrana_pipeline *p, const struct step *v, const int64_t *seq,
+			const int *tpl, size_t from, size_t to)
+{
+	size_t nargs = v[from].nargs, n = to - from;
+	rs_hrana_value *args = malloc((n * (nargs + 2) + 1) * sizeof *args);
+	sqlite3_str *q = sqlite3_str_new(NULL);
+	sqlite3_str_appendf(q, "INSERT INTO temp.%s(seq, tpl", S->st);
+	for (size_t k = 0; k < nargs; k++)
+		sqlite3_str_appendf(q, ", a%lld", (long long)k + 1);
+	sqlite3_str_appendall(q, ") VALUES ");
+	size_t a = 0;
+	for (size_t i = from; args && i < to; i++) {
+		sqlite3_str_appendall(q, i > from ? ", (?, ?" : "(?, ?");
+		for (size_t k = 0; k < nargs; k++)
+			sqlite3_str_appendall(q, ", ?");
+		sqlite3_str_appendall(q, ")");
+		args[a++] = rs_hrana_int(seq[i]);
+		args[a++] = rs_hrana_int(tpl[i]);
+		for (size_t k = 0; k < nargs; k++)
+			args[a++] = v[i].args[k];
+	}
+	int bad = sqlite3_str_errcode(q) != SQLITE_OK;
+	char *sql = sqlite3_str_finish(q);
+	int r = args && sql && !bad ? rs_hrana_execute(p, sql, args, a, 0) : RS_ENOMEM;
+	sqlite3_free(sql);
+	free(args);
+	return r < 0 ? r : RS_OK;
+}
+
+/*
+ * Stage the open batch's statements on the server (one request): schema
+ * statements are kept for the final batch, row statements go into the
+ * stage with their templates' triggers.  Starts the stage when it is the
+ * first.  The batch is then empty again; the push stays pending in the
+ * state, as one push.
+ */
+static int stage_open(struct pusher *P, rs_error *err)
+{
+	rs_turso *t = P->t;
+	struct stage *S = &P->stage;
+	if (t->cancel && *t->cancel)
+		return rs_err(err, RS_EABORT, "push stopped by a signal before sending");
+	int rc = stage_names(P, err);
+	if (rc != RS_OK)
+		return rc;
+	if (!S->keep && !(S->keep = calloc(2, sizeof *S->keep)))
+		return rs_err(err, RS_ENOMEM, "out of memory");
+	rs_hrana_pipeline *p = NULL;
+	if ((rc = rs_hrana_pipeline_new(&p, err)) != RS_OK)
+		return rc;
+	int r = RS_OK;
+	if (!S->on) {
+		/* The marker first: a crash from here on leaves scratch tables the next push drops. */
+		FILE *f = fopen(t->staged_path, "w");
+		if (!f || fclose(f) != 0) {
+			rs_hrana_pipeline_free(p);
+			return rs_err(err, RS_ELOCAL, "%s: cannot create the staging marker: %s", t->staged_path,
+				      strerror(errno));
+		}
+		r = stage_drops(S, p);
+		const char *tab[2] = {S->st, S->ex};
+		for (int i = 0; r >= 0 && i < 2; i++) {
+			char *sql = sqlite3_mprintf("CREATE TEMP TABLE %s(seq INTEGER PRIMARY KEY, tpl INTEGER)", tab[i]);
+			r = sql ? rs_hrana_execute(p, sql, NULL, 0, 0) : RS_ENOMEM;
+			sqlite3_free(sql);
+		}
+		char *sql = sqlite3_mprintf("CREATE TEMP TABLE %s(seq INTEGER PRIMARY KEY, r INTEGER)", S->rid);
+		r = r < 0 ? r : sql ? rs_hrana_execute(p, sql, NULL, 0, 0) : RS_ENOMEM;
+		sqlite3_free(sql);
+		S->on = 1;
+		rs_info("turso push: larger than one request; staging it on the server, to apply in one transaction",
+			"statements=%zu bytes=%zu", P->count, P->bytes);
+	}
+	/* Columns for the widest statement of this batch. */
+	size_t need = 0;
+	for (int ph = PH_DEL; ph <= PH_UPS; ph++)
+		for (size_t i = 0; i < P->ph[ph].n; i++)
+			if (P->ph[ph].v[i].nargs > need)
+				need = P->ph[ph].v[i].nargs;
+	for (; r >= 0 && (size_t)S->ncols < need; S->ncols++)
+		for (int i = 0; r >= 0 && i < 2; i++) {
+			char *sql = sqlite3_mprintf("ALTER TABLE temp.%s ADD COLUMN a%d", i ? S->ex : S->st, S->ncols + 1);
+			r = sql ? rs_hrana_execute(p, sql, NULL, 0, 0) : RS_ENOMEM;
+			sqlite3_free(sql);
+		}
+	/* Schema statements wait for the final batch. */
+	for (int k = 0; r >= 0 && k < 2; k++) {
+		struct steps *from = &P->ph[k ? PH_POST : PH_PRE], *to = &S->keep[k];
+		if (!from->n)
+			continue;
+		struct step *v = realloc(to->v, (to->n + from->n) * sizeof *v);
+		if (!v) {
+			r = RS_ENOMEM;
+			break;
+		}
+		memcpy(v + to->n, from->v, from->n * sizeof *v);
+		to->v = v;
+		to->n += from->n;
+		to->cap = to->n;
+		free(from->v);
+		memset(from, 0, sizeof *from);
+	}
+	/* Row statements: templates, places, then the rows themselves. */
+	for (int ph = PH_DEL; r >= 0 && ph <= PH_UPS; ph++) {
+		struct steps *l = &P->ph[ph];
+		if (!l->n)
+			continue;
+		int64_t *seq = malloc(l->n * sizeof *seq);
+		int *tpl = malloc(l->n * sizeof *tpl);
+		struct staged_row *rows = realloc(S->row, (S->nrow + l->n) * sizeof *rows);
+		if (rows)
+			S->row = rows;
+		if (!seq || !tpl || !rows)
+			r = RS_ENOMEM;
+		for (size_t i = 0; r >= 0 && i < l->n; i++) {
+			struct step *s = &l->v[i];
+			if ((r = template_id(S, s, p)) < 0)
+				break;
+			tpl[i] = r;
+			seq[i] = STAGE_SEQ(ph, S->next[ph]++);
+			if (s->ins >= 0)
+				P->ins[s->ins].seq = seq[i];
+			S->row[S->nrow++] = (struct staged_row){seq[i], s->key, s->klen, s->rowid, tpl[i]};
+			s->key = NULL;
+		}
+		for (size_t i = 0; r >= 0 && i < l->n;) {
+			size_t j = i + 1;
+			while (j < l->n && j - i < STAGE_ROWS_PER_INSERT && l->v[j].nargs == l->v[i].nargs &&
+			       (j - i + 1) * (l->v[i].nargs + 2) <= STAGE_MAX_ARGS)
+				j++;
+			r = stage_insert(S, p, l->v, seq, tpl, i, j);
+			i = j;
+		}
+		free(seq);
+		free(tpl);
+	}
+	S->rows += P->rows;
+	size_t steps = P->count;
+	clear_steps(P);
+	rs_hrana_response *resp = NULL;
+	if (r < 0)
+		rc = rs_err(err, r, "push: cannot build the staging request");
+	else
+		rc = rs_hrana_send(t->http, p, 0, &resp, err);
+	for (size_t i = 0; rc == RS_OK && i < rs_hrana_response_count(resp); i++)
+		if ((rc = rs_hrana_check(resp, i, err)) != RS_OK)
+			rs_err_prefix(err, "push: staging on the server failed (nothing of the push is applied)");
+	rs_hrana_response_free(resp);
+	rs_hrana_pipeline_free(p);
+	if (rc == RS_OK) {
+		rs_info("turso push: staged", "statements=%zu staged_rows=%lld", steps, (long long)S->rows);
+		if (rs_turso_crash(t, "push-staged"))
+			raise(SIGKILL); /* test builds: a real kill between two staging requests */
+	}
+	return rc;
+}
+
+static int cmp_staged(const void *a, const void *b)
+{
+	int64_t x = ((const struct staged_row *)a)->seq, y = ((const struct staged_row *)b)->seq;
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Build the final batch (or, with `upto` >= 0, a trial run of the rows up
+ * to that seq, which always rolls back).  *exec gets the step that applies
+ * the rows, *rid the step that reads the server's rowids (-1: none).
+ * Returns the COMMIT (or ROLLBACK) step, or a negative code.
+ */
+static int stage_final(struct pusher *P, rs_hrana_pipeline *p, int64_t upto, int *exec, int *rid)
+{
+	struct stage *S = &P->stage;
+	*exec = *rid = -1;
+	int r = rs_hrana_push_begin(p);
+	for (size_t i = 0; r >= 0 && i < S->keep[0].n; i++)
+		r = rs_hrana_push_step(p, S->keep[0].v[i].sql, S->keep[0].v[i].args, S->keep[0].v[i].nargs,
+				       S->keep[0].v[i].may_fail);
+	char *a = sqlite3_mprintf("CREATE TEMP TABLE %s(n INTEGER CHECK (n = %lld))", S->cnt, (long long)S->nrow);
+	char *b = sqlite3_mprintf("INSERT INTO %s SELECT count(*) FROM %s", S->cnt, S->st);
+	char *c = upto < 0 ? sqlite3_mprintf("INSERT INTO %s SELECT * FROM %s ORDER BY seq", S->ex, S->st)
+			   : sqlite3_mprintf("INSERT INTO %s SELECT * FROM %s WHERE seq <= %lld ORDER BY seq", S->ex,
+					     S->st, (long long)upto);
+	char *d = sqlite3_mprintf("SELECT seq, r FROM %s ORDER BY seq", S->rid);
+	if (!a || !b || !c || !d)
+		r = RS_ENOMEM;
+	if (r >= 0)
+		r = rs_hrana_push_step(p, a, NULL, 0, 0);
+	if (r >= 0)
+		r = rs_hrana_push_step(p, b, NULL, 0, 0);
+	if (r >= 0)
+		r = *exec = rs_hrana_push_step(p, c, NULL, 0, 0);
+	if (r >= 0 && P->nins && upto < 0)
+		r = *rid = rs_hrana_push_step_rows(p, d, NULL, 0);
+	sqlite3_free(a);
+	sqlite3_free(b);
+	sqlite3_free(c);
+	sqlite3_free(d);
+	for (size_t i = 0; r >= 0 && upto < 0 && i < S->keep[1].n; i++)
+		r = rs_hrana_push_step(p, S->keep[1].v[i].sql, S->keep[1].v[i].args, S->keep[1].v[i].nargs,
+				       S->keep[1].v[i].may_fail);
+	if (r < 0)
+		return r;
+	if (upto >= 0)
+		return rs_hrana_push_abandon(p);
+	return rs_hrana_push_end(p, rs_replica_client_id(P->t->replica), 0, rs_tstate_pending(P->t->state));
+}
+
+/*
+ * The final batch failed while applying the rows: find the first staged row
+ * whose statement fails, by trial runs over prefixes of the stage (each
+ * rolls back).  Returns its index in S->row (sorted by seq) with its error
+ * in err, or -1 when it cannot be found (err unchanged).
+ */
+static ssize_t locate_failure(struct pusher *P, rs_error *err)
+{
+	struct stage *S = &P->stage;
+	if (!S->nrow)
+		return -1;
+	qsort(S->row, S->nrow, sizeof *S->row, cmp_staged);
+	/* The whole stage fails; find the shortest prefix that does. */
+	size_t lo = 0, hi = S->nrow - 1;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		rs_hrana_pipeline *p = NULL;
+		rs_hrana_response *resp = NULL;
+		rs_error e = {0};
+		int exec = -1, rid = -1;
+		if (rs_hrana_pipeline_new(&p, &e) != RS_OK)
+			return -1;
+		int rc = stage_final(P, p, S->row[mid].seq, &exec, &rid) < 0 ? rs_hrana_pipeline_encode(p, NULL, NULL, &e)
+										 : rs_hrana_send(P->t->http, p, 0, &resp, &e);
+		const rs_hrana_result *res = rc == RS_OK ? rs_hrana_response_result(resp, 0) : NULL;
+		const rs_hrana_stmt_result *st = res && res->batch && exec >= 0 && (size_t)exec < res->nsteps
+							 ? &res->steps[exec] : NULL;
+		int status = st ? st->status : RS_HRANA_SKIPPED;
+		if (status == RS_HRANA_ERROR)
+			rs_err(err, RS_EREMOTE, "push not committed: %s", st->error);
+		rs_hrana_response_free(resp);
+		rs_hrana_pipeline_free(p);
+		if (status == RS_HRANA_ERROR)
+			hi = mid;
+		else if (status == RS_HRANA_OK)
+			lo = mid + 1;
+		else
+			return -1; /* the trial itself did not run: the row stays unnamed */
+	}
+	return (ssize_t)lo;
+}
+
+/* The server's rowid of every anon row the staged push inserted (the rid step's rows, by seq). */
+static int learn_staged_rowids(struct pusher *P, const rs_hrana_response *resp, int rid, rs_error *err)
+{
+	const rs_hrana_result *r = rs_hrana_response_result(resp, 0);
+	const rs_hrana_stmt_result *s = r && r->batch && rid >= 0 && (size_t)rid < r->nsteps ? &r->steps[rid] : NULL;
+	for (size_t i = 0; i < P->nins; i++) {
+		struct anon_ins *a = &P->ins[i];
+		const rs_hrana_value *v = NULL;
+		size_t lo = 0, hi = s ? s->nrows : 0;
+		while (lo < hi) { /* the rows are sorted by seq */
+			size_t mid = lo + (hi - lo) / 2;
+			const rs_hrana_value *q = rs_hrana_cell(s, mid, 0);
+			if (!q || q->type != RS_HRANA_INTEGER)
+				break;
+			if (q->i == a->seq) {
+				v = rs_hrana_cell(s, mid, 1);
+				break;
+			}
+			if (q->i < a->seq)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (!v || v->type != RS_HRANA_INTEGER)
+			return rs_err(err, RS_EREMOTE, "push: the server committed an insert into table %s but did "
+				      "not return its rowid", (const char *)a->key);
+		int rc = rs_tstate_map_rowid(P->t->state, a->key, a->klen, v->i, err);
+		if (rc != RS_OK)
+			return rc;
+	}
+	return RS_OK;
+}
+
+/*
+ * The end of a staged push: stage what is left, then the final batch, its
+ * outcome settled in the state as for a one-request push (a lost answer is
+ * settled through the watermark), then the scratch tables dropped.
+ */
+static int flush_staged(struct pusher *P, rs_error *err)
+{
+	rs_turso *t = P->t;
+	struct stage *S = &P->stage;
+	int rc = P->count ? stage_open(P, err) : RS_OK;
+	rs_hrana_pipeline *p = NULL;
+	rs_hrana_response *resp = NULL;
+	int exec = -1, rid = -1, commit = -1;
+	if (rc == RS_OK && t->cancel && *t->cancel)
+		rc = rs_err(err, RS_EABORT, "push stopped by a signal before sending");
+	if (rc == RS_OK)
+		rc = rs_hrana_pipeline_new(&p, err);
+	if (rc == RS_OK && (commit = stage_final(P, p, -1, &exec, &rid)) < 0)
+		rc = rs_err(err, commit, "push: cannot encode the final batch");
+	int64_t batch = rs_tstate_pending(t->state);
+	/* As in flush(): the pending push is on disk before the server can commit it. */
+	if (rc == RS_OK)
+		rc = save_state(t, err);
+	else
+		rs_tstate_rollback(t->state);
+	if (rc == RS_OK) {
+		rs_info("turso push: applying the staged push in one transaction", "push=%lld rows=%lld statements=%zu",
+			(long long)batch, (long long)S->rows, S->nrow);
+		rc = rs_hrana_send(t->http, p, 0, &resp, err);
+		if (rc == RS_OK && rs_turso_crash(t, "push-sent")) {
+			rc = rs_err(err, RS_EINTERNAL, "simulated crash after the push was sent (test hook)");
+			goto out;
+		}
+		if (rc == RS_OK) {
+			int failed = -1;
+			rc = rs_hrana_push_check(resp, 0, commit, &failed, err);
+			if (rc == RS_OK) {
+				rs_tstate_confirm(t->state);
+				P->rep->pushed += S->rows;
+				rc = learn_staged_rowids(P, resp, rid, err);
+			} else {
+				rs_tstate_rollback(t->state);
+				ssize_t at = failed == exec ? locate_failure(P, err) : -1;
+				const char *sql = at >= 0 ? S->tpl[S->row[at].tpl]
+						  : failed >= 0 ? rs_hrana_pipeline_step_sql(p, 0, (size_t)failed) : NULL;
+				if (sql) {
+					size_t used = strlen(err->message);
+					snprintf(err->message + used, sizeof err->message - used, " (in %.160s%s)", sql,
+						 strlen(sql) > 160 ? "..." : "");
+				}
+				if (at >= 0 && strstr(err->message, "constraint failed"))
+					rc = refuse_row(P, S->row[at].key, S->row[at].klen, S->row[at].rowid, err);
+			}
+			int src = save_state(t, rc == RS_OK ? err : NULL);
+			if (rc == RS_OK)
+				rc = src;
+		} else if (rc == RS_ETRANSPORT || rc == RS_EREMOTE) {
+			rs_error e2 = {0};
+			if (rs_turso_resolve_pending(t, &e2) != RS_OK) {
+				rs_warn("turso push: outcome unknown; asking again next cycle", "err=\"%s\"", e2.message);
+			} else if (rs_tstate_push_id(t->state) >= batch) {
+				rs_warn("turso push: the answer was lost but the batch committed", "push=%lld err=\"%s\"",
+					(long long)batch, err->message);
+				rs_err_clear(err);
+				P->rep->pushed += S->rows;
+				rc = RS_OK;
+			}
+		}
+	}
+	stage_cleanup(P);
+out:
+	clear_ins(P);
+	rs_hrana_response_free(resp);
+	rs_hrana_pipeline_free(p);
+	stage_free(S);
+	return rc;
 }
 
 /* ---- the sink ----------------------------------------------------------- */
@@ -727,7 +1356,7 @@ static int held_locally(struct pusher *P, const rs_table *t, const rs_tkey *k, c
  * A delete of a keyed identity that an earlier batch since the last pull
  * wrote as a row (a key that moved to another row, pushed before: a second
  * push with no pull between, such as the start-up push and the first
- * cycle's, or the next transaction of a split push).  The server's row of
+ * cycle's).  The server's row of
  * that key is the one we wrote; when the database still holds the key, the
  * delete is only the old side of the move and must not go again: the
  * upsert that would follow it is left out as already pushed, so the key
@@ -810,6 +1439,7 @@ static int note_ins(struct pusher *P, rs_error *err)
 	memcpy(a->key, P->key.data, P->key.len);
 	a->klen = P->key.len;
 	a->step = -1;
+	a->seq = -1;
 	P->next_ins = (int)P->nins++;
 	return RS_OK;
 }
@@ -1012,7 +1642,7 @@ static int has_column(sqlite3 *db, const char *table, const char *col)
  * definitions, when the server's table can be widened to ours: every column
  * of the replica's table is ours too and each of ours it lacks can be
  * added.  Returns the count (0: nothing to add), -1 when it cannot be
- * widened, -2 out of memory; *defs (sqlite3_free each and the array).
+ * widened, -2 out of memory; *defs (sqlite3_free each, free the array).
  */
 static int widen_defs(struct pusher *P, const char *name, char ***defs)
 {
@@ -1028,7 +1658,8 @@ static int widen_defs(struct pusher *P, const char *name, char ***defs)
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	while (ok && sqlite3_step(st) == SQLITE_ROW)
 		ok = has_column(P->ldb, name, (const char *)sqlite3_column_text(st, 0));
-	sqlite3_finalize(st);
+	if (sqlite3_finalize(st) != SQLITE_OK) /* the server's columns could not all be read */
+		ok = 0;
 	st = NULL;
 	if (ok && sqlite3_prepare_v2(P->ldb, "SELECT name FROM pragma_table_info(?1) ORDER BY cid", -1, &st, NULL)
 			  == SQLITE_OK) {
@@ -1038,26 +1669,23 @@ static int widen_defs(struct pusher *P, const char *name, char ***defs)
 			if (!col || has_column(P->rdb, name, col))
 				continue;
 			char *def = rs_tcol_def(sql, col);
-			char **v = def ? sqlite3_realloc(*defs, (int)sizeof *v * (n + 1)) : NULL;
-			if (!def || !v || strcasestr(def, "primary key") || strcasestr(def, "unique")) {
+			if (!def || RS_VEC_ROOM(*defs, n) != 0 || strcasestr(def, "primary key") || strcasestr(def, "unique")) {
 				sqlite3_free(def);
-				if (v)
-					*defs = v;
 				ok = 0;
 				break;
 			}
-			*defs = v;
-			v[n++] = def;
+			(*defs)[n++] = def;
 		}
 	} else {
 		ok = 0;
 	}
-	sqlite3_finalize(st);
+	if (sqlite3_finalize(st) != SQLITE_OK)
+		ok = 0;
 	sqlite3_free(sql);
 	if (!ok) {
 		for (int i = 0; i < n; i++)
 			sqlite3_free((*defs)[i]);
-		sqlite3_free(*defs);
+		free(*defs);
 		*defs = NULL;
 		return -1;
 	}
@@ -1103,10 +1731,7 @@ static int push_schema(struct pusher *P, const rs_change *ch, rs_error *err)
 		if (n == -2)
 			return rs_err(err, RS_ENOMEM, "out of memory");
 		if (n >= 0) {
-			char **w = realloc(P->widen, (size_t)(P->nwiden + 1) * sizeof *w);
-			char *name = w ? strdup(ch->obj_name) : NULL;
-			if (w)
-				P->widen = w;
+			char *name = RS_VEC_ROOM(P->widen, P->nwiden) == 0 ? strdup(ch->obj_name) : NULL;
 			int rc = name ? RS_OK : rs_err(err, RS_ENOMEM, "out of memory");
 			if (name)
 				P->widen[P->nwiden++] = name;
@@ -1120,7 +1745,7 @@ static int push_schema(struct pusher *P, const rs_change *ch, rs_error *err)
 			}
 			for (int i = 0; i < n; i++)
 				sqlite3_free(defs[i]);
-			sqlite3_free(defs);
+			free(defs);
 			rs_info("turso push: table changed here by more than an appended column; widening the "
 				"server's instead of rebuilding it", "table=%s added=%d", ch->obj_name, n);
 			return rc;
@@ -1333,6 +1958,11 @@ int rs_turso_push(rs_turso *t, rs_turso_report *rep, rs_error *err)
 		return RS_OK;
 	}
 	rs_watch_forget(&t->watch);
+	if (access(t->staged_path, F_OK) == 0) { /* a staged push was cut short: drop its scratch tables */
+		struct pusher C = {.t = t};
+		stage_cleanup(&C);
+		stage_free(&C.stage);
+	}
 	struct refused refused = {0};
 	int again = 0;
 	int64_t too_large_n = 0;
@@ -1363,6 +1993,9 @@ int rs_turso_push(rs_turso *t, rs_turso_report *rep, rs_error *err)
 		}
 		/* A refused row (refuse_row): the batches after it were never built, and its own batch
 		 * rolled back: diff again without it (batches that committed are in the overlay). */
+		if (P.stage.on) /* the diff failed after staging began */
+			stage_cleanup(&P);
+		stage_free(&P.stage);
 		again = rc == RS_OK && P.restart;
 		too_large_n = P.too_large;
 		memcpy(too_large_first, P.too_large_first, sizeof too_large_first);

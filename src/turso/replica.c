@@ -11,35 +11,23 @@
  *
  * Incremental pull: pages go into <replica>-pullstage as they arrive (so a
  * big catch-up does not sit in memory, and a broken stream leaves the replica
- * untouched).  When the stream is complete and valid, the apply is made
- * crash-safe with an undo journal, as SQLite's rollback journal does it:
+ * untouched).  When the stream is complete and valid, the pages are written
+ * in place through core/pageapply.h, whose undo journal is
+ * <replica>-pulljournal (a name SQLite never looks at: only we play it back):
  *
- *   1. write <replica>-pulljournal: the original contents of every page
- *      about to be overwritten or cut off, the old file size and the new
- *      revision; fsync it and the directory;
+ *   1. journal the original contents of every page about to be overwritten
+ *      or cut off, the old size, and the new revision as the journal's tag;
  *   2. write the new pages in place;
- *   3. truncate to db_size*4096 and fsync;
+ *   3. set the size to db_size*4096 and fsync;
  *   4. store the new revision (atomic replace of the state file);
  *   5. delete the journal.
  *
- * At open, a journal whose checksum holds is "hot" unless the state already
- * names its new revision (the crash came after step 4): a hot journal is
- * played back (pages restored, size restored, fsync) and deleted.  A journal
- * with a bad checksum was torn before step 1 finished, so the replica was
- * never touched and it is just deleted.  This costs one extra copy of the
+ * At open, a leftover journal is handed to rs_pageapply_recover() with the
+ * stored revision: when its tag is that revision the crash came after step 4
+ * and the journal just goes; a torn one (the replica never touched) goes
+ * too; otherwise it is played back.  This costs one extra copy of the
  * changed pages only, where copying the replica would cost its whole size on
- * every pull.
- *
- * Journal format (integers little-endian):
- *
- *     offset  size  field
- *     0       8     magic "RSPJRNL1"
- *     8       8     old file size in bytes
- *     16      8     number of saved pages n
- *     24      4     length r of the new revision
- *     28      r     the new revision (no NUL)
- *     28+r    n*(8+4096)  page id, then the page's original 4096 bytes
- *     end-8   8     FNV-1a 64 of every byte before it
+ * every pull.  Page id i of the protocol is page i+1 of the journal.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -53,12 +41,12 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "core/pageapply.h"
 #include "core/util.h"
 #include "turso/pull.h"
 #include "turso/replica.h"
 
 #define PAGE RS_PULL_PAGE_SIZE
-#define JMAGIC "RSPJRNL1"
 
 struct rs_replica {
 	char *path, *state_path, *lock_path, *journal_path, *stage_path, *tmp_path;
@@ -76,47 +64,17 @@ static int crash_after;
 
 void rs_replica_test_crash_after(int step) { crash_after = step; }
 
+/* The pageapply hook: stop once, right after step crash_after. */
+static int crash_hook(int step)
+{
+	if (!crash_after || step != crash_after)
+		return 0;
+	crash_after = 0;
+	return 1;
+}
+
 /* ---------------------------------------------------------------------- */
 /* Small file helpers                                                      */
-
-static int write_at(int fd, const void *p, size_t n, uint64_t off)
-{
-	const char *c = p;
-	while (n) {
-		ssize_t w = pwrite(fd, c, n, (off_t)off);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		c += w;
-		n -= (size_t)w;
-		off += (uint64_t)w;
-	}
-	return 0;
-}
-
-/* Read exactly n bytes at off; -1 on error or short file (errno EIO then). */
-static int read_at(int fd, void *p, size_t n, uint64_t off)
-{
-	char *c = p;
-	while (n) {
-		ssize_t r = pread(fd, c, n, (off_t)off);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (r == 0) {
-			errno = EIO;
-			return -1;
-		}
-		c += r;
-		n -= (size_t)r;
-		off += (uint64_t)r;
-	}
-	return 0;
-}
 
 static int local_err(rs_error *err, const char *path, const char *what)
 {
@@ -130,18 +88,6 @@ static int remove_if_present(const char *path, rs_error *err)
 		return local_err(err, path, "cannot remove");
 	return RS_OK;
 }
-
-static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
-{
-	const unsigned char *c = p;
-	for (size_t i = 0; i < n; i++) {
-		h ^= c[i];
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-#define FNV_INIT 0xcbf29ce484222325ULL
-
 
 /* 1 when s is a non-empty decimal number that fits in 64 bits (*v = it). */
 static int decimal(const char *s, uint64_t *v)
@@ -245,65 +191,10 @@ static int load_state(rs_replica *r, rs_error *err)
 /* ---------------------------------------------------------------------- */
 /* Journal                                                                 */
 
-/*
- * Look at a leftover journal: roll it back when hot, then delete it.
- * RS_OK (nothing there, or handled) or an error.
- */
+/* Deal with a journal left by a crash (see the top of the file). */
 static int recover(rs_replica *r, rs_error *err)
 {
-	char *j = NULL;
-	size_t n = 0;
-	struct stat st;
-	if (stat(r->journal_path, &st) != 0)
-		return errno == ENOENT ? RS_OK : local_err(err, r->journal_path, "cannot stat");
-	int rc = rs_read_file(r->journal_path, &j, &n, err);
-	if (rc != RS_OK)
-		return rc;
-	const unsigned char *p = (const unsigned char *)j;
-	uint64_t old_size = 0, count = 0, rlen = 0;
-	int valid = n >= 36 && memcmp(p, JMAGIC, 8) == 0;
-	if (valid) {
-		old_size = rs_get_le64(p + 8);
-		count = rs_get_le64(p + 16);
-		rlen = (uint64_t)p[24] | (uint64_t)p[25] << 8 | (uint64_t)p[26] << 16 |
-		       (uint64_t)p[27] << 24;
-		valid = rlen <= RS_PULL_MAX_REVISION && count <= (n / (8 + PAGE)) &&
-			n == 28 + rlen + count * (8 + PAGE) + 8 &&
-			fnv1a(FNV_INIT, p, n - 8) == rs_get_le64(p + n - 8) && old_size % PAGE == 0;
-	}
-	if (!valid) {
-		/* Torn before it was synced: the replica was never touched. */
-		rs_warn("turso replica: discarding an incomplete pull journal", "path=%s",
-			r->journal_path);
-	} else if (rlen == strlen(r->revision) && memcmp(p + 28, r->revision, rlen) == 0) {
-		/* Crashed after the new revision was stored: the apply was complete. */
-		rs_info("turso replica: pull journal of a completed apply removed", "path=%s",
-			r->journal_path);
-	} else {
-		rs_warn("turso replica: rolling back an interrupted pull", "path=%s pages=%llu",
-			r->path, (unsigned long long)count);
-		int fd = open(r->path, O_RDWR | O_CLOEXEC);
-		if (fd < 0 && errno == ENOENT)
-			rs_warn("turso replica: file gone; journal dropped", "path=%s", r->path);
-		else if (fd < 0)
-			rc = local_err(err, r->path, "cannot open for rollback");
-		const unsigned char *e = p + 28 + rlen;
-		for (uint64_t i = 0; fd >= 0 && rc == RS_OK && i < count; i++, e += 8 + PAGE)
-			if (write_at(fd, e + 8, PAGE, rs_get_le64(e) * PAGE) != 0)
-				rc = local_err(err, r->path, "cannot roll back a page");
-		if (fd >= 0 && rc == RS_OK && ftruncate(fd, (off_t)old_size) != 0)
-			rc = local_err(err, r->path, "cannot truncate during rollback");
-		if (fd >= 0 && rc == RS_OK && fsync(fd) != 0)
-			rc = local_err(err, r->path, "cannot sync during rollback");
-		if (fd >= 0)
-			close(fd);
-	}
-	free(j);
-	if (rc == RS_OK)
-		rc = remove_if_present(r->journal_path, err);
-	if (rc == RS_OK)
-		rc = rs_fsync_dir_of(r->journal_path, err);
-	return rc;
+	return rs_pageapply_recover(r->path, r->journal_path, r->revision, NULL, err);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -444,7 +335,7 @@ static int on_page(void *ctx, uint64_t id, const unsigned char *page, rs_error *
 		pl->cap = cap;
 	}
 	uint64_t off = pl->bootstrap ? id * PAGE : pl->npages * PAGE;
-	if (write_at(pl->fd, page, PAGE, off) != 0)
+	if (rs_pwrite_all(pl->fd, page, PAGE, (int64_t)off) != 0)
 		return local_err(err, pl->fd_path, "cannot write a pulled page");
 	if (id == 0 && memcmp(page, "SQLite format 3", 16) == 0)
 		pl->saw_page0_magic = 1;
@@ -538,99 +429,49 @@ static int apply_incremental(struct pull *pl, const rs_pull_header *h, int *chan
 		if (brc != RS_OK)
 			return brc;
 	}
-	int fd = open(r->path, O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		return local_err(err, r->path, "cannot open");
 	int rc = clear_wal(r, err);
-
-	/* 1. The journal: every existing page we overwrite, then every page a shrink cuts off. */
-	uint64_t cut = old_pages > new_pages ? old_pages - new_pages : 0;
-	uint64_t count = i0 + cut;
-	size_t rlen = strlen(h->revision);
-	unsigned char hdr[28], idb[8], *page = malloc(PAGE);
-	memcpy(hdr, JMAGIC, 8);
-	rs_put_le64(hdr + 8, old_pages * PAGE);
-	rs_put_le64(hdr + 16, count);
-	for (int k = 0; k < 4; k++)
-		hdr[24 + k] = (unsigned char)(rlen >> (8 * k));
-	if (rc == RS_OK && !page)
+	uint32_t *ids = malloc((size_t)(pl->npages + 1) * sizeof *ids);
+	unsigned char *page = malloc(PAGE);
+	rs_pageapply *pa = NULL;
+	if (rc == RS_OK && (!ids || !page))
 		rc = rs_err(err, RS_ENOMEM, "out of memory");
-	int jfd = -1;
-	if (rc == RS_OK &&
-	    (jfd = open(r->journal_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0)
-		rc = local_err(err, r->journal_path, "cannot create");
-	uint64_t jlen = 0, sum = FNV_INIT;
-#define JWRITE(p, n)                                                               \
-	do {                                                                       \
-		if (rc == RS_OK && write_at(jfd, (p), (n), jlen) != 0)             \
-			rc = local_err(err, r->journal_path, "cannot write");      \
-		sum = fnv1a(sum, (p), (n));                                        \
-		jlen += (n);                                                       \
-	} while (0)
-	JWRITE(hdr, sizeof hdr);
-	JWRITE(h->revision, rlen);
-	for (uint64_t k = 0; rc == RS_OK && k < count; k++) {
-		uint64_t id = k < i0 ? pl->pages[k].id : new_pages + (k - i0);
-		rs_put_le64(idb, id);
-		if (read_at(fd, page, PAGE, id * PAGE) != 0)
-			rc = local_err(err, r->path, "cannot read a page to journal");
-		JWRITE(idb, 8);
-		JWRITE(page, PAGE);
-	}
-#undef JWRITE
-	rs_put_le64(idb, sum);
-	if (rc == RS_OK && write_at(jfd, idb, 8, jlen) != 0)
-		rc = local_err(err, r->journal_path, "cannot write");
-	if (rc == RS_OK && fsync(jfd) != 0)
-		rc = local_err(err, r->journal_path, "cannot sync");
-	if (jfd >= 0)
-		close(jfd);
+	if (rc == RS_OK && (new_pages > UINT32_MAX - 1 || (pl->npages && pl->pages[pl->npages - 1].id >= UINT32_MAX)))
+		rc = rs_err(err, RS_EREMOTE, "pull-updates: page numbers past 2^32");
+	for (uint64_t i = 0; rc == RS_OK && i < pl->npages; i++)
+		ids[i] = (uint32_t)pl->pages[i].id + 1;
+	/* 1. The journal, tagged with the new revision. */
+	rs_pageapply_opts o = {.target = r->path, .journal = r->journal_path, .page_size = PAGE,
+			       .new_npage = (uint32_t)new_pages, .pages = ids, .npages = (uint32_t)pl->npages,
+			       .tag = h->revision, .hook = crash_hook};
 	if (rc == RS_OK)
-		rc = rs_fsync_dir_of(r->journal_path, err);
-	if (rc == RS_OK && crash_after == 1)
-		goto crash;
-
+		rc = rs_pageapply_begin(&pa, &o, NULL, err);
 	/* 2. The new pages, in page order. */
 	for (uint64_t i = 0; rc == RS_OK && i < pl->npages; i++) {
-		if (read_at(pl->fd, page, PAGE, pl->pages[i].slot * PAGE) != 0)
+		if (rs_pread_all(pl->fd, page, PAGE, (int64_t)(pl->pages[i].slot * PAGE)) != 0)
 			rc = local_err(err, r->stage_path, "cannot read a staged page");
-		else if (write_at(fd, page, PAGE, pl->pages[i].id * PAGE) != 0)
-			rc = local_err(err, r->path, "cannot write a page");
+		else
+			rc = rs_pageapply_write(pa, ids[i], page, err);
 	}
-	if (rc == RS_OK && crash_after == 2)
-		goto crash;
 	/* 3. Size and sync. */
-	if (rc == RS_OK && ftruncate(fd, (off_t)(new_pages * PAGE)) != 0)
-		rc = local_err(err, r->path, "cannot set size");
-	if (rc == RS_OK && fsync(fd) != 0)
-		rc = local_err(err, r->path, "cannot sync");
-	if (rc == RS_OK && crash_after == 3)
-		goto crash;
+	if (rc == RS_OK)
+		rc = rs_pageapply_sync(pa, err);
 	/* 4. The revision. */
 	if (rc == RS_OK)
 		rc = save_state(r, h->revision, new_pages, err);
 	/* 5. Done: the journal goes. */
-	if (rc == RS_OK)
-		rc = remove_if_present(r->journal_path, err);
+	if (rc == RS_OK) {
+		rc = rs_pageapply_commit(pa, err);
+		pa = NULL;
+	}
 	if (rc == RS_OK) {
 		*changed = 1;
 		r->last_pages = pl->npages;
 	}
+	/* On failure, undo what we can now; a crash instead is undone by the next open. */
+	rs_pageapply_abort(pa);
 	free(page);
-	close(fd);
-	if (rc != RS_OK) {
-		/* Undo what we can now; a crash instead is undone by the next open. */
-		rs_error e2 = {0};
-		if (recover(r, &e2) != RS_OK)
-			rs_error_log("turso replica: rollback after a failed apply failed",
-				     "err=\"%s\"", e2.message);
-	}
+	free(ids);
 	return rc;
-crash:
-	crash_after = 0;
-	free(page);
-	close(fd);
-	return rs_err(err, RS_EINTERNAL, "simulated crash during apply (test hook)");
 }
 
 int rs_replica_pull(rs_replica *r, rs_turso_http *http, int *changed, rs_error *err)

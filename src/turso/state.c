@@ -15,6 +15,7 @@
 
 #include "core/err.h"
 #include "core/util.h"
+#include "core/vec.h"
 #include "engine/schema.h"
 #include "turso/state.h"
 
@@ -593,6 +594,28 @@ static int column_collation(sqlite3 *db, const char *table, const char *col)
 	return RS_COLL_BINARY;
 }
 
+/*
+ * flags[c] for each column c of t named by the rows of sql (?1: the table;
+ * column 0 a column name, column 1 when `value` the flag, else 1).
+ * SQLITE_DONE when every row was read.
+ */
+static int flag_columns(sqlite3 *db, const char *sql, const rs_table *t, unsigned char *flags, int value)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
+	sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 0);
+		int c = name ? rs_table_col(t, name) : -1;
+		if (c >= 0)
+			flags[c] = value ? (unsigned char)sqlite3_column_int(st, 1) : 1;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
 /* k->uniq and k->nullable of table t's columns, from db's declaration. */
 static int load_columns(rs_tkey *k, sqlite3 *db, const rs_table *t, rs_error *err)
 {
@@ -601,34 +624,11 @@ static int load_columns(rs_tkey *k, sqlite3 *db, const rs_table *t, rs_error *er
 	k->nullable = calloc((size_t)n, 1);
 	if (!k->uniq || !k->nullable)
 		return rs_err(err, RS_ENOMEM, "out of memory");
-	sqlite3_stmt *st = NULL;
-	int rc = sqlite3_prepare_v2(db, "SELECT name, \"notnull\" = 0 FROM pragma_table_info(?1)", -1, &st, NULL);
-	if (rc == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-			const char *name = (const char *)sqlite3_column_text(st, 0);
-			int c = name ? rs_table_col(t, name) : -1;
-			if (c >= 0)
-				k->nullable[c] = (unsigned char)sqlite3_column_int(st, 1);
-		}
-		sqlite3_finalize(st);
-		st = NULL;
-	}
+	int rc = flag_columns(db, "SELECT name, \"notnull\" = 0 FROM pragma_table_info(?1)", t, k->nullable, 1);
 	/* Columns of UNIQUE indexes and constraints other than the primary key. */
 	if (rc == SQLITE_DONE)
-		rc = sqlite3_prepare_v2(db, "SELECT ii.name FROM pragma_index_list(?1) AS il, pragma_index_info(il.name) "
-					"AS ii WHERE il.\"unique\" AND il.origin <> 'pk' AND ii.name IS NOT NULL",
-					-1, &st, NULL);
-	if (rc == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-			const char *name = (const char *)sqlite3_column_text(st, 0);
-			int c = name ? rs_table_col(t, name) : -1;
-			if (c >= 0)
-				k->uniq[c] = 1;
-		}
-	}
-	sqlite3_finalize(st);
+		rc = flag_columns(db, "SELECT ii.name FROM pragma_index_list(?1) AS il, pragma_index_info(il.name) AS ii "
+				  "WHERE il.\"unique\" AND il.origin <> 'pk' AND ii.name IS NOT NULL", t, k->uniq, 0);
 	if (rc != SQLITE_DONE)
 		return rs_err(err, RS_ELOCAL, "table %s: cannot read its columns and indexes: %s", t->name,
 			      sqlite3_errmsg(db));
@@ -662,13 +662,7 @@ int rs_tkey_load(rs_tkey *k, sqlite3 *db, const rs_table *t, rs_error *err)
 		for (int i = 0; name && i < t->ncol; i++)
 			if (strcmp(t->col[i], name) == 0)
 				col = i;
-		int *p = realloc(k->pk, (size_t)(k->npk + 1) * sizeof *p);
-		if (p)
-			k->pk = p;
-		int *c = p ? realloc(k->coll, (size_t)(k->npk + 1) * sizeof *c) : NULL;
-		if (c)
-			k->coll = c;
-		if (!p || !c)
+		if (RS_VEC_ROOM(k->pk, k->npk) != 0 || RS_VEC_ROOM(k->coll, k->npk) != 0)
 			out = rs_err(err, RS_ENOMEM, "out of memory");
 		else if (col < 0)
 			out = rs_err(err, RS_EUNSUPPORTED, "table %s: primary key column %s is not a stored column",
@@ -845,15 +839,13 @@ static const char *skip_quoted(const char *p)
 	return p;
 }
 
-/* 1 when definition d (trimmed) declares column col: its first token, unquoted, is col. */
-static int def_declares(const char *d, size_t n, const char *col)
+char *rs_tcol_name(const char *d, size_t n)
 {
-	char *tok = NULL;
 	if (n && (*d == '"' || *d == '`' || *d == '[')) {
 		const char *e = skip_quoted(d);
 		size_t len = (size_t)(e - d);
-		if (len < 2)
-			return 0;
+		if (len < 2 || len > n)
+			return NULL;
 		sqlite3_str *s = sqlite3_str_new(NULL);
 		char q = *d == '[' ? ']' : *d;
 		for (size_t i = 1; i + 1 < len; i++) {
@@ -861,13 +853,18 @@ static int def_declares(const char *d, size_t n, const char *col)
 			if (d[i] == q && q != ']' && i + 2 < len && d[i + 1] == q)
 				i++;
 		}
-		tok = sqlite3_str_finish(s);
-	} else {
-		size_t len = 0;
-		while (len < n && d[len] != ' ' && d[len] != '\t' && d[len] != '\n' && d[len] != '\r')
-			len++;
-		tok = sqlite3_mprintf("%.*s", (int)len, d);
+		return sqlite3_str_finish(s);
 	}
+	size_t len = 0;
+	while (len < n && d[len] != ' ' && d[len] != '\t' && d[len] != '\n' && d[len] != '\r')
+		len++;
+	return sqlite3_mprintf("%.*s", (int)len, d);
+}
+
+/* 1 when definition d (trimmed) declares column col: its first token, unquoted, is col. */
+static int def_declares(const char *d, size_t n, const char *col)
+{
+	char *tok = rs_tcol_name(d, n);
 	int same = tok && sqlite3_stricmp(tok, col) == 0;
 	sqlite3_free(tok);
 	return same;

@@ -173,6 +173,13 @@ void rs_tcol_hashes(uint64_t *out, const rs_table *t, const rs_value *v);
  */
 char *rs_tcol_def(const char *create_sql, const char *col);
 
+/*
+ * The column name a definition of n bytes starts with ("\"my, col\" TEXT"
+ * gives "my, col"): its first token, unquoted ("...", `...`, [...]).
+ * sqlite3_free() it; NULL when out of memory or the quote is not closed.
+ */
+char *rs_tcol_name(const char *def, size_t n);
+
 /* 1 when both are absent, or both present with the same digest. */
 int rs_tdigest_equal(const rs_tdigest *a, const rs_tdigest *b);
 #endif

@@ -41,7 +41,7 @@
 #include "core/log.h"
 #include "core/migrate.h"
 #include "core/util.h"
-#include "daemon/lock.h"
+#include "core/lock.h"
 #include "engine/schema.h"
 #include "turso/objects.h"
 #include "turso/pipeline.h"
@@ -149,7 +149,12 @@ static void log_left_out_indexes(rs_turso *t, sqlite3 *ldb)
 			if (out && name)
 				sqlite3_str_appendf(s, "%s%s (on %s)", sqlite3_str_length(s) ? ", " : "", name, tbl);
 		}
-	sqlite3_finalize(st);
+	if (sqlite3_finalize(st) != SQLITE_OK) {
+		rs_warn("turso: cannot list the indexes left out with excluded tables", "error=\"%s\"",
+			sqlite3_errmsg(ldb));
+		sqlite3_free(sqlite3_str_finish(s));
+		return;
+	}
 	char *now = sqlite3_str_finish(s);
 	if (now && (!t->left_idx || strcmp(now, t->left_idx) != 0)) {
 		if (*now)
@@ -289,6 +294,7 @@ static int turso_new(rs_turso **out, const rs_config *cfg, int remote_only, rs_e
 	if (!t)
 		return rs_err(err, RS_ENOMEM, "out of memory");
 	t->cfg = cfg;
+	t->batch_steps = RS_TURSO_BATCH_STEPS;
 	const char *rp = cfg->turso_replica_path;
 	int rc = build_exclude(t, err);
 	if (rc == RS_OK)
@@ -309,8 +315,9 @@ static int turso_new(rs_turso **out, const rs_config *cfg, int remote_only, rs_e
 		t->base_path = rs_path_beside(rp, "-base");
 		t->base_rev_path = rs_path_beside(rp, "-base-revision");
 		t->status_path = rs_path_beside(rp, ".status.json");
+		t->staged_path = rs_path_beside(rp, "-staged");
 		char *sp = rs_path_beside(rp, "-sync.json");
-		rc = t->base_path && t->base_rev_path && t->status_path && sp ? rs_tstate_load(&t->state, sp, err)
+		rc = t->base_path && t->base_rev_path && t->status_path && t->staged_path && sp ? rs_tstate_load(&t->state, sp, err)
 							  : rs_err(err, RS_ENOMEM, "out of memory");
 		free(sp);
 	}
@@ -321,7 +328,9 @@ static int turso_new(rs_turso **out, const rs_config *cfg, int remote_only, rs_e
 	rs_replica_set_before_apply(t->replica, before_apply, t);
 #ifdef RS_TEST_HOOKS
 	/* Test builds only (resort-sync-hooks): the shipped program ignores it. */
-	const char *crash = getenv("RS_TEST_CRASH");
+	const char *crash = getenv("RS_TEST_CRASH"), *steps = getenv("RS_TEST_PUSH_STEPS");
+	if (steps && atoi(steps) > 0)
+		t->batch_steps = (size_t)atoi(steps); /* a small bound makes a staged push cheap to test */
 	if (crash && strcmp(crash, "pull-applying") == 0)
 		rs_replica_test_crash_after(2); /* the replica's pages written, its revision not yet */
 	else if (crash)
@@ -357,6 +366,7 @@ void rs_turso_free(rs_turso *t)
 	free(t->base_path);
 	free(t->base_rev_path);
 	free(t->status_path);
+	free(t->staged_path);
 	free(t->exclude);
 	free_names(t->left_out);
 	sqlite3_free(t->left_idx);
@@ -631,7 +641,9 @@ static int check_database(rs_turso *t, rs_error *err)
 	if (rc == RS_OK)
 		rc = rs_turso_open_ro(rs_replica_path(t->replica), &rdb, err);
 	if (rc == RS_OK) {
-		int64_t here = rs_schema_count(ldb, 1), there = rs_schema_count(rdb, 1);
+		/* Objects of data: the sync's own bookkeeping tables do not count. */
+		static const char *const ours[] = {"turso_sync_", "_resort_sync_", NULL};
+		int64_t here = rs_schema_count(ldb, ours), there = rs_schema_count(rdb, ours);
 		if (here == 0 && there > 0)
 			rc = rs_err(err, RS_ELOCAL,
 				    "%s: the database holds no tables where the replica %s holds %lld schema objects"
@@ -721,18 +733,6 @@ int rs_turso_cycle(rs_turso *t, rs_turso_report *rep, rs_error *err)
 
 /* ---- status ----------------------------------------------------------- */
 
-static void print_when(FILE *out, const char *label, json_t *o, const char *key)
-{
-	json_t *v = json_object_get(o, key);
-	if (!json_is_number(v)) {
-		fprintf(out, "%-22s never\n", label);
-		return;
-	}
-	char buf[40];
-	rs_rfc3339(buf, sizeof buf, json_number_value(v));
-	fprintf(out, "%-22s %s (%.0f s ago)\n", label, buf, rs_now() - json_number_value(v));
-}
-
 /*
  * status --remote: this client's push watermark on the server (the last
  * change the server holds from us, and the pull generation it was pushed
@@ -768,64 +768,4 @@ int rs_turso_remote_status(const rs_config *cfg, FILE *out, rs_error *err)
 	if (rc != RS_OK)
 		rs_err_prefix(err, "status --remote");
 	return rc;
-}
-
-int rs_turso_status(const rs_config *cfg, FILE *out, rs_error *err)
-{
-	const char *rp = cfg->turso_replica_path;
-	char *sp = rs_path_beside(rp, ".status.json"), *lockp = rs_path_beside(rp, ".lock");
-	if (!sp || !lockp) {
-		free(sp);
-		free(lockp);
-		return rs_err(err, RS_ENOMEM, "out of memory");
-	}
-	fprintf(out, "%-22s %s\n", "server", cfg->turso_url ? cfg->turso_url : "?");
-	fprintf(out, "%-22s %s%s\n", "replica", rp, access(rp, F_OK) == 0 ? "" : " (none yet: the next sync bootstraps it)");
-	json_t *o = json_load_file(sp, 0, NULL);
-	if (!o) {
-		fprintf(out, "no sync has run yet\n");
-	} else {
-		fprintf(out, "%-22s %s\n", "revision", json_string_value(json_object_get(o, "revision")) ?
-			json_string_value(json_object_get(o, "revision")) : "?");
-		fprintf(out, "%-22s %s\n", "client id", json_string_value(json_object_get(o, "client_id")) ?
-			json_string_value(json_object_get(o, "client_id")) : "?");
-		fprintf(out, "%-22s %lld\n", "push watermark", (long long)json_integer_value(json_object_get(o, "push_id")));
-		fprintf(out, "%-22s %s\n", "last cycle", json_string_value(json_object_get(o, "last_status")) ?
-			json_string_value(json_object_get(o, "last_status")) : "?");
-		print_when(out, "last cycle at", o, "last_cycle_unix");
-		print_when(out, "last push", o, "last_push_unix");
-		print_when(out, "last pull", o, "last_pull_unix");
-		if (json_string_value(json_object_get(o, "last_error")))
-			fprintf(out, "%-22s %s\n", "last error", json_string_value(json_object_get(o, "last_error")));
-		json_t *lo = json_object_get(o, "left_out_generated_columns");
-		for (size_t i = 0; i < json_array_size(lo); i++)
-			fprintf(out, "%-22s %s (it has a generated column, which tursodb refuses; list it in "
-				"database.sync.turso.exclude_tables)\n", i ? "" : "tables left out",
-				json_string_value(json_array_get(lo, i)) ? json_string_value(json_array_get(lo, i)) : "?");
-		json_decref(o);
-	}
-	/* Pending rows need the replica still: only when no syncer holds it.
-	 * No replica yet: nothing is opened (status creates no file). */
-	rs_lock *lk = NULL;
-	rs_error e2 = {0};
-	if (access(rp, F_OK) != 0) {
-		fprintf(out, "%-22s unknown: no replica yet\n", "pending local changes");
-	} else if (rs_lock_acquire(&lk, lockp, &e2) != RS_OK) {
-		fprintf(out, "%-22s unknown: %s\n", "pending local changes", e2.message);
-	} else {
-		rs_turso *t = NULL;
-		int64_t n = 0;
-		int rc = rs_turso_new(&t, cfg, &e2);
-		if (rc == RS_OK)
-			rc = rs_turso_pending(t, &n, &e2);
-		if (rc == RS_OK)
-			fprintf(out, "pending local changes: %lld\n", (long long)n);
-		else
-			fprintf(out, "%-22s unknown: %s\n", "pending local changes", e2.message);
-		rs_turso_free(t);
-		rs_lock_release(lk);
-	}
-	free(sp);
-	free(lockp);
-	return RS_OK;
 }

@@ -28,7 +28,8 @@
 #include <stdio.h>
 
 #include "resortsync.h"
-#include "daemon/metrics.h"
+#include "obs/metrics.h"
+#include "strategy/strategy.h"
 
 typedef struct rs_turso rs_turso;
 
@@ -45,15 +46,13 @@ typedef struct rs_turso_report {
 	char revision[64];
 } rs_turso_report;
 
-enum { RS_PREFER_NONE = 0, RS_PREFER_LOCAL = 1, RS_PREFER_REMOTE = 2 };
-
 /* A strategy for cfg (mode turso; cfg must outlive it). */
 int rs_turso_new(rs_turso **out, const rs_config *cfg, rs_error *err);
 void rs_turso_free(rs_turso *t);
 
 void rs_turso_set_metrics(rs_turso *t, rs_metrics *m);
 void rs_turso_set_cancel(rs_turso *t, volatile sig_atomic_t *flag);
-/* First pairing with data on both sides: RS_PREFER_*. */
+/* First pairing with data on both sides: RS_PREFER_* (strategy/strategy.h). */
 void rs_turso_set_prefer(rs_turso *t, int prefer);
 const char *rs_turso_replica_path(const rs_turso *t);
 
@@ -74,8 +73,6 @@ int rs_turso_pending(rs_turso *t, int64_t *n, rs_error *err);
 int rs_turso_verify(rs_turso *t, FILE *out, int *differ, rs_error *err);
 int rs_turso_verify_config(const rs_config *cfg, FILE *out, int *differ, rs_error *err);
 
-/* Print the strategy's state for `resort-sync status` (config must be mode turso). */
-int rs_turso_status(const rs_config *cfg, FILE *out, rs_error *err);
 /* status --remote: this client's push watermark on the server (one request). */
 int rs_turso_remote_status(const rs_config *cfg, FILE *out, rs_error *err);
 

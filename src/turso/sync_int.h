@@ -12,9 +12,12 @@
 #include "turso/sync.h"
 
 /*
- * One push is one batch, one server transaction: all or nothing (see
- * pipeline.h for why a transaction cannot span requests).  Only a push past
- * either bound is split into several transactions, with a warning.  The
+ * One request carries at most this much of a push: one batch, one server
+ * transaction, all or nothing (see pipeline.h for why a transaction cannot
+ * span requests).  A push past either bound is staged on the server over
+ * several requests and applied by one final transaction (push.c, "Staged
+ * pushes"); rs_turso.batch_steps holds the bound (test builds may lower
+ * it with RS_TEST_PUSH_STEPS).  The
  * bytes keep its body (base64 adds a third) under RS_HRANA_MAX_BODY.  The
  * steps bound our memory: a batch costs about 5 KB a statement while it is
  * built, sent and answered (steps, JSON trees of request and response,
@@ -52,6 +55,8 @@ struct rs_turso {
 	volatile sig_atomic_t *cancel;
 	int prefer;
 	char crash[32];      /* test crash point, "" = none */
+	size_t batch_steps;  /* statements of one request: RS_TURSO_BATCH_STEPS (test builds may lower it) */
+	char *staged_path;   /* <replica>-staged: present while a staged push may have left scratch tables */
 	double last_push, last_pull;
 	/* The push's diff is skipped while no connection has committed to the
 	 * database since the last complete push and the replica has not changed. */

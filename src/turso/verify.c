@@ -29,6 +29,7 @@
 struct fp {
 	EVP_MD_CTX *md;
 	int64_t rows;
+	int failed; /* a digest call failed: the sum means nothing */
 	unsigned char sum[32];
 };
 
@@ -51,17 +52,20 @@ static void fp_row(struct fp *f, const rs_table *t, int64_t rowid, rs_value *v)
 	rs_trow_digest(&d, t, v);
 	for (int i = 0; i < 8; i++)
 		r[i] = (unsigned char)((uint64_t)rowid >> (8 * i));
-	EVP_DigestUpdate(f->md, r, 8);
-	EVP_DigestUpdate(f->md, d.d, sizeof d.d);
+	if (EVP_DigestUpdate(f->md, r, 8) != 1 || EVP_DigestUpdate(f->md, d.d, sizeof d.d) != 1)
+		f->failed = 1;
 	f->rows++;
 }
 
-static void fp_end(struct fp *f)
+/* Finish the sum; RS_OK, or RS_EINTERNAL when any digest step failed (then do not compare). */
+static int fp_end(struct fp *f, const char *table, rs_error *err)
 {
 	unsigned int n = 0;
-	EVP_DigestFinal_ex(f->md, f->sum, &n);
+	if (EVP_DigestFinal_ex(f->md, f->sum, &n) != 1)
+		f->failed = 1;
 	EVP_MD_CTX_free(f->md);
 	f->md = NULL;
+	return f->failed ? rs_err(err, RS_EINTERNAL, "table %s: SHA-256 of its rows failed", table) : RS_OK;
 }
 
 static char *select_sql(const rs_table *t, int remote)
@@ -178,8 +182,10 @@ int rs_turso_verify(rs_turso *t, FILE *out, int *differ, rs_error *err)
 		rc = local_fp(db, tab, &a, err);
 		if (rc == RS_OK)
 			rc = remote_fp(t, tab, &b, &missing, err);
-		fp_end(&a);
-		fp_end(&b);
+		int ea = fp_end(&a, tab->name, rc == RS_OK ? err : NULL);
+		int eb = fp_end(&b, tab->name, rc == RS_OK && ea == RS_OK ? err : NULL);
+		if (rc == RS_OK)
+			rc = ea != RS_OK ? ea : eb;
 		if (rc != RS_OK)
 			break;
 		int same = !missing && a.rows == b.rows && memcmp(a.sum, b.sum, sizeof a.sum) == 0;

@@ -291,10 +291,61 @@ def dump_crlf():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+# Issue 13's reproductions one at a time, each in a database of its own, so
+# that each can be shown failing on a build from before the fix (8702110)
+# and passing now: `RS_BIN=old/resort-sync python3 tests/e2e/d1_fidelity.py
+# --repro`.  Not part of `make test`: the phases above hold the same changes.
+REPROS = [
+    ("1 RustResort's migrations load", None, "", []),
+    ("2 a moved child survives its old parent's delete",
+     "CREATE TABLE p(id INTEGER PRIMARY KEY); CREATE TABLE c(id INTEGER PRIMARY KEY, pid REFERENCES p ON DELETE CASCADE);"
+     "CREATE TABLE g(id INTEGER PRIMARY KEY, cid REFERENCES c ON DELETE CASCADE);"
+     "INSERT INTO p VALUES (1), (2); INSERT INTO c VALUES (10, 1), (11, 1); INSERT INTO g VALUES (100, 10), (101, 11);",
+     "UPDATE c SET pid = 2 WHERE id = 10; DELETE FROM p WHERE id = 1;", []),
+    ("3 a parent delete cascading into a table with FTS triggers",
+     SCHEMA[SCHEMA.index("CREATE TABLE fa"):SCHEMA.index("CREATE TABLE users")],
+     "DELETE FROM fa WHERE id = 1;", ["fs_fts:alpha", "fs_fts:delta"]),
+    ("4 two users swap handles in a table with children",
+     SCHEMA[SCHEMA.index("CREATE TABLE users"):SCHEMA.index("CREATE TABLE td")],
+     "UPDATE users SET handle = 'tmp' WHERE id = 1; UPDATE users SET handle = 'alice' WHERE id = 2;"
+     "UPDATE users SET handle = 'bob' WHERE id = 1;"
+     "UPDATE items SET position = position + 100; UPDATE items SET position = 5 - (position - 100);", []),
+    ("5 INTEGER PRIMARY KEY DESC keeps rowids",
+     SCHEMA[SCHEMA.index("CREATE TABLE td"):SCHEMA.index("CREATE TABLE bs")],
+     "UPDATE td SET v = 'changed' WHERE id = 5; DELETE FROM td WHERE id = 3; INSERT INTO td(id, v) VALUES (1, 'n');",
+     []),
+]
+
+
+def repro():
+    files = sorted(glob.glob(os.path.join(FIXTURES, "*.sql")))
+    for what, schema, changes, fts in REPROS:
+        k = Case("repro")
+        try:
+            if schema is None:
+                if not files:
+                    print("SKIP repro %s: RustResort's migrations are not at %s" % (what, FIXTURES))
+                    continue
+                for f in files:
+                    k.sql(open(f).read())
+                k.check(what)
+                continue
+            k.sql(schema)
+            if k.check(what + ": full load"):
+                k.sql(changes)
+                k.check(what, fts=fts)
+        finally:
+            k.done()
+    dump_crlf()
+
+
 def main():
     if not os.path.exists(WRANGLER):
         print("SKIP d1_fidelity: wrangler is not installed in tools/ (make deps)")
         return 0
+    if sys.argv[1:] == ["--repro"]:
+        repro()
+        return 1 if e2e.failed else 0
     dump_crlf()
     rtree_refused()
     main_d1()

@@ -505,28 +505,6 @@ def case_small_points(tmp):
            v.returncode == 1 and 'resort_sync_verify_mismatch{backend="d1"} 1' in text,
            "verify rc=%d %s" % (v.returncode, [l for l in text.splitlines() if "verify" in l]))
 
-    # SIGHUP when neither the new nor the old configuration can be taken up: exit non-zero, say why.
-    log = open(os.path.join(env.tmp, "hup.log"), "w+")
-    d = subprocess.Popen([RS, "-c", env.cfg, "run"], stdout=log, stderr=subprocess.STDOUT,
-                         env=dict(os.environ, WRANGLER_SEND_METRICS="false"))
-    lockf = env.db + ".resort-sync.lock"
-    deadline = time.time() + 30
-    while time.time() < deadline and not (os.path.exists(lockf) and open(lockf).read().strip() == str(d.pid)):
-        time.sleep(0.1)
-    time.sleep(0.5)
-    os.rename(env.db, env.db + ".away")
-    d.send_signal(signal.SIGHUP)
-    try:
-        rc = d.wait(30)
-    except subprocess.TimeoutExpired:
-        d.kill()
-        rc = "still running"
-    os.rename(env.db + ".away", env.db)
-    log.seek(0)
-    out = log.read()
-    report("reload_losing_the_lock_exits_nonzero", rc not in (0, "still running") and "stopping" in out
-           and env.db in out, "rc=%s %s" % (rc, out[-600:]))
-
 
 CASES = [
     case_foreign_files,

@@ -4,7 +4,8 @@ Drives the scheduler with a 1-second interval: cycles happen and never
 overlap; /metrics over HTTP carries the strategy's names, labels and
 histogram buckets after success, skip and error cycles; /healthz answers;
 a second instance is refused naming the holder's pid; SIGHUP with a broken
-config keeps the old one; SIGTERM during a cycle exits 0 with the snapshot
+config keeps the old one; SIGHUP that cannot take up even the old one (the
+lock is lost) exits non-zero saying why; SIGTERM during a cycle exits 0 with the snapshot
 intact (old or new, never partial); mode none exits 0 at once.
 """
 import os
@@ -168,6 +169,30 @@ def main():
             if d.poll() is None:
                 d.kill()
                 d.wait()
+        # SIGHUP when neither the new nor the old configuration can be taken up again (the
+        # database went away while the lock was released to reload): the daemon has lost its
+        # lock and can run no cycle, so it must exit non-zero (systemd's Restart=on-failure
+        # then restarts it) and log why, naming the database.
+        hup_log = open(os.path.join(tmp, "hup.log"), "w+")
+        d = subprocess.Popen([RS, "-c", cfg, "run"], stdout=hup_log, stderr=subprocess.STDOUT)
+        lockf = db + ".resort-sync.lock"
+        held = wait_for(lambda: os.path.exists(lockf) and open(lockf).read().strip() == str(d.pid), 30)
+        held = held and wait_for(lambda: "start-up" in open(hup_log.name).read(), 30)
+        os.rename(db, db + ".away")
+        d.send_signal(signal.SIGHUP)
+        try:
+            rc = d.wait(30)
+        except subprocess.TimeoutExpired:
+            d.kill()
+            d.wait()
+            rc = "still running"
+        os.rename(db + ".away", db)
+        out = open(hup_log.name).read()
+        report("reload_losing_the_lock_exits_nonzero_saying_why",
+               held and rc not in (0, "still running") and "level=error" in out
+               and "cannot be taken up again; stopping" in out and db in out,
+               "held=%s rc=%s %s" % (held, rc, out[-600:]))
+
         # mode none: run exits 0 at once
         open(cfg, "w").write(body.replace('mode = "d1"', 'mode = "none"'))
         p = subprocess.run([RS, "-c", cfg, "run"], capture_output=True, text=True, timeout=20)

@@ -517,6 +517,23 @@ def t_add_columns():
         a_writes=["ALTER TABLE t ADD COLUMN c TEXT", "UPDATE t SET c = 'ca' WHERE id = 1"],
         b_writes=["ALTER TABLE t ADD COLUMN c TEXT", "UPDATE t SET c = 'cb' WHERE id = 2"]),
         {"t": [("'ca'", "1", "'one'"), ("'cb'", "2", "'two'")]}, official_right=None)
+    # Quoted column names holding a space or a comma: the merge looks columns up by name, never by
+    # searching a comma-joined list (which cut "c d" at its space and added it a second time:
+    # "duplicate column name").
+    for label, col in (("space", '"c d"'), ("comma", '"c, d"'), ("brackets", '[c,d e]')):
+        check("add_same_quoted_column_on_both_" + label, dict(
+            schema=["CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)"],
+            seed=["INSERT INTO t VALUES (1, 'one')", "INSERT INTO t VALUES (2, 'two')"],
+            a_writes=["ALTER TABLE t ADD COLUMN %s TEXT" % col, "UPDATE t SET %s = 'ca' WHERE id = 1" % col],
+            b_writes=["ALTER TABLE t ADD COLUMN %s TEXT" % col, "UPDATE t SET %s = 'cb' WHERE id = 2" % col]),
+            {"t": [("'ca'", "1", "'one'"), ("'cb'", "2", "'two'")]}, official_right=None)
+    check("add_quoted_columns_on_both_keeps_rows", dict(
+        schema=['CREATE TABLE t(id INTEGER PRIMARY KEY, "v, w" TEXT)'],
+        seed=["INSERT INTO t VALUES (1, 'one')"],
+        a_writes=['ALTER TABLE t ADD COLUMN "a, 1" TEXT', "INSERT INTO t VALUES (2, 'from-a', 'x')"],
+        b_writes=['ALTER TABLE t ADD COLUMN "b 1" TEXT', "INSERT INTO t VALUES (3, 'from-b', 'y')"]),
+        {"t": [("NULL", "NULL", "1", "'one'"), ("'x'", "NULL", "2", "'from-a'"),
+               ("NULL", "'y'", "3", "'from-b'")]}, official_right=None)
 
 
 def t_add_column_alters_server(d, srv):

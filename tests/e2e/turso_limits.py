@@ -5,7 +5,8 @@ turso_sync.py) and reads the server through /v2/pipeline, independently of
 our replica:
 
   push_split_*           past the 20,000 statements one request carries, a push
-                         is split into transactions, says so, and lands whole
+                         is staged on the server (says so) and lands whole
+                         (turso_staged.py: what staging guarantees)
   push_atomic_*          a 5,000-row local transaction whose last row a server
                          trigger rejects: nothing of it on the server (another
                          client pulls none of it), the local rows kept, the
@@ -70,7 +71,7 @@ def t_push_atomic(d, srv):
 
 
 def t_push_split(d, srv):
-    """Past the one-request bound (20,000 statements) a push is split, says so, and still lands whole."""
+    """Past the one-request bound (20,000 statements) a push is staged, says so, and lands whole."""
     a, b = Client(d, "a", srv), Client(d, "b", srv)
     a.sql("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
     a.sync()
@@ -80,8 +81,8 @@ def t_push_split(d, srv):
     c.close()
     rc, out = a.sync()
     rc2, _ = b.sync()
-    report("push_split_past_one_request_warns_and_lands",
-           rc == 0 and "several transactions" in out and srv.pipeline("SELECT count(*) FROM t")[0][0][0][1] == 25000
+    report("push_split_past_one_request_staged_and_lands",
+           rc == 0 and "staging it on the server" in out and srv.pipeline("SELECT count(*) FROM t")[0][0][0][1] == 25000
            and rc2 == 0 and count(b.db, "t") == 25000, out[-500:])
 
 

@@ -115,6 +115,29 @@ TEST(atomic_write_and_same_file)
 	CHECK(system(cmd) == 0);
 }
 
+/* rs_read_file refuses a file over its bound, naming it, before reading it. */
+TEST(read_file_bounded)
+{
+	char dir[] = "/tmp/rs-core-read-XXXXXX", p[256];
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(p, sizeof p, "%s/huge.toml", dir);
+	rs_error e = {0};
+	CHECK_EQ_INT(rs_write_file_atomic(p, "x", 1, 0600, &e), RS_OK);
+	CHECK_EQ_INT(truncate(p, (off_t)RS_READ_FILE_MAX + 1), 0); /* sparse: no disk used */
+	char *data = (char *)1;
+	size_t n = 0;
+	CHECK_EQ_INT(rs_read_file(p, &data, &n, &e), RS_ELOCAL);
+	CHECK_MSG(strstr(e.message, p) && strstr(e.message, "too large"), "%s", e.message);
+	CHECK(data == NULL);
+	CHECK_EQ_INT(rs_write_file_atomic(p, "0123456789", 10, 0600, &e), RS_OK);
+	CHECK_EQ_INT(rs_read_file_max(p, &data, &n, 9, &e), RS_ELOCAL);
+	CHECK_EQ_INT(rs_read_file_max(p, &data, &n, 10, &e), RS_OK);
+	CHECK_EQ_INT(n, 10);
+	free(data);
+	CHECK_EQ_INT(unlink(p), 0);
+	CHECK_EQ_INT(rmdir(dir), 0);
+}
+
 int main(void)
 {
 	RUN(err_prefix_keeps_code);
@@ -123,5 +146,6 @@ int main(void)
 	RUN(buf_limits);
 	RUN(ulid_shape);
 	RUN(atomic_write_and_same_file);
+	RUN(read_file_bounded);
 	TEST_MAIN_END;
 }

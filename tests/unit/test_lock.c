@@ -15,7 +15,7 @@
 
 #include "harness.h"
 #include "core/util.h"
-#include "daemon/lock.h"
+#include "core/lock.h"
 
 static char dir[] = "/tmp/rs-test-lock-XXXXXX";
 static char path[256];

@@ -13,7 +13,7 @@
 #include "harness.h"
 #include "core/buf.h"
 #include "core/util.h"
-#include "daemon/metrics.h"
+#include "obs/metrics.h"
 
 #define T0 1700000000.0
 

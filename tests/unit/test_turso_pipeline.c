@@ -328,6 +328,28 @@ TEST(push_batch_shape)
 	rs_hrana_pipeline_free(p);
 }
 
+/* A trial run never commits: its last step is ROLLBACK, run when BEGIN ran; no COMMIT anywhere. */
+TEST(push_abandon_shape)
+{
+	rs_hrana_pipeline *p;
+	rs_error e = {0};
+	CHECK_EQ_INT(rs_hrana_pipeline_new(&p, &e), RS_OK);
+	CHECK_EQ_INT(rs_hrana_push_begin(p), 0);
+	CHECK_EQ_INT(rs_hrana_push_step(p, "INSERT INTO x SELECT * FROM s", NULL, 0, 0), 2);
+	CHECK_EQ_INT(rs_hrana_push_abandon(p), 3);
+	/* The batch is closed: another abandon is a usage error. */
+	CHECK(rs_hrana_push_abandon(p) < 0);
+	rs_hrana_pipeline_free(p);
+	CHECK_EQ_INT(rs_hrana_pipeline_new(&p, &e), RS_OK);
+	CHECK_EQ_INT(rs_hrana_push_begin(p), 0);
+	CHECK_EQ_INT(rs_hrana_push_abandon(p), 2);
+	char *s = encode(p);
+	CHECK(s && !strstr(s, "COMMIT"));
+	CHECK(s && strstr(s, "{\"condition\":{\"type\":\"ok\",\"step\":0},\"stmt\":{\"sql\":\"ROLLBACK\""));
+	free(s);
+	rs_hrana_pipeline_free(p);
+}
+
 TEST(sticky_builder_errors)
 {
 	rs_hrana_pipeline *p;
@@ -467,6 +489,7 @@ int main(void)
 	RUN(value_decode_strict);
 	RUN(request_shapes);
 	RUN(push_batch_shape);
+	RUN(push_abandon_shape);
 	RUN(sticky_builder_errors);
 	RUN(response_reading);
 	RUN(response_malformed);

@@ -287,13 +287,22 @@ TEST(crash_recovery)
 	}
 	rs_replica_close(r);
 
-	/* A journal torn while being written is ignored (the file was not touched). */
+	/* A journal torn while being written is dropped (the file was not touched). */
 	char jp[160];
 	snprintf(jp, sizeof jp, "%s-pulljournal", path);
-	CHECK_EQ_INT(rs_write_file_atomic(jp, "RSPJRNL1garbage", 15, 0644, &e), RS_OK);
+	CHECK_EQ_INT(rs_write_file_atomic(jp, "garbage", 7, 0644, &e), RS_OK);
 	CHECK_EQ_INT(rs_replica_open(&r, path, &e), RS_OK);
 	CHECK(!exists("-pulljournal"));
 	CHECK(file_is(3, base));
+	rs_replica_close(r);
+
+	/* A journal of the previous format is refused, named, and kept: never ignored. */
+	CHECK_EQ_INT(rs_write_file_atomic(jp, "RSPJRNL1garbage", 15, 0644, &e), RS_OK);
+	CHECK_EQ_INT(rs_replica_open(&r, path, &e), RS_ELOCAL);
+	CHECK_MSG(strstr(e.message, jp) && strstr(e.message, "previous format"), "%s", e.message);
+	CHECK(exists("-pulljournal"));
+	CHECK_EQ_INT(unlink(jp), 0);
+	CHECK_EQ_INT(rs_replica_open(&r, path, &e), RS_OK);
 
 	/* Crash after the state already names the new revision: keep the new file. */
 	stream("22", 3);

@@ -53,8 +53,8 @@
  *     only once that something has been observed: a made-up 0 would read as
  *     "in sync" or "no rows".
  */
-#ifndef RS_DAEMON_METRICS_H
-#define RS_DAEMON_METRICS_H
+#ifndef RS_OBS_METRICS_H
+#define RS_OBS_METRICS_H
 #include <stdint.h>
 
 #include "resortsync.h"

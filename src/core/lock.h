@@ -9,8 +9,8 @@
  * descriptor is close-on-exec: child programs such as wrangler do not
  * inherit it.  A fork()ed child without exec shares the lock.
  */
-#ifndef RS_DAEMON_LOCK_H
-#define RS_DAEMON_LOCK_H
+#ifndef RS_CORE_LOCK_H
+#define RS_CORE_LOCK_H
 #include "resortsync.h"
 
 typedef struct rs_lock rs_lock;
@@ -31,6 +31,13 @@ int rs_lock_acquire(rs_lock **out, const char *path, rs_error *err);
 
 /* The path the lock was taken on (owned by the lock). */
 const char *rs_lock_path(const rs_lock *lk);
+
+/*
+ * 1 if `path` looks like a lock file this module left behind: a regular file
+ * of at most 32 bytes holding only a pid (digits and white space), else 0.
+ * Such a file is no one's data (claim.c lets a syncer take it over).
+ */
+int rs_lock_file_bare(const char *path);
 
 /* Release the lock and close the file, leaving it in place; NULL is allowed. */
 void rs_lock_release(rs_lock *lk);

@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "core/err.h"
-#include "daemon/lock.h"
+#include "core/lock.h"
 
 struct rs_lock {
 	int fd;
@@ -183,4 +183,21 @@ void rs_lock_release(rs_lock *lk)
 		(void)close(lk->fd);
 	free(lk->path);
 	free(lk);
+}
+
+int rs_lock_file_bare(const char *path)
+{
+	struct stat st;
+	if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > 32)
+		return 0;
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	char buf[40];
+	size_t n = fread(buf, 1, sizeof buf, f);
+	fclose(f);
+	for (size_t i = 0; i < n; i++)
+		if (!(buf[i] >= '0' && buf[i] <= '9') && buf[i] != '\n' && buf[i] != ' ')
+			return 0;
+	return 1;
 }

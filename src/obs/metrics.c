@@ -27,7 +27,7 @@
 
 #include "core/err.h"
 #include "core/util.h"
-#include "daemon/metrics.h"
+#include "obs/metrics.h"
 
 #define NSTATUS 4  /* RS_SYNC_SUCCESS .. RS_SYNC_ERROR */
 #define NCLASS 5   /* config, local, transport, remote, unsupported */

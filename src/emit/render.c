@@ -1,4 +1,9 @@
-/* api.c: rs_diff() and rs_dump(), the public face of the engine. */
+/*
+ * render.c: rs_diff() and rs_dump(), the public face of the diff: the engine
+ * produces the change stream, and this file picks the renderer (SQL, JSON
+ * lines or the sync key) by format.  It lives in emit/, above the engine, so
+ * that the engine knows nothing of its consumers.
+ */
 #include <inttypes.h>
 
 #include "core/err.h"
@@ -41,6 +46,8 @@ static int run(sqlite3 *old_db, sqlite3 *new_db, int preamble, const rs_pagediff
 
 int rs_diff_ex(const char *old_path, const char *new_path, int format, int flags, FILE *out, rs_error *err)
 {
+	rs_error local;
+	err = rs_err_or(err, &local);
 	sqlite3 *o = NULL, *n = NULL;
 	rs_image *oi = NULL, *ni = NULL;
 	rs_pagediff *pd = NULL;
@@ -81,6 +88,8 @@ int rs_diff(const char *old_path, const char *new_path, int format, FILE *out, r
 
 int rs_dump(const char *path, int format, FILE *out, rs_error *err)
 {
+	rs_error local;
+	err = rs_err_or(err, &local);
 	sqlite3 *db = NULL;
 	int rc = rs_engine_open(path, &db, err);
 	if (rc == RS_OK)

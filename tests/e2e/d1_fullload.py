@@ -227,7 +227,7 @@ class Env:
         self.metrics = os.path.join(tmp, "metrics.prom")
         self.cfg = os.path.join(tmp, "resort-sync.toml")
         with open(self.cfg, "w") as f:
-            f.write('[database]\npath = "%s"\n[database.sync]\nmode = "d1"\n'
+            f.write('[database]\npath = "%s"\n[database.sync]\nmode = "d1"\ninterval_seconds = 1\n'
                     '[database.sync.d1]\ndatabase = "testdb"\nwrangler = "%s"\nwrangler_config = "%s"\n'
                     'snapshot_path = "%s"\nfull_load_part_kb = %d\ntimeout_seconds = 900\n'
                     % (self.db, self.wrangler, os.path.join(self.proj, "wrangler.toml"), self.snapshot, PART_KB))

@@ -50,7 +50,7 @@ TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all deps test test-only asan valgrind demo bench fuzz soak-d1 soak-turso clean
+.PHONY: all deps test test-only asan valgrind demo bench fuzz soak-d1 soak-d1-fullload soak-turso clean
 # Generated protobuf sources are kept, not rebuilt on every run.
 .SECONDARY: $(PROTO_C) $(PROTO_C:.c=.h)
 all: $(BUILD)/resort-sync $(BUILD)/libresortsync.a
@@ -156,6 +156,15 @@ soak-d1: deps
 	@$(MAKE) --no-print-directory all-tests
 	@RS_SOAK_SECONDS=$${RS_SOAK_SECONDS:-900} RS_SOAK_REAL=$${RS_SOAK_REAL:-100} RS_SOAK_DAEMON=$${RS_SOAK_DAEMON:-20} \
 	  tests/run.sh $(BUILD) d1_soak && grep -h '^soak' $(BUILD)/test-logs/d1_soak.py.log
+	@$(MAKE) --no-print-directory soak-d1-fullload
+
+# A RustResort-shaped full load of about 210,000 rows (1,500 statuses of 5-50 KB)
+# in parts of 8 MB, killed after its 3rd part and resumed (tests/e2e/d1_fullload.py;
+# no time limit, unlike tests/run.sh).
+soak-d1-fullload: all-tests
+	@ROOT=$(CURDIR) BUILD=$(BUILD) WRANGLER_SEND_METRICS=false PATH="$(CURDIR)/tools/node_modules/.bin:$$PATH" \
+	  RS_FULLLOAD_ROWS=$${RS_FULLLOAD_ROWS:-200000} RS_FULLLOAD_STATUSES=$${RS_FULLLOAD_STATUSES:-1500} \
+	  RS_FULLLOAD_PART_KB=$${RS_FULLLOAD_PART_KB:-8000} RS_FULLLOAD_QUICK=1 python3 tests/e2e/d1_fullload.py
 
 # The Turso soak (two SIGKILLed resort-sync clients and the official client on one
 # tursodb) for longer than make test runs it: RS_TURSO_SOAK_SECONDS (default 600);

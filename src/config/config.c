@@ -52,7 +52,7 @@ enum {
 	KI_DB_PATH, KI_MIGRATIONS, KI_MODE, KI_INTERVAL,
 	KI_TURSO_URL, KI_TURSO_TOKEN, KI_TURSO_REPLICA, KI_TURSO_EXCLUDE, KI_TURSO_TIMEOUT,
 	KI_D1_DATABASE, KI_D1_REMOTE, KI_D1_WCONFIG, KI_D1_SNAPSHOT, KI_D1_RETENTION,
-	KI_D1_WRANGLER, KI_D1_TIMEOUT, KI_D1_WPRIO, KI_D1_EXCLUDE,
+	KI_D1_WRANGLER, KI_D1_TIMEOUT, KI_D1_WPRIO, KI_D1_EXCLUDE, KI_D1_PART,
 	KI_M_LISTEN, KI_M_FILE, KI_M_STALE,
 	KI_LOG_LEVEL, KI_LOG_FORMAT,
 	KI_COUNT
@@ -89,6 +89,7 @@ static const struct keydef keys[KI_COUNT] = {
 	{"database.sync.d1.timeout_seconds", K_INT, F(d1_timeout_ms), 1, MAX_SECONDS, 1000, 0},
 	{"database.sync.d1.wrangler_priority", K_WPRIO, F(d1_wrangler_priority), 0, 0, 0, 0},
 	{"database.sync.d1.exclude_tables", K_LIST, F(d1_exclude), 0, 0, 0, 0},
+	{"database.sync.d1.full_load_part_kb", K_INT, F(d1_part_bytes), 64, 4000000, 1000, 0},
 	{"metrics.listen", K_LISTEN, F(metrics_listen), 0, 0, 0, 0},
 	{"metrics.file", K_OPTSTR, F(metrics_file), 0, 0, 0, 0},
 	{"metrics.health_stale_seconds", K_INT, F(health_stale_seconds), 1, 3 * MAX_SECONDS, 1, 0},
@@ -502,6 +503,7 @@ static rs_config *config_new(void)
 	c->d1_remote = 0;
 	c->d1_history_retention = 10000;
 	c->d1_timeout_ms = 600 * 1000;
+	c->d1_part_bytes = 16 * 1000 * 1000;
 	c->d1_wrangler_priority = RS_WPRIO_LOW;
 	c->log_level = RS_LOG_INFO;
 	return c;

@@ -45,6 +45,7 @@ struct rs_config {
 	int64_t d1_timeout_ms;     /* ours: timeout_seconds*1000, default 600000 */
 	int d1_wrangler_priority;  /* ours: wrangler_priority, RS_WPRIO_*; default low */
 	char **d1_exclude;         /* ours: exclude_tables, NULL-terminated, may be NULL */
+	int64_t d1_part_bytes;     /* ours: full_load_part_kb*1000, default 16 MB: a full load's file size */
 
 	/* [metrics] (ours) */
 	char *metrics_listen;      /* "127.0.0.1:9464"; NULL = off */

@@ -11,7 +11,8 @@
  *                      (kept while that full load is pending)
  *   S.pages            a diff's pages for the snapshot, staged with the
  *                      payload (S.pages.new while written)
- *   S.status.json      what the last cycle did
+ *   S.part.sql         the part of a full load being sent (parts.c)
+ *   S.status.json      what the last cycle did (status.c)
  *
  * The invariant: D1 holds the snapshot's state, or the snapshot's state
  * plus the pending payload.  A new diff is only built when nothing is
@@ -32,7 +33,9 @@
  *      new full load follows.
  *   2. The changes since the snapshot are diffed into S.pending.sql.new,
  *      fsynced, and renamed to S.pending.sql before the remote call.
- *   3. The remote call.  Applied or duplicate: the snapshot advances, then
+ *   3. The remote call (a full load larger than full_load_part_kb: one
+ *      call per part, parts.c; settled by resuming from the first part D1
+ *      lacks).  Applied or duplicate: the snapshot advances, then
  *      the pending file goes.  Rejected by an SQL error (D1 ran the file
  *      and rolled it back): the pending file goes, nothing else changes.
  *      Any other failure: the pending file stays for step 1 next time.
@@ -67,6 +70,11 @@
  * load must always run, even when the database is back to the content of
  * an earlier full load whose key is still in D1's history.
  */
+/*
+ * Compiled twice: as it is, and with RS_TEST_HOOKS for resort-sync-hooks
+ * (the Makefile finds the sources that name that macro), where
+ * d1_crash_point() and the snapshot VFS of hooks.c are live.
+ */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -84,161 +92,26 @@
 
 #include "core/claim.h"
 #include "core/err.h"
+#include "core/lock.h"
 #include "core/log.h"
 #include "core/pageapply.h"
 #include "core/util.h"
 #include "core/watch.h"
 #include "d1/d1.h"
+#include "d1/d1_int.h"
 #include "d1/pagefile.h"
 #include "d1/wrangler.h"
-#include "core/lock.h"
 #include "emit/key.h"
 #include "emit/sql.h"
+#include "engine/cascade.h"
 #include "engine/engine.h"
 #include "engine/pages.h"
 #include "engine/schema.h"
 
-#define HISTORY_TABLE "_rustresort_sync_history"
 #define PAYLOAD_APPLY_MAX (64 << 20) /* larger payloads advance the snapshot by a full load */
 #define SNAPSHOT_BUSY_MS 5000
 
-struct rs_d1 {
-	const rs_config *cfg;
-	rs_metrics *metrics;
-	rs_d1_transport transport;
-	char *snapshot;             /* as configured */
-	char *pending, *staging;    /* absolute: wrangler runs in another directory */
-	char *next;
-	char *pages, *pages_new;    /* S.pages: the snapshot's next pages (pagefile.h); S.pages.new while written */
-	char *wconfig, *wcwd;       /* wrangler --config and its directory, absolute; NULL = none */
-	char db_real[PATH_MAX];     /* the database's resolved path (named in the owner mark) */
-	rs_lock *state_lock;        /* S.lock: two databases never share one snapshot */
-	char *marker;               /* S.full-load: D1 refused a payload, the next one is a full load */
-	char **skip;                /* this cycle's exclusions: exclude_tables plus tables D1 cannot hold */
-	char unsupported[1024];     /* this cycle: the tables left out as over D1's limits, "" if none */
-	double verify_seen;         /* time of the last verify result put into the metrics */
-	volatile sig_atomic_t *cancel;
-	int tty;                    /* progress on stderr */
-	/* Idle cycles: no diff while nothing committed to the database since the
-	 * last complete cycle and the snapshot is the file that cycle left. */
-	rs_watch watch;
-	struct stat snap_seen, db_seen; /* the snapshot and database files as that cycle left them */
-	int snap_known;
-};
-
-/* ---- test hooks ----------------------------------------------------- */
-
-#ifdef RS_TEST_HOOKS
-/*
- * Test builds only (make builds them into resort-sync-hooks; the shipped
- * program has none of this): RS_D1_TEST_CRASH=<point>[:<n>] kills the
- * process with SIGKILL, as a power cut or the OOM killer would, the n-th
- * time (default: the first) it reaches <point>:
- *   diffed          the payload is written but not complete
- *   payload         the payload is complete and pending, not yet sent
- *   sent            D1 accepted the payload, the snapshot has not advanced
- *   snapshot-write  just after the n-th write to the snapshot file while it
- *                   advances by a diff (a torn file, a hot journal)
- *   advanced        the snapshot advanced, the pending file is still there
- * The counter lives as long as the process (for `run`, across cycles).
- */
-#include <sqlite3.h>
-static int crash_hits;
-
-static void crash_point(const char *point)
-{
-	const char *spec = getenv("RS_D1_TEST_CRASH");
-	if (!spec)
-		return;
-	size_t len = strcspn(spec, ":");
-	if (len != strlen(point) || strncmp(spec, point, len) != 0)
-		return;
-	long n = spec[len] == ':' ? strtol(spec + len + 1, NULL, 10) : 1;
-	if (++crash_hits < n)
-		return;
-	fprintf(stderr, "test hook: crash at %s (%d)\n", point, crash_hits);
-	fflush(stderr);
-	kill(getpid(), SIGKILL);
-}
-
-/*
- * A VFS that forwards to the default one and calls
- * crash_point("snapshot-write") after each write to a main database file.
- * Version 1 methods only: no WAL, which the snapshot never uses.
- */
-struct hook_file {
-	sqlite3_file base;
-	sqlite3_file *real;
-	int main_db;
-};
-#define REAL(f) (((struct hook_file *)(f))->real)
-static int h_close(sqlite3_file *f) { return REAL(f)->pMethods->xClose(REAL(f)); }
-static int h_read(sqlite3_file *f, void *p, int n, sqlite3_int64 o) { return REAL(f)->pMethods->xRead(REAL(f), p, n, o); }
-static int h_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 o)
-{
-	int rc = REAL(f)->pMethods->xWrite(REAL(f), p, n, o);
-	if (((struct hook_file *)f)->main_db)
-		crash_point("snapshot-write");
-	return rc;
-}
-static int h_truncate(sqlite3_file *f, sqlite3_int64 n) { return REAL(f)->pMethods->xTruncate(REAL(f), n); }
-static int h_sync(sqlite3_file *f, int fl) { return REAL(f)->pMethods->xSync(REAL(f), fl); }
-static int h_size(sqlite3_file *f, sqlite3_int64 *n) { return REAL(f)->pMethods->xFileSize(REAL(f), n); }
-static int h_lock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xLock(REAL(f), l); }
-static int h_unlock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xUnlock(REAL(f), l); }
-static int h_reserved(sqlite3_file *f, int *r) { return REAL(f)->pMethods->xCheckReservedLock(REAL(f), r); }
-static int h_fctl(sqlite3_file *f, int op, void *a) { return REAL(f)->pMethods->xFileControl(REAL(f), op, a); }
-static int h_sector(sqlite3_file *f) { return REAL(f)->pMethods->xSectorSize(REAL(f)); }
-static int h_dev(sqlite3_file *f) { return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f)); }
-static const sqlite3_io_methods hook_io = {1, h_close, h_read, h_write, h_truncate, h_sync, h_size, h_lock,
-					    h_unlock, h_reserved, h_fctl, h_sector, h_dev, NULL, NULL, NULL, NULL, NULL, NULL};
-static sqlite3_vfs hook_vfs;
-
-static int h_open(sqlite3_vfs *v, const char *name, sqlite3_file *f, int flags, int *out)
-{
-	sqlite3_vfs *base = v->pAppData;
-	struct hook_file *h = (struct hook_file *)f;
-	h->real = (sqlite3_file *)&h[1];
-	h->main_db = (flags & SQLITE_OPEN_MAIN_DB) != 0;
-	int rc = base->xOpen(base, name, h->real, flags, out);
-	h->base.pMethods = rc == SQLITE_OK && h->real->pMethods ? &hook_io : NULL;
-	return rc;
-}
-
-/* The VFS name to open the snapshot with for an advance: NULL = the default. */
-static const char *snapshot_vfs(void)
-{
-	const char *spec = getenv("RS_D1_TEST_CRASH");
-	if (!spec || strncmp(spec, "snapshot-write", 14) != 0)
-		return NULL;
-	if (!hook_vfs.zName) {
-		sqlite3_vfs *base = sqlite3_vfs_find(NULL);
-		hook_vfs = *base;
-		hook_vfs.zName = "rs-d1-test-hooks";
-		hook_vfs.szOsFile = (int)sizeof(struct hook_file) + base->szOsFile;
-		hook_vfs.pAppData = base;
-		hook_vfs.xOpen = h_open;
-		sqlite3_vfs_register(&hook_vfs, 0);
-	}
-	return hook_vfs.zName;
-}
-static int page_written(int step)
-{
-	if (step == RS_PAGEAPPLY_PAGE_WRITTEN)
-		crash_point("snapshot-write");
-	return 0;
-}
-#define PAGE_WRITE_HOOK page_written
-#else
-#define crash_point(point) ((void)0)
-#define snapshot_vfs() ((const char *)NULL)
-#define PAGE_WRITE_HOOK NULL
-#endif
-
 /* ---- helpers ---------------------------------------------------------- */
-
-static char *snapshot_of(const rs_config *cfg);
-static void pick_up_verify(rs_d1 *d);
 
 struct tee {
 	rs_sink a, b;
@@ -410,7 +283,7 @@ static int snapshot_apply(const char *snap, const char *sqlfile, long from, long
 	char pragmas[128];
 	chain_pragmas(pragmas, sizeof pragmas, key);
 	char *msg = NULL;
-	int rc = sqlite3_open_v2(snap, &db, SQLITE_OPEN_READWRITE, snapshot_vfs());
+	int rc = sqlite3_open_v2(snap, &db, SQLITE_OPEN_READWRITE, d1_snapshot_vfs());
 	if (rc == SQLITE_OK) {
 		sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
 		sqlite3_busy_timeout(db, SNAPSHOT_BUSY_MS);
@@ -484,7 +357,7 @@ static void quick_check(const char *path, char *out, size_t size)
 }
 
 /* Remove path (if there); RS_OK, or RS_ELOCAL naming it. */
-static int remove_file(const char *path, rs_error *err)
+int d1_remove_file(const char *path, rs_error *err)
 {
 	if (unlink(path) != 0 && errno != ENOENT)
 		return rs_err(err, RS_ELOCAL, "%s: cannot remove: %s", path, strerror(errno));
@@ -494,14 +367,14 @@ static int remove_file(const char *path, rs_error *err)
 /* Forget the snapshot and any pending payload: the next payload is a full load. */
 static int reset_to_full_load(rs_d1 *d, rs_error *err)
 {
-	int rc = remove_file(d->pending, err);
+	int rc = d1_remove_file(d->pending, err);
 	if (rc == RS_OK)
-		rc = remove_file(d->pages, err);
+		rc = d1_remove_file(d->pages, err);
 	if (rc == RS_OK)
-		rc = remove_file(d->snapshot, err);
+		rc = d1_remove_file(d->snapshot, err);
 	if (rc == RS_OK) {
 		char *j = rs_path_beside(d->snapshot, "-journal");
-		rc = j ? remove_file(j, err) : rs_err(err, RS_ENOMEM, "out of memory");
+		rc = j ? d1_remove_file(j, err) : rs_err(err, RS_ENOMEM, "out of memory");
 		free(j);
 	}
 	return rc == RS_OK ? rs_fsync_dir_of(d->snapshot, err) : rc;
@@ -569,52 +442,6 @@ static int listed(char *const *list, const char *name)
 }
 
 /*
- * Order n tables children first: a table comes before every table it
- * references.  parent[i] lists the indices table i references (-1 ends it).
- * A depth-first walk emits a table after its parents; reversed, that is
- * children first.  A cycle is broken where the walk meets it.
- */
-static void order_children_first(int n, int *const *parent, int *out)
-{
-	size_t cnt = n > 0 ? (size_t)n : 1;
-	int *state = calloc(cnt, sizeof *state), *stack = malloc(sizeof *stack * cnt);
-	int *edge = calloc(cnt, sizeof *edge), k = 0;
-	if (!state || !stack || !edge) {
-		for (int i = 0; i < n; i++) /* out of memory: the given order, still complete */
-			out[i] = i;
-		free(state), free(stack), free(edge);
-		return;
-	}
-	for (int root = 0; root < n; root++) {
-		if (state[root])
-			continue;
-		int sp = 0;
-		stack[sp++] = root;
-		state[root] = 1;
-		while (sp) {
-			int t = stack[sp - 1];
-			int p = parent[t] ? parent[t][edge[t]] : -1;
-			if (p >= 0) {
-				edge[t]++;
-				if (!state[p]) {
-					state[p] = 1;
-					stack[sp++] = p;
-				}
-				continue;
-			}
-			sp--;
-			out[k++] = t; /* every parent already out: parents first */
-		}
-	}
-	for (int i = 0; i < k / 2; i++) {
-		int x = out[i];
-		out[i] = out[k - 1 - i];
-		out[k - 1 - i] = x;
-	}
-	free(state), free(stack), free(edge);
-}
-
-/*
  * D1's views and tables, for a full load's preamble, in one query: views,
  * and tables (virtual ones too; their shadow tables go with them) children
  * before parents.  The foreign keys are read from the tables' own CREATE
@@ -627,8 +454,9 @@ static int target_objects(rs_d1 *d, char ***views, char ***tables, rs_error *err
 {
 	json_t *rows = NULL;
 	sqlite3 *mem = NULL;
-	char **v = NULL, **t = NULL;
-	int **parent = NULL, *order = NULL, nt = 0, nv = 0, rc;
+	rs_schema *schema = NULL;
+	char **v = NULL, **t = NULL, **sorted = NULL;
+	int *order = NULL, *group = NULL, nt = 0, nv = 0, rc;
 	*views = *tables = NULL;
 	rc = d->transport.query(d->transport.ctx,
 				"SELECT t.name AS name, t.type AS type, s.sql AS sql FROM pragma_table_list t"
@@ -639,8 +467,8 @@ static int target_objects(rs_d1 *d, char ***views, char ***tables, rs_error *err
 	size_t n = json_array_size(rows);
 	v = calloc(n + 1, sizeof *v);
 	t = calloc(n + 1, sizeof *t);
-	const char **sql = calloc(n + 1, sizeof *sql);
-	if (!v || !t || !sql || sqlite3_open(":memory:", &mem) != SQLITE_OK) {
+	sorted = calloc(n + 1, sizeof *sorted);
+	if (!v || !t || !sorted || sqlite3_open(":memory:", &mem) != SQLITE_OK) {
 		rc = rs_err(err, RS_ENOMEM, "out of memory");
 		goto out;
 	}
@@ -648,6 +476,7 @@ static int target_objects(rs_d1 *d, char ***views, char ***tables, rs_error *err
 		json_t *r = json_array_get(rows, i);
 		const char *name = json_string_value(json_object_get(r, "name"));
 		const char *type = json_string_value(json_object_get(r, "type"));
+		const char *sql = json_string_value(json_object_get(r, "sql"));
 		if (!name || !type || d1_own_name(name) || listed(d->cfg->d1_exclude, name))
 			continue;
 		char *copy = strdup(name);
@@ -657,72 +486,50 @@ static int target_objects(rs_d1 *d, char ***views, char ***tables, rs_error *err
 		}
 		if (strcmp(type, "view") == 0) {
 			v[nv++] = copy;
-		} else {
-			sql[nt] = strcmp(type, "table") == 0 ? json_string_value(json_object_get(r, "sql")) : NULL;
-			t[nt++] = copy;
+			continue;
 		}
+		t[nt++] = copy;
+		/* Replayed into a private database to learn the foreign keys (D1 refuses
+		 * pragma_foreign_key_list() over a join); virtual tables have none. */
+		if (strcmp(type, "table") == 0 && sql && sqlite3_exec(mem, sql, NULL, NULL, NULL) != SQLITE_OK)
+			rs_debug("d1: cannot read the foreign keys of a table on D1; it is dropped first",
+				 "table=%s error=\"%s\"", copy, sqlite3_errmsg(mem));
 	}
-	/* Replay the tables' definitions to learn their foreign keys. */
-	parent = calloc((size_t)nt + 1, sizeof *parent);
-	order = calloc((size_t)nt + 1, sizeof *order);
-	if (!parent || !order) {
+	/* Children before parents: rs_cascade_order's parents-first order, reversed. */
+	if ((rc = rs_schema_load(mem, NULL, &schema, err)) != RS_OK)
+		goto out;
+	order = calloc((size_t)schema->ntab + 1, sizeof *order);
+	group = calloc((size_t)schema->ntab + 1, sizeof *group);
+	if (!order || !group) {
 		rc = rs_err(err, RS_ENOMEM, "out of memory");
 		goto out;
 	}
-	for (int i = 0; i < nt; i++)
-		if (sql[i] && sqlite3_exec(mem, sql[i], NULL, NULL, NULL) != SQLITE_OK)
-			rs_debug("d1: cannot read the foreign keys of a table on D1; it is dropped in listed order",
-				 "table=%s error=\"%s\"", t[i], sqlite3_errmsg(mem));
-	sqlite3_stmt *st = NULL;
-	if (sqlite3_prepare_v2(mem, "SELECT DISTINCT \"table\" FROM pragma_foreign_key_list(?1)", -1, &st, NULL) !=
-	    SQLITE_OK) {
-		rc = rs_err(err, RS_EINTERNAL, "reading foreign keys: %s", sqlite3_errmsg(mem));
+	if ((rc = rs_cascade_order(schema, 1, order, group, err)) != RS_OK)
+		goto out;
+	int k = 0;
+	for (int i = 0; i < nt; i++) /* what the replay does not know first: nothing refers to it there */
+		if (rs_schema_table(schema, t[i]) < 0)
+			sorted[k++] = t[i];
+	for (int j = schema->ntab - 1; j >= 0; j--)
+		for (int i = 0; i < nt; i++)
+			if (strcmp(t[i], schema->tab[order[j]]->name) == 0)
+				sorted[k++] = t[i];
+	if (k != nt) {
+		rc = rs_err(err, RS_EINTERNAL, "ordering D1's %d tables gave %d", nt, k);
 		goto out;
 	}
-	for (int i = 0; i < nt; i++) {
-		parent[i] = malloc(sizeof **parent * ((size_t)nt + 1));
-		if (!parent[i]) {
-			sqlite3_finalize(st);
-			rc = rs_err(err, RS_ENOMEM, "out of memory");
-			goto out;
-		}
-		int np = 0;
-		sqlite3_reset(st);
-		sqlite3_bind_text(st, 1, t[i], -1, SQLITE_STATIC);
-		while (sqlite3_step(st) == SQLITE_ROW) {
-			const char *ref = (const char *)sqlite3_column_text(st, 0);
-			for (int j = 0; ref && j < nt; j++)
-				if (j != i && strcasecmp(t[j], ref) == 0) /* self-references do not order anything */
-					parent[i][np++] = j;
-		}
-		parent[i][np] = -1;
-		if (sqlite3_reset(st) != SQLITE_OK) {
-			rc = rs_err(err, RS_EINTERNAL, "reading the foreign keys of %s: %s", t[i], sqlite3_errmsg(mem));
-			sqlite3_finalize(st);
-			goto out;
-		}
-	}
-	sqlite3_finalize(st);
-	order_children_first(nt, parent, order);
-	char **sorted = calloc((size_t)nt + 1, sizeof *sorted);
-	if (!sorted) {
-		rc = rs_err(err, RS_ENOMEM, "out of memory");
-		goto out;
-	}
-	for (int i = 0; i < nt; i++)
-		sorted[i] = t[order[i]];
 	free(t);
 	t = sorted;
+	sorted = NULL;
 	rs_debug("d1: D1's objects before the full load", "views=%d tables=%d", nv, nt);
 	*views = v;
 	*tables = t;
 	v = t = NULL;
 out:
-	for (int i = 0; parent && i < nt; i++)
-		free(parent[i]);
-	free(parent);
 	free(order);
-	free(sql);
+	free(group);
+	rs_schema_free(schema);
+	free(sorted);
 	free_list(v);
 	free_list(t);
 	sqlite3_close(mem);
@@ -824,32 +631,6 @@ static int plan_exclusions(rs_d1 *d, sqlite3 *live, rs_error *err)
  * unchanged.  A file, so that a restart keeps the decision:
  *   {"full_load": true, "reason": "<D1's error>", "strikes": 2, "model": "<hex>"}
  */
-struct fallback {
-	int present;
-	int full_load;
-	int strikes;
-	char reason[1024];
-	char model[65];
-};
-
-static void fallback_read(const rs_d1 *d, struct fallback *f)
-{
-	memset(f, 0, sizeof *f);
-	json_t *o = json_load_file(d->marker, 0, NULL);
-	if (!json_is_object(o)) {
-		json_decref(o);
-		return;
-	}
-	f->present = 1;
-	f->full_load = json_is_true(json_object_get(o, "full_load"));
-	f->strikes = (int)json_integer_value(json_object_get(o, "strikes"));
-	const char *r = json_string_value(json_object_get(o, "reason"));
-	const char *m = json_string_value(json_object_get(o, "model"));
-	snprintf(f->reason, sizeof f->reason, "%s", r ? r : "");
-	snprintf(f->model, sizeof f->model, "%s", m ? m : "");
-	json_decref(o);
-}
-
 /* D1's errors that mean it does not hold the snapshot's state. */
 static int diverged(const char *msg)
 {
@@ -863,13 +644,13 @@ static int diverged(const char *msg)
 }
 
 /* D1 refused the payload whose change model is `model` with `why`: record it. */
-static void fallback_note(rs_d1 *d, const char *model, const char *why)
+static void fallback_note(rs_d1 *d, const char *model, const char *why, int force_full)
 {
 	struct fallback f;
 	char q[1200];
-	fallback_read(d, &f);
+	d1_fallback_read(d, &f);
 	int same = f.present && strcmp(f.reason, why) == 0;
-	int full = diverged(why) || (f.present && f.full_load);
+	int full = force_full || diverged(why) || (f.present && f.full_load);
 	json_t *o = json_pack("{s:b, s:s, s:i, s:s}", "full_load", full, "reason", why, "strikes", same ? f.strikes + 1 : 1,
 			      "model", model ? model : "");
 	char *text = o ? json_dumps(o, JSON_SORT_KEYS) : NULL;
@@ -894,18 +675,6 @@ static void fallback_note(rs_d1 *d, const char *model, const char *why)
  * mode, the chain id of the snapshot it applies to, the key, and the byte
  * range of the part that is also applied to the snapshot.  A comment to D1.
  */
-#define PAYLOAD_TAG "-- resort-sync d1 payload v1:"
-#define PAYLOAD_LINE PAYLOAD_TAG " %4.4s %16.16s %64.64s %012ld %012ld\n"
-
-struct payload {
-	char mode[5];
-	char base[17];
-	char key[65];
-	long from, to;
-	char model[65]; /* in memory only: the change model's key, "" for a payload read back */
-	int fallback;   /* in memory only: a full load sent in place of a refused payload */
-};
-
 /* Read the first line of a payload file; 0, or -1 when it is not one. */
 static int payload_read(const char *path, struct payload *p)
 {
@@ -920,20 +689,15 @@ static int payload_read(const char *path, struct payload *p)
 	return ok ? 0 : -1;
 }
 
-#define HEADER_FMT                                                                                   \
-	"CREATE TABLE IF NOT EXISTS " HISTORY_TABLE "(sync_key TEXT PRIMARY KEY, sync_name TEXT NOT NULL," \
-	" sync_at TEXT NOT NULL, sync_mode TEXT NOT NULL);\n"                                           \
-	"INSERT INTO " HISTORY_TABLE "(sync_key, sync_name, sync_at, sync_mode) VALUES ('%64.64s', '%26.26s', '%24.24s', '%4.4s');\n"
-
 /* The payload's head: its first line, then the history record. */
-static int write_head(FILE *f, const struct payload *p, const char *ulid, const char *at)
+int d1_write_head(FILE *f, const struct payload *p, const char *ulid, const char *at)
 {
 	return fprintf(f, PAYLOAD_LINE HEADER_FMT, p->mode, p->base, p->key, p->from, p->to, p->key, ulid, at,
 		       p->mode) < 0 ? -1 : 0;
 }
 
 /* A new private (0600) file at path, replacing a leftover; NULL with err set. */
-static FILE *create_private(const char *path, rs_error *err)
+FILE *d1_create_private(const char *path, rs_error *err)
 {
 	unlink(path);
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -945,54 +709,6 @@ static FILE *create_private(const char *path, rs_error *err)
 	}
 	return f;
 }
-static int write_status(const rs_d1 *d, const rs_d1_report *rep, const rs_error *err)
-{
-	char *path = rs_path_beside(d->snapshot, ".status.json");
-	if (!path)
-		return RS_ENOMEM;
-	json_t *old = json_load_file(path, 0, NULL);
-	json_t *o = old && json_is_object(old) ? old : json_object();
-	if (old && o != old)
-		json_decref(old);
-	double now = rs_now();
-	static const char *const names[] = {"success", "skipped", "duplicate", "error"};
-	json_object_set_new(o, "backend", json_string("d1"));
-	json_object_set_new(o, "last_attempt_unix", json_real(now));
-	json_object_set_new(o, "last_status", json_string(names[rep->status]));
-	json_object_set_new(o, "last_mode", json_string(rep->mode));
-	json_object_set_new(o, "last_seconds", json_real(rep->seconds));
-	if (rep->status == RS_SYNC_ERROR) {
-		json_object_set_new(o, "last_error_unix", json_real(now));
-		json_object_set_new(o, "last_error", json_string(err && err->message[0] ? err->message : "unknown"));
-	} else {
-		json_object_set_new(o, "last_success_unix", json_real(now));
-		if (rep->status != RS_SYNC_SKIPPED) {
-			json_object_set_new(o, "last_key", json_string(rep->key));
-			json_object_set_new(o, "last_rows", json_integer(rep->rows));
-			json_object_set_new(o, "last_bytes", json_integer(rep->bytes));
-			json_object_set_new(o, "last_snapshot_bytes", json_integer(rep->snapshot_bytes));
-		}
-	}
-	/* What needs a person: tables left out, and a full load owed to a refusal. */
-	if (d->unsupported[0])
-		json_object_set_new(o, "unsupported", json_string(d->unsupported));
-	else
-		json_object_del(o, "unsupported");
-	struct fallback fb;
-	fallback_read(d, &fb);
-	if (fb.present)
-		json_object_set_new(o, "refused", json_pack("{s:s, s:i, s:b}", "reason", fb.reason, "strikes", fb.strikes,
-							     "next_is_full_load", fb.full_load));
-	else
-		json_object_del(o, "refused");
-	char *text = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
-	json_decref(o);
-	int rc = text ? rs_write_file_atomic(path, text, strlen(text), 0644, NULL) : RS_ENOMEM;
-	free(text);
-	free(path);
-	return rc;
-}
-
 struct progress {
 	rs_d1 *d;
 	const rs_sql_sink *sql;
@@ -1048,19 +764,25 @@ static int64_t count_rows(sqlite3 *db)
 	return total;
 }
 
-static void final_key(char out[65], const char *mode, const char *base, const char *model)
+int d1_sha256_hex(char out[65], const char *msg)
 {
 	unsigned char d[32];
 	unsigned int n = 0;
 	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	int ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 && EVP_DigestUpdate(c, msg, strlen(msg)) == 1 &&
+		 EVP_DigestFinal_ex(c, d, &n) == 1;
+	EVP_MD_CTX_free(c);
+	if (ok)
+		rs_hex(out, d, 32);
+	return ok ? 0 : -1;
+}
+
+static void final_key(char out[65], const char *mode, const char *base, const char *model)
+{
 	char msg[256];
 	snprintf(msg, sizeof msg, "resort-sync d1 1\n%s\n%s\n%s\n", mode, base, model);
-	if (c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 && EVP_DigestUpdate(c, msg, strlen(msg)) == 1 &&
-	    EVP_DigestFinal_ex(c, d, &n) == 1)
-		rs_hex(out, d, 32);
-	else
+	if (d1_sha256_hex(out, msg) != 0)
 		snprintf(out, 65, "%s", model);
-	EVP_MD_CTX_free(c);
 }
 
 /* ---- the cycle -------------------------------------------------------- */
@@ -1072,23 +794,39 @@ static void final_key(char out[65], const char *mode, const char *base, const ch
 static int deliver(rs_d1 *d, const struct payload *p, int known, rs_d1_report *rep, rs_error *err)
 {
 	char q[1200];
-	int outcome = known, rc = RS_OK;
+	int outcome = known, rc = RS_OK, full = strcmp(p->mode, "full") == 0;
+	struct d1_parts parts = {0};
 	if (known == RS_D1_DUPLICATE) {
 		rs_info("d1: D1's history holds the pending payload's key; it is not sent again", "mode=%s key=%.16s",
 			p->mode, p->key);
+	} else if (full && (rc = d1_parts_read(d->pending, p, &parts, err)) != RS_OK) {
+		rs_warn("d1: the pending full load cannot be read back; nothing of it was sent now, the next cycle starts"
+			" over", "pending=%s", d->pending);
+		return rc;
 	} else {
-		rs_info("d1 apply", "mode=%s bytes=%ld key=%.16s%s", p->mode, p->to - p->from, p->key,
-			p->fallback ? " reason=\"D1 refused the last payload\"" : "");
-		rep->remote_calls++;
+		rs_info("d1 apply", "mode=%s bytes=%ld key=%.16s parts=%d%s", p->mode, p->to - p->from, p->key,
+			full ? parts.n : 1, p->fallback ? " reason=\"D1 refused the last payload\"" : "");
 		if (p->fallback)
 			rs_metrics_add_fallback_full_load(d->metrics, RS_METRICS_D1);
 		outcome = RS_D1_UNKNOWN;
-		rc = d->transport.exec_file(d->transport.ctx, d->pending, &outcome, err);
+		if (full && parts.n > 1) {
+			/* A pending load being settled: D1 may hold some of its parts. */
+			rc = d1_parts_send(d, p, &parts, known == RS_D1_UNKNOWN, &outcome, rep, err);
+		} else {
+			rep->remote_calls++;
+			if (full)
+				rs_metrics_set_d1_parts(d->metrics, 1, 0);
+			rc = d->transport.exec_file(d->transport.ctx, d->pending, &outcome, err);
+			if (full && rc == RS_OK)
+				rs_metrics_set_d1_parts(d->metrics, 1, 1);
+		}
 	}
+	d1_parts_free(&parts);
 	if (rc != RS_OK) {
 		if (outcome == RS_D1_REJECTED) {
-			remove_file(d->pending, NULL); /* D1 ran it and rolled it back */
-			fallback_note(d, p->model, err->message);
+			d1_remove_file(d->pending, NULL); /* D1 ran it and rolled it back */
+			/* A full load D1 refused may have left earlier parts there: only another full load is exact. */
+			fallback_note(d, p->model, err->message, full);
 		} else if (outcome == RS_D1_NOT_RUN) {
 			rs_warn("wrangler did not start: nothing was applied; the next cycle sends the same file", "key=%.16s",
 				p->key);
@@ -1098,13 +836,13 @@ static int deliver(rs_d1 *d, const struct payload *p, int known, rs_d1_report *r
 		}
 		return rc;
 	}
-	if ((rc = remove_file(d->marker, err)) != RS_OK)
+	if ((rc = d1_remove_file(d->marker, err)) != RS_OK)
 		return rc;
 	rep->status = outcome == RS_D1_DUPLICATE ? RS_SYNC_DUPLICATE : RS_SYNC_SUCCESS;
 	snprintf(rep->key, sizeof rep->key, "%s", p->key);
 	if (outcome == RS_D1_DUPLICATE)
 		rs_info("d1 payload was applied before", "key=%.16s", p->key);
-	crash_point("sent");
+	d1_crash_point("sent");
 
 	/* Advance the snapshot to exactly the state the payload was built from. */
 	if (strcmp(p->mode, "full") == 0) {
@@ -1116,11 +854,11 @@ static int deliver(rs_d1 *d, const struct payload *p, int known, rs_d1_report *r
 		int64_t written = 0;
 		if (rs_pagefile_chain(d->pages, chain) == 0 && strncmp(chain, p->key, 16) == 0) {
 			/* The pages staged with the payload: the snapshot stays page-identical. */
-			rc = rs_pagefile_apply(d->pages, d->snapshot, PAGE_WRITE_HOOK, &written, &e2);
+			rc = rs_pagefile_apply(d->pages, d->snapshot, D1_PAGE_WRITE_HOOK, &written, &e2);
 			rep->snapshot_bytes += written;
 			src = SQLITE_IOERR; /* its failures are the file system's: try again */
 			if (rc == RS_OK)
-				rc = remove_file(d->pages, &e2);
+				rc = d1_remove_file(d->pages, &e2);
 		} else {
 			rc = snapshot_apply(d->snapshot, d->pending, p->from, p->to, p->key, &src, &e2);
 		}
@@ -1138,8 +876,8 @@ static int deliver(rs_d1 *d, const struct payload *p, int known, rs_d1_report *r
 	if (rc != RS_OK)
 		return rs_err_prefix(err, "D1 %s the payload but the snapshot could not advance",
 				     rep->status == RS_SYNC_DUPLICATE ? "already had" : "accepted");
-	crash_point("advanced");
-	return remove_file(d->pending, err);
+	d1_crash_point("advanced");
+	return d1_remove_file(d->pending, err);
 }
 
 /* 1 if next is a prepared snapshot for the payload with this key. */
@@ -1205,18 +943,32 @@ static int settle_pending(rs_d1 *d, rs_d1_report *rep, rs_error *err)
 		rs_engine_close(old);
 	}
 	if (readable && chain[0] && strncmp(chain, p.key, 16) == 0)
-		return remove_file(d->pending, err); /* the snapshot advanced before the last cycle ended */
-	if (readable && strcmp(p.mode, "full") == 0 && prepared_for(d->next, p.key)) {
+		return d1_remove_file(d->pending, err); /* the snapshot advanced before the last cycle ended */
+	int full = readable && strcmp(p.mode, "full") == 0;
+	if (full && prepared_for(d->next, p.key)) {
 		/*
 		 * A full load whose fate is unknown, its new snapshot ready: settle
 		 * it too (a snapshot may be there when it replaces a payload D1
-		 * refused).  Another full load instead would not remove what the
-		 * source dropped since, which D1 may have from this one.
+		 * refused), from the first part D1 lacks.  Another full load instead
+		 * would not remove what the source dropped since, which D1 may have
+		 * from this one; and what the source changed since the load was
+		 * built follows as a diff once it is complete.
 		 */
-		rep->mode = "full";
-		rep->bytes = p.to - p.from;
-		return settle(d, &p, rep, err);
+		struct d1_parts parts;
+		rs_error e2 = {0};
+		if (d1_parts_read(d->pending, &p, &parts, &e2) == RS_OK) {
+			d1_parts_free(&parts);
+			rep->mode = "full";
+			rep->bytes = p.to - p.from;
+			return settle(d, &p, rep, err);
+		}
+		rs_warn("d1: an interrupted full load cannot be resumed; starting over with a new full load",
+			"reason=\"%.600s\"", e2.message);
+		return reset_to_full_load(d, err);
 	}
+	if (full)
+		rs_warn("d1: an interrupted full load cannot be resumed: its new snapshot is gone; starting over with a"
+			" new full load", "next=%s", d->next);
 	if (!readable || strcmp(p.mode, "diff") != 0 || strcmp(chain, p.base) != 0) {
 		if (chain[0])
 			rs_warn("a pending payload does not follow the snapshot; the next payload is a full load",
@@ -1247,12 +999,237 @@ static int refresh_pages(rs_d1 *d, rs_image *live_im, const rs_pagediff *pd, con
 	int rc = rs_pagefile_write(d->pages_new, live_im, pd, chain, &a, err);
 	if (rc == RS_OK)
 		rc = rs_pagefile_apply(d->pages_new, d->snapshot, NULL, &b, err);
-	remove_file(d->pages_new, NULL);
+	d1_remove_file(d->pages_new, NULL);
 	rep->snapshot_bytes += a + b;
 	if (rc == RS_OK)
 		rs_info("d1: no row changed; the snapshot took the pages that moved", "pages=%u bytes=%lld",
 			pd->nchanged, (long long)(a + b));
 	return rc;
+}
+
+/* What one cycle's steps 2 and 3 hold between their phases (send_changes). */
+struct cycle {
+	int full;                      /* no snapshot, or D1 refused a payload: a full load */
+	struct fallback fb;
+	char **tviews, **ttables;      /* a full load: D1's objects, dropped first */
+	sqlite3 *live, *old;           /* read transactions: the database, the snapshot (NULL: full) */
+	rs_image *live_im, *old_im;
+	rs_pagediff *pd;               /* which pages differ (NULL: every row is read) */
+	FILE *f;                       /* the payload being written to d->staging */
+	int staged;                    /* d->staging is ours to remove */
+	rs_sql_sink *sql;
+	rs_key_sink *ks;
+	d1_cutter *cutter;             /* a full load: where its parts begin */
+	struct payload p;
+	char ulid[27];
+	rs_diff_stats stats;
+};
+
+/* Close the read transactions (the snapshot's first: pagefile.h). */
+static void cycle_close_views(struct cycle *c)
+{
+	rs_image_free(c->old_im);
+	c->old_im = NULL;
+	rs_engine_close(c->old);
+	c->old = NULL;
+	rs_image_free(c->live_im);
+	c->live_im = NULL;
+	rs_engine_close(c->live);
+	c->live = NULL;
+}
+
+static void cycle_free(rs_d1 *d, struct cycle *c)
+{
+	if (c->f)
+		fclose(c->f);
+	if (c->staged)
+		unlink(d->staging);
+	d1_cutter_free(c->cutter);
+	rs_sql_sink_free(c->sql);
+	rs_key_sink_free(c->ks);
+	rs_pagediff_free(c->pd);
+	cycle_close_views(c);
+	free_list(c->tviews);
+	free_list(c->ttables);
+}
+
+/*
+ * Phase 1, the guards: decide between a full load and a diff, read D1's
+ * objects for a full load, open the read transactions, leave out the tables
+ * D1 cannot hold, and refuse to replicate a database emptied by accident.
+ */
+static int cycle_open(rs_d1 *d, struct cycle *c, rs_error *err)
+{
+	int rc;
+	memset(c->p.key, '0', 64);
+	memcpy(c->p.base, c->p.key, 16);
+	d1_fallback_read(d, &c->fb);
+	c->full = !file_exists(d->snapshot) || c->fb.full_load;
+	if (c->full && c->fb.full_load)
+		rs_info("d1: sending a full load: D1 refused the last payload", "reason=\"%.600s\"", c->fb.reason);
+	/* Before the read transaction: D1's objects, so that the full load removes them too. */
+	if (c->full && d->transport.query && (rc = target_objects(d, &c->tviews, &c->ttables, err)) != RS_OK)
+		return rc;
+	if ((rc = rs_image_open(d->cfg->db_path, &c->live, &c->live_im, err)) != RS_OK) {
+		if (rc == RS_ELOCAL)
+			diagnose(d, err);
+		return rc;
+	}
+	if ((rc = plan_exclusions(d, c->live, err)) != RS_OK)
+		return rc;
+	memcpy(c->p.mode, c->full ? "full" : "diff", 5);
+	if (c->full)
+		return RS_OK;
+	if ((rc = recover_snapshot(d->snapshot, err)) != RS_OK ||
+	    (rc = rs_image_open(d->snapshot, &c->old, &c->old_im, err)) != RS_OK) {
+		rs_err_prefix(err, "snapshot");
+		if (rc == RS_ELOCAL)
+			diagnose(d, err);
+		return rc;
+	}
+	read_chain(c->old, c->p.base);
+	/* An empty file where tables were: most likely an accident, not a change to replicate. */
+	int64_t then = rs_schema_count(c->old, NULL);
+	if (rs_schema_count(c->live, NULL) == 0 && then > 0)
+		return rs_err(err, RS_ELOCAL, "%s: the database holds no schema objects where %lld were synced"
+			      " (truncated or replaced?): refusing to delete them on D1; nothing was sent",
+			      d->cfg->db_path, (long long)then);
+	/* Pages first: only the rows on pages that differ from the snapshot's are read. */
+	if (c->old_im && c->live_im && (rc = rs_pagediff_build(c->old_im, c->old, c->live_im, c->live, &c->pd, err)) != RS_OK)
+		return rc;
+	if (c->pd)
+		rs_debug("d1 page comparison", "pages=%llu differ=%llu filter=%s", (unsigned long long)c->pd->pages_compared,
+			 (unsigned long long)c->pd->pages_differ, c->pd->filter ? "on" : c->pd->why_not);
+	else
+		rs_debug("d1 page comparison unavailable; every row is read", "db=%s", d->cfg->db_path);
+	return RS_OK;
+}
+
+/*
+ * Phase 2, the build: diff into d->staging behind a placeholder head, the
+ * sync key computed on the way; a full load cut into parts as it is written
+ * (parts.c).  The payload proper is [p.from, p.to) of the file.
+ */
+static int cycle_build(rs_d1 *d, struct cycle *c, rs_error *err)
+{
+	int rc;
+	memset(c->ulid, '0', 26);
+	c->ulid[26] = '\0';
+	if (!(c->f = d1_create_private(d->staging, err)))
+		return err->code;
+	c->staged = 1;
+	if (d1_write_head(c->f, &c->p, c->ulid, c->ulid) != 0)
+		return write_failed(err, d->staging);
+	c->p.from = ftell(c->f);
+	if ((rc = rs_sql_sink_new(&c->sql, c->f, 0, err)) != RS_OK || (rc = rs_key_sink_new(&c->ks, err)) != RS_OK)
+		return rc;
+	struct tee tee = {rs_sql_sink_iface(c->sql), rs_key_sink_iface(c->ks)};
+	rs_sink sink = {.change = tee_change, .finish = tee_finish, .ctx = &tee};
+	if (c->full) {
+		rc = d1_cutter_new(&c->cutter, c->live, (const char *const *)d->skip, c->sql, c->f, d->cfg->d1_part_bytes,
+				   sink, err);
+		if (rc != RS_OK)
+			return rc;
+		sink = d1_cutter_iface(c->cutter);
+	}
+	struct progress prog = {.d = d, .sql = c->sql, .last_log = rs_mono()};
+	/* local D1 (wrangler 4.86) refuses CREATE VIRTUAL TABLE ... USING rtree with SQLITE_AUTH */
+	static const char *const d1_modules[] = {"fts5", "fts5vocab", NULL};
+	rs_diff_opts opts = {.preamble = c->full, .only = c->pd, .fk_target = 1, .refuse_dangling_fk = 1,
+			     .vtab_modules = d1_modules,
+			     .exclude = (const char *const *)d->skip, .target_views = (const char *const *)c->tviews,
+			     .target_tables = (const char *const *)c->ttables};
+	if (c->full) {
+		prog.total = count_rows(c->live);
+		opts.progress = on_progress;
+		opts.progress_ctx = &prog;
+	}
+	rc = rs_engine_diff(c->old, c->live, &opts, &sink, &c->stats, err);
+	if (c->full && d->tty)
+		fputc('\n', stderr);
+	if (rc != RS_OK) {
+		if (ferror(c->f))
+			rs_err_prefix(err, "%s", d->staging);
+		else if (rc == RS_ELOCAL)
+			diagnose(d, err);
+		return rc;
+	}
+	c->p.to = ftell(c->f);
+	d1_crash_point("diffed");
+	return RS_OK;
+}
+
+/*
+ * Phase 3, the stage: fill in the key and the head, add the pruning and the
+ * parts' trailer, fsync; prepare the snapshot's advance (a full load's copy
+ * to S.next, a diff's pages to S.pages); end the read transactions; rename
+ * the payload to d->pending.  After this, the payload is pending.
+ */
+static int cycle_stage(rs_d1 *d, struct cycle *c, rs_d1_report *rep, rs_error *err)
+{
+	int rc, stage = c->pd && !c->pd->all_pages; /* else the snapshot advances by the payload's SQL */
+	char at[40], nonce[40];
+	c->p.fallback = c->full && c->fb.full_load;
+	rep->fallback = c->p.fallback;
+	rep->mode = c->full ? "full" : "diff";
+	rep->rows = c->stats.inserts + c->stats.updates + c->stats.deletes;
+	rep->statements = rs_sql_sink_stats(c->sql)->statements;
+	rs_ulid(c->ulid, sizeof c->ulid);
+	rs_rfc3339(at, sizeof at, rs_now());
+	snprintf(nonce, sizeof nonce, "full:%s", c->ulid);
+	final_key(c->p.key, c->p.mode, c->full ? nonce : c->p.base, rs_key_sink_hex(c->ks));
+	if (d->cfg->d1_history_retention > 0 &&
+	    fprintf(c->f, "DELETE FROM " HISTORY_TABLE " WHERE rowid NOT IN (SELECT rowid FROM " HISTORY_TABLE
+		       " ORDER BY sync_at DESC, sync_name DESC LIMIT %lld);\n",
+		    (long long)d->cfg->d1_history_retention) < 0)
+		return write_failed(err, d->staging);
+	if (c->cutter) {
+		int ncuts;
+		const long *cuts = d1_cutter_cuts(c->cutter, &ncuts);
+		if ((rc = d1_parts_write_trailer(c->f, d->staging, &c->p, cuts, ncuts, err)) != RS_OK)
+			return rc;
+		if (ncuts)
+			rs_info("d1 full load built in parts", "parts=%d bytes=%ld part_bytes=%lld", ncuts + 1,
+				c->p.to - c->p.from, (long long)d->cfg->d1_part_bytes);
+	}
+	errno = 0;
+	if (fflush(c->f) != 0 || fseek(c->f, 0, SEEK_SET) != 0 || d1_write_head(c->f, &c->p, c->ulid, at) != 0 ||
+	    ftell(c->f) != c->p.from || fflush(c->f) != 0 || fsync(fileno(c->f)) != 0)
+		return write_failed(err, d->staging);
+	int closed = fclose(c->f);
+	c->f = NULL;
+	if (closed != 0)
+		return write_failed(err, d->staging);
+	rep->bytes = c->p.to - c->p.from;
+	/*
+	 * The live view is needed only for local work: a full load copies it now
+	 * (to S.next), then the read transaction ends before the remote call,
+	 * so the application's checkpoints are not held back while wrangler runs.
+	 */
+	if (c->full && (rc = snapshot_prepare(c->live, d->next, c->p.key, err)) != RS_OK)
+		return rc;
+	struct stat nst;
+	if (c->full && stat(d->next, &nst) == 0)
+		rep->snapshot_bytes += nst.st_size;
+	d1_remove_file(d->pages, NULL);
+	if (!c->full && stage) {
+		int64_t written = 0;
+		if ((rc = rs_pagefile_write(d->pages_new, c->live_im, c->pd, c->p.key, &written, err)) != RS_OK)
+			return rc;
+		rep->snapshot_bytes += written;
+		if (rename(d->pages_new, d->pages) != 0)
+			return rs_err(err, RS_ELOCAL, "%s: cannot rename to %s: %s", d->pages_new, d->pages, strerror(errno));
+	}
+	cycle_close_views(c);
+	if (d->cancel && *d->cancel)
+		return rs_err(err, RS_EABORT, "stopped before sending");
+	if (rename(d->staging, d->pending) != 0)
+		return rs_err(err, RS_ELOCAL, "%s: cannot rename to %s: %s", d->staging, d->pending, strerror(errno));
+	c->staged = 0;
+	if ((rc = rs_fsync_dir_of(d->pending, err)) != RS_OK)
+		return rc;
+	d1_crash_point("payload");
+	return RS_OK;
 }
 
 /*
@@ -1262,212 +1239,36 @@ static int refresh_pages(rs_d1 *d, rs_image *live_im, const rs_pagediff *pd, con
  */
 static int send_changes(rs_d1 *d, rs_d1_report *rep, rs_error *err)
 {
-	sqlite3 *live = NULL, *old = NULL;
-	rs_image *live_im = NULL, *old_im = NULL;
-	rs_pagediff *pd = NULL;
-	rs_sql_sink *sql = NULL;
-	rs_key_sink *ks = NULL;
-	FILE *f = NULL;
-	struct payload p;
-	int rc, staged = 0;
-
-	char **tviews = NULL, **ttables = NULL;
-	struct fallback fb;
-
-	memset(&p, 0, sizeof p);
-	memset(p.key, '0', 64);
-	memcpy(p.base, p.key, 16);
-	fallback_read(d, &fb);
-	int full = !file_exists(d->snapshot) || fb.full_load;
-	if (full && fb.full_load)
-		rs_info("d1: sending a full load: D1 refused the last payload", "reason=\"%.600s\"", fb.reason);
-	/* Before the read transaction: D1's objects, so that the full load removes them too. */
-	if (full && d->transport.query && (rc = target_objects(d, &tviews, &ttables, err)) != RS_OK)
-		goto out;
-	if ((rc = rs_image_open(d->cfg->db_path, &live, &live_im, err)) != RS_OK) {
-		if (rc == RS_ELOCAL)
-			diagnose(d, err);
-		goto out;
-	}
-	if ((rc = plan_exclusions(d, live, err)) != RS_OK)
-		goto out;
-	if (!full) {
-		if ((rc = recover_snapshot(d->snapshot, err)) != RS_OK ||
-		    (rc = rs_image_open(d->snapshot, &old, &old_im, err)) != RS_OK) {
-			rs_err_prefix(err, "snapshot");
-			if (rc == RS_ELOCAL)
-				diagnose(d, err);
-			goto out;
-		}
-		read_chain(old, p.base);
-		/* An empty file where tables were: most likely an accident, not a change to replicate. */
-		int64_t then = rs_schema_count(old, NULL);
-		if (rs_schema_count(live, NULL) == 0 && then > 0) {
-			rc = rs_err(err, RS_ELOCAL, "%s: the database holds no schema objects where %lld were synced"
-				    " (truncated or replaced?): refusing to delete them on D1; nothing was sent",
-				    d->cfg->db_path, (long long)then);
-			goto out;
-		}
-	}
-	memcpy(p.mode, full ? "full" : "diff", 5);
-	/* Pages first: only the rows on pages that differ from the snapshot's are read. */
-	if (old_im && live_im && (rc = rs_pagediff_build(old_im, old, live_im, live, &pd, err)) != RS_OK)
-		goto out;
-	if (pd)
-		rs_debug("d1 page comparison", "pages=%llu differ=%llu filter=%s", (unsigned long long)pd->pages_compared,
-			 (unsigned long long)pd->pages_differ, pd->filter ? "on" : pd->why_not);
-	else if (!full)
-		rs_debug("d1 page comparison unavailable; every row is read", "db=%s", d->cfg->db_path);
-
-	char ulid[27], at[40];
-	memset(ulid, '0', 26);
-	ulid[26] = '\0';
-	if (!(f = create_private(d->staging, err))) {
-		rc = err->code;
-		goto out;
-	}
-	staged = 1;
-	if (write_head(f, &p, ulid, ulid) != 0) {
-		rc = write_failed(err, d->staging);
-		goto out;
-	}
-	p.from = ftell(f);
-	if ((rc = rs_sql_sink_new(&sql, f, 0, err)) != RS_OK || (rc = rs_key_sink_new(&ks, err)) != RS_OK)
-		goto out;
-	struct tee tee = {rs_sql_sink_iface(sql), rs_key_sink_iface(ks)};
-	rs_sink sink = {.change = tee_change, .finish = tee_finish, .ctx = &tee};
-	struct progress prog = {.d = d, .sql = sql, .last_log = rs_mono()};
-	/* local D1 (wrangler 4.86) refuses CREATE VIRTUAL TABLE ... USING rtree with SQLITE_AUTH */
-	static const char *const d1_modules[] = {"fts5", "fts5vocab", NULL};
-	rs_diff_opts opts = {.preamble = full, .only = pd, .fk_target = 1, .refuse_dangling_fk = 1,
-			     .vtab_modules = d1_modules,
-			     .exclude = (const char *const *)d->skip, .target_views = (const char *const *)tviews,
-			     .target_tables = (const char *const *)ttables};
-	if (full) {
-		prog.total = count_rows(live);
-		opts.progress = on_progress;
-		opts.progress_ctx = &prog;
-	}
-	rs_diff_stats stats;
-	rc = rs_engine_diff(old, live, &opts, &sink, &stats, err);
-	if (full && d->tty)
-		fputc('\n', stderr);
-	if (rc != RS_OK) {
-		if (ferror(f))
-			rs_err_prefix(err, "%s", d->staging);
-		else if (rc == RS_ELOCAL)
-			diagnose(d, err);
-		goto out;
-	}
-	p.to = ftell(f);
-	crash_point("diffed");
-	int stage = pd && !pd->all_pages; /* else the snapshot advances by the payload's SQL */
-	if (rs_key_sink_empty(ks)) {
+	struct cycle c;
+	memset(&c, 0, sizeof c);
+	int rc = cycle_open(d, &c, err);
+	if (rc == RS_OK)
+		rc = cycle_build(d, &c, err);
+	if (rc == RS_OK && rs_key_sink_empty(c.ks)) {
 		/* Nothing for D1; pages that moved all the same keep the snapshot page-identical. */
-		if (stage && (pd->nchanged > 1 || pd->old_npage != pd->new_npage)) {
-			rs_image_free(old_im);
-			old_im = NULL;
-			rs_engine_close(old);
-			old = NULL;
-			rc = refresh_pages(d, live_im, pd, p.base, rep, err);
+		if (c.pd && !c.pd->all_pages && (c.pd->nchanged > 1 || c.pd->old_npage != c.pd->new_npage)) {
+			rs_image_free(c.old_im);
+			c.old_im = NULL;
+			rs_engine_close(c.old);
+			c.old = NULL;
+			rc = refresh_pages(d, c.live_im, c.pd, c.p.base, rep, err);
 		}
-		goto out;
+		cycle_free(d, &c);
+		return rc;
 	}
-	snprintf(p.model, sizeof p.model, "%s", rs_key_sink_hex(ks));
-	if (fb.strikes >= 2 && strcmp(fb.model, p.model) == 0) {
-		/* The same change D1 refused twice with the same error: a third try would meet it again. */
-		rc = rs_err(err, RS_EREMOTE, "D1 refused this same %s twice (%s); it is not sent again until the database"
-			    " changes: make D1 accept it (the error names what it refuses), then the next change is"
-			    " sent", full ? "full load" : "payload", fb.reason);
-		goto out;
+	if (rc == RS_OK) {
+		snprintf(c.p.model, sizeof c.p.model, "%s", rs_key_sink_hex(c.ks));
+		if (c.fb.strikes >= 2 && strcmp(c.fb.model, c.p.model) == 0)
+			/* The same change D1 refused twice with the same error: a third try would meet it again. */
+			rc = rs_err(err, RS_EREMOTE, "D1 refused this same %s twice (%s); it is not sent again until the"
+				    " database changes: make D1 accept it (the error names what it refuses), then the next"
+				    " change is sent", c.full ? "full load" : "payload", c.fb.reason);
 	}
-	p.fallback = full && fb.full_load;
-	rep->fallback = p.fallback;
-	rep->mode = full ? "full" : "diff";
-	rep->rows = stats.inserts + stats.updates + stats.deletes;
-	rep->statements = rs_sql_sink_stats(sql)->statements;
-	rs_ulid(ulid, sizeof ulid);
-	rs_rfc3339(at, sizeof at, rs_now());
-	char nonce[40];
-	snprintf(nonce, sizeof nonce, "full:%s", ulid);
-	final_key(p.key, p.mode, full ? nonce : p.base, rs_key_sink_hex(ks));
-	if (d->cfg->d1_history_retention > 0 &&
-	    fprintf(f, "DELETE FROM " HISTORY_TABLE " WHERE rowid NOT IN (SELECT rowid FROM " HISTORY_TABLE
-		       " ORDER BY sync_at DESC, sync_name DESC LIMIT %lld);\n",
-		    (long long)d->cfg->d1_history_retention) < 0) {
-		rc = write_failed(err, d->staging);
-		goto out;
-	}
-	errno = 0;
-	if (fflush(f) != 0 || fseek(f, 0, SEEK_SET) != 0 || write_head(f, &p, ulid, at) != 0 ||
-	    ftell(f) != p.from || fflush(f) != 0 || fsync(fileno(f)) != 0) {
-		rc = write_failed(err, d->staging);
-		goto out;
-	}
-	int closed = fclose(f);
-	f = NULL;
-	if (closed != 0) {
-		rc = write_failed(err, d->staging);
-		goto out;
-	}
-	rep->bytes = p.to - p.from;
-	/*
-	 * The live view is needed only for local work: a full load copies it now
-	 * (to S.next), then the read transaction ends before the remote call,
-	 * so the application's checkpoints are not held back while wrangler runs.
-	 */
-	if (full && (rc = snapshot_prepare(live, d->next, p.key, err)) != RS_OK)
-		goto out;
-	struct stat nst;
-	if (full && stat(d->next, &nst) == 0)
-		rep->snapshot_bytes += nst.st_size;
-	remove_file(d->pages, NULL);
-	if (!full && stage) {
-		int64_t written = 0;
-		if ((rc = rs_pagefile_write(d->pages_new, live_im, pd, p.key, &written, err)) != RS_OK)
-			goto out;
-		rep->snapshot_bytes += written;
-		if (rename(d->pages_new, d->pages) != 0) {
-			rc = rs_err(err, RS_ELOCAL, "%s: cannot rename to %s: %s", d->pages_new, d->pages, strerror(errno));
-			goto out;
-		}
-	}
-	rs_image_free(live_im);
-	live_im = NULL;
-	rs_image_free(old_im);
-	old_im = NULL;
-	rs_engine_close(live);
-	live = NULL;
-	rs_engine_close(old);
-	old = NULL;
-	if (d->cancel && *d->cancel) {
-		rc = rs_err(err, RS_EABORT, "stopped before sending");
-		goto out;
-	}
-	if (rename(d->staging, d->pending) != 0) {
-		rc = rs_err(err, RS_ELOCAL, "%s: cannot rename to %s: %s", d->staging, d->pending, strerror(errno));
-		goto out;
-	}
-	staged = 0;
-	if ((rc = rs_fsync_dir_of(d->pending, err)) != RS_OK)
-		goto out;
-	crash_point("payload");
-	rc = deliver(d, &p, -1, rep, err);
-out:
-	if (f)
-		fclose(f);
-	if (staged)
-		unlink(d->staging);
-	rs_sql_sink_free(sql);
-	rs_key_sink_free(ks);
-	rs_pagediff_free(pd);
-	rs_image_free(old_im);
-	rs_image_free(live_im);
-	rs_engine_close(old);
-	rs_engine_close(live);
-	free_list(tviews);
-	free_list(ttables);
-	return rc;
+	if (rc == RS_OK)
+		rc = cycle_stage(d, &c, rep, err);
+	struct payload p = c.p;
+	cycle_free(d, &c);
+	return rc == RS_OK ? deliver(d, &p, -1, rep, err) : rc;
 }
 
 /*
@@ -1478,6 +1279,7 @@ out:
 static void sweep_leftovers(const rs_d1 *d)
 {
 	unlink(d->staging);
+	unlink(d->part);
 	unlink(d->pages_new);
 	if (!file_exists(d->pending)) {
 		unlink(d->next); /* else it may belong to a pending full load */
@@ -1564,8 +1366,8 @@ int rs_d1_cycle(rs_d1 *d, rs_d1_report *rep, rs_error *err)
 		rs_metrics_set_pending(d->metrics, RS_METRICS_D1, 0);
 	else if (rep->rows > 0)
 		rs_metrics_set_pending(d->metrics, RS_METRICS_D1, rep->rows);
-	pick_up_verify(d);
-	write_status(d, rep, rc == RS_OK ? NULL : err);
+	d1_pick_up_verify(d);
+	d1_write_status(d, rep, rc == RS_OK ? NULL : err);
 	return rc;
 }
 
@@ -1644,7 +1446,7 @@ static char *absolute(const char *path, const char *suffix)
 }
 
 /* The names resort-sync creates beside the snapshot S (S.owner is the mark itself). */
-static const char *const family[] = {".pending.sql", ".pending.sql.new", ".next", ".pages", ".pages.new",
+static const char *const family[] = {".pending.sql", ".pending.sql.new", ".part.sql", ".next", ".pages", ".pages.new",
 				     ".status.json", ".lock", ".full-load", ".verify.json", "-journal", NULL};
 
 /*
@@ -1683,14 +1485,15 @@ int rs_d1_new(rs_d1 **out, const rs_config *cfg, const rs_d1_transport *transpor
 		return rs_err(err, RS_ENOMEM, "out of memory");
 	d->cfg = cfg;
 	d->metrics = metrics;
-	d->snapshot = snapshot_of(cfg);
+	d->snapshot = d1_snapshot_of(cfg);
 	d->pending = d->snapshot ? absolute(d->snapshot, ".pending.sql") : NULL;
 	d->staging = d->snapshot ? absolute(d->snapshot, ".pending.sql.new") : NULL;
+	d->part = d->snapshot ? absolute(d->snapshot, ".part.sql") : NULL;
 	d->next = d->snapshot ? rs_path_beside(d->snapshot, ".next") : NULL;
 	d->pages = d->snapshot ? rs_path_beside(d->snapshot, ".pages") : NULL;
 	d->pages_new = d->snapshot ? rs_path_beside(d->snapshot, ".pages.new") : NULL;
 	d->marker = d->snapshot ? rs_path_beside(d->snapshot, ".full-load") : NULL;
-	int ok = d->snapshot && d->pending && d->staging && d->next && d->pages && d->pages_new && d->marker;
+	int ok = d->snapshot && d->pending && d->staging && d->part && d->next && d->pages && d->pages_new && d->marker;
 	if (ok && cfg->d1_wrangler_config) {
 		/* wrangler runs in the directory of its config, where local D1 keeps its state. */
 		d->wconfig = absolute(cfg->d1_wrangler_config, "");
@@ -1730,6 +1533,7 @@ void rs_d1_free(rs_d1 *d)
 	free(d->snapshot);
 	free(d->pending);
 	free(d->staging);
+	free(d->part);
 	free(d->next);
 	free(d->pages);
 	free(d->pages_new);
@@ -1740,43 +1544,6 @@ void rs_d1_free(rs_d1 *d)
 	rs_watch_close(&d->watch);
 	rs_lock_release(d->state_lock);
 	free(d);
-}
-
-/* The snapshot path cfg configures (malloc'd), or NULL. */
-static char *snapshot_of(const rs_config *cfg)
-{
-	return rs_config_d1_snapshot(cfg);
-}
-
-int rs_d1_note_verify(const rs_config *cfg, int differ, rs_error *err)
-{
-	char *snap = snapshot_of(cfg);
-	char *path = snap ? rs_path_beside(snap, ".verify.json") : NULL;
-	int rc = RS_OK;
-	if (!path) {
-		rc = rs_err(err, RS_ENOMEM, "out of memory");
-	} else if (rs_claim_held(snap, "d1")) {
-		char text[128];
-		int n = snprintf(text, sizeof text, "{\"differ\": %d, \"at\": %.3f}\n", differ, rs_now());
-		rc = rs_write_file_atomic(path, text, (size_t)n, 0644, err);
-	}
-	free(path);
-	free(snap);
-	return rc;
-}
-
-/* A verify result newer than the last one seen goes into the metrics. */
-static void pick_up_verify(rs_d1 *d)
-{
-	char *path = rs_path_beside(d->snapshot, ".verify.json");
-	json_t *o = path ? json_load_file(path, 0, NULL) : NULL;
-	json_t *differ = json_object_get(o, "differ"), *at = json_object_get(o, "at");
-	if (json_is_integer(differ) && json_is_number(at) && json_number_value(at) > d->verify_seen) {
-		d->verify_seen = json_number_value(at);
-		rs_metrics_set_verify_mismatch(d->metrics, RS_METRICS_D1, json_integer_value(differ) > 0);
-	}
-	json_decref(o);
-	free(path);
 }
 
 const char *rs_d1_snapshot_path(const rs_d1 *d) { return d->snapshot; }

@@ -19,6 +19,7 @@ typedef struct rs_d1_options {
 	char *snapshot;         /* database.sync.d1.snapshot_path (or its default) */
 	int64_t history_retention;
 	int64_t timeout_ms;
+	int64_t part_bytes;     /* database.sync.d1.full_load_part_kb, in bytes */
 	int wrangler_priority;  /* RS_WRANGLER_PRIO_* */
 	char **exclude;         /* database.sync.d1.exclude_tables, NULL-terminated, or NULL */
 	/*

@@ -50,6 +50,7 @@ static int d1_options_new(void **out, const rs_config *cfg, rs_error *err)
 	o->remote = cfg->d1_remote;
 	o->history_retention = cfg->d1_history_retention;
 	o->timeout_ms = cfg->d1_timeout_ms;
+	o->part_bytes = cfg->d1_part_bytes;
 	o->wrangler_priority = cfg->d1_wrangler_priority;
 	if (rs_opt_str(&o->db_path, cfg->db_path) || rs_opt_str(&o->migrations_dir, cfg->migrations_dir) ||
 	    rs_opt_str(&o->database, cfg->d1_database) || rs_opt_str(&o->wrangler, cfg->d1_wrangler) ||
@@ -70,6 +71,7 @@ static int d1_options_new(void **out, const rs_config *cfg, rs_error *err)
 		.d1_history_retention = o->history_retention,
 		.d1_wrangler = o->wrangler,
 		.d1_timeout_ms = o->timeout_ms,
+		.d1_part_bytes = o->part_bytes,
 		.d1_wrangler_priority = o->wrangler_priority,
 		.d1_exclude = o->exclude,
 	};

@@ -538,8 +538,10 @@ static int batch_row(rs_sql_sink *s, int k, const void *owner, const char *head,
 		sqlite3_free(sqlite3_str_finish(row));
 		return rs_err(err, RS_ENOMEM, "out of memory rendering a row of %s", t->name);
 	}
+	/* Every pending batch, in their order: batch k alone would overtake the changes held in the
+	 * batches before it (an FTS insert of a row ahead of the 'delete' of its old values). */
 	if (b->s && (b->owner != owner || batch_full(b, 3 + taillen + (size_t)rlen, out, s->max)))
-		rc = flush_batch(s, k, err);
+		rc = flush_all(s, err);
 	if (rc == RS_OK && headlen + (size_t)rlen + 3 + taillen > s->max) {
 		/* Too big for one statement: prefix of each long value, then appends. */
 		sqlite3_free(sqlite3_str_finish(row));
@@ -1032,18 +1034,29 @@ static int sink_change(void *ctx, const rs_change *ch, rs_error *err)
 	return rs_err(err, RS_EINTERNAL, "unknown change op %d", ch->op);
 }
 
-static int sink_finish(void *ctx, rs_error *err)
+/* Write out the pending rows and drop the scratch table, if made. */
+static int sink_end(rs_sql_sink *s, rs_error *err)
 {
-	rs_sql_sink *s = ctx;
 	int rc = flush_all(s, err);
 	if (rc == RS_OK && s->scratch) {
 		static const char drop[] = "DROP TABLE IF EXISTS \"" SCRATCH "\";\n";
 		rc = put(s, drop, sizeof drop - 1, err);
 		s->stats.statements++;
+		s->scratch = 0;
 	}
 	if (rc == RS_OK && fflush(s->f) != 0)
 		rc = rs_err(err, RS_ELOCAL, "writing SQL: %s", strerror(errno));
 	return rc;
+}
+
+static int sink_finish(void *ctx, rs_error *err)
+{
+	return sink_end(ctx, err);
+}
+
+int rs_sql_sink_cut(rs_sql_sink *s, rs_error *err)
+{
+	return sink_end(s, err);
 }
 
 int rs_sql_sink_new(rs_sql_sink **out, FILE *f, size_t statement_max, rs_error *err)

@@ -37,6 +37,18 @@ rs_sink rs_sql_sink_iface(rs_sql_sink *s);
 const rs_sql_stats *rs_sql_sink_stats(const rs_sql_sink *s);
 
 /*
+ * End the text written so far at a statement boundary, between two
+ * changes, so that it can be applied on its own and what follows in another
+ * transaction (a full load sent in parts, d1/parts.c): the rows held for
+ * multi-row statements are written out, and the scratch table of large FTS
+ * values, if the text made one, is dropped (the text after the cut makes it
+ * again).  The file position is then the cut's byte offset.  The text after
+ * the cut does not start with `PRAGMA defer_foreign_keys = ON;`: a caller
+ * applying it alone puts that first.
+ */
+int rs_sql_sink_cut(rs_sql_sink *s, rs_error *err);
+
+/*
  * Append an SQL literal for v to q exactly: integers over the full 64-bit
  * range, REAL bit for bit (shortest decimal that SQLite parses back to the
  * same bits, else an exact arithmetic form), TEXT byte for byte (hex when it

@@ -1140,8 +1140,10 @@ static int diff_rows(struct differ *D)
 	int *order = calloc((size_t)n + 1, sizeof *order), *group = calloc((size_t)n + 1, sizeof *group);
 	int *old_idx = calloc((size_t)n + 1, sizeof *old_idx);
 	int rc = changed && order && group && old_idx ? RS_OK : rs_err(D->err, RS_ENOMEM, "out of memory");
+	/* A load from nothing: parents first along every key, so that the stream cut between two
+	 * groups leaves no row before the cut whose parent comes after it (d1/parts.c). */
 	if (rc == RS_OK)
-		rc = rs_cascade_order(ns, 0, order, group, D->err);
+		rc = rs_cascade_order(ns, D->old_db == NULL, order, group, D->err);
 	if (rc == RS_OK && D->opts->fk_target && D->old_db) {
 		for (int i = 0; i < n; i++) {
 			struct tstate *ts = &D->ts[i];

@@ -13,7 +13,8 @@
  *   2. schema drops: views, triggers, indexes, tables (dropped or rebuilt)
  *   3. schema creates: tables (new or rebuilt), ALTER TABLE ADD COLUMN
  *   4. rows, table by table, parents before children along foreign keys
- *      with actions (tables in a cycle together): a table such keys refer
+ *      with actions (along every foreign key when old_db is NULL, a full
+ *      load), tables in a cycle together: a table such keys refer
  *      to gets its deletes, then its inserts/updates, the rest one pass in
  *      key order; with opts.fk_target, rows a foreign-key action may have
  *      changed are then restored whole (engine/cascade.h).  Before the first

@@ -64,6 +64,8 @@ struct backend_stats {
 	int have_verify;
 	int verify_mismatch;
 	uint64_t fallback_full_loads; /* D1: full loads sent because D1 refused a payload */
+	int64_t parts, parts_applied; /* D1: the last full load's parts, and how many D1 holds */
+	uint64_t resumes;             /* D1: full loads resumed after an interruption */
 };
 
 struct state {
@@ -255,6 +257,29 @@ int rs_metrics_add_fallback_full_load(rs_metrics *m, int backend)
 	if (!b)
 		return rc;
 	b->fallback_full_loads++;
+	unlock(m);
+	return RS_OK;
+}
+
+int rs_metrics_set_d1_parts(rs_metrics *m, int64_t total, int64_t applied)
+{
+	int rc;
+	struct backend_stats *b = use_backend(m, RS_METRICS_D1, &rc);
+	if (!b)
+		return rc;
+	b->parts = total;
+	b->parts_applied = applied;
+	unlock(m);
+	return RS_OK;
+}
+
+int rs_metrics_add_d1_resume(rs_metrics *m)
+{
+	int rc;
+	struct backend_stats *b = use_backend(m, RS_METRICS_D1, &rc);
+	if (!b)
+		return rc;
+	b->resumes++;
 	unlock(m);
 	return RS_OK;
 }
@@ -561,6 +586,18 @@ int rs_metrics_render(rs_metrics *m, rs_buf *out, double now)
 	       "Full loads sent to D1 because it refused a payload (the state it holds differed from the snapshot)");
 	if (s.b[RS_METRICS_D1].used)
 		sample_u64(out, "resort_sync_d1_fallback_full_loads_total", NULL, s.b[RS_METRICS_D1].fallback_full_loads);
+	family(out, "resort_sync_d1_full_load_parts", "gauge",
+	       "Files (parts) of the last D1 full load, each applied by its own wrangler call");
+	if (s.b[RS_METRICS_D1].used)
+		sample_u64(out, "resort_sync_d1_full_load_parts", NULL, (uint64_t)s.b[RS_METRICS_D1].parts);
+	family(out, "resort_sync_d1_full_load_parts_applied", "gauge",
+	       "Parts of the last D1 full load that D1 holds (equal to the parts when it is complete)");
+	if (s.b[RS_METRICS_D1].used)
+		sample_u64(out, "resort_sync_d1_full_load_parts_applied", NULL, (uint64_t)s.b[RS_METRICS_D1].parts_applied);
+	family(out, "resort_sync_d1_full_load_resumes_total", "counter",
+	       "D1 full loads resumed from their first part D1 lacked, after an interruption");
+	if (s.b[RS_METRICS_D1].used)
+		sample_u64(out, "resort_sync_d1_full_load_resumes_total", NULL, s.b[RS_METRICS_D1].resumes);
 	family(out, "resort_sync_build_info", "gauge", "resort-sync build information");
 	const char *l[] = {"version", m->version, NULL};
 	sample_u64(out, "resort_sync_build_info", l, 1);

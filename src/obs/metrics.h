@@ -31,9 +31,14 @@
  *   resort_sync_last_error_unix_seconds{backend,class}       gauge
  *   resort_sync_verify_mismatch{backend}                     gauge (0/1)
  *   resort_sync_d1_fallback_full_loads_total                 counter (d1 in use)
+ *   resort_sync_d1_full_load_parts                           gauge (d1 in use): files of the
+ *                                                            last full load, 0 before any
+ *   resort_sync_d1_full_load_parts_applied                   gauge (d1 in use): of those, on D1
+ *   resort_sync_d1_full_load_resumes_total                   counter (d1 in use): full loads
+ *                                                            resumed after an interruption
  *   resort_sync_build_info{version}                          gauge, always 1
  *
- * Which series appear (HELP and TYPE are always written for all 16
+ * Which series appear (HELP and TYPE are always written for all 19
  * families, even with no sample yet):
  *   - A backend is "in use" once rs_metrics_use_backend() or any record/set
  *     call named it.  For a backend in use, every counter series of every
@@ -114,6 +119,12 @@ int rs_metrics_set_remote_confirmed(rs_metrics *m, int backend, double t);
 
 /* D1 refused a payload and a full load was sent in its place: count it. */
 int rs_metrics_add_fallback_full_load(rs_metrics *m, int backend);
+
+/* A D1 full load in `total` parts (files), `applied` of them on D1 now. */
+int rs_metrics_set_d1_parts(rs_metrics *m, int64_t total, int64_t applied);
+
+/* A D1 full load resumed from its first part D1 lacks: count it. */
+int rs_metrics_add_d1_resume(rs_metrics *m);
 
 /* The last verification found the remote different (1) or equal (0). */
 int rs_metrics_set_verify_mismatch(rs_metrics *m, int backend, int mismatch);

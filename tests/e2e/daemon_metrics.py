@@ -69,7 +69,8 @@ FAMILIES = [
     "resort_sync_replication_lag_seconds", "resort_sync_pending_changes", "resort_sync_rows_sent_total",
     "resort_sync_bytes_sent_total", "resort_sync_remote_calls_total", "resort_sync_last_cycle_rows",
     "resort_sync_last_cycle_bytes", "resort_sync_errors_total", "resort_sync_last_error_unix_seconds",
-    "resort_sync_verify_mismatch", "resort_sync_d1_fallback_full_loads_total", "resort_sync_build_info",
+    "resort_sync_verify_mismatch", "resort_sync_d1_fallback_full_loads_total", "resort_sync_d1_full_load_parts",
+    "resort_sync_d1_full_load_parts_applied", "resort_sync_d1_full_load_resumes_total", "resort_sync_build_info",
 ]
 
 

@@ -33,6 +33,9 @@ static const char *const families[][2] = {
 	{"resort_sync_last_error_unix_seconds", "gauge"},
 	{"resort_sync_verify_mismatch", "gauge"},
 	{"resort_sync_d1_fallback_full_loads_total", "counter"},
+	{"resort_sync_d1_full_load_parts", "gauge"},
+	{"resort_sync_d1_full_load_parts_applied", "gauge"},
+	{"resort_sync_d1_full_load_resumes_total", "counter"},
 	{"resort_sync_build_info", "gauge"},
 };
 #define NFAMILIES (sizeof families / sizeof families[0])

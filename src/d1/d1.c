@@ -1562,7 +1562,7 @@ int rs_d1_adopt(rs_d1 *d, rs_error *err)
 	const char *stale[] = {d->pending, d->staging, d->next, d->pages, d->pages_new, d->marker, NULL};
 	int rc = RS_OK;
 	for (int i = 0; rc == RS_OK && stale[i]; i++)
-		rc = remove_file(stale[i], err);
+		rc = d1_remove_file(stale[i], err);
 	unsigned char r[32];
 	char key[65];
 	if (rc == RS_OK && rs_random(r, sizeof r) != 0)

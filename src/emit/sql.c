@@ -52,6 +52,8 @@ struct rs_sql_sink {
 	int scratch;         /* the scratch table for large FTS values was created */
 	char *head;          /* cached "REPLACE INTO t(...) VALUES" for head_table */
 	char *rhead, *rtail; /* cached restore statement head and ON CONFLICT tail for rtable */
+	char *fhead[2];      /* cached FTS insert heads ([1]: the 'delete' form) for fhead_link[] */
+	const rs_fts_link *fhead_link[2];
 	const rs_table *rtable;
 	const rs_table *head_table;
 	int head_plain;
@@ -838,198 +840,222 @@ static int do_fts_big(rs_sql_sink *s, const rs_change *ch, rs_error *err)
 	return rc;
 }
 
+/* CREATE, DROP or ALTER TABLE ADD COLUMN, after every pending row. */
+static int do_schema(rs_sql_sink *s, const rs_change *ch, rs_error *err)
+{
+	int rc = flush_all(s, err);
+	if (rc != RS_OK)
+		return rc;
+	sqlite3_str *q = sqlite3_str_new(NULL);
+	if (ch->verb == RS_VERB_CREATE)
+		sqlite3_str_appendf(q, "%s;\n", ch->sql);
+	else if (ch->verb == RS_VERB_DROP)
+		sqlite3_str_appendf(q, "DROP %s IF EXISTS \"%w\";\n",
+				    strcmp(ch->obj_type, "table") == 0 ? "TABLE" :
+				    strcmp(ch->obj_type, "view") == 0 ? "VIEW" :
+				    strcmp(ch->obj_type, "index") == 0 ? "INDEX" : "TRIGGER",
+				    ch->obj_name);
+	else
+		sqlite3_str_appendf(q, "ALTER TABLE \"%w\" ADD COLUMN %s;\n", ch->obj_name, ch->sql);
+	return put_str(s, q, err);
+}
+
+/* A row inserted or changed: batched into REPLACE (or INSERT) statements, or an UPDATE in place. */
+static int do_upsert(rs_sql_sink *s, const rs_change *ch, rs_error *err)
+{
+	const rs_table *t = ch->tab;
+	int rc = RS_OK;
+	if (ch->restore)
+		return do_restore(s, ch, err);
+	if (ch->superseded)
+		return RS_OK;
+	if ((s->b[B_DELETE].s && s->b[B_DELETE].owner != t) || (s->b[B_UPSERT].s && s->b[B_UPSERT].owner != t))
+		rc = flush_all(s, err);
+	if (rc != RS_OK)
+		return rc;
+	s->stats.rows++;
+	rc = check_limits(s, t, ch->rowid, ch->newv, err);
+	if (rc != RS_OK)
+		return rc;
+	if (t->action_parent && !ch->rewrite && ch->op == RS_CH_UPDATE)
+		return do_update_in_place(s, ch, err);
+	int plain = t->action_parent && !ch->rewrite;
+	if (s->head_table != t || s->head_plain != plain || !s->head) {
+		sqlite3_free(s->head);
+		s->head = head_for(t, plain ? "INSERT" : "REPLACE", lists_rowid(t));
+		s->head_table = t;
+		s->head_plain = plain;
+		if (!s->head)
+			return rs_err(err, RS_ENOMEM, "out of memory");
+	}
+	return batch_row(s, B_UPSERT, t, s->head, NULL, t, ch->rowid, ch->newv, lists_rowid(t), err);
+}
+
+/* A row's references set to what no parent holds (cascade.c's RS_CH_DETACH). */
+static int do_detach(rs_sql_sink *s, const rs_change *ch, rs_error *err)
+{
+	const rs_table *t = ch->tab;
+	int rc = flush_all(s, err);
+	if (rc != RS_OK)
+		return rc;
+	sqlite3_str *q = sqlite3_str_new(NULL);
+	sqlite3_str_appendf(q, "UPDATE \"%w\" SET ", t->name);
+	for (int i = 0, n = 0; i < t->ncol; i++)
+		if (ch->changed[i]) {
+			sqlite3_str_appendf(q, "%s\"%w\" = ", n++ ? ", " : "", t->col[i]);
+			rs_sql_literal(q, &ch->newv[i], NULL);
+		}
+	key_where(s, q, t, ch->rowid, ch->oldv);
+	sqlite3_str_appendall(q, ";\n");
+	return put_str(s, q, err);
+}
+
+/* A table's sqlite_sequence entry, set again or removed. */
+static int do_seq(rs_sql_sink *s, const rs_change *ch, rs_error *err)
+{
+	int rc = flush_all(s, err);
+	if (rc != RS_OK)
+		return rc;
+	sqlite3_str *q = sqlite3_str_new(NULL);
+	sqlite3_str_appendf(q, "DELETE FROM sqlite_sequence WHERE name = %Q;\n", ch->obj_name);
+	rc = put_str(s, q, err);
+	if (rc == RS_OK && !ch->seq_delete) {
+		q = sqlite3_str_new(NULL);
+		sqlite3_str_appendf(q, "INSERT INTO sqlite_sequence(name, seq) VALUES (%Q, %lld);\n", ch->obj_name,
+				    (long long)ch->seq);
+		rc = put_str(s, q, err);
+	}
+	return rc;
+}
+
+/*
+ * "INSERT INTO f(rowid, cols) VALUES" or, for an entry's removal, "INSERT
+ * INTO f(f, rowid, cols) VALUES" (the 'delete' command: the command, the
+ * rowid, then the old values), made once per link and kept.
+ */
+static const char *fts_head(rs_sql_sink *s, const rs_fts_link *lk, int del)
+{
+	if (s->fhead[del] && s->fhead_link[del] == lk)
+		return s->fhead[del];
+	sqlite3_str *h = sqlite3_str_new(NULL);
+	if (del)
+		sqlite3_str_appendf(h, "INSERT INTO \"%w\"(\"%w\", rowid", lk->fts_name, lk->fts_name);
+	else
+		sqlite3_str_appendf(h, "INSERT INTO \"%w\"(rowid", lk->fts_name);
+	for (int i = 0; i < lk->ncol; i++)
+		sqlite3_str_appendf(h, ", \"%w\"", lk->fts_col[i]);
+	sqlite3_str_appendall(h, ") VALUES\n");
+	sqlite3_free(s->fhead[del]);
+	s->fhead[del] = sqlite3_str_finish(h);
+	s->fhead_link[del] = s->fhead[del] ? lk : NULL;
+	return s->fhead[del];
+}
+
+/* An external-content FTS index entry added, or removed with the 'delete' command and the old values. */
+static int do_fts_row(rs_sql_sink *s, const rs_change *ch, rs_error *err)
+{
+	const rs_fts_link *lk = ch->fts;
+	if (fts_too_big(s, lk, ch))
+		return do_fts_big(s, ch, err);
+	int del = ch->op == RS_CH_FTS_DELETE, k = del ? B_FTSDEL : B_FTSINS;
+	if (s->b[k].s && s->b[k].owner != lk) {
+		int rc = flush_all(s, err);
+		if (rc != RS_OK)
+			return rc;
+	}
+	const char *head = fts_head(s, lk, del);
+	/*
+	 * The content row seen as the FTS table's columns, in one block with
+	 * the column names a delete's tuple is counted by ('delete' and the
+	 * rowid come first; row_tuple does not read the names).
+	 */
+	size_t n = (size_t)lk->ncol + 2;
+	rs_value *vals = calloc(n, sizeof *vals + sizeof(char *));
+	if (!head || !vals) {
+		free(vals);
+		return rs_err(err, RS_ENOMEM, "out of memory");
+	}
+	char **names = (char **)(vals + n);
+	const rs_value *src = del ? ch->oldv : ch->newv;
+	int off = del ? 2 : 0;
+	if (del) {
+		vals[0] = (rs_value){.type = SQLITE_TEXT, .p = (const unsigned char *)"delete", .n = 6};
+		vals[1] = (rs_value){.type = SQLITE_INTEGER, .i = ch->rowid};
+	}
+	for (int i = 0; i < lk->ncol; i++)
+		vals[off + i] = lk->col_map[i] < 0 ? (rs_value){.type = SQLITE_NULL} : src[lk->col_map[i]];
+	rs_table view = {.name = lk->fts_name, .kind = RS_TABLE_FTS, .ncol = lk->ncol + off,
+			 .col = del ? names : lk->fts_col, .ipk = -1};
+	strcpy(view.rowid_name, "rowid");
+	int rc = batch_row(s, k, lk, head, NULL, &view, ch->rowid, vals, !del, err);
+	free(vals);
+	return rc;
+}
+
+/* An FTS index rebuilt from its content table: 'rebuild', or for a partial link 'delete-all' and a reload. */
+static int do_fts_rebuild(rs_sql_sink *s, const rs_change *ch, rs_error *err)
+{
+	const rs_table *t = ch->tab;
+	int rc = flush_all(s, err);
+	if (rc != RS_OK)
+		return rc;
+	const rs_fts_link *lk = ch->fts;
+	sqlite3_str *q = sqlite3_str_new(NULL);
+	if (!lk->partial) {
+		sqlite3_str_appendf(q, "INSERT INTO \"%w\"(\"%w\") VALUES ('rebuild');\n", lk->fts_name, lk->fts_name);
+		return put_str(s, q, err);
+	}
+	/* 'rebuild' reads every FTS column from the content table, and some
+	 * are not there: empty the index, then feed it from the content
+	 * table with NULL for those (UNINDEXED) columns. */
+	sqlite3_str_appendf(q, "INSERT INTO \"%w\"(\"%w\") VALUES ('delete-all');\n", lk->fts_name, lk->fts_name);
+	rc = put_str(s, q, err);
+	if (rc != RS_OK)
+		return rc;
+	q = sqlite3_str_new(NULL);
+	sqlite3_str_appendf(q, "INSERT INTO \"%w\"(rowid", lk->fts_name);
+	for (int i = 0; i < lk->ncol; i++)
+		sqlite3_str_appendf(q, ", \"%w\"", lk->fts_col[i]);
+	if (lk->rowid_col >= 0)
+		sqlite3_str_appendf(q, ") SELECT \"%w\"", t->col[lk->rowid_col]);
+	else
+		sqlite3_str_appendf(q, ") SELECT %s", t->rowid_name);
+	for (int i = 0; i < lk->ncol; i++) {
+		if (lk->col_map[i] < 0)
+			sqlite3_str_appendall(q, ", NULL");
+		else
+			sqlite3_str_appendf(q, ", \"%w\"", t->col[lk->col_map[i]]);
+	}
+	sqlite3_str_appendf(q, " FROM \"%w\";\n", t->name);
+	return put_str(s, q, err);
+}
+
 static int sink_change(void *ctx, const rs_change *ch, rs_error *err)
 {
 	rs_sql_sink *s = ctx;
 	int rc = RS_OK;
-	const rs_table *t = ch->tab;
 	switch (ch->op) {
-	case RS_CH_SCHEMA: {
-		rc = flush_all(s, err);
-		if (rc != RS_OK)
-			return rc;
-		sqlite3_str *q = sqlite3_str_new(NULL);
-		if (ch->verb == RS_VERB_CREATE)
-			sqlite3_str_appendf(q, "%s;\n", ch->sql);
-		else if (ch->verb == RS_VERB_DROP)
-			sqlite3_str_appendf(q, "DROP %s IF EXISTS \"%w\";\n",
-					    strcmp(ch->obj_type, "table") == 0 ? "TABLE" :
-					    strcmp(ch->obj_type, "view") == 0 ? "VIEW" :
-					    strcmp(ch->obj_type, "index") == 0 ? "INDEX" : "TRIGGER",
-					    ch->obj_name);
-		else
-			sqlite3_str_appendf(q, "ALTER TABLE \"%w\" ADD COLUMN %s;\n", ch->obj_name, ch->sql);
-		return put_str(s, q, err);
-	}
+	case RS_CH_SCHEMA:
+		return do_schema(s, ch, err);
 	case RS_CH_DELETE:
 		if (ch->superseded)
 			return RS_OK;
-		if (ch->barrier || (s->b[B_UPSERT].s && s->b[B_UPSERT].owner != t))
+		if (ch->barrier || (s->b[B_UPSERT].s && s->b[B_UPSERT].owner != ch->tab))
 			rc = flush_all(s, err);
 		s->stats.rows++;
 		return rc == RS_OK ? do_delete(s, ch, err) : rc;
 	case RS_CH_INSERT:
-	case RS_CH_UPDATE: {
-		if (ch->restore)
-			return do_restore(s, ch, err);
-		if (ch->superseded)
-			return RS_OK;
-		if ((s->b[B_DELETE].s && s->b[B_DELETE].owner != t) || (s->b[B_UPSERT].s && s->b[B_UPSERT].owner != t))
-			rc = flush_all(s, err);
-		if (rc != RS_OK)
-			return rc;
-		s->stats.rows++;
-		rc = check_limits(s, t, ch->rowid, ch->newv, err);
-		if (rc != RS_OK)
-			return rc;
-		if (t->action_parent && !ch->rewrite && ch->op == RS_CH_UPDATE)
-			return do_update_in_place(s, ch, err);
-		int plain = t->action_parent && !ch->rewrite;
-		if (s->head_table != t || s->head_plain != plain || !s->head) {
-			sqlite3_free(s->head);
-			s->head = head_for(t, plain ? "INSERT" : "REPLACE", lists_rowid(t));
-			s->head_table = t;
-			s->head_plain = plain;
-			if (!s->head)
-				return rs_err(err, RS_ENOMEM, "out of memory");
-		}
-		return batch_row(s, B_UPSERT, t, s->head, NULL, t, ch->rowid, ch->newv, lists_rowid(t), err);
-	}
-	case RS_CH_DETACH: {
-		rc = flush_all(s, err);
-		if (rc != RS_OK)
-			return rc;
-		sqlite3_str *q = sqlite3_str_new(NULL);
-		sqlite3_str_appendf(q, "UPDATE \"%w\" SET ", t->name);
-		for (int i = 0, n = 0; i < t->ncol; i++)
-			if (ch->changed[i]) {
-				sqlite3_str_appendf(q, "%s\"%w\" = ", n++ ? ", " : "", t->col[i]);
-				rs_sql_literal(q, &ch->newv[i], NULL);
-			}
-		key_where(s, q, t, ch->rowid, ch->oldv);
-		sqlite3_str_appendall(q, ";\n");
-		return put_str(s, q, err);
-	}
-	case RS_CH_SEQ: {
-		rc = flush_all(s, err);
-		if (rc != RS_OK)
-			return rc;
-		sqlite3_str *q = sqlite3_str_new(NULL);
-		sqlite3_str_appendf(q, "DELETE FROM sqlite_sequence WHERE name = %Q;\n", ch->obj_name);
-		rc = put_str(s, q, err);
-		if (rc == RS_OK && !ch->seq_delete) {
-			q = sqlite3_str_new(NULL);
-			sqlite3_str_appendf(q, "INSERT INTO sqlite_sequence(name, seq) VALUES (%Q, %lld);\n",
-					    ch->obj_name, (long long)ch->seq);
-			rc = put_str(s, q, err);
-		}
-		return rc;
-	}
+	case RS_CH_UPDATE:
+		return do_upsert(s, ch, err);
+	case RS_CH_DETACH:
+		return do_detach(s, ch, err);
+	case RS_CH_SEQ:
+		return do_seq(s, ch, err);
 	case RS_CH_FTS_DELETE:
-	case RS_CH_FTS_INSERT: {
-		const rs_fts_link *lk = ch->fts;
-		if (fts_too_big(s, lk, ch))
-			return do_fts_big(s, ch, err);
-		int k = ch->op == RS_CH_FTS_DELETE ? B_FTSDEL : B_FTSINS;
-		if (s->b[k].s && s->b[k].owner != lk)
-			rc = flush_all(s, err);
-		if (rc != RS_OK)
-			return rc;
-		/* A view of the content row as the FTS table's columns. */
-		const rs_value *src = k == B_FTSDEL ? ch->oldv : ch->newv;
-		rs_value *vals = calloc((size_t)lk->ncol + 1, sizeof *vals);
-		if (!vals)
-			return rs_err(err, RS_ENOMEM, "out of memory");
-		rs_table view = {.name = lk->fts_name, .kind = RS_TABLE_FTS, .ncol = lk->ncol, .col = lk->fts_col,
-				 .ipk = -1};
-		strcpy(view.rowid_name, "rowid");
-		sqlite3_str *h = sqlite3_str_new(NULL);
-		if (k == B_FTSDEL) {
-			/* INSERT INTO f(f, rowid, cols) VALUES('delete', rowid, old values) */
-			vals[0] = (rs_value){.type = SQLITE_TEXT, .p = (const unsigned char *)"delete", .n = 6};
-			for (int i = 0; i < lk->ncol; i++)
-				vals[i + 1] = lk->col_map[i] < 0 ? (rs_value){.type = SQLITE_NULL} : src[lk->col_map[i]];
-			sqlite3_str_appendf(h, "INSERT INTO \"%w\"(\"%w\", rowid", lk->fts_name, lk->fts_name);
-			for (int i = 0; i < lk->ncol; i++)
-				sqlite3_str_appendf(h, ", \"%w\"", lk->fts_col[i]);
-			sqlite3_str_appendall(h, ") VALUES\n");
-			/* tuple: ('delete', rowid, v...) — rowid must follow the command */
-			char **cols = calloc((size_t)lk->ncol + 2, sizeof *cols);
-			if (!cols) {
-				free(vals);
-				sqlite3_free(sqlite3_str_finish(h));
-				return rs_err(err, RS_ENOMEM, "out of memory");
-			}
-			rs_value *vals2 = calloc((size_t)lk->ncol + 2, sizeof *vals2);
-			if (!vals2) {
-				free(cols);
-				free(vals);
-				sqlite3_free(sqlite3_str_finish(h));
-				return rs_err(err, RS_ENOMEM, "out of memory");
-			}
-			vals2[0] = vals[0];
-			vals2[1] = (rs_value){.type = SQLITE_INTEGER, .i = ch->rowid};
-			for (int i = 0; i < lk->ncol; i++)
-				vals2[i + 2] = vals[i + 1];
-			view.ncol = lk->ncol + 2;
-			view.col = cols; /* names unused by row_tuple */
-			char *head = sqlite3_str_finish(h);
-			rc = head ? batch_row(s, k, lk, head, NULL, &view, ch->rowid, vals2, 0, err)
-				  : rs_err(err, RS_ENOMEM, "out of memory");
-			sqlite3_free(head);
-			free(vals2);
-			free(cols);
-		} else {
-			for (int i = 0; i < lk->ncol; i++)
-				vals[i] = lk->col_map[i] < 0 ? (rs_value){.type = SQLITE_NULL} : src[lk->col_map[i]];
-			sqlite3_str_appendf(h, "INSERT INTO \"%w\"(rowid", lk->fts_name);
-			for (int i = 0; i < lk->ncol; i++)
-				sqlite3_str_appendf(h, ", \"%w\"", lk->fts_col[i]);
-			sqlite3_str_appendall(h, ") VALUES\n");
-			char *head = sqlite3_str_finish(h);
-			rc = head ? batch_row(s, k, lk, head, NULL, &view, ch->rowid, vals, 1, err)
-				  : rs_err(err, RS_ENOMEM, "out of memory");
-			sqlite3_free(head);
-		}
-		free(vals);
-		return rc;
-	}
-	case RS_CH_FTS_REBUILD: {
-		rc = flush_all(s, err);
-		if (rc != RS_OK)
-			return rc;
-		const rs_fts_link *lk = ch->fts;
-		sqlite3_str *q = sqlite3_str_new(NULL);
-		if (!lk->partial) {
-			sqlite3_str_appendf(q, "INSERT INTO \"%w\"(\"%w\") VALUES ('rebuild');\n", lk->fts_name,
-					    lk->fts_name);
-			return put_str(s, q, err);
-		}
-		/* 'rebuild' reads every FTS column from the content table, and some
-		 * are not there: empty the index, then feed it from the content
-		 * table with NULL for those (UNINDEXED) columns. */
-		sqlite3_str_appendf(q, "INSERT INTO \"%w\"(\"%w\") VALUES ('delete-all');\n", lk->fts_name,
-				    lk->fts_name);
-		rc = put_str(s, q, err);
-		if (rc != RS_OK)
-			return rc;
-		q = sqlite3_str_new(NULL);
-		sqlite3_str_appendf(q, "INSERT INTO \"%w\"(rowid", lk->fts_name);
-		for (int i = 0; i < lk->ncol; i++)
-			sqlite3_str_appendf(q, ", \"%w\"", lk->fts_col[i]);
-		if (lk->rowid_col >= 0)
-			sqlite3_str_appendf(q, ") SELECT \"%w\"", t->col[lk->rowid_col]);
-		else
-			sqlite3_str_appendf(q, ") SELECT %s", t->rowid_name);
-		for (int i = 0; i < lk->ncol; i++) {
-			if (lk->col_map[i] < 0)
-				sqlite3_str_appendall(q, ", NULL");
-			else
-				sqlite3_str_appendf(q, ", \"%w\"", t->col[lk->col_map[i]]);
-		}
-		sqlite3_str_appendf(q, " FROM \"%w\";\n", t->name);
-		return put_str(s, q, err);
-	}
+	case RS_CH_FTS_INSERT:
+		return do_fts_row(s, ch, err);
+	case RS_CH_FTS_REBUILD:
+		return do_fts_rebuild(s, ch, err);
 	}
 	return rs_err(err, RS_EINTERNAL, "unknown change op %d", ch->op);
 }
@@ -1083,6 +1109,8 @@ void rs_sql_sink_free(rs_sql_sink *s)
 	sqlite3_free(s->head);
 	sqlite3_free(s->rhead);
 	sqlite3_free(s->rtail);
+	sqlite3_free(s->fhead[0]);
+	sqlite3_free(s->fhead[1]);
 	free(s);
 }
 

@@ -439,11 +439,9 @@ static int collect_unanswered(void *ctx, int64_t ours, const rs_tdigest *d)
 	return 0;
 }
 
-static struct ti *ti_get(struct merger *M, const rs_table *ct)
+/* A new entry for table ct: its keys, its local table and the map of its columns onto it. */
+static struct ti *ti_new(struct merger *M, const rs_table *ct)
 {
-	for (int i = 0; i < M->nti; i++)
-		if (M->ti[i].ct == ct)
-			return &M->ti[i];
 	if (M->nti == M->cti) {
 		int cap = M->cti ? M->cti * 2 : 8;
 		struct ti *v = realloc(M->ti, (size_t)cap * sizeof *v);
@@ -480,6 +478,13 @@ static struct ti *ti_get(struct merger *M, const rs_table *ct)
 			return NULL;
 		}
 	}
+	return x;
+}
+
+/* The statements that read a row: ours by identity or rowid, the server's, the base's. */
+static int ti_reads(struct merger *M, struct ti *x)
+{
+	const rs_table *ct = x->ct, *lt = x->lt;
 	const char *rn = lt->rowid_name;
 	sqlite3_str *s = sqlite3_str_new(NULL);
 	sqlite3_str_appendf(s, "SELECT %s", rn);
@@ -506,8 +511,8 @@ static struct ti *ti_get(struct merger *M, const rs_table *ct)
 		/* The base's row by key (only keyed tables need it: by rowid, an insert
 		 * at a rowid means the base had no row there). */
 		struct collist bcols;
-		if (collist_load(M->bdb, ct->name, &bcols, M->err) != RS_OK)
-			return NULL;
+		if ((rc = collist_load(M->bdb, ct->name, &bcols, M->err)) != RS_OK)
+			return rc;
 		s = sqlite3_str_new(NULL);
 		sqlite3_str_appendall(s, "SELECT ");
 		for (int i = 0; i < ct->ncol; i++) {
@@ -521,6 +526,16 @@ static struct ti *ti_get(struct merger *M, const rs_table *ct)
 		where_identity(s, ct, x->k, "rowid");
 		rc = prep(M, M->bdb, &x->find_base, sqlite3_str_finish(s), ct->name);
 	}
+	return rc;
+}
+
+/* The statements that change a row here: test, delete, move, update, insert. */
+static int ti_writes(struct merger *M, struct ti *x)
+{
+	const rs_table *ct = x->ct, *lt = x->lt;
+	const char *rn = lt->rowid_name;
+	sqlite3_str *s;
+	int rc = RS_OK;
 	if (rc == RS_OK)
 		rc = prep(M, M->ldb, &x->at, sqlite3_mprintf("SELECT 1 FROM \"%w\" WHERE %s = ?1", lt->name, rn),
 			  ct->name);
@@ -554,6 +569,21 @@ static struct ti *ti_get(struct merger *M, const rs_table *ct)
 		sqlite3_str_appendall(s, ")");
 		rc = prep(M, M->ldb, &x->ins, sqlite3_str_finish(s), ct->name);
 	}
+	return rc;
+}
+
+/* The entry of table ct, made (with its statements) the first time it is asked for. */
+static struct ti *ti_get(struct merger *M, const rs_table *ct)
+{
+	for (int i = 0; i < M->nti; i++)
+		if (M->ti[i].ct == ct)
+			return &M->ti[i];
+	struct ti *x = ti_new(M, ct);
+	if (!x)
+		return NULL;
+	int rc = ti_reads(M, x);
+	if (rc == RS_OK)
+		rc = ti_writes(M, x);
 	if (rc == RS_OK && !M->clear)
 		rc = fts_statements(M, x);
 	if (rc == RS_OK)

@@ -439,11 +439,9 @@ static int collect_unanswered(void *ctx, int64_t ours, const rs_tdigest *d)
 	return 0;
 }
 
-static struct ti *ti_get(struct merger *M, const rs_table *ct)
+/* A new entry for table ct: its keys, its local table and the map of its columns onto it. */
+static struct ti *ti_new(struct merger *M, const rs_table *ct)
 {
-	for (int i = 0; i < M->nti; i++)
-		if (M->ti[i].ct == ct)
-			return &M->ti[i];
 	if (M->nti == M->cti) {
 		int cap = M->cti ? M->cti * 2 : 8;
 		struct ti *v = realloc(M->ti, (size_t)cap * sizeof *v);
@@ -480,6 +478,13 @@ static struct ti *ti_get(struct merger *M, const rs_table *ct)
 			return NULL;
 		}
 	}
+	return x;
+}
+
+/* The statements that read a row: ours by identity or rowid, the server's, the base's. */
+static int ti_reads(struct merger *M, struct ti *x)
+{
+	const rs_table *ct = x->ct, *lt = x->lt;
 	const char *rn = lt->rowid_name;
 	sqlite3_str *s = sqlite3_str_new(NULL);
 	sqlite3_str_appendf(s, "SELECT %s", rn);
@@ -506,8 +511,8 @@ static struct ti *ti_get(struct merger *M, const rs_table *ct)
 		/* The base's row by key (only keyed tables need it: by rowid, an insert
 		 * at a rowid means the base had no row there). */
 		struct collist bcols;
-		if (collist_load(M->bdb, ct->name, &bcols, M->err) != RS_OK)
-			return NULL;
+		if ((rc = collist_load(M->bdb, ct->name, &bcols, M->err)) != RS_OK)
+			return rc;
 		s = sqlite3_str_new(NULL);
 		sqlite3_str_appendall(s, "SELECT ");
 		for (int i = 0; i < ct->ncol; i++) {
@@ -521,6 +526,16 @@ static struct ti *ti_get(struct merger *M, const rs_table *ct)
 		where_identity(s, ct, x->k, "rowid");
 		rc = prep(M, M->bdb, &x->find_base, sqlite3_str_finish(s), ct->name);
 	}
+	return rc;
+}
+
+/* The statements that change a row here: test, delete, move, update, insert. */
+static int ti_writes(struct merger *M, struct ti *x)
+{
+	const rs_table *ct = x->ct, *lt = x->lt;
+	const char *rn = lt->rowid_name;
+	sqlite3_str *s;
+	int rc = RS_OK;
 	if (rc == RS_OK)
 		rc = prep(M, M->ldb, &x->at, sqlite3_mprintf("SELECT 1 FROM \"%w\" WHERE %s = ?1", lt->name, rn),
 			  ct->name);
@@ -554,6 +569,21 @@ static struct ti *ti_get(struct merger *M, const rs_table *ct)
 		sqlite3_str_appendall(s, ")");
 		rc = prep(M, M->ldb, &x->ins, sqlite3_str_finish(s), ct->name);
 	}
+	return rc;
+}
+
+/* The entry of table ct, made (with its statements) the first time it is asked for. */
+static struct ti *ti_get(struct merger *M, const rs_table *ct)
+{
+	for (int i = 0; i < M->nti; i++)
+		if (M->ti[i].ct == ct)
+			return &M->ti[i];
+	struct ti *x = ti_new(M, ct);
+	if (!x)
+		return NULL;
+	int rc = ti_reads(M, x);
+	if (rc == RS_OK)
+		rc = ti_writes(M, x);
 	if (rc == RS_OK && !M->clear)
 		rc = fts_statements(M, x);
 	if (rc == RS_OK)
@@ -1902,6 +1932,115 @@ static int mark_merged(struct merger *M, const char *token)
 	return rc;
 }
 
+/* Whether the base is of a pull that never reached the replica (then *stop: it is removed and
+ * there is nothing to merge); reads the merge token and whether this is a re-bootstrap. */
+static int base_unapplied(rs_turso *t, char *token, size_t tokensz, int *rebootstrap, int *stop, rs_error *err)
+{
+	char *brev = NULL;
+	size_t blen = 0;
+	*stop = 0;
+	if (access(t->base_rev_path, F_OK) == 0 && rs_read_file(t->base_rev_path, &brev, &blen, err) == RS_OK) {
+		const char *now = rs_replica_revision(t->replica);
+		char *nl = memchr(brev, '\n', blen); /* "<revision>\n<merge token>" (older builds: no token) */
+		if (nl) {
+			snprintf(token, tokensz, "%s", nl + 1);
+			blen = (size_t)(nl - brev);
+		}
+		int same = blen == strlen(now) && memcmp(brev, now, blen) == 0;
+		*rebootstrap = blen == 0 && rs_tstate_paired(t->state); /* the base of a bootstrap is empty */
+		free(brev);
+		if (same) {
+			*stop = 1;
+			rs_info("turso: the interrupted pull never reached the replica; nothing to merge", "revision=%s",
+				now);
+			if (unlink(t->base_path) != 0)
+				return rs_err(err, RS_ELOCAL, "%s: cannot remove", t->base_path);
+			unlink(t->base_rev_path);
+			return rs_fsync_dir_of(t->base_path, err);
+		}
+	}
+	return RS_OK;
+}
+
+/* Open the three databases, rebase our changed tables, apply the server's changes and commit. */
+static int merge_apply(struct merger *M, const char *token)
+{
+	rs_turso *t = M->t;
+	rs_error *err = M->err;
+	int rc = rs_turso_open_ro(t->base_path, &M->bdb, err);
+	if (rc == RS_OK)
+		rc = rs_turso_open_ro(rs_replica_path(t->replica), &M->rdb, err);
+	if (rc == RS_OK)
+		rc = open_local(t, &M->ldb, err);
+	int take = rc == RS_OK ? pairing(M) : rc;
+	if (take < 0)
+		rc = take;
+	if (!rs_tstate_paired(t->state)) {
+		/* A first pairing merges against an empty base: nothing local is lost. */
+		rs_engine_close(M->bdb);
+		M->bdb = NULL;
+	}
+	char **skip = NULL, **exclude = NULL;
+	if (rc == RS_OK && take == 1 && M->bdb) {
+		rc = rs_turso_rebase(t, M->ldb, M->bdb, M->rdb, rows_hook, M, &skip, err);
+		if (rc == RS_OK && skip)
+			rc = reload_schema(M);
+		size_t ne = 0, ns = 0;
+		while (t->exclude[ne])
+			ne++;
+		while (skip && skip[ns])
+			ns++;
+		if (rc == RS_OK && !(exclude = calloc(ne + ns + 1, sizeof *exclude)))
+			rc = rs_err(err, RS_ENOMEM, "out of memory");
+		for (size_t i = 0; exclude && i < ne + ns; i++)
+			exclude[i] = i < ne ? t->exclude[i] : skip[i - ne];
+	}
+	if (rc == RS_OK && take == 1) {
+		rs_diff_opts opts = {.exclude = (const char *const *)(exclude ? exclude : t->exclude),
+				     .shape_compare = 1};
+		rs_sink sink = {on_change, on_finish, M};
+		rc = rs_engine_diff(M->bdb, M->rdb, &opts, &sink, NULL, err);
+		if (rc == RS_OK && M->rows_started)
+			rc = restore_triggers(M);
+		if (rc == RS_OK && M->clear)
+			rc = rebuild_fts(M);
+	}
+	if (M->ldb) {
+		if (rc == RS_OK && *token)
+			rc = mark_merged(M, token);
+		if (rc == RS_OK && sqlite3_exec(M->ldb, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+			rc = rs_err(err, RS_ELOCAL, "%s: cannot commit the merge: %s", t->cfg->db_path,
+				    sqlite3_errmsg(M->ldb));
+		if (rc != RS_OK)
+			sqlite3_exec(M->ldb, "ROLLBACK", NULL, NULL, NULL);
+	}
+	free(exclude);
+	rs_turso_names_free(skip);
+	merger_free(M);
+	if (M->ldb)
+		sqlite3_close(M->ldb);
+	rs_engine_close(M->bdb);
+	rs_engine_close(M->rdb);
+	return rc;
+}
+
+/* After the merge committed: clear the overlay, mark paired, remove the base. */
+static int merge_settled(rs_turso *t, rs_error *err)
+{
+	rs_tstate_clear_pushed(t->state);
+	rs_tstate_set_paired(t->state);
+	int rc = rs_tstate_save(t->state, err);
+	if (rc == RS_OK && unlink(t->base_path) != 0)
+		rc = rs_err(err, RS_ELOCAL, "%s: cannot remove", t->base_path);
+	if (rc == RS_OK)
+		unlink(t->base_rev_path); /* may be absent (a base from an older build) */
+	if (rc == RS_OK)
+		rc = rs_fsync_dir_of(t->base_path, err);
+	if (rc == RS_OK)
+		t->last_pull = rs_now();
+	return rc;
+}
+
 int rs_turso_merge(rs_turso *t, rs_turso_report *rep, rs_error *err)
 {
 	if (access(t->base_path, F_OK) != 0)
@@ -1918,28 +2057,11 @@ int rs_turso_merge(rs_turso *t, rs_turso_report *rep, rs_error *err)
 	 * base, and nothing pushed since the last pull is in it.  Merging would
 	 * forget those pushes (the overlay is cleared after a merge), and the next
 	 * push would send them again: rows without a key twice on the server. */
-	char *brev = NULL, token[40] = "";
-	size_t blen = 0;
-	int rebootstrap = 0;
-	if (access(t->base_rev_path, F_OK) == 0 && rs_read_file(t->base_rev_path, &brev, &blen, err) == RS_OK) {
-		const char *now = rs_replica_revision(t->replica);
-		char *nl = memchr(brev, '\n', blen); /* "<revision>\n<merge token>" (older builds: no token) */
-		if (nl) {
-			snprintf(token, sizeof token, "%s", nl + 1);
-			blen = (size_t)(nl - brev);
-		}
-		int same = blen == strlen(now) && memcmp(brev, now, blen) == 0;
-		rebootstrap = blen == 0 && rs_tstate_paired(t->state); /* the base of a bootstrap is empty */
-		free(brev);
-		if (same) {
-			rs_info("turso: the interrupted pull never reached the replica; nothing to merge", "revision=%s",
-				now);
-			if (unlink(t->base_path) != 0)
-				return rs_err(err, RS_ELOCAL, "%s: cannot remove", t->base_path);
-			unlink(t->base_rev_path);
-			return rs_fsync_dir_of(t->base_path, err);
-		}
-	}
+	char token[40] = "";
+	int rebootstrap = 0, stop = 0;
+	int brc = base_unapplied(t, token, sizeof token, &rebootstrap, &stop, err);
+	if (stop)
+		return brc;
 	rs_err_clear(err);
 	/* A push whose answer was lost is settled first (its rows are on the server or not). */
 	int prc = rs_turso_resolve_pending(t, err);
@@ -1957,79 +2079,12 @@ int rs_turso_merge(rs_turso *t, rs_turso_report *rep, rs_error *err)
 		if (done)
 			rs_info("turso: the interrupted pull's merge had committed; not merging it again", "token=%s",
 				token);
-		goto merged;
+		return rc != RS_OK ? rc : merge_settled(t, err);
 	}
-	rc = rs_turso_open_ro(t->base_path, &M.bdb, err);
-	if (rc == RS_OK)
-		rc = rs_turso_open_ro(rs_replica_path(t->replica), &M.rdb, err);
-	if (rc == RS_OK)
-		rc = open_local(t, &M.ldb, err);
-	int take = rc == RS_OK ? pairing(&M) : rc;
-	if (take < 0)
-		rc = take;
-	if (!rs_tstate_paired(t->state)) {
-		/* A first pairing merges against an empty base: nothing local is lost. */
-		rs_engine_close(M.bdb);
-		M.bdb = NULL;
-	}
-	char **skip = NULL, **exclude = NULL;
-	if (rc == RS_OK && take == 1 && M.bdb) {
-		rc = rs_turso_rebase(t, M.ldb, M.bdb, M.rdb, rows_hook, &M, &skip, err);
-		if (rc == RS_OK && skip)
-			rc = reload_schema(&M);
-		size_t ne = 0, ns = 0;
-		while (t->exclude[ne])
-			ne++;
-		while (skip && skip[ns])
-			ns++;
-		if (rc == RS_OK && !(exclude = calloc(ne + ns + 1, sizeof *exclude)))
-			rc = rs_err(err, RS_ENOMEM, "out of memory");
-		for (size_t i = 0; exclude && i < ne + ns; i++)
-			exclude[i] = i < ne ? t->exclude[i] : skip[i - ne];
-	}
-	if (rc == RS_OK && take == 1) {
-		rs_diff_opts opts = {.exclude = (const char *const *)(exclude ? exclude : t->exclude),
-				     .shape_compare = 1};
-		rs_sink sink = {on_change, on_finish, &M};
-		rc = rs_engine_diff(M.bdb, M.rdb, &opts, &sink, NULL, err);
-		if (rc == RS_OK && M.rows_started)
-			rc = restore_triggers(&M);
-		if (rc == RS_OK && M.clear)
-			rc = rebuild_fts(&M);
-	}
-	if (M.ldb) {
-		if (rc == RS_OK && *token)
-			rc = mark_merged(&M, token);
-		if (rc == RS_OK && sqlite3_exec(M.ldb, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-			rc = rs_err(err, RS_ELOCAL, "%s: cannot commit the merge: %s", t->cfg->db_path,
-				    sqlite3_errmsg(M.ldb));
-		if (rc != RS_OK)
-			sqlite3_exec(M.ldb, "ROLLBACK", NULL, NULL, NULL);
-	}
-	free(exclude);
-	rs_turso_names_free(skip);
-	merger_free(&M);
-	if (M.ldb)
-		sqlite3_close(M.ldb);
-	rs_engine_close(M.bdb);
-	rs_engine_close(M.rdb);
+	rc = merge_apply(&M, token);
 	if (rc != RS_OK)
 		return rc;
 	if (rs_turso_crash(t, "pull-merged"))
 		return rs_err(err, RS_EINTERNAL, "simulated crash after the merge committed (test hook)");
-merged:
-	if (rc != RS_OK)
-		return rc;
-	rs_tstate_clear_pushed(t->state);
-	rs_tstate_set_paired(t->state);
-	rc = rs_tstate_save(t->state, err);
-	if (rc == RS_OK && unlink(t->base_path) != 0)
-		rc = rs_err(err, RS_ELOCAL, "%s: cannot remove", t->base_path);
-	if (rc == RS_OK)
-		unlink(t->base_rev_path); /* may be absent (a base from an older build) */
-	if (rc == RS_OK)
-		rc = rs_fsync_dir_of(t->base_path, err);
-	if (rc == RS_OK)
-		t->last_pull = rs_now();
-	return rc;
+	return merge_settled(t, err);
 }

@@ -480,6 +480,94 @@ static int is_refused(const struct pusher *P)
 static int flush_staged(struct pusher *P, rs_error *err);
 static int stage_open(struct pusher *P, rs_error *err);
 
+/* Put the batch's statements into the pipeline, noting which row each step writes. */
+static int flush_encode(struct pusher *P, rs_hrana_pipeline *p, struct step **by_step, int *commit, rs_error *err)
+{
+	rs_turso *t = P->t;
+	int rc = RS_OK;
+	for (int ph = 0; rc == RS_OK && ph < PH_N; ph++)
+		for (size_t i = 0; rc == RS_OK && i < P->ph[ph].n; i++) {
+			struct step *s = &P->ph[ph].v[i];
+			int r = s->ins >= 0 ? rs_hrana_push_step_rows(p, s->sql, s->args, s->nargs)
+					    : rs_hrana_push_step(p, s->sql, s->args, s->nargs, s->may_fail);
+			if (r >= 0 && s->ins >= 0)
+				P->ins[s->ins].step = r;
+			if (r >= 0 && (size_t)r < P->count + 8 && s->key)
+				by_step[r] = s;
+			if (r < 0)
+				rc = rs_err(err, r, "push: cannot encode a statement for the server: %.200s", s->sql);
+		}
+	if (rc == RS_OK) {
+		*commit = rs_hrana_push_end(p, rs_replica_client_id(t->replica), 0, rs_tstate_pending(t->state));
+		if (*commit < 0)
+			rc = rs_err(err, *commit, "push: cannot encode the batch");
+	}
+	return rc;
+}
+
+/* Take the key of each step's row out of the step (clear_steps frees the rest). */
+static void keep_keys(struct step **by_step, size_t steps, struct refused *sent, int64_t *rowid)
+{
+	for (size_t i = 0; by_step && sent->key && sent->klen && rowid && i < steps + 8; i++)
+		if (by_step[i]) {
+			sent->key[i] = by_step[i]->key;
+			sent->klen[i] = by_step[i]->klen;
+			rowid[i] = by_step[i]->rowid;
+			by_step[i]->key = NULL;
+		}
+}
+
+/* The server answered the batch: confirm it, or roll it back and name what failed. */
+static int flush_answer(struct pusher *P, rs_hrana_pipeline *p, rs_hrana_response *resp, int commit, int64_t rows,
+			size_t steps, const struct refused *sent, const int64_t *sent_rowid, rs_error *err)
+{
+	rs_turso *t = P->t;
+	int failed = -1;
+	int rc = rs_hrana_push_check(resp, 0, commit, &failed, err);
+	const char *sql = failed >= 0 ? rs_hrana_pipeline_step_sql(p, 0, (size_t)failed) : NULL;
+	if (rc != RS_OK && sql) { /* name the statement, so its table */
+		size_t used = strlen(err->message);
+		snprintf(err->message + used, sizeof err->message - used, " (in %.160s%s)", sql,
+			 strlen(sql) > 160 ? "..." : "");
+	}
+	if (rc == RS_OK) {
+		rs_tstate_confirm(t->state);
+		P->rep->pushed += rows;
+		rc = learn_rowids(P, resp, err);
+	} else if (failed >= 0 && failed == P->guard) {
+		rs_tstate_rollback(t->state);
+		rc = rs_turso_guard_failed(t, err);
+	} else {
+		rs_tstate_rollback(t->state);
+		if (failed >= 0 && (size_t)failed < steps + 8 && sent->key && sent->key[failed] &&
+		    strstr(err->message, "constraint failed"))
+			rc = refuse_row(P, sent->key[failed], sent->klen[failed], sent_rowid[failed], err);
+	}
+	int src = save_state(t, rc == RS_OK ? err : NULL);
+	if (rc == RS_OK)
+		rc = src;
+	return rc;
+}
+
+/* The answer was lost, so the batch may or may not have committed: ask the watermark. */
+static int flush_lost(struct pusher *P, int64_t batch, int64_t rows, int rc, rs_error *err)
+{
+	rs_turso *t = P->t;
+	rs_error e2 = {0};
+	if (rs_turso_resolve_pending(t, &e2) != RS_OK) {
+		rs_warn("turso push: outcome unknown; asking again next cycle", "err=\"%s\"",
+			e2.message);
+	} else if (rs_tstate_push_id(t->state) >= batch) {
+		rs_warn("turso push: the answer was lost but the batch committed", "push=%lld err=\"%s\"",
+			(long long)batch, err->message);
+		rs_err_clear(err);
+		P->rep->pushed += rows;
+		rc = RS_OK;
+	}
+	return rc;
+}
+
+/* Send the batch of statements gathered so far, and learn what the server did with it. */
 static int flush(struct pusher *P, rs_error *err)
 {
 	rs_turso *t = P->t;
@@ -512,23 +600,8 @@ static int flush(struct pusher *P, rs_error *err)
 	struct step **by_step = calloc(P->count + 8, sizeof *by_step);
 	if (rc == RS_OK && !by_step)
 		rc = rs_err(err, RS_ENOMEM, "out of memory");
-	for (int ph = 0; rc == RS_OK && ph < PH_N; ph++)
-		for (size_t i = 0; rc == RS_OK && i < P->ph[ph].n; i++) {
-			struct step *s = &P->ph[ph].v[i];
-			int r = s->ins >= 0 ? rs_hrana_push_step_rows(p, s->sql, s->args, s->nargs)
-					    : rs_hrana_push_step(p, s->sql, s->args, s->nargs, s->may_fail);
-			if (r >= 0 && s->ins >= 0)
-				P->ins[s->ins].step = r;
-			if (r >= 0 && (size_t)r < P->count + 8 && s->key)
-				by_step[r] = s;
-			if (r < 0)
-				rc = rs_err(err, r, "push: cannot encode a statement for the server: %.200s", s->sql);
-		}
-	if (rc == RS_OK) {
-		commit = rs_hrana_push_end(p, rs_replica_client_id(t->replica), 0, rs_tstate_pending(t->state));
-		if (commit < 0)
-			rc = rs_err(err, commit, "push: cannot encode the batch");
-	}
+	if (rc == RS_OK)
+		rc = flush_encode(P, p, by_step, &commit, err);
 	int64_t rows = P->rows, batch = rs_tstate_pending(t->state);
 	size_t steps = P->count;
 	/* Keep the keys of the steps (clear_steps frees the rest). */
@@ -536,13 +609,7 @@ static int flush(struct pusher *P, rs_error *err)
 	sent.key = calloc(steps + 8, sizeof *sent.key);
 	sent.klen = calloc(steps + 8, sizeof *sent.klen);
 	int64_t *sent_rowid = calloc(steps + 8, sizeof *sent_rowid);
-	for (size_t i = 0; by_step && sent.key && sent.klen && sent_rowid && i < steps + 8; i++)
-		if (by_step[i]) {
-			sent.key[i] = by_step[i]->key;
-			sent.klen[i] = by_step[i]->klen;
-			sent_rowid[i] = by_step[i]->rowid;
-			by_step[i]->key = NULL;
-		}
+	keep_keys(by_step, steps, &sent, sent_rowid);
 	free(by_step);
 	clear_steps(P);
 	/* The overlay with this batch pending must be on disk before the server
@@ -556,51 +623,13 @@ static int flush(struct pusher *P, rs_error *err)
 		rs_info("turso push: sending", "push=%lld rows=%lld statements=%zu",
 			(long long)rs_tstate_pending(t->state), (long long)rows, steps);
 		rc = rs_hrana_send(t->http, p, 0, &resp, err);
-		if (rc == RS_OK && rs_turso_crash(t, "push-sent")) {
+		if (rc == RS_OK && rs_turso_crash(t, "push-sent"))
 			rc = rs_err(err, RS_EINTERNAL, "simulated crash after the push was sent (test hook)");
-			goto out;
-		}
-		if (rc == RS_OK) {
-			int failed = -1;
-			rc = rs_hrana_push_check(resp, 0, commit, &failed, err);
-			const char *sql = failed >= 0 ? rs_hrana_pipeline_step_sql(p, 0, (size_t)failed) : NULL;
-			if (rc != RS_OK && sql) { /* name the statement, so its table */
-				size_t used = strlen(err->message);
-				snprintf(err->message + used, sizeof err->message - used, " (in %.160s%s)", sql,
-					 strlen(sql) > 160 ? "..." : "");
-			}
-			if (rc == RS_OK) {
-				rs_tstate_confirm(t->state);
-				P->rep->pushed += rows;
-				rc = learn_rowids(P, resp, err);
-			} else if (failed >= 0 && failed == P->guard) {
-				rs_tstate_rollback(t->state);
-				rc = rs_turso_guard_failed(t, err);
-			} else {
-				rs_tstate_rollback(t->state);
-				if (failed >= 0 && (size_t)failed < steps + 8 && sent.key && sent.key[failed] &&
-				    strstr(err->message, "constraint failed"))
-					rc = refuse_row(P, sent.key[failed], sent.klen[failed], sent_rowid[failed], err);
-			}
-			int src = save_state(t, rc == RS_OK ? err : NULL);
-			if (rc == RS_OK)
-				rc = src;
-		} else if (rc == RS_ETRANSPORT || rc == RS_EREMOTE) {
-			/* The batch may or may not have committed: ask the watermark. */
-			rs_error e2 = {0};
-			if (rs_turso_resolve_pending(t, &e2) != RS_OK) {
-				rs_warn("turso push: outcome unknown; asking again next cycle", "err=\"%s\"",
-					e2.message);
-			} else if (rs_tstate_push_id(t->state) >= batch) {
-				rs_warn("turso push: the answer was lost but the batch committed", "push=%lld err=\"%s\"",
-					(long long)batch, err->message);
-				rs_err_clear(err);
-				P->rep->pushed += rows;
-				rc = RS_OK;
-			}
-		}
+		else if (rc == RS_OK)
+			rc = flush_answer(P, p, resp, commit, rows, steps, &sent, sent_rowid, err);
+		else if (rc == RS_ETRANSPORT || rc == RS_EREMOTE)
+			rc = flush_lost(P, batch, rows, rc, err);
 	}
-out:
 	clear_ins(P);
 	for (size_t i = 0; sent.key && i < steps + 8; i++)
 		free(sent.key[i]);

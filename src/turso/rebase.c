@@ -468,6 +468,103 @@ static void warn_dropped(struct takeover *T, sqlite3_stmt *row, int i)
 		"table=%s column=%s row=\"%s\"", T->from, T->L.v[i].name, desc);
 }
 
+/* One row of ours that is in the base: replay the columns we changed onto the server's table. */
+static int replay_update(struct takeover *T, sqlite3_stmt *ls, sqlite3_stmt *bs)
+{
+	int rc = RS_OK;
+	sqlite3_str *u = sqlite3_str_new(NULL);
+	sqlite3_str_appendf(u, "UPDATE \"%w\" SET ", T->to);
+	int n = 0;
+	for (int i = 0; i < T->L.n; i++) {
+		sqlite3_value *was = T->l2b[i] >= 0 ? sqlite3_column_value(bs, T->l2b[i] + 1) : T->dflt[i];
+		sqlite3_value *now = sqlite3_column_value(ls, i + 1);
+		int changed = was ? !same_value(was, now) : sqlite3_column_type(ls, i + 1) != SQLITE_NULL;
+		if (!changed)
+			continue;
+		if (T->l2r[i] < 0) {
+			warn_dropped(T, ls, i);
+			continue;
+		}
+		sqlite3_str_appendf(u, "%s\"%w\" = ?%d", n++ ? ", " : "", T->R.v[T->l2r[i]].name, i + 2);
+	}
+	where_id(T, u, 'R', T->L.n + 2);
+	char *uq = sqlite3_str_finish(u);
+	if (!n) {
+		sqlite3_free(uq);
+		return RS_OK;
+	}
+	sqlite3_stmt *st = NULL;
+	if (!uq)
+		rc = rs_err(T->err, RS_ENOMEM, "out of memory");
+	else if (sqlite3_prepare_v2(T->ldb, uq, -1, &st, NULL) != SQLITE_OK)
+		rc = sql_fail(T, T->ldb, "cannot replay our update");
+	sqlite3_free(uq);
+	if (rc != RS_OK)
+		return rc;
+	for (int i = 0; i < T->L.n; i++)
+		sqlite3_bind_value(st, i + 2, sqlite3_column_value(ls, i + 1));
+	bind_id(T, st, ls, T->L.n + 2);
+	int s = sqlite3_step(st), gone = s == SQLITE_DONE && sqlite3_changes(T->ldb) == 0;
+	char desc[300];
+	describe_row(T, ls, desc, sizeof desc);
+	if (s != SQLITE_DONE && (sqlite3_extended_errcode(T->ldb) & 0xff) == SQLITE_CONSTRAINT)
+		rc = set_aside(T, ls, "update");
+	else if (s != SQLITE_DONE)
+		rc = rs_err(T->err, RS_ELOCAL, "table %s: our update of row %s cannot be replayed onto the "
+			    "server's definition of %s: %s; nothing was merged, the row stays as it is here",
+			    T->from, desc, T->to, sqlite3_errmsg(T->ldb));
+	sqlite3_finalize(st);
+	T->replayed++;
+	if (rc == RS_OK && gone) /* the server deleted it: a local edit wins over a delete */
+		rc = put_whole(T, ls, "update");
+	return rc;
+}
+
+/* Rows of the base we deleted: delete them from the server's table too. */
+static int replay_deletes(struct takeover *T)
+{
+	int rc = RS_OK;
+	sqlite3_str *d = sqlite3_str_new(NULL), *h = sqlite3_str_new(NULL), *g = sqlite3_str_new(NULL);
+	sqlite3_str_appendall(d, "SELECT rowid");
+	for (int i = 0; i < T->L.n; i++)
+		if (T->l2b[i] >= 0)
+			sqlite3_str_appendf(d, ", \"%w\"", T->B.v[T->l2b[i]].name);
+		else
+			sqlite3_str_appendall(d, ", NULL");
+	sqlite3_str_appendf(d, " FROM \"%w\"", T->from);
+	sqlite3_str_appendall(h, "SELECT 1 FROM \"" OLD_NAME "\"");
+	where_id(T, h, 'L', 1);
+	sqlite3_str_appendf(g, "DELETE FROM \"%w\"", T->to);
+	where_id(T, g, 'R', 1);
+	char *qd = sqlite3_str_finish(d), *qh = sqlite3_str_finish(h), *qg = sqlite3_str_finish(g);
+	sqlite3_stmt *ds = NULL, *hs = NULL, *gs = NULL;
+	if (!qd || !qh || !qg)
+		rc = rs_err(T->err, RS_ENOMEM, "out of memory");
+	else if (sqlite3_prepare_v2(T->bdb, qd, -1, &ds, NULL) != SQLITE_OK)
+		rc = sql_fail(T, T->bdb, "cannot read the base's rows");
+	else if (sqlite3_prepare_v2(T->ldb, qh, -1, &hs, NULL) != SQLITE_OK ||
+		 sqlite3_prepare_v2(T->ldb, qg, -1, &gs, NULL) != SQLITE_OK)
+		rc = sql_fail(T, T->ldb, "cannot replay our deletes");
+	sqlite3_free(qd);
+	sqlite3_free(qh);
+	sqlite3_free(qg);
+	while (rc == RS_OK && sqlite3_step(ds) == SQLITE_ROW) {
+		sqlite3_reset(hs);
+		bind_id(T, hs, ds, 1);
+		if (sqlite3_step(hs) == SQLITE_ROW)
+			continue;
+		sqlite3_reset(gs);
+		bind_id(T, gs, ds, 1);
+		if (sqlite3_step(gs) != SQLITE_DONE)
+			rc = sql_fail(T, T->ldb, "cannot replay our delete");
+		T->replayed++;
+	}
+	sqlite3_finalize(ds);
+	sqlite3_finalize(hs);
+	sqlite3_finalize(gs);
+	return rc;
+}
+
 /* Our changes (the database's old table against the base's) onto the server's table. */
 static int replay(struct takeover *T)
 {
@@ -508,96 +605,14 @@ static int replay(struct takeover *T)
 		if (!T->bdb)
 			continue; /* coming back into sync: the server's copy of a row it has wins */
 		/* In the base: the columns we changed. */
-		sqlite3_str *u = sqlite3_str_new(NULL);
-		sqlite3_str_appendf(u, "UPDATE \"%w\" SET ", T->to);
-		int n = 0;
-		for (int i = 0; i < T->L.n; i++) {
-			sqlite3_value *was = T->l2b[i] >= 0 ? sqlite3_column_value(bs, T->l2b[i] + 1) : T->dflt[i];
-			sqlite3_value *now = sqlite3_column_value(ls, i + 1);
-			int changed = was ? !same_value(was, now) : sqlite3_column_type(ls, i + 1) != SQLITE_NULL;
-			if (!changed)
-				continue;
-			if (T->l2r[i] < 0) {
-				warn_dropped(T, ls, i);
-				continue;
-			}
-			sqlite3_str_appendf(u, "%s\"%w\" = ?%d", n++ ? ", " : "", T->R.v[T->l2r[i]].name, i + 2);
-		}
-		where_id(T, u, 'R', T->L.n + 2);
-		char *uq = sqlite3_str_finish(u);
-		if (!n) {
-			sqlite3_free(uq);
-			continue;
-		}
-		sqlite3_stmt *st = NULL;
-		if (!uq)
-			rc = rs_err(T->err, RS_ENOMEM, "out of memory");
-		else if (sqlite3_prepare_v2(T->ldb, uq, -1, &st, NULL) != SQLITE_OK)
-			rc = sql_fail(T, T->ldb, "cannot replay our update");
-		sqlite3_free(uq);
-		if (rc != RS_OK)
-			break;
-		for (int i = 0; i < T->L.n; i++)
-			sqlite3_bind_value(st, i + 2, sqlite3_column_value(ls, i + 1));
-		bind_id(T, st, ls, T->L.n + 2);
-		int s = sqlite3_step(st), gone = s == SQLITE_DONE && sqlite3_changes(T->ldb) == 0;
-		char desc[300];
-		describe_row(T, ls, desc, sizeof desc);
-		if (s != SQLITE_DONE && (sqlite3_extended_errcode(T->ldb) & 0xff) == SQLITE_CONSTRAINT)
-			rc = set_aside(T, ls, "update");
-		else if (s != SQLITE_DONE)
-			rc = rs_err(T->err, RS_ELOCAL, "table %s: our update of row %s cannot be replayed onto the "
-				    "server's definition of %s: %s; nothing was merged, the row stays as it is here",
-				    T->from, desc, T->to, sqlite3_errmsg(T->ldb));
-		sqlite3_finalize(st);
-		T->replayed++;
-		if (rc == RS_OK && gone) /* the server deleted it: a local edit wins over a delete */
-			rc = put_whole(T, ls, "update");
+		rc = replay_update(T, ls, bs);
 	}
 	sqlite3_finalize(ls);
 	sqlite3_finalize(bs);
 	if (rc != RS_OK || !T->bdb)
 		return rc;
 	/* Rows of the base we deleted. */
-	sqlite3_str *d = sqlite3_str_new(NULL), *h = sqlite3_str_new(NULL), *g = sqlite3_str_new(NULL);
-	sqlite3_str_appendall(d, "SELECT rowid");
-	for (int i = 0; i < T->L.n; i++)
-		if (T->l2b[i] >= 0)
-			sqlite3_str_appendf(d, ", \"%w\"", T->B.v[T->l2b[i]].name);
-		else
-			sqlite3_str_appendall(d, ", NULL");
-	sqlite3_str_appendf(d, " FROM \"%w\"", T->from);
-	sqlite3_str_appendall(h, "SELECT 1 FROM \"" OLD_NAME "\"");
-	where_id(T, h, 'L', 1);
-	sqlite3_str_appendf(g, "DELETE FROM \"%w\"", T->to);
-	where_id(T, g, 'R', 1);
-	char *qd = sqlite3_str_finish(d), *qh = sqlite3_str_finish(h), *qg = sqlite3_str_finish(g);
-	sqlite3_stmt *ds = NULL, *hs = NULL, *gs = NULL;
-	if (!qd || !qh || !qg)
-		rc = rs_err(T->err, RS_ENOMEM, "out of memory");
-	else if (sqlite3_prepare_v2(T->bdb, qd, -1, &ds, NULL) != SQLITE_OK)
-		rc = sql_fail(T, T->bdb, "cannot read the base's rows");
-	else if (sqlite3_prepare_v2(T->ldb, qh, -1, &hs, NULL) != SQLITE_OK ||
-		 sqlite3_prepare_v2(T->ldb, qg, -1, &gs, NULL) != SQLITE_OK)
-		rc = sql_fail(T, T->ldb, "cannot replay our deletes");
-	sqlite3_free(qd);
-	sqlite3_free(qh);
-	sqlite3_free(qg);
-	while (rc == RS_OK && sqlite3_step(ds) == SQLITE_ROW) {
-		sqlite3_reset(hs);
-		bind_id(T, hs, ds, 1);
-		if (sqlite3_step(hs) == SQLITE_ROW)
-			continue;
-		sqlite3_reset(gs);
-		bind_id(T, gs, ds, 1);
-		if (sqlite3_step(gs) != SQLITE_DONE)
-			rc = sql_fail(T, T->ldb, "cannot replay our delete");
-		T->replayed++;
-	}
-	sqlite3_finalize(ds);
-	sqlite3_finalize(hs);
-	sqlite3_finalize(gs);
-	return rc;
+	return replay_deletes(T);
 }
 
 /* The server's rows and indexes into our new table. */

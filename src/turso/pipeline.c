@@ -621,6 +621,21 @@ int rs_hrana_push_step_rows(rs_hrana_pipeline *p, const char *sql, const rs_hran
 	return push_add(p, sql, args, nargs, 0, 1);
 }
 
+/* The push batch's last step, a ROLLBACK when cond holds; the batch is closed.  Its index, or a negative code. */
+static int push_close(rs_hrana_pipeline *p, json_t *cond)
+{
+	if (!cond)
+		return p->rc;
+	int rc = rs_hrana_step(p, cond, "ROLLBACK", NULL, 0, 0);
+	if (rc < 0)
+		return rc;
+	json_decref(p->commit);
+	p->commit = NULL;
+	p->push = 0;
+	p->steps = NULL;
+	return rc;
+}
+
 int rs_hrana_push_end(rs_hrana_pipeline *p, const char *client_id, int64_t pull_gen,
 		      int64_t change_id)
 {
@@ -645,17 +660,8 @@ int rs_hrana_push_end(rs_hrana_pipeline *p, const char *client_id, int64_t pull_
 	/* ROLLBACK iff our BEGIN ran but COMMIT did not. */
 	json_t *rb[2] = {rs_hrana_cond_ok(p, 0),
 			 rs_hrana_cond_not(p, rs_hrana_cond_ok(p, commit))};
-	json_t *cond = rs_hrana_cond_and(p, rb, 2);
-	if (!cond)
-		return p->rc;
-	int rc = rs_hrana_step(p, cond, "ROLLBACK", NULL, 0, 0);
-	if (rc < 0)
-		return rc;
-	json_decref(p->commit);
-	p->commit = NULL;
-	p->push = 0;
-	p->steps = NULL;
-	return commit;
+	int rc = push_close(p, rs_hrana_cond_and(p, rb, 2));
+	return rc < 0 ? rc : commit;
 }
 
 int rs_hrana_push_abandon(rs_hrana_pipeline *p)
@@ -664,17 +670,7 @@ int rs_hrana_push_abandon(rs_hrana_pipeline *p)
 		return p->rc;
 	if (!p->push)
 		return pfail(p, RS_EUSAGE, "push abandoned without a push batch");
-	json_t *cond = rs_hrana_cond_ok(p, 0);
-	if (!cond)
-		return p->rc;
-	int rc = rs_hrana_step(p, cond, "ROLLBACK", NULL, 0, 0);
-	if (rc < 0)
-		return rc;
-	json_decref(p->commit);
-	p->commit = NULL;
-	p->push = 0;
-	p->steps = NULL;
-	return rc;
+	return push_close(p, rs_hrana_cond_ok(p, 0));
 }
 
 /* ---------------------------------------------------------------------- */

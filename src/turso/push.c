@@ -1690,7 +1690,7 @@ static char *if_not_exists(const char *sql)
 }
 
 /* The CREATE text of table `name` in db, or NULL; sqlite3_free() it. */
-static char *table_sql(sqlite3 *db, const char *name)
+char *rs_turso_table_sql(sqlite3 *db, const char *name)
 {
 	sqlite3_stmt *st = NULL;
 	char *out = NULL;
@@ -1731,7 +1731,7 @@ static int widen_defs(struct pusher *P, const char *name, char ***defs)
 	*defs = NULL;
 	sqlite3_stmt *st = NULL;
 	int n = 0, ok = 1;
-	char *sql = table_sql(P->ldb, name);
+	char *sql = rs_turso_table_sql(P->ldb, name);
 	if (!sql || !P->rdb || sqlite3_prepare_v2(P->rdb, "SELECT name FROM pragma_table_info(?1)", -1, &st, NULL)
 			       != SQLITE_OK) {
 		sqlite3_free(sql);
@@ -1776,7 +1776,7 @@ static int widen_defs(struct pusher *P, const char *name, char ***defs)
 
 static int has_table(sqlite3 *db, const char *name)
 {
-	char *sql = table_sql(db, name);
+	char *sql = rs_turso_table_sql(db, name);
 	int found = sql != NULL;
 	sqlite3_free(sql);
 	return found;

@@ -180,20 +180,6 @@ static int has_table(sqlite3 *db, const char *name)
 	return found;
 }
 
-static char *table_sql(sqlite3 *db, const char *name)
-{
-	sqlite3_stmt *st = NULL;
-	char *out = NULL;
-	if (sqlite3_prepare_v2(db, "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?1 COLLATE NOCASE",
-			       -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-		if (sqlite3_step(st) == SQLITE_ROW)
-			out = dup_text(st, 0);
-	}
-	sqlite3_finalize(st);
-	return out;
-}
-
 /* Typed equality of two values from any connections. */
 static int same_value(sqlite3_value *a, sqlite3_value *b)
 {
@@ -704,7 +690,7 @@ static int save_triggers(struct takeover *T, char ***out, int *n)
 static int takeover(struct takeover *T)
 {
 	if (!T->L.n) { /* not here at all: the server's table as it is */
-		char *sql = table_sql(T->rdb, T->to);
+		char *sql = rs_turso_table_sql(T->rdb, T->to);
 		int rc = sql ? exec_sql(T, sql) : rs_err(T->err, RS_ELOCAL, "table %s: cannot read its definition "
 							 "on the server", T->to);
 		return rc == RS_OK ? copy_server(T) : rc;
@@ -718,8 +704,8 @@ static int takeover(struct takeover *T)
 		rc = load_defaults(T);
 	if (rc == RS_OK)
 		rc = pick_identity(T);
-	char *old_sql = rc == RS_OK ? table_sql(T->ldb, T->from) : NULL;
-	char *new_sql = rc == RS_OK ? table_sql(T->rdb, T->to) : NULL;
+	char *old_sql = rc == RS_OK ? rs_turso_table_sql(T->ldb, T->from) : NULL;
+	char *new_sql = rc == RS_OK ? rs_turso_table_sql(T->rdb, T->to) : NULL;
 	if (rc == RS_OK && (!old_sql || !new_sql))
 		rc = rs_err(T->err, RS_ELOCAL, "table %s: cannot read its definition here or on the server", T->from);
 	char **idx = NULL;
@@ -1023,7 +1009,7 @@ static int plan_columns(sqlite3 *ldb, sqlite3 *rdb, const char *table, const str
 		x.name = r->v[j].name;
 		ok = r2l[j] == next++ && same_decl(&x, &r->v[j]);
 	}
-	char *sql = ok ? table_sql(ldb, table) : NULL;
+	char *sql = ok ? rs_turso_table_sql(ldb, table) : NULL;
 	for (int i = next; ok && i < l->n; i++) {
 		char *def = sql ? rs_tcol_def(sql, l->v[i].name) : NULL;
 		ok = def && !strcasestr(def, "primary key") && !strcasestr(def, "unique");

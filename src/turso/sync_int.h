@@ -138,6 +138,9 @@ int rs_turso_push_guard(rs_turso *t, struct rs_hrana_pipeline *p);
 /* The guard failed: ask the server why; sets err (the push did not commit), returns its code. */
 int rs_turso_guard_failed(rs_turso *t, rs_error *err);
 
+/* The CREATE text of table `name` (matched as SQLite matches names) in db, or NULL; sqlite3_free() it. */
+char *rs_turso_table_sql(sqlite3 *db, const char *name);
+
 /* Merge base -> replica into the database when a base exists (see merge.c). */
 int rs_turso_merge(rs_turso *t, rs_turso_report *rep, rs_error *err);
 

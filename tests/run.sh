@@ -9,8 +9,8 @@
 # as one failure.  Output of each program goes to $BUILD/test-logs/<name>.log;
 # failures and skips are echoed.  Last line: "N passed, N failed[, N skipped]".
 #
-# RS_TEST_JOBS=N runs N programs at once (default: the number of CPUs, at
-# most 4).  Every test works in directories of its own and on ports it asks
+# RS_TEST_JOBS=N runs N programs at once (default: one more than the number
+# of CPUs, at most 4).  Every test works in directories of its own and on ports it asks
 # the kernel for, so they do not meet; much of an end-to-end test's time is
 # spent waiting on node, workerd or tursodb, which leaves a CPU to another.
 # The slowest programs of the previous run start first (their times are
@@ -26,7 +26,7 @@ export WRANGLER_SEND_METRICS=false
 logs=$BUILD/test-logs
 times=$BUILD/test-times
 rm -rf "$logs" && mkdir -p "$logs"
-jobs=${RS_TEST_JOBS:-$(nproc 2>/dev/null || echo 1)}
+jobs=${RS_TEST_JOBS:-$(( $(nproc 2>/dev/null || echo 1) + 1 ))}
 ((jobs > 4)) && [[ -z ${RS_TEST_JOBS:-} ]] && jobs=4
 [[ $jobs =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: RS_TEST_JOBS must be a positive integer" >&2; exit 2; }
 

@@ -392,6 +392,15 @@ static void clear_ins(struct pusher *P)
 	P->nins = 0;
 }
 
+/* The server's rowid v for the insert a (of a table without a key), recorded; an error when it sent none. */
+static int map_rowid(struct pusher *P, const struct anon_ins *a, const rs_hrana_value *v, rs_error *err)
+{
+	if (!v || v->type != RS_HRANA_INTEGER)
+		return rs_err(err, RS_EREMOTE, "push: the server committed an insert into table %s but did "
+			      "not return its rowid", (const char *)a->key);
+	return rs_tstate_map_rowid(P->t->state, a->key, a->klen, v->i, err);
+}
+
 /*
  * The batch committed: each anon row it inserted learns the server's rowid
  * from its RETURNING answer (tursodb leaves last_insert_rowid empty), and
@@ -405,10 +414,7 @@ static int learn_rowids(struct pusher *P, const rs_hrana_response *resp, rs_erro
 		const rs_hrana_value *v = NULL;
 		if (r && r->batch && a->step >= 0 && (size_t)a->step < r->nsteps)
 			v = rs_hrana_cell(&r->steps[a->step], 0, 0);
-		if (!v || v->type != RS_HRANA_INTEGER)
-			return rs_err(err, RS_EREMOTE, "push: the server committed an insert into table %s but did "
-				      "not return its rowid", (const char *)a->key);
-		int rc = rs_tstate_map_rowid(P->t->state, a->key, a->klen, v->i, err);
+		int rc = map_rowid(P, a, v, err);
 		if (rc != RS_OK)
 			return rc;
 	}
@@ -1149,10 +1155,7 @@ static int learn_staged_rowids(struct pusher *P, const rs_hrana_response *resp, 
 			else
 				hi = mid;
 		}
-		if (!v || v->type != RS_HRANA_INTEGER)
-			return rs_err(err, RS_EREMOTE, "push: the server committed an insert into table %s but did "
-				      "not return its rowid", (const char *)a->key);
-		int rc = rs_tstate_map_rowid(P->t->state, a->key, a->klen, v->i, err);
+		int rc = map_rowid(P, a, v, err);
 		if (rc != RS_OK)
 			return rc;
 	}

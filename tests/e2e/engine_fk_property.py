@@ -773,7 +773,9 @@ def check_d1(tmp, a, b, dsql, work):
     rc, out = wrangler(proj, asql, work)
     if rc != 0:
         return "D1 refused A's dump: %s" % out
-    rc, out = wrangler(proj, dsql, work)
+    # An empty diff (every change of the case refused and rolled back) is
+    # not sent, as `sync` sends nothing then; wrangler refuses an empty file.
+    rc, out = wrangler(proj, dsql, work) if os.path.getsize(dsql) else (0, "")
     if rc != 0:
         return "D1 refused the diff: %s" % out
     state = d1_state(proj)

@@ -30,7 +30,7 @@ static const char usage_text[] =
 	"  run [--final-sync] [--metrics-file PATH]\n"
 	"                      start-up sequence, then sync every interval until\n"
 	"                      SIGTERM/SIGINT (SIGHUP re-reads the config)\n"
-	"  sync [--prefer-local|--prefer-remote]\n"
+	"  sync [--prefer-local|--prefer-remote|--merge]\n"
 	"                      start-up sequence, then exactly one sync cycle\n"
 	"  diff [--format sql|json|key] [--plain] [--stats] OLD.db NEW.db\n"
 	"                      print what turns OLD into NEW (SQL in D1's dialect,\n"

@@ -43,6 +43,8 @@ int rs_cli_fail(const rs_error *err);
  * and help on standard output and 0; else usage on standard error and 2.
  */
 int rs_cli_usage(const struct rs_cli *cli, const char *usage, const char *help);
+/* fn for SIGTERM and SIGINT (and SIGHUP when with_hup), through sigaction. */
+void rs_cli_catch_signals(void (*fn)(int), int with_hup);
 
 /* The commands. */
 int rs_cmd_diff(struct rs_cli *cli);

@@ -56,12 +56,7 @@ int rs_cmd_restore(struct rs_cli *cli)
 		return 2;
 	rs_error err = {0};
 	int rc;
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+	rs_cli_catch_signals(on_signal, 0);
 	o.cancel = &g_cancel;
 	o.progress = isatty(2);
 	o.out = stdout;

@@ -78,7 +78,7 @@ static rs_config *load_enabled(struct rs_cli *cli, int *code)
 	return cfg;
 }
 
-static void catch_signals(void (*fn)(int), int with_hup)
+void rs_cli_catch_signals(void (*fn)(int), int with_hup)
 {
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
@@ -114,7 +114,7 @@ int rs_cmd_sync(struct rs_cli *cli)
 	rs_config *cfg = load_enabled(cli, &code);
 	if (!cfg)
 		return code;
-	catch_signals(on_signal_once, 0);
+	rs_cli_catch_signals(on_signal_once, 0);
 	rs_error err = {0};
 	rs_syncer *s = NULL;
 	rs_sync_result r = {0};
@@ -344,7 +344,7 @@ int rs_cmd_run(struct rs_cli *cli)
 		return code;
 	if (!d.metrics_file)
 		d.metrics_file = d.cfg->metrics_file;
-	catch_signals(on_signal, 1);
+	rs_cli_catch_signals(on_signal, 1);
 	signal(SIGPIPE, SIG_IGN);
 	rs_error err = {0};
 	if (daemon_start(&d, &err) != RS_OK) {

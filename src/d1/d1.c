@@ -681,9 +681,13 @@ static int payload_read(const char *path, struct payload *p)
 	char line[256];
 	FILE *f = fopen(path, "rb");
 	memset(p, 0, sizeof *p);
-	int ok = f && fgets(line, sizeof line, f) && strncmp(line, PAYLOAD_TAG, sizeof PAYLOAD_TAG - 1) == 0 &&
-		 sscanf(line + sizeof PAYLOAD_TAG - 1, " %4s %16s %64s %ld %ld", p->mode, p->base, p->key, &p->from,
-			&p->to) == 5 && strlen(p->key) == 64 && p->from > 0 && p->to >= p->from;
+	int n = f && fgets(line, sizeof line, f) && strncmp(line, PAYLOAD_TAG, sizeof PAYLOAD_TAG - 1) == 0
+			? sscanf(line + sizeof PAYLOAD_TAG - 1, " %4s %16s %64s %ld %ld %16s", p->mode, p->base, p->key,
+				 &p->from, &p->to, p->excl)
+			: 0;
+	int ok = n >= 5 && strlen(p->key) == 64 && p->from > 0 && p->to >= p->from;
+	if (n == 5 || strlen(p->excl) != 16) /* written before the digest was: no exclusions */
+		memset(p->excl, '0', 16);
 	if (f)
 		fclose(f);
 	return ok ? 0 : -1;
@@ -692,7 +696,7 @@ static int payload_read(const char *path, struct payload *p)
 /* The payload's head: its first line, then the history record. */
 int d1_write_head(FILE *f, const struct payload *p, const char *ulid, const char *at)
 {
-	return fprintf(f, PAYLOAD_LINE HEADER_FMT, p->mode, p->base, p->key, p->from, p->to, p->key, ulid, at,
+	return fprintf(f, PAYLOAD_LINE HEADER_FMT, p->mode, p->base, p->key, p->from, p->to, p->excl, p->key, ulid, at,
 		       p->mode) < 0 ? -1 : 0;
 }
 
@@ -846,7 +850,11 @@ static int deliver(rs_d1 *d, const struct payload *p, int known, rs_d1_report *r
 
 	/* Advance the snapshot to exactly the state the payload was built from. */
 	if (strcmp(p->mode, "full") == 0) {
+		rs_error e2 = {0};
 		rc = snapshot_commit(d->next, d->snapshot, err);
+		if (rc == RS_OK && d1_outside_record(d, &e2) != RS_OK) /* the old names stay: one more full load */
+			rs_warn("d1: cannot record the excluded tables after the full load", "error=%s",
+				rs_log_quote(q, sizeof q, e2.message));
 	} else {
 		int src = 0;
 		rs_error e2 = {0};
@@ -944,6 +952,13 @@ static int settle_pending(rs_d1 *d, rs_d1_report *rep, rs_error *err)
 	}
 	if (readable && chain[0] && strncmp(chain, p.key, 16) == 0)
 		return d1_remove_file(d->pending, err); /* the snapshot advanced before the last cycle ended */
+	char excl[17];
+	if (readable && d1_outside_digest(d, excl) == 0 && strcmp(excl, p.excl) != 0) {
+		/* Built when other tables were in: what it holds of a table now left out must not go. */
+		rs_warn("d1: exclude_tables changed since the pending payload was built; it is not sent: starting over"
+			" with a new full load", "mode=%s key=%.16s", p.mode, p.key);
+		return reset_to_full_load(d, err);
+	}
 	int full = readable && strcmp(p.mode, "full") == 0;
 	if (full && prepared_for(d->next, p.key)) {
 		/*
@@ -1064,6 +1079,13 @@ static int cycle_open(rs_d1 *d, struct cycle *c, rs_error *err)
 	memset(c->p.key, '0', 64);
 	memcpy(c->p.base, c->p.key, 16);
 	d1_fallback_read(d, &c->fb);
+	int back = 0;
+	if (d1_outside_digest(d, c->p.excl) != 0)
+		return rs_err(err, RS_ENOMEM, "out of memory");
+	if ((rc = d1_outside_check(d, &back, err)) != RS_OK)
+		return rc;
+	if (back && (rc = reset_to_full_load(d, err)) != RS_OK)
+		return rc;
 	c->full = !file_exists(d->snapshot) || c->fb.full_load;
 	if (c->full && c->fb.full_load)
 		rs_info("d1: sending a full load: D1 refused the last payload", "reason=\"%.600s\"", c->fb.reason);
@@ -1493,7 +1515,9 @@ int rs_d1_new(rs_d1 **out, const rs_config *cfg, const rs_d1_transport *transpor
 	d->pages = d->snapshot ? rs_path_beside(d->snapshot, ".pages") : NULL;
 	d->pages_new = d->snapshot ? rs_path_beside(d->snapshot, ".pages.new") : NULL;
 	d->marker = d->snapshot ? rs_path_beside(d->snapshot, ".full-load") : NULL;
-	int ok = d->snapshot && d->pending && d->staging && d->part && d->next && d->pages && d->pages_new && d->marker;
+	d->outside = d->snapshot ? rs_path_beside(d->snapshot, ".excluded") : NULL;
+	int ok = d->snapshot && d->pending && d->staging && d->part && d->next && d->pages && d->pages_new && d->marker &&
+		 d->outside;
 	if (ok && cfg->d1_wrangler_config) {
 		/* wrangler runs in the directory of its config, where local D1 keeps its state. */
 		d->wconfig = absolute(cfg->d1_wrangler_config, "");
@@ -1538,6 +1562,7 @@ void rs_d1_free(rs_d1 *d)
 	free(d->pages);
 	free(d->pages_new);
 	free(d->marker);
+	free(d->outside);
 	free_list(d->skip);
 	free(d->wconfig);
 	free(d->wcwd);
@@ -1576,6 +1601,8 @@ int rs_d1_adopt(rs_d1 *d, rs_error *err)
 	rs_engine_close(live);
 	if (rc == RS_OK)
 		rc = snapshot_commit(d->next, d->snapshot, err);
+	if (rc == RS_OK) /* the restore left out the excluded tables */
+		rc = d1_outside_record(d, err);
 	if (rc != RS_OK)
 		rs_err_prefix(err, "restore: writing the D1 snapshot %s", d->snapshot);
 	return rc;

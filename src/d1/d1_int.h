@@ -6,6 +6,7 @@
  *   parts.c   a full load cut into parts, each its own file and call
  *   status.c  the status file and the verify result beside the snapshot
  *   hooks.c   crash points for the fault tests (RS_TEST_HOOKS builds only)
+ *   outside.c the tables D1's copy leaves out, and when that set changed
  */
 #ifndef RS_D1_D1_INT_H
 #define RS_D1_D1_INT_H
@@ -34,6 +35,7 @@ struct rs_d1 {
 	char db_real[PATH_MAX];     /* the database's resolved path (named in the owner mark) */
 	rs_lock *state_lock;        /* S.lock: two databases never share one snapshot */
 	char *marker;               /* S.full-load: D1 refused a payload, the next one is a full load */
+	char *outside;              /* S.excluded: the tables D1's copy leaves out (outside.c) */
 	char **skip;                /* this cycle's exclusions: exclude_tables plus tables D1 cannot hold */
 	char unsupported[1024];     /* this cycle: the tables left out as over D1's limits, "" if none */
 	double verify_seen;         /* time of the last verify result put into the metrics */
@@ -54,13 +56,14 @@ struct rs_d1 {
  * payload proper (after the history record).  A comment to D1.
  */
 #define PAYLOAD_TAG "-- resort-sync d1 payload v1:"
-#define PAYLOAD_LINE PAYLOAD_TAG " %4.4s %16.16s %64.64s %012ld %012ld\n"
+#define PAYLOAD_LINE PAYLOAD_TAG " %4.4s %16.16s %64.64s %012ld %012ld %16.16s\n"
 
 struct payload {
 	char mode[5];
 	char base[17];
 	char key[65];
 	long from, to;
+	char excl[17];  /* digest of the exclusions it was built under (outside.c); zeros: none */
 	char model[65]; /* in memory only: the change model's key, "" for a payload read back */
 	int fallback;   /* in memory only: a full load sent in place of a refused payload */
 };
@@ -128,6 +131,20 @@ void d1_parts_free(struct d1_parts *parts);
  */
 int d1_parts_send(rs_d1 *d, const struct payload *p, const struct d1_parts *parts, int ask, int *outcome,
 		  rs_d1_report *rep, rs_error *err);
+
+/* ---- outside.c: exclude_tables across cycles ------------------------- */
+
+/* 16 hex digits naming the configured exclusions (zeros for none); -1 when out of memory. */
+int d1_outside_digest(const rs_d1 *d, char out[17]);
+/*
+ * Compare the configured exclusions with those the snapshot's D1 copy was
+ * built under: *back = 1 (logged, recorded) when a table came back into
+ * sync, so that only a full load makes D1 exact; newly excluded tables are
+ * recorded.
+ */
+int d1_outside_check(rs_d1 *d, int *back, rs_error *err);
+/* Record the configured exclusions as those of the snapshot (after a full load). */
+int d1_outside_record(const rs_d1 *d, rs_error *err);
 
 /* ---- status.c --------------------------------------------------------- */
 

@@ -1469,7 +1469,7 @@ static char *absolute(const char *path, const char *suffix)
 
 /* The names resort-sync creates beside the snapshot S (S.owner is the mark itself). */
 static const char *const family[] = {".pending.sql", ".pending.sql.new", ".part.sql", ".next", ".pages", ".pages.new",
-				     ".status.json", ".lock", ".full-load", ".verify.json", "-journal", NULL};
+				     ".status.json", ".lock", ".full-load", ".excluded", ".verify.json", "-journal", NULL};
 
 /*
  * Make sure the snapshot and the files beside it are ours (core/claim.h),

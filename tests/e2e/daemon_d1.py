@@ -114,7 +114,7 @@ def main():
             ok503 = wait_for(lambda: get(base + "/healthz")[0] == 503, 20)
             report("healthz_503_when_stale", ok503, str(get(base + "/healthz")))
             os.remove(os.path.join(tmp, "fail"))
-            ok = wait_for(lambda: get(base + "/healthz")[0] == 200, 30)
+            ok = wait_for(lambda: get(base + "/healthz")[0] == 200, 180)
             report("healthz_recovers", ok)
 
             def in_snapshot():
@@ -126,7 +126,7 @@ def main():
                 except sqlite3.Error:
                     return False
             # the write made while cycles were skipping reached D1 (the snapshot advances only then)
-            report("change_after_idle_cycles_is_sent", wait_for(in_snapshot, 30))
+            report("change_after_idle_cycles_is_sent", wait_for(in_snapshot, 180))
 
             text = get(base + "/metrics")[1]
             buckets = re.findall(r'rustresort_db_sync_duration_seconds_bucket\{backend="d1",status="success",le="([^"]+)"\}', text)

@@ -85,16 +85,16 @@ def main():
         d = subprocess.Popen([RS, "-v", "-v", "-c", cfg, "run"], stdout=log, stderr=subprocess.STDOUT)
         base = "http://127.0.0.1:%d" % port
         try:
-            up = wait_for(lambda: get(base + "/healthz")[0] in (200, 503), 10)
+            up = wait_for(lambda: get(base + "/healthz")[0] in (200, 503), 30)
             report("metrics_endpoint_up", up)
             ok = wait_for(lambda: (metric(get(base + "/metrics")[1], "rustresort_db_sync_total",
-                                          backend="d1", status="success") or 0) >= 1, 60)
+                                          backend="d1", status="success") or 0) >= 1, 180)
             report("cycle_runs_on_interval", ok, open(log.name).read()[-500:])
             # a skipped cycle follows (nothing changed)
             ok = wait_for(lambda: (metric(get(base + "/metrics")[1], "rustresort_db_sync_total",
-                                          backend="d1", status="skipped") or 0) >= 1, 20)
+                                          backend="d1", status="skipped") or 0) >= 1, 120)
             report("idle_cycle_is_skipped", ok)
-            ok = wait_for(lambda: "nothing to diff" in open(log.name).read(), 10)
+            ok = wait_for(lambda: "nothing to diff" in open(log.name).read(), 60)
             report("idle_cycle_does_not_scan", ok, open(log.name).read()[-500:])
 
             # second instance refused, naming the pid

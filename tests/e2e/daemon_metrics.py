@@ -375,7 +375,7 @@ def main():
             return open(log_path).read()[-800:]
 
         # -- 1. first cycle -------------------------------------------------------
-        up = wait_for(lambda: get(base + "/healthz")[0] == 200, 15)
+        up = wait_for(lambda: get(base + "/healthz")[0] == 200, 120)
         report("healthz_200_at_start_up", bool(up), str(get(base + "/healthz")))
         ok = wait_for(lambda: w.snapshot()[0] and (value_of(w.snapshot()[0][1], "rustresort_db_sync_total",
                                                             backend="d1", status="success") or 0) >= 1, 120)
@@ -466,7 +466,7 @@ def main():
                                                              os.path.exists(snap + ".pending.sql")))
 
         # -- 4. outage: /healthz tracks the staleness bound -----------------------------
-        ok = wait_for(lambda: get(base + "/healthz")[0] == 200, 10)
+        ok = wait_for(lambda: get(base + "/healthz")[0] == 200, 120)
         errors0 = value_of(scrape(), "rustresort_db_sync_total", backend="d1", status="error")
         open(os.path.join(tmp, "fail"), "w").close()
         insert(db, "during outage")
@@ -506,7 +506,7 @@ def main():
         report("error_metrics_recorded", err_total >= 1 and any(v and v >= t_change - 0.5 for v in last_err),
                "errors_total %r, last_error %r" % (err_total, last_err))
         os.remove(os.path.join(tmp, "fail"))
-        ok = wait_for(lambda: get(base + "/healthz")[0] == 200, 60)
+        ok = wait_for(lambda: get(base + "/healthz")[0] == 200, 180)
         report("healthz_200_after_recovery", bool(ok), tail())
 
         # -- 5. stop ----------------------------------------------------------------------

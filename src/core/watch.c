@@ -16,10 +16,14 @@ int64_t rs_watch_version(rs_watch *w, const char *path)
 	}
 	w->dev = (unsigned long long)sb.st_dev;
 	w->ino = (unsigned long long)sb.st_ino;
-	if (!w->db && sqlite3_open_v2(path, &w->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-		sqlite3_close(w->db);
+	if (!w->db && sqlite3_open_v2(path, &w->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		sqlite3_close(w->db); /* a file we may not write: watched all the same, never written through */
 		w->db = NULL;
-		return -1;
+		if (sqlite3_open_v2(path, &w->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+			sqlite3_close(w->db);
+			w->db = NULL;
+			return -1;
+		}
 	}
 	sqlite3_stmt *st = NULL;
 	int64_t v = -1;
@@ -27,6 +31,13 @@ int64_t rs_watch_version(rs_watch *w, const char *path)
 		v = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	return v;
+}
+
+sqlite3 *rs_watch_writer(rs_watch *w, const char *path)
+{
+	if (rs_watch_version(w, path) < 0 || sqlite3_db_readonly(w->db, "main") != 0)
+		return NULL;
+	return w->db;
 }
 
 int rs_watch_unchanged(rs_watch *w, const char *path)

@@ -2,7 +2,7 @@
  * watch.h: has any connection committed to a database file since we last
  * looked?  Cheap enough to ask every cycle.
  *
- * A read-only connection is kept open, outside any transaction (so it pins
+ * A connection is kept open, outside any transaction (so it pins
  * no snapshot and never holds up a checkpoint), and asked PRAGMA
  * data_version, which SQLite moves whenever another connection (any
  * process) commits to the file.  A file replaced under the same name (new
@@ -26,6 +26,13 @@ typedef struct rs_watch {
 /* The current data_version of `path`, or -1 when it cannot be read (then
  * treat the file as changed).  A replaced file drops any mark. */
 int64_t rs_watch_version(rs_watch *w, const char *path);
+/*
+ * The watching connection itself, for a small write of our own that must not
+ * count as a change (SQLite leaves a connection's data_version alone when
+ * that connection commits): NULL when the file cannot be opened for
+ * writing.  The caller leaves it outside any transaction.
+ */
+sqlite3 *rs_watch_writer(rs_watch *w, const char *path);
 /* 1 when a mark was set at `version` and nothing has committed since. */
 int rs_watch_unchanged(rs_watch *w, const char *path);
 /* Remember `version` (from rs_watch_version() before the work that saw the

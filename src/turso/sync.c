@@ -613,11 +613,12 @@ static void raise_generation(rs_turso *t)
 {
 	rs_error e = {0};
 	int64_t db_gen = 0, rec = 0;
-	sqlite3 *db = NULL;
+	/* Written through the watch's own connection: our write then does not
+	 * look like the application's, and the next push need not diff for it. */
+	sqlite3 *db = rs_watch_writer(&t->watch, t->cfg->db_path);
 	int rc = read_recorded_generation(t, &rec, &e);
-	if (rc == RS_OK && sqlite3_open_v2(t->cfg->db_path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
-			       SQLITE_OK)
-		rc = rs_err(&e, RS_ELOCAL, "%s: %s", t->cfg->db_path, db ? sqlite3_errmsg(db) : "cannot open");
+	if (rc == RS_OK && !db)
+		rc = rs_err(&e, RS_ELOCAL, "%s: cannot open for writing", t->cfg->db_path);
 	if (rc == RS_OK) {
 		sqlite3_busy_timeout(db, 5000);
 		if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
@@ -635,7 +636,6 @@ static void raise_generation(rs_turso *t)
 	sqlite3_free(sql);
 	if (db && !sqlite3_get_autocommit(db))
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-	sqlite3_close(db);
 	char *p = rc == RS_OK ? generation_path(t) : NULL;
 	if (rc == RS_OK && !p)
 		rc = rs_err(&e, RS_ENOMEM, "out of memory");

@@ -28,6 +28,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -317,6 +319,32 @@ int rs_image_of(sqlite3 *db, rs_image **imgp)
 	im->mapped = sqlite3_file_control(db, "main", SQLITE_FCNTL_MMAP_SIZE, &limit) == SQLITE_OK;
 	*imgp = im;
 	return RS_OK;
+}
+
+int rs_image_digest(rs_image *im, unsigned char out[32], rs_error *err)
+{
+	enum { RUN = 64 };
+	unsigned char *buf = malloc((size_t)im->page_size * RUN);
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned int n = 0;
+	int rc = buf && md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 ? RS_OK
+									: rs_err(err, RS_ENOMEM, "out of memory");
+	unsigned char head[8];
+	rs_put_be32(head, im->page_size);
+	rs_put_be32(head + 4, im->npage);
+	if (rc == RS_OK && EVP_DigestUpdate(md, head, sizeof head) != 1)
+		rc = rs_err(err, RS_EINTERNAL, "SHA-256 failed");
+	for (uint32_t p = 1; rc == RS_OK && p <= im->npage; p += RUN) {
+		uint32_t k = im->npage - p + 1 < RUN ? im->npage - p + 1 : RUN;
+		if ((rc = rs_image_read(im, p, k, buf, err)) == RS_OK &&
+		    EVP_DigestUpdate(md, buf, (size_t)k * im->page_size) != 1)
+			rc = rs_err(err, RS_EINTERNAL, "SHA-256 failed");
+	}
+	if (rc == RS_OK && (EVP_DigestFinal_ex(md, out, &n) != 1 || n != 32))
+		rc = rs_err(err, RS_EINTERNAL, "SHA-256 failed");
+	EVP_MD_CTX_free(md);
+	free(buf);
+	return rc;
 }
 
 /* ---- the structure of one side ---------------------------------------- */

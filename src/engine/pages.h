@@ -65,6 +65,8 @@ int rs_image_open(const char *path, sqlite3 **db, rs_image **img, rs_error *err)
  */
 int rs_image_of(sqlite3 *db, rs_image **img);
 void rs_image_free(rs_image *im);
+/* SHA-256 of the image: its page size, page count and every page, in order. */
+int rs_image_digest(rs_image *im, unsigned char out[32], rs_error *err);
 uint32_t rs_image_page_size(const rs_image *im);
 uint32_t rs_image_npage(const rs_image *im);
 /* Pages first .. first+n-1 (all at most npage) into buf (n * page size bytes). */

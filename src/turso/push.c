@@ -62,11 +62,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "core/vec.h"
 #include "emit/sql.h"
+#include "engine/pages.h"
 #include "engine/schema.h"
 #include "turso/pipeline.h"
 #include "turso/sync_int.h"
@@ -2080,6 +2083,64 @@ static int check_tables(rs_turso *t, sqlite3 *ldb, rs_error *err)
 	return rc;
 }
 
+/*
+ * Across processes: <replica>-unchanged records the database as the last
+ * complete push saw it (the SHA-256 of its page image, read in the diff's
+ * own read transaction), with the replica's revision and the exclusions
+ * then.  When all three are still the same, the diff would find exactly
+ * what that push found, all of it on the server: a start-up push skips it.
+ * Any commit, by anyone, changes the image (or, a VACUUM, only its layout:
+ * a diff then); a pull that moves the replica changes the revision.
+ */
+static void unchanged_text(rs_turso *t, const unsigned char dig[32], char *out, size_t size)
+{
+	char hex[65], ex[65] = "";
+	unsigned char md[32];
+	rs_buf b = RS_BUF_INIT(0);
+	for (int i = 0; t->exclude && t->exclude[i]; i++)
+		rs_buf_append(&b, t->exclude[i], strlen(t->exclude[i]) + 1);
+	unsigned int n = 0;
+	if (!b.failed && EVP_Digest(b.data ? b.data : "", b.len, md, &n, EVP_sha256(), NULL) == 1)
+		rs_hex(ex, md, 32);
+	rs_buf_free(&b);
+	rs_hex(hex, dig, 32);
+	snprintf(out, size, "resort-sync unchanged v1\n%s\n%s\n%s\n", rs_replica_revision(t->replica), ex, hex);
+}
+
+static void record_unchanged(rs_turso *t, const unsigned char dig[32])
+{
+	char text[512];
+	rs_error e = {0};
+	unchanged_text(t, dig, text, sizeof text);
+	if (rs_write_file_atomic(t->unchanged_path, text, strlen(text), 0600, &e) != RS_OK)
+		rs_debug("turso: cannot record the database as pushed; the next start-up push diffs it",
+			 "err=\"%s\"", e.message);
+}
+
+/* 1 when the database, the replica and the exclusions are as the last complete push recorded. */
+static int unchanged_since_push(rs_turso *t)
+{
+	char *was = NULL;
+	size_t len = 0;
+	rs_error e = {0};
+	if (access(t->unchanged_path, F_OK) != 0 || access(t->staged_path, F_OK) == 0 || rs_tstate_pending(t->state) ||
+	    rs_read_file_max(t->unchanged_path, &was, &len, 4096, &e) != RS_OK)
+		return 0;
+	sqlite3 *db = NULL;
+	rs_image *im = NULL;
+	unsigned char dig[32];
+	char now[512];
+	int same = 0;
+	if (rs_image_open(t->cfg->db_path, &db, &im, &e) == RS_OK && im && rs_image_digest(im, dig, &e) == RS_OK) {
+		unchanged_text(t, dig, now, sizeof now);
+		same = strlen(now) == len && memcmp(now, was, len) == 0;
+	}
+	rs_image_free(im);
+	rs_engine_close(db);
+	free(was);
+	return same;
+}
+
 int rs_turso_push(rs_turso *t, rs_turso_report *rep, rs_error *err)
 {
 	int rc = rs_turso_resolve_pending(t, err);
@@ -2095,6 +2156,18 @@ int rs_turso_push(rs_turso *t, rs_turso_report *rep, rs_error *err)
 		return RS_OK;
 	}
 	rs_watch_forget(&t->watch);
+	if (unchanged_since_push(t)) {
+		rs_info("turso push: the database is as the last complete push left it and the replica has not moved;"
+			" nothing to diff", "db=%s", t->cfg->db_path);
+		t->last_push = rs_now();
+		rs_metrics_set_remote_confirmed(t->metrics, RS_METRICS_TURSO, seen);
+		rs_watch_mark(&t->watch, version);
+		return RS_OK;
+	}
+	if (unlink(t->unchanged_path) != 0 && errno != ENOENT)
+		return rs_err(err, RS_ELOCAL, "%s: cannot remove: %s", t->unchanged_path, strerror(errno));
+	unsigned char dig[32];
+	int have_dig = 0;
 	if (access(t->staged_path, F_OK) == 0) { /* a staged push was cut short: drop its scratch tables */
 		struct pusher C = {.t = t};
 		stage_cleanup(&C);
@@ -2107,7 +2180,8 @@ int rs_turso_push(rs_turso *t, rs_turso_report *rep, rs_error *err)
 	do {
 		again = 0;
 		sqlite3 *ldb = NULL, *rdb = NULL;
-		rc = rs_engine_open(t->cfg->db_path, &ldb, err);
+		rs_image *lim = NULL;
+		rc = rs_image_open(t->cfg->db_path, &ldb, &lim, err);
 		if (rc == RS_OK)
 			rc = check_tables(t, ldb, err);
 		if (rc == RS_OK)
@@ -2122,6 +2196,11 @@ int rs_turso_push(rs_turso *t, rs_turso_report *rep, rs_error *err)
 			rs_diff_opts opts = {.exclude = (const char *const *)t->exclude, .shape_compare = 1};
 			rs_sink sink = {on_change, on_finish, &P};
 			rc = rs_engine_diff(rdb, ldb, &opts, &sink, NULL, err);
+			/* What this diff saw, for the next start-up (unchanged_since_push). */
+			rs_error e2 = {0};
+			have_dig = rc == RS_OK && lim && rs_image_digest(lim, dig, &e2) == RS_OK;
+			rs_image_free(lim);
+			lim = NULL;
 			/* The read transaction ends before the last batch goes out. */
 			rs_engine_close(ldb);
 			ldb = NULL;
@@ -2149,6 +2228,7 @@ int rs_turso_push(rs_turso *t, rs_turso_report *rep, rs_error *err)
 		rs_tkeys_free(&P.keys);
 		rs_buf_free(&P.key);
 		rs_buf_free(&P.key2);
+		rs_image_free(lim);
 		rs_engine_close(ldb);
 		rs_engine_close(rdb);
 	} while (again);
@@ -2165,8 +2245,11 @@ int rs_turso_push(rs_turso *t, rs_turso_report *rep, rs_error *err)
 	if (rc == RS_OK) {
 		t->last_push = rs_now();
 		rs_metrics_set_remote_confirmed(t->metrics, RS_METRICS_TURSO, seen);
-		if (!refused.n) /* else the next cycle diffs again and names them again */
+		if (!refused.n) { /* else the next cycle diffs again and names them again */
 			rs_watch_mark(&t->watch, version);
+			if (have_dig)
+				record_unchanged(t, dig);
+		}
 	}
 	return rc;
 }

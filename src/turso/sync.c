@@ -348,8 +348,10 @@ static int turso_new(rs_turso **out, const rs_config *cfg, int remote_only, rs_e
 		t->base_rev_path = rs_path_beside(rp, "-base-revision");
 		t->status_path = rs_path_beside(rp, ".status.json");
 		t->staged_path = rs_path_beside(rp, "-staged");
+		t->unchanged_path = rs_path_beside(rp, "-unchanged");
 		char *sp = rs_path_beside(rp, "-sync.json");
-		rc = t->base_path && t->base_rev_path && t->status_path && t->staged_path && sp ? rs_tstate_load(&t->state, sp, err)
+		rc = t->base_path && t->base_rev_path && t->status_path && t->staged_path && t->unchanged_path && sp
+			     ? rs_tstate_load(&t->state, sp, err)
 							  : rs_err(err, RS_ENOMEM, "out of memory");
 		free(sp);
 	}
@@ -399,6 +401,7 @@ void rs_turso_free(rs_turso *t)
 	free(t->base_rev_path);
 	free(t->status_path);
 	free(t->staged_path);
+	free(t->unchanged_path);
 	free(t->exclude);
 	free_names(t->left_out);
 	sqlite3_free(t->left_idx);

@@ -61,6 +61,7 @@ struct rs_turso {
 	char crash[32];      /* test crash point, "" = none */
 	size_t batch_steps;  /* statements of one request: RS_TURSO_BATCH_STEPS (test builds may lower it) */
 	char *staged_path;   /* <replica>-staged: present while a staged push may have left scratch tables */
+	char *unchanged_path; /* <replica>-unchanged: the database as the last complete push saw it (push.c) */
 	double last_push, last_pull;
 	int64_t seen_gen;    /* identity.c: the server's generation, when it differs from the recorded one */
 	int64_t seen_change; /* and this client's watermark there (0: none) */

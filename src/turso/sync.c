@@ -758,8 +758,13 @@ static int sequence(rs_turso *t, int startup, rs_turso_report *rep, rs_error *er
 	STEP("recover (merge an interrupted pull)", rs_turso_merge(t, rep, err));
 	if (startup && t->prefer == RS_PREFER_MERGE && *rs_tstate_server_id(t->state, NULL))
 		STEP("server identity (--merge)", record_identity(t, 1, err)); /* even when the pull brings nothing */
+	int64_t raised = 0; /* rows pulled when the generation was last raised */
 	if (startup) {
 		STEP("start-up pull", pull(t, rep, err));
+		if (rc == RS_OK && rep->pulled > 0) { /* before the push, which records the database as it saw it */
+			raise_generation(t);
+			raised = rep->pulled;
+		}
 		STEP("views and triggers (after the pull)", rs_turso_objects(t, "pulled", err));
 		if (t->cfg->migrations_dir)
 			STEP("migrations", rs_migrate(t->cfg->db_path, t->cfg->migrations_dir, NULL, err));
@@ -800,7 +805,7 @@ static int sequence(rs_turso *t, int startup, rs_turso_report *rep, rs_error *er
 				(long long)rep->pushed, (long long)rep->pulled, (long long)rep->kept,
 				rs_replica_revision(t->replica));
 	}
-	if (rep->pushed > 0 || rep->pulled > 0)
+	if (rep->pushed > 0 || rep->pulled > raised)
 		raise_generation(t);
 	if (rc == RS_OK && later.code) {
 		*err = later;

@@ -99,7 +99,7 @@ $(BUILD)/obj/%.o: %.c | $(PROTO_C)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-$(BUILD)/tests/%: tests/unit/%.c tests/harness.h $(BUILD)/libresortsync.a
+$(BUILD)/tests/%: tests/unit/%.c tests/harness.h tests/faults.h $(BUILD)/libresortsync.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libresortsync.a $(LDFLAGS) $(LDLIBS)
 
@@ -117,7 +117,7 @@ $(BUILD)/resort-sync-hooks: $(HOOK_OBJ) $(filter-out $(patsubst %.c,$(BUILD)/obj
 # test_d1_machine kills forked cycles at D1's crash points (RS_D1_TEST_CRASH),
 # so it links the test-hook objects ahead of the library's own.
 HOOK_LIB_OBJ := $(filter-out $(BUILD)/obj-hooks/src/main.o,$(HOOK_OBJ))
-$(BUILD)/tests/test_d1_machine: tests/unit/test_d1_machine.c tests/harness.h $(HOOK_LIB_OBJ) $(BUILD)/libresortsync.a
+$(BUILD)/tests/test_d1_machine: tests/unit/test_d1_machine.c tests/harness.h tests/faults.h $(HOOK_LIB_OBJ) $(BUILD)/libresortsync.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -Itests -o $@ $< $(HOOK_LIB_OBJ) $(BUILD)/libresortsync.a $(LDFLAGS) $(LDLIBS)
 

@@ -133,26 +133,28 @@ out:
 	return rc;
 }
 
-int rs_claim_lost(const char *state, const char *kind)
+/* read_mark() of `<state>.owner`, the database it names dropped; -2 when out of memory. */
+static int state_mark(const char *state, const char *kind)
 {
 	char *owner = rs_path_beside(state, OWNER_SUFFIX);
 	char *db = NULL;
-	if (!owner)
-		return 0;
-	int lost = exists(state) && read_mark(owner, kind, &db) != 1;
+	int m = owner ? read_mark(owner, kind, &db) : -2;
 	free(db);
 	free(owner);
-	return lost;
+	return m;
+}
+
+int rs_claim_lost(const char *state, const char *kind)
+{
+	if (!exists(state))
+		return 0;
+	int m = state_mark(state, kind);
+	return m != 1 && m != -2;
 }
 
 int rs_claim_held(const char *state, const char *kind)
 {
-	char *owner = rs_path_beside(state, OWNER_SUFFIX);
-	char *db = NULL;
-	int held = owner && read_mark(owner, kind, &db) == 1;
-	free(db);
-	free(owner);
-	return held;
+	return state_mark(state, kind) == 1;
 }
 
 int rs_move_aside(const char *path, char *moved, size_t size, rs_error *err)

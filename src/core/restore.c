@@ -1,7 +1,7 @@
 /*
  * restore.c: the parts of `resort-sync restore` both modes share (see
- * restore.h): the lock, the refusal, the temporary file and the rename,
- * and the progress display.
+ * restore.h): the lock, the refusal, the temporary file and the rename;
+ * the progress display is core/progress.c's.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,8 +19,6 @@
 #include "core/syncer.h"
 #include "core/util.h"
 #include "engine/schema.h"
-
-#define PROGRESS_LOG_SECONDS 10
 
 /* The files SQLite keeps beside a database, which travel with it. */
 static const char *const beside[] = {"-wal", "-journal", NULL};
@@ -160,25 +158,12 @@ void rs_restore_end(rs_restore_target *t)
 
 void rs_restore_progress_show(rs_restore_progress *p, const char *table)
 {
-	double pct = p->total_rows > 0 ? 100.0 * (double)p->rows / (double)p->total_rows : 100;
-	if (pct > 100)
-		pct = 100;
-	if (p->tty)
-		fprintf(stderr, "\r%s: %lld of %lld rows (%.0f%%), %lld bytes, table %.60s   ", p->what,
-			(long long)p->rows, (long long)p->total_rows, pct, (long long)p->bytes, table);
-	double now = rs_mono();
-	if (p->last_log == 0)
-		p->last_log = now;
-	if (now - p->last_log > PROGRESS_LOG_SECONDS) {
-		char q[256];
-		p->last_log = now;
-		rs_info("restore progress", "rows=%lld total=%lld pct=%.0f bytes=%lld table=%s", (long long)p->rows,
-			(long long)p->total_rows, pct, (long long)p->bytes, rs_log_quote(q, sizeof q, table));
-	}
+	if (!p->log_msg)
+		p->log_msg = "restore progress";
+	rs_progress_show(p, table);
 }
 
 void rs_restore_progress_end(rs_restore_progress *p)
 {
-	if (p->tty && p->rows + p->bytes > 0)
-		fputc('\n', stderr);
+	rs_progress_end(p);
 }

@@ -18,6 +18,7 @@
 
 #include "config/config.h"
 #include "core/lock.h"
+#include "core/progress.h"
 #include "resortsync.h"
 
 typedef struct rs_restore_opts {
@@ -55,13 +56,12 @@ int rs_restore_commit(rs_restore_target *t, const rs_restore_opts *o, rs_error *
 /* Remove the temporary file if it is still there, release the lock, free. */
 void rs_restore_end(rs_restore_target *t);
 
-/* Progress on a terminal and in the log, as full loads show it. */
-typedef struct rs_restore_progress {
-	int tty;
-	const char *what;  /* "d1 restore", "turso restore" */
-	int64_t rows, total_rows, bytes;
-	double last_log;
-} rs_restore_progress;
+/*
+ * Progress on a terminal and in the log, as full loads show it: the meter of
+ * core/progress.h (its fields tty, what, rows, total_rows, bytes), whose log
+ * line is "restore progress" unless log_msg says otherwise.
+ */
+typedef rs_progress rs_restore_progress;
 
 void rs_restore_progress_show(rs_restore_progress *p, const char *table);
 /* End the terminal line, if one was drawn. */

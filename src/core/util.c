@@ -200,44 +200,34 @@ fail:;
 	return rs_err(err, RS_ELOCAL, "%s: cannot write: %s", path, strerror(e));
 }
 
-int rs_pwrite_all(int fd, const void *buf, size_t n, int64_t off)
+/* pwrite (writing set) or pread all n bytes at off, again after EINTR; 0, or -1 with errno (EIO: end of file). */
+static int pio_all(int fd, char *c, size_t n, int64_t off, int writing)
 {
-	const char *c = buf;
 	while (n) {
-		ssize_t w = pwrite(fd, c, n, (off_t)off);
-		if (w < 0 && errno == EINTR)
+		ssize_t k = writing ? pwrite(fd, c, n, (off_t)off) : pread(fd, c, n, (off_t)off);
+		if (k < 0 && errno == EINTR)
 			continue;
-		if (w < 0)
+		if (k < 0)
 			return -1;
-		if (w == 0) {
+		if (k == 0) {
 			errno = EIO;
 			return -1;
 		}
-		c += w;
-		n -= (size_t)w;
-		off += w;
+		c += k;
+		n -= (size_t)k;
+		off += k;
 	}
 	return 0;
 }
 
+int rs_pwrite_all(int fd, const void *buf, size_t n, int64_t off)
+{
+	return pio_all(fd, (char *)buf, n, off, 1);
+}
+
 int rs_pread_all(int fd, void *buf, size_t n, int64_t off)
 {
-	char *c = buf;
-	while (n) {
-		ssize_t r = pread(fd, c, n, (off_t)off);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -1;
-		if (r == 0) {
-			errno = EIO;
-			return -1;
-		}
-		c += r;
-		n -= (size_t)r;
-		off += r;
-	}
-	return 0;
+	return pio_all(fd, buf, n, off, 0);
 }
 
 int rs_read_file_max(const char *path, char **out, size_t *len, size_t max, rs_error *err)

@@ -95,6 +95,7 @@
 #include "core/lock.h"
 #include "core/log.h"
 #include "core/pageapply.h"
+#include "core/progress.h"
 #include "core/util.h"
 #include "core/watch.h"
 #include "d1/d1.h"
@@ -713,14 +714,13 @@ FILE *d1_create_private(const char *path, rs_error *err)
 	}
 	return f;
 }
+/* A full load's progress: the engine reports rows per table, the meter shows the sum (core/progress.h). */
 struct progress {
-	rs_d1 *d;
+	rs_progress meter;
 	const rs_sql_sink *sql;
-	int64_t total;
 	int64_t done_before; /* rows of finished tables */
 	const char *table;
 	int64_t last;
-	double last_log;
 };
 
 static void on_progress(void *ctx, const char *table, int64_t done, int64_t total)
@@ -732,19 +732,9 @@ static void on_progress(void *ctx, const char *table, int64_t done, int64_t tota
 		p->table = table;
 	}
 	p->last = done;
-	int64_t all = p->done_before + done;
-	double pct = p->total > 0 ? 100.0 * (double)all / (double)p->total : 0;
-	long long bytes = p->sql ? (long long)rs_sql_sink_stats(p->sql)->bytes : 0;
-	if (p->d->tty)
-		fprintf(stderr, "\rfull load: %lld of %lld rows (%.0f%%), %lld bytes of SQL, table %s   ",
-			(long long)all, (long long)p->total, pct > 100 ? 100 : pct, bytes, table);
-	double now = rs_mono();
-	if (now - p->last_log > 10) {
-		p->last_log = now;
-		char q[256];
-		rs_info("full load progress", "rows=%lld total=%lld pct=%.0f bytes=%lld table=%s", (long long)all,
-			(long long)p->total, pct, bytes, rs_log_quote(q, sizeof q, table));
-	}
+	p->meter.rows = p->done_before + done;
+	p->meter.bytes = p->sql ? rs_sql_sink_stats(p->sql)->bytes : 0;
+	rs_progress_show(&p->meter, table);
 }
 
 static int64_t count_rows(sqlite3 *db)
@@ -1154,7 +1144,9 @@ static int cycle_build(rs_d1 *d, struct cycle *c, rs_error *err)
 			return rc;
 		sink = d1_cutter_iface(c->cutter);
 	}
-	struct progress prog = {.d = d, .sql = c->sql, .last_log = rs_mono()};
+	struct progress prog = {.meter = {.tty = d->tty, .what = "full load", .bytes_of = " of SQL",
+					  .log_msg = "full load progress", .last_log = rs_mono()},
+				.sql = c->sql};
 	/* local D1 (wrangler 4.86) refuses CREATE VIRTUAL TABLE ... USING rtree with SQLITE_AUTH */
 	static const char *const d1_modules[] = {"fts5", "fts5vocab", NULL};
 	rs_diff_opts opts = {.preamble = c->full, .only = c->pd, .fk_target = 1, .refuse_dangling_fk = 1,
@@ -1162,13 +1154,12 @@ static int cycle_build(rs_d1 *d, struct cycle *c, rs_error *err)
 			     .exclude = (const char *const *)d->skip, .target_views = (const char *const *)c->tviews,
 			     .target_tables = (const char *const *)c->ttables};
 	if (c->full) {
-		prog.total = count_rows(c->live);
+		prog.meter.total_rows = count_rows(c->live);
 		opts.progress = on_progress;
 		opts.progress_ctx = &prog;
 	}
 	rc = rs_engine_diff(c->old, c->live, &opts, &sink, &c->stats, err);
-	if (c->full && d->tty)
-		fputc('\n', stderr);
+	rs_progress_end(&prog.meter);
 	if (rc != RS_OK) {
 		if (ferror(c->f))
 			rs_err_prefix(err, "%s", d->staging);

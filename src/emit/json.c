@@ -105,7 +105,7 @@ static int sink_change(void *ctx, const rs_change *ch, rs_error *err)
 			bad |= json_object_set_new(o, "old", row_json(t, ch->oldv));
 		if (ch->newv)
 			bad |= json_object_set_new(o, "new", row_json(t, ch->newv));
-		if (ch->op == RS_CH_UPDATE) {
+		if (ch->op == RS_CH_UPDATE && ch->changed) { /* a restore (changed NULL) writes the row whole */
 			json_t *c = json_array();
 			for (int i = 0; i < t->ncol; i++)
 				if (ch->changed[i])

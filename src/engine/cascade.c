@@ -148,6 +148,21 @@ static unsigned char *key_bytes(const rs_table *t, int64_t rowid, const rs_value
 	return b;
 }
 
+/*
+ * The key of the row st is on, whose first columns are t's key: the rowid
+ * into *rowid, or a WITHOUT ROWID table's key columns (in key order) into
+ * kv at their column indices.  kv points into st's row.
+ */
+static void row_key(const rs_table *t, sqlite3_stmt *st, int64_t *rowid, rs_value *kv)
+{
+	*rowid = 0;
+	if (t->kind != RS_TABLE_WITHOUT_ROWID)
+		*rowid = sqlite3_column_int64(st, 0);
+	else
+		for (int k = 0; k < t->npk; k++)
+			rs_value_from_column(st, k, &kv[t->pk[k]]);
+}
+
 /* Values of a key's bytes into v (the key columns of t; TEXT/BLOB point into b). */
 static void key_values(const rs_table *t, const unsigned char *b, int64_t *rowid, rs_value *v)
 {
@@ -585,14 +600,10 @@ static int lost_one(rs_cascade *c, int ti, const rs_value *v, struct ref from, r
 				rc = step_err(c->old_db, ct->name, err);
 				break;
 			}
-			int64_t rowid = 0;
+			int64_t rowid;
 			rs_value kv[ct->ncol > 0 ? ct->ncol : 1];
-			if (ct->kind != RS_TABLE_WITHOUT_ROWID)
-				rowid = sqlite3_column_int64(st, 0);
-			else
-				for (int k = 0; k < ct->npk; k++)
-					rs_value_from_column(st, k, &kv[ct->pk[k]]);
 			size_t n;
+			row_key(ct, st, &rowid, kv);
 			unsigned char *b = key_bytes(ct, rowid, kv, &n);
 			rc = mark(c, x->fk->child, b, n, from, x->how, (int)(x->fk - c->ns->fk), err);
 			if (rc != RS_OK)
@@ -721,14 +732,10 @@ int rs_cascade_conflict(rs_cascade *c, int ti, int64_t rowid, const rs_value *ne
 				rc = step_err(c->old_db, t->name, err);
 				break;
 			}
-			int64_t hr = 0;
+			int64_t hr;
 			rs_value hv[t->ncol > 0 ? t->ncol : 1];
-			if (t->kind != RS_TABLE_WITHOUT_ROWID)
-				hr = sqlite3_column_int64(st, 0);
-			else
-				for (int k = 0; k < t->npk; k++)
-					rs_value_from_column(st, k, &hv[t->pk[k]]);
 			size_t hn;
+			row_key(t, st, &hr, hv);
 			unsigned char *hb = key_bytes(t, hr, hv, &hn);
 			if (!hb) {
 				rc = rs_err(err, RS_ENOMEM, "out of memory");

@@ -156,7 +156,11 @@ static int emit_schema(struct differ *D, int verb, const char *type, const char 
 
 /* ---- schema comparison ------------------------------------------------ */
 
-/* Split "..., a INT, b TEXT DEFAULT 'x,y'" tail into column definitions. */
+/*
+ * Split "..., a INT, b TEXT DEFAULT 'x,y'" tail into column definitions.
+ * 0; -1 when the text is not such a list; -2 out of memory.  *out and *n
+ * hold what was split either way (free_defs).
+ */
 static int split_defs(const char *mid, char ***out, int *n)
 {
 	*out = NULL;
@@ -189,10 +193,10 @@ static int split_defs(const char *mid, char ***out, int *n)
 		while (len && (start[len - 1] == ' ' || start[len - 1] == '\n'))
 			len--;
 		if (RS_VEC_ROOM(*out, *n) != 0)
-			return -1;
+			return -2;
 		(*out)[*n] = strndup(start, len);
 		if (!(*out)[*n])
-			return -1;
+			return -2;
 		(*n)++;
 	}
 	return *n ? 0 : -1;
@@ -208,9 +212,10 @@ static void free_defs(char **defs, int n)
 /*
  * Is the new CREATE TABLE text the old one plus columns appended the way
  * ALTER TABLE ADD COLUMN writes them ("old-head, def1, def2)old-tail")?  On
- * success sets the definitions and returns 1.
+ * success sets the definitions and returns 1; 0 when not; -1 out of memory
+ * (err set: no memory must not pass for a rebuilt table).
  */
-static int detect_add_columns(const rs_table *ot, const rs_table *nt, struct tstate *ts)
+static int detect_add_columns(const rs_table *ot, const rs_table *nt, struct tstate *ts, rs_error *err)
 {
 	const char *o = ot->sql, *n = nt->sql;
 	size_t lo = strlen(o), ln = strlen(n);
@@ -230,11 +235,16 @@ static int detect_add_columns(const rs_table *ot, const rs_table *nt, struct tst
 		size_t midlen = ln - s - p;
 		char *mid = strndup(n + p, midlen);
 		if (!mid)
-			return 0;
+			return rs_err(err, RS_ENOMEM, "out of memory"), -1;
 		char **defs;
 		int nd;
-		int ok = split_defs(mid, &defs, &nd) == 0 && nd == nt->ncol - ot->ncol;
+		int split = split_defs(mid, &defs, &nd);
+		int ok = split == 0 && nd == nt->ncol - ot->ncol;
 		free(mid);
+		if (split == -2) {
+			free_defs(defs, nd);
+			return rs_err(err, RS_ENOMEM, "out of memory"), -1;
+		}
 		for (int i = 0; ok && i < nd; i++)
 			if (strcasestr(defs[i], "primary key") || strcasestr(defs[i], "unique") ||
 			    strcasestr(defs[i], "generated") || strcasestr(defs[i], " as ("))
@@ -251,6 +261,13 @@ static int detect_add_columns(const rs_table *ot, const rs_table *nt, struct tst
 	return 0;
 }
 
+static void free_lines(char **l, int n)
+{
+	for (int i = 0; i < n; i++)
+		sqlite3_free(l[i]);
+	free(l);
+}
+
 /*
  * Shapes (rs_diff_opts.shape_compare): two definitions whose text differs
  * are the same when their columns are.  A server that re-renders the DDL it
@@ -259,8 +276,13 @@ static int detect_add_columns(const rs_table *ot, const rs_table *nt, struct tst
  * stored column, "name|TYPE|pk", from PRAGMA table_xinfo; an index's is its
  * table, uniqueness, partiality and key columns.  NOT NULL, defaults and
  * table constraints are not compared: they do not change how rows sync.
+ *
+ * A shape that cannot be read (no memory, an I/O error) is an error, not a
+ * difference: a table taken as changed would be dropped and re-created.
  */
-static int shape_lines(sqlite3 *db, const char *table, char ***out, int *n)
+
+/* The shape lines of table in db (free_lines); RS_OK, or an error naming the table. */
+static int shape_lines(sqlite3 *db, const char *table, char ***out, int *n, rs_error *err)
 {
 	*out = NULL;
 	*n = 0;
@@ -279,16 +301,16 @@ static int shape_lines(sqlite3 *db, const char *table, char ***out, int *n)
 		}
 		(*out)[(*n)++] = line;
 	}
-	if (sqlite3_finalize(st) != SQLITE_OK) /* the last step failed: the list is not whole */
-		rc = SQLITE_ERROR;
-	return rc == SQLITE_OK ? 0 : -1;
-}
-
-static void free_lines(char **l, int n)
-{
-	for (int i = 0; i < n; i++)
-		sqlite3_free(l[i]);
-	free(l);
+	int fin = sqlite3_finalize(st); /* the last step's error, if it failed: the list is not whole */
+	if (rc == SQLITE_OK)
+		rc = fin;
+	if (rc == SQLITE_OK)
+		return RS_OK;
+	free_lines(*out, *n);
+	*out = NULL;
+	*n = 0;
+	return rs_err(err, rc == SQLITE_NOMEM ? RS_ENOMEM : RS_ELOCAL, "table %s: cannot read its columns: %s", table,
+		      sqlite3_errstr(rc));
 }
 
 /* Does column definition `def` start with the column name `name` (maybe quoted)? */
@@ -305,94 +327,134 @@ static int def_names(const char *def, const char *name)
 }
 
 /*
+ * The tail of nt's column list as the definitions of the k columns an ALTER
+ * TABLE ADD COLUMN put there: TS_ALTER with ts->alter_defs set, TS_REBUILD
+ * when they are not such definitions, -1 out of memory (D->err set).
+ */
+static int alter_tail(struct differ *D, const rs_table *ot, const rs_table *nt, int k, struct tstate *ts)
+{
+	const char *open = strchr(nt->sql, '('), *close = strrchr(nt->sql, ')');
+	if (!open || !close || close <= open)
+		return TS_REBUILD;
+	char *mid = sqlite3_mprintf(", %.*s", (int)(close - open - 1), open + 1);
+	if (!mid)
+		return rs_err(D->err, RS_ENOMEM, "out of memory"), -1;
+	char **defs = NULL;
+	int nd = 0, state = TS_REBUILD;
+	int split = split_defs(mid, &defs, &nd);
+	sqlite3_free(mid);
+	if (split == 0 && nd >= k) {
+		int ok = 1;
+		for (int i = 0; ok && i < k; i++) {
+			const char *d = defs[nd - k + i];
+			ok = def_names(d, nt->col[ot->ncol + i]) && !strcasestr(d, "primary key") &&
+			     !strcasestr(d, "unique") && !strcasestr(d, "generated") && !strcasestr(d, " as (");
+		}
+		if (ok && !(ts->alter_defs = calloc((size_t)k, sizeof *ts->alter_defs))) {
+			split = -2;
+		} else if (ok) {
+			for (int i = 0; i < k; i++) {
+				ts->alter_defs[i] = defs[nd - k + i];
+				defs[nd - k + i] = NULL;
+			}
+			ts->nalter = k;
+			state = TS_ALTER;
+		}
+	}
+	free_defs(defs, nd);
+	return split == -2 ? (rs_err(D->err, RS_ENOMEM, "out of memory"), -1) : state;
+}
+
+/*
  * Shape classification of a table whose text changed: TS_SAME, TS_ALTER
  * (definitions of the added columns taken from the end of the new column
- * list, where ALTER TABLE ADD COLUMN puts them) or TS_REBUILD.
+ * list, where ALTER TABLE ADD COLUMN puts them) or TS_REBUILD; -1 with
+ * D->err set when a shape could not be read.
  */
 static int classify_by_shape(struct differ *D, const rs_table *ot, const rs_table *nt, struct tstate *ts)
 {
 	char **ol, **nl;
 	int on, nn;
-	if (ot->kind != nt->kind || shape_lines(D->old_db, ot->name, &ol, &on) != 0)
+	if (ot->kind != nt->kind)
 		return TS_REBUILD;
-	if (shape_lines(D->new_db, nt->name, &nl, &nn) != 0) {
+	if (shape_lines(D->old_db, ot->name, &ol, &on, D->err) != RS_OK)
+		return -1;
+	if (shape_lines(D->new_db, nt->name, &nl, &nn, D->err) != RS_OK) {
 		free_lines(ol, on);
-		return TS_REBUILD;
+		return -1;
 	}
 	int prefix = on <= nn;
 	for (int i = 0; prefix && i < on; i++)
 		prefix = strcasecmp(ol[i], nl[i]) == 0;
 	int state = !prefix ? TS_REBUILD : on == nn ? TS_SAME : TS_REBUILD;
-	if (state == TS_REBUILD && prefix && nt->kind == RS_TABLE_ROWID && nn - on == nt->ncol - ot->ncol) {
-		/* The inner column list of the new text, split, and its tail. */
-		const char *open = strchr(nt->sql, '('), *close = strrchr(nt->sql, ')');
-		char *mid = open && close > open ? sqlite3_mprintf(", %.*s", (int)(close - open - 1), open + 1) : NULL;
-		char **defs = NULL;
-		int nd = -1;
-		if (mid && split_defs(mid, &defs, &nd) == 0 && nd >= nn - on) {
-			int k = nn - on, ok = 1;
-			for (int i = 0; ok && i < k; i++) {
-				const char *d = defs[nd - k + i];
-				ok = def_names(d, nt->col[ot->ncol + i]) && !strcasestr(d, "primary key") &&
-				     !strcasestr(d, "unique") && !strcasestr(d, "generated") && !strcasestr(d, " as (");
-			}
-			if (ok && (ts->alter_defs = calloc((size_t)k, sizeof *ts->alter_defs))) {
-				for (int i = 0; i < k; i++) {
-					ts->alter_defs[i] = defs[nd - k + i];
-					defs[nd - k + i] = NULL;
-				}
-				ts->nalter = k;
-				state = TS_ALTER;
-			}
-		}
-		if (nd >= 0)
-			free_defs(defs, nd);
-		sqlite3_free(mid);
-	}
+	if (state == TS_REBUILD && prefix && nt->kind == RS_TABLE_ROWID && nn - on == nt->ncol - ot->ncol)
+		state = alter_tail(D, ot, nt, nn - on, ts);
 	free_lines(ol, on);
 	free_lines(nl, nn);
 	return state;
 }
 
-/* An index's shape: "table|unique|partial|col desc coll,...", or NULL. */
-static char *index_shape(sqlite3 *db, const char *name, const char *tbl)
+/*
+ * An index's shape, "table|unique|partial|col desc coll,...", in *out
+ * (sqlite3_free; NULL when tbl has no index of that name).  RS_OK, or an
+ * error naming the index when its shape could not be read.
+ */
+static int index_shape(sqlite3 *db, const char *name, const char *tbl, char **out, rs_error *err)
 {
+	*out = NULL;
 	sqlite3_stmt *st = NULL;
 	sqlite3_str *s = sqlite3_str_new(NULL);
 	char *q = sqlite3_mprintf("SELECT \"unique\", partial FROM pragma_index_list(%Q) WHERE name = %Q", tbl, name);
-	int rc = q ? sqlite3_prepare_v2(db, q, -1, &st, NULL) : SQLITE_NOMEM;
+	int rc = q ? sqlite3_prepare_v2(db, q, -1, &st, NULL) : SQLITE_NOMEM, found = 0;
 	sqlite3_free(q);
-	if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		sqlite3_str_appendf(s, "%s|%d|%d|", tbl, sqlite3_column_int(st, 0), sqlite3_column_int(st, 1));
-	else
-		rc = SQLITE_ERROR;
-	sqlite3_finalize(st);
+		found = 1;
+	}
+	int fin = sqlite3_finalize(st);
+	rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? fin : rc;
 	st = NULL;
-	q = rc == SQLITE_OK ? sqlite3_mprintf("SELECT name, \"desc\", coll FROM pragma_index_xinfo(%Q) WHERE key",
-					      name) : NULL;
-	rc = q ? sqlite3_prepare_v2(db, q, -1, &st, NULL) : SQLITE_ERROR;
+	q = rc == SQLITE_OK && found ? sqlite3_mprintf("SELECT name, \"desc\", coll FROM pragma_index_xinfo(%Q)"
+						      " WHERE key", name) : NULL;
+	if (rc == SQLITE_OK && found)
+		rc = q ? sqlite3_prepare_v2(db, q, -1, &st, NULL) : SQLITE_NOMEM;
 	sqlite3_free(q);
-	while (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+	while (rc == SQLITE_OK && found && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		sqlite3_str_appendf(s, "%s %d %s,", sqlite3_column_text(st, 0), sqlite3_column_int(st, 1),
 				    sqlite3_column_text(st, 2));
-	if (sqlite3_finalize(st) != SQLITE_OK && rc == SQLITE_OK)
-		rc = SQLITE_ERROR;
-	char *out = sqlite3_str_finish(s);
-	if (rc != SQLITE_OK) {
-		sqlite3_free(out);
-		return NULL;
+		rc = SQLITE_OK;
 	}
-	return out;
+	fin = sqlite3_finalize(st);
+	if (rc == SQLITE_DONE)
+		rc = fin;
+	if (rc == SQLITE_OK)
+		rc = sqlite3_str_errcode(s);
+	char *text = sqlite3_str_finish(s);
+	if (rc != SQLITE_OK) {
+		sqlite3_free(text);
+		return rs_err(err, rc == SQLITE_NOMEM ? RS_ENOMEM : RS_ELOCAL, "index %s: cannot read its columns: %s",
+			      name, sqlite3_errstr(rc));
+	}
+	if (found)
+		*out = text;
+	else
+		sqlite3_free(text);
+	return RS_OK;
 }
 
-/* Are OLD object o and NEW object n (same type and name) the same? */
+/* Are OLD object o and NEW object n (same type and name) the same?  1, 0, or -1 with D->err set. */
 static int same_obj(struct differ *D, const rs_obj *o, const rs_obj *n)
 {
 	if (strcmp(o->sql, n->sql) == 0)
 		return 1;
 	if (!D->opts->shape_compare || strcmp(o->type, "index") != 0 || strcasecmp(o->tbl, n->tbl) != 0)
 		return 0;
-	char *a = index_shape(D->old_db, o->name, o->tbl), *b = index_shape(D->new_db, n->name, n->tbl);
+	char *a = NULL, *b = NULL;
+	if (index_shape(D->old_db, o->name, o->tbl, &a, D->err) != RS_OK ||
+	    index_shape(D->new_db, n->name, n->tbl, &b, D->err) != RS_OK) {
+		sqlite3_free(a);
+		return -1;
+	}
 	int same = a && b && strcasecmp(a, b) == 0;
 	sqlite3_free(a);
 	sqlite3_free(b);
@@ -440,10 +502,10 @@ static int classify_tables(struct differ *D)
 			ts->state = TS_SAME;
 		else if (D->opts->shape_compare)
 			ts->state = classify_by_shape(D, ot, nt, ts);
-		else if (detect_add_columns(ot, nt, ts))
-			ts->state = TS_ALTER;
-		else
-			ts->state = TS_REBUILD;
+		else if ((ts->state = detect_add_columns(ot, nt, ts, D->err)) >= 0)
+			ts->state = ts->state ? TS_ALTER : TS_REBUILD;
+		if (ts->state < 0)
+			return D->err->code ? D->err->code : RS_EINTERNAL;
 	}
 	int rc = propagate_rewrites(D);
 	if (rc != RS_OK)
@@ -460,11 +522,12 @@ static int classify_tables(struct differ *D)
 	return RS_OK;
 }
 
-/* Is the OLD object at index i gone or changed in NEW? */
+/* Is the OLD object at index i gone or changed in NEW?  1, 0, or -1 with D->err set. */
 static int old_obj_changed(struct differ *D, const rs_obj *o)
 {
 	const rs_obj *n = rs_schema_find(D->ns, o->type, o->name);
-	return !n || !same_obj(D, o, n);
+	int same = n ? same_obj(D, o, n) : 0;
+	return same < 0 ? -1 : !same;
 }
 
 /* State of the NEW table (or view) named name, for objects that hang off it. */
@@ -541,6 +604,8 @@ static int schema_drops(struct differ *D)
 			if (strcmp(o->type, order[k]) != 0)
 				continue;
 			int drop = old_obj_changed(D, o);
+			if (drop < 0)
+				return D->err->code ? D->err->code : RS_EINTERNAL;
 			if (k == 1 && drop)
 				D->dropped_trigger[i] = 1;
 			if (drop)
@@ -580,7 +645,10 @@ static int schema_creates_rest(struct differ *D)
 			if (strcmp(o->type, order[k]) != 0)
 				continue;
 			const rs_obj *old = rs_schema_find(os, o->type, o->name);
-			int create = !old || !same_obj(D, old, o) || parent_recreated(D, o->tbl);
+			int same = old ? same_obj(D, old, o) : 0;
+			if (same < 0)
+				return D->err->code ? D->err->code : RS_EINTERNAL;
+			int create = !same || parent_recreated(D, o->tbl);
 			int derived = 0;
 			if (!create && k == 2) {
 				/* unchanged trigger that was suppressed for row changes */

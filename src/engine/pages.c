@@ -464,6 +464,7 @@ static int load_trees(struct side *S)
 	}
 	if (sqlite3_finalize(st) != SQLITE_OK) /* the list of virtual tables is not whole */
 		rc = -1;
+	st = NULL; /* finalized: not again below when the next statement is never prepared */
 	if (rc == 0 &&
 	    sqlite3_prepare_v2(S->db, "SELECT s.type, s.name, s.rootpage, coalesce(l.type, ''), coalesce(l.wr, 0)"
 				      " FROM main.sqlite_schema AS s LEFT JOIN pragma_table_list AS l"

@@ -474,8 +474,9 @@ static int on_uniq(void *ctx, sqlite3_stmt *st, rs_error *err)
  */
 static int load_vtab(rs_table *t, const rs_obj *o, char ***unidx, int *nunidx, rs_error *err)
 {
-	char module[32], *content = NULL, *content_rowid = NULL;
+	char module[32] = "", *content = NULL, *content_rowid = NULL;
 	const char *why = NULL;
+	int rc;
 	if (parse_vtab(o->sql, module, sizeof module, &content, &content_rowid, unidx, nunidx) != 0)
 		why = "cannot read its CREATE VIRTUAL TABLE statement";
 	else if (strcmp(module, "fts5") != 0 && strcmp(module, "fts5vocab") != 0 && strcmp(module, "rtree") != 0 &&
@@ -489,41 +490,37 @@ static int load_vtab(rs_table *t, const rs_obj *o, char ***unidx, int *nunidx, r
 		why = "a contentless FTS5 table (content='') cannot be replicated, since its text is "
 		      "stored nowhere: use an external-content table or list it in exclude_tables";
 	if (why) {
-		free(content);
-		free(content_rowid);
-		free_list(*unidx, *nunidx);
-		*unidx = NULL;
-		*nunidx = 0;
-		return rs_err(err, RS_EUNSUPPORTED, "table %s (module %s): %s", o->name, module, why);
+		rc = rs_err(err, RS_EUNSUPPORTED, "table %s (module %s): %s", o->name, module, why);
+		goto fail;
 	}
 	snprintf(t->module, sizeof t->module, "%s", module);
 	if (strcmp(module, "fts5vocab") == 0) {
 		/* A view of another FTS5 table's index: created, never written. */
 		t->kind = RS_TABLE_FTS_EXTERNAL;
-		free(content);
-		free(content_rowid);
 	} else if (strncmp(module, "rtree", 5) == 0) {
 		t->vtab_rowid_col0 = 1; /* an r-tree's first column is its rowid */
-		free(content);
-		free(content_rowid);
 	} else if (content) {
 		t->kind = RS_TABLE_FTS_EXTERNAL;
 		/* Stash the link target in sql-adjacent fields until links are resolved. */
 		t->fts = calloc(1, sizeof *t->fts);
 		if (!t->fts) {
-			free(content);
-			free(content_rowid);
-			free_list(*unidx, *nunidx);
-			*unidx = NULL;
-			*nunidx = 0;
-			return rs_err(err, RS_ENOMEM, "out of memory");
+			rc = rs_err(err, RS_ENOMEM, "out of memory");
+			goto fail;
 		}
 		t->fts->fts_name = content;          /* temporarily: the content table's name */
 		t->fts->fts_col = (char **)content_rowid; /* temporarily: content_rowid or NULL */
-	} else {
-		free(content_rowid);
+		return RS_OK;
 	}
+	free(content);
+	free(content_rowid);
 	return RS_OK;
+fail:
+	free(content);
+	free(content_rowid);
+	free_list(*unidx, *nunidx);
+	*unidx = NULL;
+	*nunidx = 0;
+	return rc;
 }
 
 /* t's rowid alias, or for a WITHOUT ROWID table its key columns and their collations. */

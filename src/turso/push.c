@@ -332,37 +332,35 @@ static int add_step(struct pusher *P, int phase, struct stmt *s, int may_fail, r
 	int bad = sqlite3_str_errcode(s->sql) != SQLITE_OK;
 	char *sql = sqlite3_str_finish(s->sql);
 	s->sql = NULL;
-	if (!sql || s->oom || bad) {
-		sqlite3_free(sql);
-		for (size_t i = 0; i < s->nargs; i++)
-			free((void *)s->args[i].p);
-		free(s->args);
-		free(s->pos);
-		return rs_err(err, RS_ENOMEM, "out of memory");
-	}
+	if (!sql || s->oom || bad)
+		goto no_memory;
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 64;
 		struct step *v = realloc(l->v, cap * sizeof *v);
-		if (!v) {
-			sqlite3_free(sql);
-			for (size_t i = 0; i < s->nargs; i++)
-				free((void *)s->args[i].p);
-			free(s->args);
-			free(s->pos);
-			return rs_err(err, RS_ENOMEM, "out of memory");
-		}
+		if (!v)
+			goto no_memory;
 		l->v = v;
 		l->cap = cap;
 	}
 	unsigned char *key = NULL;
-	if (P->in_row && (key = malloc(P->key.len ? P->key.len : 1)) != NULL)
+	if (P->in_row) { /* without its key a refused row could not be told apart: no memory is an error */
+		if (!(key = malloc(P->key.len ? P->key.len : 1)))
+			goto no_memory;
 		memcpy(key, P->key.data, P->key.len);
+	}
 	l->v[l->n++] = (struct step){sql, s->args, s->nargs, may_fail, P->next_ins, key, key ? P->key.len : 0,
 				     P->row_rowid, s->pos};
 	P->next_ins = -1;
 	P->bytes += (size_t)len + s->bytes + 64;
 	P->count++;
 	return RS_OK;
+no_memory: /* the statement is dropped whole */
+	sqlite3_free(sql);
+	for (size_t i = 0; i < s->nargs; i++)
+		free((void *)s->args[i].p);
+	free(s->args);
+	free(s->pos);
+	return rs_err(err, RS_ENOMEM, "out of memory");
 }
 
 static void free_steps(struct steps *l)

@@ -7,6 +7,8 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/progress.h"
+#include "core/restore.h"
 #include "core/secret.h"
 #include "core/util.h"
 
@@ -138,6 +140,76 @@ TEST(read_file_bounded)
 	CHECK_EQ_INT(rmdir(dir), 0);
 }
 
+/* stderr into a file while f runs; what was written, malloc'd (NULL on failure). */
+static char *stderr_of(void (*f)(void))
+{
+	char path[] = "/tmp/rs-test-core-stderr-XXXXXX";
+	int fd = mkstemp(path), saved = dup(2);
+	char *out = NULL;
+	size_t n = 0;
+	if (fd < 0 || saved < 0)
+		return NULL;
+	fflush(stderr);
+	dup2(fd, 2);
+	f();
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	close(fd);
+	rs_error e = {0};
+	if (rs_read_file(path, &out, &n, &e) != RS_OK)
+		out = NULL;
+	unlink(path);
+	return out;
+}
+
+static void full_load_meter(void)
+{
+	rs_progress p = {.tty = 1, .what = "full load", .bytes_of = " of SQL", .log_msg = "full load progress",
+			 .rows = 5, .total_rows = 10, .bytes = 123, .last_log = rs_mono() - 11};
+	rs_progress_show(&p, "t");
+	p.rows = 20; /* more rows than counted: 100% at most */
+	rs_progress_show(&p, "a table name longer than sixty characters, cut on the terminal line");
+	rs_progress_end(&p);
+	rs_progress_end(&p); /* once */
+}
+
+static void restore_meter(void)
+{
+	rs_restore_progress p = {.tty = 1, .what = "d1 restore", .rows = 3, .total_rows = 4, .bytes = 40};
+	rs_restore_progress_show(&p, "kv");
+	p.last_log -= 11;
+	rs_restore_progress_show(&p, "kv");
+	rs_restore_progress_end(&p);
+	rs_restore_progress q = {.what = "d1 restore"}; /* not a terminal: no line, nothing to end */
+	rs_restore_progress_show(&q, "kv");
+	rs_restore_progress_end(&q);
+}
+
+#define STARTS(s, lit) (strncmp((s), (lit), sizeof(lit) - 1) == 0)
+
+TEST(progress_meter)
+{
+	/* Full loads (d1.c) and restores share core/progress.c: their lines as they were before it. */
+	char *s = stderr_of(full_load_meter);
+	CHECK(s != NULL);
+	CHECK_MSG(STARTS(s, "\rfull load: 5 of 10 rows (50%), 123 bytes of SQL, table t   ts="), "%s", s);
+	CHECK_MSG(strstr(s, "level=info msg=\"full load progress\" rows=5 total=10 pct=50 bytes=123 table=t\n"),
+		  "%s", s);
+	CHECK_MSG(strstr(s, "\rfull load: 20 of 10 rows (100%), 123 bytes of SQL, table a table name longer than"
+			    " sixty characters, cut on the termin   \n"), "%s", s);
+	CHECK_EQ_INT(strstr(s, "progress\" rows=20") != NULL, 0); /* the next log line waits 10 s */
+	CHECK_EQ_INT(s[strlen(s) - 2] == '\n', 0);                 /* one line end */
+	free(s);
+	s = stderr_of(restore_meter);
+	CHECK(s != NULL);
+	CHECK_MSG(STARTS(s, "\rd1 restore: 3 of 4 rows (75%), 40 bytes, table kv   \rd1 restore:"), "%s", s);
+	CHECK_MSG(strstr(s, "msg=\"restore progress\" rows=3 total=4 pct=75 bytes=40 table=kv\n"), "%s", s);
+	size_t n = strlen(s); /* the log line, then the terminal line's end, once (the second meter drew none) */
+	CHECK_MSG(n > 10 && strcmp(s + n - 10, "table=kv\n\n") == 0, "%s", s);
+	free(s);
+}
+
 int main(void)
 {
 	RUN(err_prefix_keeps_code);
@@ -147,5 +219,6 @@ int main(void)
 	RUN(ulid_shape);
 	RUN(atomic_write_and_same_file);
 	RUN(read_file_bounded);
+	RUN(progress_meter);
 	TEST_MAIN_END;
 }

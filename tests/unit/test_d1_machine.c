@@ -22,6 +22,10 @@
  * After every case: the fake holds what the source holds (schema objects,
  * columns and rows), and a further cycle sends nothing (so the snapshot
  * equals the source too).
+ *
+ * The fault cases fail SQLite's Nth allocation or file call inside a full
+ * load and a diff cycle (tests/faults.h; the fake's own SQLite work is not
+ * counted), at points spread over the whole cycle.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -42,6 +46,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "d1/d1.h"
+#include "faults.h"
 #include "harness.h"
 
 #define HISTORY "_rustresort_sync_history"
@@ -108,7 +113,18 @@ static int fake_apply(const struct fake *f, const char *path, char *msg, size_t 
 	return rc == SQLITE_OK ? 0 : -1;
 }
 
+static int fake_exec_counted(void *ctx, const char *path, int *outcome, rs_error *err);
+
+/* The fake's SQLite work is D1's, not ours: no fault is injected into it. */
 static int fake_exec(void *ctx, const char *path, int *outcome, rs_error *err)
+{
+	faults_pause();
+	int rc = fake_exec_counted(ctx, path, outcome, err);
+	faults_resume();
+	return rc;
+}
+
+static int fake_exec_counted(void *ctx, const char *path, int *outcome, rs_error *err)
 {
 	struct fake *f = ctx;
 	int how = f->times > 0 ? f->misbehave : FAKE_OK;
@@ -149,7 +165,17 @@ static int fake_exec(void *ctx, const char *path, int *outcome, rs_error *err)
 	return RS_OK;
 }
 
+static int fake_query_counted(void *ctx, const char *sql, json_t **rows, rs_error *err);
+
 static int fake_query(void *ctx, const char *sql, json_t **rows, rs_error *err)
+{
+	faults_pause();
+	int rc = fake_query_counted(ctx, sql, rows, err);
+	faults_resume();
+	return rc;
+}
+
+static int fake_query_counted(void *ctx, const char *sql, json_t **rows, rs_error *err)
 {
 	struct fake *f = ctx;
 	sqlite3 *db = NULL;
@@ -697,8 +723,114 @@ TEST(crash_diff_at_snapshot_write_3) { test_crash("diff", "snapshot-write:3"); }
 TEST(crash_diff_at_advanced) { test_crash("diff", "advanced"); }
 TEST(crash_resend_at_sent) { test_crash("resend", "sent"); }
 
+/* ---- (5) SQLite failing inside a cycle --------------------------------- */
+
+/*
+ * After a cycle that failed (or not): "" when the next cycle succeeds and
+ * leaves D1 equal to the source, a cycle after it sends nothing, no file is
+ * pending and no payload was applied twice; else what went wrong, in why.
+ */
+static const char *recovers(struct env *e, char *why, size_t size)
+{
+	rs_d1_report rep;
+	rs_error err = {0};
+	why[0] = '\0';
+	if (cycle(e, &rep, &err) != RS_OK)
+		snprintf(why, size, "the next cycle failed: %s", err.message);
+	else if (differs(e, why, size)[0])
+		return why;
+	else if (cycle(e, &rep, &err) != RS_OK || strcmp(rep.mode, "none") != 0)
+		snprintf(why, size, "a settling cycle did %s: %s", rep.mode ? rep.mode : "?", err.message);
+	else if (beside_exists(e, ".pending.sql") || beside_exists(e, ".next") || beside_exists(e, ".pages"))
+		snprintf(why, size, "a file is left pending");
+	else if (fake_most_applied(&e->fake) != 1)
+		snprintf(why, size, "a payload was applied %d times", fake_most_applied(&e->fake));
+	return why;
+}
+
+/* A fresh case, its full load done when `full` is 0 and the source written since: the cycle to fail is next. */
+static int fault_case(struct env *e, const char *name, int full)
+{
+	rs_d1_report rep;
+	rs_error err = {0};
+	if (env_open(e, name, 1) != 0)
+		return -1;
+	if (!full && (cycle(e, &rep, &err) != RS_OK || mutate(e) != 0))
+		return -1;
+	return 0;
+}
+
+static void drop_case(struct env *e, const char *name)
+{
+	char cmd[PATH_MAX + 600];
+	env_close(e);
+	snprintf(cmd, sizeof cmd, "rm -rf '%s/%s'", dir, name);
+	if (system(cmd) != 0)
+		printf("note: cannot remove %s/%s\n", dir, name);
+}
+
+/*
+ * The cycle (a full load, or a diff) with the at-th call of kind failed, at
+ * about 80 points spread over it (all of them when it has fewer, or with
+ * RS_FAULTS_ALL set; 8 under valgrind): it fails with a message, or
+ * succeeds with D1 equal to the source; either way the next cycle recovers
+ * (recovers()).
+ */
+static void fault_sweep(int kind, int full)
+{
+	struct env e;
+	rs_d1_report rep;
+	rs_error err = {0};
+	char name[64], why[1200];
+	snprintf(name, sizeof name, "faults-%d-%d-count", kind, full);
+	CHECK(fault_case(&e, name, full) == 0);
+	faults_arm(kind, 0);
+	int rc = cycle(&e, &rep, &err);
+	long points = faults_disarm();
+	CHECK_MSG(rc == RS_OK, "the cycle without a fault: %s", err.message);
+	CHECK_EQ_STR(rep.mode, full ? "full" : "diff");
+	drop_case(&e, name);
+	long want = getenv("RS_FAULTS_ALL") ? points : getenv("RS_VALGRIND") ? 8 : 80;
+	long step = points > want ? points / want : 1;
+	long tried = 0;
+	int failed = 0, succeeded = 0;
+	for (long at = 1; at <= points; at += step) {
+		snprintf(name, sizeof name, "faults-%d-%d-%ld", kind, full, at);
+		CHECK_MSG(fault_case(&e, name, full) == 0, "point %ld: cannot set the case up", at);
+		memset(&err, 0, sizeof err);
+		faults_arm(kind, at);
+		tried++;
+		rc = cycle(&e, &rep, &err);
+		faults_disarm();
+		if (rc != RS_OK) {
+			failed++;
+			CHECK_MSG(err.code == rc && err.message[0], "point %ld of %ld: code %d without a message", at,
+				  points, rc);
+		} else {
+			succeeded++;
+			CHECK_MSG(!differs(&e, why, sizeof why)[0], "point %ld of %ld: RS_OK, but D1 differs: %s", at,
+				  points, why);
+		}
+		CHECK_MSG(!recovers(&e, why, sizeof why)[0], "point %ld of %ld (the cycle %s: %s): %s", at, points,
+			  rc == RS_OK ? "succeeded" : "failed", rc == RS_OK ? "" : err.message, why);
+		drop_case(&e, name);
+	}
+	printf("# %s cycle, %s faults: %ld points, %ld tried: %d failed with a message, %d succeeded,"
+	       " all recovered\n", full ? "full load" : "diff", kind == FK_MALLOC ? "malloc" : "io", points, tried,
+	       failed, succeeded);
+}
+
+TEST(allocation_failures_in_a_full_load) { fault_sweep(FK_MALLOC, 1); }
+TEST(allocation_failures_in_a_diff) { fault_sweep(FK_MALLOC, 0); }
+TEST(io_failures_in_a_full_load) { fault_sweep(FK_IO, 1); }
+TEST(io_failures_in_a_diff) { fault_sweep(FK_IO, 0); }
+
 int main(void)
 {
+	if (faults_install() != 0) {
+		printf("FAIL setup: cannot install the fault injectors\n");
+		return 1;
+	}
 	if (!mkdtemp(dir)) {
 		perror("mkdtemp");
 		return 1;
@@ -721,6 +853,10 @@ int main(void)
 	RUN(crash_diff_at_snapshot_write_3);
 	RUN(crash_diff_at_advanced);
 	RUN(crash_resend_at_sent);
+	RUN(allocation_failures_in_a_full_load);
+	RUN(allocation_failures_in_a_diff);
+	RUN(io_failures_in_a_full_load);
+	RUN(io_failures_in_a_diff);
 	char cmd[PATH_MAX + 16];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	if (!th_failed_total && system(cmd) != 0)

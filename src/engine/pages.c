@@ -304,23 +304,6 @@ out:
 	return RS_OK;
 }
 
-int rs_image_of(sqlite3 *db, rs_image **imgp)
-{
-	*imgp = NULL;
-	rs_image *im = calloc(1, sizeof *im);
-	if (!im)
-		return RS_ENOMEM;
-	if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &im->db) != SQLITE_OK || !im->db ||
-	    !im->db->pMethods || journal_is_wal(db) != 0 || plain_image(im) != 0) {
-		rs_image_free(im); /* not an error: the diff then reads every row */
-		return RS_OK;
-	}
-	sqlite3_int64 limit = (sqlite3_int64)1 << 40;
-	im->mapped = sqlite3_file_control(db, "main", SQLITE_FCNTL_MMAP_SIZE, &limit) == SQLITE_OK;
-	*imgp = im;
-	return RS_OK;
-}
-
 int rs_image_digest(rs_image *im, unsigned char out[32], rs_error *err)
 {
 	enum { RUN = 64 };

@@ -57,13 +57,6 @@ typedef struct rs_image rs_image;
  * Free the image before closing the connection.
  */
 int rs_image_open(const char *path, sqlite3 **db, rs_image **img, rs_error *err);
-/*
- * An image of the file under db, a connection already in a read transaction
- * on a database no other process writes and that has no WAL (a private
- * copy opened immutable): *img NULL when it cannot be had (not an error).
- * RS_OK, or RS_ENOMEM.
- */
-int rs_image_of(sqlite3 *db, rs_image **img);
 void rs_image_free(rs_image *im);
 /* SHA-256 of the image: its page size, page count and every page, in order. */
 int rs_image_digest(rs_image *im, unsigned char out[32], rs_error *err);

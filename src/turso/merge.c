@@ -66,7 +66,6 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "core/vec.h"
-#include "engine/pages.h"
 #include "engine/schema.h"
 #include "turso/sync_int.h"
 
@@ -1996,23 +1995,9 @@ static int merge_apply(struct merger *M, const char *token)
 		for (size_t i = 0; exclude && i < ne + ns; i++)
 			exclude[i] = i < ne ? t->exclude[i] : skip[i - ne];
 	}
-	rs_image *bim = NULL, *rim = NULL;
-	rs_pagediff *pd = NULL;
-	if (rc == RS_OK && take == 1 && M->bdb) {
-		/* The base is a byte copy of the replica before the pull: only rows on
-		 * pages the pull changed can differ (engine/pages.h). */
-		if ((rc = rs_image_of(M->bdb, &bim)) == RS_OK && (rc = rs_image_of(M->rdb, &rim)) == RS_OK && bim && rim)
-			rc = rs_pagediff_build(bim, M->bdb, rim, M->rdb, &pd, err);
-		else if (rc != RS_OK)
-			rc = rs_err(err, RS_ENOMEM, "out of memory");
-		if (pd)
-			rs_debug("turso merge page comparison", "pages=%llu differ=%llu filter=%s",
-				 (unsigned long long)pd->pages_compared, (unsigned long long)pd->pages_differ,
-				 pd->filter ? "on" : pd->why_not);
-	}
 	if (rc == RS_OK && take == 1) {
 		rs_diff_opts opts = {.exclude = (const char *const *)(exclude ? exclude : t->exclude),
-				     .shape_compare = 1, .only = pd};
+				     .shape_compare = 1};
 		rs_sink sink = {on_change, on_finish, M};
 		rc = rs_engine_diff(M->bdb, M->rdb, &opts, &sink, NULL, err);
 		if (rc == RS_OK && M->rows_started)
@@ -2029,9 +2014,6 @@ static int merge_apply(struct merger *M, const char *token)
 		if (rc != RS_OK)
 			sqlite3_exec(M->ldb, "ROLLBACK", NULL, NULL, NULL);
 	}
-	rs_pagediff_free(pd);
-	rs_image_free(bim);
-	rs_image_free(rim);
 	free(exclude);
 	rs_turso_names_free(skip);
 	merger_free(M);

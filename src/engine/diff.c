@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "core/err.h"
+#include "core/log.h"
 #include "core/vec.h"
 #include "engine/cascade.h"
 #include "engine/engine.h"
@@ -1382,10 +1383,39 @@ int rs_engine_connect(const char *path, sqlite3 **out, rs_error *err)
 	return RS_OK;
 }
 
+/*
+ * A process killed while it wrote can leave what only a connection that may
+ * write can repair: a hot rollback journal to play back, or a WAL index to
+ * rebuild (SQLITE_READONLY_ROLLBACK, _RECOVERY, _CANTINIT).  SQLite repairs
+ * them on the first read of any such connection; one is opened for that
+ * read and closed.  0 when the read succeeded.
+ */
+static int repair_for_readers(const char *path)
+{
+	sqlite3 *rw = NULL;
+	int rc = sqlite3_open_v2(path, &rw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_busy_timeout(rw, 5000);
+		rc = sqlite3_exec(rw, "SELECT count(*) FROM main.sqlite_schema", NULL, NULL, NULL);
+	}
+	sqlite3_close(rw);
+	return rc == SQLITE_OK ? 0 : -1;
+}
+
 int rs_engine_begin(sqlite3 *db, const char *path, rs_error *err)
 {
 	/* BEGIN plus a first read pins one snapshot for every later statement. */
-	int rc = sqlite3_exec(db, "BEGIN; SELECT count(*) FROM main.sqlite_schema;", NULL, NULL, NULL);
+	static const char begin[] = "BEGIN; SELECT count(*) FROM main.sqlite_schema;";
+	int rc = sqlite3_exec(db, begin, NULL, NULL, NULL);
+	if ((rc & 0xff) == SQLITE_READONLY) {
+		int why = sqlite3_extended_errcode(db);
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		if (repair_for_readers(path) == 0) {
+			rs_info("repaired what a process killed while writing left (a journal, a WAL index)",
+				"db=%s code=%d", path, why);
+			rc = sqlite3_exec(db, begin, NULL, NULL, NULL);
+		}
+	}
 	if (rc != SQLITE_OK) {
 		int busy = (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
 		rs_err(err, busy ? RS_EBUSY : RS_ELOCAL, "%s: %s%s", path, sqlite3_errmsg(db),

@@ -21,6 +21,7 @@
 #include "engine/schema.h"
 
 #define PROGRESS_LOG_SECONDS 10
+#define PROGRESS_DRAW_SECONDS 0.1
 
 /* The files SQLite keeps beside a database, which travel with it. */
 static const char *const beside[] = {"-wal", "-journal", NULL};
@@ -158,22 +159,44 @@ void rs_restore_end(rs_restore_target *t)
 	memset(t, 0, sizeof *t);
 }
 
+/* Seconds between two progress lines in the log (test builds: RS_RESTORE_PROGRESS_SECONDS). */
+static double log_interval(void)
+{
+#ifdef RS_TEST_HOOKS
+	const char *e = getenv("RS_RESTORE_PROGRESS_SECONDS");
+	if (e && *e)
+		return atof(e);
+#endif
+	return PROGRESS_LOG_SECONDS;
+}
+
 void rs_restore_progress_show(rs_restore_progress *p, const char *table)
 {
 	double pct = p->total_rows > 0 ? 100.0 * (double)p->rows / (double)p->total_rows : 100;
 	if (pct > 100)
 		pct = 100;
-	if (p->tty)
-		fprintf(stderr, "\r%s: %lld of %lld rows (%.0f%%), %lld bytes, table %.60s   ", p->what,
-			(long long)p->rows, (long long)p->total_rows, pct, (long long)p->bytes, table);
 	double now = rs_mono();
+	if (p->tty && (now - p->last_draw >= PROGRESS_DRAW_SECONDS || p->rows == p->total_rows)) {
+		p->last_draw = now;
+		fprintf(stderr, "\r%s: ", p->what);
+		if (p->total_tables > 0)
+			fprintf(stderr, "table %d of %d, ", p->tables_done + 1 > p->total_tables ? p->total_tables
+							     : p->tables_done + 1, p->total_tables);
+		fprintf(stderr, "%lld of %lld rows (%.0f%%), %lld bytes", (long long)p->rows, (long long)p->total_rows, pct,
+			(long long)p->bytes);
+		if (p->calls > 0)
+			fprintf(stderr, ", %lld calls", (long long)p->calls);
+		fprintf(stderr, ", %.60s   ", table);
+	}
 	if (p->last_log == 0)
 		p->last_log = now;
-	if (now - p->last_log > PROGRESS_LOG_SECONDS) {
-		char q[256];
+	if (now - p->last_log > log_interval()) {
+		char q[256], msg[64];
 		p->last_log = now;
-		rs_info("restore progress", "rows=%lld total=%lld pct=%.0f bytes=%lld table=%s", (long long)p->rows,
-			(long long)p->total_rows, pct, (long long)p->bytes, rs_log_quote(q, sizeof q, table));
+		snprintf(msg, sizeof msg, "%s progress", p->what);
+		rs_info(msg, "tables=%d total_tables=%d rows=%lld total=%lld pct=%.0f bytes=%lld calls=%lld table=%s",
+			p->tables_done, p->total_tables, (long long)p->rows, (long long)p->total_rows, pct,
+			(long long)p->bytes, (long long)p->calls, rs_log_quote(q, sizeof q, table));
 	}
 }
 

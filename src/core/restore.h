@@ -55,12 +55,20 @@ int rs_restore_commit(rs_restore_target *t, const rs_restore_opts *o, rs_error *
 /* Remove the temporary file if it is still there, release the lock, free. */
 void rs_restore_end(rs_restore_target *t);
 
-/* Progress on a terminal and in the log, as full loads show it. */
+/*
+ * Progress on a terminal and in the log, as full loads show it: the
+ * caller keeps the counts and calls rs_restore_progress_show() as they
+ * move (as often as it likes: the terminal line is redrawn at most ten
+ * times a second, and a `<what> progress` line is logged at info every
+ * PROGRESS_LOG_SECONDS, 10).
+ */
 typedef struct rs_restore_progress {
-	int tty;
+	int tty;           /* draw the line on stderr */
 	const char *what;  /* "d1 restore", "turso restore" */
 	int64_t rows, total_rows, bytes;
-	double last_log;
+	int tables_done, total_tables; /* total 0: not shown */
+	int64_t calls;     /* remote calls so far (wrangler, HTTP requests); 0: not shown */
+	double last_log, last_draw;
 } rs_restore_progress;
 
 void rs_restore_progress_show(rs_restore_progress *p, const char *table);

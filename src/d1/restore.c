@@ -838,6 +838,11 @@ static int copy_rows(struct restore *R, rs_error *err)
 					     insert_row, &rc_, err);
 		}
 		rs_wrangler_result_free(&res);
+		R->prog.calls = R->calls;
+		R->prog.total_tables = R->ntab;
+		R->prog.tables_done = 0;
+		for (int i = 0; i < R->ntab; i++)
+			R->prog.tables_done += R->tab[i].done;
 		if (rc == RS_OK)
 			rs_restore_progress_show(&R->prog, pt[used - 1]->name);
 	}

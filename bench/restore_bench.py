@@ -310,7 +310,7 @@ def big(size_mb, args, lines):
         s = at[0] if at else (samples[-1] if tenth == 10 and samples else None)
         if s:
             curve.append("%d%%: %.0f MiB at %.0f s" % (tenth * 10, s[1] / 1024, s[0]))
-    rss = [s[1] for s in samples if s[0] > 5]
+    rss = [s[1] for s in samples if s[0] > 5 and s[1] > 0]  # 0: sampled as the process ended
     # theirs: export, then sqlite3
     sqlf, ref = os.path.join(work, "export.sql"), os.path.join(work, "theirs.db")
     for f in (sqlf, ref):

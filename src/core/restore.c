@@ -158,8 +158,6 @@ void rs_restore_end(rs_restore_target *t)
 
 void rs_restore_progress_show(rs_restore_progress *p, const char *table)
 {
-	if (!p->log_msg)
-		p->log_msg = "restore progress";
 	rs_progress_show(p, table);
 }
 

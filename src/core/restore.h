@@ -58,8 +58,8 @@ void rs_restore_end(rs_restore_target *t);
 
 /*
  * Progress on a terminal and in the log, as full loads show it: the meter of
- * core/progress.h (its fields tty, what, rows, total_rows, bytes), whose log
- * line is "restore progress" unless log_msg says otherwise.
+ * core/progress.h (tty, what, rows, total_rows, bytes, tables_done,
+ * total_tables, calls), whose log line is "<what> progress".
  */
 typedef rs_progress rs_restore_progress;
 

@@ -30,11 +30,21 @@
 #include "engine/engine.h"
 
 #define RS_D1_HISTORY_TABLE "_rustresort_sync_history"
-#define RS_D1_PAGE_ROWS_MAX 20000            /* rows per page statement */
-#define RS_D1_CALL_VALUES 200000             /* values (JSON strings) per wrangler call */
-#define RS_D1_CALL_BYTES ((int64_t)8 << 20)  /* bytes of values per wrangler call, before hex */
+/*
+ * What one wrangler call reads.  Each call costs 1 to 5 s of node start-up,
+ * so a call carries as much as these bounds allow; they bound resort-sync's
+ * memory, which holds one call's answer: the JSON text (dropped once
+ * parsed) and jansson's tree of it, about 1 KiB per row of a few columns
+ * besides the values' hex.  Measured (restore of 50,000 rows of 6 columns,
+ * 11 MB of values, in one call): resort-sync's peak RSS 128 MiB, wrangler's
+ * node 415 MiB; at the earlier bounds (20,000 rows, 200,000 values, 8 MiB
+ * per call) 63 MiB and 2.5 times the calls.
+ */
+#define RS_D1_PAGE_ROWS_MAX 100000           /* rows per page statement */
+#define RS_D1_CALL_VALUES 400000             /* values (JSON strings) per wrangler call */
+#define RS_D1_CALL_BYTES ((int64_t)16 << 20) /* bytes of values per wrangler call, before hex */
 #define RS_D1_CALL_SQL_MAX 100000            /* D1's statement limit; a whole --command stays under it */
-#define RS_D1_CALL_STATEMENTS 16             /* page statements per wrangler call */
+#define RS_D1_CALL_STATEMENTS 32             /* page statements per wrangler call */
 #define RS_D1_INLINE_MAX (256 << 10)         /* longer TEXT/BLOB values are read in chunks */
 #define RS_D1_CHUNK_BYTES (512 << 10)        /* hex of a chunk: 1 MiB, under D1's 2 MB string limit */
 #define RS_D1_OUTPUT_MAX ((size_t)128 << 20) /* wrangler's stdout kept */
@@ -49,7 +59,9 @@ int rs_d1_read_setup(const rs_config *cfg, struct rs_wrangler_opts *wo, char **w
 /*
  * One `wrangler d1 execute --command SQL` of nstmt statements (counted in
  * *calls, logged at debug); an error says `<who>: reading <what> from D1`
- * before wrangler's words.  rs_wrangler_result_free(res) either way.
+ * before wrangler's words.  On success res->out is emptied (the answer
+ * lives on in res->json: the text would double the memory a large call
+ * takes).  rs_wrangler_result_free(res) either way.
  */
 int rs_d1_read_call(const struct rs_wrangler_opts *wo, const char *who, const char *sql, size_t nstmt,
 		    const char *what, int64_t *calls, struct rs_wrangler_result *res, rs_error *err);

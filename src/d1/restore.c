@@ -81,6 +81,7 @@ struct rtab {
 	rs_table t;         /* the fields rs_d1_page_sql uses */
 	int shadow;
 	int64_t rows;       /* on D1, counted before the read */
+	int64_t read;       /* rows read so far; at `rows` the table is done (no call to find its end) */
 	int64_t bytes;      /* dry run: bytes of values on D1 */
 	char *cursor;       /* the next page's condition (sqlite3_malloc), NULL: from the start */
 	int done;
@@ -834,10 +835,20 @@ static int copy_rows(struct restore *R, rs_error *err)
 		for (int i = 0; rc == RS_OK && i < used; i++) {
 			struct rtab *rt = &R->tab[pick[i]];
 			struct row_ctx rc_ = {R, rt};
-			rc = rs_d1_page_walk(&rt->t, rs_wrangler_rows(&res, (size_t)(off + i)), want[i], &rt->cursor, &rt->done,
-					     insert_row, &rc_, err);
+			json_t *rows = rs_wrangler_rows(&res, (size_t)(off + i));
+			rc = rs_d1_page_walk(&rt->t, rows, want[i], &rt->cursor, &rt->done, insert_row, &rc_, err);
+			/* as many rows as counted: done, without a call that finds nothing after them (rows
+			 * another syncer adds meanwhile change the history, which finish_read sees) */
+			rt->read += (int64_t)json_array_size(rows);
+			if (rc == RS_OK && rt->read >= rt->rows)
+				rt->done = 1;
 		}
 		rs_wrangler_result_free(&res);
+		R->prog.calls = R->calls;
+		R->prog.total_tables = R->ntab;
+		R->prog.tables_done = 0;
+		for (int i = 0; i < R->ntab; i++)
+			R->prog.tables_done += R->tab[i].done;
 		if (rc == RS_OK)
 			rs_restore_progress_show(&R->prog, pt[used - 1]->name);
 	}

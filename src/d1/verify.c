@@ -525,8 +525,16 @@ int rs_d1_read_call(const struct rs_wrangler_opts *wo, const char *who, const ch
 	if (rc == RS_OK && rs_wrangler_statements(res) != nstmt)
 		rc = rs_err(err, RS_EREMOTE, "wrangler d1 execute %s: %zu statement results, expected %zu", wo->database,
 			    rs_wrangler_statements(res), nstmt);
-	if (rc != RS_OK)
+	if (rc != RS_OK) {
 		rs_err_prefix(err, "%s: reading %s from D1", who, what);
+		return rc;
+	}
+	char *empty = calloc(1, 1);
+	if (empty) {
+		free(res->out);
+		res->out = empty;
+		res->out_len = 0;
+	}
 	return rc;
 }
 

@@ -121,6 +121,7 @@ struct merger {
 	rs_buf key;
 	rs_turso_report *rep;
 	rs_error *err;
+	const rs_table *prog_tab;   /* the table whose rows the progress display counts now */
 };
 
 /* ---- small SQL helpers -------------------------------------------------- */
@@ -1728,6 +1729,53 @@ static int merge_schema(struct merger *M, const rs_change *ch)
 	return exec(M, ch->sql, is_table ? name : NULL);
 }
 
+/*
+ * restore's progress display (t->progress): the rows the merge will write,
+ * those of every table of the replica it reads (not SQLite's own, not the
+ * excluded ones), and how many tables.
+ */
+static void progress_start(struct merger *M, char *const *exclude)
+{
+	rs_restore_progress *p = M->t->progress;
+	sqlite3_stmt *st = NULL;
+	if (!p || sqlite3_prepare_v2(M->rdb, "SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'table'"
+				     " AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'", -1, &st, NULL) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return;
+	}
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 0);
+		int skip = !name;
+		for (char *const *x = exclude; !skip && x && *x; x++)
+			skip = strcasecmp(*x, name) == 0;
+		char *q = skip ? NULL : sqlite3_mprintf("SELECT count(*) FROM main.\"%w\"", name);
+		sqlite3_stmt *c = NULL;
+		if (q && sqlite3_prepare_v2(M->rdb, q, -1, &c, NULL) == SQLITE_OK && sqlite3_step(c) == SQLITE_ROW) {
+			p->total_rows += sqlite3_column_int64(c, 0);
+			p->total_tables++;
+		}
+		sqlite3_finalize(c);
+		sqlite3_free(q);
+	}
+	sqlite3_finalize(st);
+}
+
+/* One row written by the merge, into the progress display. */
+static void progress_row(struct merger *M, const rs_change *ch)
+{
+	rs_restore_progress *p = M->t->progress;
+	if (!p)
+		return;
+	if (M->prog_tab && M->prog_tab != ch->tab)
+		p->tables_done++;
+	M->prog_tab = ch->tab;
+	p->rows++;
+	for (int j = 0; ch->newv && j < ch->tab->ncol; j++)
+		p->bytes += ch->newv[j].type == SQLITE_TEXT || ch->newv[j].type == SQLITE_BLOB ? ch->newv[j].n
+			    : ch->newv[j].type == SQLITE_NULL ? 0 : 8;
+	rs_restore_progress_show(p, ch->tab->name);
+}
+
 static int on_change(void *ctx, const rs_change *ch, rs_error *err)
 {
 	struct merger *M = ctx;
@@ -1746,6 +1794,7 @@ static int on_change(void *ctx, const rs_change *ch, rs_error *err)
 	struct ti *x = ti_get(M, ch->tab);
 	if (!x)
 		return M->err->code;
+	progress_row(M, ch);
 	if (ch->op == RS_CH_INSERT)
 		return merge_put(M, x, ch->rowid, ch->newv, NULL, x->k->by_rowid);
 	if (ch->op == RS_CH_DELETE)
@@ -1999,6 +2048,7 @@ static int merge_apply(struct merger *M, const char *token)
 		rs_diff_opts opts = {.exclude = (const char *const *)(exclude ? exclude : t->exclude),
 				     .shape_compare = 1};
 		rs_sink sink = {on_change, on_finish, M};
+		progress_start(M, exclude ? exclude : t->exclude);
 		rc = rs_engine_diff(M->bdb, M->rdb, &opts, &sink, NULL, err);
 		if (rc == RS_OK && M->rows_started)
 			rc = restore_triggers(M);

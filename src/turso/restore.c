@@ -41,8 +41,8 @@
 #include "turso/sync.h"
 
 /* The replica's family: what a sync leaves beside it (replica.h, sync.h). */
-static const char *const family[] = {"", "-syncstate", "-sync.json", "-objects.json", "-generation", ".status.json",
-				     NULL};
+static const char *const family[] = {"", "-syncstate", "-sync.json", "-objects.json", "-generation", "-unchanged",
+				     ".status.json", NULL};
 /* What exists only during a step, or a stale file SQLite or a pull would pick up. */
 static const char *const scratch[] = {"-synclock", "-pulljournal", "-pullstage", ".pull-tmp", "-wal", "-shm",
 				      "-base", "-base-revision", "-base.tmp", NULL};
@@ -135,14 +135,20 @@ static int bootstrap(const rs_config *tcfg, const rs_restore_opts *o, rs_error *
 	rs_turso *t = NULL;
 	rs_turso_report rep;
 	memset(&rep, 0, sizeof rep);
+	rs_restore_progress prog;
+	memset(&prog, 0, sizeof prog);
+	prog.tty = o->progress;
+	prog.what = "turso restore";
 	double t0 = rs_mono();
 	int rc = rs_turso_new(&t, tcfg, err);
 	if (rc == RS_OK) {
 		rs_turso_set_cancel(t, o->cancel);
 		rs_turso_set_prefer(t, RS_PREFER_REMOTE);
+		rs_turso_set_progress(t, &prog);
 		rc = rs_turso_startup(t, &rep, err);
 	}
 	rs_turso_free(t);
+	rs_restore_progress_end(&prog);
 	/* an empty server: the merge made no file; an empty database is the restore */
 	sqlite3 *db = NULL;
 	if (rc == RS_OK && access(tcfg->db_path, F_OK) != 0) {

@@ -411,6 +411,7 @@ void rs_turso_free(rs_turso *t)
 void rs_turso_set_metrics(rs_turso *t, rs_metrics *m) { t->metrics = m; }
 void rs_turso_set_cancel(rs_turso *t, volatile sig_atomic_t *flag) { t->cancel = flag; }
 void rs_turso_set_prefer(rs_turso *t, int prefer) { t->prefer = prefer; }
+void rs_turso_set_progress(rs_turso *t, struct rs_progress *p) { t->progress = p; }
 const char *rs_turso_replica_path(const rs_turso *t) { return rs_replica_path(t->replica); }
 
 /* ---- steps ---------------------------------------------------------------- */

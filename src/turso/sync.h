@@ -54,6 +54,13 @@ void rs_turso_set_metrics(rs_turso *t, rs_metrics *m);
 void rs_turso_set_cancel(rs_turso *t, volatile sig_atomic_t *flag);
 /* First pairing with data on both sides: RS_PREFER_* (strategy/strategy.h). */
 void rs_turso_set_prefer(rs_turso *t, int prefer);
+/*
+ * restore: the merge of the start-up pull shows its progress through p
+ * (core/restore.h: rows of the replica's tables written, bytes of their
+ * values, tables); NULL: none.  p must outlive the calls that merge.
+ */
+struct rs_progress;
+void rs_turso_set_progress(rs_turso *t, struct rs_progress *p);
 const char *rs_turso_replica_path(const rs_turso *t);
 
 /* Start-up: pull, migrations, checkpoint, push. */

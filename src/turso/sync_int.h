@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 
 #include "config/config.h"
+#include "core/restore.h"
 #include "core/watch.h"
 #include "engine/engine.h"
 #include "turso/http.h"
@@ -67,6 +68,7 @@ struct rs_turso {
 	int64_t seen_change; /* and this client's watermark there (0: none) */
 	char adopt_id[RS_TSERVER_ID]; /* sync --merge: the other server's identity, taken as ours */
 	int history_changed; /* before_apply found the server's history changed: pull() bootstraps again */
+	rs_restore_progress *progress; /* restore: the merge counts its rows here (NULL: no display) */
 	/* The push's diff is skipped while no connection has committed to the
 	 * database since the last complete push and the replica has not changed. */
 	rs_watch watch;

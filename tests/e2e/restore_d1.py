@@ -15,6 +15,8 @@
     read (another syncer's history records, injected by a wrangler wrapper);
   - D1 changing once under the read: the restore reads again and gets the new state;
   - --force keeps the old file as <db>.before-restore;
+  - a table of 45,000 small rows is read in one page call: three wrangler calls in all
+    (the bounds of before took five);
   - RustResort's migrations (../shared/fixtures; SKIP when absent) filled with data
     (tests/e2e/d1_rustresort.py's filler): restored equal to the source (definitions
     compared without the comments wrangler strips), statuses_fts intact, next sync
@@ -225,6 +227,47 @@ def property_case():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+BULK_ROWS = 45000
+
+
+def rows_digest(c):
+    """The bulk table's rowids and values, exactly (REAL by its repr), as a count and a SHA-256."""
+    rows = c.execute("SELECT id, v, r FROM bulk ORDER BY id").fetchall()
+    return len(rows), hashlib.sha256(repr(rows).encode()).hexdigest()
+
+
+def bulk_case():
+    """A table of 45,000 small rows comes back in one page call: three wrangler calls in all
+    (the schema; the sizes with the rows; sqlite_sequence with the history and schema again).
+    The bounds of before (20,000 rows a page) took five."""
+    tmp = faults.new_tmp("rs-restore-bulk-")
+    env = faults.Env(tmp, remote="real")
+    try:
+        c = sqlite3.connect(env.db)
+        c.execute("CREATE TABLE bulk(id INTEGER PRIMARY KEY, v INTEGER, r REAL)")
+        c.executemany("INSERT INTO bulk VALUES (?, ?, ?)", ((i * 3, i * i - (1 << 62), i / 7) for i in range(BULK_ROWS)))
+        c.commit()
+        want = rows_digest(c)
+        c.close()
+        p = env.sync()
+        if not report("bulk_full_load", p.returncode == 0, p.stderr[-800:]):
+            return
+        forget(env)
+        p = run(env, "-v", "restore")
+        calls = [l for l in p.stderr.splitlines() if "d1 restore done" in l]
+        n = int(calls[0].split("wrangler_calls=")[1].split()[0]) if calls else -1
+        got = None
+        if p.returncode == 0:
+            c = sqlite3.connect(env.db)
+            got = rows_digest(c)
+            c.close()
+        print("  %d rows restored in %d wrangler calls" % (BULK_ROWS, n))
+        report("bulk_restored_in_at_most_3_wrangler_calls", p.returncode == 0 and got == want and 0 < n <= 3,
+               "calls=%d got=%r want=%r %s" % (n, got, want, p.stderr[-600:]))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def rustresort_case():
     # beside the project (../shared), or beside the directory of its worktrees (../../shared)
     for up in ("..", os.path.join("..", "..")):
@@ -277,6 +320,7 @@ def main():
         report.skip("restore_d1", "wrangler not installed (%s)" % faults.d1env.WRANGLER)
         return 0
     property_case()
+    bulk_case()
     rustresort_case()
     return 1 if report.failed else 0
 

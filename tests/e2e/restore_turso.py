@@ -9,6 +9,8 @@
     another client then writes arrives with the next sync, and nothing is pushed;
   - the official client (@tursodatabase/sync) writes the server first: a fresh
     configuration restores its rows, and the next sync pushes nothing;
+  - the log's progress lines (`turso restore progress`, the test build logging one per
+    row): rows counting up to the server's, tables and bytes;
   - a database holding tables is refused without --force (untouched, no temporary
     file); with --force the old file is kept as <db>.before-restore; a running daemon's
     lock is respected.
@@ -34,10 +36,15 @@ from e2e import report  # noqa: E402
 import turso_sync as ts  # noqa: E402
 
 
-def restore(cl, *args):
-    p = subprocess.run([ts.RS, "-c", cl.cfg] + list(args[:1] if args and args[0] == "-v" else []) + ["restore"]
-                       + [a for a in args if a != "-v"], capture_output=True, text=True, timeout=120)
+def restore(cl, *args, prog=None, env=None):
+    p = subprocess.run([prog or ts.RS, "-c", cl.cfg] + list(args[:1] if args and args[0] == "-v" else []) + ["restore"]
+                       + [a for a in args if a != "-v"], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, **(env or {})))
     return p.returncode, p.stdout + p.stderr
+
+
+PROGRESS = re.compile(r'msg="turso restore progress" tables=(\d+) total_tables=(\d+) rows=(\d+) total=(\d+) pct=(\d+) '
+                      r'bytes=(\d+) calls=\d+ table=(\S+)')
 
 
 def forget(cl):
@@ -95,6 +102,19 @@ def t_restore_ours(d, srv):
     rc, out = restore(a, "--dry-run")
     report("dry_run_prints_and_writes_nothing", rc == 0 and "table    users: 4 rows" in out and "nothing was written" in out
            and not os.path.exists(a.db) and not glob.glob(a.db + "*.db"), out[-600:])
+
+    # the progress lines of the log (every 10 s; every row with the test build's RS_RESTORE_PROGRESS_SECONDS=0)
+    rc, out = restore(a, "-v", "--dry-run", prog=ts.RS_HOOKS, env={"RS_RESTORE_PROGRESS_SECONDS": "0"})
+    lines = [tuple(int(x) if x.isdigit() else x for x in m.groups()) for m in PROGRESS.finditer(out)]
+    want = sum(int(n) for n in re.findall(r"^table +\S+: (\d+) rows", out, re.M))
+    print("  %d progress lines, the last: %s" % (len(lines), lines[-1:]))
+    # the total counts every table the merge writes: the user tables the dry run lists, and
+    # _resort_sync_schema (views and triggers)
+    report("progress_lines_in_the_log", rc == 0 and len(lines) >= 2 and len({x[3] for x in lines}) == 1
+           and lines[0][3] >= want > 0 and lines[-1][2] == lines[-1][3] and lines[-1][4] == 100
+           and lines[-1][1] >= 2 and lines[-1][0] >= 1 and lines[-1][5] > 0
+           and [x[2] for x in lines] == sorted(x[2] for x in lines) and not os.path.exists(a.db),
+           "rc=%d want=%d lines=%r %s" % (rc, want, lines[-3:], out[-600:]))
 
     rc, out = restore(a, "-v")
     ok, why = ts.all_same(a, srv) if rc == 0 else (False, out[-800:])

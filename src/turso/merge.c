@@ -118,6 +118,8 @@ struct merger {
 	size_t ntrig;
 	int clear;                  /* prefer remote: tables emptied, FTS rebuilt at the end */
 	int rebootstrap;            /* a bootstrap over a paired database: anon rows matched by value */
+	int have_dig;               /* a first merge into an empty database: dig is the database after it */
+	unsigned char dig[32];
 	rs_buf key;
 	rs_turso_report *rep;
 	rs_error *err;
@@ -2012,6 +2014,29 @@ static int base_unapplied(rs_turso *t, char *token, size_t tokensz, int *reboots
 }
 
 /* Open the three databases, rebase our changed tables, apply the server's changes and commit. */
+static int64_t data_version(sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t v = -1;
+	if (sqlite3_prepare_v2(db, "PRAGMA data_version", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/*
+ * A first merge into a database with no tables of its own makes it the
+ * replica's synced tables and nothing else, so the start-up push after it
+ * has nothing to find: record the database as it is then (push.c's
+ * <replica>-unchanged), when no other connection committed between our
+ * write transaction's start (dv) and the digest.
+ */
+static void fresh_digest(struct merger *M, int64_t dv)
+{
+	rs_error e = {0};
+	M->have_dig = dv >= 0 && rs_turso_local_digest(M->t, M->dig, &e) == RS_OK && data_version(M->ldb) == dv;
+}
+
 static int merge_apply(struct merger *M, const char *token)
 {
 	rs_turso *t = M->t;
@@ -2021,6 +2046,9 @@ static int merge_apply(struct merger *M, const char *token)
 		rc = rs_turso_open_ro(rs_replica_path(t->replica), &M->rdb, err);
 	if (rc == RS_OK)
 		rc = open_local(t, &M->ldb, err);
+	static const char *const ours[] = {"turso_sync_", "_resort_sync_", NULL};
+	int fresh = rc == RS_OK && !rs_tstate_paired(t->state) && !M->rebootstrap && rs_schema_count(M->ldb, ours) == 0;
+	int64_t dv = fresh ? data_version(M->ldb) : -1, gen = 0, pulled0 = M->rep->pulled;
 	int take = rc == RS_OK ? pairing(M) : rc;
 	if (take < 0)
 		rc = take;
@@ -2058,11 +2086,21 @@ static int merge_apply(struct merger *M, const char *token)
 	if (M->ldb) {
 		if (rc == RS_OK && *token)
 			rc = mark_merged(M, token);
+		/* The generation a pull raises, in this transaction: after it, nothing of ours writes here. */
+		if (rc == RS_OK && fresh && M->rep->pulled > pulled0)
+			rc = rs_turso_generation_in(t, M->ldb, &gen, err);
 		if (rc == RS_OK && sqlite3_exec(M->ldb, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 			rc = rs_err(err, RS_ELOCAL, "%s: cannot commit the merge: %s", t->cfg->db_path,
 				    sqlite3_errmsg(M->ldb));
 		if (rc != RS_OK)
 			sqlite3_exec(M->ldb, "ROLLBACK", NULL, NULL, NULL);
+		rs_error e2 = {0};
+		if (rc == RS_OK && gen && rs_turso_generation_record(t, gen, &e2) != RS_OK)
+			rs_warn("turso: cannot record the sync generation; an older copy put back may go unnoticed",
+				"err=\"%s\"", e2.message);
+		t->gen_raised = rc == RS_OK && gen;
+		if (rc == RS_OK && fresh)
+			fresh_digest(M, dv);
 	}
 	free(exclude);
 	rs_turso_names_free(skip);
@@ -2136,5 +2174,8 @@ int rs_turso_merge(rs_turso *t, rs_turso_report *rep, rs_error *err)
 		return rc;
 	if (rs_turso_crash(t, "pull-merged"))
 		return rs_err(err, RS_EINTERNAL, "simulated crash after the merge committed (test hook)");
-	return merge_settled(t, err);
+	rc = merge_settled(t, err);
+	if (rc == RS_OK && M.have_dig)
+		rs_turso_record_unchanged(t, M.dig);
+	return rc;
 }

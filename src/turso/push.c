@@ -2105,7 +2105,7 @@ static void unchanged_text(rs_turso *t, const unsigned char dig[32], char *out, 
 	snprintf(out, size, "resort-sync unchanged v1\n%s\n%s\n%s\n", rs_replica_revision(t->replica), ex, hex);
 }
 
-static void record_unchanged(rs_turso *t, const unsigned char dig[32])
+void rs_turso_record_unchanged(rs_turso *t, const unsigned char dig[32])
 {
 	char text[512];
 	rs_error e = {0};
@@ -2113,6 +2113,18 @@ static void record_unchanged(rs_turso *t, const unsigned char dig[32])
 	if (rs_write_file_atomic(t->unchanged_path, text, strlen(text), 0600, &e) != RS_OK)
 		rs_debug("turso: cannot record the database as pushed; the next start-up push diffs it",
 			 "err=\"%s\"", e.message);
+}
+
+int rs_turso_local_digest(rs_turso *t, unsigned char dig[32], rs_error *err)
+{
+	sqlite3 *db = NULL;
+	rs_image *im = NULL;
+	int rc = rs_image_open(t->cfg->db_path, &db, &im, err);
+	if (rc == RS_OK)
+		rc = im ? rs_image_digest(im, dig, err) : rs_err(err, RS_ELOCAL, "%s: no page image", t->cfg->db_path);
+	rs_image_free(im);
+	rs_engine_close(db);
+	return rc;
 }
 
 /* 1 when the database, the replica and the exclusions are as the last complete push recorded. */
@@ -2124,17 +2136,13 @@ static int unchanged_since_push(rs_turso *t)
 	if (access(t->unchanged_path, F_OK) != 0 || access(t->staged_path, F_OK) == 0 || rs_tstate_pending(t->state) ||
 	    rs_read_file_max(t->unchanged_path, &was, &len, 4096, &e) != RS_OK)
 		return 0;
-	sqlite3 *db = NULL;
-	rs_image *im = NULL;
 	unsigned char dig[32];
 	char now[512];
 	int same = 0;
-	if (rs_image_open(t->cfg->db_path, &db, &im, &e) == RS_OK && im && rs_image_digest(im, dig, &e) == RS_OK) {
+	if (rs_turso_local_digest(t, dig, &e) == RS_OK) {
 		unchanged_text(t, dig, now, sizeof now);
 		same = strlen(now) == len && memcmp(now, was, len) == 0;
 	}
-	rs_image_free(im);
-	rs_engine_close(db);
 	free(was);
 	return same;
 }
@@ -2246,7 +2254,7 @@ int rs_turso_push(rs_turso *t, rs_turso_report *rep, rs_error *err)
 		if (!refused.n) { /* else the next cycle diffs again and names them again */
 			rs_watch_mark(&t->watch, version);
 			if (have_dig)
-				record_unchanged(t, dig);
+				rs_turso_record_unchanged(t, dig);
 		}
 	}
 	return rc;

@@ -613,42 +613,56 @@ static int read_recorded_generation(const rs_turso *t, int64_t *gen, rs_error *e
  * Raise the generation after a cycle that changed shared rows.  Failing to
  * is only logged: the check is then as if that cycle had not happened.
  */
+int rs_turso_generation_in(rs_turso *t, sqlite3 *db, int64_t *next, rs_error *err)
+{
+	int64_t db_gen = 0, rec = 0;
+	int rc = read_recorded_generation(t, &rec, err);
+	if (rc == RS_OK)
+		rc = read_db_generation(db, &db_gen, err, t->cfg->db_path);
+	*next = (db_gen > rec ? db_gen : rec) + 1;
+	char *sql = sqlite3_mprintf("CREATE TABLE IF NOT EXISTS \"%w\"(id INTEGER PRIMARY KEY CHECK (id = 1), "
+				    "generation INTEGER NOT NULL); INSERT INTO \"%w\" VALUES (1, %lld) "
+				    "ON CONFLICT(id) DO UPDATE SET generation = excluded.generation",
+				    RS_MARK_TABLE, RS_MARK_TABLE, (long long)*next);
+	if (rc == RS_OK && (!sql || sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK))
+		rc = rs_err(err, RS_ELOCAL, "%s: %s", t->cfg->db_path, sql ? sqlite3_errmsg(db) : "out of memory");
+	sqlite3_free(sql);
+	return rc;
+}
+
+int rs_turso_generation_record(rs_turso *t, int64_t next, rs_error *err)
+{
+	char *p = generation_path(t);
+	if (!p)
+		return rs_err(err, RS_ENOMEM, "out of memory");
+	char text[32];
+	int n = snprintf(text, sizeof text, "%lld\n", (long long)next);
+	int rc = rs_write_file_atomic(p, text, (size_t)n, 0644, err);
+	free(p);
+	return rc;
+}
+
 static void raise_generation(rs_turso *t)
 {
 	rs_error e = {0};
-	int64_t db_gen = 0, rec = 0;
+	int64_t next = 0;
 	/* Written through the watch's own connection: our write then does not
 	 * look like the application's, and the next push need not diff for it. */
 	sqlite3 *db = rs_watch_writer(&t->watch, t->cfg->db_path);
-	int rc = read_recorded_generation(t, &rec, &e);
-	if (rc == RS_OK && !db)
-		rc = rs_err(&e, RS_ELOCAL, "%s: cannot open for writing", t->cfg->db_path);
+	int rc = db ? RS_OK : rs_err(&e, RS_ELOCAL, "%s: cannot open for writing", t->cfg->db_path);
 	if (rc == RS_OK) {
 		sqlite3_busy_timeout(db, 5000);
 		if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 			rc = rs_err(&e, RS_ELOCAL, "%s: %s", t->cfg->db_path, sqlite3_errmsg(db));
 	}
 	if (rc == RS_OK)
-		rc = read_db_generation(db, &db_gen, &e, t->cfg->db_path);
-	int64_t next = (db_gen > rec ? db_gen : rec) + 1;
-	char *sql = sqlite3_mprintf("CREATE TABLE IF NOT EXISTS \"%w\"(id INTEGER PRIMARY KEY CHECK (id = 1), "
-				    "generation INTEGER NOT NULL); INSERT INTO \"%w\" VALUES (1, %lld) "
-				    "ON CONFLICT(id) DO UPDATE SET generation = excluded.generation; COMMIT",
-				    RS_MARK_TABLE, RS_MARK_TABLE, (long long)next);
-	if (rc == RS_OK && (!sql || sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK))
-		rc = rs_err(&e, RS_ELOCAL, "%s: %s", t->cfg->db_path, sql ? sqlite3_errmsg(db) : "out of memory");
-	sqlite3_free(sql);
+		rc = rs_turso_generation_in(t, db, &next, &e);
+	if (rc == RS_OK && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		rc = rs_err(&e, RS_ELOCAL, "%s: %s", t->cfg->db_path, sqlite3_errmsg(db));
 	if (db && !sqlite3_get_autocommit(db))
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-	char *p = rc == RS_OK ? generation_path(t) : NULL;
-	if (rc == RS_OK && !p)
-		rc = rs_err(&e, RS_ENOMEM, "out of memory");
-	if (rc == RS_OK) {
-		char text[32];
-		int n = snprintf(text, sizeof text, "%lld\n", (long long)next);
-		rc = rs_write_file_atomic(p, text, (size_t)n, 0644, &e);
-	}
-	free(p);
+	if (rc == RS_OK)
+		rc = rs_turso_generation_record(t, next, &e);
 	if (rc != RS_OK)
 		rs_warn("turso: cannot record the sync generation; an older copy put back may go unnoticed",
 			"err=\"%s\"", e.message);
@@ -760,10 +774,12 @@ static int sequence(rs_turso *t, int startup, rs_turso_report *rep, rs_error *er
 	if (startup && t->prefer == RS_PREFER_MERGE && *rs_tstate_server_id(t->state, NULL))
 		STEP("server identity (--merge)", record_identity(t, 1, err)); /* even when the pull brings nothing */
 	int64_t raised = 0; /* rows pulled when the generation was last raised */
+	t->gen_raised = 0;
 	if (startup) {
 		STEP("start-up pull", pull(t, rep, err));
 		if (rc == RS_OK && rep->pulled > 0) { /* before the push, which records the database as it saw it */
-			raise_generation(t);
+			if (!t->gen_raised)
+				raise_generation(t);
 			raised = rep->pulled;
 		}
 		STEP("views and triggers (after the pull)", rs_turso_objects(t, "pulled", err));

@@ -72,6 +72,7 @@ struct rs_turso {
 	/* The push's diff is skipped while no connection has committed to the
 	 * database since the last complete push and the replica has not changed. */
 	rs_watch watch;
+	int gen_raised;      /* this cycle's merge raised the generation in its own transaction */
 };
 
 /* Is the test crash point `point` armed?  Disarms it. */
@@ -79,6 +80,21 @@ int rs_turso_crash(rs_turso *t, const char *point);
 
 /* Open a database file we own (replica, base) read-only and immutable, in a read transaction. */
 int rs_turso_open_ro(const char *path, sqlite3 **out, rs_error *err);
+
+/*
+ * The sync generation (sync.c): in db's open write transaction, set the
+ * database's to one past both its own and the recorded one (*next); after
+ * that transaction committed, record *next beside the replica.
+ */
+int rs_turso_generation_in(rs_turso *t, sqlite3 *db, int64_t *next, rs_error *err);
+int rs_turso_generation_record(rs_turso *t, int64_t next, rs_error *err);
+/*
+ * push.c: SHA-256 of the database's page image (its own read transaction),
+ * and the record that the database so digested has nothing to push
+ * against the replica's current revision (<replica>-unchanged).
+ */
+int rs_turso_local_digest(rs_turso *t, unsigned char dig[32], rs_error *err);
+void rs_turso_record_unchanged(rs_turso *t, const unsigned char dig[32]);
 
 /* Push the local changes (see push.c).  Adds to rep->pushed. */
 int rs_turso_push(rs_turso *t, rs_turso_report *rep, rs_error *err);

@@ -19,6 +19,11 @@ a write silently, so every case here is a write the skip must not hide:
   mark_file_tampered            a damaged or foreign mark: the diff runs
   vacuum_then_write             VACUUM (new page layout, same rows) and a
                                 write: pushed
+  fresh_client_skips_push       a client with no database takes the server's
+                                rows; its first sync records the database as
+                                it then is, so the start-up push skips
+  fresh_client_write_pushed     a row written by another process after that
+                                first sync reaches the server
 """
 import os
 import shutil
@@ -103,11 +108,27 @@ def t_unchanged(d, srv):
     report("vacuum_then_write", rc == 0 and SKIP not in out and server_v(srv, "f") == "six", out[-800:])
 
 
+def t_fresh(d, srv):
+    a = Client(d, "a", srv)
+    write(a.db, "PRAGMA journal_mode=wal", "CREATE TABLE t(k TEXT PRIMARY KEY, v TEXT)",
+          "INSERT INTO t VALUES ('a', 'one'), ('b', 'two')")
+    rc0, out0 = a.sync()
+    c = Client(d, "c", srv)
+    rc, out = c.sync("-v")
+    rows = sqlite3.connect(c.db).execute("SELECT k, v FROM t ORDER BY k").fetchall() if rc == 0 else []
+    report("fresh_client_skips_push", rc0 == 0 and rc == 0 and SKIP in out and rows == [("a", "one"), ("b", "two")],
+           "rows %r %s" % (rows, out[-800:]))
+    write(c.db, "INSERT INTO t VALUES ('c', 'three')")
+    rc, out = c.sync("-v")
+    report("fresh_client_write_pushed", rc == 0 and SKIP not in out and server_v(srv, "c") == "three", out[-800:])
+
+
 def main():
     if not os.path.exists(TURSODB) or not shutil.which("node"):
         print("SKIP turso_unchanged: tursodb or node missing (run scripts/deps.sh)")
         return 0
     case(t_unchanged)
+    case(t_fresh)
     return 1 if e2e.failed else 0
 
 

@@ -443,6 +443,30 @@ static int listed(char *const *list, const char *name)
 }
 
 /*
+ * An excluded table on D1 whose foreign key refers to a table the full load
+ * drops: D1 always enforces foreign keys, so dropping the parent would apply
+ * the child's ON DELETE action to rows this tool must leave alone (CASCADE
+ * empties it, SET NULL clears the column) or fail the load.  Refused before
+ * anything is sent.
+ */
+static int excluded_children(rs_d1 *d, const rs_schema *s, char **dropped, rs_error *err)
+{
+	for (int i = 0; i < s->nfk; i++) {
+		const char *child = s->tab[s->fk[i].child]->name;
+		if (!listed(d->cfg->d1_exclude, child) || !listed(dropped, s->fk[i].parent))
+			continue;
+		return rs_err(err, RS_EUNSUPPORTED,
+			      "D1 holds table %s, listed in database.sync.d1.exclude_tables, whose foreign key refers to "
+			      "table %s; a full load drops and re-creates %s, and D1, which always enforces foreign keys, "
+			      "would apply %s's ON DELETE action to it (CASCADE deletes its rows, SET NULL clears them, "
+			      "otherwise the load fails): nothing was sent. Take %s off exclude_tables (it is then "
+			      "loaded from this database), list %s there too, or drop the foreign key on D1",
+			      child, s->fk[i].parent, s->fk[i].parent, child, child, s->fk[i].parent);
+	}
+	return RS_OK;
+}
+
+/*
  * D1's views and tables, for a full load's preamble, in one query: views,
  * and tables (virtual ones too; their shadow tables go with them) children
  * before parents.  The foreign keys are read from the tables' own CREATE
@@ -478,8 +502,13 @@ static int target_objects(rs_d1 *d, char ***views, char ***tables, rs_error *err
 		const char *name = json_string_value(json_object_get(r, "name"));
 		const char *type = json_string_value(json_object_get(r, "type"));
 		const char *sql = json_string_value(json_object_get(r, "sql"));
-		if (!name || !type || d1_own_name(name) || listed(d->cfg->d1_exclude, name))
+		if (!name || !type || d1_own_name(name))
 			continue;
+		if (listed(d->cfg->d1_exclude, name)) { /* kept on D1; its foreign keys are read below */
+			if (strcmp(type, "table") == 0 && sql)
+				sqlite3_exec(mem, sql, NULL, NULL, NULL);
+			continue;
+		}
 		char *copy = strdup(name);
 		if (!copy) {
 			rc = rs_err(err, RS_ENOMEM, "out of memory");
@@ -498,6 +527,8 @@ static int target_objects(rs_d1 *d, char ***views, char ***tables, rs_error *err
 	}
 	/* Children before parents: rs_cascade_order's parents-first order, reversed. */
 	if ((rc = rs_schema_load(mem, NULL, &schema, err)) != RS_OK)
+		goto out;
+	if ((rc = excluded_children(d, schema, t, err)) != RS_OK)
 		goto out;
 	order = calloc((size_t)schema->ntab + 1, sizeof *order);
 	group = calloc((size_t)schema->ntab + 1, sizeof *group);

@@ -13,9 +13,13 @@ config says later must still leave D1 exact:
      not send the rest of the load built when the table was still in it;
      it starts over, says so, and the table's rows on D1 stay what the
      interrupted load left;
-  3. the same for a pending diff of unknown fate (wrangler killed after it
+  3. the same for a pending diff of unknown fate (wrangler killed before it
      ran): built when the table was in, it is not sent again once the table
-     is excluded.
+     is excluded;
+  4. an excluded table on D1 whose foreign key (ON DELETE CASCADE) refers
+     to a synced table: a full load, which drops and re-creates the parent,
+     would make D1 empty the excluded table; it is refused naming both, and
+     the excluded table keeps its rows.
 
 Every case checks D1's file against the source (other tables equal, rows,
 types and rowids).  Env: RS_SEED.
@@ -214,6 +218,25 @@ def case_excluded_while_diff_pending(tmp, rng):
            "rc=%d statements on b sent: %s diffs %s %s" % (p.returncode, "\"b\"" in later, d[:3], p.stderr[-600:]))
 
 
+def case_excluded_child_full_load(tmp, rng):
+    env = Env(tmp, "fk", "CREATE TABLE a(id INTEGER PRIMARY KEY, v TEXT); CREATE TABLE b(id INTEGER PRIMARY KEY,"
+              " aid INTEGER REFERENCES a(id) ON DELETE CASCADE, v TEXT); CREATE TABLE c(id INTEGER PRIMARY KEY);"
+              + "".join("INSERT INTO a VALUES (%d, 'p%d'); INSERT INTO b VALUES (%d, %d, 'c%d');" % (i, i, i, i, i)
+                        for i in range(10)))
+    p0 = env.sync()
+    env.configure(["b", "c"])
+    p1 = env.sync()
+    b_then = env.d1_rows("b")
+    env.configure(["b"])  # c comes back: a full load, which drops a on D1
+    p = env.sync()
+    report("excluded_child_full_load_refused", p0.returncode == 0 and p1.returncode == 0 and p.returncode == 1
+           and "foreign key refers to table a" in p.stderr and "nothing was sent" in p.stderr,
+           "rc=%d/%d/%d %s" % (p0.returncode, p1.returncode, p.returncode, p.stderr[-600:]))
+    report("excluded_child_keeps_its_rows", b_then is not None and len(b_then) == 10 and env.d1_rows("b") == b_then,
+           "b on D1 before %s after %s" % (None if b_then is None else len(b_then),
+                                          None if env.d1_rows("b") is None else len(env.d1_rows("b"))))
+
+
 def main():
     for b in (RS, RS_HOOKS):
         if not os.access(b, os.X_OK):
@@ -228,6 +251,7 @@ def main():
         case_table_back_in_sync(tmp, rng)
         case_excluded_during_interrupted_load(tmp, rng)
         case_excluded_while_diff_pending(tmp, rng)
+        case_excluded_child_full_load(tmp, rng)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if e2e.failed:

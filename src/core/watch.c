@@ -16,7 +16,8 @@ int64_t rs_watch_version(rs_watch *w, const char *path)
 	}
 	w->dev = (unsigned long long)sb.st_dev;
 	w->ino = (unsigned long long)sb.st_ino;
-	if (!w->db && sqlite3_open_v2(path, &w->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+	if (!w->db && (!w->writer ||
+		       sqlite3_open_v2(path, &w->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)) {
 		sqlite3_close(w->db); /* a file we may not write: watched all the same, never written through */
 		w->db = NULL;
 		if (sqlite3_open_v2(path, &w->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {

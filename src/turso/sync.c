@@ -326,6 +326,7 @@ static int turso_new(rs_turso **out, const rs_config *cfg, int remote_only, rs_e
 	if (!t)
 		return rs_err(err, RS_ENOMEM, "out of memory");
 	t->cfg = cfg;
+	t->watch.writer = 1; /* the generation is written through it (raise_generation) */
 	t->batch_steps = RS_TURSO_BATCH_STEPS;
 	const char *rp = cfg->turso_replica_path;
 	int rc = build_exclude(t, err);

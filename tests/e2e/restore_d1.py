@@ -72,6 +72,17 @@ os.execv(plan["real"], [plan["real"]] + sys.argv[1:])
 '''
 
 
+
+def sync_settled(env):
+    """A sync the case needs to succeed: local D1 itself fails a call now and then on a loaded machine
+    (an internal assertion, 'false == true'; resort-sync reports it and keeps the payload), and the next
+    cycle completes it."""
+    p = env.sync()
+    if p.returncode != 0 and "false == true" in p.stderr:
+        print("note: local D1 failed a call (%s); syncing once more" % p.stderr.strip()[-200:])
+        p = env.sync()
+    return p
+
 def run(env, *args, timeout=600):
     e = dict(os.environ, WRANGLER_SEND_METRICS="false")
     return subprocess.run([RS, "-c", env.cfg] + list(args), capture_output=True, text=True, env=e, timeout=timeout)
@@ -152,7 +163,7 @@ def property_case():
         c.execute("UPDATE sqlite_sequence SET seq = 4611686018427387906 WHERE name = 'auto'")
         c.commit()
         c.close()
-        p = env.sync()
+        p = sync_settled(env)
         if not report("sequence_beyond_2_53_synced", p.returncode == 0, p.stderr[-500:]):
             return
         source = os.path.join(tmp, "source.db")
@@ -176,11 +187,11 @@ def property_case():
         report("restore_logs_its_wrangler_calls", calls and "wrangler_calls=" in calls[0], p.stderr[-500:])
 
         n = len(env.calls())
-        p = env.sync()
+        p = sync_settled(env)
         report("next_sync_is_a_skip_without_apply", p.returncode == 0 and "skipped" in p.stdout and len(env.calls()) == n,
                "rc=%d out=%r calls %d -> %d" % (p.returncode, p.stdout, n, len(env.calls())))
         env.mutate(g)
-        p = env.sync()
+        p = sync_settled(env)
         d1 = env.d1_differences() if p.returncode == 0 else [p.stderr[-500:]]
         report("later_change_syncs_as_a_diff", p.returncode == 0 and "mode diff" in p.stdout and not d1,
                "%s %s" % (p.stdout.strip(), d1[:4]))
@@ -249,7 +260,7 @@ def bulk_case():
         c.commit()
         want = rows_digest(c)
         c.close()
-        p = env.sync()
+        p = sync_settled(env)
         if not report("bulk_full_load", p.returncode == 0, p.stderr[-800:]):
             return
         forget(env)
@@ -290,7 +301,7 @@ def rustresort_case():
         rr.Data(c, random.Random(SEED)).fill(int(os.environ.get("RS_RR_ROWS", "1500")))
         c.commit()
         c.close()
-        p = env.sync()
+        p = sync_settled(env)
         if not report("rustresort_full_load", p.returncode == 0, p.stderr[-800:]):
             return
         source = os.path.join(tmp, "source.db")
@@ -308,7 +319,7 @@ def rustresort_case():
             print("NOTE %d definitions differ from the source's only by the comments wrangler strips" % len(fixed))
         report("rustresort_restored_equal", not diffs and not ic and not other, "%s %s %s" % (diffs[:5], ic, other))
         n = len(env.calls())
-        p = env.sync()
+        p = sync_settled(env)
         report("rustresort_next_sync_sends_nothing", p.returncode == 0 and "skipped" in p.stdout and len(env.calls()) == n,
                p.stdout + p.stderr[-500:])
     finally:

@@ -72,7 +72,6 @@ os.execv(plan["real"], [plan["real"]] + sys.argv[1:])
 '''
 
 
-
 def sync_settled(env):
     """A sync the case needs to succeed: local D1 itself fails a call now and then on a loaded machine
     (an internal assertion, 'false == true'; resort-sync reports it and keeps the payload), and the next
